@@ -1,0 +1,193 @@
+"""The storage driver contract: bytes at paths, nothing about registries.
+
+Paths are `/`-separated and relative to the driver's root: `a/b/c`. The root itself is
+`""`. A path never starts or ends with `/`, has no empty, `.` or `..` segment; drivers
+reject such paths with `InvalidPath` (see `check_path`).
+
+"Directories" exist only as prefixes of files: a directory is there while some file lies
+below it. Object stores have no empty directories; the local and SFTP drivers remove
+directories they emptied by `delete` and may leave other empty ones, which every method
+treats as absent where it matters (`list` of an empty directory returns `[]`).
+
+Every driver must be safe to call from several threads at once: the tools fan requests out
+over a small thread pool.
+
+Errors: `PathNotFound` (also a `FileNotFoundError`) when nothing is at a path;
+`AuthenticationFailed`, `Unreachable`, `TransientError` or plain `StorageError` for the
+rest. Native library errors never escape a driver.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+
+from regtool.errors import InvalidPath
+
+_BAD_SEGMENT = re.compile(r"(^|/)(\.{1,2})?(/|$)")
+
+
+def check_path(path: str, *, allow_root: bool = False) -> str:
+    """Return `path` if it is a valid driver path, else raise `InvalidPath`."""
+    if path == "":
+        if allow_root:
+            return path
+        raise InvalidPath(path)
+    if "\\" in path or "\x00" in path or _BAD_SEGMENT.search(path):
+        raise InvalidPath(path)
+    return path
+
+
+def join(*parts: str) -> str:
+    """Join path parts, ignoring empty ones: `join("", "a", "b/c") == "a/b/c"`."""
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file or directory. `size` and `modified` are None where the backend does not
+    give them cheaply (directories; a DLO manifest in a Swift listing reports size 0)."""
+
+    path: str
+    is_dir: bool = False
+    size: int | None = None
+    modified: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass
+class DeleteReport:
+    """What `delete_many` did: paths deleted (or already absent) and paths that failed."""
+
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class Writer(ABC):
+    """A streaming writer. Content becomes visible at its path only on `commit()`.
+
+    With `append=True` the writer continues an existing file; bytes it appends may be
+    visible to readers before `commit()`, and `cancel()` takes them away again, leaving
+    the file as it was. Using a writer as a context manager cancels it unless it was
+    committed.
+    """
+
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """Bytes in the file so far: what existed before an append plus what was written."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> int:
+        """Append `data`; returns len(data)."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make everything written visible at the path. The writer is closed after."""
+
+    @abstractmethod
+    def cancel(self) -> None:
+        """Discard what this writer wrote. Safe to call more than once, or after commit
+        (then it does nothing)."""
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+class Driver(ABC):
+    """Bytes at paths. See the module docstring for path rules and errors."""
+
+    #: Short name used in messages: "local", "sftp", "swift".
+    name: str = "driver"
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[Entry]:
+        """The direct children of directory `prefix`, files and directories, in any order.
+
+        `PathNotFound` if `prefix` is not a directory with something in it; the root of an
+        empty store lists as `[]`.
+        """
+
+    @abstractmethod
+    def walk(self, prefix: str = "") -> Iterator[Entry]:
+        """Every file below directory `prefix` (recursively), never directories, in any
+        order, with as few requests as the backend allows. A missing or empty `prefix`
+        yields nothing (no error)."""
+
+    @abstractmethod
+    def stat(self, path: str) -> Entry:
+        """The file or directory at `path`; `PathNotFound` if neither. A file's size is
+        its full content size (a Swift DLO: the sum of its segments)."""
+
+    @abstractmethod
+    def get(self, path: str) -> bytes:
+        """The whole content of a (small) file; `PathNotFound` if absent."""
+
+    @abstractmethod
+    def put(self, path: str, data: bytes) -> None:
+        """Write a whole file atomically, replacing any existing one; parent directories
+        are created as needed."""
+
+    @abstractmethod
+    def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        """A streaming reader of `length` bytes (or to the end) from `offset`.
+
+        `PathNotFound` if absent. An offset at or past the end reads as empty; a length
+        past the end is cut at the end. The caller closes the reader.
+        """
+
+    @abstractmethod
+    def writer(self, path: str, append: bool = False) -> Writer:
+        """A streaming `Writer` for `path`. Without `append` the file is replaced on commit;
+        with `append` it is continued, and `PathNotFound` is raised if it does not exist."""
+
+    @abstractmethod
+    def move(self, src: str, dst: str) -> None:
+        """Move a file, replacing `dst` if it exists. `PathNotFound` if `src` is absent."""
+
+    @abstractmethod
+    def delete(self, path: str) -> None:
+        """Delete a file, or a directory with everything below it (on Swift, with the
+        segments of any large object deleted). `PathNotFound` if nothing is there."""
+
+    @abstractmethod
+    def delete_many(self, paths: Iterable[str]) -> DeleteReport:
+        """Delete many files in as few requests as the backend allows. Paths already
+        absent count as deleted. Only the named objects are removed: segments of a
+        Swift large object must be named too. Never raises for a single path's failure:
+        it is reported in `DeleteReport.failed`."""
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def close(self) -> None:  # noqa: B027 - drivers without connections need nothing
+        """Release connections. The driver is unusable afterwards."""
+
+    def describe(self) -> str:
+        """Where this driver points, without secrets: for messages."""
+        return self.name
+
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BytesReader(io.BytesIO):
+    """A reader over bytes already in memory (small objects)."""

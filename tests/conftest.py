@@ -1,0 +1,52 @@
+"""Session-wide services for the tests: real Swift, a real sshd, distribution.
+
+A test that needs a service which cannot start fails when CI=true and skips (saying why)
+elsewhere; see `unavailable`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import unavailable
+from tests.services.sshd import SshdService, start_sshd
+from tests.services.swift import SwiftService, start_swift
+
+__all__ = ["unavailable"]
+
+
+@pytest.fixture(scope="session")
+def swift_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftService]:
+    try:
+        service = start_swift(tmp_path_factory.mktemp("swift"))
+    except Exception as e:  # any failure to start means "unavailable"
+        unavailable(f"cannot start OpenStack Swift: {e}")
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdService]:
+    try:
+        service = start_sshd(tmp_path_factory.mktemp("sshd"))
+    except Exception as e:
+        unavailable(f"cannot start OpenSSH sshd: {e}")
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the user's real default store and credentials out of every test."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    for var in list(os.environ):
+        if var.startswith(("ST_", "OS_", "REGTOOL_")):
+            monkeypatch.delenv(var)

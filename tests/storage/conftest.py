@@ -1,0 +1,49 @@
+"""The `driver` fixture: every conformance test runs against local, sftp and swift."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from regtool.storage.base import Driver
+from regtool.storage.local import LocalDriver
+
+#: Small segments so that "an object over two segments" stays cheap on Swift.
+TEST_SEGMENT_SIZE = 64 * 1024
+
+
+@pytest.fixture
+def segment_size() -> int:
+    return TEST_SEGMENT_SIZE
+
+
+def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
+    return LocalDriver(tmp_path / "root")
+
+
+def _sftp(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
+    service = request.getfixturevalue("sshd_service")
+    return service.driver(f"conformance-{uuid.uuid4().hex[:8]}")
+
+
+def _swift(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
+    service = request.getfixturevalue("swift_service")
+    return service.driver(
+        f"conformance-{uuid.uuid4().hex[:8]}", segment_size=TEST_SEGMENT_SIZE
+    )
+
+
+@pytest.fixture(params=[_local, _sftp, _swift], ids=["local", "sftp", "swift"])
+def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
+    d = request.param(request, tmp_path)
+    try:
+        yield d
+        leftover = sorted(e.path for e in d.walk(""))
+        for path in leftover:
+            d.delete(path)
+        assert leftover == [], f"test leaked files: {leftover[:10]}"
+    finally:
+        d.close()
