@@ -9,18 +9,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.services import unavailable
-from tests.services.sshd import SshdService, start_sshd
-from tests.services.swift import SwiftService, start_swift
 
 __all__ = ["unavailable"]
 
 
 @pytest.fixture(scope="session")
-def swift_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftService]:
+def swift_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.services.swift import start_swift
+
     try:
         service = start_swift(tmp_path_factory.mktemp("swift"))
     except Exception as e:  # any failure to start means "unavailable"
@@ -32,7 +33,9 @@ def swift_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftSer
 
 
 @pytest.fixture(scope="session")
-def sshd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdService]:
+def sshd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.services.sshd import start_sshd
+
     try:
         service = start_sshd(tmp_path_factory.mktemp("sshd"))
     except Exception as e:

@@ -30,7 +30,7 @@ def _create(path: Path) -> BinaryIO:
     for attempt in (1, 2):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return open(path, "wb")  # noqa: SIM115 - the caller closes it
+            return open(path, "wb")
         except FileNotFoundError:
             if attempt == 2:
                 raise
@@ -200,8 +200,9 @@ class LocalDriver(Driver):
                 if not source.exists():
                     raise PathNotFound(src, driver=self.name) from None
                 if attempt == 2:
-                    raise StorageError("target directory vanished", path=dst,
-                                       driver=self.name) from None
+                    raise StorageError(
+                        "target directory vanished", path=dst, driver=self.name
+                    ) from None
         self._prune(source.parent)
 
     def delete(self, path: str) -> None:

@@ -1,0 +1,54 @@
+"""All terminal output: tables, JSON, sizes, times, warnings. Nothing else prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from tabulate import tabulate
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def iso_time(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def short_time(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def print_table(rows: list[list[Any]], headers: list[str]) -> None:
+    typer.echo(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True))
+
+
+def print_json(document: Any) -> None:
+    typer.echo(json.dumps(document, indent=2))
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def error(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()

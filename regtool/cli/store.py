@@ -1,0 +1,56 @@
+"""Opening the store a command works on: LOCATION options -> driver -> layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from regtool.layout.detect import Layout, detect_layout
+from regtool.location import Location, parse_location
+from regtool.storage.base import Driver
+
+LocationOption = Annotated[
+    str | None,
+    typer.Option(
+        "--location",
+        "-l",
+        envvar="REGTOOL_LOCATION",
+        show_envvar=True,
+        help="Where the registry's storage is: /path, sftp://user@host/path, "
+        "swift://container[/prefix], or a bare name (directory, else Swift container). "
+        "Default: the embedded store of `regtool serve`.",
+    ),
+]
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", help="A distribution config.yml to take the storage from."),
+]
+IdentityOption = Annotated[
+    str | None,
+    typer.Option("--identity", "-i", help="SSH private key for sftp:// locations."),
+]
+JobsOption = Annotated[
+    int, typer.Option("--jobs", "-j", min=1, max=256, help="Requests in flight at once.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@dataclass
+class Store:
+    location: Location
+    driver: Driver
+    layout: Layout
+
+
+@contextmanager
+def open_store(location: str | None, config: str | None, identity: str | None) -> Iterator[Store]:
+    loc = parse_location(location, config=config, identity=identity)
+    driver = loc.open()
+    try:
+        yield Store(loc, driver, detect_layout(driver))
+    finally:
+        driver.close()

@@ -1,0 +1,204 @@
+"""`regtool ls`: repositories and tags of a store, read straight from storage.
+
+V2: one walk of `repositories/` (every tag link, with its modification time), then one
+GET per tag link and per distinct manifest (index children included), `jobs` at a time.
+V1: one walk of `repositories/` and one of `images/`, then one GET per tag file and per
+distinct ancestry. Damaged data becomes a warning; the rest is still listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from regtool.concurrency import DEFAULT_JOBS, map_outcomes
+from regtool.errors import NotFound, RegtoolError
+from regtool.layout.detect import Layout
+from regtool.layout.manifests import ManifestReader
+from regtool.layout.v1 import V1Layout, canonical_name
+from regtool.layout.v2 import V2Layout
+from regtool.oci import Descriptor, Digest, Manifest, check_name
+
+V1_MEDIA_TYPE = "application/vnd.docker.v1.image"
+
+
+@dataclass
+class TagInfo:
+    tag: str
+    digest: str | None = None
+    image_id: str | None = None
+    media_type: str | None = None
+    kind: str | None = None  # image, index, artifact, schema1, v1 image
+    platforms: list[str] = field(default_factory=list)
+    size: int | None = None
+    pushed: datetime | None = None
+    #: Each counted blob (digest or V1 image id) with its size, for deduplicated totals.
+    blob_sizes: dict[str, int] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class RepositoryInfo:
+    name: str
+    tags: list[TagInfo] = field(default_factory=list)
+
+
+@dataclass
+class Listing:
+    location: str
+    layout: str
+    repositories: list[RepositoryInfo] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def tag_count(self) -> int:
+        return sum(len(r.tags) for r in self.repositories)
+
+    @property
+    def total_size(self) -> int:
+        """Bytes of all distinct blobs the tags reference, each counted once."""
+        sizes: dict[str, int] = {}
+        for repo in self.repositories:
+            for tag in repo.tags:
+                sizes.update(tag.blob_sizes)
+        return sum(sizes.values())
+
+
+def list_registry(
+    layout: Layout, location: str, repository: str | None = None, jobs: int = DEFAULT_JOBS
+) -> Listing:
+    """List every repository (or one) with its tags. `NotFound` for an unknown repository."""
+    listing = Listing(location, layout.kind)
+    if isinstance(layout, V2Layout):
+        _list_v2(layout, listing, repository, jobs)
+    else:
+        _list_v1(layout, listing, repository, jobs)
+    if repository is not None and not listing.repositories:
+        raise NotFound(f"repository {repository} not found in {location}")
+    return listing
+
+
+def _list_v2(layout: V2Layout, listing: Listing, repository: str | None, jobs: int) -> None:
+    if repository is not None:
+        check_name(repository)
+    repos = layout.scan_repositories(repository)
+    links = [(name, tag) for name, repo in repos.items() for tag in repo.tags]
+    digests = map_outcomes(lambda nt: layout.tag_digest(*nt), links, jobs)
+    reader = ManifestReader(layout, jobs)
+    reader.fetch(d for d in digests.values() if isinstance(d, Digest))
+    schema1_sizes = _schema1_blob_sizes(layout, reader, jobs)
+
+    for name in sorted(repos):
+        info = RepositoryInfo(name)
+        for tag in sorted(repos[name].tags):
+            entry = repos[name].tags[tag]
+            tag_info = TagInfo(tag, pushed=entry.modified)
+            info.tags.append(tag_info)
+            digest = digests[(name, tag)]
+            if isinstance(digest, Exception):
+                listing.warnings.append(f"{name}:{tag}: {_reason(digest)}")
+                continue
+            tag_info.digest = str(digest)
+            try:
+                _describe_manifest(tag_info, digest, reader, schema1_sizes)
+            except RegtoolError as e:
+                listing.warnings.append(f"{name}:{tag}: {e}")
+        listing.repositories.append(info)
+
+
+def _describe_manifest(
+    info: TagInfo, digest: Digest, reader: ManifestReader, schema1_sizes: dict[Digest, int]
+) -> None:
+    manifest = reader.get(digest)
+    info.media_type = manifest.media_type
+    info.kind = manifest.kind
+    blobs: dict[str, int] = {}
+    if manifest.is_index:
+        info.platforms = [str(c.platform) for c in manifest.manifests if c.platform]
+        for child in _image_children(manifest, reader):
+            blobs.update(_blob_sizes(child.blobs, schema1_sizes))
+    else:
+        blobs = _blob_sizes(manifest.blobs, schema1_sizes)
+    info.blob_sizes = blobs
+    info.size = sum(blobs.values())
+
+
+def _image_children(index: Manifest, reader: ManifestReader) -> Iterable[Manifest]:
+    """Every image below an index, through nested indexes, each once."""
+    seen: set[Digest] = set()
+    stack = list(index.manifests)
+    while stack:
+        child = stack.pop()
+        if child.digest in seen:
+            continue
+        seen.add(child.digest)
+        manifest = reader.get(child.digest)
+        if manifest.is_index:
+            stack.extend(manifest.manifests)
+        else:
+            yield manifest
+
+
+def _blob_sizes(blobs: Iterable[Descriptor], schema1_sizes: dict[Digest, int]) -> dict[str, int]:
+    return {
+        str(d.digest): d.size if d.size is not None else schema1_sizes.get(d.digest, 0)
+        for d in blobs
+    }
+
+
+def _schema1_blob_sizes(layout: V2Layout, reader: ManifestReader, jobs: int) -> dict[Digest, int]:
+    """Schema 1 manifests carry no sizes: stat their blobs (rare, old data only)."""
+    unsized = {
+        d.digest
+        for m in reader.cache.values()
+        if isinstance(m, Manifest)
+        for d in m.layers
+        if d.size is None
+    }
+    stats = map_outcomes(lambda d: layout.driver.stat(layout.blob_data(d)).size or 0, unsized, jobs)
+    return {d: s for d, s in stats.items() if isinstance(s, int)}
+
+
+def _list_v1(layout: V1Layout, listing: Listing, repository: str | None, jobs: int) -> None:
+    name_filter = canonical_name(repository) if repository else None
+    repos = layout.scan_repositories(name_filter)
+    images = layout.scan_images()
+    links = [(name, tag) for name, repo in repos.items() for tag in repo.tags]
+    image_ids = map_outcomes(lambda nt: layout.tag_image_id(*nt), links, jobs)
+    ancestries = map_outcomes(
+        layout.ancestry, (i for i in image_ids.values() if isinstance(i, str)), jobs
+    )
+    for name in sorted(repos):
+        info = RepositoryInfo(name)
+        for tag in sorted(repos[name].tags):
+            tag_info = TagInfo(
+                tag,
+                pushed=repos[name].tags[tag].modified,
+                media_type=V1_MEDIA_TYPE,
+                kind="v1 image",
+            )
+            info.tags.append(tag_info)
+            image_id = image_ids[(name, tag)]
+            if isinstance(image_id, Exception):
+                listing.warnings.append(f"{name}:{tag}: {_reason(image_id)}")
+                continue
+            tag_info.image_id = image_id
+            ancestry = ancestries[image_id]
+            if isinstance(ancestry, Exception):
+                listing.warnings.append(f"{name}:{tag}: image {image_id}: {_reason(ancestry)}")
+                ancestry = [image_id]
+            missing = [i for i in ancestry if images.get(i) is None or images[i].layer_size is None]
+            if missing:
+                listing.warnings.append(
+                    f"{name}:{tag}: {len(missing)} image(s) of its ancestry have no layer, "
+                    f"first {missing[0]}"
+                )
+            tag_info.blob_sizes = {i: images[i].layer_size or 0 for i in ancestry if i in images}
+            tag_info.size = sum(tag_info.blob_sizes.values())
+        listing.repositories.append(info)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, RegtoolError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,47 @@
+"""Reading manifests from a V2 store, children of indexes included, many at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from regtool.concurrency import DEFAULT_JOBS, map_outcomes
+from regtool.errors import ManifestInvalid
+from regtool.layout.v2 import V2Layout
+from regtool.oci import Digest, Manifest, parse_manifest
+
+
+class ManifestReader:
+    """Fetches and parses manifests once each; failures are kept as `ManifestInvalid`
+    (missing blob, not JSON, unknown format) so callers can report and go on."""
+
+    def __init__(self, layout: V2Layout, jobs: int = DEFAULT_JOBS):
+        self.layout = layout
+        self.jobs = jobs
+        self.cache: dict[Digest, Manifest | Exception] = {}
+
+    def _read(self, digest: Digest) -> Manifest:
+        return parse_manifest(self.layout.read_manifest_bytes(digest))
+
+    def fetch(self, digests: Iterable[Digest]) -> None:
+        """Read `digests` and, level by level, every child of the indexes among them."""
+        todo = {d for d in digests if d not in self.cache}
+        while todo:
+            self.cache.update(map_outcomes(self._read, todo, self.jobs))
+            children = {
+                child.digest
+                for d in todo
+                if isinstance(m := self.cache[d], Manifest)
+                for child in m.manifests
+            }
+            todo = {d for d in children if d not in self.cache}
+
+    def get(self, digest: Digest) -> Manifest:
+        """A fetched manifest; raises what reading it raised."""
+        if digest not in self.cache:
+            self.fetch([digest])
+        result = self.cache[digest]
+        if isinstance(result, Exception):
+            if isinstance(result, ManifestInvalid):
+                raise result
+            raise ManifestInvalid(f"manifest {digest}: {result}") from result
+        return result

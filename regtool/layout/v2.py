@@ -1,0 +1,189 @@
+"""distribution's (`registry:2`) storage layout: every path regtool reads or writes in it.
+
+The tree below `root` (`docker/registry/v2` with filesystem naming; distribution's Swift
+driver stores the same tree under `files/docker/registry/v2`, its large-object segments in
+`segments/` beside `files/`):
+
+    <root>/
+      blobs/<alg>/<first 2 hex>/<hex>/data                          blob content
+      repositories/<name>/                                          <name> may nest: a/b/c
+        _layers/<alg>/<hex>/link                                    blob linked into repo
+        _manifests/revisions/<alg>/<hex>/link                       manifest in repo
+        _manifests/tags/<tag>/current/link                          tag -> manifest
+        _manifests/tags/<tag>/index/<alg>/<hex>/link                tag history
+        _uploads/<uuid>/data                                        upload in progress
+        _uploads/<uuid>/startedat                                   RFC 3339, no newline
+        _uploads/<uuid>/hashstates/<alg>/<offset>                   Go hash state
+
+A link file holds exactly `<alg>:<hex>`, without a newline. Name components never start
+with `_`, so the first `_`-component of a path below `repositories/` ends the name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from regtool.errors import LayoutError, ManifestInvalid, NotFound
+from regtool.oci import Digest, check_name
+from regtool.storage.base import Driver, Entry, join
+
+FILESYSTEM_ROOT = "docker/registry/v2"
+SWIFT_ROOT = "files/docker/registry/v2"
+SWIFT_SEGMENTS = "segments"
+
+
+class CorruptLink(LayoutError):
+    """A link file that does not hold a digest."""
+
+
+@dataclass
+class RepositoryIndex:
+    """What one listing of a repository's directory tells, without reading any file."""
+
+    name: str
+    tags: dict[str, Entry] = field(default_factory=dict)  # tag -> its current/link
+    revisions: set[Digest] = field(default_factory=set)
+    layers: set[Digest] = field(default_factory=set)
+    uploads: dict[str, list[Entry]] = field(default_factory=dict)  # uuid -> its files
+    tag_history: dict[str, set[Digest]] = field(default_factory=dict)
+    has_manifests: bool = False
+
+
+class V2Layout:
+    """distribution's layout on a driver. Paths from one method per kind of path; reading
+    helpers parse link files and scan repositories with a single walk."""
+
+    kind = "v2"
+
+    def __init__(self, driver: Driver, root: str = FILESYSTEM_ROOT):
+        self.driver = driver
+        self.root = root
+        self.swift_naming = root.startswith("files/")
+
+    def __repr__(self) -> str:
+        return f"V2Layout({self.driver.describe()!r}, root={self.root!r})"
+
+    # --- paths -----------------------------------------------------------------------
+    def blobs_dir(self) -> str:
+        return join(self.root, "blobs")
+
+    def blob_data(self, digest: Digest) -> str:
+        return join(self.root, "blobs", digest.algorithm, digest.hex[:2], digest.hex, "data")
+
+    def repositories_dir(self) -> str:
+        return join(self.root, "repositories")
+
+    def repository_dir(self, name: str) -> str:
+        return join(self.root, "repositories", check_name(name))
+
+    def layer_link(self, name: str, digest: Digest) -> str:
+        return join(self.repository_dir(name), "_layers", digest.algorithm, digest.hex, "link")
+
+    def revision_link(self, name: str, digest: Digest) -> str:
+        return join(
+            self.repository_dir(name), "_manifests/revisions", digest.algorithm, digest.hex, "link"
+        )
+
+    def tags_dir(self, name: str) -> str:
+        return join(self.repository_dir(name), "_manifests/tags")
+
+    def tag_dir(self, name: str, tag: str) -> str:
+        return join(self.tags_dir(name), tag)
+
+    def tag_current_link(self, name: str, tag: str) -> str:
+        return join(self.tag_dir(name, tag), "current/link")
+
+    def tag_index_link(self, name: str, tag: str, digest: Digest) -> str:
+        return join(self.tag_dir(name, tag), "index", digest.algorithm, digest.hex, "link")
+
+    def upload_dir(self, name: str, upload_id: str) -> str:
+        return join(self.repository_dir(name), "_uploads", upload_id)
+
+    def upload_data(self, name: str, upload_id: str) -> str:
+        return join(self.upload_dir(name, upload_id), "data")
+
+    def upload_started_at(self, name: str, upload_id: str) -> str:
+        return join(self.upload_dir(name, upload_id), "startedat")
+
+    # --- reading ---------------------------------------------------------------------
+    def read_link(self, path: str) -> Digest:
+        data = self.driver.get(path)
+        try:
+            return Digest.parse(data.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise CorruptLink(f"link {path} does not hold a digest: {data[:80]!r}") from None
+
+    def tag_digest(self, name: str, tag: str) -> Digest:
+        try:
+            return self.read_link(self.tag_current_link(name, tag))
+        except FileNotFoundError:
+            raise NotFound(f"tag {name}:{tag} not found") from None
+
+    def read_blob(self, digest: Digest) -> bytes:
+        return self.driver.get(self.blob_data(digest))
+
+    def open_blob(self, digest: Digest, offset: int = 0, length: int | None = None) -> BinaryIO:
+        return self.driver.open(self.blob_data(digest), offset, length)
+
+    def read_manifest_bytes(self, digest: Digest) -> bytes:
+        try:
+            return self.read_blob(digest)
+        except FileNotFoundError:
+            raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
+
+    def scan_repositories(self, name: str | None = None) -> dict[str, RepositoryIndex]:
+        """Every repository (or just `name`) from one walk of the repositories tree."""
+        top = self.repositories_dir() if name is None else self.repository_dir(name)
+        return self.index_entries(self.driver.walk(top), only=name)
+
+    def index_entries(
+        self, entries: Iterable[Entry], only: str | None = None
+    ) -> dict[str, RepositoryIndex]:
+        """Sort walked entries under `repositories/` into per-repository indexes.
+
+        A directory is a repository only if it has `_manifests`; entries that fit no known
+        shape are ignored (distribution ignores them too)."""
+        base = self.repositories_dir() + "/"
+        repos: dict[str, RepositoryIndex] = {}
+        for entry in entries:
+            if not entry.path.startswith(base):
+                continue
+            parts = entry.path[len(base) :].split("/")
+            cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
+            if not cut:
+                continue
+            repo_name = "/".join(parts[:cut])
+            if only is not None and repo_name != only:
+                continue
+            _classify(repos.setdefault(repo_name, RepositoryIndex(repo_name)), parts[cut:], entry)
+        return {n: r for n, r in repos.items() if r.has_manifests}
+
+
+def _digest_from(alg: str, hexpart: str) -> Digest | None:
+    try:
+        return Digest.parse(f"{alg}:{hexpart}")
+    except ValueError:
+        return None
+
+
+def _classify(repo: RepositoryIndex, rest: list[str], entry: Entry) -> None:
+    """Record one file below `repositories/<name>/` by its shape (`rest` starts at `_x`)."""
+    repo.has_manifests = repo.has_manifests or rest[0] == "_manifests"
+    match rest:
+        case ["_manifests", "tags", tag, "current", "link"]:
+            repo.tags[tag] = entry
+        case ["_manifests", "tags", tag, "index", alg, hexpart, "link"]:
+            if d := _digest_from(alg, hexpart):
+                repo.tag_history.setdefault(tag, set()).add(d)
+        case ["_manifests", "revisions", alg, hexpart, "link"]:
+            if d := _digest_from(alg, hexpart):
+                repo.revisions.add(d)
+        case ["_layers", alg, hexpart, "link"]:
+            if d := _digest_from(alg, hexpart):
+                repo.layers.add(d)
+        case ["_uploads", upload_id, *_]:
+            repo.uploads.setdefault(upload_id, []).append(entry)
+        case _:
+            pass

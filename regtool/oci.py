@@ -1,0 +1,258 @@
+"""Media types, digests, names and manifest parsing: the registry's objects, not its storage.
+
+Every manifest format a registry may hold is parsed into one `Manifest` shape:
+Docker schema 2 and manifest lists, OCI manifests and indexes, and Docker schema 1
+(signed or not, read-only) whose layers become descriptors without sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from regtool.errors import DigestInvalid, ManifestInvalid, NameInvalid
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
+
+#: Hash functions for the algorithms distribution accepts, with their hex lengths.
+ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+
+# The distribution reference grammar (distribution/reference/regexp.go).
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+NAME_MAX = 255
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """`algorithm:hex`, validated. `str(d)` gives the canonical text."""
+
+    algorithm: str
+    hex: str
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        alg, sep, hexpart = text.partition(":")
+        if not sep or alg not in ALGORITHMS:
+            raise DigestInvalid(f"invalid digest {text[:80]!r}: expected sha256:<64 hex>")
+        if len(hexpart) != ALGORITHMS[alg] or not re.fullmatch(r"[0-9a-f]+", hexpart):
+            raise DigestInvalid(
+                f"invalid digest {text[:80]!r}: {alg} needs {ALGORITHMS[alg]} lowercase hex"
+            )
+        return cls(alg, hexpart)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    def hasher(self) -> hashlib._Hash:
+        return hashlib.new(self.algorithm)
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+    def short(self) -> str:
+        return f"{self.algorithm}:{self.hex[:12]}"
+
+
+def check_name(name: str) -> str:
+    if len(name) > NAME_MAX or not NAME_RE.match(name):
+        raise NameInvalid(f"invalid repository name {name[:100]!r}")
+    return name
+
+
+def check_tag(tag: str) -> str:
+    if not TAG_RE.match(tag):
+        raise NameInvalid(f"invalid tag {tag[:140]!r}")
+    return tag
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.os}/{self.architecture}"
+        return f"{text}/{self.variant}" if self.variant else text
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A reference from a manifest to a blob or another manifest. Schema 1 layers have no
+    size (`None`)."""
+
+    digest: Digest
+    size: int | None
+    media_type: str = ""
+    platform: Platform | None = None
+    urls: tuple[str, ...] = ()
+    artifact_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    media_type: str
+    config: Descriptor | None = None
+    layers: tuple[Descriptor, ...] = ()
+    manifests: tuple[Descriptor, ...] = ()  # children of an index / manifest list
+    subject: Descriptor | None = None
+    artifact_type: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+    @property
+    def blobs(self) -> tuple[Descriptor, ...]:
+        """Config and layers: the blobs (not manifests) this manifest references."""
+        return ((self.config,) if self.config else ()) + self.layers
+
+    @property
+    def kind(self) -> str:
+        """A word for people: image, index, schema1 or artifact."""
+        if self.is_index:
+            return "index"
+        if self.media_type in SCHEMA1_TYPES:
+            return "schema1"
+        if self.artifact_type or (
+            self.config is not None and self.config.media_type not in _IMAGE_CONFIG_TYPES
+        ):
+            return "artifact"
+        return "image"
+
+
+_IMAGE_CONFIG_TYPES = frozenset(
+    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
+)
+
+
+def _descriptor(raw: Any, where: str) -> Descriptor:
+    if not isinstance(raw, dict):
+        raise ManifestInvalid(f"{where} is not an object")
+    try:
+        digest = Digest.parse(str(raw["digest"]))
+    except KeyError:
+        raise ManifestInvalid(f"{where} has no digest") from None
+    except DigestInvalid as e:
+        raise ManifestInvalid(f"{where}: {e}") from None
+    size = raw.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ManifestInvalid(f"{where} has no valid size")
+    platform = None
+    if isinstance(raw.get("platform"), dict):
+        p = raw["platform"]
+        platform = Platform(
+            str(p.get("os", "")), str(p.get("architecture", "")), p.get("variant") or None
+        )
+    urls = raw.get("urls") or ()
+    return Descriptor(
+        digest=digest,
+        size=size,
+        media_type=str(raw.get("mediaType", "")),
+        platform=platform,
+        urls=tuple(str(u) for u in urls) if isinstance(urls, list) else (),
+        artifact_type=raw.get("artifactType"),
+    )
+
+
+def _descriptors(raw: Any, where: str) -> tuple[Descriptor, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ManifestInvalid(f"{where} is not a list")
+    return tuple(_descriptor(d, f"{where}[{i}]") for i, d in enumerate(raw))
+
+
+def detect_media_type(doc: dict[str, Any]) -> str:
+    """The media type of a parsed manifest, as distribution infers it when `mediaType` is
+    absent: schemaVersion 1 is schema 1; `manifests` makes an OCI index; else OCI image."""
+    declared = doc.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    if doc.get("schemaVersion") == 1:
+        return DOCKER_SCHEMA1_SIGNED if "signatures" in doc else DOCKER_SCHEMA1
+    return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Parse any manifest format; `ManifestInvalid` says what is wrong."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestInvalid(f"not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise ManifestInvalid("not a JSON object")
+    media_type = detect_media_type(doc)
+    if media_type in SCHEMA1_TYPES:
+        return _parse_schema1(doc, media_type)
+    if doc.get("schemaVersion") != 2:
+        raise ManifestInvalid(f"unsupported schemaVersion {doc.get('schemaVersion')!r}")
+    annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+    subject = _descriptor(doc["subject"], "subject") if doc.get("subject") else None
+    if media_type in INDEX_TYPES:
+        return Manifest(
+            media_type,
+            manifests=_descriptors(doc.get("manifests"), "manifests"),
+            subject=subject,
+            artifact_type=doc.get("artifactType"),
+            annotations=annotations,
+        )
+    if "config" not in doc:
+        raise ManifestInvalid("image manifest has no config")
+    return Manifest(
+        media_type,
+        config=_descriptor(doc["config"], "config"),
+        layers=_descriptors(doc.get("layers"), "layers"),
+        subject=subject,
+        artifact_type=doc.get("artifactType"),
+        annotations=annotations,
+    )
+
+
+def _parse_schema1(doc: dict[str, Any], media_type: str) -> Manifest:
+    fs_layers = doc.get("fsLayers")
+    if not isinstance(fs_layers, list):
+        raise ManifestInvalid("schema 1 manifest has no fsLayers")
+    layers = []
+    for i, layer in enumerate(fs_layers):
+        if not isinstance(layer, dict) or "blobSum" not in layer:
+            raise ManifestInvalid(f"fsLayers[{i}] has no blobSum")
+        try:
+            layers.append(Descriptor(Digest.parse(str(layer["blobSum"])), None))
+        except DigestInvalid as e:
+            raise ManifestInvalid(f"fsLayers[{i}]: {e}") from None
+    # Schema 1 lists layers top-first and repeats empty layers; keep each blob once.
+    unique = tuple({d.digest: d for d in reversed(layers)}.values())
+    return Manifest(media_type, layers=unique)
+
+
+def schema1_payload(data: bytes) -> bytes:
+    """The canonical payload of a signed schema 1 manifest, over which its digest is taken:
+    the bytes without the `signatures` member, rebuilt from the protected header's
+    `formatLength` and `formatTail` (libtrust's JWS rules)."""
+    import base64
+
+    doc = json.loads(data)
+    signatures = doc.get("signatures") if isinstance(doc, dict) else None
+    if not signatures:
+        return data
+    protected = signatures[0].get("protected", "")
+    header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+    tail = base64.urlsafe_b64decode(header["formatTail"] + "=" * (-len(header["formatTail"]) % 4))
+    return data[: int(header["formatLength"])] + tail

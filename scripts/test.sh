@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything the tests need and runs the whole suite:
+#   system packages (as root, via apt-get): skopeo, umoci, docker-registry (distribution
+#   2.8 with its Swift driver), openssh-server, memcached (for OpenStack Swift);
+#   Python packages in .venv: regtool with its test extras (pytest, swift, ...).
+# Arguments are passed to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(skopeo umoci docker-registry openssh-server memcached)
+commands=(skopeo umoci docker-registry sshd memcached)
+missing=()
+for i in "${!commands[@]}"; do
+    command -v "${commands[$i]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${commands[$i]}" ] \
+        || missing+=("${packages[$i]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing system packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    else
+        echo "missing system packages (install as root): ${missing[*]}" >&2
+    fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/ruff check regtool tests benchmarks
+exec .venv/bin/pytest "$@"
