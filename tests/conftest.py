@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.clirunner import Cli
 from tests.services import unavailable
 
 __all__ = ["unavailable"]
@@ -53,3 +54,9 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in list(os.environ):
         if var.startswith(("ST_", "OS_", "REGTOOL_")):
             monkeypatch.delenv(var)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    """`regtool` driven in-process: `cli("ls", path)`, `cli.json("ls", path)`."""
+    return Cli()

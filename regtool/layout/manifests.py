@@ -20,7 +20,11 @@ class ManifestReader:
         self.cache: dict[Digest, Manifest | Exception] = {}
 
     def _read(self, digest: Digest) -> Manifest:
-        return parse_manifest(self.layout.read_manifest_bytes(digest))
+        data = self.layout.read_manifest_bytes(digest)
+        try:
+            return parse_manifest(data)
+        except ManifestInvalid as e:
+            raise ManifestInvalid(f"manifest {digest}: {e}") from None
 
     def fetch(self, digests: Iterable[Digest]) -> None:
         """Read `digests` and, level by level, every child of the indexes among them."""

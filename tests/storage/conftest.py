@@ -31,9 +31,7 @@ def _sftp(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
 
 def _swift(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
     service = request.getfixturevalue("swift_service")
-    return service.driver(
-        f"conformance-{uuid.uuid4().hex[:8]}", segment_size=TEST_SEGMENT_SIZE
-    )
+    return service.driver(f"conformance-{uuid.uuid4().hex[:8]}", segment_size=TEST_SEGMENT_SIZE)
 
 
 @pytest.fixture(params=[_local, _sftp, _swift], ids=["local", "sftp", "swift"])

@@ -1,17 +1,16 @@
+"""Runs `regtool` in-process, as a user would, keeping stdout and stderr apart."""
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from regtool.cli.main import app
 
 
 class Cli:
-    """Runs `regtool` in-process and keeps stdout and stderr apart."""
-
     def __init__(self) -> None:
         self.runner = CliRunner()
 
@@ -22,8 +21,3 @@ class Cli:
         result = self(*args, "--json", env=env)
         assert result.exit_code == 0, result.stderr
         return json.loads(result.stdout)
-
-
-@pytest.fixture
-def cli() -> Cli:
-    return Cli()

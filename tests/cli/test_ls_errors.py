@@ -1,0 +1,87 @@
+"""Bad input to `regtool ls`: one line on stderr, exit 2, no traceback, no secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from regtool.storage.local import LocalDriver
+from tests.services import free_port
+from tests.v1store import V1Store
+
+
+def assert_one_line_error(result, *words: str, secret: str | None = None) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    if secret:
+        assert secret not in result.stderr + result.stdout
+
+
+def test_unknown_scheme(cli) -> None:
+    assert_one_line_error(cli("ls", "s3://bucket/x"), "unknown scheme 's3'")
+
+
+def test_missing_swift_credentials(cli) -> None:
+    assert_one_line_error(cli("ls", "swift://docker_registry"), "no Swift credentials")
+
+
+def test_not_a_registry(cli, tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    assert_one_line_error(cli("ls", str(tmp_path)), "holds no registry", "notes.txt")
+
+
+def test_missing_config_file(cli, tmp_path: Path) -> None:
+    assert_one_line_error(cli("ls", "--config", str(tmp_path / "none.yml")), "cannot read config")
+
+
+def test_unknown_repository_and_invalid_name(cli, tmp_path: Path) -> None:
+    store = V1Store(LocalDriver(tmp_path))
+    store.tag("exampleapp", "1.0", store.add_chain(1))
+    assert_one_line_error(cli("ls", str(tmp_path), "library/other"), "not found")
+    (tmp_path / "v2" / "docker" / "registry" / "v2" / "blobs").mkdir(parents=True)
+    assert_one_line_error(cli("ls", str(tmp_path / "v2"), "../../etc"), "invalid repository name")
+
+
+@pytest.mark.swift
+def test_swift_wrong_key(cli, swift_service) -> None:
+    env = {"ST_AUTH": swift_service.auth_url, "ST_USER": swift_service.user,
+           "ST_KEY": "Wr0ng-Secret-Key"}
+    result = cli("ls", "swift://anything", env=env)
+    assert_one_line_error(result, "credentials", secret="Wr0ng-Secret-Key")
+
+
+def test_swift_unreachable(cli) -> None:
+    env = {"ST_AUTH": f"http://127.0.0.1:{free_port()}/auth/v1.0", "ST_USER": "a:b",
+           "ST_KEY": "Some-Secret-Key"}
+    assert_one_line_error(cli("ls", "swift://c", env=env), secret="Some-Secret-Key")
+
+
+@pytest.mark.sftp
+def test_sftp_wrong_password(cli, sshd_service) -> None:
+    if not sshd_service.password_user:
+        pytest.skip("password login needs root to create a user")
+    url = (f"sftp://{sshd_service.password_user}:Wr0ng-Passw0rd@{sshd_service.host}:"
+           f"{sshd_service.port}/tmp")
+    env = {"REGTOOL_SFTP_KNOWN_HOSTS": str(sshd_service.known_hosts)}
+    assert_one_line_error(cli("ls", url, env=env), secret="Wr0ng-Passw0rd")
+
+
+@pytest.mark.sftp
+def test_sftp_unknown_host_key(cli, sshd_service, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    url = f"sftp://{sshd_service.username}@{sshd_service.host}:{sshd_service.port}/tmp"
+    env = {"REGTOOL_SFTP_KNOWN_HOSTS": str(empty),
+           "REGTOOL_SFTP_IDENTITY": str(sshd_service.key_path)}
+    assert_one_line_error(cli("ls", url, env=env), "host key")
+
+
+def test_sftp_unreachable(cli) -> None:
+    result = cli("ls", f"sftp://nobody@127.0.0.1:{free_port()}/srv")
+    assert_one_line_error(result)

@@ -1,0 +1,316 @@
+"""A real OpenStack Swift on loopback: one proxy + account + container + object server.
+
+    swift = start_swift(tmp_path)
+    swift.auth_url      # "http://127.0.0.1:PORT/auth/v1.0" (tempauth, v1)
+    swift.user, swift.key   # "test:tester", "testing" (an .admin of account AUTH_test)
+    swift.storage_url   # "http://127.0.0.1:PORT/v1/AUTH_test"
+    swift.driver("container", "prefix", segment_size=64 * 1024)  # a SwiftDriver
+    swift.stop()
+
+Everything lives in `tmpdir`: rings, configs, devices, logs. Swift normally reads its hash
+path suffix from /etc/swift/swift.conf; every config here sets `swift_dir = tmpdir`, and
+swift then reads `tmpdir/swift.conf` instead (swift.common.wsgi calls `set_swift_dir`
+before validating the configuration), so nothing outside tmpdir is touched.
+
+tempauth keeps its tokens in memcached, so Debian's memcached runs on a free port too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import http.client
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import IO
+
+from regtool.storage.swift import SwiftCredentials, SwiftDriver
+from tests.services import free_port
+
+#: How long start_swift waits for healthcheck, auth and every server to answer.
+START_TIMEOUT = 60.0
+USER = "test:tester"
+KEY = "testing"
+ACCOUNT = "AUTH_test"
+SERVERS = ("account", "container", "object", "proxy")
+
+# Rings are built in one child process: importing swift here would pull eventlet into
+# the test process, and one process is faster than nine swift-ring-builder runs.
+_RING_SCRIPT = """
+import sys
+from swift.common.ring import RingBuilder
+swift_dir, device = sys.argv[1], sys.argv[2]
+for kind, port in zip(("account", "container", "object"), map(int, sys.argv[3:6])):
+    builder = RingBuilder(6, 1, 1)  # 64 partitions, 1 replica, min_part_hours 1
+    builder.add_dev({"id": 0, "region": 1, "zone": 1, "ip": "127.0.0.1", "port": port,
+                     "device": device, "weight": 100.0})
+    builder.rebalance()
+    builder.save(f"{swift_dir}/{kind}.builder")
+    builder.get_ring().save(f"{swift_dir}/{kind}.ring.gz")
+"""
+
+
+def _memcached_binary() -> str:
+    found = shutil.which("memcached") or (
+        "/usr/bin/memcached" if Path("/usr/bin/memcached").exists() else None
+    )
+    if not found:
+        raise RuntimeError("memcached is not installed (Debian package `memcached`)")
+    return found
+
+
+def _swift_script(name: str) -> list[str]:
+    """The venv's console script for a swift server, run with this interpreter."""
+    script = Path(sys.executable).parent / name
+    if not script.exists():
+        raise RuntimeError(f"{script} not found: is the `swift` package installed?")
+    return [sys.executable, str(script)]
+
+
+def _http(method: str, host: str, port: int, path: str,
+          headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    conn.request(method, path, headers=headers or {})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:]) or "(empty log)"
+
+
+class SwiftService:
+    """A running Swift. Attributes: auth_url, user, key, storage_url, tmpdir."""
+
+    def __init__(self, tmpdir: Path, proxy_port: int) -> None:
+        self.tmpdir = tmpdir
+        self.proxy_port = proxy_port
+        self.auth_url = f"http://127.0.0.1:{proxy_port}/auth/v1.0"
+        self.user = USER
+        self.key = KEY
+        self.storage_url = f"http://127.0.0.1:{proxy_port}/v1/{ACCOUNT}"
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+
+    # --- processes -------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.tmpdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._logs[name] = log
+        self._procs[name] = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def logs(self, lines: int = 15) -> str:
+        """The last lines of every server's log, for error messages."""
+        return "\n".join(
+            f"--- {name} ---\n{_tail(self.tmpdir / f'{name}.log', lines)}" for name in self._procs
+        )
+
+    def stop(self) -> None:
+        for proc in self._procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for log in self._logs.values():
+            log.close()
+        self._procs.clear()
+        self._logs.clear()
+
+    # --- clients ---------------------------------------------------------------------
+    def credentials(self) -> SwiftCredentials:
+        return SwiftCredentials(auth_url=self.auth_url, user=self.user, key=self.key)
+
+    def _token(self) -> str:
+        resp = _http("GET", "127.0.0.1", self.proxy_port, "/auth/v1.0",
+                     {"X-Auth-User": self.user, "X-Auth-Key": self.key})
+        token = resp.getheader("X-Auth-Token")
+        if resp.status != 200 or not token:
+            raise RuntimeError(f"tempauth login failed: {resp.status} {resp.reason}")
+        return token
+
+    def create_container(self, name: str) -> None:
+        resp = _http("PUT", "127.0.0.1", self.proxy_port, f"/v1/{ACCOUNT}/{name}",
+                     {"X-Auth-Token": self._token()})
+        if resp.status not in (201, 202):
+            raise RuntimeError(f"cannot create container {name}: {resp.status} {resp.reason}")
+
+    def driver(self, container: str, prefix: str = "",
+               segment_size: int = 20 * 1024 * 1024) -> SwiftDriver:
+        self.create_container(container)
+        return SwiftDriver(self.credentials(), container, prefix, segment_size=segment_size)
+
+    # --- readiness -------------------------------------------------------------------
+    def _ready(self, backend_ports: list[int]) -> bool:
+        try:
+            if _http("GET", "127.0.0.1", self.proxy_port, "/healthcheck").status != 200:
+                return False
+            if not all(_port_open(p) for p in backend_ports):
+                return False
+            token = self._token()
+            # HEAD of the account goes through the proxy to the account server.
+            resp = _http("HEAD", "127.0.0.1", self.proxy_port, f"/v1/{ACCOUNT}",
+                         {"X-Auth-Token": token})
+            return resp.status in (200, 204)
+        except (OSError, http.client.HTTPException, RuntimeError):
+            return False
+
+    def wait_ready(self, backend_ports: list[int], timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self._procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"swift {name} server exited with {proc.returncode}\n{self.logs()}"
+                    )
+            if self._ready(backend_ports):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"Swift did not become ready in {timeout:.0f} s\n{self.logs()}")
+
+
+def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> None:
+    devices = tmpdir / "devices"
+    (devices / "d1").mkdir(parents=True, exist_ok=True)
+    (tmpdir / "run").mkdir(exist_ok=True)
+    (tmpdir / "swift.conf").write_text(textwrap.dedent("""\
+        [swift-hash]
+        swift_hash_path_suffix = regtool-tests
+        swift_hash_path_prefix = regtool-tests
+
+        [storage-policy:0]
+        name = Policy-0
+        default = yes
+        """))
+    common = textwrap.dedent(f"""\
+        [DEFAULT]
+        swift_dir = {tmpdir}
+        devices = {devices}
+        mount_check = false
+        disable_fallocate = true
+        bind_ip = 127.0.0.1
+        workers = 0
+        user = {getpass.getuser()}
+        log_level = INFO
+        log_name = %s
+        """)
+    for kind in ("account", "container", "object"):
+        (tmpdir / f"{kind}-server.conf").write_text(
+            common % kind
+            + f"bind_port = {ports[kind]}\n\n"
+            + f"[pipeline:main]\npipeline = {kind}-server\n\n"
+            + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n"
+            + ("allow_versions = true\n" if kind == "container" else "")
+        )
+    (tmpdir / "proxy-server.conf").write_text(common % "proxy" + textwrap.dedent(f"""\
+        bind_port = {ports["proxy"]}
+
+        [pipeline:main]
+        pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
+            bulk tempurl tempauth copy slo dlo proxy-logging proxy-server
+
+        [app:proxy-server]
+        use = egg:swift#proxy
+        account_autocreate = true
+        allow_account_management = true
+        # Quick failure detection on loopback; the defaults assume a real network.
+        conn_timeout = 2
+        node_timeout = 30
+
+        [filter:catch_errors]
+        use = egg:swift#catch_errors
+
+        [filter:gatekeeper]
+        use = egg:swift#gatekeeper
+
+        [filter:healthcheck]
+        use = egg:swift#healthcheck
+
+        [filter:proxy-logging]
+        use = egg:swift#proxy_logging
+
+        [filter:cache]
+        use = egg:swift#memcache
+        memcache_servers = 127.0.0.1:{memcached_port}
+
+        [filter:listing_formats]
+        use = egg:swift#listing_formats
+
+        [filter:bulk]
+        use = egg:swift#bulk
+
+        [filter:tempurl]
+        use = egg:swift#tempurl
+
+        [filter:tempauth]
+        use = egg:swift#tempauth
+        user_test_tester = {KEY} .admin
+
+        [filter:copy]
+        use = egg:swift#copy
+
+        [filter:slo]
+        use = egg:swift#slo
+
+        [filter:dlo]
+        use = egg:swift#dlo
+        """))
+
+
+def start_swift(tmpdir: Path) -> SwiftService:
+    """Start memcached and the four Swift servers on loopback; wait until they answer.
+
+    Raises RuntimeError (with the servers' last log lines) if Swift cannot start.
+    """
+    tmpdir = Path(tmpdir).resolve()  # swift servers chdir to / on start
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    ports = {name: free_port() for name in SERVERS}
+    memcached_port = free_port()
+    service = SwiftService(tmpdir, ports["proxy"])
+    try:
+        memcached = [_memcached_binary(), "-l", "127.0.0.1", "-p", str(memcached_port),
+                     "-U", "0", "-m", "32"]
+        if getpass.getuser() == "root":
+            memcached += ["-u", "root"]  # memcached refuses to run as root without it
+        service._spawn("memcached", memcached)
+        _write_configs(tmpdir, ports, memcached_port)
+        subprocess.run(
+            [sys.executable, "-c", _RING_SCRIPT, str(tmpdir), "d1",
+             *(str(ports[k]) for k in ("account", "container", "object"))],
+            check=True, capture_output=True, timeout=60,
+        )
+        for name in SERVERS:
+            service._spawn(name, [*_swift_script(f"swift-{name}-server"),
+                                  str(tmpdir / f"{name}-server.conf"), "-v"])
+        service.wait_ready([ports[k] for k in ("account", "container", "object")])
+    except subprocess.CalledProcessError as e:
+        service.stop()
+        raise RuntimeError(f"building the rings failed: {e.stderr.decode(errors='replace')}")\
+            from None
+    except BaseException:
+        with contextlib.suppress(Exception):
+            service.stop()
+        raise
+    return service
