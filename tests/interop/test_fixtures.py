@@ -3,13 +3,15 @@ in distribution's storage layout, on the filesystem driver and on the Swift driv
 
 from __future__ import annotations
 
-import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
+from tests.interop.conftest import DistributionSwift
+from tests.services.distribution import swift_storage
 from tests.services.images import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
@@ -202,7 +204,9 @@ def test_multiarch_index_lands_in_distribution_layout(
     assert sha256_digest(raw) == digest
     index = json.loads(raw)
     children = [m["digest"] for m in index["manifests"]]
-    platforms = [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]]
+    platforms = [
+        f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]
+    ]
     assert platforms == idx.platforms
     if fmt is None:
         assert digest == idx.digest
@@ -223,7 +227,9 @@ def test_multiarch_index_lands_in_distribution_layout(
         assert child_manifest["config"]["digest"] == img.config_digest
         for blob in img.blobs:
             assert_layer_link(store, "team/multi", blob.digest)
-    tags = {n.split("/")[5] for n in names if n.startswith("repositories/team/multi/_manifests/tags/")}
+    tags = {
+        n.split("/")[5] for n in names if n.startswith("repositories/team/multi/_manifests/tags/")
+    }
     assert tags == {"m1"}
 
     pulled = tmp_path / "pulled"
@@ -245,33 +251,67 @@ def load_index_json(layout: Path, digest: str) -> list[dict[str, Any]]:
     return json.loads(raw)["manifests"]
 
 
-def test_swift_objects_are_distribution_dlos(distribution_swift: Any, tmp_path: Path) -> None:
-    """On Swift, uploaded blobs are 0-byte DLO manifests over `segments/`; links and
-    manifests (PutContent) are plain objects."""
-    store = SwiftStore(distribution_swift)
-    img = build_image(tmp_path / "oci", "v1", size=5000)
+@pytest.mark.parametrize(
+    ("prefix", "chunksize", "size", "segments"),
+    [(None, None, 5000, 1), ("registry/v2store", 1 << 20, (1 << 20) + 5000, 2)],
+    ids=["no-prefix", "prefix-2-segments"],
+)
+def test_swift_objects_are_distribution_dlos(
+    make_distribution: Any,
+    swift_service: Any,
+    tmp_path: Path,
+    prefix: str | None,
+    chunksize: int | None,
+    size: int,
+    segments: int,
+) -> None:
+    """On Swift, uploaded blobs are 0-byte DLO manifests over `[<prefix>/]segments/`;
+    links and manifests (PutContent) are plain objects."""
+    container = f"dlo-{uuid.uuid4().hex[:10]}"
+    reg = make_distribution(swift_storage(swift_service, container, prefix, chunksize=chunksize))
+    store = SwiftStore(DistributionSwift(reg, swift_service, container, prefix))
+    img = build_image(tmp_path / "oci", "v1", size=size)
     digest = push(img, store.host, "app", "v1")
 
     objs = {o["name"]: o for o in store.all_objects()}
-    assert all(n.startswith(("files/docker/registry/v2/", "segments/")) for n in objs), sorted(objs)
-    container = distribution_swift.container
+    top = f"{prefix}/" if prefix else ""
+    assert all(n.startswith((top + "files/docker/registry/v2/", top + "segments/")) for n in objs)
     for blob in img.blobs:
         rel = blob_rel(blob.digest)
         headers = store.head(rel)
         manifest = headers.get("x-object-manifest")
         assert manifest, f"{rel} is not a DLO: {headers}"
-        assert manifest.startswith(f"{container}/segments/")
+        assert manifest.startswith(f"{container}/{top}segments/")
         seg_prefix = manifest.split("/", 1)[1]
-        segments = [n for n in objs if n.startswith(seg_prefix + "/")]
-        assert segments == [f"{seg_prefix}/{1:016d}"]
-        assert objs[seg_prefix + "/" + f"{1:016d}"]["bytes"] == blob.size
+        segs = sorted(n for n in objs if n.startswith(seg_prefix + "/"))
+        want = segments if blob in img.layers else 1
+        assert segs == [f"{seg_prefix}/{i:016d}" for i in range(1, want + 1)]
+        assert sum(objs[n]["bytes"] for n in segs) == blob.size
         assert objs[store.prefix + rel]["bytes"] == 0  # the listing shows the manifest's 0
         assert int(headers["content-length"]) == blob.size  # a HEAD follows the DLO
-        data = store.read(rel)
-        assert hashlib.sha256(data).hexdigest() == blob.digest.removeprefix("sha256:")
-    # the manifest blob went up with PutContent: an ordinary object
+        assert sha256_digest(store.read(rel)) == blob.digest
+    # the manifest blob and the links went up with PutContent: ordinary objects
     assert "x-object-manifest" not in store.head(blob_rel(digest))
     assert "x-object-manifest" not in store.head(repo_rel("app", "_manifests/tags/v1/current/link"))
+    # nothing left of the uploads
+    assert not [n for n in objs if "/_uploads/" in n]
+
+
+def test_retag_keeps_tag_history(distribution_fs: Any, tmp_path: Path) -> None:
+    """`tags/<tag>/index/` keeps a link for every manifest the tag has pointed to."""
+    store = FSStore(distribution_fs)
+    first = build_image(tmp_path / "oci", "a")
+    second = build_image(tmp_path / "oci", "b")
+    push(first, store.host, "app", "v1")
+    push(second, store.host, "app", "v1")
+    assert_tagged(store, "app", "v1", second.digest)
+    history = sorted(
+        n.split("/")[-2]
+        for n in store.names()
+        if n.startswith("repositories/app/_manifests/tags/v1/index/")
+    )
+    assert history == sorted(d.removeprefix("sha256:") for d in (first.digest, second.digest))
+    assert_revision(store, "app", first.digest)  # the old manifest stays, untagged
 
 
 def test_distribution_gc_sees_pushed_images(distribution_fs: Any, tmp_path: Path) -> None:

@@ -261,8 +261,7 @@ def _wait_ready(reg: DistributionRegistry, proc: subprocess.Popen[bytes], timeou
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
-                f"docker-registry exited with {proc.returncode} during start-up:\n"
-                + reg.log_tail()
+                f"docker-registry exited with {proc.returncode} during start-up:\n" + reg.log_tail()
             )
         try:
             with opener.open(reg.url + "/v2/", timeout=2) as resp:

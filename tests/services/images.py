@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -279,9 +279,7 @@ def set_tag(layout: Path, tag: str, descriptor: Mapping[str, Any]) -> None:
     """Point `tag` in the layout's index.json at `descriptor` (replacing an old entry)."""
     index = _read_index_json(layout)
     manifests = [
-        d
-        for d in index.get("manifests", [])
-        if d.get("annotations", {}).get(REF_NAME) != tag
+        d for d in index.get("manifests", []) if d.get("annotations", {}).get(REF_NAME) != tag
     ]
     desc = dict(descriptor)
     desc["annotations"] = {**desc.get("annotations", {}), REF_NAME: tag}
@@ -508,14 +506,8 @@ def docker_ref(host: str, repo: str, ref: str) -> str:
     return f"docker://{host}/{repo}{sep}{ref}"
 
 
-@dataclass
-class PushTiming:
-    """Wall-clock seconds of the skopeo calls made through this module (for reports)."""
-
-    calls: list[tuple[str, float]] = field(default_factory=list)
-
-
-timings = PushTiming()
+#: ("push" | "pull", wall-clock seconds) of every skopeo copy made through this module.
+timings: list[tuple[str, float]] = []
 
 
 def push(
@@ -545,7 +537,7 @@ def push(
         args += [image.oci_ref, docker_ref(registry_host, repo, tag)]
         t0 = time.monotonic()
         _skopeo(*args)
-        timings.calls.append(("push", time.monotonic() - t0))
+        timings.append(("push", time.monotonic() - t0))
         return digestfile.read_text().strip()
 
 
@@ -596,7 +588,7 @@ def pull(
                 docker_ref(host, repo, ref),
                 f"oci:{dest}:{dest_tag}",
             )
-            timings.calls.append(("pull", time.monotonic() - t0))
+            timings.append(("pull", time.monotonic() - t0))
             return digestfile.read_text().strip()
 
     if preserve_digests is not None:
