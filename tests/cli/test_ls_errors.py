@@ -50,15 +50,21 @@ def test_unknown_repository_and_invalid_name(cli, tmp_path: Path) -> None:
 
 @pytest.mark.swift
 def test_swift_wrong_key(cli, swift_service) -> None:
-    env = {"ST_AUTH": swift_service.auth_url, "ST_USER": swift_service.user,
-           "ST_KEY": "Wr0ng-Secret-Key"}
+    env = {
+        "ST_AUTH": swift_service.auth_url,
+        "ST_USER": swift_service.user,
+        "ST_KEY": "Wr0ng-Secret-Key",
+    }
     result = cli("ls", "swift://anything", env=env)
     assert_one_line_error(result, "credentials", secret="Wr0ng-Secret-Key")
 
 
 def test_swift_unreachable(cli) -> None:
-    env = {"ST_AUTH": f"http://127.0.0.1:{free_port()}/auth/v1.0", "ST_USER": "a:b",
-           "ST_KEY": "Some-Secret-Key"}
+    env = {
+        "ST_AUTH": f"http://127.0.0.1:{free_port()}/auth/v1.0",
+        "ST_USER": "a:b",
+        "ST_KEY": "Some-Secret-Key",
+    }
     assert_one_line_error(cli("ls", "swift://c", env=env), secret="Some-Secret-Key")
 
 
@@ -66,8 +72,10 @@ def test_swift_unreachable(cli) -> None:
 def test_sftp_wrong_password(cli, sshd_service) -> None:
     if not sshd_service.password_user:
         pytest.skip("password login needs root to create a user")
-    url = (f"sftp://{sshd_service.password_user}:Wr0ng-Passw0rd@{sshd_service.host}:"
-           f"{sshd_service.port}/tmp")
+    url = (
+        f"sftp://{sshd_service.password_user}:Wr0ng-Passw0rd@{sshd_service.host}:"
+        f"{sshd_service.port}/tmp"
+    )
     env = {"REGTOOL_SFTP_KNOWN_HOSTS": str(sshd_service.known_hosts)}
     assert_one_line_error(cli("ls", url, env=env), secret="Wr0ng-Passw0rd")
 
@@ -77,8 +85,10 @@ def test_sftp_unknown_host_key(cli, sshd_service, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     url = f"sftp://{sshd_service.username}@{sshd_service.host}:{sshd_service.port}/tmp"
-    env = {"REGTOOL_SFTP_KNOWN_HOSTS": str(empty),
-           "REGTOOL_SFTP_IDENTITY": str(sshd_service.key_path)}
+    env = {
+        "REGTOOL_SFTP_KNOWN_HOSTS": str(empty),
+        "REGTOOL_SFTP_IDENTITY": str(sshd_service.key_path),
+    }
     assert_one_line_error(cli("ls", url, env=env), "host key")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from regtool.storage.local import LocalDriver
 from tests.v1store import V1Store
 
@@ -75,3 +77,37 @@ def test_damaged_v1_data_warns_and_lists_the_rest(cli, tmp_path: Path) -> None:
     )
     assert "ancestry" in result.stderr
     assert "library/good" in result.stdout
+
+
+@pytest.mark.swift
+def test_bare_container_name_reads_v1_store_in_swift(
+    cli, swift_service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed deployment: container `docker_registry`, prefix `docker-registry/`."""
+    driver = swift_service.driver("docker_registry")
+    try:
+        store = V1Store(driver, "docker-registry")
+        image = store.add_chain(2)
+        store.tag("exampleapp", "1.0", image)
+        monkeypatch.chdir(tmp_path)  # no local directory called docker_registry here
+        env = {
+            "ST_AUTH": swift_service.auth_url,
+            "ST_USER": swift_service.user,
+            "ST_KEY": swift_service.key,
+        }
+        doc = cli.json("ls", "docker_registry", env=env)
+        assert doc["location"] == "swift://docker_registry"
+        assert doc["layout"] == "v1"
+        [repo] = doc["repositories"]
+        assert repo["name"] == "library/exampleapp"
+        [tag] = repo["tags"]
+        assert (tag["tag"], tag["image_id"], tag["size"]) == (
+            "1.0",
+            image.image_id,
+            store.layer_bytes(image),
+        )
+        explicit = cli.json("ls", "swift://docker_registry/docker-registry", "exampleapp", env=env)
+        assert explicit["repositories"] == doc["repositories"]
+    finally:
+        driver.delete("docker-registry")
+        driver.close()

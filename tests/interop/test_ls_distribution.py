@@ -38,18 +38,46 @@ def push_sample(host: str, workdir: Path) -> list[Pushed]:
     blobs = {b.digest: b.size for b in image.blobs}
     index_blobs = {b.digest: b.size for b in index.blobs}
     pushed = [
-        Pushed("library/exampleapp", "1.0", img.push(image, host, "library/exampleapp", "1.0"),
-               OCI_MANIFEST, [], blobs),
-        Pushed("library/exampleapp", "latest",
-               img.push(image, host, "library/exampleapp", "latest"), OCI_MANIFEST, [], blobs),
-        Pushed("library/exampleapp", "docker",
-               img.push(image, host, "library/exampleapp", "docker", format="v2s2"),
-               DOCKER_MANIFEST, [], blobs),
-        Pushed("team/sub/app", "multi", img.push(index, host, "team/sub/app", "multi"),
-               OCI_INDEX, ["linux/amd64", "linux/arm64/v8"], index_blobs),
-        Pushed("team/sub/app", "multi-docker",
-               img.push(index, host, "team/sub/app", "multi-docker", format="v2s2"),
-               DOCKER_LIST, ["linux/amd64", "linux/arm64/v8"], index_blobs),
+        Pushed(
+            "library/exampleapp",
+            "1.0",
+            img.push(image, host, "library/exampleapp", "1.0"),
+            OCI_MANIFEST,
+            [],
+            blobs,
+        ),
+        Pushed(
+            "library/exampleapp",
+            "latest",
+            img.push(image, host, "library/exampleapp", "latest"),
+            OCI_MANIFEST,
+            [],
+            blobs,
+        ),
+        Pushed(
+            "library/exampleapp",
+            "docker",
+            img.push(image, host, "library/exampleapp", "docker", format="v2s2"),
+            DOCKER_MANIFEST,
+            [],
+            blobs,
+        ),
+        Pushed(
+            "team/sub/app",
+            "multi",
+            img.push(index, host, "team/sub/app", "multi"),
+            OCI_INDEX,
+            ["linux/amd64", "linux/arm64/v8"],
+            index_blobs,
+        ),
+        Pushed(
+            "team/sub/app",
+            "multi-docker",
+            img.push(index, host, "team/sub/app", "multi-docker", format="v2s2"),
+            DOCKER_LIST,
+            ["linux/amd64", "linux/arm64/v8"],
+            index_blobs,
+        ),
     ]
     assert pushed[0].digest == image.digest and pushed[3].digest == index.digest
     assert pushed[2].digest != image.digest  # converted to Docker schema 2
@@ -71,8 +99,11 @@ def check_listing(doc: dict[str, Any], pushed: list[Pushed]) -> None:
     everything: dict[str, int] = {}
     for p in pushed:
         everything.update(p.blobs)
-    assert doc["totals"] == {"repositories": 2, "tags": len(pushed),
-                             "size": sum(everything.values())}
+    assert doc["totals"] == {
+        "repositories": 2,
+        "tags": len(pushed),
+        "size": sum(everything.values()),
+    }
     assert doc["warnings"] == []
 
 
@@ -82,10 +113,14 @@ def test_ls_local_and_sftp(cli, distribution_fs, sshd_service, tmp_path: Path) -
     # distribution's own config file names the same store
     check_listing(cli.json("ls", "--config", str(distribution_fs.registry.config_path)), pushed)
 
-    sftp = (f"sftp://{sshd_service.username}@{sshd_service.host}:{sshd_service.port}"
-            f"{distribution_fs.root}")
-    env = {"REGTOOL_SFTP_IDENTITY": str(sshd_service.key_path),
-           "REGTOOL_SFTP_KNOWN_HOSTS": str(sshd_service.known_hosts)}
+    sftp = (
+        f"sftp://{sshd_service.username}@{sshd_service.host}:{sshd_service.port}"
+        f"{distribution_fs.root}"
+    )
+    env = {
+        "REGTOOL_SFTP_IDENTITY": str(sshd_service.key_path),
+        "REGTOOL_SFTP_KNOWN_HOSTS": str(sshd_service.known_hosts),
+    }
     doc = cli.json("ls", sftp, env=env)
     check_listing(doc, pushed)
     assert doc["location"] == sftp
