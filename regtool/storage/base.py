@@ -115,8 +115,8 @@ class Driver(ABC):
     def list(self, prefix: str = "") -> list[Entry]:
         """The direct children of directory `prefix`, files and directories, in any order.
 
-        `PathNotFound` if `prefix` is not a directory with something in it; the root of an
-        empty store lists as `[]`.
+        `PathNotFound` if `prefix` is not a directory; an empty directory (local, SFTP)
+        and the root of an empty store list as `[]`.
         """
 
     @abstractmethod

@@ -1,0 +1,725 @@
+"""A directory on an SFTP server (OpenSSH, Orbit's gateway), through paramiko.
+
+One SSH connection carries up to `MAX_CHANNELS` SFTP channels, each lent to one caller at
+a time (a paramiko `SFTPClient` must not be shared between threads); an open reader or
+writer keeps its channel until closed. Transfers keep `PIPELINE` requests in flight with a
+small pipeline of our own: paramiko's prefetch thread cannot be stopped early, and its
+pipelined writes drop the server's error replies.
+"""
+
+from __future__ import annotations
+
+import errno
+import getpass
+import io
+import logging
+import os
+import posixpath
+import socket
+import stat
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, TypeVar
+
+import paramiko
+from paramiko.sftp import CMD_DATA, CMD_READ, CMD_REMOVE, CMD_RMDIR, CMD_STATUS, CMD_WRITE, int64
+
+from regtool.errors import (
+    AuthenticationFailed,
+    PathNotFound,
+    RegtoolError,
+    StorageError,
+    TransientError,
+    Unreachable,
+    UsageError,
+)
+from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
+from regtool.storage.local import TEMP_MARK
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+CHUNK = 32768  # the largest read/write every SFTP server accepts
+PIPELINE = 32  # requests in flight per transfer: 1 MiB of data
+MAX_CHANNELS = 10  # OpenSSH's default MaxSessions; lowered if the server refuses sooner
+WALK_THREADS = 8  # each directory listing is a round trip: list several at once
+POLICIES = ("strict", "accept-new", "ignore")
+Outcomes = list[tuple[str, Exception | None]]
+
+
+class _Client(paramiko.SFTPClient):
+    def _convert_status(self, msg: paramiko.Message) -> None:
+        try:
+            super()._convert_status(msg)
+        except OSError as e:
+            # Mark the server's error replies: paramiko raises the same bare OSError for a
+            # closed socket, after which the channel is unusable.
+            e.sftp_status = True  # type: ignore[attr-defined]
+            raise
+
+
+def _is_status(e: BaseException) -> bool:
+    return isinstance(e, OSError) and getattr(e, "sftp_status", False)
+
+
+def _missing(e: BaseException | None) -> bool:
+    return isinstance(e, OSError) and e.errno == errno.ENOENT
+
+
+def _entry(path: str, attr: paramiko.SFTPAttributes) -> Entry:
+    is_dir = stat.S_ISDIR(attr.st_mode or 0)
+    modified = None if attr.st_mtime is None else datetime.fromtimestamp(attr.st_mtime, UTC)
+    return Entry(path, is_dir=is_dir, size=None if is_dir else attr.st_size, modified=modified)
+
+
+def _by_depth(paths: Iterable[str]) -> list[list[str]]:
+    """Paths grouped by depth, deepest first: children go before their parents."""
+    levels: dict[int, list[str]] = {}
+    for p in dict.fromkeys(paths):
+        levels.setdefault(p.count("/"), []).append(p)
+    return [levels[depth] for depth in sorted(levels, reverse=True)]
+
+
+class _Pipeline:
+    """Requests in flight on one channel, whose replies are taken in the order sent."""
+
+    def __init__(self, client: paramiko.SFTPClient, handle: bytes | None = None):
+        self.client, self.handle = client, handle
+        self._order: deque[tuple[int, Any]] = deque()
+        self._replies: dict[int, tuple[int, paramiko.Message]] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def send(self, tag: Any, cmd: int, *args: Any, first: bool = False) -> None:
+        if self.handle is not None:
+            args = (self.handle, *args)
+        num = self.client._async_request(self, cmd, *args)
+        (self._order.appendleft if first else self._order.append)((num, tag))
+
+    def _async_response(self, t: int, msg: paramiko.Message, num: int) -> None:
+        self._replies[num] = (t, msg)  # paramiko hands our replies over here
+
+    def reply(self) -> tuple[Any, int, paramiko.Message]:
+        num, tag = self._order.popleft()
+        while num not in self._replies:
+            self.client._read_response()
+        t, msg = self._replies.pop(num)
+        return tag, t, msg
+
+    def status(self) -> tuple[Any, Exception | None]:
+        """The oldest reply: None for success, else the error (IOError, EOFError)."""
+        tag, t, msg = self.reply()
+        if t != CMD_STATUS:
+            return tag, paramiko.SFTPError(f"unexpected SFTP reply type {t}")
+        try:
+            self.client._convert_status(msg)
+        except (OSError, EOFError) as e:
+            return tag, e
+        return tag, None
+
+
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, driver: SftpDriver):
+        self.d = driver
+
+    def missing_host_key(self, client: Any, hostname: str, key: paramiko.PKey) -> None:
+        d, known = self.d, self.d.known_hosts[0]
+        if d.host_key_policy == "ignore":
+            return
+        if d.host_key_policy == "accept-new":
+            try:
+                os.makedirs(os.path.dirname(known) or ".", mode=0o700, exist_ok=True)
+                with open(known, "a") as f:
+                    f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+            except OSError as e:
+                raise StorageError(f"cannot add the host key to {known}: {e}",
+                                   driver=d.name) from None
+            log.warning("added %s host key %s for %s to %s",
+                        key.get_name(), key.fingerprint, hostname, known)
+            return
+        port = f"-p {d.port} " if d.port != 22 else ""
+        raise StorageError(
+            f"unknown host key for {hostname} ({key.get_name()} {key.fingerprint}): not in "
+            f"{' or '.join(d.known_hosts)}. Check the fingerprint, then add it with "
+            f"`ssh-keyscan {port}{d.host} >> {known}`, or accept it once with "
+            "REGTOOL_SFTP_HOST_KEY_POLICY=accept-new", driver=d.name)
+
+
+class SftpDriver(Driver):
+    name = "sftp"
+
+    def __init__(self, host: str, root: str, *, port: int = 22, username: str | None = None,
+                 password: str | None = None, key_filename: str | None = None,
+                 known_hosts: str | None = None, host_key_policy: str = "strict",
+                 timeout: float = 30.0):
+        if host_key_policy not in POLICIES:
+            raise UsageError(f"host_key_policy must be one of {POLICIES}, not {host_key_policy!r}")
+        self.host, self.port, self.timeout = host, port, timeout
+        self.username = username or getpass.getuser()
+        self._password, self.key_filename = password, key_filename
+        self.host_key_policy = host_key_policy
+        self.known_hosts = [known_hosts] if known_hosts else [
+            os.path.expanduser("~/.ssh/known_hosts"), "/etc/ssh/ssh_known_hosts"]
+        if root == "~" or root.startswith("~/"):
+            root = root[1:].lstrip("/")
+        # "" is the login directory and "x" is below it; "/" and "/srv/x" are absolute
+        self._base = root.rstrip("/") or "/" if root.startswith("/") else root.strip("/")
+        self._cond = threading.Condition(threading.RLock())  # RLock: readers close from GC
+        self._ssh: paramiko.SSHClient | None = None
+        self._idle: list[paramiko.SFTPClient] = []
+        self._channels, self._limit, self._closed = 0, MAX_CHANNELS, False
+        with self._cond:
+            self._transport()  # fail now on a bad host, key or password
+
+    def describe(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        root = self._base if self._base.startswith("/") else f"/~/{self._base}".rstrip("/")
+        return f"sftp://{self.username}@{host}:{self.port}{root}"
+
+    # -- the connection and its channels ------------------------------------------------
+
+    def _connect(self) -> paramiko.SSHClient:
+        if self.key_filename and not os.path.isfile(self.key_filename):
+            raise StorageError(f"identity file not found: {self.key_filename}", driver=self.name)
+        ssh = paramiko.SSHClient()
+        try:
+            if self.host_key_policy != "ignore":
+                for path in filter(os.path.isfile, self.known_hosts):
+                    try:
+                        ssh.get_host_keys().load(path)
+                    except OSError as e:
+                        raise StorageError(f"cannot read {path}: {e}", driver=self.name) from None
+            ssh.set_missing_host_key_policy(_HostKeyPolicy(self))
+            # A key or password given is what to try: offering every agent key first can use
+            # up the server's MaxAuthTries before the password is sent.
+            implicit = not self.key_filename and not self._password
+            ssh.connect(self.host, self.port, username=self.username, password=self._password,
+                        key_filename=self.key_filename, allow_agent=implicit,
+                        look_for_keys=implicit, timeout=self.timeout,
+                        banner_timeout=self.timeout, auth_timeout=self.timeout)
+            ssh.get_transport().set_keepalive(30)  # type: ignore[union-attr]
+        except Exception as e:
+            ssh.close()
+            raise self._translate(e, "", connecting=True) from None
+        return ssh
+
+    def _transport(self) -> paramiko.Transport:
+        """The live transport, reconnecting if it dropped. Called with `_cond` held."""
+        if self._closed:
+            raise StorageError("the driver is closed", driver=self.name)
+        transport = self._ssh.get_transport() if self._ssh else None
+        if transport is None or not transport.is_active():
+            if self._ssh is not None:
+                log.warning("connection to %s lost, reconnecting", self.describe())
+                self._ssh.close()
+            self._ssh, self._idle, self._channels, self._limit = None, [], 0, MAX_CHANNELS
+            self._ssh = self._connect()
+            transport = self._ssh.get_transport()
+        assert transport is not None
+        return transport
+
+    def _lease(self) -> paramiko.SFTPClient:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            with self._cond:
+                transport = self._transport()
+                while not self._idle and self._channels >= self._limit:
+                    if not self._cond.wait(deadline - time.monotonic()):
+                        raise TransientError(f"all {self._channels} SFTP channels stayed busy",
+                                             driver=self.name)
+                    transport = self._transport()
+                if self._idle:
+                    return self._idle.pop()
+                self._channels += 1
+            try:
+                channel = transport.open_session(timeout=self.timeout)
+            except paramiko.SSHException as e:
+                with self._cond:
+                    self._channels -= 1
+                    self._cond.notify()
+                    # Over the server's session limit (paramiko raises ChannelException, or
+                    # a bare SSHException when several opens race): wait for a free channel.
+                    if not transport.is_active() or self._channels == 0:
+                        raise self._translate(e, "") from None
+                    self._limit = self._channels
+                continue
+            try:
+                channel.settimeout(self.timeout)
+                channel.invoke_subsystem("sftp")
+                return _Client(channel)
+            except Exception as e:
+                channel.close()
+                with self._cond:
+                    self._channels -= 1
+                    self._cond.notify()
+                raise self._translate(e, "") from None
+
+    def _release(self, client: paramiko.SFTPClient, broken: bool = False) -> None:
+        channel = client.get_channel()
+        with self._cond:
+            current = self._ssh is not None and channel.get_transport() is self._ssh.get_transport()
+            keep = current and not (broken or channel.closed or self._closed)
+            if keep:
+                self._idle.append(client)
+            elif current:
+                self._channels -= 1
+            self._cond.notify()
+        if not keep:
+            with suppress(Exception):
+                client.close()
+
+    def _failed(self, client: paramiko.SFTPClient, e: BaseException, path: str) -> BaseException:
+        """Give back a channel whose operation raised `e`; what the caller should raise."""
+        self._release(client, broken=not (_is_status(e) or isinstance(e, RegtoolError)))
+        if isinstance(e, Exception):
+            return self._translate(e, path)
+        return e
+
+    @contextmanager
+    def _session(self, path: str) -> Iterator[paramiko.SFTPClient]:
+        """A channel for one operation; native errors leave as regtool errors."""
+        client = self._lease()
+        try:
+            yield client
+        except BaseException as e:
+            raise self._failed(client, e, path) from None
+        self._release(client)
+
+    def _keep(self, path: str, make: Callable[[paramiko.SFTPClient], T]) -> T:
+        """Like `_session`, but on success the object `make` returns keeps the channel."""
+        client = self._lease()
+        try:
+            return make(client)
+        except BaseException as e:
+            raise self._failed(client, e, path) from None
+
+    def _translate(self, e: Exception, path: str, connecting: bool = False) -> StorageError:
+        if isinstance(e, StorageError):
+            return e
+        where, kind = f"{self.username}@{self.host}:{self.port}", f"{type(e).__name__}: {e}"
+        if isinstance(e, paramiko.AuthenticationException):
+            return AuthenticationFailed(f"{where}: authentication failed ({e})", driver=self.name)
+        if isinstance(e, paramiko.BadHostKeyException):
+            return StorageError(f"host key of {self.host} does not match the one in known_hosts "
+                                f"(got {e.key.fingerprint}): the server changed, or it is not "
+                                "the server you meant", driver=self.name)
+        if _is_status(e):
+            assert isinstance(e, OSError)
+            if e.errno == errno.ENOENT:
+                return PathNotFound(path, driver=self.name)
+            reason = "permission denied" if e.errno == errno.EACCES else (e.strerror or str(e))
+            return StorageError(f"{reason}: {path or '/'}", path=path, driver=self.name)
+        if isinstance(e, socket.gaierror) or (connecting and isinstance(e, OSError)):
+            return Unreachable(f"cannot reach {where}: {kind}", driver=self.name)
+        if isinstance(e, TimeoutError) and self._ssh is not None:
+            self._ssh.close()  # no answer for `timeout` seconds: reconnect on the next call
+        if isinstance(e, paramiko.SSHException | EOFError | OSError):
+            return TransientError(f"{where}: {kind}", path=path or None, driver=self.name)
+        return StorageError(kind, path=path or None, driver=self.name)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            idle, ssh, self._idle, self._ssh = self._idle, self._ssh, [], None
+            self._cond.notify_all()
+        for client in idle:
+            with suppress(Exception):
+                client.close()
+        if ssh is not None:
+            ssh.close()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _abs(self, path: str, *, allow_root: bool = False) -> str:
+        check_path(path, allow_root=allow_root)
+        if not path:
+            return self._base or "."
+        return posixpath.join(self._base, path) if self._base else path
+
+    def _makedirs(self, c: paramiko.SFTPClient, target: str) -> None:
+        """mkdir -p, tolerating writers and pruners racing us."""
+        for _ in range(3):
+            try:
+                c.mkdir(target)
+                return
+            except OSError as e:
+                parent = posixpath.dirname(target)
+                if _missing(e) and parent not in ("", ".", "/", target):
+                    self._makedirs(c, parent)
+                    continue
+                with suppress(OSError):  # SFTP v3 says only "Failure" if it exists
+                    if _is_status(e) and stat.S_ISDIR(c.stat(target).st_mode or 0):
+                        return
+                raise
+        raise StorageError(f"directory keeps vanishing: {target}", driver=self.name)
+
+    def _retry_in_new_dir(self, c: paramiko.SFTPClient, target: str, fn: Callable[[], T]) -> T:
+        """`fn()`, creating `target`'s directory if that is what it lacked."""
+        for attempt in (1, 2, 3):
+            try:
+                return fn()
+            except FileNotFoundError:
+                if attempt == 3:
+                    raise
+                self._makedirs(c, posixpath.dirname(target))
+        raise AssertionError("unreachable")
+
+    def _rename(self, c: paramiko.SFTPClient, src: str, dst: str) -> None:
+        try:
+            c.posix_rename(src, dst)  # an atomic replace (OpenSSH's extension)
+        except OSError as e:
+            if not (_is_status(e) and "unsupported" in str(e).lower()):
+                raise
+            with suppress(FileNotFoundError):  # servers without it: not atomic, but works
+                c.remove(dst)
+            c.rename(src, dst)
+
+    def _pipelined(self, c: paramiko.SFTPClient, cmd: int, paths: list[str],
+                   out: Outcomes) -> None:
+        """`cmd` (remove, rmdir) for every path, PIPELINE at a time; outcomes to `out`."""
+        pipe = _Pipeline(c)
+        for path in paths:
+            if len(pipe) >= PIPELINE:
+                out.append(pipe.status())
+            pipe.send(path, cmd, self._abs(path))
+        while pipe:
+            out.append(pipe.status())
+
+    def _prune(self, paths: Iterable[str]) -> None:
+        """Remove the parents of `paths` left empty, up to the root, as `local` does."""
+        parents: set[str] = set()
+        for p in paths:
+            while "/" in p:
+                p = p.rpartition("/")[0]
+                parents.add(p)
+        with suppress(StorageError), self._session("") as c:
+            for level in _by_depth(parents):
+                self._pipelined(c, CMD_RMDIR, level, [])  # the server refuses non-empty ones
+
+    def _listdir(self, c: paramiko.SFTPClient, prefix: str, temp: bool = False) -> list[Entry]:
+        entries = []
+        for attr in c.listdir_attr(self._abs(prefix, allow_root=True)):
+            if attr.filename.startswith(TEMP_MARK) and not temp:
+                continue
+            rel = f"{prefix}/{attr.filename}" if prefix else attr.filename
+            if stat.S_ISLNK(attr.st_mode or 0):  # follow links, as the local driver does
+                try:
+                    attr = c.stat(self._abs(rel))
+                except FileNotFoundError:
+                    continue
+            entries.append(_entry(rel, attr))
+        return entries
+
+    def _tree(self, prefix: str, temp: bool = False) -> Iterator[Entry]:
+        """Files and directories below `prefix`, listing WALK_THREADS directories at once."""
+
+        def listing(p: str) -> list[Entry]:
+            try:
+                with self._session(p) as c:
+                    return self._listdir(c, p, temp)
+            except PathNotFound:
+                return []  # a missing prefix, or removed while we walked
+
+        self._abs(prefix, allow_root=True)
+        pool = ThreadPoolExecutor(WALK_THREADS, thread_name_prefix="sftp-walk")
+        try:
+            pending = {pool.submit(listing, prefix)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    for entry in future.result():
+                        if entry.is_dir:
+                            pending.add(pool.submit(listing, entry.path))
+                        yield entry
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- the Driver contract --------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> list[Entry]:
+        self._abs(prefix, allow_root=True)
+        try:
+            with self._session(prefix) as c:
+                return self._listdir(c, prefix)
+        except PathNotFound:
+            if prefix == "":
+                return []
+            raise
+
+    def walk(self, prefix: str = "") -> Iterator[Entry]:
+        return (e for e in self._tree(prefix) if not e.is_dir)
+
+    def stat(self, path: str) -> Entry:
+        target = self._abs(path)
+        with self._session(path) as c:
+            return _entry(path, c.stat(target))
+
+    def get(self, path: str) -> bytes:
+        with self.open(path) as f:
+            return f.read()
+
+    def put(self, path: str, data: bytes) -> None:
+        w = self.writer(path)
+        try:
+            w.write(data)
+            w.commit()
+        finally:
+            w.cancel()
+
+    def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        target = self._abs(path)
+
+        def make(c: paramiko.SFTPClient) -> BinaryIO:
+            f = c.open(target, "rb")
+            try:
+                attr = f.stat()
+                if stat.S_ISDIR(attr.st_mode or 0):  # OpenSSH opens directories
+                    raise PathNotFound(path, driver=self.name)
+            except BaseException:
+                f.close()
+                raise
+            size = attr.st_size or 0
+            end = size if length is None else min(size, offset + length)
+            return SftpReader(self, c, f, path, offset, end)  # type: ignore[return-value]
+
+        return self._keep(path, make)
+
+    def writer(self, path: str, append: bool = False) -> Writer:
+        self._abs(path)
+        return self._keep(path, lambda c: SftpWriter(self, c, path, append))
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self._abs(src), self._abs(dst)
+        with self._session(src) as c:
+            try:
+                self._retry_in_new_dir(c, target, lambda: self._rename(c, source, target))
+            except FileNotFoundError:
+                try:
+                    c.lstat(source)
+                except FileNotFoundError:
+                    raise PathNotFound(src, driver=self.name) from None
+                raise  # the source is there: the target's directory keeps vanishing
+        self._prune([src])
+
+    def delete(self, path: str) -> None:
+        target = self._abs(path)
+        with self._session(path) as c:
+            is_dir = stat.S_ISDIR(c.lstat(target).st_mode or 0)
+            if not is_dir:
+                c.remove(target)
+        if is_dir:
+            entries = list(self._tree(path, temp=True))
+            done: Outcomes = []
+            with self._session(path) as c:
+                self._pipelined(c, CMD_REMOVE, [e.path for e in entries if not e.is_dir], done)
+                for level in _by_depth([path, *(e.path for e in entries if e.is_dir)]):
+                    self._pipelined(c, CMD_RMDIR, level, done)
+                for failed, error in done:
+                    if error is not None and not _missing(error):
+                        raise self._translate(error, failed)
+        self._prune([path])
+
+    def delete_many(self, paths: Iterable[str]) -> DeleteReport:
+        report, valid, done = DeleteReport(), [], []
+        for path in paths:
+            try:
+                self._abs(path)
+                valid.append(path)
+            except StorageError as e:
+                report.failed[path] = str(e)
+        try:
+            with self._session("") as c:
+                self._pipelined(c, CMD_REMOVE, valid, done)
+        except StorageError as e:  # the connection failed: what got no answer failed
+            report.failed.update(dict.fromkeys(valid[len(done):], str(e)))
+        for path, error in done:
+            if error is None or _missing(error):
+                report.deleted.append(path)
+            else:
+                report.failed[path] = str(self._translate(error, path))
+        self._prune(report.deleted)
+        return report
+
+
+class SftpReader(io.RawIOBase):
+    """Reads [offset, end) of an open remote file, PIPELINE requests ahead."""
+
+    def __init__(self, driver: SftpDriver, client: paramiko.SFTPClient, file: paramiko.SFTPFile,
+                 path: str, offset: int, end: int):
+        self._driver, self._client, self._file, self._path = driver, client, file, path
+        self._pipe = _Pipeline(client, file.handle)
+        self._next, self._end = offset, end
+        self._buf, self._at = b"", 0  # read-ahead, and how much of it was returned
+        self._error: StorageError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _chunk(self) -> bytes:
+        """The next piece of the range, in order; b"" at its end."""
+        while len(self._pipe) < PIPELINE and self._next < self._end:
+            n = min(CHUNK, self._end - self._next)
+            self._pipe.send((self._next, n), CMD_READ, int64(self._next), n)
+            self._next += n
+        if not self._pipe:
+            return b""
+        (offset, n), t, msg = self._pipe.reply()
+        if t == CMD_STATUS:
+            try:
+                self._client._convert_status(msg)
+            except EOFError:  # the file shrank since it was opened: stop here
+                while self._pipe:
+                    self._pipe.reply()
+                self._next = self._end = offset
+                return b""
+        data: bytes = msg.get_string() if t == CMD_DATA else b""
+        if not data:
+            raise paramiko.SFTPError(f"no data in the reply for offset {offset}")
+        if len(data) < n:  # a short read: fetch the rest before anything sent later
+            rest = offset + len(data)
+            self._pipe.send((rest, n - len(data)), CMD_READ, int64(rest), n - len(data),
+                            first=True)
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read from a closed reader")
+        if self._error is not None:
+            raise self._error
+        whole = size is None or size < 0
+        if not whole and len(self._buf) - self._at >= size:  # type: ignore[operator]
+            self._at += size  # type: ignore[operator]
+            return self._buf[self._at - size : self._at]  # type: ignore[operator]
+        parts = [self._buf[self._at :]]
+        have = len(parts[0])
+        try:
+            while whole or have < size:  # type: ignore[operator]
+                data = self._chunk()
+                if not data:
+                    break
+                parts.append(data)
+                have += len(data)
+        except Exception as e:  # the range is now incomplete: fail every later read too
+            self._error = self._driver._translate(e, self._path)
+            raise self._error from None
+        self._buf, self._at = b"".join(parts), 0
+        if whole or size >= len(self._buf):  # type: ignore[operator]
+            out, self._buf = self._buf, b""
+            return out
+        self._at = size  # type: ignore[assignment]
+        return self._buf[:size]
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        broken = self._error is not None
+        try:
+            if not broken:
+                while self._pipe:  # leave the channel clean for its next user
+                    self._pipe.reply()
+                self._file.close()
+        except Exception:
+            broken = True
+        finally:
+            self._driver._release(self._client, broken=broken)
+            super().close()
+
+
+class SftpWriter(Writer):
+    """Writes a temp file that commit renames over the target, or appends in place."""
+
+    def __init__(self, driver: SftpDriver, client: paramiko.SFTPClient, path: str, append: bool):
+        self._driver, self._client, self._path = driver, client, path
+        self._target = driver._abs(path)
+        self._temp: str | None = None
+        if append:
+            self._file = client.open(self._target, "r+b")
+            self._start = self._file.stat().st_size or 0
+        else:
+            temp = posixpath.join(posixpath.dirname(self._target), f"{TEMP_MARK}{uuid.uuid4().hex}")
+            self._file = driver._retry_in_new_dir(client, temp, lambda: client.open(temp, "wb"))
+            self._temp, self._start = temp, 0
+        self._pos = self._start
+        self._pipe = _Pipeline(client, self._file.handle)
+        self._done = self._broken = False
+        self._error: StorageError | None = None
+
+    @property
+    def size(self) -> int:
+        return self._pos
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        if self._error is not None:  # content is incomplete: never commit it
+            raise self._error
+        try:
+            yield
+        except Exception as e:
+            self._broken = not (_is_status(e) or isinstance(e, RegtoolError))
+            self._error = self._driver._translate(e, self._path)
+            raise self._error from None
+
+    def _drain(self, upto: int) -> None:
+        while len(self._pipe) > upto:
+            error = self._pipe.status()[1]
+            if error is not None:
+                raise error
+
+    def write(self, data: bytes) -> int:
+        if self._done:
+            raise StorageError("write to a finished writer", path=self._path, driver="sftp")
+        view = memoryview(data)
+        with self._guard():
+            for i in range(0, len(view), CHUNK):
+                self._drain(PIPELINE - 1)
+                chunk = view[i : i + CHUNK].tobytes()
+                self._pipe.send(None, CMD_WRITE, int64(self._pos), chunk)
+                self._pos += len(chunk)
+        return len(data)
+
+    def commit(self) -> None:
+        if self._done:
+            return
+        with self._guard():
+            self._drain(0)
+            self._file.close()
+            if self._temp is not None:
+                self._driver._rename(self._client, self._temp, self._target)
+        self._done = True
+        self._driver._release(self._client)
+
+    def cancel(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            if self._broken:
+                raise StorageError("the connection failed")
+            while self._pipe:
+                self._pipe.status()
+            if self._temp is None:
+                self._file.truncate(self._start)
+            self._file.close()
+            if self._temp is not None:
+                with suppress(FileNotFoundError):
+                    self._client.remove(self._temp)
+        except Exception as e:  # best effort: a stray temp file is invisible to listings
+            self._broken = True
+            log.warning("could not undo a cancelled write to %s: %s", self._path, e)
+        finally:
+            self._driver._release(self._client, broken=self._broken)
