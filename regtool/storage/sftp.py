@@ -38,11 +38,11 @@ from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
 from regtool.storage.local import TEMP_MARK
 from regtool.storage.sftp_transfer import (
     PIPELINE,
+    Pipeline,
     SftpReader,
     SftpWriter,
-    _Client,
-    _is_status,
-    _Pipeline,
+    StatusClient,
+    is_status_reply,
 )
 
 T = TypeVar("T")
@@ -229,7 +229,7 @@ class SftpDriver(Driver):
             try:
                 channel.settimeout(self.timeout)
                 channel.invoke_subsystem("sftp")
-                return _Client(channel)
+                return StatusClient(channel)
             except Exception as e:
                 channel.close()
                 with self._cond:
@@ -253,7 +253,7 @@ class SftpDriver(Driver):
 
     def _failed(self, client: paramiko.SFTPClient, e: BaseException, path: str) -> BaseException:
         """Give back a channel whose operation raised `e`; what the caller should raise."""
-        self._release(client, broken=not (_is_status(e) or isinstance(e, RegtoolError)))
+        self._release(client, broken=not (is_status_reply(e) or isinstance(e, RegtoolError)))
         if isinstance(e, Exception):
             return self._translate(e, path)
         return e
@@ -289,7 +289,7 @@ class SftpDriver(Driver):
                 "the server you meant",
                 driver=self.name,
             )
-        if _is_status(e):
+        if is_status_reply(e):
             assert isinstance(e, OSError)
             if e.errno == errno.ENOENT:
                 return PathNotFound(path, driver=self.name)
@@ -334,7 +334,7 @@ class SftpDriver(Driver):
                     self._makedirs(c, parent)
                     continue
                 with suppress(OSError):  # SFTP v3 says only "Failure" if it exists
-                    if _is_status(e) and stat.S_ISDIR(c.stat(target).st_mode or 0):
+                    if is_status_reply(e) and stat.S_ISDIR(c.stat(target).st_mode or 0):
                         return
                 raise
         raise StorageError(f"directory keeps vanishing: {target}", driver=self.name)
@@ -354,7 +354,7 @@ class SftpDriver(Driver):
         try:
             c.posix_rename(src, dst)  # an atomic replace (OpenSSH's extension)
         except OSError as e:
-            if not (_is_status(e) and "unsupported" in str(e).lower()):
+            if not (is_status_reply(e) and "unsupported" in str(e).lower()):
                 raise
             with suppress(FileNotFoundError):  # servers without it: not atomic, but works
                 c.remove(dst)
@@ -362,7 +362,7 @@ class SftpDriver(Driver):
 
     def _pipelined(self, c: paramiko.SFTPClient, cmd: int, paths: list[str], out: Outcomes) -> None:
         """`cmd` (remove, rmdir) for every path, PIPELINE at a time; outcomes to `out`."""
-        pipe = _Pipeline(c)
+        pipe = Pipeline(c)
         for path in paths:
             if len(pipe) >= PIPELINE:
                 out.append(pipe.status())

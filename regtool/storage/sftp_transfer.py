@@ -33,7 +33,7 @@ CHUNK = 32768  # the largest read/write every SFTP server accepts
 PIPELINE = 32  # requests in flight per transfer: 1 MiB of data
 
 
-class _Client(paramiko.SFTPClient):
+class StatusClient(paramiko.SFTPClient):
     def _convert_status(self, msg: paramiko.Message) -> None:
         try:
             super()._convert_status(msg)
@@ -44,11 +44,11 @@ class _Client(paramiko.SFTPClient):
             raise
 
 
-def _is_status(e: BaseException) -> bool:
+def is_status_reply(e: BaseException) -> bool:
     return isinstance(e, OSError) and getattr(e, "sftp_status", False)
 
 
-class _Pipeline:
+class Pipeline:
     """Requests in flight on one channel, whose replies are taken in the order sent."""
 
     def __init__(self, client: paramiko.SFTPClient, handle: bytes | None = None):
@@ -100,7 +100,7 @@ class SftpReader(io.RawIOBase):
         end: int,
     ):
         self._driver, self._client, self._file, self._path = driver, client, file, path
-        self._pipe = _Pipeline(client, file.handle)
+        self._pipe = Pipeline(client, file.handle)
         self._next, self._end = offset, end
         self._buf, self._at = b"", 0  # read-ahead, and how much of it was returned
         self._error: StorageError | None = None
@@ -200,7 +200,7 @@ class SftpWriter(Writer):
             self._file = driver._retry_in_new_dir(client, temp, lambda: client.open(temp, "wb"))
             self._temp, self._start = temp, 0
         self._pos = self._start
-        self._pipe = _Pipeline(client, self._file.handle)
+        self._pipe = Pipeline(client, self._file.handle)
         self._done = self._broken = False
         self._error: StorageError | None = None
 
@@ -215,7 +215,7 @@ class SftpWriter(Writer):
         try:
             yield
         except Exception as e:
-            self._broken = not (_is_status(e) or isinstance(e, RegtoolError))
+            self._broken = not (is_status_reply(e) or isinstance(e, RegtoolError))
             self._error = self._driver._translate(e, self._path)
             raise self._error from None
 
