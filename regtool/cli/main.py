@@ -9,7 +9,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from regtool.cli import ls
+from regtool.cli import ls, verify
 from regtool.cli.errors import exit_code_for
 from regtool.cli.output import error
 from regtool.errors import RegtoolError
@@ -37,6 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("ls")(ls.ls)
+app.command("verify")(verify.verify)
 
 
 @app.callback()

@@ -1,0 +1,171 @@
+"""`regtool verify [TARGET...] [--all] [--blobs] [--quick]`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from regtool.cli.errors import EXIT_PROBLEMS
+from regtool.cli.output import human_size, print_json, print_table, stderr_is_terminal
+from regtool.cli.store import (
+    ConfigOption,
+    IdentityOption,
+    JobsOption,
+    JsonOption,
+    LocationOption,
+    open_store,
+)
+from regtool.concurrency import DEFAULT_JOBS
+from regtool.inspect.verify import Progress, Verification, short, verify_registry
+
+
+def verify(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[TARGET]...",
+            help="name:tag, name@digest or a repository (V1: library/ is implied).",
+            show_default=False,
+        ),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every tag of every repository, and dangling links.")
+    ] = False,
+    blobs: Annotated[
+        bool,
+        typer.Option("--blobs", help="Also re-hash every blob in storage, referenced or not."),
+    ] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Existence and sizes only, no re-hashing.")
+    ] = False,
+    location: LocationOption = None,
+    config: ConfigOption = None,
+    identity: IdentityOption = None,
+    as_json: JsonOption = False,
+    jobs: JobsOption = DEFAULT_JOBS,
+) -> None:
+    """Check that images are whole: links, manifests, blob sizes and content hashes.
+    Exit 0 when everything checked is whole, 1 when a problem was found."""
+    progress = _RichProgress() if stderr_is_terminal() else None
+    with open_store(location, config, identity) as store:
+        try:
+            verification = verify_registry(
+                store.layout,
+                store.location.redacted(),
+                targets or [],
+                everything=everything,
+                blobs=blobs,
+                quick=quick,
+                jobs=jobs,
+                progress=progress,
+            )
+        finally:
+            if progress is not None:
+                progress.stop()
+    if as_json:
+        print_json(verification_document(verification))
+    else:
+        print_verification(verification)
+    if not verification.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+class _RichProgress:
+    """Bytes hashed of the total, rate and ETA on stderr; rich is imported only here."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("verifying"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._bar.add_task("verify", total=None)
+        self._total = 0
+        self._bar.start()
+
+    def expect(self, nbytes: int) -> None:
+        self._total += nbytes
+        self._bar.update(self._task, total=self._total)
+
+    def advance(self, nbytes: int) -> None:
+        self._bar.advance(self._task, nbytes)
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+_: type[Progress] = _RichProgress  # it satisfies the tool's progress protocol
+
+
+def verification_document(v: Verification) -> dict[str, Any]:
+    """The stable `--json` shape, documented in the README."""
+    ref_key = "digest" if v.layout == "v2" else "image_id"
+    return {
+        "location": v.location,
+        "layout": v.layout,
+        "results": [
+            {
+                "repository": r.repository,
+                "tag": r.tag,
+                ref_key: r.digest if v.layout == "v2" else r.image_id,
+                "status": r.status,
+                "problems": [
+                    {"object": p.object, "kind": p.kind, "detail": p.detail} for p in r.problems
+                ],
+            }
+            for r in v.results
+        ],
+        "totals": {
+            "results": len(v.results),
+            "ok": v.count("ok"),
+            "corrupt": v.count("corrupt"),
+            "missing": v.count("missing"),
+            "skipped": v.count("skipped"),
+            "images": v.images,
+            "blobs": v.blobs,
+            "bytes_hashed": v.bytes_hashed,
+            "seconds": round(v.seconds, 3),
+            "problems": len(v.problems),
+        },
+    }
+
+
+def print_verification(v: Verification) -> None:
+    rows: list[list[str]] = []
+    for r in v.results:
+        ref = r.digest or r.image_id
+        head = [r.repository or "-", r.tag or "-"]
+        if not r.problems:
+            rows.append([*head, r.status, short(ref) if ref else "-", "-"])
+        for i, p in enumerate(r.problems):
+            rows.append([*(head if i == 0 else ["", ""]), p.status, short(p.object), p.detail])
+    if rows:
+        print_table(rows, ["REPOSITORY", "TAG", "STATUS", "OBJECT", "PROBLEM"])
+        typer.echo()
+    else:
+        typer.echo(f"Nothing to verify in {v.location} ({v.layout} layout).")
+    counts = ", ".join(
+        f"{v.count(s)} {s}" for s in ("ok", "corrupt", "missing", "skipped") if v.count(s)
+    )
+    rate = human_size(int(v.bytes_hashed / v.seconds)) + "/s" if v.seconds > 0 else "-"
+    typer.echo(
+        f"{len(v.results)} results ({counts or 'none'}); {v.images} images, {v.blobs} blobs "
+        f"checked; {human_size(v.bytes_hashed)} hashed in {v.seconds:.1f} s ({rate}); "
+        + (f"{len(v.problems)} problems" if v.problems else "no problems")
+        + (" (quick: sizes only, nothing re-hashed)" if v.quick else "")
+    )
