@@ -20,14 +20,18 @@ from __future__ import annotations
 import contextlib
 import getpass
 import http.client
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 from regtool.storage.swift import SwiftCredentials, SwiftDriver
 from tests.services import free_port
@@ -37,6 +41,7 @@ START_TIMEOUT = 60.0
 USER = "test:tester"
 KEY = "testing"
 ACCOUNT = "AUTH_test"
+DEVICE = "d1"
 SERVERS = ("account", "container", "object", "proxy")
 
 # Rings are built in one child process: importing swift here would pull eventlet into
@@ -99,9 +104,10 @@ def _tail(path: Path, lines: int = 15) -> str:
 class SwiftService:
     """A running Swift. Attributes: auth_url, user, key, storage_url, tmpdir."""
 
-    def __init__(self, tmpdir: Path, proxy_port: int) -> None:
+    def __init__(self, tmpdir: Path, ports: dict[str, int]) -> None:
         self.tmpdir = tmpdir
-        self.proxy_port = proxy_port
+        self.ports = ports
+        self.proxy_port = proxy_port = ports["proxy"]
         self.auth_url = f"http://127.0.0.1:{proxy_port}/auth/v1.0"
         self.user = USER
         self.key = KEY
@@ -143,7 +149,8 @@ class SwiftService:
     def credentials(self) -> SwiftCredentials:
         return SwiftCredentials(auth_url=self.auth_url, user=self.user, key=self.key)
 
-    def _token(self) -> str:
+    def token(self) -> str:
+        """A fresh tempauth token for the test user."""
         resp = _http("GET", "127.0.0.1", self.proxy_port, "/auth/v1.0",
                      {"X-Auth-User": self.user, "X-Auth-Key": self.key})
         token = resp.getheader("X-Auth-Token")
@@ -153,7 +160,7 @@ class SwiftService:
 
     def create_container(self, name: str) -> None:
         resp = _http("PUT", "127.0.0.1", self.proxy_port, f"/v1/{ACCOUNT}/{name}",
-                     {"X-Auth-Token": self._token()})
+                     {"X-Auth-Token": self.token()})
         if resp.status not in (201, 202):
             raise RuntimeError(f"cannot create container {name}: {resp.status} {resp.reason}")
 
@@ -162,6 +169,50 @@ class SwiftService:
         self.create_container(container)
         return SwiftDriver(self.credentials(), container, prefix, segment_size=segment_size)
 
+    def add_listing_entries(self, container: str, names: list[str], size: int = 1) -> None:
+        """Record `names` in the container's listing without storing any object, the way
+        an object server reports a new object to its container server.
+
+        For listing tests that need more names than uploads allow in a few seconds (a
+        single-process Swift stores ~250 objects a second; this records ~2,000). GET and
+        DELETE of such a name answer 404: only listings see it.
+        """
+        out = subprocess.run(
+            [*_swift_script("swift-get-nodes"), "--swift-dir", str(self.tmpdir),
+             str(self.tmpdir / "container.ring.gz"), ACCOUNT, container],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout
+        match = re.search(r"^Partition\s+(\d+)", out, re.MULTILINE)
+        if not match:
+            raise RuntimeError(f"swift-get-nodes gave no partition:\n{out}")
+        base = f"/{DEVICE}/{match[1]}/{ACCOUNT}/{container}/"
+        local = threading.local()
+        opened: list[http.client.HTTPConnection] = []
+
+        def record(name: str) -> None:
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(
+                    "127.0.0.1", self.ports["container"], timeout=30)
+                opened.append(conn)
+            conn.request("PUT", base + quote(name), headers={
+                "X-Timestamp": f"{time.time():016.5f}", "X-Size": str(size),
+                "X-Content-Type": "application/octet-stream",
+                "X-Etag": "d41d8cd98f00b204e9800998ecf8427e",
+                "X-Backend-Storage-Policy-Index": "0",
+            })
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 201:
+                raise RuntimeError(f"container update for {name}: {resp.status} {resp.reason}")
+
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(record, names))
+        finally:
+            for conn in opened:
+                conn.close()
+
     # --- readiness -------------------------------------------------------------------
     def _ready(self, backend_ports: list[int]) -> bool:
         try:
@@ -169,7 +220,7 @@ class SwiftService:
                 return False
             if not all(_port_open(p) for p in backend_ports):
                 return False
-            token = self._token()
+            token = self.token()
             # HEAD of the account goes through the proxy to the account server.
             resp = _http("HEAD", "127.0.0.1", self.proxy_port, f"/v1/{ACCOUNT}",
                          {"X-Auth-Token": token})
@@ -193,7 +244,7 @@ class SwiftService:
 
 def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> None:
     devices = tmpdir / "devices"
-    (devices / "d1").mkdir(parents=True, exist_ok=True)
+    (devices / DEVICE).mkdir(parents=True, exist_ok=True)
     (tmpdir / "run").mkdir(exist_ok=True)
     (tmpdir / "swift.conf").write_text(textwrap.dedent("""\
         [swift-hash]
@@ -222,7 +273,6 @@ def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> 
             + f"bind_port = {ports[kind]}\n\n"
             + f"[pipeline:main]\npipeline = {kind}-server\n\n"
             + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n"
-            + ("allow_versions = true\n" if kind == "container" else "")
         )
     (tmpdir / "proxy-server.conf").write_text(common % "proxy" + textwrap.dedent(f"""\
         bind_port = {ports["proxy"]}
@@ -288,7 +338,7 @@ def start_swift(tmpdir: Path) -> SwiftService:
     tmpdir.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in SERVERS}
     memcached_port = free_port()
-    service = SwiftService(tmpdir, ports["proxy"])
+    service = SwiftService(tmpdir, ports)
     try:
         memcached = [_memcached_binary(), "-l", "127.0.0.1", "-p", str(memcached_port),
                      "-U", "0", "-m", "32"]
@@ -297,7 +347,7 @@ def start_swift(tmpdir: Path) -> SwiftService:
         service._spawn("memcached", memcached)
         _write_configs(tmpdir, ports, memcached_port)
         subprocess.run(
-            [sys.executable, "-c", _RING_SCRIPT, str(tmpdir), "d1",
+            [sys.executable, "-c", _RING_SCRIPT, str(tmpdir), DEVICE,
              *(str(ports[k]) for k in ("account", "container", "object"))],
             check=True, capture_output=True, timeout=60,
         )

@@ -1,0 +1,365 @@
+"""What only the Swift driver does: distribution's DLO layout, paginated listings, bulk
+delete, login and error translation, request counting. The shared behaviour is in
+test_conformance.py."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from swiftclient.client import Connection
+
+from regtool.errors import (
+    AuthenticationFailed,
+    PathNotFound,
+    StorageError,
+    TransientError,
+    Unreachable,
+)
+from regtool.storage import swift_dlo
+from regtool.storage.swift import SwiftCredentials, SwiftDriver
+from tests.services import free_port
+from tests.services.swift import SwiftService
+
+pytestmark = pytest.mark.swift
+
+SEGMENT = 1024
+HEX = "[0-9a-f]"
+
+
+@pytest.fixture
+def container(swift_service: SwiftService) -> str:
+    name = f"swift-{uuid.uuid4().hex[:8]}"
+    swift_service.create_container(name)
+    return name
+
+
+@pytest.fixture
+def driver(swift_service: SwiftService, container: str) -> Iterator[SwiftDriver]:
+    d = swift_service.driver(container, "reg", segment_size=SEGMENT)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def raw(swift_service: SwiftService) -> Iterator[Connection]:
+    """A plain swiftclient connection, to see what is really stored."""
+    conn = Connection(swift_service.auth_url, swift_service.user, swift_service.key)
+    yield conn
+    conn.close()
+
+
+def _stored(raw: Connection, container: str) -> dict[str, int]:
+    _, listing = raw.get_container(container, full_listing=True)
+    return {item["name"]: item["bytes"] for item in listing}
+
+
+def _segment_set(raw: Connection, container: str, name: str) -> str:
+    manifest = raw.head_object(container, name)["x-object-manifest"]
+    match = re.fullmatch(rf"{container}/(reg/segments/{HEX}{{3}}/{HEX}{{37}})", manifest)
+    assert match, manifest
+    return match[1]
+
+
+def test_writer_stores_a_dlo_exactly_as_distribution_does(
+    driver: SwiftDriver, raw: Connection, container: str
+) -> None:
+    data = os.urandom(2 * SEGMENT + SEGMENT // 2)
+    w = driver.writer("files/blob/data")
+    w.write(data[:1000])
+    w.write(data[1000:])
+    # Full segments are uploaded as they fill; the manifest waits for commit.
+    assert sorted(_stored(raw, container).values()) == [SEGMENT, SEGMENT]
+    w.commit()
+
+    segments = _segment_set(raw, container, "reg/files/blob/data")
+    assert _stored(raw, container) == {
+        "reg/files/blob/data": 0,
+        f"{segments}/0000000000000001": SEGMENT,
+        f"{segments}/0000000000000002": SEGMENT,
+        f"{segments}/0000000000000003": SEGMENT // 2,
+    }
+    headers = raw.head_object(container, "reg/files/blob/data")
+    assert int(headers["content-length"]) == len(data)
+    assert headers["content-type"] == "application/octet-stream"
+    assert driver.get("files/blob/data") == data
+    assert driver.stat("files/blob/data").size == len(data)
+
+    driver.delete("files")  # takes the segments along
+    assert _stored(raw, container) == {}
+
+
+def test_append_turns_a_plain_object_into_a_dlo_and_cancel_keeps_it(
+    driver: SwiftDriver, raw: Connection, container: str
+) -> None:
+    driver.put("f", b"old|")
+    w = driver.writer("f", append=True)
+    w.write(b"new|")
+    assert driver.get("f") == b"old|"
+    w.commit()
+    segments = _segment_set(raw, container, "reg/f")
+    assert raw.get_object(container, f"{segments}/0000000000000001")[1] == b"old|"
+    assert raw.get_object(container, f"{segments}/0000000000000002")[1] == b"new|"
+
+    w = driver.writer("f", append=True)
+    assert w.size == 8
+    w.write(b"x" * (SEGMENT + 10))  # segment 3 is uploaded before the cancel
+    assert f"{segments}/0000000000000003" in _stored(raw, container)
+    w.cancel()
+    assert set(_stored(raw, container)) == {
+        "reg/f", f"{segments}/0000000000000001", f"{segments}/0000000000000002"}
+    assert driver.get("f") == b"old|new|"
+
+    w = driver.writer("f", append=True)  # numbering continues after the cancel
+    w.write(b"end")
+    w.commit()
+    assert f"{segments}/0000000000000003" in _stored(raw, container)
+    assert driver.get("f") == b"old|new|end"
+    driver.delete("f")
+    assert _stored(raw, container) == {}
+
+
+def test_replacing_a_dlo_deletes_its_old_segments(
+    driver: SwiftDriver, raw: Connection, container: str
+) -> None:
+    for content in (b"a" * 3000, b"b" * 1500):  # a writer over a DLO
+        with driver.writer("x/blob") as w:
+            w.write(content)
+            w.commit()
+    segments = _segment_set(raw, container, "reg/x/blob")
+    assert {n for n in _stored(raw, container) if "/segments/" in n} == {
+        f"{segments}/0000000000000001", f"{segments}/0000000000000002"}
+
+    driver.put("x/plain", b"plain")  # a move over a DLO
+    driver.move("x/plain", "x/blob")
+    assert _stored(raw, container) == {"reg/x/blob": 5}
+
+    with driver.writer("x/upload") as w:  # a DLO moves by its manifest alone
+        w.write(b"c" * 2000)
+        w.commit()
+    driver.move("x/upload", "x/blob")
+    assert driver.get("x/blob") == b"c" * 2000
+    assert sum(1 for n in _stored(raw, container) if "/segments/" in n) == 2
+    driver.delete("x")
+    assert _stored(raw, container) == {}
+
+
+def test_listings_over_10000_names_paginate(swift_service: SwiftService, container: str) -> None:
+    names = [f"many/{i:05d}" for i in range(10_050)]
+    swift_service.add_listing_entries(container, [*names, "manyx/sibling", "aaa"])
+    d = SwiftDriver(swift_service.credentials(), container)
+
+    walked = [e.path for e in d.walk("many")]
+    assert sorted(walked) == names
+    assert d.requests == 3  # login + two pages of 10,000
+    listed = d.list("many")
+    assert len(listed) == len(names) and not any(e.is_dir for e in listed)
+    assert {e.size for e in listed} == {1}
+    assert d.requests == 5
+    assert {e.path for e in d.list("")} == {"many", "manyx", "aaa"}
+
+
+def test_delete_many_uses_bulk_delete(driver: SwiftDriver, raw: Connection,
+                                      container: str) -> None:
+    paths = [f"bulk/{i}" for i in range(30)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda p: driver.put(p, b"x"), paths))
+    before = driver.requests
+    report = driver.delete_many([*paths[:20], "bulk/missing"])
+    assert not report.failed and len(report.deleted) == 21
+    assert driver.requests - before == 2  # GET /info once, then one POST ?bulk-delete
+
+    driver._bulk_max = 4  # as if the cluster allowed 4 names a request
+    before = driver.requests
+    report = driver.delete_many(paths[20:])
+    assert not report.failed and len(report.deleted) == 10
+    assert driver.requests - before == 3
+    assert _stored(raw, container) == {}
+
+
+def test_delete_many_without_bulk_delete_deletes_one_by_one(driver: SwiftDriver) -> None:
+    paths = [f"single/{i}" for i in range(5)]
+    for p in paths:
+        driver.put(p, b"x")
+    driver._bulk_max = 0  # as if /info offered no bulk_delete
+    before = driver.requests
+    report = driver.delete_many([*paths, "single/missing", "bad//path"])
+    assert sorted(report.deleted) == sorted([*paths, "single/missing"])
+    assert list(report.failed) == ["bad//path"]
+    assert driver.requests - before == 6
+    assert list(driver.walk("")) == []
+
+
+def test_bad_credentials_raise_authentication_failed_without_the_key(
+    swift_service: SwiftService,
+) -> None:
+    secret = "not-the-key-" + uuid.uuid4().hex
+    creds = SwiftCredentials(swift_service.auth_url, swift_service.user, secret)
+    assert secret not in repr(creds)
+    d = SwiftDriver(creds, "anything")
+    with pytest.raises(AuthenticationFailed) as info:
+        d.list("")
+    message = str(info.value)
+    assert secret not in message
+    assert swift_service.user in message and swift_service.auth_url in message
+    assert d.requests == 1
+
+
+def test_a_refused_token_means_one_new_login(swift_service: SwiftService,
+                                             container: str) -> None:
+    stale = SwiftCredentials(swift_service.auth_url, swift_service.user, swift_service.key,
+                             storage_url=swift_service.storage_url, token="AUTH_tk-expired")
+    d = SwiftDriver(stale, container)
+    d.put("x", b"1")
+    assert d.requests == 3  # refused PUT, login, PUT
+    d.delete("x")
+
+    token_only = SwiftCredentials(storage_url=swift_service.storage_url, token="AUTH_tk-bad")
+    with pytest.raises(AuthenticationFailed) as info:
+        SwiftDriver(token_only, container).list("")
+    assert "AUTH_tk-bad" not in str(info.value)
+
+
+def test_unreachable_and_unresponsive_servers() -> None:
+    creds = SwiftCredentials(f"http://127.0.0.1:{free_port()}/auth/v1.0", "u", "k")
+    with pytest.raises(Unreachable, match="Connection refused"):
+        SwiftDriver(creds, "c").stat("x")
+    creds = SwiftCredentials("http://no-such-host.invalid/auth/v1.0", "u", "k")
+    with pytest.raises(Unreachable):
+        SwiftDriver(creds, "c").stat("x")
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1/AUTH_x"
+        d = SwiftDriver(SwiftCredentials(storage_url=url, token="t"), "c", timeout=0.5)
+        with pytest.raises(TransientError):
+            d.get("x")
+
+
+def test_requests_are_counted_and_one_login_serves_all_threads(
+    swift_service: SwiftService, container: str
+) -> None:
+    d = SwiftDriver(swift_service.credentials(), container)
+    assert d.requests == 0
+    d.put("c/file", b"1")
+    assert d.requests == 2  # login + PUT
+    d.get("c/file")
+    d.stat("c/file")
+    assert d.requests == 4
+    assert d.stat("c").is_dir
+    assert d.requests == 6  # HEAD (404), then a one-name listing
+    with pytest.raises(PathNotFound):
+        d.stat("nothing")
+    assert d.requests == 8
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: d.put(f"c/{i}", b"x"), range(32)))
+    assert d.requests == 8 + 32  # no thread logged in again
+    d.delete("c")
+    assert list(d.walk("")) == []
+    assert d.describe() == f"swift://{container}"
+    d.close()
+
+
+class _FakeKeystone(http.server.BaseHTTPRequestHandler):
+    """Just enough Keystone v3 for a password login: the token it hands out is a real
+    tempauth token and the catalog points at the real Swift."""
+
+    swift: SwiftService
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        identity = body["auth"]["identity"]["password"]["user"]
+        project = body["auth"]["scope"]["project"]
+        if (identity["name"], identity["password"], identity["domain"]["name"],
+                project["name"]) != ("tester", "testing", "Default", "test"):
+            self.send_response(401)
+            self.end_headers()
+            return
+        endpoint = {"id": "e1", "interface": "public", "region": "R1", "region_id": "R1",
+                    "url": self.swift.storage_url}
+        token = {"token": {
+            "methods": ["password"], "expires_at": "2999-01-01T00:00:00.000000Z",
+            "user": {"id": "u1", "name": "tester", "domain": {"id": "default", "name": "Default"}},
+            "project": {"id": "p1", "name": "test", "domain": {"id": "default", "name": "Default"}},
+            "catalog": [{"id": "s1", "type": "object-store", "name": "swift",
+                         "endpoints": [endpoint]}],
+        }}
+        data = json.dumps(token).encode()
+        self.send_response(201)
+        self.send_header("X-Subject-Token", self.swift.token())
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_keystone_v3_login(swift_service: SwiftService, container: str) -> None:
+    handler = type("Keystone", (_FakeKeystone,), {"swift": swift_service})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/identity"
+        creds = SwiftCredentials(url, "tester", "testing", auth_version="3",
+                                 project_name="test", user_domain_name="Default",
+                                 project_domain_name="Default", region_name="R1")
+        d = SwiftDriver(creds, container)
+        d.put("k", b"via keystone")
+        assert d.get("k") == b"via keystone"
+        d.delete("k")
+
+        wrong = SwiftCredentials(url, "tester", "s3cret-wrong", auth_version="3",
+                                 project_name="test", user_domain_name="Default")
+        with pytest.raises(AuthenticationFailed) as info:
+            SwiftDriver(wrong, container).list("")
+        assert "s3cret-wrong" not in str(info.value)
+        elsewhere = SwiftCredentials(url, "tester", "testing", auth_version="3",
+                                     project_name="test", user_domain_name="Default",
+                                     region_name="R2")
+        with pytest.raises(StorageError, match=r"object-store.*R2"):
+            SwiftDriver(elsewhere, container).list("")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_commit_waits_for_lagging_segments(
+    driver: SwiftDriver, raw: Connection, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A segment missing from the DLO's size at commit is what a lagging container
+    # listing looks like; here segment 2 comes back 0.5 s after the commit started.
+    w = driver.writer("lag/data")
+    w.write(b"1" * SEGMENT + b"2" * SEGMENT)
+    stored = [n for n in _stored(raw, container) if "/segments/" in n]
+    second = max(stored)
+    raw.delete_object(container, second)
+    timer = threading.Timer(0.5, lambda: raw.put_object(container, second, b"2" * SEGMENT))
+    timer.start()
+    started = time.monotonic()
+    w.commit()
+    timer.join()
+    assert time.monotonic() - started >= 0.5
+    assert driver.get("lag/data") == b"1" * SEGMENT + b"2" * SEGMENT
+
+    monkeypatch.setattr(swift_dlo, "SETTLE_TOTAL", 0.5)
+    w = driver.writer("lag/never")
+    w.write(b"x" * SEGMENT)
+    raw.delete_object(container, max(n for n in _stored(raw, container) if "/segments/" in n
+                                     and n not in stored))
+    with pytest.raises(StorageError, match="Timeout expired while waiting for segments"):
+        w.commit()
+    driver.delete("lag")
+    assert _stored(raw, container) == {}
