@@ -1,7 +1,9 @@
 """`regtool ls`: repositories and tags of a store, read straight from storage.
 
 V2: one walk of `repositories/` (every tag link, with its modification time), then one
-GET per tag link and per distinct manifest (index children included), `jobs` at a time.
+GET per distinct manifest (index children included), `jobs` at a time, and one per tag
+link whose digest the listing does not already tell (see
+`RepositoryIndex.listed_tag_digest`: a tag never re-pointed needs no read).
 V1: one walk of `repositories/` and one of `images/`, then one GET per tag file and per
 distinct ancestry. Damaged data becomes a warning; the rest is still listed.
 """
@@ -82,8 +84,16 @@ def _list_v2(layout: V2Layout, listing: Listing, repository: str | None, jobs: i
     if repository is not None:
         check_name(repository)
     repos = layout.scan_repositories(repository)
-    links = [(name, tag) for name, repo in repos.items() for tag in repo.tags]
-    digests = map_outcomes(lambda nt: layout.tag_digest(*nt), links, jobs)
+    digests: dict[tuple[str, str], Digest | Exception] = {}
+    unread: list[tuple[str, str]] = []
+    for name, repo in repos.items():
+        for tag in repo.tags:
+            known = repo.listed_tag_digest(tag)
+            if known is None:
+                unread.append((name, tag))
+            else:
+                digests[(name, tag)] = known
+    digests.update(map_outcomes(lambda nt: layout.tag_digest(*nt), unread, jobs))
     reader = ManifestReader(layout, jobs)
     reader.fetch(d for d in digests.values() if isinstance(d, Digest))
     schema1_sizes = _schema1_blob_sizes(layout, reader, jobs)

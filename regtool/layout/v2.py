@@ -50,6 +50,21 @@ class RepositoryIndex:
     tag_history: dict[str, set[Digest]] = field(default_factory=dict)
     has_manifests: bool = False
 
+    def listed_tag_digest(self, tag: str) -> Digest | None:
+        """The tag's digest as the listing alone tells it, or None if its link must be read.
+
+        distribution (and regtool) write `tags/<tag>/index/<digest>/link` before
+        `current/link`, so a tag whose history holds one digest, and whose current link
+        has exactly that digest's length, points at it. A re-pointed tag (two or more
+        history entries), an unknown size (Swift lists 0-byte objects without one) or any
+        other length means: read the link."""
+        history = self.tag_history.get(tag, set())
+        current = self.tags.get(tag)
+        if len(history) != 1 or current is None:
+            return None
+        (digest,) = history
+        return digest if current.size == len(str(digest)) else None
+
 
 class V2Layout:
     """distribution's layout on a driver. Paths from one method per kind of path; reading

@@ -162,3 +162,12 @@ def test_damaged_data_warns_and_lists_the_rest(cli, distribution_fs, tmp_path: P
     assert f"broken:badjson: manifest {bad_manifest}: not JSON" in result.stderr
     assert good in result.stdout
     assert result.stderr.count("warning:") == 2
+
+
+def test_repointed_tag_shows_its_current_digest(cli, distribution_fs, tmp_path: Path) -> None:
+    layout = tmp_path / "oci"
+    first = img.push(img.build_image(layout, "a"), distribution_fs.host, "app", "1.0")
+    second = img.push(img.build_image(layout, "b"), distribution_fs.host, "app", "1.0")
+    assert first != second
+    [repo] = cli.json("ls", str(distribution_fs.root))["repositories"]
+    assert [(t["tag"], t["digest"]) for t in repo["tags"]] == [("1.0", second)]

@@ -96,3 +96,28 @@ def test_v2_index_entries_sorts_repositories(v2: V2Layout) -> None:
     assert repo.revisions == {D} and repo.layers == {D}
     assert repo.tag_history == {"1.0": {D}}
     assert list(repo.uploads) == ["u1"]
+
+
+E = Digest.parse("sha256:" + "ef" * 32)
+
+
+@pytest.mark.parametrize(
+    "history, link_size, expected",
+    [
+        ({D}, len(str(D)), D),  # never re-pointed: the listing tells the digest
+        ({D, E}, len(str(D)), None),  # re-pointed: read the link
+        ({D}, None, None),  # size unknown (Swift lists 0-byte objects without one)
+        ({D}, 15, None),  # a damaged link: read it, so ls can warn
+        (set(), len(str(D)), None),  # no history at all
+    ],
+)
+def test_listed_tag_digest(
+    history: set[Digest], link_size: int | None, expected: Digest | None
+) -> None:
+    from regtool.layout.v2 import RepositoryIndex
+    from regtool.storage.base import Entry
+
+    repo = RepositoryIndex("app", tags={"1.0": Entry("x/current/link", size=link_size)})
+    if history:
+        repo.tag_history["1.0"] = history
+    assert repo.listed_tag_digest("1.0") == expected
