@@ -1,10 +1,10 @@
 """Benchmark: `regtool ls --json` on a distribution registry in Swift vs a bare `swift list`.
 
 Starts a real Swift on loopback (as the tests do), fills a container with a registry in
-distribution's Swift naming (`files/docker/registry/v2/...`, every blob a DLO with its
-segment under `segments/`, as distribution's Swift driver writes them): REPOS
-repositories x 3 tags, each image a manifest, a config and 6 layers, one base layer
-shared by all. Then, in the same run:
+distribution's Swift naming (`files/docker/registry/v2/...`) as distribution's Swift
+driver writes it: uploaded blobs (configs, layers) are DLOs with their segments under
+`segments/`, manifests and links plain objects. REPOS repositories x 3 tags, each image
+a manifest, a config and 6 layers, one base layer shared by all. Then, in the same run:
 
 - `swift list <container>` (python-swiftclient's CLI): wall time, median of RUNS;
 - `regtool ls --json swift://<container>`: wall time, median of RUNS;
@@ -78,7 +78,9 @@ def populate(driver: Driver, repos: int) -> None:
                     ],
                 }
             ).encode()
-            digest, _ = _blob(driver, layout, manifest)
+            # Manifests are plain objects: distribution stores them with PutContent.
+            digest = Digest.of(manifest)
+            driver.put(layout.blob_data(digest), manifest)
             for d, _ in [config, *layers]:
                 driver.put(layout.layer_link(name, d), str(d).encode())
             driver.put(layout.revision_link(name, digest), str(digest).encode())

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
 from regtool.errors import LocationError
 from regtool.storage.base import Driver
 from regtool.storage.retry import RetryingDriver
@@ -229,6 +227,8 @@ def swift_credentials(env: Mapping[str, str]) -> Any:
 def location_from_config(path: Path, env: Mapping[str, str]) -> Location:
     """The storage of a distribution configuration file (`config.yml`), honouring
     distribution's `REGISTRY_STORAGE_<DRIVER>_<KEY>` environment overrides."""
+    import yaml  # imported late: only --config needs it
+
     try:
         doc = yaml.safe_load(path.read_text())
     except OSError as e:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
-from tabulate import tabulate
 
 
 def human_size(size: int | None) -> str:
@@ -35,6 +34,8 @@ def short_time(moment: datetime | None) -> str:
 
 
 def print_table(rows: list[list[Any]], headers: list[str]) -> None:
+    from tabulate import tabulate  # imported late: it costs every command ~20 ms
+
     typer.echo(tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True))
 
 
