@@ -154,9 +154,9 @@ def main() -> None:
             )
             print(f"ratio regtool/swift: {regtool_time / swift_time:6.2f}x  (target <= 3x)")
             print(
-                f"requests: {requests} (auth and layout detection included); target "
-                f"{target} = {listing_pages} listing page(s) + {tags} tag links + "
-                f"{manifests} manifests; overhead {requests - target}"
+                f"requests: {requests} (auth and layout detection included); budget "
+                f"{target} = {listing_pages} listing page(s) + {tags} tag link GETs + "
+                f"{manifests} manifest GETs (links whose digest the listing tells are not read)"
             )
         finally:
             service.stop()
