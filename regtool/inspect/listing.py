@@ -18,7 +18,7 @@ from regtool.concurrency import DEFAULT_JOBS, map_outcomes
 from regtool.errors import NotFound, RegtoolError
 from regtool.layout.detect import Layout
 from regtool.layout.manifests import ManifestReader
-from regtool.layout.v1 import V1Layout, canonical_name
+from regtool.layout.v1 import V1Image, V1Layout, canonical_name
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_name
 
@@ -178,6 +178,7 @@ def _list_v1(layout: V1Layout, listing: Listing, repository: str | None, jobs: i
     ancestries = map_outcomes(
         layout.ancestry, (i for i in image_ids.values() if isinstance(i, str)), jobs
     )
+    layer_sizes = _v1_layer_sizes(layout, images, ancestries.values(), jobs)
     for name in sorted(repos):
         info = RepositoryInfo(name)
         for tag in sorted(repos[name].tags):
@@ -197,15 +198,32 @@ def _list_v1(layout: V1Layout, listing: Listing, repository: str | None, jobs: i
             if isinstance(ancestry, Exception):
                 listing.warnings.append(f"{name}:{tag}: image {image_id}: {_reason(ancestry)}")
                 ancestry = [image_id]
-            missing = [i for i in ancestry if images.get(i) is None or images[i].layer_size is None]
+            missing = [i for i in ancestry if i not in images or not images[i].has_layer]
             if missing:
                 listing.warnings.append(
                     f"{name}:{tag}: {len(missing)} image(s) of its ancestry have no layer, "
                     f"first {missing[0]}"
                 )
-            tag_info.blob_sizes = {i: images[i].layer_size or 0 for i in ancestry if i in images}
+            tag_info.blob_sizes = {i: layer_sizes.get(i, 0) for i in ancestry if i in images}
             tag_info.size = sum(tag_info.blob_sizes.values())
         listing.repositories.append(info)
+
+
+def _v1_layer_sizes(
+    layout: V1Layout,
+    images: dict[str, V1Image],
+    ancestries: Iterable[list[str] | Exception],
+    jobs: int,
+) -> dict[str, int]:
+    """Layer sizes from the listing; layers it lists without a size are stat'ed."""
+    wanted = {i for a in ancestries if isinstance(a, list) for i in a if i in images}
+    sizes = {i: s for i in wanted if (s := images[i].layer_size) is not None}
+    unsized = [i for i in wanted if i not in sizes and images[i].has_layer]
+    stats = map_outcomes(
+        lambda i: layout.driver.stat(layout.image_file(i, "layer")).size, unsized, jobs
+    )
+    sizes.update({i: s for i, s in stats.items() if isinstance(s, int)})
+    return sizes
 
 
 def _reason(error: Exception) -> str:

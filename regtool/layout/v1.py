@@ -51,7 +51,13 @@ class V1Image:
     files: dict[str, Entry] = field(default_factory=dict)  # file name -> entry
 
     @property
+    def has_layer(self) -> bool:
+        return "layer" in self.files
+
+    @property
     def layer_size(self) -> int | None:
+        """From the listing; None without a layer, or when the listing gives no size (a
+        Swift large object lists as 0 bytes: stat it)."""
         layer = self.files.get("layer")
         return layer.size if layer else None
 

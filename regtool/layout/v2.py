@@ -75,7 +75,7 @@ class V2Layout:
     def __init__(self, driver: Driver, root: str = FILESYSTEM_ROOT):
         self.driver = driver
         self.root = root
-        self.swift_naming = root.startswith("files/")
+        self.swift_naming = root == SWIFT_ROOT or root.endswith("/" + SWIFT_ROOT)
 
     def __repr__(self) -> str:
         return f"V2Layout({self.driver.describe()!r}, root={self.root!r})"
@@ -86,6 +86,13 @@ class V2Layout:
 
     def blob_data(self, digest: Digest) -> str:
         return join(self.root, "blobs", digest.algorithm, digest.hex[:2], digest.hex, "data")
+
+    def segments_dir(self) -> str | None:
+        """Where distribution's Swift driver keeps large-object segments (`segments/`
+        beside `files/`); None with filesystem naming."""
+        if not self.swift_naming:
+            return None
+        return join(self.root[: -len(SWIFT_ROOT)], SWIFT_SEGMENTS)
 
     def repositories_dir(self) -> str:
         return join(self.root, "repositories")

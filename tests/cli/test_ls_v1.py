@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -110,4 +111,30 @@ def test_bare_container_name_reads_v1_store_in_swift(
         assert explicit["repositories"] == doc["repositories"]
     finally:
         driver.delete("docker-registry")
+        driver.close()
+
+
+@pytest.mark.swift
+def test_v1_layer_stored_as_swift_large_object(cli, swift_service) -> None:
+    """A layer that is a DLO lists as 0 bytes in Swift: its real size must still show."""
+    driver = swift_service.driver("v1-dlo-layers", segment_size=64 * 1024)
+    try:
+        store = V1Store(driver)
+        image = store.add_image(size=200_000)
+        with driver.writer(f"images/{image.image_id}/layer") as w:  # rewrite as a DLO
+            w.write(image.layer)
+            w.commit()
+        store.tag("big", "1", image)
+        env = {
+            "ST_AUTH": swift_service.auth_url,
+            "ST_USER": swift_service.user,
+            "ST_KEY": swift_service.key,
+        }
+        result = cli("ls", "swift://v1-dlo-layers", "--json", env=env)
+        assert result.exit_code == 0 and "warning" not in result.stderr, result.stderr
+        [tag] = json.loads(result.stdout)["repositories"][0]["tags"]
+        assert tag["size"] == len(image.layer) > 64 * 1024
+    finally:
+        driver.delete("images")
+        driver.delete("repositories")
         driver.close()
