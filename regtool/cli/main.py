@@ -35,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts hold literal brackets: swift://container[/prefix]
 )
 app.command("ls")(ls.ls)
 app.command("verify")(verify.verify)
