@@ -6,10 +6,8 @@ DLOs exactly as distribution writes them (see `swift_dlo`): a 0-byte manifest wi
 segments `…/%016d` beside the files. Swift follows DLOs on GET and HEAD; this driver
 follows them on delete, move and append.
 
-Connections: swiftclient's HTTP connections are not thread-safe, so each thread gets its
-own, while the storage URL and token are shared (one login for all threads; a 401 makes
-one thread log in again). swiftclient's own retries are not used: transient faults raise
-`TransientError` for the retry wrapper, and `requests` counts every HTTP request.
+Login, connections (one per thread, one token for all), the request count and error
+translation are in `swift_session`.
 """
 
 from __future__ import annotations
@@ -18,32 +16,29 @@ import contextlib
 import io
 import json
 import logging
-import socket
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, unquote
 
-import requests
-import urllib3
 from swiftclient import client as sc
-from swiftclient.exceptions import ClientException
 
 from regtool.errors import (
-    AuthenticationFailed,
     InvalidPath,
     PathNotFound,
     StorageError,
-    TransientError,
-    Unreachable,
 )
 from regtool.storage import swift_dlo as dlo
 from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path, join
+from regtool.storage.swift_session import (
+    NETWORK_ERRORS,
+    RangeNotSatisfiable,
+    SwiftCredentials,
+    SwiftSession,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -52,32 +47,6 @@ PAGE = 10_000  # Swift's largest listing page
 CHUNK = 64 * 1024  # read size when streaming an object
 CONTENT_TYPE = "application/octet-stream"  # what distribution stores everything as
 PARALLEL = 8  # HEADs / DELETEs in flight when a request per object is needed
-_NETWORK_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
-
-# swiftclient logs failed requests at INFO with the first 16 characters of the token.
-sc.logger_settings["reveal_sensitive_prefix"] = 0
-
-
-@dataclass(frozen=True)
-class SwiftCredentials:
-    """Credentials the way the `swift` CLI takes them (ST_* for v1, OS_* for Keystone)."""
-
-    auth_url: str | None = None
-    user: str | None = None
-    key: str | None = field(default=None, repr=False)
-    auth_version: str = "1"  # "1" (tempauth / Orbit), "2", "3" (Keystone)
-    project_name: str | None = None
-    project_id: str | None = None
-    user_domain_name: str | None = None
-    project_domain_name: str | None = None
-    region_name: str | None = None
-    storage_url: str | None = None  # pre-authenticated: with `token`, no login needed
-    token: str | None = field(default=None, repr=False)
-    insecure: bool = False
-
-
-class _RangeNotSatisfiable(StorageError):
-    """HTTP 416: an offset at or past the end, which `open` reads as empty."""
 
 
 def _listing_time(value: str | None) -> datetime | None:
@@ -95,33 +64,10 @@ def _header_time(headers: dict[str, str]) -> datetime | None:
     return None
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost error under requests' and urllib3's wrappers."""
-    seen = exc
-    for _ in range(10):
-        if isinstance(seen, urllib3.exceptions.MaxRetryError) and seen.reason is not None:
-            seen = seen.reason
-            continue
-        nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
-        inner = nested[0] if nested else seen.__cause__
-        if inner is None:
-            break
-        seen = inner
-    return seen
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Connection refused or the name did not resolve (not a timeout, not a reset)."""
-    # NewConnectionError subclasses ConnectTimeoutError, so it is tested first.
-    return isinstance(exc, urllib3.exceptions.NewConnectionError | ConnectionRefusedError
-                      | socket.gaierror)
-
-
 class _Reader(io.RawIOBase):
     """An object body being streamed; errors are translated, `limit` bytes at most."""
 
-    def __init__(self, driver: SwiftDriver, path: str, body: Any, skip: int,
-                 limit: int | None):
+    def __init__(self, driver: SwiftDriver, path: str, body: Any, skip: int, limit: int | None):
         self._driver, self._path, self._body = driver, path, body
         self._skip, self._limit = skip, limit
 
@@ -131,7 +77,7 @@ class _Reader(io.RawIOBase):
     def _read(self, n: int) -> bytes:
         try:
             return bytes(self._body.read(n))
-        except _NETWORK_ERRORS as e:
+        except NETWORK_ERRORS as e:
             raise self._driver._network_error(e, self._path) from None
 
     def readinto(self, buffer: Any) -> int:
@@ -146,7 +92,7 @@ class _Reader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            with contextlib.suppress(_NETWORK_ERRORS):
+            with contextlib.suppress(NETWORK_ERRORS):
                 self._body.close()
         super().close()
 
@@ -154,9 +100,16 @@ class _Reader(io.RawIOBase):
 class SwiftDriver(Driver):
     name = "swift"
 
-    def __init__(self, credentials: SwiftCredentials, container: str, prefix: str = "", *,
-                 segment_prefix: str = "segments", segment_size: int = 20 * 1024 * 1024,
-                 timeout: float = 60.0):
+    def __init__(
+        self,
+        credentials: SwiftCredentials,
+        container: str,
+        prefix: str = "",
+        *,
+        segment_prefix: str = "segments",
+        segment_size: int = 20 * 1024 * 1024,
+        timeout: float = 60.0,
+    ):
         if not container or "/" in container:
             raise StorageError(f"invalid Swift container name: {container!r}", driver=self.name)
         if segment_size < 1:
@@ -167,14 +120,8 @@ class SwiftDriver(Driver):
         self.segment_root = join(self.prefix, check_path(segment_prefix.strip("/")))
         self.segment_size = segment_size
         self.timeout = timeout
-        self._auth: tuple[str, str] | None = None
-        self._preauth_used = False
-        self._auth_lock = threading.Lock()
+        self.session = SwiftSession(credentials, timeout)
         self._lock = threading.Lock()
-        self._requests = 0
-        self._local = threading.local()
-        # Weak: a thread's connection goes with the thread; close() closes the rest.
-        self._connections: weakref.WeakSet[sc.HTTPConnection] = weakref.WeakSet()
         self._pool: ThreadPoolExecutor | None = None
         self._bulk_max: int | None = None  # unknown until /info is asked
 
@@ -182,25 +129,16 @@ class SwiftDriver(Driver):
     @property
     def requests(self) -> int:
         """HTTP requests made so far, logins included."""
-        return self._requests
-
-    def _count(self) -> None:
-        with self._lock:
-            self._requests += 1
+        return self.session.requests
 
     def describe(self) -> str:
         return f"swift://{join(self.container, self.prefix)}"
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = list(self._connections), weakref.WeakSet()
-            pool, self._pool = self._pool, None
+        pool, self._pool = self._pool, None
         if pool:
             pool.shutdown()
-        for conn in connections:
-            with contextlib.suppress(_NETWORK_ERRORS):
-                conn.close()
-        self._local = threading.local()
+        self.session.close()
 
     def _map(self, fn: Callable[[str], T], names: list[str]) -> list[T]:
         """`fn` over `names`, PARALLEL at a time, in threads that keep their connections."""
@@ -209,153 +147,6 @@ class SwiftDriver(Driver):
                 self._pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="swift")
             pool = self._pool
         return list(pool.map(fn, names))
-
-    def _login(self) -> tuple[str, str]:
-        c = self.credentials
-        if c.storage_url and c.token and not self._preauth_used:
-            self._preauth_used = True
-            return c.storage_url, c.token
-        if not (c.auth_url and c.user and c.key is not None):
-            what = "the token was refused" if c.token else "incomplete credentials"
-            raise AuthenticationFailed(f"cannot log in to Swift: {what} (need auth URL, "
-                                       "user and key)", driver=self.name)
-        refused = AuthenticationFailed(
-            f"Swift refused the credentials for user {c.user} at {c.auth_url}", driver=self.name)
-        self._count()
-        if c.auth_version in ("1", "1.0"):
-            try:
-                url, token = sc.get_auth_1_0(c.auth_url, c.user, c.key, insecure=c.insecure,
-                                             timeout=self.timeout)
-            except ClientException as e:
-                if e.http_status in (401, 403):
-                    raise refused from None
-                raise self._error(e, None) from None
-            except _NETWORK_ERRORS as e:
-                raise self._network_error(e, None, c.auth_url) from None
-        else:
-            url, token = self._keystone_login(refused)
-        return c.storage_url or url, token
-
-    def _keystone_login(self, refused: AuthenticationFailed) -> tuple[str, str]:
-        """Keystone v2/v3 through keystoneauth1 (imported only when needed)."""
-        from keystoneauth1 import exceptions as ks
-        from keystoneauth1 import session
-        from keystoneauth1.identity import v2, v3
-
-        c = self.credentials
-        assert c.auth_url and c.user and c.key is not None
-        base = c.auth_url.rstrip("/")
-        user, project = c.user, c.project_name
-        if ":" in user and not (project or c.project_id):  # the CLI's "tenant:user" form
-            project, user = user.split(":", 1)
-        auth: v2.Password | v3.Password
-        if c.auth_version.startswith("2"):
-            url = base if base.endswith("/v2.0") else base + "/v2.0"
-            auth = v2.Password(url, username=user, password=c.key, tenant_name=project,
-                               tenant_id=c.project_id)
-        else:
-            url = base if base.endswith("/v3") else base + "/v3"
-            auth = v3.Password(url, password=c.key, username=user,
-                               user_domain_name=c.user_domain_name, project_name=project,
-                               project_id=c.project_id,
-                               project_domain_name=c.project_domain_name)
-        host = urlparse(url).netloc
-        sess = session.Session(auth=auth, verify=not c.insecure, timeout=self.timeout)
-        try:
-            token = sess.get_token()
-            storage = sess.get_endpoint(service_type="object-store", interface="public",
-                                        region_name=c.region_name)
-        except (ks.Unauthorized, ks.Forbidden):
-            raise refused from None
-        except (ks.ConnectTimeout, ks.RequestTimeout) as e:
-            raise TransientError(f"Keystone at {host} timed out: {e}", driver=self.name) from None
-        except ks.ConnectFailure as e:
-            raise Unreachable(f"cannot connect to Keystone at {host}: {e}",
-                              driver=self.name) from None
-        except ks.HttpError as e:
-            cls = TransientError if (e.http_status or 0) >= 500 else StorageError
-            raise cls(f"Keystone at {host}: HTTP {e.http_status}", driver=self.name) from None
-        except ks.ClientException as e:
-            raise StorageError(f"Keystone at {host}: {e}", driver=self.name) from None
-        if not token or not storage:
-            raise StorageError(f"Keystone at {host} lists no object-store endpoint"
-                               + (f" in region {c.region_name}" if c.region_name else ""),
-                               driver=self.name)
-        return storage, token
-
-    def _authenticate(self) -> tuple[str, str]:
-        auth = self._auth
-        if auth is None:
-            with self._auth_lock:
-                if self._auth is None:
-                    self._auth = self._login()
-                auth = self._auth
-        return auth
-
-    def _invalidate(self, token: str) -> bool:
-        """Forget a refused token (once for all threads); False if a new login cannot help."""
-        c = self.credentials
-        with self._auth_lock:
-            if self._auth is not None and self._auth[1] == token:
-                self._auth = None
-        return bool(c.auth_url and c.user and c.key is not None)
-
-    def _connection(self, url: str) -> tuple[Any, sc.HTTPConnection]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn[1].url != url:
-            conn = sc.http_connection(url, insecure=self.credentials.insecure,
-                                      timeout=self.timeout, default_user_agent="regtool")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.add(conn[1])
-        return conn
-
-    def _call(self, fn: Callable[..., T], *args: Any, path: str | None = None,
-              **kwargs: Any) -> T:
-        """One swiftclient request with this thread's connection and the shared token."""
-        for attempt in (1, 2):
-            url, token = self._authenticate()
-            http_conn = self._connection(url)
-            self._count()
-            try:
-                return fn(url, token, *args, http_conn=http_conn, **kwargs)
-            except ClientException as e:
-                if e.http_status == 401 and attempt == 1 and self._invalidate(token):
-                    continue
-                raise self._error(e, path) from None
-            except _NETWORK_ERRORS as e:
-                self._local.conn = None  # its state is unknown now
-                raise self._network_error(e, path, url) from None
-        raise AssertionError("unreachable")
-
-    def _error(self, e: ClientException, path: str | None) -> StorageError:
-        status = e.http_status
-        where = f" ({path})" if path else ""
-        text = f"{e.msg}{where}: HTTP {status} {e.http_reason}".strip()
-        if status == 404 and path is not None:
-            return PathNotFound(path, driver=self.name)
-        if status == 416:
-            return _RangeNotSatisfiable(text, path=path, driver=self.name)
-        if status == 401:
-            return AuthenticationFailed(f"Swift refused the token{where}", path=path,
-                                        driver=self.name)
-        if status in (408, 429, 498) or (status is not None and status >= 500):
-            return TransientError(text, path=path, driver=self.name)
-        return StorageError(text, path=path, driver=self.name)
-
-    def _network_error(self, e: BaseException, path: str | None,
-                       url: str | None = None) -> StorageError:
-        host = urlparse(url).netloc if url else "Swift"
-        cause = _root_cause(e)
-        reason = str(cause).rsplit("): ", 1)[-1] or type(cause).__name__  # drop urllib3's repr
-        if _unreachable(cause):
-            return Unreachable(f"cannot connect to {host}: {reason}", path=path,
-                               driver=self.name)
-        if isinstance(e, requests.exceptions.SSLError):
-            return StorageError(f"TLS error talking to {host}: {reason}", path=path,
-                                driver=self.name)
-        return TransientError(f"connection to {host} failed: {reason}", path=path,
-                              driver=self.name)
 
     # --- names -------------------------------------------------------------------------
     def _obj(self, path: str) -> str:
@@ -374,8 +165,9 @@ class SwiftDriver(Driver):
     def _file_entry(self, item: dict[str, Any]) -> Entry:
         # A DLO manifest lists as 0 bytes, indistinguishable from an empty file: unknown.
         size = int(item.get("bytes") or 0) or None
-        return Entry(self._rel(item["name"]), size=size,
-                     modified=_listing_time(item.get("last_modified")))
+        return Entry(
+            self._rel(item["name"]), size=size, modified=_listing_time(item.get("last_modified"))
+        )
 
     def _listing(self, prefix: str, delimiter: str | None = None) -> Iterator[dict[str, Any]]:
         """Every listing item under `prefix`, page by page; nothing if the container is
@@ -383,9 +175,15 @@ class SwiftDriver(Driver):
         marker = None
         while True:
             try:
-                _, page = self._call(sc.get_container, self.container, marker=marker,
-                                     limit=PAGE, prefix=prefix or None, delimiter=delimiter,
-                                     path=prefix)
+                _, page = self.session.call(
+                    sc.get_container,
+                    self.container,
+                    marker=marker,
+                    limit=PAGE,
+                    prefix=prefix or None,
+                    delimiter=delimiter,
+                    path=prefix,
+                )
             except PathNotFound:
                 return
             yield from page
@@ -394,23 +192,39 @@ class SwiftDriver(Driver):
             marker = page[-1].get("name") or page[-1].get("subdir")
 
     def _head(self, path: str, name: str | None = None) -> dict[str, str]:
-        return self._call(sc.head_object, self.container, name or self._obj(path), path=path)
+        return self.session.call(sc.head_object, self.container, name or self._obj(path), path=path)
 
-    def _put(self, name: str, data: bytes, path: str,
-             headers: dict[str, str] | None = None) -> None:
+    def _put(
+        self, name: str, data: bytes, path: str, headers: dict[str, str] | None = None
+    ) -> None:
         try:
-            self._call(sc.put_object, self.container, name, contents=data,
-                       content_length=len(data), content_type=CONTENT_TYPE, headers=headers,
-                       path=path)
+            self.session.call(
+                sc.put_object,
+                self.container,
+                name,
+                contents=data,
+                content_length=len(data),
+                content_type=CONTENT_TYPE,
+                headers=headers,
+                path=path,
+            )
         except PathNotFound:
-            raise StorageError(f"container {self.container} does not exist", path=path,
-                               driver=self.name) from None
+            raise StorageError(
+                f"container {self.container} does not exist", path=path, driver=self.name
+            ) from None
 
     def _copy(self, source: str, target: str, path: str) -> None:
         """Server-side copy of a plain object (a DLO would be copied as its content)."""
         copy_from = quote(f"/{self.container}/{source}")
-        self._call(sc.put_object, self.container, target, contents=None, content_length=0,
-                   headers={"X-Copy-From": copy_from}, path=path)
+        self.session.call(
+            sc.put_object,
+            self.container,
+            target,
+            contents=None,
+            content_length=0,
+            headers={"X-Copy-From": copy_from},
+            path=path,
+        )
 
     # --- reading -----------------------------------------------------------------------
     def list(self, prefix: str = "") -> list[Entry]:
@@ -436,17 +250,19 @@ class SwiftDriver(Driver):
         try:
             headers = self._head(path, name)
         except PathNotFound:
-            _, page = self._call(sc.get_container, self.container, limit=1, prefix=name + "/",
-                                 path=path)
+            _, page = self.session.call(
+                sc.get_container, self.container, limit=1, prefix=name + "/", path=path
+            )
             if page:
                 return Entry(path, is_dir=True)
             raise PathNotFound(path, driver=self.name) from None
         length = headers.get("content-length")
-        return Entry(path, size=None if length is None else int(length),
-                     modified=_header_time(headers))
+        return Entry(
+            path, size=None if length is None else int(length), modified=_header_time(headers)
+        )
 
     def get(self, path: str) -> bytes:
-        _, body = self._call(sc.get_object, self.container, self._obj(path), path=path)
+        _, body = self.session.call(sc.get_object, self.container, self._obj(path), path=path)
         return bytes(body)
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
@@ -462,9 +278,15 @@ class SwiftDriver(Driver):
         elif offset:
             headers["Range"] = f"bytes={offset}-"
         try:
-            got, body = self._call(sc.get_object, self.container, name,
-                                   resp_chunk_size=CHUNK, headers=headers, path=path)
-        except _RangeNotSatisfiable:
+            got, body = self.session.call(
+                sc.get_object,
+                self.container,
+                name,
+                resp_chunk_size=CHUNK,
+                headers=headers,
+                path=path,
+            )
+        except RangeNotSatisfiable:
             return io.BufferedReader(_Reader(self, path, io.BytesIO(), 0, 0))
         skip = offset if headers and "content-range" not in got else 0
         return io.BufferedReader(_Reader(self, path, body, skip, length), CHUNK)
@@ -489,7 +311,7 @@ class SwiftDriver(Driver):
         else:
             self._copy(source, target, src)
         with contextlib.suppress(PathNotFound):  # deleted meanwhile: the move still happened
-            self._call(sc.delete_object, self.container, source, path=src)
+            self.session.call(sc.delete_object, self.container, source, path=src)
         if replaced != dlo.own_segment_set(self, manifest):
             dlo.delete_segment_set(self, replaced)
 
@@ -520,8 +342,11 @@ class SwiftDriver(Driver):
         failed = self._delete_names(names)
         if failed:
             first = next(iter(failed.items()))
-            raise StorageError(f"{len(failed)} objects not deleted, e.g. {first[0]}: {first[1]}",
-                               path=path, driver=self.name)
+            raise StorageError(
+                f"{len(failed)} objects not deleted, e.g. {first[0]}: {first[1]}",
+                path=path,
+                driver=self.name,
+            )
 
     def delete_many(self, paths: Iterable[str]) -> DeleteReport:
         report = DeleteReport()
@@ -542,22 +367,12 @@ class SwiftDriver(Driver):
     def _bulk_delete_limit(self) -> int:
         """Names per bulk-delete request, 0 if the cluster's /info does not offer it."""
         if self._bulk_max is None:
-            url, _ = self._authenticate()
-            parsed = urlparse(url)
-            version = parsed.path.find("/v1/")
-            info_path = (parsed.path[:version] if version >= 0 else "") + "/info"
-            self._count()
             try:
-                info = sc.get_capabilities((parsed._replace(path=info_path),
-                                            self._connection(url)[1]))
-                bulk = info.get("bulk_delete")
-                self._bulk_max = int(bulk.get("max_deletes_per_request", PAGE)) if bulk else 0
-            except ClientException as e:
-                log.info("no usable /info (%s): deleting one object at a time", e.http_status)
-                self._bulk_max = 0
-            except (*_NETWORK_ERRORS, ValueError) as e:
+                bulk = self.session.capabilities().get("bulk_delete")
+            except StorageError as e:
                 log.info("no usable /info (%s): deleting one object at a time", e)
-                return 0
+                return 0  # ask again next time: the fault may pass
+            self._bulk_max = int(bulk.get("max_deletes_per_request", PAGE)) if bulk else 0
         return self._bulk_max
 
     def _delete_names(self, names: list[str]) -> dict[str, str]:
@@ -573,7 +388,7 @@ class SwiftDriver(Driver):
 
         def one(name: str) -> None:
             try:
-                self._call(sc.delete_object, self.container, name, path=name)
+                self.session.call(sc.delete_object, self.container, name, path=name)
             except PathNotFound:
                 pass
             except StorageError as e:
@@ -585,15 +400,19 @@ class SwiftDriver(Driver):
     def _bulk_delete(self, names: list[str]) -> dict[str, str]:
         body = "\n".join(quote(f"/{self.container}/{n}") for n in names).encode()
         try:
-            _, raw = self._call(sc.post_account, headers={"Content-Type": "text/plain",
-                                                          "Accept": "application/json"},
-                                data=body, query_string="bulk-delete")
+            _, raw = self.session.call(
+                sc.post_account,
+                headers={"Content-Type": "text/plain", "Accept": "application/json"},
+                data=body,
+                query_string="bulk-delete",
+            )
             result = json.loads(raw)  # after the whitespace Swift sends while it works
         except (StorageError, ValueError) as e:
             return dict.fromkeys(names, f"bulk delete failed: {e}")
         lead = f"/{self.container}/"
-        failed = {unquote(n).removeprefix(lead): str(status)
-                  for n, status in result.get("Errors") or []}
+        failed = {
+            unquote(n).removeprefix(lead): str(status) for n, status in result.get("Errors") or []
+        }
         status = str(result.get("Response Status", ""))
         if not failed and not status.startswith("2"):
             detail = f"bulk delete: {status} {result.get('Response Body', '')}".strip()
