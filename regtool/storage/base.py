@@ -134,10 +134,15 @@ class Driver(ABC):
     def get(self, path: str) -> bytes:
         """The whole content of a (small) file; `PathNotFound` if absent."""
 
-    @abstractmethod
     def put(self, path: str, data: bytes) -> None:
         """Write a whole file atomically, replacing any existing one; parent directories
-        are created as needed."""
+        are created as needed. By default through `writer`, whose commit is atomic."""
+        w = self.writer(path)
+        try:
+            w.write(data)
+            w.commit()
+        finally:
+            w.cancel()
 
     @abstractmethod
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:

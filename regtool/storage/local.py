@@ -162,14 +162,6 @@ class LocalDriver(Driver):
         except OSError as e:
             raise StorageError(str(e), path=path, driver=self.name) from None
 
-    def put(self, path: str, data: bytes) -> None:
-        w = self.writer(path)
-        try:
-            w.write(data)
-            w.commit()
-        finally:
-            w.cancel()
-
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         target = self._abs(path)
         try:

@@ -443,14 +443,6 @@ class SftpDriver(Driver):
         with self.open(path) as f:
             return f.read()
 
-    def put(self, path: str, data: bytes) -> None:
-        w = self.writer(path)
-        try:
-            w.write(data)
-            w.commit()
-        finally:
-            w.cancel()
-
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         target = self._abs(path)
 
