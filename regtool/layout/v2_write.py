@@ -1,0 +1,75 @@
+"""Writing distribution's V2 layout, and the listings a registry server needs.
+
+Paths come from `V2Layout` (see the tree in `layout/v2.py`); this module adds the few
+directory paths the server lists (a repository's tags, revisions, uploads) and the write
+side: link files hold exactly `<alg>:<hex>`, `startedat` an RFC 3339 UTC time, neither
+with a newline, as distribution writes them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from regtool.layout.v2 import V2Layout
+from regtool.oci import Digest, check_tag
+from regtool.storage.base import join
+
+
+def revisions_dir(layout: V2Layout, name: str, algorithm: str = "sha256") -> str:
+    return join(layout.repository_dir(name), "_manifests/revisions", algorithm)
+
+
+def uploads_dir(layout: V2Layout, name: str) -> str:
+    return join(layout.repository_dir(name), "_uploads")
+
+
+def manifests_dir(layout: V2Layout, name: str) -> str:
+    return join(layout.repository_dir(name), "_manifests")
+
+
+def write_link(layout: V2Layout, path: str, digest: Digest) -> None:
+    layout.driver.put(path, str(digest).encode("ascii"))
+
+
+def link_exists(layout: V2Layout, path: str) -> bool:
+    return layout.driver.exists(path)
+
+
+def write_started_at(layout: V2Layout, name: str, upload_id: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    layout.driver.put(layout.upload_started_at(name, upload_id), stamp.encode("ascii"))
+
+
+def list_tags(layout: V2Layout, name: str) -> list[str]:
+    """Tag names of a repository (directories under `_manifests/tags/`), sorted;
+    `PathNotFound` when the repository has no tags directory."""
+    entries = layout.driver.list(layout.tags_dir(name))
+    return sorted(e.name for e in entries if e.is_dir and _is_tag(e.name))
+
+
+def list_revisions(layout: V2Layout, name: str) -> list[Digest]:
+    """Manifest digests linked into a repository (sha256 only, as distribution stores)."""
+    try:
+        entries = layout.driver.list(revisions_dir(layout, name))
+    except FileNotFoundError:
+        return []
+    out = []
+    for e in entries:
+        try:
+            out.append(Digest.parse(f"sha256:{e.name}"))
+        except ValueError:
+            continue
+    return sorted(out)
+
+
+def list_repositories(layout: V2Layout) -> list[str]:
+    """Every repository name (a directory with `_manifests`), sorted, from one walk."""
+    return sorted(layout.scan_repositories())
+
+
+def _is_tag(text: str) -> bool:
+    try:
+        check_tag(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,88 @@
+"""`/v2/<name>/blobs/<digest>`: GET and HEAD (one range at most), DELETE."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import BinaryIO
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from regtool.oci import Digest
+from regtool.server.errors import ApiError
+from regtool.server.http import IO_CHUNK, parse_digest, run, state
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class RangeNotSatisfiable(ApiError):
+    """A Range header this blob cannot satisfy: 416 with `Content-Range: */size`."""
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) of a single `bytes=` range; None to send everything.
+    Malformed or multi-range headers are ignored, as RFC 9110 allows."""
+    if not header:
+        return None
+    m = _RANGE_RE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    first, last = m.group(1), m.group(2)
+    if not first:  # suffix: the last N bytes
+        n = int(last)
+        if n == 0:
+            raise RangeNotSatisfiable()
+        return max(size - n, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise RangeNotSatisfiable()
+    return start, end
+
+
+async def _stream(open_reader: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
+    # Opened here, not before the response: a client gone before the first byte leaves
+    # no reader open. The blob was stat'ed already, so a 404 is still answered up front.
+    reader = await run(open_reader)
+    try:
+        while chunk := await run(reader.read, IO_CHUNK):
+            yield chunk
+    finally:
+        await run(reader.close)
+
+
+async def get_blob(request: Request, name: str, digest_text: str) -> Response:
+    digest = parse_digest(digest_text)
+    registry = state(request).registry
+    size = await run(registry.blob_size, name, digest)
+    headers = {
+        "Docker-Content-Digest": str(digest),
+        "ETag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+    }
+    try:
+        span = parse_range(request.headers.get("range"), size)
+    except RangeNotSatisfiable:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"*/{size}"})
+    status, start, length = 200, 0, size
+    if span is not None:
+        status, start, length = 206, span[0], span[1] - span[0] + 1
+        headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    return StreamingResponse(
+        _stream(partial(registry.open_blob, digest, start, length)),
+        status_code=status,
+        headers=headers,
+        media_type="application/octet-stream",
+    )
+
+
+async def delete_blob(request: Request, name: str, digest_text: str) -> Response:
+    digest: Digest = parse_digest(digest_text)
+    await run(state(request).registry.delete_blob, name, digest)
+    return Response(status_code=202, headers={"Content-Length": "0"})

@@ -1,0 +1,136 @@
+"""The registry's errors and the ONE table that turns them into OCI error responses.
+
+Storage operations raise these (or regtool's own errors); `error_response` renders any of
+them as the spec's `{"errors": [{"code", "message", "detail"}]}` with the status from
+`ERROR_TABLE`, the first matching class winning, so subclasses come before bases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from regtool.errors import (
+    DigestInvalid,
+    ManifestInvalid,
+    NameInvalid,
+    NotFound,
+    RegtoolError,
+    StorageError,
+    TransientError,
+    Unreachable,
+    UsageError,
+)
+
+
+class ApiError(RegtoolError):
+    """A registry API failure with optional `detail` (any JSON value)."""
+
+    def __init__(self, message: str = "", detail: Any = None):
+        super().__init__(message)
+        self.detail = detail
+
+
+class BlobUnknown(ApiError, NotFound):
+    pass
+
+
+class BlobUploadUnknown(ApiError, NotFound):
+    pass
+
+
+class BlobUploadInvalid(ApiError):
+    pass
+
+
+class ManifestUnknown(ApiError, NotFound):
+    pass
+
+
+class ManifestBlobUnknown(ApiError):
+    pass
+
+
+class NameUnknown(ApiError, NotFound):
+    pass
+
+
+class TagInvalid(ApiError):
+    pass
+
+
+class DigestMismatch(ApiError, DigestInvalid):
+    pass
+
+
+class RangeInvalid(ApiError):
+    """A chunk that does not continue the upload (a gap or an overlap)."""
+
+
+class ManifestTooLarge(ApiError):
+    pass
+
+
+class SizeInvalid(ApiError):
+    pass
+
+
+class PaginationInvalid(ApiError):
+    pass
+
+
+class Unsupported(ApiError):
+    pass
+
+
+class RouteUnknown(ApiError, NotFound):
+    pass
+
+
+#: regtool error class -> (OCI / distribution error code, HTTP status, default message).
+ERROR_TABLE: list[tuple[type[BaseException], str, int, str]] = [
+    (BlobUnknown, "BLOB_UNKNOWN", 404, "blob unknown to registry"),
+    (BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry"),
+    (BlobUploadInvalid, "BLOB_UPLOAD_INVALID", 400, "blob upload invalid"),
+    (ManifestUnknown, "MANIFEST_UNKNOWN", 404, "manifest unknown"),
+    (ManifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN", 400, "blob unknown to registry"),
+    (NameUnknown, "NAME_UNKNOWN", 404, "repository name not known to registry"),
+    (TagInvalid, "TAG_INVALID", 400, "manifest tag did not match URI"),
+    (RangeInvalid, "RANGE_INVALID", 416, "invalid content range"),
+    (ManifestTooLarge, "SIZE_INVALID", 413, "manifest too large"),
+    (SizeInvalid, "SIZE_INVALID", 400, "provided length did not match content length"),
+    (PaginationInvalid, "PAGINATION_NUMBER_INVALID", 400, "invalid number of results"),
+    (Unsupported, "UNSUPPORTED", 405, "the operation is unsupported"),
+    (RouteUnknown, "NOT_FOUND", 404, "no such endpoint"),
+    (DigestInvalid, "DIGEST_INVALID", 400, "provided digest did not match uploaded content"),
+    (NameInvalid, "NAME_INVALID", 400, "invalid repository name"),
+    (ManifestInvalid, "MANIFEST_INVALID", 400, "manifest invalid"),
+    (NotFound, "NAME_UNKNOWN", 404, "repository name not known to registry"),
+    (UsageError, "UNSUPPORTED", 400, "bad request"),
+    (TransientError, "UNAVAILABLE", 503, "storage temporarily unavailable"),
+    (Unreachable, "UNAVAILABLE", 503, "storage unreachable"),
+    (StorageError, "UNKNOWN", 500, "storage error"),
+    (RegtoolError, "UNKNOWN", 500, "unknown error"),
+]
+
+
+def classify(error: BaseException) -> tuple[str, int, str]:
+    """(code, status, default message) for an error; unexpected errors are UNKNOWN/500."""
+    for cls, code, status, message in ERROR_TABLE:
+        if isinstance(error, cls):
+            return code, status, message
+    return "UNKNOWN", 500, "unknown error"
+
+
+def error_response(error: BaseException, headers: dict[str, str] | None = None) -> JSONResponse:
+    code, status, default = classify(error)
+    # Storage messages name internal paths: say only the kind of failure to clients.
+    internal = isinstance(error, StorageError) or not isinstance(error, RegtoolError)
+    message = default if internal else (str(error) or default)
+    detail = getattr(error, "detail", None)
+    body = {"errors": [{"code": code, "message": message, "detail": detail}]}
+    extra = dict(headers or {})
+    if isinstance(error, RangeInvalid) and isinstance(detail, dict) and "size" in detail:
+        extra.setdefault("Content-Range", f"*/{detail['size']}")
+    return JSONResponse(body, status_code=status, headers=extra)

@@ -1,0 +1,91 @@
+"""`regtool serve`'s app on uvicorn, on a free loopback port, in a background thread.
+
+reg = serve_registry(driver)      # a RunningRegistry; stopped after the test
+reg.host, reg.url, reg.layout
+local_registry                    # the same over a fresh local directory
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from regtool.layout.detect import default_layout
+from regtool.layout.v2 import V2Layout
+from regtool.server.app import create_app
+from regtool.storage.base import Driver
+from regtool.storage.local import LocalDriver
+from tests.interop.conftest import distribution_fs, image_tools, make_distribution
+from tests.services import free_port
+
+# The interop fixtures (distribution, umoci + skopeo), shared with tests/interop/.
+__all__ = ["distribution_fs", "image_tools", "make_distribution"]
+
+
+@dataclass
+class RunningRegistry:
+    host: str
+    driver: Driver
+    layout: V2Layout
+    server: uvicorn.Server
+    thread: threading.Thread
+    root: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_registry(driver: Driver, root: Path | None = None) -> RunningRegistry:
+    layout = default_layout(driver)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(driver, layout),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"regtool-serve-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("regtool serve did not start")
+        time.sleep(0.01)
+    return RunningRegistry(f"127.0.0.1:{port}", driver, layout, server, thread, root)
+
+
+@pytest.fixture
+def serve_registry() -> Iterator[Callable[..., RunningRegistry]]:
+    started: list[RunningRegistry] = []
+
+    def make(driver: Driver, root: Path | None = None) -> RunningRegistry:
+        reg = start_registry(driver, root)
+        started.append(reg)
+        return reg
+
+    yield make
+    for reg in started:
+        reg.stop()
+
+
+@pytest.fixture
+def local_registry(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> RunningRegistry:
+    root = tmp_path / "store"
+    root.mkdir()
+    return serve_registry(LocalDriver(root), root)

@@ -1,0 +1,103 @@
+"""distribution and `regtool serve` on the same directory: each serves what the other
+stored, byte for byte, to a real skopeo."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from regtool.storage.local import LocalDriver
+from tests.server.conftest import RunningRegistry
+from tests.services import images as img
+from tests.services.distribution import (
+    DistributionRegistry,
+    filesystem_storage,
+    swift_storage,
+)
+
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("image_tools")]
+
+
+def _sample(tmp_path: Path) -> tuple[img.Image, img.ImageIndex]:
+    layout = tmp_path / "oci"
+    return img.build_image(layout, "app", size=20_000, layers=2), img.build_index(layout, "multi")
+
+
+def _check_pulls(host: str, pushed: dict[tuple[str, str], str], tmp_path: Path) -> None:
+    for n, ((repo, tag), digest) in enumerate(sorted(pushed.items())):
+        assert img.pull(host, repo, tag, tmp_path / f"pull-{n}") == digest, (repo, tag)
+
+
+def test_distribution_serves_what_regtool_stored(
+    serve_registry: Callable[..., RunningRegistry],
+    make_distribution: Callable[..., DistributionRegistry],
+    tmp_path: Path,
+    cli: Any,
+) -> None:
+    root = tmp_path / "root"
+    ours = serve_registry(LocalDriver(root), root)
+    image, index = _sample(tmp_path)
+    pushed = {
+        ("library/exampleapp", "1.0"): img.push(image, ours.host, "library/exampleapp", "1.0"),
+        ("library/exampleapp", "docker"): img.push(
+            image, ours.host, "library/exampleapp", "docker", format="v2s2"
+        ),
+        ("team/multi", "latest"): img.push(index, ours.host, "team/multi", "latest"),
+    }
+    theirs = make_distribution(filesystem_storage(root))
+    _check_pulls(theirs.host, pushed, tmp_path / "from-distribution")
+    for repo, tag in pushed:
+        assert img.inspect_raw(theirs.host, repo, tag) == img.inspect_raw(ours.host, repo, tag)
+
+    doc = cli.json("ls", str(root))
+    listed = {(r["name"], t["tag"]): t["digest"] for r in doc["repositories"] for t in r["tags"]}
+    assert listed == pushed
+    # distribution's own GC, run on what we wrote, finds every blob in use
+    out = theirs.garbage_collect(dry_run=True)
+    assert "0 blobs and 0 manifests eligible for deletion" in out, out
+
+
+def test_regtool_serves_what_distribution_stored(
+    serve_registry: Callable[..., RunningRegistry],
+    distribution_fs: Any,
+    tmp_path: Path,
+) -> None:
+    image, index = _sample(tmp_path)
+    host = distribution_fs.host
+    pushed = {
+        ("library/exampleapp", "1.0"): img.push(image, host, "library/exampleapp", "1.0"),
+        ("team/multi", "latest"): img.push(index, host, "team/multi", "latest"),
+    }
+    ours = serve_registry(LocalDriver(distribution_fs.root))
+    _check_pulls(ours.host, pushed, tmp_path / "from-regtool")
+    # and a push to regtool on top is served by distribution at once
+    more = img.build_image(tmp_path / "oci", "more", size=5000)
+    digest = img.push(more, ours.host, "library/exampleapp", "2.0")
+    assert img.pull(host, "library/exampleapp", "2.0", tmp_path / "back") == digest
+
+
+@pytest.mark.swift
+def test_swift_store_shared_with_distribution(
+    serve_registry: Callable[..., RunningRegistry],
+    make_distribution: Callable[..., DistributionRegistry],
+    swift_service: Any,
+    tmp_path: Path,
+) -> None:
+    """On Swift too (`files/docker/registry/v2`, large objects as DLOs): distribution
+    serves what regtool pushed, and regtool what distribution pushed."""
+    container = f"serve-interop-{uuid.uuid4().hex[:8]}"
+    ours = serve_registry(swift_service.driver(container, segment_size=64 * 1024))
+    theirs = make_distribution(swift_storage(swift_service, container))
+    image, index = _sample(tmp_path)
+    big = img.build_image(tmp_path / "oci", "big", size=300_000)  # a layer of 5 segments
+    pushed = {
+        ("library/exampleapp", "1.0"): img.push(big, ours.host, "library/exampleapp", "1.0"),
+        ("team/multi", "latest"): img.push(index, ours.host, "team/multi", "latest"),
+    }
+    _check_pulls(theirs.host, pushed, tmp_path / "from-distribution")
+    theirs_pushed = {("team/app", "2.0"): img.push(image, theirs.host, "team/app", "2.0")}
+    _check_pulls(ours.host, theirs_pushed, tmp_path / "from-regtool")

@@ -1,0 +1,121 @@
+"""`regtool serve` as a user runs it: a process that says where it listens and what it
+serves, logs each request, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from regtool.cli.serve import parse_addr
+from regtool.errors import UsageError
+from tests.services import free_port
+from tests.services import images as img
+
+_MAIN = "from regtool.cli.main import main; main()"
+
+
+def run_serve(
+    args: list[str], port: int, during: Callable[[str], None], env: dict[str, str] | None = None
+) -> str:
+    """Start `regtool serve ARGS`, call `during(url)` once it answers, then Ctrl-C it;
+    returns everything it printed. The process must exit 0."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MAIN, "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = httpx.get(f"{url}/v2/", timeout=1)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert r.status_code == 200
+        assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+        during(url)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    return out
+
+
+def test_serve_process_starts_logs_and_stops(tmp_path: Path) -> None:
+    port = free_port()
+    store = tmp_path / "new-store"  # created on first run
+
+    def during(url: str) -> None:
+        assert httpx.get(f"{url}/v2/_catalog").json() == {"repositories": []}
+
+    out = run_serve([str(store), "--addr", f"127.0.0.1:{port}"], port, during)
+    assert f"listening on http://127.0.0.1:{port}" in out
+    assert f"storage {store}" in out
+    assert '"GET /v2/_catalog HTTP/1.1" 200' in out  # the access log
+    assert store.is_dir()
+
+
+def test_serve_config_file(tmp_path: Path) -> None:
+    """With a distribution config, serve takes its storage and its http.addr."""
+    port = free_port()
+    root = tmp_path / "root"
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    out = run_serve(["--config", str(config)], port, lambda url: None)
+    assert f"storage {root}" in out
+
+
+@pytest.mark.swift
+@pytest.mark.usefixtures("image_tools")
+def test_serve_swift_location(swift_service: Any, tmp_path: Path, cli: Any) -> None:
+    """`regtool serve swift://container` with ST_* credentials; the key is never shown."""
+    container = f"serve-cli-{uuid.uuid4().hex[:8]}"
+    swift_service.create_container(container)
+    env = {"ST_AUTH": swift_service.auth_url, "ST_USER": swift_service.user}
+    env["ST_KEY"] = swift_service.key
+    port = free_port()
+    image = img.build_image(tmp_path / "oci", "v1", size=2000)
+    pushed: list[str] = []
+
+    def during(url: str) -> None:
+        pushed.append(img.push(image, f"127.0.0.1:{port}", "library/exampleapp", "1.0"))
+
+    out = run_serve([f"swift://{container}", "--addr", f"127.0.0.1:{port}"], port, during, env)
+    assert f"storage swift://{container} (swift)" in out
+    assert swift_service.key not in out
+    assert pushed == [image.digest]
+    doc = cli.json("ls", f"swift://{container}", env=env)
+    assert [t["digest"] for r in doc["repositories"] for t in r["tags"]] == [image.digest]
+
+
+def test_bad_addr_is_a_usage_error(cli: Any) -> None:
+    assert parse_addr(":5000") == ("0.0.0.0", 5000)
+    assert parse_addr("[::1]:80") == ("::1", 80)
+    with pytest.raises(UsageError):
+        parse_addr("localhost")
+    result = cli("serve", "--addr", "nope")
+    assert result.exit_code == 2
+    assert "--addr must be HOST:PORT" in result.stderr

@@ -1,0 +1,103 @@
+"""Real skopeo pushes to and pulls from `regtool serve` on a local directory, SFTP and
+Swift: a single image (OCI and Docker schema 2) and a multi-arch index, then `ls` reads
+the store the server wrote."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from regtool.inspect.listing import list_registry
+from regtool.storage.base import Driver
+from regtool.storage.local import LocalDriver
+from tests.server.conftest import RunningRegistry
+from tests.services import images as img
+
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("image_tools")]
+
+#: Small Swift segments, so a layer of the test image spans several of them.
+SEGMENT_SIZE = 64 * 1024
+
+
+def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
+    root = tmp_path / "store"
+    root.mkdir()
+    return LocalDriver(root)
+
+
+def _sftp(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
+    service = request.getfixturevalue("sshd_service")
+    return service.driver(f"serve-{uuid.uuid4().hex[:8]}")  # type: ignore[no-any-return]
+
+
+def _swift(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
+    service = request.getfixturevalue("swift_service")
+    driver = service.driver(f"serve-{uuid.uuid4().hex[:8]}", segment_size=SEGMENT_SIZE)
+    return driver  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=[_local, _sftp, _swift], ids=["local", "sftp", "swift"])
+def registry(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    serve_registry: Callable[..., RunningRegistry],
+) -> Any:
+    driver = request.param(request, tmp_path)
+    try:
+        yield serve_registry(driver)
+    finally:
+        driver.close()
+
+
+def test_push_and_pull(registry: RunningRegistry, tmp_path: Path) -> None:
+    layout = tmp_path / "oci"
+    image = img.build_image(layout, "app", size=150_000, layers=2)
+    index = img.build_index(layout, "multi", size=2000)
+    host = registry.host
+
+    assert img.push(image, host, "team/app", "1.0") == image.digest
+    docker_digest = img.push(image, host, "team/app", "docker", format="v2s2")
+    assert img.push(index, host, "team/multi", "latest") == index.digest
+    # the same blobs again into another repository: skopeo mounts them across
+    assert img.push(image, host, "other/app", "1.0") == image.digest
+
+    assert img.inspect_raw(host, "team/app", "1.0") == image.manifest_bytes()
+    assert img.inspect_raw(host, "team/multi", "latest") == index.manifest_bytes()
+    assert img.pull(host, "team/app", "1.0", tmp_path / "p1") == image.digest
+    assert img.pull(host, "team/app", "docker", tmp_path / "p2") == docker_digest
+    assert img.pull(host, "team/multi", "latest", tmp_path / "p3") == index.digest
+    assert img.pull(host, "other/app", image.digest, tmp_path / "p4") == image.digest
+    pulled = img.load_image(tmp_path / "p1", "1.0")
+    assert pulled.layer_digests == image.layer_digests
+
+    listing = list_registry(registry.layout, "served")
+    assert not listing.warnings
+    tags = {(r.name, t.tag): t for r in listing.repositories for t in r.tags}
+    assert {k: t.digest for k, t in tags.items()} == {
+        ("other/app", "1.0"): image.digest,
+        ("team/app", "1.0"): image.digest,
+        ("team/app", "docker"): docker_digest,
+        ("team/multi", "latest"): index.digest,
+    }
+    assert tags[("team/multi", "latest")].platforms == ["linux/amd64", "linux/arm64"]
+    assert tags[("team/app", "1.0")].size == sum(b.size for b in image.blobs)
+    # finished uploads leave nothing behind
+    leftovers = [
+        e.path for e in registry.driver.walk(registry.layout.root) if "/_uploads/" in e.path
+    ]
+    assert leftovers == []
+
+
+def test_ls_cli_on_served_directory(
+    local_registry: RunningRegistry, tmp_path: Path, cli: Any
+) -> None:
+    image = img.build_image(tmp_path / "oci", "v1", size=1000)
+    img.push(image, local_registry.host, "library/exampleapp", "1.0")
+    doc = cli.json("ls", str(local_registry.root))
+    (repo,) = doc["repositories"]
+    assert repo["name"] == "library/exampleapp"
+    assert [(t["tag"], t["digest"]) for t in repo["tags"]] == [("1.0", image.digest)]
