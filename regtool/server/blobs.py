@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from functools import partial
 from typing import BinaryIO
 
@@ -45,11 +47,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 async def _stream(open_reader: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
     # Opened here, not before the response: a client gone before the first byte leaves
     # no reader open. The blob was stat'ed already, so a 404 is still answered up front.
+    # The next chunk is read (in a worker thread) while this one is sent: both release
+    # the GIL, so disk and socket overlap.
     reader = await run(open_reader)
+    pending = asyncio.ensure_future(run(reader.read, IO_CHUNK))
     try:
-        while chunk := await run(reader.read, IO_CHUNK):
+        while chunk := await pending:
+            pending = asyncio.ensure_future(run(reader.read, IO_CHUNK))
             yield chunk
     finally:
+        with suppress(Exception):
+            await pending  # a read in a thread cannot be cancelled: let it finish
         await run(reader.close)
 
 
