@@ -141,7 +141,7 @@ def main() -> None:
             start = time.perf_counter()
             listing = list_registry(detect_layout(counted), location.redacted())
             inproc = time.perf_counter() - start
-            requests = counted.inner.requests  # type: ignore[attr-defined]
+            requests = counted.request_count()
             counted.close()
             tags = listing.tag_count
             manifests = len({t.digest for r in listing.repositories for t in r.tags})

@@ -9,7 +9,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from regtool.cli import ls, serve, verify
+from regtool.cli import gc, ls, serve, verify
 from regtool.cli.errors import exit_code_for
 from regtool.cli.output import error
 from regtool.errors import RegtoolError
@@ -39,6 +39,7 @@ app = typer.Typer(
 )
 app.command("ls")(ls.ls)
 app.command("verify")(verify.verify)
+app.command("gc")(gc.gc)
 app.command("serve")(serve.serve)
 
 

@@ -1,0 +1,48 @@
+"""`regtool gc`: garbage collection of orphaned blobs, links, uploads, Swift segments and
+V1 images, safe to run while the registry serves.
+
+Guarantees (V2):
+- Kept: every manifest a tag reaches, its config and layers, the children of an index
+  (recursively) and the referrers of anything kept; without `delete_untagged`, every
+  revision too. A repository with an unreadable tag link or manifest keeps all its
+  revisions and every blob in its `_layers`.
+- Nothing modified within `min_age` is deleted (blob data, links, uploads, segment sets);
+  a young `_layers` or revision link keeps what it names.
+- Before deleting, `repositories/` is walked again: in a repository that changed since
+  the mark began, every revision, tag and `_layers` link is kept with what it
+  references, and a new `_layers` link anywhere keeps its blob.
+- Links go before blob data; a blob whose link could not be deleted is not deleted.
+Not guaranteed: a push that starts reusing an old, unreferenced blob in the moments
+between the re-check and the delete, or a link a lagging Swift listing does not show yet.
+
+Cost: one walk of `repositories/`, `blobs/` (and `segments/` on Swift), one GET per
+distinct manifest and per tag link whose digest the listing cannot tell, no per-blob
+stat. Swift large objects: a listing shows a DLO as 0 bytes and not which segment set it
+uses, so gc HEADs only the objects it is about to delete (size = their segments');
+finding segment sets no object names (`orphan_segments`) needs a HEAD of every large
+object, so it is opt-in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from regtool.gc.model import Doomed, GcOptions, GcResult
+from regtool.gc.v1 import collect_v1
+from regtool.gc.v2 import collect_v2
+from regtool.layout.detect import Layout
+from regtool.layout.v2 import V2Layout
+
+__all__ = ["Doomed", "GcOptions", "GcResult", "collect"]
+
+
+def collect(
+    layout: Layout, location: str, options: GcOptions, now: datetime | None = None
+) -> GcResult:
+    """Plan (and unless `options.dry_run`, carry out) a garbage collection."""
+    if isinstance(layout, V2Layout):
+        result = collect_v2(layout, location, options, now)
+    else:
+        result = collect_v1(layout, location, options, now)
+    result.requests = layout.driver.request_count()
+    return result

@@ -63,6 +63,14 @@ class Entry:
         return self.path.rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True, slots=True)
+class LargeObject:
+    """A file whose content lives in separate segments (a Swift DLO)."""
+
+    size: int | None  # the whole content's size
+    segment_set: str | None  # driver path of its own segments, None for a plain object
+
+
 @dataclass
 class DeleteReport:
     """What `delete_many` did: paths deleted (or already absent) and paths that failed."""
@@ -110,6 +118,8 @@ class Driver(ABC):
 
     #: Short name used in messages: "local", "sftp", "swift".
     name: str = "driver"
+    #: Whether files may be large objects whose listings show 0 bytes (Swift DLOs).
+    has_large_objects: bool = False
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[Entry]:
@@ -172,6 +182,15 @@ class Driver(ABC):
         absent count as deleted. Only the named objects are removed: segments of a
         Swift large object must be named too. Never raises for a single path's failure:
         it is reported in `DeleteReport.failed`."""
+
+    def large_object(self, path: str) -> LargeObject | None:
+        """The size and segment set of the file at `path` (`PathNotFound` if absent), or
+        None, without a request, on backends without large objects."""
+        return None
+
+    def request_count(self) -> int | None:
+        """Requests made to the backend so far, where it counts them (Swift); else None."""
+        return None
 
     def exists(self, path: str) -> bool:
         try:

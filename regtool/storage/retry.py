@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, TypeVar
 
 from regtool.errors import TransientError
-from regtool.storage.base import DeleteReport, Driver, Entry, Writer
+from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Writer
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ class RetryingDriver(Driver):
     def __init__(self, inner: Driver, attempts: int = 4, delay: float = 0.2):
         self.inner = inner
         self.name = inner.name
+        self.has_large_objects = inner.has_large_objects
         self.attempts = attempts
         self.delay = delay
 
@@ -83,6 +84,12 @@ class RetryingDriver(Driver):
 
     def delete_many(self, paths: Iterable[str]) -> DeleteReport:
         return self.inner.delete_many(paths)
+
+    def large_object(self, path: str) -> LargeObject | None:
+        return self._call(lambda: self.inner.large_object(path))
+
+    def request_count(self) -> int | None:
+        return self.inner.request_count()
 
     def exists(self, path: str) -> bool:
         return self._call(lambda: self.inner.exists(path))

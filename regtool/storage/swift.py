@@ -32,7 +32,15 @@ from regtool.errors import (
     StorageError,
 )
 from regtool.storage import swift_dlo as dlo
-from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path, join
+from regtool.storage.base import (
+    DeleteReport,
+    Driver,
+    Entry,
+    LargeObject,
+    Writer,
+    check_path,
+    join,
+)
 from regtool.storage.swift_session import (
     NETWORK_ERRORS,
     RangeNotSatisfiable,
@@ -126,10 +134,21 @@ class SwiftDriver(Driver):
         self._bulk_max: int | None = None  # unknown until /info is asked
 
     # --- plumbing ----------------------------------------------------------------------
+    has_large_objects = True
+
     @property
     def requests(self) -> int:
         """HTTP requests made so far, logins included."""
         return self.session.requests
+
+    def request_count(self) -> int | None:
+        return self.session.requests
+
+    def large_object(self, path: str) -> LargeObject | None:
+        headers = self._head(path)
+        own = dlo.own_segment_set(self, headers.get("x-object-manifest"))
+        length = headers.get("content-length")
+        return LargeObject(None if length is None else int(length), self._rel(own) if own else None)
 
     def describe(self) -> str:
         return f"swift://{join(self.container, self.prefix)}"

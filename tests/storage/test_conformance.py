@@ -241,3 +241,21 @@ def test_concurrent_reads(driver: Driver) -> None:
         got = list(pool.map(lambda i: driver.get(f"conc/{i}"), range(24)))
     assert got == [str(i).encode() * 100 for i in range(24)]
     driver.delete("conc")
+
+
+def test_large_object_info(driver: Driver, segment_size: int) -> None:
+    driver.put("lo/plain", b"abc")
+    w = driver.writer("lo/big")
+    w.write(os.urandom(2 * segment_size + 1))
+    w.commit()
+    plain, big = driver.large_object("lo/plain"), driver.large_object("lo/big")
+    if not driver.has_large_objects:
+        assert plain is None and big is None  # and no request was needed
+    else:
+        assert plain is not None and (plain.size, plain.segment_set) == (3, None)
+        assert big is not None and big.size == 2 * segment_size + 1
+        assert big.segment_set is not None
+        assert len(list(driver.walk(big.segment_set))) == 3
+        with pytest.raises(PathNotFound):
+            driver.large_object("lo/missing")
+    driver.delete("lo")

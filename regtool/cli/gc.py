@@ -1,0 +1,168 @@
+"""`regtool gc [--dry-run] [--delete-untagged] [--min-age 1h] [--uploads-older-than 24h]`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+
+from regtool.cli.errors import EXIT_PROBLEMS
+from regtool.cli.output import human_size, print_json, print_table, warn
+from regtool.cli.store import (
+    ConfigOption,
+    IdentityOption,
+    JobsOption,
+    JsonOption,
+    LocationOption,
+    open_store,
+)
+from regtool.concurrency import DEFAULT_JOBS
+from regtool.gc import GcOptions, GcResult, collect
+from regtool.gc.model import KINDS
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`0`, `90s`, `30m`, `1h30m`, `2d`, `1w`."""
+    text = text.strip().lower()
+    if text in ("0", "0s"):
+        return timedelta(0)
+    if not text or _DURATION.sub("", text):
+        raise typer.BadParameter(f"{text!r} is not a duration such as 0, 30m, 1h or 2d")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text)))
+
+
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Report what would go; delete nothing.")
+    ] = False,
+    delete_untagged: Annotated[
+        bool,
+        typer.Option(
+            "--delete-untagged",
+            help="Also delete manifests that no tag reaches (a tagged index's children "
+            "and the referrers of kept manifests are never untagged).",
+        ),
+    ] = False,
+    min_age: Annotated[
+        str, typer.Option("--min-age", help="Never delete anything younger than this.")
+    ] = "1h",
+    uploads_older_than: Annotated[
+        str,
+        typer.Option("--uploads-older-than", help="Delete uploads idle for longer than this."),
+    ] = "24h",
+    orphan_segments: Annotated[
+        bool,
+        typer.Option(
+            "--orphan-segments",
+            help="Swift: also delete segment sets no large object names. Costs one HEAD "
+            "per large object (without it, only the segments of what gc deletes go).",
+        ),
+    ] = False,
+    location: LocationOption = None,
+    config: ConfigOption = None,
+    identity: IdentityOption = None,
+    as_json: JsonOption = False,
+    jobs: JobsOption = DEFAULT_JOBS,
+) -> None:
+    """Delete blobs no manifest references, links to them, stale uploads, their Swift
+    segments, and (V1) images no tag's ancestry reaches.
+
+    Safe while the registry runs: nothing younger than --min-age is deleted (a push in
+    progress holds young blobs and links); before deleting, repositories/ is walked
+    again, and in any repository changed since the mark began every revision, tag and
+    _layers link is kept with everything it references. A manifest that cannot be read
+    keeps every blob its repository links. Not guaranteed: a push that starts to reuse an
+    old unreferenced blob in the seconds between that re-check and the delete.
+    Exit 0 on success, 1 if some deletions failed, 2 on access or usage errors."""
+    options = GcOptions(
+        dry_run=dry_run,
+        delete_untagged=delete_untagged,
+        min_age=parse_duration(min_age),
+        uploads_older_than=parse_duration(uploads_older_than),
+        orphan_segments=orphan_segments,
+        jobs=jobs,
+    )
+    with open_store(location, config, identity) as store:
+        result = collect(store.layout, store.location.redacted(), options)
+    if as_json:
+        print_json(gc_document(result))
+    else:
+        for message in result.warnings:
+            warn(message)
+        print_gc(result)
+    if not result.ok:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def gc_document(r: GcResult) -> dict[str, Any]:
+    return {
+        "location": r.location,
+        "layout": r.layout,
+        "dry_run": r.dry_run,
+        "objects": [
+            {
+                "kind": i.kind,
+                "name": i.name,
+                "repository": i.repository,
+                "size": i.size,
+                "reason": i.reason,
+                "paths": list(i.paths),
+                "deleted": r.done(i),
+            }
+            for i in r.items
+        ],
+        "totals": {
+            "marked": r.marked_blobs,
+            "manifests_read": r.manifests_read,
+            **{kind: r.count(kind) for kind in KINDS},
+            "bytes_freed": r.bytes_freed,
+            "kept_young": r.kept_young,
+            "kept_changed": r.kept_changed,
+            "failed": len(r.failed),
+            "requests": r.requests,
+            "seconds": {k: round(v, 3) for k, v in r.phases.items()},
+        },
+        "failed": r.failed,
+        "warnings": r.warnings,
+    }
+
+
+def print_gc(r: GcResult) -> None:
+    rows = [
+        [
+            i.kind,
+            i.repository or "-",
+            _short(i.name),
+            human_size(i.size),
+            i.reason,
+            "would delete" if r.dry_run else ("deleted" if r.done(i) else "FAILED"),
+        ]
+        for i in r.items
+    ]
+    if rows:
+        print_table(rows, ["KIND", "REPOSITORY", "OBJECT", "SIZE", "REASON", "STATUS"])
+        typer.echo()
+    counts = ", ".join(f"{r.count(k)} {k}s" for k in KINDS if r.count(k)) or "nothing"
+    verb = "would free" if r.dry_run else "freed"
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items())
+    typer.echo(
+        f"{r.marked_blobs} blobs marked ({r.manifests_read} manifests read); "
+        f"{'eligible' if r.dry_run else 'deleted'}: {counts}; {verb} {human_size(r.bytes_freed)}"
+    )
+    typer.echo(
+        f"kept: {r.kept_young} younger than --min-age, {r.kept_changed} changed during gc; "
+        f"time: {phases}" + (f"; {r.requests} requests" if r.requests is not None else "")
+    )
+    if r.failed:
+        typer.echo(f"{len(r.failed)} objects NOT deleted (everything else listed was):", err=True)
+        for path, why in sorted(r.failed.items())[:50]:
+            typer.echo(f"  {path}: {why}", err=True)
+
+
+def _short(name: str) -> str:
+    return name[:19] if name.startswith("sha256:") else name

@@ -1,0 +1,139 @@
+"""Mark: which manifests and blobs of a V2 store are still wanted.
+
+Roots are the manifests tags point at, every revision unless untagged ones may go, and
+revisions younger than --min-age (a multi-arch push uploads its children before the
+index that tags them). From each kept manifest: its config and layers, the children of an
+index (recursively), and its referrers (revisions whose `subject` is kept). A repository
+in which a tag link or a manifest cannot be read is *unsure*: all its revisions and every
+blob in its `_layers` are kept, since a damaged manifest is never a reason to delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from regtool.concurrency import map_outcomes
+from regtool.layout.manifests import ManifestReader
+from regtool.layout.v2 import RepositoryIndex, V2Layout
+from regtool.oci import Digest, Manifest
+
+
+@dataclass
+class Marks:
+    blobs: set[Digest] = field(default_factory=set)  # every blob and manifest kept
+    manifests: dict[str, set[Digest]] = field(default_factory=dict)  # repo -> kept
+    repo_blobs: dict[str, set[Digest]] = field(default_factory=dict)  # repo -> referenced
+    unsure: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_tags(
+    layout: V2Layout, repos: dict[str, RepositoryIndex], jobs: int
+) -> tuple[dict[str, set[Digest]], dict[str, str]]:
+    """Each repository's tagged digests, reading only the links the listing cannot tell;
+    and repo -> error for repositories with an unreadable tag."""
+    tagged: dict[str, set[Digest]] = {name: set() for name in repos}
+    to_read = []
+    for name, repo in repos.items():
+        for tag in repo.tags:
+            known = repo.listed_tag_digest(tag)
+            if known is not None:
+                tagged[name].add(known)
+            else:
+                to_read.append((name, tag))
+    errors: dict[str, str] = {}
+    outcomes = map_outcomes(lambda nt: layout.tag_digest(*nt), to_read, jobs)
+    for (name, tag), outcome in outcomes.items():
+        if isinstance(outcome, Exception):
+            errors.setdefault(name, f"{name}: tag {tag} unreadable ({outcome})")
+        else:
+            tagged[name].add(outcome)
+    return tagged, errors
+
+
+def mark(
+    layout: V2Layout,
+    repos: dict[str, RepositoryIndex],
+    reader: ManifestReader,
+    *,
+    delete_untagged: bool,
+    young_revisions: dict[str, set[Digest]],
+    young_layers: dict[str, set[Digest]],
+    everything_in: Iterable[str] = (),
+) -> Marks:
+    """Mark what `repos` keep. Repositories named in `everything_in` are unsure from the
+    start (the re-check before deleting uses that for repositories that changed)."""
+    marks = Marks(unsure=set(everything_in))
+    tagged, tag_errors = read_tags(layout, repos, reader.jobs)
+    marks.unsure |= set(tag_errors)
+    marks.warnings += tag_errors.values()
+    roots_all = set().union(*tagged.values(), *(r.revisions for r in repos.values()))
+    reader.fetch(roots_all)
+    for name, repo in repos.items():
+        kept, referenced, broken = _mark_repository(
+            repo,
+            reader,
+            tagged[name],
+            young_revisions.get(name, set()),
+            not delete_untagged or name in marks.unsure,
+        )
+        for digest, error in broken.items():
+            marks.warnings.append(f"{name}: manifest {digest} unreadable ({error})")
+        if broken:
+            marks.unsure.add(name)
+        if name in marks.unsure:
+            kept |= repo.revisions
+            referenced |= repo.layers
+            for digest in repo.revisions:  # what the readable ones reference
+                manifest = reader.cache.get(digest)
+                if isinstance(manifest, Manifest):
+                    referenced |= {d.digest for d in manifest.blobs}
+        referenced |= young_layers.get(name, set())
+        marks.manifests[name] = kept
+        marks.repo_blobs[name] = referenced
+        marks.blobs |= kept | referenced
+    return marks
+
+
+def _mark_repository(
+    repo: RepositoryIndex,
+    reader: ManifestReader,
+    tagged: set[Digest],
+    young: set[Digest],
+    all_revisions: bool,
+) -> tuple[set[Digest], set[Digest], dict[Digest, str]]:
+    """(kept manifests, blobs they reference, unreadable manifest -> error)."""
+    kept: set[Digest] = set()
+    referenced: set[Digest] = set()
+    broken: dict[Digest, str] = {}
+
+    def keep(roots: Iterable[Digest]) -> None:
+        stack = [d for d in roots if d not in kept]
+        while stack:
+            digest = stack.pop()
+            if digest in kept:
+                continue
+            kept.add(digest)
+            manifest = reader.cache.get(digest)
+            if not isinstance(manifest, Manifest):
+                broken[digest] = str(manifest) if manifest else "not read"
+                continue
+            referenced.update(d.digest for d in manifest.blobs)
+            stack.extend(c.digest for c in manifest.manifests if c.digest not in kept)
+
+    keep(tagged | young | (repo.revisions if all_revisions else set()))
+    # Referrers stay with their subject; a referrer may itself have referrers.
+    while True:
+        found = set()
+        for digest in repo.revisions - kept:
+            manifest = reader.cache.get(digest)
+            if isinstance(manifest, Manifest):
+                if manifest.subject is not None and manifest.subject.digest in kept:
+                    found.add(digest)
+            else:  # unreadable: it might be an index or a referrer of something kept
+                broken[digest] = str(manifest) if manifest else "not read"
+        if not found:
+            break
+        keep(found)
+    return kept, referenced, broken

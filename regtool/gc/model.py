@@ -1,0 +1,83 @@
+"""What a garbage collection found and did: plain data for the CLI to render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from regtool.concurrency import DEFAULT_JOBS
+
+#: Kinds of doomed objects, in the order they are deleted: links first, so the registry
+#: stops serving something before its content goes; uploads last. A revision-link item
+#: carries the manifest's `tags/*/index` links too.
+KINDS = (
+    "revision-link",
+    "layer-link",
+    "manifest",
+    "blob",
+    "segments",
+    "upload",
+    "v1-image",
+)
+
+
+@dataclass(frozen=True)
+class GcOptions:
+    dry_run: bool = False
+    delete_untagged: bool = False
+    min_age: timedelta = timedelta(hours=1)
+    uploads_older_than: timedelta = timedelta(hours=24)
+    orphan_segments: bool = False  # Swift: HEAD every large object to find orphaned sets
+    jobs: int = DEFAULT_JOBS
+
+
+@dataclass(frozen=True)
+class Doomed:
+    """One thing gc removes: a blob, a link, an upload, a segment set or a V1 image, with
+    every storage path that goes with it (a blob's DLO segments are their own item)."""
+
+    kind: str
+    name: str  # digest, upload id, segment set or image id
+    paths: tuple[str, ...]
+    size: int | None
+    reason: str
+    repository: str | None = None
+
+
+@dataclass
+class GcResult:
+    location: str
+    layout: str
+    options: GcOptions
+    items: list[Doomed] = field(default_factory=list)
+    marked_blobs: int = 0
+    manifests_read: int = 0
+    kept_young: int = 0  # unreferenced, but younger than --min-age
+    kept_changed: int = 0  # dropped from the plan by the re-check before deleting
+    warnings: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # path -> error (real run only)
+    requests: int | None = None  # HTTP requests made (Swift)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.options.dry_run
+
+    def done(self, item: Doomed) -> bool:
+        """Whether every path of `item` was deleted (a real run without failures)."""
+        return not self.dry_run and not any(p in self.failed for p in item.paths)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for i in self.items if i.kind == kind)
+
+    def bytes(self, kind: str | None = None) -> int:
+        return sum(i.size or 0 for i in self.items if kind is None or i.kind == kind)
+
+    @property
+    def bytes_freed(self) -> int:
+        """Bytes freed (real run) or that would be (dry run)."""
+        return sum(i.size or 0 for i in self.items if self.dry_run or self.done(i))
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed

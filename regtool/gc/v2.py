@@ -1,0 +1,320 @@
+"""Garbage collection of a V2 (distribution) store: one walk of `repositories/`, one GET
+per distinct manifest (and per tag link the listing cannot tell), one walk of `blobs/`
+and, on Swift, one of `segments/`; HEADs only for the large objects about to be deleted
+(or, with `orphan_segments`, for every large object: see `_orphan_sets`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from regtool.concurrency import map_outcomes
+from regtool.errors import PathNotFound
+from regtool.gc.mark import Marks, mark
+from regtool.gc.model import Doomed, GcOptions, GcResult
+from regtool.gc.sweep import delete_items, layer_links, recheck, uploads
+from regtool.layout.blobs import walk_blobs
+from regtool.layout.manifests import ManifestReader
+from regtool.layout.segments import SegmentSet, segment_sets
+from regtool.layout.v2 import RepositoryIndex, V2Layout
+from regtool.oci import Digest
+from regtool.storage.base import Entry, LargeObject
+
+
+def young(entry: Entry | None, cutoff: datetime) -> bool:
+    """Too new to delete: modified after `cutoff`, or of unknown age (kept, to be safe)."""
+    return entry is None or entry.modified is None or entry.modified > cutoff
+
+
+@contextmanager
+def phase(result: GcResult, name: str) -> Iterator[None]:
+    t0 = time.monotonic()
+    try:
+        yield
+    finally:
+        result.phases[name] = result.phases.get(name, 0.0) + time.monotonic() - t0
+
+
+class _Sizer:
+    """Sizes and segment paths of large objects, from HEADs of only the objects asked for
+    and the one walk of `segments/`."""
+
+    def __init__(self, layout: V2Layout, sets: dict[str, SegmentSet], jobs: int):
+        self.layout, self.sets, self.jobs = layout, sets, jobs
+        self.heads: dict[str, LargeObject | Exception | None] = {}
+
+    def head_all(self, paths: list[str]) -> None:
+        todo = [p for p in paths if p not in self.heads]
+        self.heads.update(map_outcomes(self.layout.driver.large_object, todo, self.jobs))
+
+    def needs_head(self, entry: Entry) -> bool:
+        return self.layout.driver.has_large_objects and not entry.size
+
+    def resolve(self, entry: Entry) -> tuple[tuple[str, ...], int | None] | str:
+        """(paths to delete, size) for the object at `entry`, or why it must stay."""
+        if not self.needs_head(entry):
+            return (entry.path,), entry.size
+        head = self.heads.get(entry.path)
+        if isinstance(head, PathNotFound):
+            return "gone since it was listed"
+        if isinstance(head, Exception):
+            return f"cannot HEAD it: {head}"
+        if head is None or head.segment_set is None:
+            return (entry.path,), (head.size if head else entry.size)
+        found = self.sets.get(head.segment_set)
+        segments = tuple(e.path for e in found.segments) if found else ()
+        size = found.size if found else head.size
+        return (entry.path, *segments), size
+
+
+def collect_v2(
+    layout: V2Layout, location: str, options: GcOptions, now: datetime | None = None
+) -> GcResult:
+    result = GcResult(location, "v2", options)
+    started = now or datetime.now(UTC)
+    cutoff = started - options.min_age
+    driver = layout.driver
+    with phase(result, "repositories"):
+        entries = list(driver.walk(layout.repositories_dir()))
+    by_path = {e.path: e for e in entries}
+    repos = layout.index_entries(entries)
+    reader = ManifestReader(layout, options.jobs)
+    with phase(result, "mark"):
+        young_revisions = {
+            n: {d for d in r.revisions if young(by_path.get(layout.revision_link(n, d)), cutoff)}
+            for n, r in repos.items()
+        }
+        young_layers = {
+            n: {d for d in r.layers if young(by_path.get(layout.layer_link(n, d)), cutoff)}
+            for n, r in repos.items()
+        }
+        marks = mark(
+            layout,
+            repos,
+            reader,
+            delete_untagged=options.delete_untagged,
+            young_revisions=young_revisions,
+            young_layers=young_layers,
+        )
+    # A link written into a repository without manifests yet (a first push, a mount)
+    # makes its blob as wanted as any other young link.
+    marks.blobs |= {d for d, e in layer_links(layout, entries) if young(e, cutoff)}
+    result.marked_blobs = len(marks.blobs)
+    result.manifests_read = len(reader.cache)
+    result.warnings += marks.warnings
+    with phase(result, "blobs"):
+        blobs = dict(walk_blobs(layout))
+    sets: dict[str, SegmentSet] = {}
+    segments_dir = layout.segments_dir()
+    if segments_dir is not None:
+        with phase(result, "segments"):
+            sets = segment_sets(segments_dir, driver.walk(segments_dir))
+    with phase(result, "plan"):
+        sizer = _Sizer(layout, sets, options.jobs)
+        result.items += _blob_items(repos, marks, blobs, sizer, cutoff, result)
+        result.items += _link_items(layout, repos, marks, options)
+        # Uploads of every directory, also of a first push abandoned before any manifest.
+        all_uploads = uploads(layout, entries)
+        result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
+        if options.orphan_segments and sets:
+            result.items += _orphan_sets(blobs, all_uploads, sizer, result, cutoff)
+    if not options.dry_run:
+        with phase(result, "re-check"):
+            recheck(layout, result, by_path, reader)
+        with phase(result, "delete"):
+            delete_items(driver, result)
+    return result
+
+
+def _blob_items(
+    repos: dict[str, RepositoryIndex],
+    marks: Marks,
+    blobs: dict[Digest, Entry],
+    sizer: _Sizer,
+    cutoff: datetime,
+    result: GcResult,
+) -> list[Doomed]:
+    revisions = set().union(*(r.revisions for r in repos.values()))
+    candidates = []
+    for digest, entry in blobs.items():
+        if digest in marks.blobs:
+            continue
+        if young(entry, cutoff):
+            result.kept_young += 1
+            continue
+        candidates.append((digest, entry))
+    sizer.head_all([e.path for _, e in candidates if sizer.needs_head(e)])
+    items = []
+    for digest, entry in sorted(candidates):
+        resolved = sizer.resolve(entry)
+        if isinstance(resolved, str):
+            result.warnings.append(f"blob {digest} kept: {resolved}")
+            continue
+        paths, size = resolved
+        if digest in revisions:
+            kind, reason = "manifest", "manifest no tag reaches (untagged)"
+        else:
+            kind, reason = "blob", "referenced by no kept manifest"
+        items.append(Doomed(kind, str(digest), paths, size, reason))
+    return items
+
+
+def _link_items(
+    layout: V2Layout, repos: dict[str, RepositoryIndex], marks: Marks, options: GcOptions
+) -> list[Doomed]:
+    items = []
+    for name, repo in sorted(repos.items()):
+        if name in marks.unsure:
+            continue
+        if options.delete_untagged:
+            for digest in sorted(repo.revisions - marks.manifests[name]):
+                paths = [layout.revision_link(name, digest)]
+                paths += [
+                    layout.tag_index_link(name, tag, digest)
+                    for tag, history in sorted(repo.tag_history.items())
+                    if digest in history
+                ]
+                items.append(
+                    Doomed(
+                        "revision-link",
+                        str(digest),
+                        tuple(paths),
+                        None,
+                        "untagged manifest: no tag, index or subject reaches it",
+                        name,
+                    )
+                )
+        for digest in sorted(repo.layers - marks.repo_blobs[name]):
+            items.append(
+                Doomed(
+                    "layer-link",
+                    str(digest),
+                    (layout.layer_link(name, digest),),
+                    None,
+                    "no kept manifest of the repository references the blob",
+                    name,
+                )
+            )
+    return items
+
+
+def _upload_items(
+    layout: V2Layout,
+    all_uploads: dict[tuple[str, str], list[Entry]],
+    sizer: _Sizer,
+    now: datetime,
+    options: GcOptions,
+    result: GcResult,
+) -> list[Doomed]:
+    limit = now - max(options.uploads_older_than, options.min_age)
+    uploads = [(n, u, files) for (n, u), files in all_uploads.items()]
+    started_paths = [
+        layout.upload_started_at(n, u)
+        for n, u, files in uploads
+        if any(f.path == layout.upload_started_at(n, u) for f in files)
+    ]
+    started = map_outcomes(layout.driver.get, started_paths, options.jobs)
+    doomed = []
+    for name, upload_id, files in uploads:
+        raw = started.get(layout.upload_started_at(name, upload_id))
+        times = [f.modified for f in files]
+        began = _parse_time(raw) if isinstance(raw, bytes) else None
+        if any(t is None for t in times) or (not files and began is None):
+            continue  # age unknown: keep
+        # The later of the start and the last write: an upload still being written stays.
+        last = max([began, *times] if began else times)  # type: ignore[type-var]
+        if last is None or last > limit:
+            continue
+        doomed.append((name, upload_id, files, began, last))
+    data = [layout.upload_data(n, u) for n, u, files, *_ in doomed]
+    sizer.head_all(
+        [
+            f.path
+            for n, u, files, *_ in doomed
+            for f in files
+            if f.path in data and sizer.needs_head(f)
+        ]
+    )
+    items = []
+    for name, upload_id, files, began, last in sorted(doomed, key=lambda d: (d[0], d[1])):
+        paths: list[str] = []
+        size = 0
+        for f in files:
+            resolved = (
+                sizer.resolve(f)
+                if f.path == layout.upload_data(name, upload_id)
+                else ((f.path,), f.size)
+            )
+            if isinstance(resolved, str):
+                resolved = (f.path,), None
+                result.warnings.append(f"upload {upload_id}: segments not found ({f.path})")
+            paths += resolved[0]
+            size += resolved[1] or 0
+        why = f"started {began:%Y-%m-%dT%H:%M:%SZ}, " if began else "no startedat, "
+        items.append(
+            Doomed(
+                "upload",
+                upload_id,
+                tuple(paths),
+                size,
+                why + f"last written {last:%Y-%m-%dT%H:%M:%SZ}",
+                name,
+            )
+        )
+    return items
+
+
+def _orphan_sets(
+    blobs: dict[Digest, Entry],
+    all_uploads: dict[tuple[str, str], list[Entry]],
+    sizer: _Sizer,
+    result: GcResult,
+    cutoff: datetime,
+) -> list[Doomed]:
+    """Segment sets no large object names. Only a HEAD tells which set an object uses, so
+    this HEADs every 0-byte object in blobs/ and _uploads/ (opt-in: one request each)."""
+    objects = [e for e in blobs.values() if sizer.needs_head(e)]
+    objects += [
+        f
+        for fs in all_uploads.values()
+        for f in fs
+        if f.path.endswith("/data") and sizer.needs_head(f)
+    ]
+    sizer.head_all([e.path for e in objects])
+    live: set[str] = set()
+    for e in objects:
+        head = sizer.heads.get(e.path)
+        if isinstance(head, Exception) and not isinstance(head, PathNotFound):
+            result.warnings.append(f"orphaned segments not swept: cannot HEAD {e.path}: {head}")
+            return []
+        if isinstance(head, LargeObject) and head.segment_set:
+            live.add(head.segment_set)
+    claimed = {p.rsplit("/", 1)[0] for i in result.items for p in i.paths[1:]}
+    items = []
+    for path, found in sorted(sizer.sets.items()):
+        if path in live or path in claimed:
+            continue
+        newest = found.newest
+        if newest is None or newest > cutoff:
+            result.kept_young += 1
+            continue
+        items.append(
+            Doomed(
+                "segments",
+                path,
+                tuple(e.path for e in found.segments),
+                found.size,
+                "segment set that no large object names",
+            )
+        )
+    return items
+
+
+def _parse_time(raw: bytes) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(raw.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

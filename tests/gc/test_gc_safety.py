@@ -1,0 +1,136 @@
+"""gc on damaged stores and during concurrent pushes: no crash, nothing wanted deleted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from regtool.gc import GcOptions, collect
+from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
+from regtool.oci import Digest, parse_manifest
+from regtool.storage.base import Entry
+from regtool.storage.local import LocalDriver
+from tests.gc.scenario import Scenario, build
+from tests.services.images import pull
+
+RANDOM = Digest.parse("sha256:" + "ab" * 32)
+
+
+def _layout(root: Path) -> V2Layout:
+    return V2Layout(LocalDriver(root), FILESYSTEM_ROOT)
+
+
+def _referenced(layout: V2Layout) -> set[Digest]:
+    """Every blob that some readable manifest in storage references."""
+    wanted = set()
+    for entry in layout.driver.walk(layout.blobs_dir()):
+        try:
+            manifest = parse_manifest(layout.driver.get(entry.path))
+        except Exception:
+            continue
+        wanted |= {d.digest for d in manifest.blobs} | {d.digest for d in manifest.manifests}
+    return wanted
+
+
+def _existing(layout: V2Layout) -> set[Digest]:
+    base = layout.blobs_dir() + "/"
+    return {
+        Digest.parse(f"{p[0]}:{p[2]}")
+        for e in layout.driver.walk(layout.blobs_dir())
+        if (p := e.path[len(base) :].split("/"))
+    }
+
+
+def test_damage_is_reported_and_keeps_what_it_might_reference(
+    cli: Any, image_tools: None, distribution_fs: Any, tmp_path: Path
+) -> None:
+    s: Scenario = build(distribution_fs.host, tmp_path / "oci")
+    root = distribution_fs.root
+    layout = _layout(root)
+    a1 = min(s.untagged & {str(d) for d in layout.scan_repositories()["app"].revisions})
+    app_layers = layout.scan_repositories()["app"].layers
+    # An untagged manifest that is not JSON; a revision and a tag whose targets are missing
+    # or unreadable; an upload without startedat.
+    (root / layout.blob_data(Digest.parse(a1))).write_bytes(b"{not json")
+    link = root / layout.revision_link("multi", RANDOM)
+    link.parent.mkdir(parents=True)
+    link.write_text(str(RANDOM))
+    tag = root / layout.tag_current_link("multi", "broken")
+    tag.parent.mkdir(parents=True)
+    tag.write_text("garbage")
+    (root / layout.upload_started_at("app", s.upload_id)).unlink()
+    wanted = _referenced(layout) & _existing(layout)
+
+    result = cli(
+        "gc",
+        "-l",
+        str(root),
+        "--min-age",
+        "0",
+        "--delete-untagged",
+        "--uploads-older-than",
+        "0",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    warnings = "\n".join(doc["warnings"])
+    assert a1 in warnings and str(RANDOM) in warnings and "broken" in warnings
+    left = _existing(layout)
+    assert wanted <= left  # what any readable manifest references, kept or not
+    assert app_layers <= left  # the damaged repository keeps every blob it links
+    uploads = {o["name"] for o in doc["objects"] if o["kind"] == "upload"}
+    assert uploads == {s.upload_id, s.first_upload}
+    assert not [o for o in doc["objects"] if o["kind"] in ("revision-link", "layer-link")]
+    for ref in s.tagged:
+        repo, tag_name = ref.split(":")
+        pull(distribution_fs.host, repo, tag_name, tmp_path / "pulled" / repo)
+
+
+def test_default_min_age_keeps_fresh_garbage(
+    cli: Any, image_tools: None, distribution_fs: Any, tmp_path: Path
+) -> None:
+    build(distribution_fs.host, tmp_path / "oci")
+    doc = cli.json("gc", "-l", str(distribution_fs.root), "--delete-untagged")
+    assert doc["objects"] == [] and doc["totals"]["kept_young"] > 0
+
+
+class _PushDuringGc(LocalDriver):
+    """Runs `push` just before the second walk of repositories/ (gc's re-check)."""
+
+    def __init__(self, root: Path, push: Any) -> None:
+        super().__init__(root)
+        self.walks, self.push = 0, push
+
+    def walk(self, prefix: str = "") -> Iterator[Entry]:
+        if prefix.endswith("/repositories"):
+            self.walks += 1
+            if self.walks == 2:
+                self.push()
+        return super().walk(prefix)
+
+
+def test_a_push_during_gc_keeps_its_blobs(
+    image_tools: None, distribution_fs: Any, tmp_path: Path
+) -> None:
+    s = build(distribution_fs.host, tmp_path / "oci")
+    plain = _layout(distribution_fs.root)
+    orphans = [Digest.parse(d) for d in sorted(s.orphaned)]
+    manifest = Digest.parse(s.deleted_image)
+    layers = {d.digest for d in parse_manifest(plain.read_blob(manifest)).blobs}
+    other = next(d for d in orphans if d != manifest and d not in layers)
+
+    def push() -> None:  # a3's manifest tagged again, and a blob mounted into a new repo
+        plain.driver.put(plain.revision_link("app", manifest), str(manifest).encode())
+        plain.driver.put(plain.tag_current_link("app", "again"), str(manifest).encode())
+        plain.driver.put(plain.layer_link("newrepo", other), str(other).encode())
+
+    layout = V2Layout(_PushDuringGc(distribution_fs.root, push), FILESYSTEM_ROOT)
+    result = collect(layout, "test", GcOptions(min_age=timedelta(0)))
+    assert result.ok and result.kept_changed >= len(layers) + 2
+    deleted = {i.name for i in result.items}
+    assert not deleted & {str(d) for d in {manifest, other, *layers}}
+    assert {manifest, other, *layers} <= _existing(plain)
