@@ -32,6 +32,7 @@ from regtool.layout.detect import detect_layout
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
 from regtool.location import parse_location
 from regtool.oci import OCI_MANIFEST, Digest
+from regtool.server.registry import Registry
 from regtool.storage.base import Driver
 from tests.services.swift import start_swift
 
@@ -51,6 +52,7 @@ def _blob(driver: Driver, layout: V2Layout, data: bytes) -> tuple[Digest, int]:
 
 def populate(driver: Driver, repos: int) -> None:
     layout = V2Layout(driver, SWIFT_ROOT)
+    registry = Registry(layout)
     base = _blob(driver, layout, os.urandom(4096))
 
     def repository(n: int) -> None:
@@ -78,14 +80,10 @@ def populate(driver: Driver, repos: int) -> None:
                     ],
                 }
             ).encode()
-            # Manifests are plain objects: distribution stores them with PutContent.
-            digest = Digest.of(manifest)
-            driver.put(layout.blob_data(digest), manifest)
             for d, _ in [config, *layers]:
-                driver.put(layout.layer_link(name, d), str(d).encode())
-            driver.put(layout.revision_link(name, digest), str(digest).encode())
-            driver.put(layout.tag_index_link(name, tag, digest), str(digest).encode())
-            driver.put(layout.tag_current_link(name, tag), str(digest).encode())
+                registry.link_blob(name, d)
+            # A plain object, links in distribution's order: as a push stores it.
+            registry.put_manifest(name, tag, manifest, OCI_MANIFEST)
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(repository, range(repos)))

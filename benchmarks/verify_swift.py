@@ -25,6 +25,7 @@ from pathlib import Path
 
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
 from regtool.oci import OCI_MANIFEST, Digest
+from regtool.server.registry import Registry
 from tests.services.swift import start_swift
 
 SEGMENT = 20 * 1024 * 1024  # distribution's default chunk size
@@ -65,11 +66,7 @@ def populate(service: object, container: str, total_mib: int, blob_mib: int) -> 
             "layers": layers,
         }
     ).encode()
-    digest = Digest.of(manifest)
-    driver.put(layout.blob_data(digest), manifest)
-    driver.put(layout.revision_link("bench/app", digest), str(digest).encode())
-    driver.put(layout.tag_index_link("bench/app", "1", digest), str(digest).encode())
-    driver.put(layout.tag_current_link("bench/app", "1"), str(digest).encode())
+    Registry(layout).put_manifest("bench/app", "1", manifest, OCI_MANIFEST)
     driver.close()
     return sum(int(layer["size"]) for layer in layers) + len(config) + len(manifest)
 

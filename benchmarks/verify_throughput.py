@@ -29,6 +29,7 @@ from pathlib import Path
 
 from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
 from regtool.oci import DOCKER_MANIFEST, Digest
+from regtool.server.registry import Registry
 from regtool.storage.local import LocalDriver
 
 REPO = "bench/app"
@@ -74,10 +75,7 @@ def write_store(root: Path, total: int, blob_size: int) -> list[Path]:
             "layers": layers,
         }
     ).encode()
-    digest = Digest.of(manifest)
-    driver.put(layout.blob_data(digest), manifest)
-    driver.put(layout.revision_link(REPO, digest), str(digest).encode())
-    driver.put(layout.tag_current_link(REPO, "1"), str(digest).encode())
+    Registry(layout).put_manifest(REPO, "1", manifest, DOCKER_MANIFEST)
     return [root / layout.blob_data(Digest.parse(layer["digest"])) for layer in layers]
 
 
