@@ -16,50 +16,26 @@ from regtool.storage.base import Driver, Entry
 _LINK_KINDS = ("revision-link", "layer-link")
 
 
-def _parts(layout: V2Layout, path: str) -> tuple[str, list[str]] | None:
-    """(repository name, the rest from its first `_` component) of a path below
-    `repositories/`; None for other paths."""
-    base = layout.repositories_dir() + "/"
-    if not path.startswith(base):
-        return None
-    parts = path[len(base) :].split("/")
-    cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
-    if not cut:
-        return None
-    return "/".join(parts[:cut]), parts[cut:]
-
-
-def _digest(alg: str, hexpart: str) -> Digest | None:
-    try:
-        return Digest.parse(f"{alg}:{hexpart}")
-    except ValueError:
-        return None
-
-
 def layer_links(layout: V2Layout, entries: Iterable[Entry]) -> Iterator[tuple[Digest, Entry]]:
     """Every `_layers` link among walked entries, in repositories with manifests or not."""
-    for entry in entries:
-        found = _parts(layout, entry.path)
-        if found is None:
-            continue
-        match found[1]:
-            case ["_layers", alg, hexpart, "link"]:
-                if digest := _digest(alg, hexpart):
+    entries = list(entries)
+    by_path = {e.path: e for e in entries}
+    for name, repo in layout.index_entries(entries, include_all=True).items():
+        for digest in repo.layers:
+            with contextlib.suppress(NameInvalid):  # a name the layout cannot path
+                if entry := by_path.get(layout.layer_link(name, digest)):
                     yield digest, entry
-            case _:
-                pass
 
 
 def uploads(layout: V2Layout, entries: Iterable[Entry]) -> dict[tuple[str, str], list[Entry]]:
     """(directory name, upload id) -> the upload's files, in any directory below
     `repositories/`, repository or not yet."""
     found: dict[tuple[str, str], list[Entry]] = {}
-    for entry in entries:
-        parts = _parts(layout, entry.path)
-        if parts is not None and len(parts[1]) > 2 and parts[1][0] == "_uploads":
-            with contextlib.suppress(NameInvalid):  # a name the layout cannot path
-                check_name(parts[0])
-                found.setdefault((parts[0], parts[1][1]), []).append(entry)
+    for name, repo in layout.index_entries(entries, include_all=True).items():
+        with contextlib.suppress(NameInvalid):  # a name the layout cannot path
+            check_name(name)
+            for upload_id, files in repo.uploads.items():
+                found[(name, upload_id)] = files
     return found
 
 
@@ -78,7 +54,7 @@ def recheck(
     } | (before.keys() - after.keys())
     if not changed:
         return
-    repos_changed = {found[0] for p in changed if (found := _parts(layout, p))}
+    repos_changed = {found[0] for p in changed if (found := layout.split_repository_path(p))}
     now = {n: r for n, r in layout.index_entries(after.values()).items() if n in repos_changed}
     marks = mark(
         layout,

@@ -160,27 +160,35 @@ class V2Layout:
         top = self.repositories_dir() if name is None else self.repository_dir(name)
         return self.index_entries(self.driver.walk(top), only=name)
 
+    def split_repository_path(self, path: str) -> tuple[str, list[str]] | None:
+        """(repository name, the components from its first `_` one) of a path below
+        `repositories/`, e.g. ("a/b", ["_layers", "sha256", "<hex>", "link"]); None for a
+        path elsewhere or without a `_` component."""
+        base = self.repositories_dir() + "/"
+        if not path.startswith(base):
+            return None
+        parts = path[len(base) :].split("/")
+        cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
+        if not cut:
+            return None
+        return "/".join(parts[:cut]), parts[cut:]
+
     def index_entries(
-        self, entries: Iterable[Entry], only: str | None = None
+        self, entries: Iterable[Entry], only: str | None = None, include_all: bool = False
     ) -> dict[str, RepositoryIndex]:
         """Sort walked entries under `repositories/` into per-repository indexes.
 
-        A directory is a repository only if it has `_manifests`; entries that fit no known
-        shape are ignored (distribution ignores them too)."""
-        base = self.repositories_dir() + "/"
+        A directory is a repository only if it has `_manifests` (distribution ignores the
+        rest too); `include_all` keeps the others as well, e.g. an abandoned first push
+        with only `_uploads` and `_layers`. Files that fit no known shape are ignored."""
         repos: dict[str, RepositoryIndex] = {}
         for entry in entries:
-            if not entry.path.startswith(base):
+            split = self.split_repository_path(entry.path)
+            if split is None or (only is not None and split[0] != only):
                 continue
-            parts = entry.path[len(base) :].split("/")
-            cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
-            if not cut:
-                continue
-            repo_name = "/".join(parts[:cut])
-            if only is not None and repo_name != only:
-                continue
-            _classify(repos.setdefault(repo_name, RepositoryIndex(repo_name)), parts[cut:], entry)
-        return {n: r for n, r in repos.items() if r.has_manifests}
+            repo_name, rest = split
+            _classify(repos.setdefault(repo_name, RepositoryIndex(repo_name)), rest, entry)
+        return {n: r for n, r in repos.items() if include_all or r.has_manifests}
 
 
 def _digest_from(alg: str, hexpart: str) -> Digest | None:
