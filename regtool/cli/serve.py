@@ -61,10 +61,9 @@ def serve(
 
     host, port = parse_addr(addr or (config and _config_addr(config)) or DEFAULT_ADDR)
     loc = parse_location(location_arg or location, config=config, identity=identity)
-    if loc.scheme == "file":
-        Path(loc.path).mkdir(parents=True, exist_ok=True)  # the embedded store's first run
     driver = loc.open()
     try:
+        driver.create_root()  # the embedded store's first run; a new Swift container
         app = create_app(driver)
         typer.echo(f"regtool serve: listening on http://{host}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)

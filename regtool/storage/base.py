@@ -183,6 +183,11 @@ class Driver(ABC):
         Swift large object must be named too. Never raises for a single path's failure:
         it is reported in `DeleteReport.failed`."""
 
+    @abstractmethod
+    def create_root(self) -> None:
+        """Create the driver's root (a directory, a Swift container) if it is missing, as
+        a server does before its first write; nothing if it exists."""
+
     def large_object(self, path: str) -> LargeObject | None:
         """The size and segment set of the file at `path` (`PathNotFound` if absent), or
         None, without a request, on backends without large objects."""

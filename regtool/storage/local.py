@@ -95,6 +95,14 @@ class LocalDriver(Driver):
     def describe(self) -> str:
         return str(self.root)
 
+    def create_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(
+                f"cannot create {self.root}: {e.strerror or e}", driver=self.name
+            ) from None
+
     def _abs(self, path: str, *, allow_root: bool = False) -> Path:
         check_path(path, allow_root=allow_root)
         return self.root / path if path else self.root

@@ -85,6 +85,9 @@ class RetryingDriver(Driver):
     def delete_many(self, paths: Iterable[str]) -> DeleteReport:
         return self.inner.delete_many(paths)
 
+    def create_root(self) -> None:
+        self._call(self.inner.create_root)
+
     def large_object(self, path: str) -> LargeObject | None:
         return self._call(lambda: self.inner.large_object(path))
 

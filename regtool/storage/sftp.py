@@ -434,6 +434,10 @@ class SftpDriver(Driver):
     def walk(self, prefix: str = "") -> Iterator[Entry]:
         return (e for e in self._tree(prefix) if not e.is_dir)
 
+    def create_root(self) -> None:
+        with self._session("") as c:
+            self._makedirs(c, self._abs("", allow_root=True))
+
     def stat(self, path: str) -> Entry:
         target = self._abs(path)
         with self._session(path) as c:

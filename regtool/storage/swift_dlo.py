@@ -99,9 +99,12 @@ class SwiftWriter(Writer):
             if manifest:
                 own = own_segment_set(driver, manifest)
                 if own is None:
-                    raise StorageError(f"cannot append to a large object whose segments are "
-                                       f"not under {driver.segment_root}/ ({manifest})",
-                                       path=path, driver=driver.name)
+                    raise StorageError(
+                        f"cannot append to a large object whose segments are "
+                        f"not under {driver.segment_root}/ ({manifest})",
+                        path=path,
+                        driver=driver.name,
+                    )
                 self._segment_set = own
                 self._next = self._next_number()
                 self._write_manifest = False  # the manifest already names this set
@@ -132,8 +135,7 @@ class SwiftWriter(Writer):
 
     def write(self, data: bytes) -> int:
         if self._done:
-            raise StorageError("writer already closed", path=self._path,
-                               driver=self._driver.name)
+            raise StorageError("writer already closed", path=self._path, driver=self._driver.name)
         view = memoryview(data)
         limit = self._driver.segment_size
         while view:
@@ -181,7 +183,9 @@ class SwiftWriter(Writer):
             if waited + pause > SETTLE_TOTAL:
                 raise StorageError(
                     f"Timeout expired while waiting for segments of {self._path} to show up",
-                    path=self._path, driver=self._driver.name)
+                    path=self._path,
+                    driver=self._driver.name,
+                )
             time.sleep(pause)
             waited += pause
             pause *= 2
@@ -193,5 +197,8 @@ class SwiftWriter(Writer):
         self._buffer.clear()
         failed = self._driver._delete_names(self._added)
         if failed:
-            raise StorageError(f"{len(failed)} segments of a cancelled upload not deleted",
-                               path=self._path, driver=self._driver.name)
+            raise StorageError(
+                f"{len(failed)} segments of a cancelled upload not deleted",
+                path=self._path,
+                driver=self._driver.name,
+            )

@@ -259,3 +259,11 @@ def test_large_object_info(driver: Driver, segment_size: int) -> None:
         with pytest.raises(PathNotFound):
             driver.large_object("lo/missing")
     driver.delete("lo")
+
+
+def test_create_root_is_idempotent(driver: Driver) -> None:
+    driver.create_root()
+    driver.create_root()
+    driver.put("root/file", b"x")
+    assert driver.get("root/file") == b"x"
+    driver.delete("root")

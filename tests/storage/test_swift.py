@@ -363,3 +363,17 @@ def test_commit_waits_for_lagging_segments(
         w.commit()
     driver.delete("lag")
     assert _stored(raw, container) == {}
+
+
+def test_create_root_creates_a_missing_container(swift_service) -> None:
+    name = f"new-{uuid.uuid4().hex[:8]}"
+    driver = SwiftDriver(swift_service.credentials(), name)
+    try:
+        with pytest.raises(StorageError, match="does not exist"):
+            driver.put("a", b"1")
+        driver.create_root()
+        driver.put("a", b"1")
+        assert driver.get("a") == b"1"
+        driver.delete("a")
+    finally:
+        driver.close()
