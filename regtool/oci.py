@@ -36,7 +36,7 @@ TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 NAME_MAX = 255
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Digest:
     """`algorithm:hex`, validated. `str(d)` gives the canonical text."""
 
@@ -80,7 +80,7 @@ def check_tag(tag: str) -> str:
     return tag
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Platform:
     os: str
     architecture: str
@@ -91,7 +91,7 @@ class Platform:
         return f"{text}/{self.variant}" if self.variant else text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Descriptor:
     """A reference from a manifest to a blob or another manifest. Schema 1 layers have no
     size (`None`)."""
@@ -104,7 +104,7 @@ class Descriptor:
     artifact_type: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Manifest:
     media_type: str
     config: Descriptor | None = None

@@ -31,7 +31,7 @@ class GcOptions:
     jobs: int = DEFAULT_JOBS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Doomed:
     """One thing gc removes: a blob, a link, an upload, a segment set or a V1 image, with
     every storage path that goes with it (a blob's DLO segments are their own item)."""

@@ -105,7 +105,19 @@ def collect_v2(
     result.manifests_read = len(reader.cache)
     result.warnings += marks.warnings
     with phase(result, "blobs"):
-        blobs = dict(walk_blobs(layout))
+        # Streamed: only unmarked blobs (and, for --orphan-segments, large objects) are
+        # kept, so memory follows the garbage, not the store.
+        candidates: list[tuple[Digest, Entry]] = []
+        large_objects: list[Entry] = []
+        for digest, entry in walk_blobs(layout):
+            if options.orphan_segments and driver.has_large_objects and not entry.size:
+                large_objects.append(entry)
+            if digest in marks.blobs:
+                continue
+            if young(entry, cutoff):
+                result.kept_young += 1
+                continue
+            candidates.append((digest, entry))
     sets: dict[str, SegmentSet] = {}
     segments_dir = layout.segments_dir()
     if segments_dir is not None:
@@ -113,13 +125,14 @@ def collect_v2(
             sets = segment_sets(segments_dir, driver.walk(segments_dir))
     with phase(result, "plan"):
         sizer = _Sizer(layout, sets, options.jobs)
-        result.items += _blob_items(repos, marks, blobs, sizer, cutoff, result)
+        result.items += _blob_items(repos, candidates, sizer, result)
+        del candidates
         result.items += _link_items(layout, repos, marks, options)
         # Uploads of every directory, also of a first push abandoned before any manifest.
         all_uploads = uploads(layout, entries)
         result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
         if options.orphan_segments and sets:
-            result.items += _orphan_sets(blobs, all_uploads, sizer, result, cutoff)
+            result.items += _orphan_sets(large_objects, all_uploads, sizer, result, cutoff)
     if not options.dry_run:
         with phase(result, "re-check"):
             recheck(layout, result, by_path, reader)
@@ -130,21 +143,12 @@ def collect_v2(
 
 def _blob_items(
     repos: dict[str, RepositoryIndex],
-    marks: Marks,
-    blobs: dict[Digest, Entry],
+    candidates: list[tuple[Digest, Entry]],
     sizer: _Sizer,
-    cutoff: datetime,
     result: GcResult,
 ) -> list[Doomed]:
+    """Unmarked, old blobs (from the walk) as plan items, sized (Swift: their segments)."""
     revisions = set().union(*(r.revisions for r in repos.values()))
-    candidates = []
-    for digest, entry in blobs.items():
-        if digest in marks.blobs:
-            continue
-        if young(entry, cutoff):
-            result.kept_young += 1
-            continue
-        candidates.append((digest, entry))
     sizer.head_all([e.path for _, e in candidates if sizer.needs_head(e)])
     items = []
     for digest, entry in sorted(candidates):
@@ -267,7 +271,7 @@ def _upload_items(
 
 
 def _orphan_sets(
-    blobs: dict[Digest, Entry],
+    large_objects: list[Entry],
     all_uploads: dict[tuple[str, str], list[Entry]],
     sizer: _Sizer,
     result: GcResult,
@@ -275,7 +279,7 @@ def _orphan_sets(
 ) -> list[Doomed]:
     """Segment sets no large object names. Only a HEAD tells which set an object uses, so
     this HEADs every 0-byte object in blobs/ and _uploads/ (opt-in: one request each)."""
-    objects = [e for e in blobs.values() if sizer.needs_head(e)]
+    objects = list(large_objects)
     objects += [
         f
         for fs in all_uploads.values()
