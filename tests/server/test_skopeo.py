@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from regtool.inspect.listing import list_registry
+from regtool.inspect.verify import verify_registry
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
 from tests.server.conftest import RunningRegistry
@@ -85,6 +86,10 @@ def test_push_and_pull(registry: RunningRegistry, tmp_path: Path) -> None:
     }
     assert tags[("team/multi", "latest")].platforms == ["linux/amd64", "linux/arm64"]
     assert tags[("team/app", "1.0")].size == sum(b.size for b in image.blobs)
+    # everything served is whole: every tag, link and blob re-hashed
+    verification = verify_registry(registry.layout, "served", everything=True, blobs=True)
+    assert verification.problems == []
+    assert verification.count("ok") == len(tags)
     # finished uploads leave nothing behind
     leftovers = [
         e.path for e in registry.driver.walk(registry.layout.root) if "/_uploads/" in e.path
