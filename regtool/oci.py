@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 
 #: Hash functions for the algorithms distribution accepts, with their hex lengths.
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+_ALGORITHM_NAMES = {name: name for name in ALGORITHMS}
 
 # The distribution reference grammar (distribution/reference/regexp.go).
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
@@ -52,7 +54,9 @@ class Digest:
             raise DigestInvalid(
                 f"invalid digest {text[:80]!r}: {alg} needs {ALGORITHMS[alg]} lowercase hex"
             )
-        return cls(alg, hexpart)
+        # The same digest is parsed from links, manifests and listings alike: share one
+        # copy of each string (interned strings are freed once unused).
+        return cls(_ALGORITHM_NAMES[alg], sys.intern(hexpart))
 
     @classmethod
     def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
@@ -164,7 +168,7 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     return Descriptor(
         digest=digest,
         size=size,
-        media_type=str(raw.get("mediaType", "")),
+        media_type=sys.intern(str(raw.get("mediaType", ""))),  # a handful of values
         platform=platform,
         urls=tuple(str(u) for u in urls) if isinstance(urls, list) else (),
         artifact_type=raw.get("artifactType"),

@@ -3,59 +3,41 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
 
 from regtool.errors import NameInvalid
 from regtool.gc.mark import mark
 from regtool.gc.model import KINDS, GcResult
+from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint
 from regtool.layout.manifests import ManifestReader
-from regtool.layout.v2 import V2Layout
-from regtool.oci import Digest, check_name
-from regtool.storage.base import Driver, Entry
+from regtool.layout.v2 import RepositoryIndex, V2Layout
+from regtool.oci import Digest
+from regtool.storage.base import Driver
 
 _LINK_KINDS = ("revision-link", "layer-link")
 
 
-def layer_links(layout: V2Layout, entries: Iterable[Entry]) -> Iterator[tuple[Digest, Entry]]:
-    """Every `_layers` link among walked entries, in repositories with manifests or not."""
-    entries = list(entries)
-    by_path = {e.path: e for e in entries}
-    for name, repo in layout.index_entries(entries, include_all=True).items():
-        for digest in repo.layers:
-            with contextlib.suppress(NameInvalid):  # a name the layout cannot path
-                if entry := by_path.get(layout.layer_link(name, digest)):
-                    yield digest, entry
-
-
-def uploads(layout: V2Layout, entries: Iterable[Entry]) -> dict[tuple[str, str], list[Entry]]:
-    """(directory name, upload id) -> the upload's files, in any directory below
-    `repositories/`, repository or not yet."""
-    found: dict[tuple[str, str], list[Entry]] = {}
-    for name, repo in layout.index_entries(entries, include_all=True).items():
-        with contextlib.suppress(NameInvalid):  # a name the layout cannot path
-            check_name(name)
-            for upload_id, files in repo.uploads.items():
-                found[(name, upload_id)] = files
-    return found
-
-
 def recheck(
-    layout: V2Layout, result: GcResult, before: dict[str, Entry], reader: ManifestReader
+    layout: V2Layout, result: GcResult, before: RepositoriesSnapshot, reader: ManifestReader
 ) -> None:
     """Walk `repositories/` again and drop from the plan whatever a change since the mark
-    might need: in a repository that changed, every revision, tag and `_layers` link is
-    kept (with what they reference), as are its changed uploads; a new `_layers` link
-    anywhere keeps its blob. One more walk, plus GETs for manifests not yet read."""
-    after = {e.path: e for e in layout.driver.walk(layout.repositories_dir())}
-    changed = {
-        p
-        for p, e in after.items()
-        if p not in before or (before[p].modified, before[p].size) != (e.modified, e.size)
-    } | (before.keys() - after.keys())
+    might need: in a repository with a new or rewritten file, every revision, tag and
+    `_layers` link is kept (with what they reference), as are its changed uploads; a new
+    `_layers` link anywhere keeps its blob. One more walk, one more per changed repository,
+    plus GETs for manifests not yet read. (A file deleted meanwhile can only make less
+    reachable, so it needs no keeping.)"""
+    changed = [
+        e
+        for e in layout.driver.walk(layout.repositories_dir())
+        if fingerprint(e) not in before.fingerprints
+    ]
     if not changed:
         return
-    repos_changed = {found[0] for p in changed if (found := layout.split_repository_path(p))}
-    now = {n: r for n, r in layout.index_entries(after.values()).items() if n in repos_changed}
+    changed_paths = {e.path for e in changed}
+    repos_changed = {found[0] for e in changed if (found := layout.split_repository_path(e.path))}
+    now: dict[str, RepositoryIndex] = {}
+    for name in repos_changed:
+        with contextlib.suppress(NameInvalid):  # a name the layout cannot path
+            now.update(layout.scan_repositories(name))
     marks = mark(
         layout,
         now,
@@ -66,9 +48,8 @@ def recheck(
         everything_in=now,
     )
     result.warnings += marks.warnings
-    keep = marks.blobs | {
-        d for d, e in layer_links(layout, (after[p] for p in changed if p in after))
-    }
+    new_links = layout.index_entries(changed, include_all=True)
+    keep = marks.blobs | {d for r in new_links.values() for d in r.layers}
     kept = []
     for item in result.items:
         if item.kind in ("blob", "manifest"):
@@ -76,7 +57,7 @@ def recheck(
         elif item.kind in _LINK_KINDS:
             drop = item.repository in repos_changed
         elif item.kind == "upload":
-            drop = any(p in changed for p in item.paths)
+            drop = any(p in changed_paths for p in item.paths)
         else:
             drop = False
         if drop:

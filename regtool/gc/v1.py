@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
 from regtool.gc.model import Doomed, GcOptions, GcResult
+from regtool.gc.snapshot import young
 from regtool.gc.sweep import delete_items
-from regtool.gc.v2 import phase, young
+from regtool.gc.v2 import phase
 from regtool.layout.v1 import V1Layout
 
 

@@ -14,18 +14,14 @@ from regtool.concurrency import map_outcomes
 from regtool.errors import PathNotFound
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
-from regtool.gc.sweep import delete_items, layer_links, recheck, uploads
+from regtool.gc.snapshot import take_snapshot, young
+from regtool.gc.sweep import delete_items, recheck
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.manifests import ManifestReader
 from regtool.layout.segments import SegmentSet, segment_sets
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
 from regtool.storage.base import Entry, LargeObject
-
-
-def young(entry: Entry | None, cutoff: datetime) -> bool:
-    """Too new to delete: modified after `cutoff`, or of unknown age (kept, to be safe)."""
-    return entry is None or entry.modified is None or entry.modified > cutoff
 
 
 @contextmanager
@@ -77,30 +73,22 @@ def collect_v2(
     cutoff = started - options.min_age
     driver = layout.driver
     with phase(result, "repositories"):
-        entries = list(driver.walk(layout.repositories_dir()))
-    by_path = {e.path: e for e in entries}
-    repos = layout.index_entries(entries)
+        snapshot = take_snapshot(layout, cutoff)
+    repos = snapshot.repositories
     reader = ManifestReader(layout, options.jobs)
     with phase(result, "mark"):
-        young_revisions = {
-            n: {d for d in r.revisions if young(by_path.get(layout.revision_link(n, d)), cutoff)}
-            for n, r in repos.items()
-        }
-        young_layers = {
-            n: {d for d in r.layers if young(by_path.get(layout.layer_link(n, d)), cutoff)}
-            for n, r in repos.items()
-        }
+        young_layers = snapshot.young_layers(layout)
         marks = mark(
             layout,
             repos,
             reader,
             delete_untagged=options.delete_untagged,
-            young_revisions=young_revisions,
-            young_layers=young_layers,
+            young_revisions=snapshot.young_revisions(layout),
+            young_layers={n: d for n, d in young_layers.items() if n in repos},
         )
     # A link written into a repository without manifests yet (a first push, a mount)
     # makes its blob as wanted as any other young link.
-    marks.blobs |= {d for d, e in layer_links(layout, entries) if young(e, cutoff)}
+    marks.blobs |= set().union(*young_layers.values())
     result.marked_blobs = len(marks.blobs)
     result.manifests_read = len(reader.cache)
     result.warnings += marks.warnings
@@ -129,13 +117,13 @@ def collect_v2(
         del candidates
         result.items += _link_items(layout, repos, marks, options)
         # Uploads of every directory, also of a first push abandoned before any manifest.
-        all_uploads = uploads(layout, entries)
+        all_uploads = snapshot.uploads()
         result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
         if options.orphan_segments and sets:
             result.items += _orphan_sets(large_objects, all_uploads, sizer, result, cutoff)
     if not options.dry_run:
         with phase(result, "re-check"):
-            recheck(layout, result, by_path, reader)
+            recheck(layout, result, snapshot, reader)
         with phase(result, "delete"):
             delete_items(driver, result)
     return result

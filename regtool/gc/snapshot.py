@@ -1,0 +1,86 @@
+"""What gc remembers of `repositories/` from its mark walk, compactly: the index of every
+directory (repository or not yet), the paths modified within `min_age`, and a fingerprint
+of every file, so that the re-check before deleting finds what changed without holding a
+million entries. Memory follows the number of repositories and links, not their paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from regtool.errors import NameInvalid
+from regtool.layout.v2 import RepositoryIndex, V2Layout
+from regtool.oci import Digest, check_name
+from regtool.storage.base import Entry
+
+
+def young(entry: Entry | None, cutoff: datetime) -> bool:
+    """Too new to delete: modified after `cutoff`, or of unknown age (kept, to be safe)."""
+    return entry is None or entry.modified is None or entry.modified > cutoff
+
+
+def fingerprint(entry: Entry) -> int:
+    """Changes when a file is written again. A 64-bit hash: a collision hiding a change is
+    about one in 10^13 for a million files."""
+    return hash((entry.path, entry.size, entry.modified))
+
+
+@dataclass
+class RepositoriesSnapshot:
+    everywhere: dict[str, RepositoryIndex]  # every directory below repositories/
+    young_paths: set[str]
+    fingerprints: set[int]
+
+    @property
+    def repositories(self) -> dict[str, RepositoryIndex]:
+        """Only the directories that are repositories (they have `_manifests`)."""
+        return {n: r for n, r in self.everywhere.items() if r.has_manifests}
+
+    def young_revisions(self, layout: V2Layout) -> dict[str, set[Digest]]:
+        return {
+            n: {d for d in r.revisions if layout.revision_link(n, d) in self.young_paths}
+            for n, r in self.repositories.items()
+        }
+
+    def young_layers(self, layout: V2Layout) -> dict[str, set[Digest]]:
+        """Per directory, the blobs its young `_layers` links name, in repositories and in
+        directories without manifests yet (a first push, a mount)."""
+        found: dict[str, set[Digest]] = {}
+        if not self.young_paths:
+            return found
+        for name, repo in self.everywhere.items():
+            with contextlib.suppress(NameInvalid):  # a name the layout cannot path
+                found[name] = {
+                    d for d in repo.layers if layout.layer_link(name, d) in self.young_paths
+                }
+        return found
+
+    def uploads(self) -> dict[tuple[str, str], list[Entry]]:
+        """(directory name, upload id) -> the upload's files, in every directory."""
+        found: dict[tuple[str, str], list[Entry]] = {}
+        for name, repo in self.everywhere.items():
+            with contextlib.suppress(NameInvalid):  # a name the layout cannot path
+                check_name(name)
+                for upload_id, files in repo.uploads.items():
+                    found[(name, upload_id)] = files
+        return found
+
+
+def take_snapshot(layout: V2Layout, cutoff: datetime) -> RepositoriesSnapshot:
+    """One walk of `repositories/`, remembered compactly."""
+    young_paths: set[str] = set()
+    fingerprints: set[int] = set()
+
+    def remember(entries: Iterable[Entry]) -> Iterator[Entry]:
+        for entry in entries:
+            fingerprints.add(fingerprint(entry))
+            if young(entry, cutoff):
+                young_paths.add(entry.path)
+            yield entry
+
+    walk = remember(layout.driver.walk(layout.repositories_dir()))
+    everywhere = layout.index_entries(walk, include_all=True)
+    return RepositoriesSnapshot(everywhere, young_paths, fingerprints)
