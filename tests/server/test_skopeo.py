@@ -4,11 +4,13 @@ the store the server wrote."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from regtool.inspect.listing import list_registry
@@ -106,3 +108,51 @@ def test_ls_cli_on_served_directory(
     (repo,) = doc["repositories"]
     assert repo["name"] == "library/exampleapp"
     assert [(t["tag"], t["digest"]) for t in repo["tags"]] == [("1.0", image.digest)]
+
+
+def test_artifact_with_subject(registry: RunningRegistry, tmp_path: Path) -> None:
+    """An SBOM-like OCI artifact whose `subject` is an image, pushed and pulled with
+    skopeo: the referrers API lists it, and ls calls it an artifact."""
+    layout = tmp_path / "oci"
+    image = img.build_image(layout, "app", size=1000)
+    config = b"{}"
+    sbom = b'{"spdxVersion": "SPDX-2.3"}'
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": img.OCI_MANIFEST,
+            "artifactType": "application/spdx+json",
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": img.write_blob(layout, config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/spdx+json",
+                    "digest": img.write_blob(layout, sbom),
+                    "size": len(sbom),
+                }
+            ],
+            "subject": {"mediaType": img.OCI_MANIFEST, "digest": image.digest, "size": image.size},
+        }
+    ).encode()
+    artifact_digest = img.write_blob(layout, manifest)
+    img.set_tag(
+        layout,
+        "sbom",
+        {"mediaType": img.OCI_MANIFEST, "digest": artifact_digest, "size": len(manifest)},
+    )
+    artifact = img.load_image(layout, "sbom")
+
+    assert img.push(image, registry.host, "app", "1.0") == image.digest
+    assert img.push(artifact, registry.host, "app", "sbom") == artifact_digest
+    referrers = httpx.get(f"{registry.url}/v2/app/referrers/{image.digest}").json()
+    assert [(m["digest"], m["artifactType"]) for m in referrers["manifests"]] == [
+        (artifact_digest, "application/spdx+json")
+    ]
+    assert img.pull(registry.host, "app", "sbom", tmp_path / "pulled") == artifact_digest
+    kinds = {
+        t.tag: t.kind for r in list_registry(registry.layout, "x").repositories for t in r.tags
+    }
+    assert kinds == {"1.0": "image", "sbom": "artifact"}
