@@ -14,16 +14,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from regtool.concurrency import map_outcomes
-from regtool.layout.manifests import ManifestReader
+from regtool.layout.manifests import ReferenceReader, References
 from regtool.layout.v2 import RepositoryIndex, V2Layout
-from regtool.oci import Digest, Manifest
+from regtool.oci import Digest
 
 
 @dataclass
 class Marks:
     blobs: set[Digest] = field(default_factory=set)  # every blob and manifest kept
     manifests: dict[str, set[Digest]] = field(default_factory=dict)  # repo -> kept
-    repo_blobs: dict[str, set[Digest]] = field(default_factory=dict)  # repo -> referenced
+    # repo -> blobs its `_layers` links that no kept manifest of it references (usually
+    # few: kept instead of every repository's referenced set, which would cost memory)
+    stale_layers: dict[str, set[Digest]] = field(default_factory=dict)
     unsure: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
 
@@ -55,7 +57,7 @@ def read_tags(
 def mark(
     layout: V2Layout,
     repos: dict[str, RepositoryIndex],
-    reader: ManifestReader,
+    reader: ReferenceReader,
     *,
     delete_untagged: bool,
     young_revisions: dict[str, set[Digest]],
@@ -87,18 +89,18 @@ def mark(
             referenced |= repo.layers
             for digest in repo.revisions:  # what the readable ones reference
                 manifest = reader.cache.get(digest)
-                if isinstance(manifest, Manifest):
-                    referenced |= {d.digest for d in manifest.blobs}
+                if isinstance(manifest, References):
+                    referenced.update(manifest.blobs)
         referenced |= young_layers.get(name, set())
         marks.manifests[name] = kept
-        marks.repo_blobs[name] = referenced
+        marks.stale_layers[name] = repo.layers - referenced
         marks.blobs |= kept | referenced
     return marks
 
 
 def _mark_repository(
     repo: RepositoryIndex,
-    reader: ManifestReader,
+    reader: ReferenceReader,
     tagged: set[Digest],
     young: set[Digest],
     all_revisions: bool,
@@ -116,11 +118,11 @@ def _mark_repository(
                 continue
             kept.add(digest)
             manifest = reader.cache.get(digest)
-            if not isinstance(manifest, Manifest):
+            if not isinstance(manifest, References):
                 broken[digest] = str(manifest) if manifest else "not read"
                 continue
-            referenced.update(d.digest for d in manifest.blobs)
-            stack.extend(c.digest for c in manifest.manifests if c.digest not in kept)
+            referenced.update(manifest.blobs)
+            stack.extend(c for c in manifest.children if c not in kept)
 
     keep(tagged | young | (repo.revisions if all_revisions else set()))
     # Referrers stay with their subject; a referrer may itself have referrers.
@@ -128,8 +130,8 @@ def _mark_repository(
         found = set()
         for digest in repo.revisions - kept:
             manifest = reader.cache.get(digest)
-            if isinstance(manifest, Manifest):
-                if manifest.subject is not None and manifest.subject.digest in kept:
+            if isinstance(manifest, References):
+                if manifest.subject is not None and manifest.subject in kept:
                     found.add(digest)
             else:  # unreadable: it might be an index or a referrer of something kept
                 broken[digest] = str(manifest) if manifest else "not read"

@@ -8,7 +8,7 @@ from regtool.errors import NameInvalid
 from regtool.gc.mark import mark
 from regtool.gc.model import KINDS, GcResult
 from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint
-from regtool.layout.manifests import ManifestReader
+from regtool.layout.manifests import ReferenceReader
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
 from regtool.storage.base import Driver
@@ -17,7 +17,7 @@ _LINK_KINDS = ("revision-link", "layer-link")
 
 
 def recheck(
-    layout: V2Layout, result: GcResult, before: RepositoriesSnapshot, reader: ManifestReader
+    layout: V2Layout, result: GcResult, before: RepositoriesSnapshot, reader: ReferenceReader
 ) -> None:
     """Walk `repositories/` again and drop from the plan whatever a change since the mark
     might need: in a repository with a new or rewritten file, every revision, tag and

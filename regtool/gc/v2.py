@@ -17,7 +17,7 @@ from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.snapshot import take_snapshot, young
 from regtool.gc.sweep import delete_items, recheck
 from regtool.layout.blobs import walk_blobs
-from regtool.layout.manifests import ManifestReader
+from regtool.layout.manifests import ReferenceReader
 from regtool.layout.segments import SegmentSet, segment_sets
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
@@ -75,7 +75,7 @@ def collect_v2(
     with phase(result, "repositories"):
         snapshot = take_snapshot(layout, cutoff)
     repos = snapshot.repositories
-    reader = ManifestReader(layout, options.jobs)
+    reader = ReferenceReader(layout, options.jobs)
     with phase(result, "mark"):
         young_layers = snapshot.young_layers(layout)
         marks = mark(
@@ -92,20 +92,25 @@ def collect_v2(
     result.marked_blobs = len(marks.blobs)
     result.manifests_read = len(reader.cache)
     result.warnings += marks.warnings
+    revisions = set().union(*(r.revisions for r in repos.values()))
     with phase(result, "blobs"):
-        # Streamed: only unmarked blobs (and, for --orphan-segments, large objects) are
-        # kept, so memory follows the garbage, not the store.
-        candidates: list[tuple[Digest, Entry]] = []
-        large_objects: list[Entry] = []
+        # Streamed: marked blobs are passed over, unmarked ones become plan items at once;
+        # only large objects wait, to be sized by a HEAD. Memory follows the garbage.
+        blob_items: list[Doomed] = []
+        unsized: list[tuple[Digest, Entry]] = []
+        large_objects: list[Entry] = []  # for --orphan-segments
         for digest, entry in walk_blobs(layout):
-            if options.orphan_segments and driver.has_large_objects and not entry.size:
+            is_large = driver.has_large_objects and not entry.size
+            if options.orphan_segments and is_large:
                 large_objects.append(entry)
             if digest in marks.blobs:
                 continue
             if young(entry, cutoff):
                 result.kept_young += 1
-                continue
-            candidates.append((digest, entry))
+            elif is_large:
+                unsized.append((digest, entry))
+            else:
+                blob_items.append(_blob_item(digest, (entry.path,), entry.size, revisions))
     sets: dict[str, SegmentSet] = {}
     segments_dir = layout.segments_dir()
     if segments_dir is not None:
@@ -113,8 +118,8 @@ def collect_v2(
             sets = segment_sets(segments_dir, driver.walk(segments_dir))
     with phase(result, "plan"):
         sizer = _Sizer(layout, sets, options.jobs)
-        result.items += _blob_items(repos, candidates, sizer, result)
-        del candidates
+        blob_items += _large_blob_items(unsized, sizer, revisions, result)
+        result.items += sorted(blob_items, key=lambda item: item.name)
         result.items += _link_items(layout, repos, marks, options)
         # Uploads of every directory, also of a first push abandoned before any manifest.
         all_uploads = snapshot.uploads()
@@ -129,27 +134,42 @@ def collect_v2(
     return result
 
 
-def _blob_items(
-    repos: dict[str, RepositoryIndex],
-    candidates: list[tuple[Digest, Entry]],
+def _blob_item(
+    digest: Digest, paths: tuple[str, ...], size: int | None, revisions: set[Digest]
+) -> Doomed:
+    if digest in revisions:
+        return Doomed(
+            kind="manifest",
+            name=str(digest),
+            paths=paths,
+            size=size,
+            reason="manifest no tag reaches (untagged)",
+        )
+    return Doomed(
+        kind="blob",
+        name=str(digest),
+        paths=paths,
+        size=size,
+        reason="referenced by no kept manifest",
+    )
+
+
+def _large_blob_items(
+    unsized: list[tuple[Digest, Entry]],
     sizer: _Sizer,
+    revisions: set[Digest],
     result: GcResult,
 ) -> list[Doomed]:
-    """Unmarked, old blobs (from the walk) as plan items, sized (Swift: their segments)."""
-    revisions = set().union(*(r.revisions for r in repos.values()))
-    sizer.head_all([e.path for _, e in candidates if sizer.needs_head(e)])
+    """Unmarked blobs stored as large objects, sized by their segments (one HEAD each)."""
+    sizer.head_all([e.path for _, e in unsized])
     items = []
-    for digest, entry in sorted(candidates):
+    for digest, entry in unsized:
         resolved = sizer.resolve(entry)
         if isinstance(resolved, str):
             result.warnings.append(f"blob {digest} kept: {resolved}")
             continue
         paths, size = resolved
-        if digest in revisions:
-            kind, reason = "manifest", "manifest no tag reaches (untagged)"
-        else:
-            kind, reason = "blob", "referenced by no kept manifest"
-        items.append(Doomed(kind, str(digest), paths, size, reason))
+        items.append(_blob_item(digest, paths, size, revisions))
     return items
 
 
@@ -178,7 +198,7 @@ def _link_items(
                         name,
                     )
                 )
-        for digest in sorted(repo.layers - marks.repo_blobs[name]):
+        for digest in sorted(marks.stale_layers[name]):
             items.append(
                 Doomed(
                     "layer-link",
