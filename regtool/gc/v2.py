@@ -138,20 +138,10 @@ def _blob_item(
     digest: Digest, paths: tuple[str, ...], size: int | None, revisions: set[Digest]
 ) -> Doomed:
     if digest in revisions:
-        return Doomed(
-            kind="manifest",
-            name=str(digest),
-            paths=paths,
-            size=size,
-            reason="manifest no tag reaches (untagged)",
-        )
-    return Doomed(
-        kind="blob",
-        name=str(digest),
-        paths=paths,
-        size=size,
-        reason="referenced by no kept manifest",
-    )
+        kind, reason = "manifest", "manifest no tag reaches (untagged)"
+    else:
+        kind, reason = "blob", "referenced by no kept manifest"
+    return Doomed(kind=kind, name=str(digest), paths=paths, size=size, reason=reason)
 
 
 def _large_blob_items(
