@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from regtool.layout.v2 import V2Layout
-from regtool.oci import Digest, check_tag
+from regtool.oci import ALGORITHMS, Digest, check_tag
 from regtool.storage.base import join
 
 
@@ -31,10 +31,6 @@ def write_link(layout: V2Layout, path: str, digest: Digest) -> None:
     layout.driver.put(path, str(digest).encode("ascii"))
 
 
-def link_exists(layout: V2Layout, path: str) -> bool:
-    return layout.driver.exists(path)
-
-
 def write_started_at(layout: V2Layout, name: str, upload_id: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     layout.driver.put(layout.upload_started_at(name, upload_id), stamp.encode("ascii"))
@@ -48,17 +44,19 @@ def list_tags(layout: V2Layout, name: str) -> list[str]:
 
 
 def list_revisions(layout: V2Layout, name: str) -> list[Digest]:
-    """Manifest digests linked into a repository (sha256 only, as distribution stores)."""
-    try:
-        entries = layout.driver.list(revisions_dir(layout, name))
-    except FileNotFoundError:
-        return []
+    """Manifest digests linked into a repository, of every algorithm (distribution stores
+    sha256 only; regtool also accepts sha512), sorted."""
     out = []
-    for e in entries:
+    for algorithm in ALGORITHMS:
         try:
-            out.append(Digest.parse(f"sha256:{e.name}"))
-        except ValueError:
+            entries = layout.driver.list(revisions_dir(layout, name, algorithm))
+        except FileNotFoundError:
             continue
+        for e in entries:
+            try:
+                out.append(Digest.parse(f"{algorithm}:{e.name}"))
+            except ValueError:
+                continue
     return sorted(out)
 
 

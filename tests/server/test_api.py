@@ -350,3 +350,15 @@ def test_unsupported_method_and_unknown_route(client: httpx.Client) -> None:
     assert r.status_code == 405 and error_code(r) == "UNSUPPORTED"
     r = client.get("/v2/a/unknown")
     assert r.status_code == 404
+
+
+def test_referrers_include_sha512_manifests(client: httpx.Client) -> None:
+    """A referrer stored under its sha512 digest is a revision too, and is listed."""
+    child = image_manifest(client, "r/five")
+    assert put_manifest(client, "r/five", sha(child), child).status_code == 201
+    subject = {"mediaType": OCI_MANIFEST, "digest": sha(child), "size": len(child)}
+    sig = image_manifest(client, "r/five", artifactType="application/sig", subject=subject)
+    sig512 = "sha512:" + hashlib.sha512(sig).hexdigest()
+    assert put_manifest(client, "r/five", sig512, sig).status_code == 201
+    r = client.get(f"/v2/r/five/referrers/{sha(child)}")
+    assert [m["digest"] for m in r.json()["manifests"]] == [sig512]
