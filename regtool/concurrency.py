@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -12,12 +13,17 @@ R = TypeVar("R")
 #: Requests in flight at once unless a command says otherwise (`--jobs`).
 DEFAULT_JOBS = 16
 
+#: Calls submitted ahead per worker. `Executor.map` would submit every item at once, and
+#: a future costs about a kilobyte: 75,000 manifests of a large gc would hold 75 MB.
+_AHEAD_PER_JOB = 4
+
 
 def map_outcomes(
     fn: Callable[[T], R], items: Iterable[T], jobs: int = DEFAULT_JOBS
 ) -> dict[T, R | Exception]:
     """Call `fn` on each distinct item, `jobs` at a time; each item maps to its result or
-    to the `Exception` it raised, so one bad object never stops the rest."""
+    to the `Exception` it raised, so one bad object never stops the rest. Results are in
+    the order of `items`."""
 
     def outcome(item: T) -> R | Exception:
         try:
@@ -28,5 +34,14 @@ def map_outcomes(
     unique = list(dict.fromkeys(items))
     if len(unique) <= 1 or jobs <= 1:
         return {item: outcome(item) for item in unique}
+    results: dict[T, R | Exception] = {}
+    pending: deque[tuple[T, Future[R | Exception]]] = deque()
     with ThreadPoolExecutor(max_workers=min(jobs, len(unique))) as pool:
-        return dict(zip(unique, pool.map(outcome, unique), strict=True))
+        for item in unique:
+            if len(pending) >= jobs * _AHEAD_PER_JOB:
+                done, future = pending.popleft()
+                results[done] = future.result()
+            pending.append((item, pool.submit(outcome, item)))
+        for done, future in pending:
+            results[done] = future.result()
+    return results

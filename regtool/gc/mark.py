@@ -14,14 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from regtool.concurrency import map_outcomes
-from regtool.layout.manifests import ReferenceReader, References
+from regtool.gc.references import BlobKey, ReferenceReader, References, blob_key
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
 
 
 @dataclass
 class Marks:
-    blobs: set[Digest] = field(default_factory=set)  # every blob and manifest kept
+    blobs: set[BlobKey] = field(default_factory=set)  # every blob and manifest kept
     manifests: dict[str, set[Digest]] = field(default_factory=dict)  # repo -> kept
     # repo -> blobs its `_layers` links that no kept manifest of it references (usually
     # few: kept instead of every repository's referenced set, which would cost memory)
@@ -86,15 +86,16 @@ def mark(
             marks.unsure.add(name)
         if name in marks.unsure:
             kept |= repo.revisions
-            referenced |= repo.layers
+            referenced.update(map(blob_key, repo.layers))
             for digest in repo.revisions:  # what the readable ones reference
                 manifest = reader.cache.get(digest)
                 if isinstance(manifest, References):
                     referenced.update(manifest.blobs)
-        referenced |= young_layers.get(name, set())
+        referenced.update(map(blob_key, young_layers.get(name, ())))
         marks.manifests[name] = kept
-        marks.stale_layers[name] = repo.layers - referenced
-        marks.blobs |= kept | referenced
+        marks.stale_layers[name] = {d for d in repo.layers if blob_key(d) not in referenced}
+        marks.blobs.update(map(blob_key, kept))
+        marks.blobs |= referenced
     return marks
 
 
@@ -104,10 +105,10 @@ def _mark_repository(
     tagged: set[Digest],
     young: set[Digest],
     all_revisions: bool,
-) -> tuple[set[Digest], set[Digest], dict[Digest, str]]:
+) -> tuple[set[Digest], set[BlobKey], dict[Digest, str]]:
     """(kept manifests, blobs they reference, unreadable manifest -> error)."""
     kept: set[Digest] = set()
-    referenced: set[Digest] = set()
+    referenced: set[BlobKey] = set()
     broken: dict[Digest, str] = {}
 
     def keep(roots: Iterable[Digest]) -> None:

@@ -7,8 +7,8 @@ import contextlib
 from regtool.errors import NameInvalid
 from regtool.gc.mark import mark
 from regtool.gc.model import KINDS, GcResult
+from regtool.gc.references import ReferenceReader, blob_key
 from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint
-from regtool.layout.manifests import ReferenceReader
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
 from regtool.storage.base import Driver
@@ -49,20 +49,20 @@ def recheck(
     )
     result.warnings += marks.warnings
     new_links = layout.index_entries(changed, include_all=True)
-    keep = marks.blobs | {d for r in new_links.values() for d in r.layers}
-    kept = []
+    linked = {blob_key(d) for r in new_links.values() for d in r.layers}
+    kept, still = [], []
     for item in result.items:
         if item.kind in ("blob", "manifest"):
-            drop = Digest.parse(item.name) in keep
+            key = blob_key(Digest.parse(item.name))
+            drop = key in marks.blobs or key in linked
         elif item.kind in _LINK_KINDS:
             drop = item.repository in repos_changed
         elif item.kind == "upload":
             drop = any(p in changed_paths for p in item.paths)
         else:
             drop = False
-        if drop:
-            kept.append(item)
-    result.items = [i for i in result.items if i not in kept]
+        (kept if drop else still).append(item)
+    result.items = still
     result.kept_changed += len(kept)
 
 

@@ -14,10 +14,10 @@ from regtool.concurrency import map_outcomes
 from regtool.errors import PathNotFound
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
+from regtool.gc.references import ReferenceReader, blob_key
 from regtool.gc.snapshot import take_snapshot, young
 from regtool.gc.sweep import delete_items, recheck
 from regtool.layout.blobs import walk_blobs
-from regtool.layout.manifests import ReferenceReader
 from regtool.layout.segments import SegmentSet, segment_sets
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
@@ -88,7 +88,7 @@ def collect_v2(
         )
     # A link written into a repository without manifests yet (a first push, a mount)
     # makes its blob as wanted as any other young link.
-    marks.blobs |= set().union(*young_layers.values())
+    marks.blobs.update(blob_key(d) for layers in young_layers.values() for d in layers)
     result.marked_blobs = len(marks.blobs)
     result.manifests_read = len(reader.cache)
     result.warnings += marks.warnings
@@ -103,7 +103,7 @@ def collect_v2(
             is_large = driver.has_large_objects and not entry.size
             if options.orphan_segments and is_large:
                 large_objects.append(entry)
-            if digest in marks.blobs:
+            if blob_key(digest) in marks.blobs:
                 continue
             if young(entry, cutoff):
                 result.kept_young += 1

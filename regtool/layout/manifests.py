@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from regtool.concurrency import DEFAULT_JOBS, map_outcomes
@@ -54,31 +53,3 @@ class ManifestReader:
                 raise result
             raise ManifestInvalid(f"manifest {digest}: {result}") from result
         return result
-
-
-@dataclass(frozen=True, slots=True)
-class References:
-    """What a manifest points at, and nothing else of it."""
-
-    blobs: tuple[Digest, ...]  # config and layers
-    children: tuple[Digest, ...]  # manifests of an index
-    subject: Digest | None
-
-    @classmethod
-    def of(cls, manifest: Manifest) -> References:
-        return cls(
-            tuple(d.digest for d in manifest.blobs),
-            tuple(c.digest for c in manifest.manifests),
-            manifest.subject.digest if manifest.subject else None,
-        )
-
-
-class ReferenceReader(ManifestReader):
-    """A `ManifestReader` whose cache keeps only each manifest's `References`: a tenth of
-    the memory, for a garbage collection over millions of blobs."""
-
-    def _read(self, digest: Digest) -> References:  # type: ignore[override]
-        return References.of(super()._read(digest))
-
-    def _children(self, manifest: Any) -> Iterable[Digest]:
-        return manifest.children  # type: ignore[no-any-return]
