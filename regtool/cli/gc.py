@@ -63,6 +63,14 @@ def gc(
             "per large object (without it, only the segments of what gc deletes go).",
         ),
     ] = False,
+    settle: Annotated[
+        str,
+        typer.Option(
+            "--settle",
+            help="After deleting links, wait this long before the last re-check: longer "
+            "than the registry takes to store one manifest.",
+        ),
+    ] = "5s",
     location: LocationOption = None,
     config: ConfigOption = None,
     identity: IdentityOption = None,
@@ -73,11 +81,13 @@ def gc(
     segments, and (V1) images no tag's ancestry reaches.
 
     Safe while the registry runs: nothing younger than --min-age is deleted (a push in
-    progress holds young blobs and links); before deleting, repositories/ is walked
-    again, and in any repository changed since the mark began every revision, tag and
-    _layers link is kept with everything it references. A manifest that cannot be read
-    keeps every blob its repository links. Not guaranteed: a push that starts to reuse an
-    old unreferenced blob in the seconds between that re-check and the delete.
+    progress holds young blobs and links); repositories/ is walked again before deleting,
+    and a repository changed since the mark began keeps everything it references. Links
+    go before blobs, so the registry refuses a manifest that arrives later; gc then waits
+    --settle, walks once more and writes back the links of repositories that changed. A
+    push during gc completes intact or fails visibly. Not guaranteed: a manifest that
+    takes longer than --settle to store, a blob uploaded again in the moment before its
+    deletion. A manifest that cannot be read keeps every blob its repository links.
     Exit 0 on success, 1 if some deletions failed, 2 on access or usage errors."""
     options = GcOptions(
         dry_run=dry_run,
@@ -85,6 +95,7 @@ def gc(
         min_age=parse_duration(min_age),
         uploads_older_than=parse_duration(uploads_older_than),
         orphan_segments=orphan_segments,
+        settle=parse_duration(settle),
         jobs=jobs,
     )
     with open_store(location, config, identity) as store:

@@ -11,9 +11,14 @@ Guarantees (V2):
 - Before deleting, `repositories/` is walked again: in a repository that changed since
   the mark began, every revision, tag and `_layers` link is kept with what it
   references, and a new `_layers` link anywhere keeps its blob.
-- Links go before blob data; a blob whose link could not be deleted is not deleted.
-Not guaranteed: a push that starts reusing an old, unreferenced blob in the moments
-between the re-check and the delete, or a link a lagging Swift listing does not show yet.
+- Links go before blob data, every `_layers` link to a doomed blob included, so the
+  registry refuses a manifest that arrives afterwards. After `settle`, a last walk
+  writes back the links deleted in repositories that changed meanwhile (a manifest that
+  had passed the registry's checks) and keeps what they name (`sweep.sweep`).
+- A blob whose link could not be deleted is not deleted.
+Not guaranteed: a manifest that takes longer than `settle` to store, a blob uploaded
+again between the last walk and its deletion, or a link a lagging Swift listing does not
+show yet.
 
 Cost: one walk of `repositories/`, `blobs/` (and `segments/` on Swift), one GET per
 distinct manifest and per tag link whose digest the listing cannot tell, no per-blob

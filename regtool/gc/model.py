@@ -28,6 +28,9 @@ class GcOptions:
     min_age: timedelta = timedelta(hours=1)
     uploads_older_than: timedelta = timedelta(hours=24)
     orphan_segments: bool = False  # Swift: HEAD every large object to find orphaned sets
+    # After deleting links, how long a manifest upload already past the registry's checks
+    # may take to write its own links, before the re-check that would see them.
+    settle: timedelta = timedelta(seconds=5)
     jobs: int = DEFAULT_JOBS
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from regtool.errors import NameInvalid
 from regtool.gc.mark import mark
-from regtool.gc.model import KINDS, GcResult
+from regtool.gc.model import KINDS, Doomed, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
 from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint
 from regtool.layout.v2 import RepositoryIndex, V2Layout
@@ -18,26 +19,34 @@ _LINK_KINDS = ("revision-link", "layer-link")
 
 def recheck(
     layout: V2Layout, result: GcResult, before: RepositoriesSnapshot, reader: ReferenceReader
-) -> None:
+) -> list[Doomed]:
     """Walk `repositories/` again and drop from the plan whatever a change since the mark
     might need: in a repository with a new or rewritten file, every revision, tag and
     `_layers` link is kept (with what they reference), as are its changed uploads; a new
     `_layers` link anywhere keeps its blob. One more walk, one more per changed repository,
-    plus GETs for manifests not yet read. (A file deleted meanwhile can only make less
-    reachable, so it needs no keeping.)"""
+    plus GETs for manifests not yet read. (A file deleted meanwhile, gc's own deletions
+    included, can only make less reachable, so it needs no keeping.) Returns the items
+    dropped."""
     changed = [
         e
         for e in layout.driver.walk(layout.repositories_dir())
         if fingerprint(e) not in before.fingerprints
     ]
     if not changed:
-        return
+        return []
     changed_paths = {e.path for e in changed}
     repos_changed = {found[0] for e in changed if (found := layout.split_repository_path(e.path))}
     now: dict[str, RepositoryIndex] = {}
     for name in repos_changed:
         with contextlib.suppress(NameInvalid):  # a name the layout cannot path
             now.update(layout.scan_repositories(name))
+    # Links of the plan in those repositories stay (on the second pass gc has deleted them
+    # already, and will write them back): mark as if they had never gone.
+    for item in result.items:
+        if item.kind in _LINK_KINDS and item.repository in now:
+            repo = now[item.repository]
+            links = repo.revisions if item.kind == "revision-link" else repo.layers
+            links.add(Digest.parse(item.name))
     marks = mark(
         layout,
         now,
@@ -48,8 +57,17 @@ def recheck(
         everything_in=now,
     )
     result.warnings += marks.warnings
-    new_links = layout.index_entries(changed, include_all=True)
-    linked = {blob_key(d) for r in new_links.values() for d in r.layers}
+    # Blobs a new `_layers` link names, or a link this re-check keeps.
+    linked = {
+        blob_key(d)
+        for r in layout.index_entries(changed, include_all=True).values()
+        for d in r.layers
+    }
+    linked |= {
+        blob_key(Digest.parse(i.name))
+        for i in result.items
+        if i.kind in _LINK_KINDS and i.repository in repos_changed
+    }
     kept, still = [], []
     for item in result.items:
         if item.kind in ("blob", "manifest"):
@@ -64,15 +82,61 @@ def recheck(
         (kept if drop else still).append(item)
     result.items = still
     result.kept_changed += len(kept)
+    return kept
 
 
-def delete_items(driver: Driver, result: GcResult) -> None:
-    """Delete the plan kind by kind (links first, so the registry stops serving what goes
-    next); a blob whose link could not be deleted is not deleted either."""
-    links_left: set[str] = set()
-    for kind in KINDS:
+def sweep(
+    layout: V2Layout,
+    result: GcResult,
+    before: RepositoriesSnapshot,
+    reader: ReferenceReader,
+    settle: float,
+) -> None:
+    """Re-check, delete the links, let in-flight manifest uploads land, re-check again,
+    then delete content.
+
+    A registry accepts a manifest only if the repository links each blob it references,
+    and writes the manifest's own links a moment after that check. Every link to a doomed
+    blob goes first, so a manifest checked afterwards is refused (the push fails, visibly).
+    One checked before has written its links after `settle` seconds: the second re-check
+    sees its repository changed, writes back the links gc deleted there and keeps what
+    they name. No push ends as a broken image unless its upload outlasts `settle`."""
+    recheck(layout, result, before, reader)
+    delete_items(layout.driver, result, _LINK_KINDS)
+    if any(i.kind in _LINK_KINDS for i in result.items):
+        time.sleep(settle)
+    restore = [i for i in recheck(layout, result, before, reader) if i.kind in _LINK_KINDS]
+    _restore_links(layout.driver, result, restore)
+    delete_items(layout.driver, result, tuple(k for k in KINDS if k not in _LINK_KINDS))
+
+
+def _restore_links(driver: Driver, result: GcResult, items: list[Doomed]) -> None:
+    """Write back links gc deleted (a link holds the digest it names, nothing else)."""
+    for item in items:
+        for path in item.paths:
+            if path in result.failed:  # never deleted
+                del result.failed[path]
+                continue
+            try:
+                driver.put(path, item.name.encode("ascii"))
+            except Exception as e:  # reported, not raised: the rest must still run
+                result.failed[path] = f"deleted, and could not be restored: {e}"
+    if items:
+        result.warnings.append(
+            f"{len(items)} deleted link(s) restored: their repositories changed during gc"
+        )
+
+
+def delete_items(driver: Driver, result: GcResult, kinds: tuple[str, ...] = KINDS) -> None:
+    """Delete the plan's items of `kinds`, kind by kind in `KINDS` order (links first, so
+    the registry stops serving what goes next); a blob whose link could not be deleted is
+    not deleted either."""
+    for kind in (k for k in KINDS if k in kinds):
         items = [i for i in result.items if i.kind == kind]
         if kind in ("manifest", "blob"):
+            links_left = {
+                i.name for i in result.items if i.kind in _LINK_KINDS and not result.done(i)
+            }
             for item in [i for i in items if i.name in links_left]:
                 for path in item.paths:
                     result.failed[path] = "not attempted: a link to it could not be deleted"
@@ -83,5 +147,3 @@ def delete_items(driver: Driver, result: GcResult) -> None:
         paths = [i.paths[0] for i in items] + [p for i in items for p in i.paths[1:]]
         report = driver.delete_many(paths)
         result.failed.update(report.failed)
-        if kind in _LINK_KINDS:
-            links_left |= {i.name for i in items if not result.done(i)}

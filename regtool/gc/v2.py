@@ -5,18 +5,19 @@ and, on Swift, one of `segments/`; HEADs only for the large objects about to be 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import PathNotFound
+from regtool.errors import NameInvalid, PathNotFound
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
-from regtool.gc.snapshot import take_snapshot, young
-from regtool.gc.sweep import delete_items, recheck
+from regtool.gc.snapshot import RepositoriesSnapshot, take_snapshot, young
+from regtool.gc.sweep import sweep
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_sets
 from regtool.layout.v2 import RepositoryIndex, V2Layout
@@ -121,16 +122,15 @@ def collect_v2(
         blob_items += _large_blob_items(unsized, sizer, revisions, result)
         result.items += sorted(blob_items, key=lambda item: item.name)
         result.items += _link_items(layout, repos, marks, options)
+        result.items += _links_outside_repositories(layout, snapshot)
         # Uploads of every directory, also of a first push abandoned before any manifest.
         all_uploads = snapshot.uploads()
         result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
         if options.orphan_segments and sets:
             result.items += _orphan_sets(large_objects, all_uploads, sizer, result, cutoff)
     if not options.dry_run:
-        with phase(result, "re-check"):
-            recheck(layout, result, snapshot, reader)
-        with phase(result, "delete"):
-            delete_items(driver, result)
+        with phase(result, "sweep"):
+            sweep(layout, result, snapshot, reader, options.settle.total_seconds())
     return result
 
 
@@ -199,6 +199,31 @@ def _link_items(
                     name,
                 )
             )
+    return items
+
+
+def _links_outside_repositories(layout: V2Layout, snapshot: RepositoriesSnapshot) -> list[Doomed]:
+    """`_layers` links older than --min-age in directories without manifests (a first push
+    abandoned before its manifest, or one that is still to land it: gc deletes every link
+    to a blob before the blob, so that manifest is refused rather than left broken)."""
+    items = []
+    for name, directory in sorted(snapshot.everywhere.items()):
+        if directory.has_manifests:
+            continue
+        with contextlib.suppress(NameInvalid):  # a name the layout cannot path
+            for digest in sorted(directory.layers):
+                path = layout.layer_link(name, digest)
+                if path not in snapshot.young_paths:
+                    items.append(
+                        Doomed(
+                            "layer-link",
+                            str(digest),
+                            (path,),
+                            None,
+                            "directory without manifests: nothing references the blob",
+                            name,
+                        )
+                    )
     return items
 
 

@@ -13,7 +13,7 @@ from tests.services.images import pull
 
 
 def _gc(cli: Any, location: str, *args: str, env: dict[str, str] | None = None) -> Any:
-    return cli.json("gc", "-l", location, "--min-age", "0", *args, env=env)
+    return cli.json("gc", "-l", location, "--min-age", "0", "--settle", "0", *args, env=env)
 
 
 def _named(doc: Any, *kinds: str) -> set[str]:
@@ -103,7 +103,7 @@ def test_swift_deletes_segments_and_keeps_every_tag(
     assert eligible(dist.registry.garbage_collect(dry_run=True)) == set()
 
 
-def test_same_plan_over_sftp_and_from_config(
+def test_sftp_plans_the_same_and_deletes_it(
     cli: Any, image_tools: None, distribution_fs: Any, sshd_service: Any, tmp_path: Path
 ) -> None:
     s = build(distribution_fs.host, tmp_path / "oci")
@@ -128,3 +128,15 @@ def test_same_plan_over_sftp_and_from_config(
     )
     assert _named(local, "blob", "manifest") == s.orphaned | s.untagged
     assert remote["objects"] == local["objects"] == config["objects"]
+
+    # A real run over SFTP; distribution, serving the same directory, still pulls every tag.
+    done = _gc(cli, sftp, "--delete-untagged", "--uploads-older-than", "0", env=env)
+    assert not done["failed"] and all(o["deleted"] for o in done["objects"])
+    assert _named(done, "blob", "manifest") == s.orphaned | s.untagged
+    assert _named(done, "upload") == {s.upload_id, s.first_upload}
+    for path in (p for o in done["objects"] for p in o["paths"]):
+        assert not (distribution_fs.root / path).exists(), path
+    for ref in s.tagged:
+        repo, tag = ref.split(":")
+        pull(distribution_fs.host, repo, tag, tmp_path / "pulled" / repo)
+    assert eligible(distribution_fs.registry.garbage_collect(dry_run=True)) == set()

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from regtool.gc import GcOptions, collect
 from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
 from regtool.oci import Digest, parse_manifest
@@ -73,6 +75,8 @@ def test_damage_is_reported_and_keeps_what_it_might_reference(
         "--delete-untagged",
         "--uploads-older-than",
         "0",
+        "--settle",
+        "0",
         "--json",
     )
     assert result.exit_code == 0, result.stderr
@@ -98,23 +102,45 @@ def test_default_min_age_keeps_fresh_garbage(
     assert doc["objects"] == [] and doc["totals"]["kept_young"] > 0
 
 
-class _PushDuringGc(LocalDriver):
-    """Runs `push` just before the second walk of repositories/ (gc's re-check)."""
+def test_links_outside_repositories_go_with_their_blobs(
+    image_tools: None, distribution_fs: Any, tmp_path: Path
+) -> None:
+    """A directory with `_layers` links and no manifest (a first push that never landed
+    its manifest): gc deletes the links, so the registry would refuse that manifest now
+    rather than accept it over blobs gc deletes."""
+    s = build(distribution_fs.host, tmp_path / "oci")
+    plain = _layout(distribution_fs.root)
+    orphan = Digest.parse(min(s.orphaned))
+    link = distribution_fs.root / plain.layer_link("abandoned", orphan)
+    link.parent.mkdir(parents=True)
+    link.write_text(str(orphan))
+    result = collect(plain, "test", GcOptions(min_age=timedelta(0), settle=timedelta(0)))
+    assert result.ok
+    (item,) = [i for i in result.items if i.repository == "abandoned"]
+    assert (item.kind, item.name) == ("layer-link", str(orphan))
+    assert str(orphan) in {i.name for i in result.items if i.kind in ("blob", "manifest")}
+    assert not link.exists() and orphan not in _existing(plain)
 
-    def __init__(self, root: Path, push: Any) -> None:
+
+class _PushDuringGc(LocalDriver):
+    """Runs `push` just before the `at`-th walk of repositories/: 2 is gc's re-check
+    before deleting, 3 the one after it deleted the links (a push that landed between)."""
+
+    def __init__(self, root: Path, push: Any, at: int) -> None:
         super().__init__(root)
-        self.walks, self.push = 0, push
+        self.walks, self.push, self.at = 0, push, at
 
     def walk(self, prefix: str = "") -> Iterator[Entry]:
         if prefix.endswith("/repositories"):
             self.walks += 1
-            if self.walks == 2:
+            if self.walks == self.at:
                 self.push()
         return super().walk(prefix)
 
 
+@pytest.mark.parametrize("at", [2, 3], ids=["before-deleting", "after-deleting-links"])
 def test_a_push_during_gc_keeps_its_blobs(
-    image_tools: None, distribution_fs: Any, tmp_path: Path
+    image_tools: None, distribution_fs: Any, tmp_path: Path, at: int
 ) -> None:
     s = build(distribution_fs.host, tmp_path / "oci")
     plain = _layout(distribution_fs.root)
@@ -122,15 +148,23 @@ def test_a_push_during_gc_keeps_its_blobs(
     manifest = Digest.parse(s.deleted_image)
     layers = {d.digest for d in parse_manifest(plain.read_blob(manifest)).blobs}
     other = next(d for d in orphans if d != manifest and d not in layers)
+    layer_links = {plain.layer_link("app", d) for d in layers}
 
     def push() -> None:  # a3's manifest tagged again, and a blob mounted into a new repo
         plain.driver.put(plain.revision_link("app", manifest), str(manifest).encode())
         plain.driver.put(plain.tag_current_link("app", "again"), str(manifest).encode())
         plain.driver.put(plain.layer_link("newrepo", other), str(other).encode())
 
-    layout = V2Layout(_PushDuringGc(distribution_fs.root, push), FILESYSTEM_ROOT)
-    result = collect(layout, "test", GcOptions(min_age=timedelta(0)))
-    assert result.ok and result.kept_changed >= len(layers) + 2
+    layout = V2Layout(_PushDuringGc(distribution_fs.root, push, at), FILESYSTEM_ROOT)
+    result = collect(layout, "test", GcOptions(min_age=timedelta(0), settle=timedelta(0)))
+    assert layout.driver.walks == 3 and result.ok
+    assert result.kept_changed >= len(layers) + 2
     deleted = {i.name for i in result.items}
     assert not deleted & {str(d) for d in {manifest, other, *layers}}
     assert {manifest, other, *layers} <= _existing(plain)
+    # a3's `_layers` links were planned as stale: kept, or deleted and written back.
+    assert all((distribution_fs.root / p).read_text() in map(str, layers) for p in layer_links)
+    restored = [w for w in result.warnings if "restored" in w]
+    assert bool(restored) == (at == 3)
+    pull(distribution_fs.host, "app", "again", tmp_path / "pulled")
+    pull(distribution_fs.host, "app", "v1", tmp_path / "pulled-v1")
