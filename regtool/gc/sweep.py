@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from regtool.errors import NameInvalid
+from regtool.errors import NameInvalid, StorageError
 from regtool.gc.mark import mark
 from regtool.gc.model import KINDS, Doomed, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
@@ -119,7 +119,7 @@ def _restore_links(driver: Driver, result: GcResult, items: list[Doomed]) -> Non
                 continue
             try:
                 driver.put(path, item.name.encode("ascii"))
-            except Exception as e:  # reported, not raised: the rest must still run
+            except StorageError as e:  # reported, not raised: the rest must still run
                 result.failed[path] = f"deleted, and could not be restored: {e}"
     if items:
         result.warnings.append(

@@ -21,8 +21,10 @@ with `_`, so the first `_`-component of a path below `repositories/` ends the na
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import BinaryIO
 
 from regtool.errors import LayoutError, ManifestInvalid, NotFound
@@ -38,16 +40,25 @@ class CorruptLink(LayoutError):
     """A link file that does not hold a digest."""
 
 
+@dataclass(frozen=True, slots=True)
+class LinkStat:
+    """What a listing tells of a link file (without its path: a registry has millions)."""
+
+    size: int | None
+    modified: datetime | None
+
+
 @dataclass
 class RepositoryIndex:
     """What one listing of a repository's directory tells, without reading any file."""
 
     name: str
-    tags: dict[str, Entry] = field(default_factory=dict)  # tag -> its current/link
+    tags: dict[str, LinkStat] = field(default_factory=dict)  # tag -> its current/link
     revisions: set[Digest] = field(default_factory=set)
     layers: set[Digest] = field(default_factory=set)
     uploads: dict[str, list[Entry]] = field(default_factory=dict)  # uuid -> its files
-    tag_history: dict[str, set[Digest]] = field(default_factory=dict)
+    # tag -> every digest it has pointed at (lists: most hold one, and a set costs 4x)
+    tag_history: dict[str, list[Digest]] = field(default_factory=dict)
     has_manifests: bool = False
 
     def listed_tag_digest(self, tag: str) -> Digest | None:
@@ -58,7 +69,7 @@ class RepositoryIndex:
         has exactly that digest's length, points at it. A re-pointed tag (two or more
         history entries), an unknown size (Swift lists 0-byte objects without one) or any
         other length means: read the link."""
-        history = self.tag_history.get(tag, set())
+        history = self.tag_history.get(tag, [])
         current = self.tags.get(tag)
         if len(history) != 1 or current is None:
             return None
@@ -211,10 +222,13 @@ def _classify(repo: RepositoryIndex, rest: list[str], entry: Entry) -> None:
     repo.has_manifests = repo.has_manifests or rest[0] == "_manifests"
     match rest:
         case ["_manifests", "tags", tag, "current", "link"]:
-            repo.tags[tag] = entry
+            repo.tags[sys.intern(tag)] = LinkStat(entry.size, entry.modified)
         case ["_manifests", "tags", tag, "index", alg, hexpart, "link"]:
             if d := _digest_from(alg, hexpart):
-                repo.tag_history.setdefault(tag, set()).add(d)
+                if (history := repo.tag_history.get(tag)) is None:
+                    repo.tag_history[sys.intern(tag)] = [d]  # one slot, not append's four
+                else:
+                    history.append(d)
         case ["_manifests", "revisions", alg, hexpart, "link"]:
             if d := _digest_from(alg, hexpart):
                 repo.revisions.add(d)

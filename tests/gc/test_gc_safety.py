@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from regtool.errors import StorageError
 from regtool.gc import GcOptions, collect
 from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
 from regtool.oci import Digest, parse_manifest
@@ -168,3 +169,28 @@ def test_a_push_during_gc_keeps_its_blobs(
     assert bool(restored) == (at == 3)
     pull(distribution_fs.host, "app", "again", tmp_path / "pulled")
     pull(distribution_fs.host, "app", "v1", tmp_path / "pulled-v1")
+
+
+def test_a_link_that_cannot_be_written_back_is_reported(
+    image_tools: None, distribution_fs: Any, tmp_path: Path, mocker: Any
+) -> None:
+    s = build(distribution_fs.host, tmp_path / "oci")
+    plain = _layout(distribution_fs.root)
+    manifest = Digest.parse(s.deleted_image)
+    layers = {d.digest for d in parse_manifest(plain.read_blob(manifest)).blobs}
+
+    def push() -> None:  # a3's manifest tagged again, just after gc deleted its links
+        plain.driver.put(plain.revision_link("app", manifest), str(manifest).encode())
+        plain.driver.put(plain.tag_current_link("app", "again"), str(manifest).encode())
+
+    driver = _PushDuringGc(distribution_fs.root, push, 3)
+    mocker.patch.object(driver, "put", side_effect=StorageError("disk full"))
+    result = collect(
+        V2Layout(driver, FILESYSTEM_ROOT),
+        "test",
+        GcOptions(min_age=timedelta(0), settle=timedelta(0)),
+    )
+    assert not result.ok
+    unrestored = {plain.layer_link("app", d) for d in layers}
+    assert {p for p, why in result.failed.items() if "could not be restored" in why} == unrestored
+    assert layers <= _existing(plain)  # the blobs stay for when the links are fixed

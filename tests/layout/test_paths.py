@@ -94,7 +94,7 @@ def test_v2_index_entries_sorts_repositories(v2: V2Layout) -> None:
     repo = repos["team/sub/app"]
     assert list(repo.tags) == ["1.0"]
     assert repo.revisions == {D} and repo.layers == {D}
-    assert repo.tag_history == {"1.0": {D}}
+    assert repo.tag_history == {"1.0": [D]}
     assert list(repo.uploads) == ["u1"]
 
 
