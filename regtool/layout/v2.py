@@ -199,55 +199,41 @@ class V2Layout:
         rest too); `include_all` keeps the others as well, e.g. an abandoned first push
         with only `_uploads` and `_layers`. Files that fit no known shape are ignored."""
         repos: dict[str, RepositoryIndex] = {}
-        digests = _Digests()
         for entry in entries:
             split = self.split_repository_path(entry.path)
             if split is None or (only is not None and split[0] != only):
                 continue
             repo_name, rest = split
-            repo = repos.setdefault(repo_name, RepositoryIndex(repo_name))
-            _classify(repo, rest, entry, digests)
+            _classify(repos.setdefault(repo_name, RepositoryIndex(repo_name)), rest, entry)
         for repo in repos.values():
             repo.compact()
         return {n: r for n, r in repos.items() if include_all or r.has_manifests}
 
 
-class _Digests:
-    """One `Digest` object per distinct digest over a walk: a manifest's revision link and
-    its tag history entries, a base layer linked into many repositories all share it
-    (for the walk only: the table goes with it, the shared objects stay)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, Digest] = {}
-
-    def parse(self, alg: str, hexpart: str) -> Digest | None:
-        found = self._seen.get(hexpart)
-        if found is None or found.algorithm != alg:
-            try:
-                found = Digest.parse(f"{alg}:{hexpart}")
-            except ValueError:
-                return None
-            self._seen[hexpart] = found
-        return found
+def _digest_from(alg: str, hexpart: str) -> Digest | None:
+    try:
+        return Digest.parse(f"{alg}:{hexpart}")
+    except ValueError:
+        return None
 
 
-def _classify(repo: RepositoryIndex, rest: list[str], entry: Entry, digests: _Digests) -> None:
+def _classify(repo: RepositoryIndex, rest: list[str], entry: Entry) -> None:
     """Record one file below `repositories/<name>/` by its shape (`rest` starts at `_x`)."""
     repo.has_manifests = repo.has_manifests or rest[0] == "_manifests"
     match rest:
         case ["_manifests", "tags", tag, "current", "link"]:
             repo.tags[sys.intern(tag)] = LinkStat(entry.size, entry.modified)
         case ["_manifests", "tags", tag, "index", alg, hexpart, "link"]:
-            if d := digests.parse(alg, hexpart):
+            if d := _digest_from(alg, hexpart):
                 if (history := repo.tag_history.get(tag)) is None:
                     repo.tag_history[sys.intern(tag)] = [d]  # one slot, not append's four
                 else:
                     history.append(d)
         case ["_manifests", "revisions", alg, hexpart, "link"]:
-            if d := digests.parse(alg, hexpart):
+            if d := _digest_from(alg, hexpart):
                 repo.revisions.add(d)
         case ["_layers", alg, hexpart, "link"]:
-            if d := digests.parse(alg, hexpart):
+            if d := _digest_from(alg, hexpart):
                 repo.layers.add(d)
         case ["_uploads", upload_id, *_]:
             repo.uploads.setdefault(upload_id, []).append(entry)
