@@ -81,7 +81,7 @@ def test_pushes_during_gc_pull_completely(
         finished.wait(0.1)  # pauses in which some pushes get through
     thread.join()
 
-    assert runs >= 3  # gc really ran during the pushes
+    assert runs >= 2  # every run started while pushes were going on
     assert garbage.digests <= deleted
     if min_age:
         assert refused == []
