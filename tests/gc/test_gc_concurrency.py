@@ -1,4 +1,5 @@
-"""gc run over and over while skopeo pushes into distribution on the same store.
+"""gc run over and over while skopeo pushes into a registry (distribution, then
+`regtool serve`) on the same store.
 
 A push's blobs are unreferenced until its manifest lands. With `--min-age 0` they are
 fair game as soon as the next gc starts: a push can then find its blobs gone, and the
@@ -13,7 +14,6 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,6 +21,7 @@ from regtool.gc import GcOptions, collect
 from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
 from regtool.oci import Digest
 from regtool.storage.local import LocalDriver
+from tests.server.conftest import start_registry
 from tests.services.images import Image, ToolError, build_image, delete, pull, push
 
 # Longer than distribution takes to store a manifest here, and short enough for many runs.
@@ -36,17 +37,30 @@ def _backdate(layout: V2Layout, root: Path, image: Image, repo: str) -> None:
         os.utime(path, (day_ago, day_ago))
 
 
+@pytest.fixture(params=["distribution", "regtool-serve"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path]:
+    """(host, storage root) of a registry on a fresh directory: distribution, or ours."""
+    if request.param == "distribution":
+        dist = request.getfixturevalue("distribution_fs")
+        return dist.host, dist.root
+    root = tmp_path / "store"
+    root.mkdir()
+    served = start_registry(LocalDriver(root), root)
+    request.addfinalizer(served.stop)
+    return served.host, root
+
+
 @pytest.mark.parametrize("min_age", [timedelta(0), timedelta(minutes=10)], ids=["0", "10m"])
 def test_pushes_during_gc_pull_completely(
-    image_tools: None, distribution_fs: Any, tmp_path: Path, min_age: timedelta
+    image_tools: None, registry: tuple[str, Path], tmp_path: Path, min_age: timedelta
 ) -> None:
-    host, root = distribution_fs.host, distribution_fs.root
+    host, root = registry
     layout = V2Layout(LocalDriver(root), FILESYSTEM_ROOT)
     oci = tmp_path / "oci"
     base = build_image(oci, "base", size=20_000)
     images = [
         build_image(oci, f"img{i}", size=20_000, layers=3, base=base if i % 2 else None)
-        for i in range(8)
+        for i in range(12)
     ]
     garbage = build_image(oci, "garbage", size=5_000)
     delete(host, "old", push(garbage, host, "old", "gone"))
@@ -55,10 +69,11 @@ def test_pushes_during_gc_pull_completely(
 
     pushed: dict[str, Image] = {}
     refused: list[str] = []
-    finished = threading.Event()
+    gc_running, finished = threading.Event(), threading.Event()
 
     def pusher() -> None:
         try:
+            gc_running.wait(10)
             for ref, image in refs.items():
                 repo, tag = ref.split(":")
                 try:
@@ -74,6 +89,7 @@ def test_pushes_during_gc_pull_completely(
     thread.start()
     runs, deleted = 0, set()
     while not finished.is_set():
+        gc_running.set()
         result = collect(layout, "test", GcOptions(min_age=min_age, settle=SETTLE, jobs=4))
         assert result.ok, result.failed
         runs += 1
