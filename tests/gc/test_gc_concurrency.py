@@ -1,5 +1,5 @@
-"""gc run over and over while skopeo pushes into a registry (distribution, then
-`regtool serve`) on the same store.
+"""gc run over and over while skopeo pushes into a registry on the same store:
+distribution on a directory and on Swift, and `regtool serve`.
 
 A push's blobs are unreferenced until its manifest lands. With `--min-age 0` they are
 fair game as soon as the next gc starts: a push can then find its blobs gone, and the
@@ -14,61 +14,76 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from regtool.gc import GcOptions, collect
-from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
+from regtool.layout.v2 import FILESYSTEM_ROOT, SWIFT_ROOT, V2Layout
 from regtool.oci import Digest
 from regtool.storage.local import LocalDriver
 from tests.server.conftest import start_registry
 from tests.services.images import Image, ToolError, build_image, delete, pull, push
 
-# Longer than distribution takes to store a manifest here, and short enough for many runs.
+# Longer than a registry takes to store a manifest here, and short enough for many runs.
 SETTLE = timedelta(seconds=0.5)
+MIN_AGES = pytest.mark.parametrize(
+    "min_age", [timedelta(0), timedelta(minutes=10)], ids=["min-age-0", "min-age-10m"]
+)
 
 
-def _backdate(layout: V2Layout, root: Path, image: Image, repo: str) -> None:
-    """Make the image's blobs and the repository's files a day old."""
-    day_ago = time.time() - 86400
-    paths = [root / layout.blob_data(Digest.parse(d)) for d in image.digests]
-    paths += [p for p in (root / layout.repository_dir(repo)).rglob("*") if p.is_file()]
-    for path in paths:
-        os.utime(path, (day_ago, day_ago))
+@MIN_AGES
+def test_pushes_into_distribution(
+    image_tools: None, distribution_fs: Any, tmp_path: Path, min_age: timedelta
+) -> None:
+    layout = V2Layout(LocalDriver(distribution_fs.root), FILESYSTEM_ROOT)
+    _pushes_during_gc(distribution_fs.host, layout, distribution_fs.root, tmp_path, min_age)
 
 
-@pytest.fixture(params=["distribution", "regtool-serve"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path]:
-    """(host, storage root) of a registry on a fresh directory: distribution, or ours."""
-    if request.param == "distribution":
-        dist = request.getfixturevalue("distribution_fs")
-        return dist.host, dist.root
+@MIN_AGES
+def test_pushes_into_regtool_serve(image_tools: None, tmp_path: Path, min_age: timedelta) -> None:
     root = tmp_path / "store"
     root.mkdir()
     served = start_registry(LocalDriver(root), root)
-    request.addfinalizer(served.stop)
-    return served.host, root
+    try:
+        _pushes_during_gc(served.host, served.layout, root, tmp_path, min_age)
+    finally:
+        served.stop()
 
 
-@pytest.mark.parametrize("min_age", [timedelta(0), timedelta(minutes=10)], ids=["0", "10m"])
-def test_pushes_during_gc_pull_completely(
-    image_tools: None, registry: tuple[str, Path], tmp_path: Path, min_age: timedelta
+def test_pushes_into_distribution_on_swift(
+    image_tools: None, distribution_swift: Any, tmp_path: Path
 ) -> None:
-    host, root = registry
-    layout = V2Layout(LocalDriver(root), FILESYSTEM_ROOT)
+    # Swift keeps its own object times, so only --min-age 0 makes fresh garbage old; and
+    # distribution takes seconds per push there, so fewer images.
+    driver = distribution_swift.service.driver(distribution_swift.container)
+    layout = V2Layout(driver, SWIFT_ROOT)
+    _pushes_during_gc(distribution_swift.host, layout, None, tmp_path, timedelta(0), images=4)
+
+
+def _pushes_during_gc(
+    host: str,
+    layout: V2Layout,
+    root: Path | None,
+    tmp_path: Path,
+    min_age: timedelta,
+    images: int = 12,
+) -> None:
     oci = tmp_path / "oci"
     base = build_image(oci, "base", size=20_000)
-    images = [
+    built = [
         build_image(oci, f"img{i}", size=20_000, layers=3, base=base if i % 2 else None)
-        for i in range(12)
+        for i in range(images)
     ]
     garbage = build_image(oci, "garbage", size=5_000)
     delete(host, "old", push(garbage, host, "old", "gone"))
-    _backdate(layout, root, garbage, "old")
-    refs = {f"app{i % 2}:t{i}": image for i, image in enumerate(images)}
+    if min_age:
+        assert root is not None
+        _backdate(layout, root, garbage, "old")
+    refs = {f"app{i % 2}:t{i}": image for i, image in enumerate(built)}
 
     pushed: dict[str, Image] = {}
-    refused: list[str] = []
+    refused: dict[str, str] = {}
     gc_running, finished = threading.Event(), threading.Event()
 
     def pusher() -> None:
@@ -80,8 +95,7 @@ def test_pushes_during_gc_pull_completely(
                     push(image, host, repo, tag)
                     pushed[ref] = image
                 except ToolError as e:
-                    assert "blob unknown" in str(e)  # its blobs went before its manifest
-                    refused.append(ref)
+                    refused[ref] = str(e)
         finally:
             finished.set()
 
@@ -99,8 +113,10 @@ def test_pushes_during_gc_pull_completely(
 
     assert runs >= 2  # every run started while pushes were going on
     assert garbage.digests <= deleted
+    # A refused push is one whose blobs went before its manifest landed.
+    assert all("blob unknown" in why for why in refused.values()), refused
     if min_age:
-        assert refused == []
+        assert refused == {}
     else:
         assert len(pushed) >= 1  # some pushes succeeded between the runs
     for ref in refused:  # pushed again once gc is done, they succeed
@@ -109,3 +125,12 @@ def test_pushes_during_gc_pull_completely(
     for ref, image in refs.items():
         repo, tag = ref.split(":")
         assert pull(host, repo, tag, tmp_path / "pulled" / repo, dest_tag=tag) == image.digest
+
+
+def _backdate(layout: V2Layout, root: Path, image: Image, repo: str) -> None:
+    """Make the image's blobs and the repository's files a day old."""
+    day_ago = time.time() - 86400
+    paths = [root / layout.blob_data(Digest.parse(d)) for d in image.digests]
+    paths += [p for p in (root / layout.repository_dir(repo)).rglob("*") if p.is_file()]
+    for path in paths:
+        os.utime(path, (day_ago, day_ago))
