@@ -56,7 +56,7 @@ def recheck(
         young_layers={},
         everything_in=now,
     )
-    result.warnings += marks.warnings
+    result.warnings += [w for w in marks.warnings if w not in result.warnings]  # 2nd pass
     # Blobs a new `_layers` link names, or a link this re-check keeps.
     linked = {
         blob_key(d)
