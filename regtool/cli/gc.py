@@ -36,6 +36,10 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text)))
 
 
+# Durations are typed as `0`, `30m`, `1h30m`; a bad one names its option in the error.
+_DURATION_OPTION: dict[str, Any] = {"parser": parse_duration, "metavar": "DURATION"}
+
+
 def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Report what would go; delete nothing.")
@@ -49,12 +53,19 @@ def gc(
         ),
     ] = False,
     min_age: Annotated[
-        str, typer.Option("--min-age", help="Never delete anything younger than this.")
-    ] = "1h",
+        timedelta,
+        typer.Option(
+            "--min-age", help="Never delete anything younger than this.", **_DURATION_OPTION
+        ),
+    ] = "1h",  # type: ignore[assignment]  # parsed, as any value, by parse_duration
     uploads_older_than: Annotated[
-        str,
-        typer.Option("--uploads-older-than", help="Delete uploads idle for longer than this."),
-    ] = "24h",
+        timedelta,
+        typer.Option(
+            "--uploads-older-than",
+            help="Delete uploads idle for longer than this.",
+            **_DURATION_OPTION,
+        ),
+    ] = "24h",  # type: ignore[assignment]
     orphan_segments: Annotated[
         bool,
         typer.Option(
@@ -64,13 +75,14 @@ def gc(
         ),
     ] = False,
     settle: Annotated[
-        str,
+        timedelta,
         typer.Option(
             "--settle",
             help="After deleting links, wait this long before the last re-check: longer "
             "than the registry takes to store one manifest.",
+            **_DURATION_OPTION,
         ),
-    ] = "5s",
+    ] = "5s",  # type: ignore[assignment]
     location: LocationOption = None,
     config: ConfigOption = None,
     identity: IdentityOption = None,
@@ -92,10 +104,10 @@ def gc(
     options = GcOptions(
         dry_run=dry_run,
         delete_untagged=delete_untagged,
-        min_age=parse_duration(min_age),
-        uploads_older_than=parse_duration(uploads_older_than),
+        min_age=min_age,
+        uploads_older_than=uploads_older_than,
         orphan_segments=orphan_segments,
-        settle=parse_duration(settle),
+        settle=settle,
         jobs=jobs,
     )
     with open_store(location, config, identity) as store:

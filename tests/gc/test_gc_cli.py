@@ -19,6 +19,9 @@ def test_usage_errors_exit_2(cli: Any, tmp_path: Path) -> None:
     (tmp_path / "junk" / "file").write_text("x")
     assert cli("gc", "-l", str(tmp_path / "junk"), "--dry-run").exit_code == 2
     assert cli("gc", "-l", str(tmp_path), "--min-age", "soon").exit_code == 2
+    settle = cli("gc", "-l", str(tmp_path), "--settle", "-5s")
+    assert settle.exit_code == 2 and "--settle" in settle.stderr
+    assert "Traceback" not in settle.stderr
 
 
 def test_table_output(cli: Any, image_tools: None, distribution_fs: Any, tmp_path: Path) -> None:
