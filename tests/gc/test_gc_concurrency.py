@@ -82,7 +82,6 @@ def _pushes_during_gc(
         _backdate(layout, root, garbage, "old")
     refs = {f"app{i % 2}:t{i}": image for i, image in enumerate(built)}
 
-    pushed: dict[str, Image] = {}
     refused: dict[str, str] = {}
     gc_running, finished = threading.Event(), threading.Event()
 
@@ -93,7 +92,6 @@ def _pushes_during_gc(
                 repo, tag = ref.split(":")
                 try:
                     push(image, host, repo, tag)
-                    pushed[ref] = image
                 except ToolError as e:
                     refused[ref] = str(e)
         finally:
@@ -101,24 +99,24 @@ def _pushes_during_gc(
 
     thread = threading.Thread(target=pusher)
     thread.start()
-    runs, deleted = 0, set()
-    while not finished.is_set():
-        gc_running.set()
-        result = collect(layout, "test", GcOptions(min_age=min_age, settle=SETTLE, jobs=4))
-        assert result.ok, result.failed
-        runs += 1
-        deleted |= {i.name for i in result.items if i.kind == "blob"}
-        finished.wait(0.1)  # pauses in which some pushes get through
-    thread.join()
+    results = []
+    try:
+        while not finished.is_set():
+            gc_running.set()
+            options = GcOptions(min_age=min_age, settle=SETTLE, jobs=4)
+            results.append(collect(layout, "test", options))
+            finished.wait(0.1)  # pauses in which some pushes get through
+    finally:
+        thread.join()
 
-    assert runs >= 2  # every run started while pushes were going on
-    assert garbage.digests <= deleted
+    # Every run started while pushes were going on (they wait for the first); how many
+    # pushes a run overlaps, and so how many are refused at --min-age 0, is up to timing.
+    assert results and all(r.ok for r in results), [r.failed for r in results]
+    assert garbage.digests <= {i.name for r in results for i in r.items if i.kind == "blob"}
     # A refused push is one whose blobs went before its manifest landed.
     assert all("blob unknown" in why for why in refused.values()), refused
     if min_age:
         assert refused == {}
-    else:
-        assert len(pushed) >= 1  # some pushes succeeded between the runs
     for ref in refused:  # pushed again once gc is done, they succeed
         repo, tag = ref.split(":")
         push(refs[ref], host, repo, tag)
