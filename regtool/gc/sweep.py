@@ -11,6 +11,7 @@ from regtool.gc.model import KINDS, Doomed, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
 from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint
 from regtool.layout.v2 import RepositoryIndex, V2Layout
+from regtool.layout.v2_write import write_link
 from regtool.oci import Digest
 from regtool.storage.base import Driver
 
@@ -106,19 +107,20 @@ def sweep(
     if any(i.kind in _LINK_KINDS for i in result.items):
         time.sleep(settle)
     restore = [i for i in recheck(layout, result, before, reader) if i.kind in _LINK_KINDS]
-    _restore_links(layout.driver, result, restore)
+    _restore_links(layout, result, restore)
     delete_items(layout.driver, result, tuple(k for k in KINDS if k not in _LINK_KINDS))
 
 
-def _restore_links(driver: Driver, result: GcResult, items: list[Doomed]) -> None:
-    """Write back links gc deleted (a link holds the digest it names, nothing else)."""
+def _restore_links(layout: V2Layout, result: GcResult, items: list[Doomed]) -> None:
+    """Write back links gc deleted (each path of a link item holds the item's digest)."""
     for item in items:
+        digest = Digest.parse(item.name)
         for path in item.paths:
             if path in result.failed:  # never deleted
                 del result.failed[path]
                 continue
             try:
-                driver.put(path, item.name.encode("ascii"))
+                write_link(layout, path, digest)
             except StorageError as e:  # reported, not raised: the rest must still run
                 result.failed[path] = f"deleted, and could not be restored: {e}"
     if items:

@@ -188,18 +188,17 @@ def _link_items(
                         name,
                     )
                 )
-        for digest in sorted(marks.stale_layers[name]):
-            items.append(
-                Doomed(
-                    "layer-link",
-                    str(digest),
-                    (layout.layer_link(name, digest),),
-                    None,
-                    "no kept manifest of the repository references the blob",
-                    name,
-                )
+        items += [
+            _layer_link_item(
+                layout, name, digest, "no kept manifest of the repository references the blob"
             )
+            for digest in sorted(marks.stale_layers[name])
+        ]
     return items
+
+
+def _layer_link_item(layout: V2Layout, name: str, digest: Digest, reason: str) -> Doomed:
+    return Doomed("layer-link", str(digest), (layout.layer_link(name, digest),), None, reason, name)
 
 
 def _links_outside_repositories(layout: V2Layout, snapshot: RepositoriesSnapshot) -> list[Doomed]:
@@ -212,18 +211,10 @@ def _links_outside_repositories(layout: V2Layout, snapshot: RepositoriesSnapshot
             continue
         with contextlib.suppress(NameInvalid):  # a name the layout cannot path
             for digest in sorted(directory.layers):
-                path = layout.layer_link(name, digest)
-                if path not in snapshot.young_paths:
-                    items.append(
-                        Doomed(
-                            "layer-link",
-                            str(digest),
-                            (path,),
-                            None,
-                            "directory without manifests: nothing references the blob",
-                            name,
-                        )
-                    )
+                why = "directory without manifests: nothing references the blob"
+                item = _layer_link_item(layout, name, digest, why)
+                if item.paths[0] not in snapshot.young_paths:
+                    items.append(item)
     return items
 
 
