@@ -104,8 +104,16 @@ def _ensure_password_user() -> Path | None:
     try:
         pwd.getpwnam(PASSWORD_USER)
     except KeyError:
-        _run("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", PASSWORD_USER)
+        _run(
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            PASSWORD_USER,
+        )
     _run("chpasswd", stdin=f"{PASSWORD_USER}:{PASSWORD}\n")
     home = Path(tempfile.mkdtemp(prefix="regtool-sftp-"))
     entry = pwd.getpwnam(PASSWORD_USER)
@@ -113,8 +121,7 @@ def _ensure_password_user() -> Path | None:
     return home
 
 
-def _config(tmp: Path, port: int, keys: Path, home_root: Path,
-            password_home: Path | None) -> str:
+def _config(tmp: Path, port: int, keys: Path, home_root: Path, password_home: Path | None) -> str:
     lines = [
         "ListenAddress 127.0.0.1",
         f"Port {port}",
@@ -174,10 +181,30 @@ def start_sshd(tmpdir: Path) -> SshdService:
         d.mkdir(parents=True, exist_ok=True)
     username = getpass.getuser()
     (home_root / username).mkdir(exist_ok=True)
-    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "regtool-test-host",
-         "-f", str(keys / "host_ed25519"))
-    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "regtool-test-client",
-         "-f", str(keys / "client_ed25519"))
+    _run(
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        "regtool-test-host",
+        "-f",
+        str(keys / "host_ed25519"),
+    )
+    _run(
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        "regtool-test-client",
+        "-f",
+        str(keys / "client_ed25519"),
+    )
     shutil.copy(keys / "client_ed25519.pub", keys / "authorized_keys")
     password_home = _ensure_password_user()
 
@@ -192,7 +219,9 @@ def start_sshd(tmpdir: Path) -> SshdService:
     with open(log, "wb") as err:
         process = subprocess.Popen(
             [sshd, "-f", str(config), "-D", "-e"],
-            stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
         )
     try:
         _wait_for_banner(process, port, log)

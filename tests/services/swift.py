@@ -77,8 +77,9 @@ def _swift_script(name: str) -> list[str]:
     return [sys.executable, str(script)]
 
 
-def _http(method: str, host: str, port: int, path: str,
-          headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+def _http(
+    method: str, host: str, port: int, path: str, headers: dict[str, str] | None = None
+) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection(host, port, timeout=5)
     conn.request(method, path, headers=headers or {})
     resp = conn.getresponse()
@@ -120,7 +121,10 @@ class SwiftService:
         log = open(self.tmpdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
         self._logs[name] = log
         self._procs[name] = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -151,21 +155,32 @@ class SwiftService:
 
     def token(self) -> str:
         """A fresh tempauth token for the test user."""
-        resp = _http("GET", "127.0.0.1", self.proxy_port, "/auth/v1.0",
-                     {"X-Auth-User": self.user, "X-Auth-Key": self.key})
+        resp = _http(
+            "GET",
+            "127.0.0.1",
+            self.proxy_port,
+            "/auth/v1.0",
+            {"X-Auth-User": self.user, "X-Auth-Key": self.key},
+        )
         token = resp.getheader("X-Auth-Token")
         if resp.status != 200 or not token:
             raise RuntimeError(f"tempauth login failed: {resp.status} {resp.reason}")
         return token
 
     def create_container(self, name: str) -> None:
-        resp = _http("PUT", "127.0.0.1", self.proxy_port, f"/v1/{ACCOUNT}/{name}",
-                     {"X-Auth-Token": self.token()})
+        resp = _http(
+            "PUT",
+            "127.0.0.1",
+            self.proxy_port,
+            f"/v1/{ACCOUNT}/{name}",
+            {"X-Auth-Token": self.token()},
+        )
         if resp.status not in (201, 202):
             raise RuntimeError(f"cannot create container {name}: {resp.status} {resp.reason}")
 
-    def driver(self, container: str, prefix: str = "",
-               segment_size: int = 20 * 1024 * 1024) -> SwiftDriver:
+    def driver(
+        self, container: str, prefix: str = "", segment_size: int = 20 * 1024 * 1024
+    ) -> SwiftDriver:
         self.create_container(container)
         return SwiftDriver(self.credentials(), container, prefix, segment_size=segment_size)
 
@@ -178,9 +193,18 @@ class SwiftService:
         DELETE of such a name answer 404: only listings see it.
         """
         out = subprocess.run(
-            [*_swift_script("swift-get-nodes"), "--swift-dir", str(self.tmpdir),
-             str(self.tmpdir / "container.ring.gz"), ACCOUNT, container],
-            capture_output=True, text=True, check=True, timeout=60,
+            [
+                *_swift_script("swift-get-nodes"),
+                "--swift-dir",
+                str(self.tmpdir),
+                str(self.tmpdir / "container.ring.gz"),
+                ACCOUNT,
+                container,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         ).stdout
         match = re.search(r"^Partition\s+(\d+)", out, re.MULTILINE)
         if not match:
@@ -193,14 +217,20 @@ class SwiftService:
             conn = getattr(local, "conn", None)
             if conn is None:
                 conn = local.conn = http.client.HTTPConnection(
-                    "127.0.0.1", self.ports["container"], timeout=30)
+                    "127.0.0.1", self.ports["container"], timeout=30
+                )
                 opened.append(conn)
-            conn.request("PUT", base + quote(name), headers={
-                "X-Timestamp": f"{time.time():016.5f}", "X-Size": str(size),
-                "X-Content-Type": "application/octet-stream",
-                "X-Etag": "d41d8cd98f00b204e9800998ecf8427e",
-                "X-Backend-Storage-Policy-Index": "0",
-            })
+            conn.request(
+                "PUT",
+                base + quote(name),
+                headers={
+                    "X-Timestamp": f"{time.time():016.5f}",
+                    "X-Size": str(size),
+                    "X-Content-Type": "application/octet-stream",
+                    "X-Etag": "d41d8cd98f00b204e9800998ecf8427e",
+                    "X-Backend-Storage-Policy-Index": "0",
+                },
+            )
             resp = conn.getresponse()
             resp.read()
             if resp.status != 201:
@@ -222,8 +252,9 @@ class SwiftService:
                 return False
             token = self.token()
             # HEAD of the account goes through the proxy to the account server.
-            resp = _http("HEAD", "127.0.0.1", self.proxy_port, f"/v1/{ACCOUNT}",
-                         {"X-Auth-Token": token})
+            resp = _http(
+                "HEAD", "127.0.0.1", self.proxy_port, f"/v1/{ACCOUNT}", {"X-Auth-Token": token}
+            )
             return resp.status in (200, 204)
         except (OSError, http.client.HTTPException, RuntimeError):
             return False
@@ -246,7 +277,8 @@ def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> 
     devices = tmpdir / "devices"
     (devices / DEVICE).mkdir(parents=True, exist_ok=True)
     (tmpdir / "run").mkdir(exist_ok=True)
-    (tmpdir / "swift.conf").write_text(textwrap.dedent("""\
+    (tmpdir / "swift.conf").write_text(
+        textwrap.dedent("""\
         [swift-hash]
         swift_hash_path_suffix = regtool-tests
         swift_hash_path_prefix = regtool-tests
@@ -254,7 +286,8 @@ def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> 
         [storage-policy:0]
         name = Policy-0
         default = yes
-        """))
+        """)
+    )
     common = textwrap.dedent(f"""\
         [DEFAULT]
         swift_dir = {tmpdir}
@@ -274,7 +307,9 @@ def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> 
             + f"[pipeline:main]\npipeline = {kind}-server\n\n"
             + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n"
         )
-    (tmpdir / "proxy-server.conf").write_text(common % "proxy" + textwrap.dedent(f"""\
+    (tmpdir / "proxy-server.conf").write_text(
+        common % "proxy"
+        + textwrap.dedent(f"""\
         bind_port = {ports["proxy"]}
 
         [pipeline:main]
@@ -326,7 +361,8 @@ def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> 
 
         [filter:dlo]
         use = egg:swift#dlo
-        """))
+        """)
+    )
 
 
 def start_swift(tmpdir: Path) -> SwiftService:
@@ -340,25 +376,45 @@ def start_swift(tmpdir: Path) -> SwiftService:
     memcached_port = free_port()
     service = SwiftService(tmpdir, ports)
     try:
-        memcached = [_memcached_binary(), "-l", "127.0.0.1", "-p", str(memcached_port),
-                     "-U", "0", "-m", "32"]
+        memcached = [
+            _memcached_binary(),
+            "-l",
+            "127.0.0.1",
+            "-p",
+            str(memcached_port),
+            "-U",
+            "0",
+            "-m",
+            "32",
+        ]
         if getpass.getuser() == "root":
             memcached += ["-u", "root"]  # memcached refuses to run as root without it
         service._spawn("memcached", memcached)
         _write_configs(tmpdir, ports, memcached_port)
         subprocess.run(
-            [sys.executable, "-c", _RING_SCRIPT, str(tmpdir), DEVICE,
-             *(str(ports[k]) for k in ("account", "container", "object"))],
-            check=True, capture_output=True, timeout=60,
+            [
+                sys.executable,
+                "-c",
+                _RING_SCRIPT,
+                str(tmpdir),
+                DEVICE,
+                *(str(ports[k]) for k in ("account", "container", "object")),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         for name in SERVERS:
-            service._spawn(name, [*_swift_script(f"swift-{name}-server"),
-                                  str(tmpdir / f"{name}-server.conf"), "-v"])
+            service._spawn(
+                name,
+                [*_swift_script(f"swift-{name}-server"), str(tmpdir / f"{name}-server.conf"), "-v"],
+            )
         service.wait_ready([ports[k] for k in ("account", "container", "object")])
     except subprocess.CalledProcessError as e:
         service.stop()
-        raise RuntimeError(f"building the rings failed: {e.stderr.decode(errors='replace')}")\
-            from None
+        raise RuntimeError(
+            f"building the rings failed: {e.stderr.decode(errors='replace')}"
+        ) from None
     except BaseException:
         with contextlib.suppress(Exception):
             service.stop()

@@ -46,8 +46,14 @@ def _connect(service: SshdService, **options: object) -> SftpDriver:
 def test_password_login(sshd_service: SshdService) -> None:
     user, password = sshd_service.require_password_user()
     assert sshd_service.password_home is not None
-    with SftpDriver(sshd_service.host, "", port=sshd_service.port, username=user,
-                    password=password, known_hosts=str(sshd_service.known_hosts)) as d:
+    with SftpDriver(
+        sshd_service.host,
+        "",
+        port=sshd_service.port,
+        username=user,
+        password=password,
+        known_hosts=str(sshd_service.known_hosts),
+    ) as d:
         d.put("pw/file", b"by password")
         assert d.get("pw/file") == b"by password"
         assert (sshd_service.password_home / "pw" / "file").read_bytes() == b"by password"
@@ -61,8 +67,15 @@ def test_wrong_password_is_authentication_failed_without_the_password(
     user, _ = sshd_service.require_password_user()
     wrong = "not-the-Secret-9f8e7d"
     with pytest.raises(AuthenticationFailed) as info:
-        SftpDriver(sshd_service.host, "", port=sshd_service.port, username=user, password=wrong,
-                   known_hosts=str(sshd_service.known_hosts), timeout=10)
+        SftpDriver(
+            sshd_service.host,
+            "",
+            port=sshd_service.port,
+            username=user,
+            password=wrong,
+            known_hosts=str(sshd_service.known_hosts),
+            timeout=10,
+        )
     assert wrong not in str(info.value)
     assert wrong not in repr(info.value)
     assert user in str(info.value)
@@ -70,20 +83,17 @@ def test_wrong_password_is_authentication_failed_without_the_password(
 
 def test_wrong_key_is_authentication_failed(sshd_service: SshdService, tmp_path: Path) -> None:
     stranger = tmp_path / "stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
-                   check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
     with pytest.raises(AuthenticationFailed):
         _connect(sshd_service, key_filename=str(stranger))
 
 
-def test_missing_identity_file_is_a_clear_error(sshd_service: SshdService,
-                                                tmp_path: Path) -> None:
+def test_missing_identity_file_is_a_clear_error(sshd_service: SshdService, tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="identity file not found"):
         _connect(sshd_service, key_filename=str(tmp_path / "absent"))
 
 
-def test_unknown_host_key_strict_then_accept_new(sshd_service: SshdService,
-                                                 tmp_path: Path) -> None:
+def test_unknown_host_key_strict_then_accept_new(sshd_service: SshdService, tmp_path: Path) -> None:
     known = tmp_path / "ssh" / "known_hosts"
     with pytest.raises(StorageError) as info:
         _connect(sshd_service, known_hosts=str(known))
@@ -102,8 +112,7 @@ def test_unknown_host_key_strict_then_accept_new(sshd_service: SshdService,
 
 def test_changed_host_key_is_refused(sshd_service: SshdService, tmp_path: Path) -> None:
     other = tmp_path / "other_host"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
-                   check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     kind, blob = (other.with_suffix(".pub")).read_text().split()[:2]
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd_service.port} {kind} {blob}\n")
@@ -124,12 +133,18 @@ def test_unreachable_port_and_host(sshd_service: SshdService) -> None:
 def test_relative_root_is_under_the_login_directory(sshd_service: SshdService) -> None:
     name = f"rel-{uuid.uuid4().hex[:8]}"
     for root in (name, f"~/{name}"):
-        d = SftpDriver(sshd_service.host, root, port=sshd_service.port,
-                       username=sshd_service.username, key_filename=str(sshd_service.key_path),
-                       known_hosts=str(sshd_service.known_hosts))
+        d = SftpDriver(
+            sshd_service.host,
+            root,
+            port=sshd_service.port,
+            username=sshd_service.username,
+            key_filename=str(sshd_service.key_path),
+            known_hosts=str(sshd_service.known_hosts),
+        )
         with d:
-            assert d.describe() == (f"sftp://{sshd_service.username}@127.0.0.1:"
-                                    f"{sshd_service.port}/~/{name}")
+            assert d.describe() == (
+                f"sftp://{sshd_service.username}@127.0.0.1:{sshd_service.port}/~/{name}"
+            )
             d.put("sub/file", b"relative")
             on_disk = sshd_service.login_dir() / name / "sub" / "file"
             assert on_disk.read_bytes() == b"relative"
@@ -140,7 +155,8 @@ def test_describe_never_shows_the_password(sshd_service: SshdService) -> None:
     with _connect(sshd_service, password="hunter2-secret") as d:
         text = d.describe()
     assert text == f"sftp://{sshd_service.username}@127.0.0.1:{sshd_service.port}" + str(
-        sshd_service.data_root)
+        sshd_service.data_root
+    )
     assert "hunter2" not in text
 
 
@@ -236,8 +252,10 @@ def test_a_location_string_reaches_the_login_directory(sshd_service: SshdService
     from regtool.location import parse_location
 
     name = f"loc-{uuid.uuid4().hex[:8]}"
-    env = {"REGTOOL_SFTP_IDENTITY": str(sshd_service.key_path),
-           "REGTOOL_SFTP_KNOWN_HOSTS": str(sshd_service.known_hosts)}
+    env = {
+        "REGTOOL_SFTP_IDENTITY": str(sshd_service.key_path),
+        "REGTOOL_SFTP_KNOWN_HOSTS": str(sshd_service.known_hosts),
+    }
     text = f"sftp://{sshd_service.username}@127.0.0.1:{sshd_service.port}/~/{name}"
     with parse_location(text, env=env).open() as d:
         d.put("f", b"via LOCATION")

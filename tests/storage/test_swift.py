@@ -116,7 +116,10 @@ def test_append_turns_a_plain_object_into_a_dlo_and_cancel_keeps_it(
     assert f"{segments}/0000000000000003" in _stored(raw, container)
     w.cancel()
     assert set(_stored(raw, container)) == {
-        "reg/f", f"{segments}/0000000000000001", f"{segments}/0000000000000002"}
+        "reg/f",
+        f"{segments}/0000000000000001",
+        f"{segments}/0000000000000002",
+    }
     assert driver.get("f") == b"old|new|"
 
     w = driver.writer("f", append=True)  # numbering continues after the cancel
@@ -137,7 +140,9 @@ def test_replacing_a_dlo_deletes_its_old_segments(
             w.commit()
     segments = _segment_set(raw, container, "reg/x/blob")
     assert {n for n in _stored(raw, container) if "/segments/" in n} == {
-        f"{segments}/0000000000000001", f"{segments}/0000000000000002"}
+        f"{segments}/0000000000000001",
+        f"{segments}/0000000000000002",
+    }
 
     driver.put("x/plain", b"plain")  # a move over a DLO
     driver.move("x/plain", "x/blob")
@@ -168,8 +173,7 @@ def test_listings_over_10000_names_paginate(swift_service: SwiftService, contain
     assert {e.path for e in d.list("")} == {"many", "manyx", "aaa"}
 
 
-def test_delete_many_uses_bulk_delete(driver: SwiftDriver, raw: Connection,
-                                      container: str) -> None:
+def test_delete_many_uses_bulk_delete(driver: SwiftDriver, raw: Connection, container: str) -> None:
     paths = [f"bulk/{i}" for i in range(30)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: driver.put(p, b"x"), paths))
@@ -214,10 +218,14 @@ def test_bad_credentials_raise_authentication_failed_without_the_key(
     assert d.requests == 1
 
 
-def test_a_refused_token_means_one_new_login(swift_service: SwiftService,
-                                             container: str) -> None:
-    stale = SwiftCredentials(swift_service.auth_url, swift_service.user, swift_service.key,
-                             storage_url=swift_service.storage_url, token="AUTH_tk-expired")
+def test_a_refused_token_means_one_new_login(swift_service: SwiftService, container: str) -> None:
+    stale = SwiftCredentials(
+        swift_service.auth_url,
+        swift_service.user,
+        swift_service.key,
+        storage_url=swift_service.storage_url,
+        token="AUTH_tk-expired",
+    )
     d = SwiftDriver(stale, container)
     d.put("x", b"1")
     assert d.requests == 3  # refused PUT, login, PUT
@@ -281,20 +289,41 @@ class _FakeKeystone(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         identity = body["auth"]["identity"]["password"]["user"]
         project = body["auth"]["scope"]["project"]
-        if (identity["name"], identity["password"], identity["domain"]["name"],
-                project["name"]) != ("tester", "testing", "Default", "test"):
+        if (
+            identity["name"],
+            identity["password"],
+            identity["domain"]["name"],
+            project["name"],
+        ) != ("tester", "testing", "Default", "test"):
             self.send_response(401)
             self.end_headers()
             return
-        endpoint = {"id": "e1", "interface": "public", "region": "R1", "region_id": "R1",
-                    "url": self.swift.storage_url}
-        token = {"token": {
-            "methods": ["password"], "expires_at": "2999-01-01T00:00:00.000000Z",
-            "user": {"id": "u1", "name": "tester", "domain": {"id": "default", "name": "Default"}},
-            "project": {"id": "p1", "name": "test", "domain": {"id": "default", "name": "Default"}},
-            "catalog": [{"id": "s1", "type": "object-store", "name": "swift",
-                         "endpoints": [endpoint]}],
-        }}
+        endpoint = {
+            "id": "e1",
+            "interface": "public",
+            "region": "R1",
+            "region_id": "R1",
+            "url": self.swift.storage_url,
+        }
+        token = {
+            "token": {
+                "methods": ["password"],
+                "expires_at": "2999-01-01T00:00:00.000000Z",
+                "user": {
+                    "id": "u1",
+                    "name": "tester",
+                    "domain": {"id": "default", "name": "Default"},
+                },
+                "project": {
+                    "id": "p1",
+                    "name": "test",
+                    "domain": {"id": "default", "name": "Default"},
+                },
+                "catalog": [
+                    {"id": "s1", "type": "object-store", "name": "swift", "endpoints": [endpoint]}
+                ],
+            }
+        }
         data = json.dumps(token).encode()
         self.send_response(201)
         self.send_header("X-Subject-Token", self.swift.token())
@@ -313,22 +342,41 @@ def test_keystone_v3_login(swift_service: SwiftService, container: str) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/identity"
-        creds = SwiftCredentials(url, "tester", "testing", auth_version="3",
-                                 project_name="test", user_domain_name="Default",
-                                 project_domain_name="Default", region_name="R1")
+        creds = SwiftCredentials(
+            url,
+            "tester",
+            "testing",
+            auth_version="3",
+            project_name="test",
+            user_domain_name="Default",
+            project_domain_name="Default",
+            region_name="R1",
+        )
         d = SwiftDriver(creds, container)
         d.put("k", b"via keystone")
         assert d.get("k") == b"via keystone"
         d.delete("k")
 
-        wrong = SwiftCredentials(url, "tester", "s3cret-wrong", auth_version="3",
-                                 project_name="test", user_domain_name="Default")
+        wrong = SwiftCredentials(
+            url,
+            "tester",
+            "s3cret-wrong",
+            auth_version="3",
+            project_name="test",
+            user_domain_name="Default",
+        )
         with pytest.raises(AuthenticationFailed) as info:
             SwiftDriver(wrong, container).list("")
         assert "s3cret-wrong" not in str(info.value)
-        elsewhere = SwiftCredentials(url, "tester", "testing", auth_version="3",
-                                     project_name="test", user_domain_name="Default",
-                                     region_name="R2")
+        elsewhere = SwiftCredentials(
+            url,
+            "tester",
+            "testing",
+            auth_version="3",
+            project_name="test",
+            user_domain_name="Default",
+            region_name="R2",
+        )
         with pytest.raises(StorageError, match=r"object-store.*R2"):
             SwiftDriver(elsewhere, container).list("")
     finally:
@@ -357,8 +405,9 @@ def test_commit_waits_for_lagging_segments(
     monkeypatch.setattr(swift_dlo, "SETTLE_TOTAL", 0.5)
     w = driver.writer("lag/never")
     w.write(b"x" * SEGMENT)
-    raw.delete_object(container, max(n for n in _stored(raw, container) if "/segments/" in n
-                                     and n not in stored))
+    raw.delete_object(
+        container, max(n for n in _stored(raw, container) if "/segments/" in n and n not in stored)
+    )
     with pytest.raises(StorageError, match="Timeout expired while waiting for segments"):
         w.commit()
     driver.delete("lag")
