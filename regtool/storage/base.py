@@ -12,6 +12,13 @@ treats as absent where it matters (`list` of an empty directory returns `[]`).
 Every driver must be safe to call from several threads at once: the tools fan requests out
 over a small thread pool.
 
+Temporary names: the local and SFTP writers write to `TEMP_MARK` + a random suffix beside
+the target and rename it on commit; `list` and `walk` hide such names. A crash (or a
+cleanup that failed) can leave one behind: `walk(prefix, temporaries=True)` yields those
+too, with `Entry.temporary` set, so that gc can collect them and verify report them.
+Swift writers use no temporary names (an interrupted large object leaves segments, which
+the layout's segment sets account for).
+
 Errors: `PathNotFound` (also a `FileNotFoundError`) when nothing is at a path;
 `AuthenticationFailed`, `Unreachable`, `TransientError` or plain `StorageError` for the
 rest. Native library errors never escape a driver.
@@ -30,6 +37,9 @@ from typing import BinaryIO
 from regtool.errors import InvalidPath
 
 _BAD_SEGMENT = re.compile(r"(^|/)(\.{1,2})?(/|$)")
+
+#: Files being written are named like this until they are committed (local, SFTP).
+TEMP_MARK = ".regtool-tmp-"
 
 
 def check_path(path: str, *, allow_root: bool = False) -> str:
@@ -57,6 +67,7 @@ class Entry:
     is_dir: bool = False
     size: int | None = None
     modified: datetime | None = None
+    temporary: bool = False  # a writer's temporary file (only from walk(temporaries=True))
 
     @property
     def name(self) -> str:
@@ -130,10 +141,11 @@ class Driver(ABC):
         """
 
     @abstractmethod
-    def walk(self, prefix: str = "") -> Iterator[Entry]:
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
         """Every file below directory `prefix` (recursively), never directories, in any
         order, with as few requests as the backend allows. A missing or empty `prefix`
-        yields nothing (no error)."""
+        yields nothing (no error). With `temporaries`, writers' temporary files are
+        yielded as well, marked `Entry.temporary` (see the module docstring)."""
 
     @abstractmethod
     def stat(self, path: str) -> Entry:
@@ -153,6 +165,19 @@ class Driver(ABC):
             w.commit()
         finally:
             w.cancel()
+
+    @abstractmethod
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        """Write a small file only if nothing is at `path`: True if this call created it,
+        False if a file was there already (then nothing is written). The file is never
+        seen partly written. For leases, such as the lock of an upload being appended.
+
+        Local and SFTP check and write in one atomic step, also between processes and
+        hosts sharing the store (a hard link to a complete temporary file; SFTP's plain
+        rename, which refuses an existing target). Swift has no atomic create: it checks
+        `If-None-Match: *` when a PUT starts, so PUTs in flight at the same moment can
+        all succeed, the latest one's content winning. A caller that needs one winner on
+        Swift writes content of its own and reads it back."""
 
     @abstractmethod
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:

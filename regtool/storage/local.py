@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from regtool.errors import PathNotFound, StorageError
-from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
+from regtool.storage.base import TEMP_MARK, DeleteReport, Driver, Entry, Writer, check_path
 from regtool.storage.streams import LimitedReader
 
-#: Files being written are named like this until they are committed; listings skip them.
-TEMP_MARK = ".regtool-tmp-"
 
-
-def _entry(rel: str, st: os.stat_result, is_dir: bool) -> Entry:
+def _entry(rel: str, st: os.stat_result, is_dir: bool, temporary: bool = False) -> Entry:
     modified = datetime.fromtimestamp(st.st_mtime, UTC)
-    return Entry(rel, is_dir=is_dir, size=None if is_dir else st.st_size, modified=modified)
+    size = None if is_dir else st.st_size
+    return Entry(rel, is_dir=is_dir, size=size, modified=modified, temporary=temporary)
 
 
 def _create(path: Path) -> BinaryIO:
@@ -129,7 +127,7 @@ class LocalDriver(Driver):
             raise StorageError(str(e), path=prefix, driver=self.name) from None
         return entries
 
-    def walk(self, prefix: str = "") -> Iterator[Entry]:
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
         top = self._abs(prefix, allow_root=True)
         stack = [top]
         while stack:
@@ -142,7 +140,8 @@ class LocalDriver(Driver):
                 raise StorageError(str(e), path=prefix, driver=self.name) from None
             with it:
                 for de in it:
-                    if de.name.startswith(TEMP_MARK):
+                    temporary = de.name.startswith(TEMP_MARK)
+                    if temporary and not temporaries:
                         continue
                     if de.is_dir(follow_symlinks=True):
                         stack.append(Path(de.path))
@@ -151,7 +150,7 @@ class LocalDriver(Driver):
                             st = de.stat()
                         except FileNotFoundError:
                             continue  # deleted while we walked
-                        yield _entry(self._rel(Path(de.path)), st, False)
+                        yield _entry(self._rel(Path(de.path)), st, False, temporary)
 
     def stat(self, path: str) -> Entry:
         target = self._abs(path)
@@ -169,6 +168,20 @@ class LocalDriver(Driver):
             raise PathNotFound(path, driver=self.name) from None
         except OSError as e:
             raise StorageError(str(e), path=path, driver=self.name) from None
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        target = self._abs(path)
+        temp = target.with_name(f"{TEMP_MARK}{uuid.uuid4().hex}")
+        try:
+            with _create(temp) as f:
+                f.write(data)
+            os.link(temp, target)  # refuses an existing target, atomically
+        except FileExistsError:
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        return True
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         target = self._abs(path)

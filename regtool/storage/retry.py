@@ -45,12 +45,12 @@ class RetryingDriver(Driver):
     def list(self, prefix: str = "") -> list[Entry]:
         return self._call(lambda: self.inner.list(prefix))
 
-    def walk(self, prefix: str = "") -> Iterator[Entry]:
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
         wait = self.delay
         for attempt in range(1, self.attempts + 1):
             started = False
             try:
-                for entry in self.inner.walk(prefix):
+                for entry in self.inner.walk(prefix, temporaries=temporaries):
                     started = True
                     yield entry
                 return
@@ -69,6 +69,9 @@ class RetryingDriver(Driver):
 
     def put(self, path: str, data: bytes) -> None:
         self._call(lambda: self.inner.put(path, data))
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        return self._call(lambda: self.inner.put_if_absent(path, data))
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         return self._call(lambda: self.inner.open(path, offset, length))

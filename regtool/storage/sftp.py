@@ -16,6 +16,7 @@ import socket
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
@@ -34,8 +35,7 @@ from regtool.errors import (
     Unreachable,
     UsageError,
 )
-from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
-from regtool.storage.local import TEMP_MARK
+from regtool.storage.base import TEMP_MARK, DeleteReport, Driver, Entry, Writer, check_path
 from regtool.storage.sftp_transfer import (
     PIPELINE,
     Pipeline,
@@ -58,10 +58,11 @@ def _missing(e: BaseException | None) -> bool:
     return isinstance(e, OSError) and e.errno == errno.ENOENT
 
 
-def _entry(path: str, attr: paramiko.SFTPAttributes) -> Entry:
+def _entry(path: str, attr: paramiko.SFTPAttributes, temporary: bool = False) -> Entry:
     is_dir = stat.S_ISDIR(attr.st_mode or 0)
     modified = None if attr.st_mtime is None else datetime.fromtimestamp(attr.st_mtime, UTC)
-    return Entry(path, is_dir=is_dir, size=None if is_dir else attr.st_size, modified=modified)
+    size = None if is_dir else attr.st_size
+    return Entry(path, is_dir=is_dir, size=size, modified=modified, temporary=temporary)
 
 
 def _by_depth(paths: Iterable[str]) -> list[list[str]]:
@@ -384,7 +385,8 @@ class SftpDriver(Driver):
     def _listdir(self, c: paramiko.SFTPClient, prefix: str, temp: bool = False) -> list[Entry]:
         entries = []
         for attr in c.listdir_attr(self._abs(prefix, allow_root=True)):
-            if attr.filename.startswith(TEMP_MARK) and not temp:
+            temporary = attr.filename.startswith(TEMP_MARK)
+            if temporary and not temp:
                 continue
             rel = f"{prefix}/{attr.filename}" if prefix else attr.filename
             if stat.S_ISLNK(attr.st_mode or 0):  # follow links, as the local driver does
@@ -392,7 +394,7 @@ class SftpDriver(Driver):
                     attr = c.stat(self._abs(rel))
                 except FileNotFoundError:
                     continue
-            entries.append(_entry(rel, attr))
+            entries.append(_entry(rel, attr, temporary))
         return entries
 
     def _tree(self, prefix: str, temp: bool = False) -> Iterator[Entry]:
@@ -431,8 +433,8 @@ class SftpDriver(Driver):
                 return []
             raise
 
-    def walk(self, prefix: str = "") -> Iterator[Entry]:
-        return (e for e in self._tree(prefix) if not e.is_dir)
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+        return (e for e in self._tree(prefix, temporaries) if not e.is_dir)
 
     def create_root(self) -> None:
         with self._session("") as c:
@@ -446,6 +448,30 @@ class SftpDriver(Driver):
     def get(self, path: str) -> bytes:
         with self.open(path) as f:
             return f.read()
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        target = self._abs(path)
+        temp = posixpath.join(posixpath.dirname(target), f"{TEMP_MARK}{uuid.uuid4().hex}")
+
+        def write(c: paramiko.SFTPClient) -> None:
+            with c.open(temp, "wb") as f:
+                f.write(data)
+
+        with self._session(path) as c:
+            self._retry_in_new_dir(c, temp, lambda: write(c))
+            try:
+                c.rename(temp, target)  # SFTP v3's rename refuses an existing target
+            except OSError as e:
+                with suppress(OSError):
+                    c.remove(temp)
+                if not is_status_reply(e):
+                    raise
+                try:
+                    c.stat(target)
+                except FileNotFoundError:
+                    raise e from None
+                return False
+        return True
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         target = self._abs(path)

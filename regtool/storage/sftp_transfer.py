@@ -21,8 +21,7 @@ import paramiko
 from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, CMD_WRITE, int64
 
 from regtool.errors import RegtoolError, StorageError
-from regtool.storage.base import Writer
-from regtool.storage.local import TEMP_MARK
+from regtool.storage.base import TEMP_MARK, Writer
 
 if TYPE_CHECKING:
     from regtool.storage.sftp import SftpDriver

@@ -43,6 +43,7 @@ from regtool.storage.base import (
 )
 from regtool.storage.swift_session import (
     NETWORK_ERRORS,
+    PreconditionFailed,
     RangeNotSatisfiable,
     SwiftCredentials,
     SwiftSession,
@@ -263,7 +264,7 @@ class SwiftDriver(Driver):
             raise PathNotFound(prefix, driver=self.name)
         return entries
 
-    def walk(self, prefix: str = "") -> Iterator[Entry]:
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
         for item in self._listing(self._dir(prefix)):
             if "name" in item:
                 yield self._file_entry(item)
@@ -317,6 +318,13 @@ class SwiftDriver(Driver):
     # --- writing -----------------------------------------------------------------------
     def put(self, path: str, data: bytes) -> None:
         self._put(self._obj(path), bytes(data), path)
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        try:
+            self._put(self._obj(path), bytes(data), path, {"If-None-Match": "*"})
+        except PreconditionFailed:
+            return False
+        return True
 
     def writer(self, path: str, append: bool = False) -> Writer:
         return dlo.SwiftWriter(self, path, append)

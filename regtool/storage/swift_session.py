@@ -60,6 +60,10 @@ class RangeNotSatisfiable(StorageError):
     """HTTP 416: an offset at or past the end, which `open` reads as empty."""
 
 
+class PreconditionFailed(StorageError):
+    """HTTP 412: a conditional request's condition (`If-None-Match: *`) did not hold."""
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     """The innermost error under requests' and urllib3's wrappers."""
     seen = exc
@@ -259,6 +263,8 @@ class SwiftSession:
             return PathNotFound(path, driver=self.name)
         if status == 416:
             return RangeNotSatisfiable(text, path=path, driver=self.name)
+        if status == 412:
+            return PreconditionFailed(text, path=path, driver=self.name)
         if status == 401:
             return AuthenticationFailed(
                 f"Swift refused the token{where}", path=path, driver=self.name

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from regtool.errors import AuthenticationFailed, StorageError, TransientError, Unreachable
-from regtool.storage.local import TEMP_MARK
+from regtool.storage.base import TEMP_MARK
 from regtool.storage.sftp import SftpDriver
 from tests.services import free_port
 from tests.services.sshd import SshdService
