@@ -56,7 +56,19 @@ class Unreachable(StorageError):
 
 
 class TransientError(StorageError):
-    """A fault worth retrying: a timeout, a 5xx, a dropped channel."""
+    """A fault worth retrying: a timeout, a 5xx, a dropped channel, throttling.
+    `retry_after` is the wait in seconds the server asked for (HTTP `Retry-After`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        driver: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, path=path, driver=driver)
+        self.retry_after = retry_after
 
 
 class LayoutError(RegtoolError):

@@ -190,7 +190,10 @@ class SwiftDriver(Driver):
         # A DLO manifest lists as 0 bytes, indistinguishable from an empty file: unknown.
         size = int(item.get("bytes") or 0) or None
         return Entry(
-            self._rel(item["name"]), size=size, modified=_listing_time(item.get("last_modified"))
+            self._rel(item["name"]),
+            size=size,
+            modified=_listing_time(item.get("last_modified")),
+            checksum=item.get("hash"),
         )
 
     def _listing(self, prefix: str, delimiter: str | None = None) -> Iterator[dict[str, Any]]:

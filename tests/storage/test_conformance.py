@@ -6,6 +6,7 @@ if anything was left behind, so a driver that leaks (Swift segments, temp files)
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -310,3 +311,13 @@ def test_walk_hides_temporaries_unless_asked(driver: Driver) -> None:
         writer.cancel()
     assert not any(e.temporary for e in driver.walk("tmp", temporaries=True))
     driver.delete("tmp")
+
+
+def test_listing_checksums_are_content_md5s_where_given(driver: Driver) -> None:
+    driver.put("sums/link", b"sha256:" + b"0" * 64)
+    (entry,) = list(driver.walk("sums"))
+    if driver.name == "swift":
+        assert entry.checksum == hashlib.md5(b"sha256:" + b"0" * 64).hexdigest()
+    else:
+        assert entry.checksum is None
+    driver.delete("sums")
