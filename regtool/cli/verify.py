@@ -37,7 +37,7 @@ def verify(
         ),
     ] = None,
     everything: Annotated[
-        bool, typer.Option("--all", help="Every tag of every repository, and dangling links.")
+        bool, typer.Option("--all", help="Every tag of every repository, and every link file.")
     ] = False,
     blobs: Annotated[
         bool,
