@@ -132,6 +132,9 @@ class SyntheticStore(Driver):
     def writer(self, path: str, append: bool = False) -> Writer:
         raise NotImplementedError("read-only")
 
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        raise NotImplementedError("read-only")
+
     def move(self, src: str, dst: str) -> None:
         raise NotImplementedError("read-only")
 

@@ -7,6 +7,8 @@ codes in one table.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class RegtoolError(Exception):
     """Base of every error regtool raises on purpose."""
@@ -89,3 +91,19 @@ class DigestInvalid(UsageError, ValueError):
 
 class NameInvalid(UsageError, ValueError):
     """A repository name or tag does not match the distribution grammar."""
+
+
+def is_fault(error: object) -> bool:
+    """Whether `error` is storage failing to answer (a timeout, a dropped connection,
+    refused credentials, an I/O error), rather than a finding about what storage holds (a
+    missing path, content that does not parse). A fault says nothing about the registry:
+    tools report it as an access error, never as damage."""
+    return isinstance(error, StorageError | OSError) and not isinstance(error, FileNotFoundError)
+
+
+def raise_faults(outcomes: Iterable[object]) -> None:
+    """Raise the first fault among `outcomes` (results and exceptions, as `map_outcomes`
+    gives them), for a tool that stops at a fault rather than report it as damage."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and is_fault(outcome):
+            raise outcome

@@ -53,6 +53,7 @@ class Location:
     swift: Any = field(default=None, repr=False)  # SwiftCredentials
     sftp: SftpOptions = field(default_factory=SftpOptions)
     segment_size: int | None = None
+    default: bool = False  # the embedded store, since nothing was given
 
     def redacted(self) -> str:
         """The location for people to read: never a password, key or token."""
@@ -65,6 +66,24 @@ class Location:
             return f"sftp://{user}{self.host}{port}{path}"
         prefix = f"/{self.path}" if self.path else ""
         return f"swift://{self.container}{prefix}"
+
+    def check_exists(self) -> None:
+        """`LocationError` naming the path unless a local LOCATION is an existing
+        directory: a mistyped path must not read as an empty registry. SFTP and Swift
+        roots are not checked: their drivers list a missing root as an empty one."""
+        if self.scheme != "file":
+            return
+        path = Path(self.path)
+        if path.is_dir():
+            return
+        if path.exists():
+            raise LocationError(f"{self.path} is not a directory")
+        if self.default:
+            raise LocationError(
+                f"{self.path} does not exist: it is the default store, which "
+                "`regtool serve` creates; give a LOCATION to use another"
+            )
+        raise LocationError(f"{self.path}: no such directory")
 
     def open(self) -> Driver:
         """Connect to the storage. Errors are `StorageError`s from the driver."""
@@ -90,8 +109,10 @@ class Location:
             )
         from regtool.storage.swift import SwiftDriver
 
-        extra = {"segment_size": self.segment_size} if self.segment_size else {}
-        return SwiftDriver(self.swift, self.container or "", self.path, **extra)
+        container = self.container or ""
+        if self.segment_size:  # a config file's chunksize; else distribution's default
+            return SwiftDriver(self.swift, container, self.path, segment_size=self.segment_size)
+        return SwiftDriver(self.swift, container, self.path)
 
 
 def parse_location(
@@ -109,7 +130,7 @@ def parse_location(
         return location_from_config(Path(config), env)
     text = text or env.get(ENV_LOCATION) or ""
     if not text:
-        return Location("file", str(default_store_path(env)))
+        return Location("file", str(default_store_path(env)), default=True)
     sftp = SftpOptions(
         identity=identity or env.get("REGTOOL_SFTP_IDENTITY"),
         known_hosts=env.get("REGTOOL_SFTP_KNOWN_HOSTS"),

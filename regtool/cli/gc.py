@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from regtool.cli.errors import EXIT_PROBLEMS
-from regtool.cli.output import human_size, print_json, print_table, warn
+from regtool.cli.errors import EXIT_PROBLEMS, EXIT_USAGE, exit_code_for, message_for
+from regtool.cli.output import error, human_size, plural, print_json, print_table, warn
 from regtool.cli.store import (
     ConfigOption,
     IdentityOption,
@@ -19,6 +19,7 @@ from regtool.cli.store import (
     open_store,
 )
 from regtool.concurrency import DEFAULT_JOBS
+from regtool.errors import RegtoolError, is_fault
 from regtool.gc import GcOptions, GcResult, collect
 from regtool.gc.model import KINDS
 
@@ -99,8 +100,13 @@ def gc(
     --settle, walks once more and writes back the links of repositories that changed. A
     push during gc completes intact or fails visibly. Not guaranteed: a manifest that
     takes longer than --settle to store, a blob uploaded again in the moment before its
-    deletion. A manifest that cannot be read keeps every blob its repository links.
-    Exit 0 on success, 1 if some deletions failed, 2 on access or usage errors."""
+    deletion. A damaged manifest or tag link keeps every blob its repository links; a
+    link file that does not name its blob is kept with what it links, and reported.
+
+    A storage fault that outlasts the retries (a timeout, a dropped connection,
+    throttling) stops gc: before it deletes anything, nothing is deleted; after the links
+    went, no blob data is deleted (run gc again). Exit 0 on success, 1 if some deletions
+    failed, 2 on a storage fault, access or usage errors."""
     options = GcOptions(
         dry_run=dry_run,
         delete_untagged=delete_untagged,
@@ -111,13 +117,22 @@ def gc(
         jobs=jobs,
     )
     with open_store(location, config, identity) as store:
-        result = collect(store.layout, store.location.redacted(), options)
+        try:
+            result = collect(store.layout, store.location.redacted(), options)
+        except (RegtoolError, OSError) as e:
+            if not is_fault(e):
+                raise
+            error(f"{message_for(e)}; gc stopped, nothing was deleted")
+            raise typer.Exit(exit_code_for(e)) from None
     if as_json:
         print_json(gc_document(result))
     else:
         for message in result.warnings:
             warn(message)
         print_gc(result)
+    if result.fault is not None:
+        error(f"{result.fault}; gc stopped: no blob data was deleted, run it again")
+        raise typer.Exit(EXIT_USAGE)
     if not result.ok:
         raise typer.Exit(EXIT_PROBLEMS)
 
@@ -143,6 +158,8 @@ def gc_document(r: GcResult) -> dict[str, Any]:
             "marked": r.marked_blobs,
             "manifests_read": r.manifests_read,
             **{kind: r.count(kind) for kind in KINDS},
+            "deleted": {kind: r.count_done(kind) for kind in KINDS},
+            "items_failed": r.items_failed,
             "bytes_freed": r.bytes_freed,
             "kept_young": r.kept_young,
             "kept_changed": r.kept_changed,
@@ -151,6 +168,7 @@ def gc_document(r: GcResult) -> dict[str, Any]:
             "seconds": {k: round(v, 3) for k, v in r.phases.items()},
         },
         "failed": r.failed,
+        "fault": r.fault,
         "warnings": r.warnings,
     }
 
@@ -170,21 +188,47 @@ def print_gc(r: GcResult) -> None:
     if rows:
         print_table(rows, ["KIND", "REPOSITORY", "OBJECT", "SIZE", "REASON", "STATUS"])
         typer.echo()
-    counts = ", ".join(f"{r.count(k)} {k}s" for k in KINDS if r.count(k)) or "nothing"
-    verb = "would free" if r.dry_run else "freed"
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items())
-    typer.echo(
-        f"{r.marked_blobs} blobs marked ({r.manifests_read} manifests read); "
-        f"{'eligible' if r.dry_run else 'deleted'}: {counts}; {verb} {human_size(r.bytes_freed)}"
-    )
+    read = plural(r.manifests_read, "manifest")
+    marked = f"{plural(r.marked_blobs, 'blob')} marked ({read} read)"
+    if r.dry_run:
+        eligible = _counts({k: r.count(k) for k in KINDS})
+        typer.echo(f"{marked}; eligible: {eligible}; would free {human_size(r.bytes_freed)}")
+    else:
+        deleted = _counts({k: r.count_done(k) for k in KINDS})
+        failed = _counts({k: r.count(k) - r.count_done(k) for k in KINDS})
+        typer.echo(
+            f"{marked}; deleted: {deleted}"
+            + (f"; NOT deleted: {failed}" if r.items_failed else "")
+            + f"; freed {human_size(r.bytes_freed)}"
+        )
+    requests = f"; {plural(r.requests, 'request')}" if r.requests is not None else ""
     typer.echo(
         f"kept: {r.kept_young} younger than --min-age, {r.kept_changed} changed during gc; "
-        f"time: {phases}" + (f"; {r.requests} requests" if r.requests is not None else "")
+        f"time: {phases}{requests}"
     )
     if r.failed:
-        typer.echo(f"{len(r.failed)} objects NOT deleted (everything else listed was):", err=True)
+        count = plural(len(r.failed), "path")
+        typer.echo(f"{count} NOT deleted (everything else listed was):", err=True)
         for path, why in sorted(r.failed.items())[:50]:
             typer.echo(f"  {path}: {why}", err=True)
+
+
+#: How the footer counts each kind of item.
+_KIND_WORDS = {
+    "revision-link": ("revision link", "revision links"),
+    "layer-link": ("_layers link", "_layers links"),
+    "manifest": ("manifest", "manifests"),
+    "blob": ("blob", "blobs"),
+    "segments": ("segment set", "segment sets"),
+    "upload": ("upload", "uploads"),
+    "v1-image": ("V1 image", "V1 images"),
+}
+
+
+def _counts(by_kind: dict[str, int]) -> str:
+    words = [plural(n, *_KIND_WORDS[kind]) for kind, n in by_kind.items() if n]
+    return ", ".join(words) or "nothing"
 
 
 def _short(name: str) -> str:

@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from regtool.cli.output import human_size, iso_time, print_json, print_table, short_time, warn
+from regtool.cli.output import (
+    human_size,
+    iso_time,
+    plural,
+    print_json,
+    print_table,
+    short_time,
+    warn,
+)
 from regtool.cli.store import (
     ConfigOption,
     IdentityOption,
@@ -21,10 +29,18 @@ from regtool.inspect.listing import Listing, list_registry
 
 def ls(
     location_arg: Annotated[
-        str | None, typer.Argument(metavar="[LOCATION]", help="Where the storage is.")
+        str | None,
+        typer.Argument(
+            metavar="LOCATION", help="Where the storage is (as --location).", show_default=False
+        ),
     ] = None,
     repository: Annotated[
-        str | None, typer.Argument(help="Only this repository (V1: library/ is implied).")
+        str | None,
+        typer.Argument(
+            metavar="REPOSITORY",
+            help="Only this repository (V1: library/ is implied).",
+            show_default=False,
+        ),
     ] = None,
     location: LocationOption = None,
     config: ConfigOption = None,
@@ -33,7 +49,12 @@ def ls(
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Show full digests.")] = False,
     jobs: JobsOption = DEFAULT_JOBS,
 ) -> None:
-    """List repositories and tags with digests, types, platforms, sizes and push times."""
+    """List repositories and tags with digests, types, platforms, sizes and push times.
+
+    Damaged data (a corrupt link, a manifest that does not parse, a missing blob) is a
+    warning on stderr and the rest is still listed. A storage fault that outlasts the
+    retries (a timeout, a dropped connection, throttling) stops the listing: exit 2,
+    naming the cause. Exit 0 otherwise."""
     with open_store(location_arg or location, config, identity) as store:
         listing = list_registry(store.layout, store.location.redacted(), repository, jobs)
     for message in listing.warnings:
@@ -110,6 +131,7 @@ def print_listing(listing: Listing, no_trunc: bool) -> None:
         ],
     )
     typer.echo(
-        f"\n{len(listing.repositories)} repositories, {listing.tag_count} tags, "
+        f"\n{plural(len(listing.repositories), 'repository', 'repositories')}, "
+        f"{plural(listing.tag_count, 'tag')}, "
         f"{human_size(listing.total_size)} in distinct blobs"
     )

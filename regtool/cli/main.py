@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+from collections.abc import Callable
+from importlib.metadata import version as package_version
+from typing import Annotated, ParamSpec, TypeVar
 
-import click
 import typer
-from typer.core import TyperGroup
 
 from regtool.cli import gc, ls, serve, verify
-from regtool.cli.errors import exit_code_for
+from regtool.cli.errors import exit_code_for, message_for
 from regtool.cli.output import error
 from regtool.errors import RegtoolError
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-class RegtoolGroup(TyperGroup):
-    """Turns every expected failure into one line on stderr and its exit code, for the
-    installed command and for tests driving `app` alike: never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+def reporting_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """The command, with every expected failure turned into one line on stderr and its
+    exit code: never a traceback, for the installed command and for tests driving `app`
+    alike. (Typer reads the parameters through `functools.wraps`.)"""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return super().invoke(ctx)
-        except RegtoolError as e:
-            error(str(e))
+            return command(*args, **kwargs)
+        except (RegtoolError, OSError) as e:
+            error(message_for(e))
             raise typer.Exit(exit_code_for(e)) from None
+
+    return run
 
 
 app = typer.Typer(
     name="regtool",
-    cls=RegtoolGroup,
     help="List, verify, garbage-collect and serve a Docker/OCI registry stored in "
     "OpenStack Swift, over SFTP or in a local directory.",
     no_args_is_help=True,
@@ -37,14 +44,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts hold literal brackets: swift://container[/prefix]
 )
-app.command("ls")(ls.ls)
-app.command("verify")(verify.verify)
-app.command("gc")(gc.gc)
-app.command("serve")(serve.serve)
+app.command("ls")(reporting_errors(ls.ls))
+app.command("verify")(reporting_errors(verify.verify))
+app.command("gc")(reporting_errors(gc.gc))
+app.command("serve")(reporting_errors(serve.serve))
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"regtool {package_version('regtool')}")
+        raise typer.Exit()
 
 
 @app.callback()
-def regtool() -> None:
+def regtool(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
+) -> None:
     """List, verify, garbage-collect and serve a Docker/OCI registry stored in OpenStack
     Swift, over SFTP or in a local directory."""
 

@@ -18,6 +18,7 @@ LocationOption = Annotated[
     typer.Option(
         "--location",
         "-l",
+        metavar="LOCATION",
         envvar="REGTOOL_LOCATION",
         show_envvar=True,
         help="Where the registry's storage is: /path, sftp://user@host/path, "
@@ -27,14 +28,19 @@ LocationOption = Annotated[
 ]
 ConfigOption = Annotated[
     str | None,
-    typer.Option("--config", help="A distribution config.yml to take the storage from."),
+    typer.Option(
+        "--config", metavar="FILE", help="A distribution config.yml to take the storage from."
+    ),
 ]
 IdentityOption = Annotated[
     str | None,
-    typer.Option("--identity", "-i", help="SSH private key for sftp:// locations."),
+    typer.Option(
+        "--identity", "-i", metavar="KEYFILE", help="SSH private key for sftp:// locations."
+    ),
 ]
 JobsOption = Annotated[
-    int, typer.Option("--jobs", "-j", min=1, max=256, help="Requests in flight at once.")
+    int,
+    typer.Option("--jobs", "-j", metavar="N", min=1, max=256, help="Requests in flight at once."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -48,7 +54,10 @@ class Store:
 
 @contextmanager
 def open_store(location: str | None, config: str | None, identity: str | None) -> Iterator[Store]:
+    """The store to read: `LocationError` for a bad or (local) missing LOCATION,
+    `StorageError` when storage cannot be reached, `LayoutError` when it holds no registry."""
     loc = parse_location(location, config=config, identity=identity)
+    loc.check_exists()
     driver = loc.open()
     try:
         yield Store(loc, driver, detect_layout(driver))

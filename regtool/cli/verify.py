@@ -6,8 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from regtool.cli.errors import EXIT_PROBLEMS
-from regtool.cli.output import human_size, print_json, print_table, stderr_is_terminal
+from regtool.cli.errors import EXIT_PROBLEMS, EXIT_USAGE
+from regtool.cli.output import (
+    error,
+    human_size,
+    plural,
+    print_json,
+    print_table,
+    stderr_is_terminal,
+)
 from regtool.cli.store import (
     ConfigOption,
     IdentityOption,
@@ -24,13 +31,13 @@ def verify(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[TARGET]...",
+            metavar="TARGET",
             help="name:tag, name@digest or a repository (V1: library/ is implied).",
             show_default=False,
         ),
     ] = None,
     everything: Annotated[
-        bool, typer.Option("--all", help="Every tag of every repository, and dangling links.")
+        bool, typer.Option("--all", help="Every tag of every repository, and every link file.")
     ] = False,
     blobs: Annotated[
         bool,
@@ -46,7 +53,12 @@ def verify(
     jobs: JobsOption = DEFAULT_JOBS,
 ) -> None:
     """Check that images are whole: links, manifests, blob sizes and content hashes.
-    Exit 0 when everything checked is whole, 1 when a problem was found."""
+
+    A storage fault that outlasts the retries (a timeout, a dropped connection,
+    throttling) is not damage: the object is listed with status `error` and the run goes
+    on; storage that cannot be reached at all, or refuses the credentials, stops the run.
+    Exit 0 when everything checked is whole, 1 when damage was found, 2 when something
+    could not be read (the check is incomplete) or on usage and access errors."""
     progress = _RichProgress() if stderr_is_terminal() else None
     with open_store(location, config, identity) as store:
         try:
@@ -67,7 +79,11 @@ def verify(
         print_json(verification_document(verification))
     else:
         print_verification(verification)
-    if not verification.ok:
+    if verification.faults:
+        count = plural(len(verification.faults), "object")
+        error(f"{count} could not be read (status error above): the check is incomplete")
+        raise typer.Exit(EXIT_USAGE)
+    if verification.problems:
         raise typer.Exit(EXIT_PROBLEMS)
 
 
@@ -136,11 +152,13 @@ def verification_document(v: Verification) -> dict[str, Any]:
             "corrupt": v.count("corrupt"),
             "missing": v.count("missing"),
             "skipped": v.count("skipped"),
+            "error": v.count("error"),
             "images": v.images,
             "blobs": v.blobs,
             "bytes_hashed": v.bytes_hashed,
             "seconds": round(v.seconds, 3),
             "problems": len(v.problems),
+            "unreadable": len(v.faults),
         },
     }
 
@@ -160,12 +178,15 @@ def print_verification(v: Verification) -> None:
     else:
         typer.echo(f"Nothing to verify in {v.location} ({v.layout} layout).")
     counts = ", ".join(
-        f"{v.count(s)} {s}" for s in ("ok", "corrupt", "missing", "skipped") if v.count(s)
+        f"{v.count(s)} {s}" for s in ("ok", "corrupt", "missing", "error", "skipped") if v.count(s)
     )
     rate = human_size(int(v.bytes_hashed / v.seconds)) + "/s" if v.seconds > 0 else "-"
+    unread = f"; {plural(len(v.faults), 'object')} unreadable" if v.faults else ""
     typer.echo(
-        f"{len(v.results)} results ({counts or 'none'}); {v.images} images, {v.blobs} blobs "
-        f"checked; {human_size(v.bytes_hashed)} hashed in {v.seconds:.1f} s ({rate}); "
-        + (f"{len(v.problems)} problems" if v.problems else "no problems")
+        f"{plural(len(v.results), 'result')} ({counts or 'none'}); "
+        f"{plural(v.images, 'image')}, {plural(v.blobs, 'blob')} checked; "
+        f"{human_size(v.bytes_hashed)} hashed in {v.seconds:.1f} s ({rate}); "
+        + (plural(len(v.problems), "problem") if v.problems else "no problems")
+        + unread
         + (" (quick: sizes only, nothing re-hashed)" if v.quick else "")
     )

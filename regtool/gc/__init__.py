@@ -16,6 +16,11 @@ Guarantees (V2):
   writes back the links deleted in repositories that changed meanwhile (a manifest that
   had passed the registry's checks) and keeps what they name (`sweep.sweep`).
 - A blob whose link could not be deleted is not deleted.
+- A storage fault (not damage: see `errors.is_fault`) stops gc. Before the first deletion
+  it is raised and nothing is deleted; in the last re-check, after links went, no blob
+  data, segment or upload is deleted and `GcResult.fault` says why.
+- A link file that does not name its blob keeps what its path names, like a right one;
+  those a listing shows wrong and that gc keeps are reported as warnings.
 Not guaranteed: a manifest that takes longer than `settle` to store, a blob uploaded
 again between the last walk and its deletion, or a link a lagging Swift listing does not
 show yet.

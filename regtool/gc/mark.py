@@ -4,8 +4,10 @@ Roots are the manifests tags point at, every revision unless untagged ones may g
 revisions younger than --min-age (a multi-arch push uploads its children before the
 index that tags them). From each kept manifest: its config and layers, the children of an
 index (recursively), and its referrers (revisions whose `subject` is kept). A repository
-in which a tag link or a manifest cannot be read is *unsure*: all its revisions and every
-blob in its `_layers` are kept, since a damaged manifest is never a reason to delete.
+in which a tag link or a manifest is damaged is *unsure*: all its revisions and every
+blob in its `_layers` are kept, since a damaged manifest is never a reason to delete. A
+storage fault while reading stops the mark (it is raised): gc deletes nothing on what it
+could not read.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from regtool.concurrency import map_outcomes
+from regtool.errors import raise_faults
 from regtool.gc.references import BlobKey, ReferenceReader, References, blob_key
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
@@ -34,7 +37,8 @@ def read_tags(
     layout: V2Layout, repos: dict[str, RepositoryIndex], jobs: int
 ) -> tuple[dict[str, set[Digest]], dict[str, str]]:
     """Each repository's tagged digests, reading only the links the listing cannot tell;
-    and repo -> error for repositories with an unreadable tag."""
+    and repo -> error for repositories with a damaged tag link. A storage fault is raised:
+    it says nothing about the tag."""
     tagged: dict[str, set[Digest]] = {name: set() for name in repos}
     to_read = []
     for name, repo in repos.items():
@@ -46,6 +50,7 @@ def read_tags(
                 to_read.append((name, tag))
     errors: dict[str, str] = {}
     outcomes = map_outcomes(lambda nt: layout.tag_digest(*nt), to_read, jobs)
+    raise_faults(outcomes.values())
     for (name, tag), outcome in outcomes.items():
         if isinstance(outcome, Exception):
             errors.setdefault(name, f"{name}: tag {tag} unreadable ({outcome})")
@@ -128,7 +133,7 @@ def _mark_repository(
     keep(tagged | young | (repo.revisions if all_revisions else set()))
     # Referrers stay with their subject; a referrer may itself have referrers.
     while True:
-        found = set()
+        found: set[Digest] = set()
         for digest in repo.revisions - kept:
             manifest = reader.cache.get(digest)
             if isinstance(manifest, References):

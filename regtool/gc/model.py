@@ -61,6 +61,7 @@ class GcResult:
     phases: dict[str, float] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # path -> error (real run only)
     requests: int | None = None  # HTTP requests made (Swift)
+    fault: str | None = None  # a storage fault that stopped the sweep part way
 
     @property
     def dry_run(self) -> bool:
@@ -71,7 +72,12 @@ class GcResult:
         return not self.dry_run and not any(p in self.failed for p in item.paths)
 
     def count(self, kind: str) -> int:
+        """Items of `kind` in the plan (deleted, failed or, in a dry run, eligible)."""
         return sum(1 for i in self.items if i.kind == kind)
+
+    def count_done(self, kind: str) -> int:
+        """Items of `kind` deleted in full (a real run)."""
+        return sum(1 for i in self.items if i.kind == kind and self.done(i))
 
     def bytes(self, kind: str | None = None) -> int:
         return sum(i.size or 0 for i in self.items if kind is None or i.kind == kind)
@@ -82,5 +88,10 @@ class GcResult:
         return sum(i.size or 0 for i in self.items if self.dry_run or self.done(i))
 
     @property
+    def items_failed(self) -> int:
+        """Items of the plan a real run did not delete in full."""
+        return 0 if self.dry_run else sum(1 for i in self.items if not self.done(i))
+
+    @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and self.fault is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from regtool.errors import NameInvalid, StorageError
+from regtool.errors import NameInvalid, RegtoolError, StorageError, is_fault
 from regtool.gc.mark import mark
 from regtool.gc.model import KINDS, Doomed, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
@@ -69,7 +69,8 @@ def recheck(
         for i in result.items
         if i.kind in _LINK_KINDS and i.repository in repos_changed
     }
-    kept, still = [], []
+    kept: list[Doomed] = []
+    still: list[Doomed] = []
     for item in result.items:
         if item.kind in ("blob", "manifest"):
             key = blob_key(Digest.parse(item.name))
@@ -101,13 +102,27 @@ def sweep(
     blob goes first, so a manifest checked afterwards is refused (the push fails, visibly).
     One checked before has written its links after `settle` seconds: the second re-check
     sees its repository changed, writes back the links gc deleted there and keeps what
-    they name. No push ends as a broken image unless its upload outlasts `settle`."""
+    they name. No push ends as a broken image unless its upload outlasts `settle`.
+
+    A storage fault in the first re-check is raised (nothing is deleted yet). One in the
+    second, after the links went, stops the sweep: nothing more is deleted, the fault is
+    kept in `result.fault` and the content items are failed as not attempted."""
     recheck(layout, result, before, reader)
     delete_items(layout.driver, result, _LINK_KINDS)
     if any(i.kind in _LINK_KINDS for i in result.items):
         time.sleep(settle)
-    restore = [i for i in recheck(layout, result, before, reader) if i.kind in _LINK_KINDS]
-    _restore_links(layout, result, restore)
+    try:
+        changed = recheck(layout, result, before, reader)
+    except (RegtoolError, OSError) as e:
+        if not is_fault(e):
+            raise
+        result.fault = f"the re-check after deleting links failed: {e}"
+        for item in result.items:
+            if item.kind not in _LINK_KINDS:
+                for path in item.paths:
+                    result.failed[path] = "not attempted: gc stopped at a storage fault"
+        return
+    _restore_links(layout, result, [i for i in changed if i.kind in _LINK_KINDS])
     delete_items(layout.driver, result, tuple(k for k in KINDS if k not in _LINK_KINDS))
 
 
@@ -124,8 +139,9 @@ def _restore_links(layout: V2Layout, result: GcResult, items: list[Doomed]) -> N
             except StorageError as e:  # reported, not raised: the rest must still run
                 result.failed[path] = f"deleted, and could not be restored: {e}"
     if items:
+        links = "link" if len(items) == 1 else "links"
         result.warnings.append(
-            f"{len(items)} deleted link(s) restored: their repositories changed during gc"
+            f"{len(items)} deleted {links} restored: their repositories changed during gc"
         )
 
 

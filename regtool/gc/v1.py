@@ -1,13 +1,14 @@
 """Garbage collection of a V1 (`docker-registry`) store: images that no tag's ancestry
 reaches go, directory and all. One walk of `repositories/` and of `images/`, one GET per
-tag and per tagged image's `ancestry`. If any tag or ancestry cannot be read, nothing is
-deleted: a V1 image cannot say who depends on it."""
+tag and per tagged image's `ancestry`. If any tag or ancestry is damaged, nothing is
+deleted: a V1 image cannot say who depends on it. A storage fault stops gc (raised)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
+from regtool.errors import raise_faults
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.snapshot import young
 from regtool.gc.sweep import delete_items
@@ -25,9 +26,11 @@ def collect_v1(
     with phase(result, "mark"):
         tags = [(name, tag) for name, repo in repos.items() for tag in repo.tags]
         ids = map_outcomes(lambda nt: layout.tag_image_id(*nt), tags, options.jobs)
+        raise_faults(ids.values())
         problems = [f"{n}:{t}: {e}" for (n, t), e in ids.items() if isinstance(e, Exception)]
         tagged = {i for i in ids.values() if isinstance(i, str)}
         ancestries = map_outcomes(layout.ancestry, tagged, options.jobs)
+        raise_faults(ancestries.values())
         keep: set[str] = set()
         for image_id, ancestry in ancestries.items():
             if isinstance(ancestry, Exception):

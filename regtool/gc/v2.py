@@ -12,17 +12,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import NameInvalid, PathNotFound
+from regtool.errors import NameInvalid, PathNotFound, raise_faults
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
 from regtool.gc.snapshot import RepositoriesSnapshot, take_snapshot, young
 from regtool.gc.sweep import sweep
 from regtool.layout.blobs import walk_blobs
-from regtool.layout.segments import SegmentSet, segment_sets
-from regtool.layout.v2 import RepositoryIndex, V2Layout
+from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
+from regtool.layout.v2 import LinkKind, LinkStat, RepositoryIndex, V2Layout
 from regtool.oci import Digest
 from regtool.storage.base import Entry, LargeObject
+from regtool.text import plural
 
 
 @contextmanager
@@ -43,8 +44,14 @@ class _Sizer:
         self.heads: dict[str, LargeObject | Exception | None] = {}
 
     def head_all(self, paths: list[str]) -> None:
+        """HEAD the objects at `paths`. An object deleted since it was listed is remembered
+        as such; anything else that fails (a storage fault) is raised."""
         todo = [p for p in paths if p not in self.heads]
-        self.heads.update(map_outcomes(self.layout.driver.large_object, todo, self.jobs))
+        heads = map_outcomes(self.layout.driver.large_object, todo, self.jobs)
+        for head in heads.values():
+            if isinstance(head, Exception) and not isinstance(head, PathNotFound):
+                raise head
+        self.heads.update(heads)
 
     def needs_head(self, entry: Entry) -> bool:
         return self.layout.driver.has_large_objects and not entry.size
@@ -54,10 +61,8 @@ class _Sizer:
         if not self.needs_head(entry):
             return (entry.path,), entry.size
         head = self.heads.get(entry.path)
-        if isinstance(head, PathNotFound):
+        if isinstance(head, Exception):  # head_all raised any other failure
             return "gone since it was listed"
-        if isinstance(head, Exception):
-            return f"cannot HEAD it: {head}"
         if head is None or head.segment_set is None:
             return (entry.path,), (head.size if head else entry.size)
         found = self.sets.get(head.segment_set)
@@ -93,6 +98,7 @@ def collect_v2(
     result.marked_blobs = len(marks.blobs)
     result.manifests_read = len(reader.cache)
     result.warnings += marks.warnings
+    result.warnings += _bad_links_kept(repos, marks, options.delete_untagged)
     revisions = set().union(*(r.revisions for r in repos.values()))
     with phase(result, "blobs"):
         # Streamed: marked blobs are passed over, unmarked ones become plan items at once;
@@ -126,8 +132,10 @@ def collect_v2(
         # Uploads of every directory, also of a first push abandoned before any manifest.
         all_uploads = snapshot.uploads()
         result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
-        if options.orphan_segments and sets:
-            result.items += _orphan_sets(large_objects, all_uploads, sizer, result, cutoff)
+        if options.orphan_segments and sets and segments_dir is not None:
+            result.items += _orphan_sets(
+                layout, segments_dir, large_objects, all_uploads, sizer, result, cutoff
+            )
     if not options.dry_run:
         with phase(result, "sweep"):
             sweep(layout, result, snapshot, reader, options.settle.total_seconds())
@@ -234,6 +242,7 @@ def _upload_items(
         if any(f.path == layout.upload_started_at(n, u) for f in files)
     ]
     started = map_outcomes(layout.driver.get, started_paths, options.jobs)
+    raise_faults(started.values())
     doomed = []
     for name, upload_id, files in uploads:
         raw = started.get(layout.upload_started_at(name, upload_id))
@@ -285,6 +294,8 @@ def _upload_items(
 
 
 def _orphan_sets(
+    layout: V2Layout,
+    segments_dir: str,
     large_objects: list[Entry],
     all_uploads: dict[tuple[str, str], list[Entry]],
     sizer: _Sizer,
@@ -296,20 +307,23 @@ def _orphan_sets(
     objects = list(large_objects)
     objects += [
         f
-        for fs in all_uploads.values()
-        for f in fs
-        if f.path.endswith("/data") and sizer.needs_head(f)
+        for (name, upload_id), files in all_uploads.items()
+        for f in files
+        if f.path == layout.upload_data(name, upload_id) and sizer.needs_head(f)
     ]
     sizer.head_all([e.path for e in objects])
     live: set[str] = set()
     for e in objects:
         head = sizer.heads.get(e.path)
-        if isinstance(head, Exception) and not isinstance(head, PathNotFound):
-            result.warnings.append(f"orphaned segments not swept: cannot HEAD {e.path}: {head}")
-            return []
         if isinstance(head, LargeObject) and head.segment_set:
             live.add(head.segment_set)
-    claimed = {p.rsplit("/", 1)[0] for i in result.items for p in i.paths[1:]}
+    # segments of what the plan deletes already (a deleted large object's own set)
+    claimed = {
+        owner
+        for i in result.items
+        for p in i.paths[1:]
+        if (owner := segment_set_of(segments_dir, p)) is not None
+    }
     items = []
     for path, found in sorted(sizer.sets.items()):
         if path in live or path in claimed:
@@ -328,6 +342,47 @@ def _orphan_sets(
             )
         )
     return items
+
+
+def _bad_links_kept(
+    repos: dict[str, RepositoryIndex], marks: Marks, delete_untagged: bool
+) -> list[str]:
+    """Warnings for links the listing shows do not name their blob (empty, truncated, or
+    on Swift any other content) and that gc keeps, because what they link is wanted:
+    distribution cannot serve that blob in that repository (an empty link: HTTP 500). gc
+    neither deletes nor rewrites them; `regtool verify` reports each, and a link of the
+    right length that names another digest too (gc reads no links). A wrong link that gc
+    would delete anyway (its blob unwanted) simply goes."""
+    warnings = []
+    for name in sorted(repos):
+        repo = repos[name]
+        for (kind, digest), stat in sorted(repo.bad_links.items()):
+            if kind == "layer":
+                kept = digest not in marks.stale_layers.get(name, ())
+            else:
+                kept = (
+                    not delete_untagged
+                    or name in marks.unsure
+                    or digest in marks.manifests.get(name, ())
+                )
+            if kept:
+                warnings.append(
+                    f"{name}: the {_LINK_NAMES[kind]} link of {digest} {_listed_state(stat)}: "
+                    "the registry cannot serve it there; kept (see regtool verify)"
+                )
+    return warnings
+
+
+_LINK_NAMES: dict[LinkKind, str] = {"layer": "_layers", "revision": "revision"}
+_EMPTY_CHECKSUM = "d41d8cd98f00b204e9800998ecf8427e"  # MD5 of nothing
+
+
+def _listed_state(stat: LinkStat) -> str:
+    if stat.size == 0 or stat.checksum == _EMPTY_CHECKSUM:
+        return "is empty"
+    if stat.size is not None:
+        return f"holds {plural(stat.size, 'byte')}, not the digest"
+    return "holds another digest or none"
 
 
 def _parse_time(raw: bytes) -> datetime | None:

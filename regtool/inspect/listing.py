@@ -5,7 +5,8 @@ GET per distinct manifest (index children included), `jobs` at a time, and one p
 link whose digest the listing does not already tell (see
 `RepositoryIndex.listed_tag_digest`: a tag never re-pointed needs no read).
 V1: one walk of `repositories/` and one of `images/`, then one GET per tag file and per
-distinct ancestry. Damaged data becomes a warning; the rest is still listed.
+distinct ancestry. Damaged data becomes a warning; the rest is still listed. A storage
+fault (`errors.is_fault`) is raised, ending the listing: it says nothing about the data.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from regtool.concurrency import DEFAULT_JOBS, map_outcomes
-from regtool.errors import NotFound, RegtoolError
+from regtool.errors import NotFound, RegtoolError, is_fault, raise_faults
 from regtool.layout.detect import Layout
 from regtool.layout.manifests import ManifestReader
 from regtool.layout.v1 import V1Image, V1Layout, canonical_name
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_name
+from regtool.text import plural
 
 V1_MEDIA_TYPE = "application/vnd.docker.v1.image"
 
@@ -93,7 +95,9 @@ def _list_v2(layout: V2Layout, listing: Listing, repository: str | None, jobs: i
                 unread.append((name, tag))
             else:
                 digests[(name, tag)] = known
-    digests.update(map_outcomes(lambda nt: layout.tag_digest(*nt), unread, jobs))
+    read = map_outcomes(lambda nt: layout.tag_digest(*nt), unread, jobs)
+    raise_faults(read.values())
+    digests.update(read)
     reader = ManifestReader(layout, jobs)
     reader.fetch(d for d in digests.values() if isinstance(d, Digest))
     schema1_sizes = _schema1_blob_sizes(layout, reader, jobs)
@@ -112,6 +116,8 @@ def _list_v2(layout: V2Layout, listing: Listing, repository: str | None, jobs: i
             try:
                 _describe_manifest(tag_info, digest, reader, schema1_sizes)
             except RegtoolError as e:
+                if is_fault(e):
+                    raise
                 listing.warnings.append(f"{name}:{tag}: {e}")
         listing.repositories.append(info)
 
@@ -166,6 +172,7 @@ def _schema1_blob_sizes(layout: V2Layout, reader: ManifestReader, jobs: int) -> 
         if d.size is None
     }
     stats = map_outcomes(lambda d: layout.driver.stat(layout.blob_data(d)).size or 0, unsized, jobs)
+    raise_faults(stats.values())
     return {d: s for d, s in stats.items() if isinstance(s, int)}
 
 
@@ -175,9 +182,11 @@ def _list_v1(layout: V1Layout, listing: Listing, repository: str | None, jobs: i
     images = layout.scan_images()
     links = [(name, tag) for name, repo in repos.items() for tag in repo.tags]
     image_ids = map_outcomes(lambda nt: layout.tag_image_id(*nt), links, jobs)
+    raise_faults(image_ids.values())
     ancestries = map_outcomes(
         layout.ancestry, (i for i in image_ids.values() if isinstance(i, str)), jobs
     )
+    raise_faults(ancestries.values())
     layer_sizes = _v1_layer_sizes(layout, images, ancestries.values(), jobs)
     for name in sorted(repos):
         info = RepositoryInfo(name)
@@ -200,9 +209,10 @@ def _list_v1(layout: V1Layout, listing: Listing, repository: str | None, jobs: i
                 ancestry = [image_id]
             missing = [i for i in ancestry if i not in images or not images[i].has_layer]
             if missing:
+                count = plural(len(missing), "image")
+                have = "has" if len(missing) == 1 else "have"
                 listing.warnings.append(
-                    f"{name}:{tag}: {len(missing)} image(s) of its ancestry have no layer, "
-                    f"first {missing[0]}"
+                    f"{name}:{tag}: {count} of its ancestry {have} no layer, first {missing[0]}"
                 )
             tag_info.blob_sizes = {i: layer_sizes.get(i, 0) for i in ancestry if i in images}
             tag_info.size = sum(tag_info.blob_sizes.values())
@@ -222,6 +232,7 @@ def _v1_layer_sizes(
     stats = map_outcomes(
         lambda i: layout.driver.stat(layout.image_file(i, "layer")).size, unsized, jobs
     )
+    raise_faults(stats.values())
     sizes.update({i: s for i, s in stats.items() if isinstance(s, int)})
     return sizes
 

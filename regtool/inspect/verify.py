@@ -4,8 +4,14 @@ V2: tag link -> manifest (re-hashed, parsed, indexes followed to every child) ->
 and layers (exist, linked in the repository, right size, content hashes to the digest).
 V1: tag -> image id -> every image of its ancestry (json, ancestry chain, layer, checksum).
 Each blob or V1 image is checked once per run, whatever number of tags share it; blobs
-hash `jobs` at a time. `--all` adds storage-wide checks (link files whose blob is missing),
-`--blobs` re-hashes every blob in storage, referenced or not.
+hash `jobs` at a time. `--all` adds storage-wide checks (link files whose blob is missing,
+link files that do not name their blob), `--blobs` re-hashes every blob in storage,
+referenced or not.
+
+Storage faults are not findings. One met reading an object (a timeout, a dropped
+connection, throttling that outlasts the retries) is recorded for that object, kind
+`unreadable`, status `error`, and the run goes on; the storage as a whole gone
+(unreachable, credentials refused) stops the run (raised). See `fault_detail`.
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from regtool.errors import NotFound, UsageError
+from regtool.errors import (
+    AuthenticationFailed,
+    NotFound,
+    RegtoolError,
+    Unreachable,
+    UsageError,
+    is_fault,
+)
 from regtool.layout.blobs import CHUNK_SIZE
 from regtool.layout.detect import Layout
 from regtool.layout.v1 import canonical_name
@@ -28,16 +41,20 @@ from regtool.oci import Digest, check_name, check_tag
 KIND_STATUS = {
     "missing": "missing",  # an object that should exist does not
     "unlinked": "missing",  # the blob exists, but the repository does not link it
+    "link": "corrupt",  # the repository's link file names no blob, or another one
     "size": "corrupt",  # stored size differs from the descriptor's
     "digest": "corrupt",  # content hashes to something else
     "invalid": "corrupt",  # does not parse, or contradicts itself (V1 id, ancestry)
     "incomplete": "corrupt",  # V1: a leftover `_inprogress` (the registry refuses it)
-    "unreadable": "corrupt",  # storage failed while reading it
+    "unreadable": "error",  # storage failed while reading it: a fault, not a finding
     "foreign": "skipped",  # a non-distributable layer with `urls`, not in storage
     "unverifiable": "skipped",  # V1: only tarsum checksums, which regtool cannot compute
 }
-#: The worst status wins: a tag with a corrupt layer and a missing one is corrupt.
-STATUS_ORDER = ("corrupt", "missing", "skipped", "ok")
+#: The worst status wins: a tag with a corrupt layer and a missing one is corrupt; one
+#: that could not be read in full, but shows no damage, is `error`.
+STATUS_ORDER = ("corrupt", "missing", "error", "skipped", "ok")
+#: Statuses that are findings about the registry (exit 1).
+FAILING = ("corrupt", "missing")
 
 #: Buffers in flight stay under this however many `--jobs` (memory flat).
 BUFFER_BUDGET = 32 * CHUNK_SIZE
@@ -64,7 +81,8 @@ class Problem:
 
     @property
     def fails(self) -> bool:
-        return self.status != "skipped"
+        """A finding of damage (not a skip, not a storage fault)."""
+        return self.status in FAILING
 
 
 @dataclass
@@ -101,13 +119,21 @@ class Verification:
 
     @property
     def problems(self) -> list[Problem]:
-        """Distinct failing problems (skips are not problems)."""
+        """Distinct findings of damage (skips and storage faults are not)."""
         seen = {p: None for r in self.results for p in r.problems if p.fails}
         return list(seen)
 
     @property
+    def faults(self) -> list[Problem]:
+        """Distinct objects storage failed to read (status `error`): the run is
+        incomplete."""
+        seen = {p: None for r in self.results for p in r.problems if p.status == "error"}
+        return list(seen)
+
+    @property
     def ok(self) -> bool:
-        return not self.problems
+        """Everything checked is whole, and everything was checked."""
+        return not self.problems and not self.faults
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -251,3 +277,28 @@ class Options:
 
 def not_found(what: str, location: str) -> NotFound:
     return NotFound(f"{what} not found in {location}")
+
+
+def fault_detail(error: BaseException) -> str:
+    """The words for a storage fault met reading one object, for an `unreadable` problem.
+    Raises `error` itself when it is not such a fault: damage is for the caller to judge,
+    and storage gone as a whole (unreachable, credentials refused) ends the run."""
+    if not is_fault(error) or isinstance(error, Unreachable | AuthenticationFailed):
+        raise error
+    if isinstance(error, OSError) and not isinstance(error, RegtoolError):
+        return f"storage failed: {error.strerror or error}"
+    return f"storage failed: {error}"
+
+
+def raise_failures(outcomes: dict[K, V | Exception], what: str) -> dict[K, V]:
+    """The results of a `map_outcomes` whose work records every expected failure itself:
+    a regtool or OS error left over (the storage gone) is raised as it is, anything else
+    as a bug in checking `what`."""
+    results: dict[K, V] = {}
+    for key, outcome in outcomes.items():
+        if isinstance(outcome, RegtoolError | OSError):
+            raise outcome
+        if isinstance(outcome, Exception):
+            raise RuntimeError(f"checking {what} {key} failed") from outcome
+        results[key] = outcome
+    return results

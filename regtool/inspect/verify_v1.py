@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import RegtoolError
+from regtool.errors import RegtoolError, is_fault
 from regtool.inspect.verify import (
     Once,
     Options,
@@ -20,11 +20,14 @@ from regtool.inspect.verify import (
     Target,
     Verification,
     VerifyResult,
+    fault_detail,
     not_found,
+    raise_failures,
     short,
 )
 from regtool.layout.blobs import v1_checksum
 from regtool.layout.v1 import V1Image, V1Layout
+from regtool.text import plural
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,10 @@ class V1Verifier:
             return self.layout.ancestry(image_id)
         except FileNotFoundError:
             return Problem(image_id, "missing", f"image {short(image_id)} has no ancestry")
-        except RegtoolError as e:
+        except (RegtoolError, OSError) as e:
+            if is_fault(e):
+                detail = f"ancestry of {short(image_id)}: {fault_detail(e)}"
+                return Problem(image_id, "unreadable", detail)
             return Problem(image_id, "invalid", str(e))
 
     def _check_image(self, image_id: str) -> ImageVerdict:
@@ -94,7 +100,8 @@ class V1Verifier:
             problems.append(_no(image_id, "layer"))
             return ImageVerdict(tuple(problems))
         except (RegtoolError, OSError) as e:
-            problems.append(Problem(image_id, "unreadable", f"layer of {short(image_id)}: {e}"))
+            detail = f"layer of {short(image_id)}: {fault_detail(e)}"
+            problems.append(Problem(image_id, "unreadable", detail))
             return ImageVerdict(tuple(problems))
         actual = str(hashed.digest)
         sha256 = [c for c in checksums if c.startswith("sha256:")]
@@ -133,9 +140,8 @@ class V1Verifier:
                 problems=(Problem(image_id, "invalid", f"json of {short(image_id)} is not JSON"),)
             )
         except (RegtoolError, OSError) as e:
-            return _Json(
-                problems=(Problem(image_id, "unreadable", f"json of {short(image_id)}: {e}"),)
-            )
+            detail = f"json of {short(image_id)}: {fault_detail(e)}"
+            return _Json(problems=(Problem(image_id, "unreadable", detail),))
         if not isinstance(doc, dict) or doc.get("id") != image_id:
             found = doc.get("id") if isinstance(doc, dict) else None
             detail = f"json of {short(image_id)} names id {found!r}"
@@ -172,7 +178,7 @@ class V1Verifier:
         expected = self._json_chain(image_id)
         if expected is not None and ancestry != expected:
             detail = (
-                f"ancestry of {short(image_id)} lists {len(ancestry)} images, "
+                f"ancestry of {short(image_id)} lists {plural(len(ancestry), 'image')}, "
                 f"the json parents {len(expected)}"
                 if len(ancestry) != len(expected)
                 else f"ancestry of {short(image_id)} differs from its json parents"
@@ -194,7 +200,8 @@ class V1Verifier:
             problems.append(_no(image_id, "_checksum"))
             return None
         except (RegtoolError, OSError) as e:
-            problems.append(Problem(image_id, "unreadable", f"_checksum of {image_id}: {e}"))
+            detail = f"_checksum of {short(image_id)}: {fault_detail(e)}"
+            problems.append(Problem(image_id, "unreadable", detail))
             return None
         return parse_checksums(data)
 
@@ -243,8 +250,13 @@ def verify_v1(layout: V1Layout, targets: list[Target], options: Options, out: Ve
         result = results[item] = VerifyResult(item[0], item[1])
         image_id = image_ids[item]
         if isinstance(image_id, Exception):
-            kind = "invalid" if isinstance(image_id, RegtoolError) else "unreadable"
-            result.add([Problem(f"{item[0]}:{item[1]}", kind, str(image_id))])
+            if is_fault(image_id):
+                detail = f"tag file: {fault_detail(image_id)}"
+                result.add([Problem(f"{item[0]}:{item[1]}", "unreadable", detail)])
+            elif isinstance(image_id, RegtoolError):
+                result.add([Problem(f"{item[0]}:{item[1]}", "invalid", str(image_id))])
+            else:
+                raise RuntimeError(f"reading tag {item[0]}:{item[1]} failed") from image_id
             continue
         result.image_id = image_id
         ancestry = verifier.ancestries(image_id)
@@ -257,10 +269,7 @@ def verify_v1(layout: V1Layout, targets: list[Target], options: Options, out: Ve
         options.progress.expect(sum(images[i].layer_size or 0 for i in todo if i in images))
     # largest layers first, so the last jobs to finish are short ones
     order = sorted(todo, key=lambda i: images[i].layer_size or 0 if i in images else 0)
-    verdicts = map_outcomes(verifier.verdicts, reversed(order), options.jobs)
-    for image_id, verdict in verdicts.items():
-        if isinstance(verdict, Exception):
-            raise RuntimeError(f"checking image {image_id} failed") from verdict
+    raise_failures(map_outcomes(verifier.verdicts, reversed(order), options.jobs), "image")
 
     for item in items:
         for image_id in chains.get(item, []):

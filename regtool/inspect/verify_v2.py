@@ -4,6 +4,12 @@ Three passes, so that blobs hash in parallel and each only once: (1) per tag, it
 manifests (indexes followed down), collecting the blobs they reference; (2) every distinct
 referenced blob checked, `jobs` at a time, largest first; (3) each reference judged
 against its blob's verdict (existence, repository link, size, digest).
+
+A repository link (`_layers` or revision) counts only if it names the digest of its path:
+distribution cannot serve a blob through an empty link (HTTP 500) and serves another blob
+through one naming another digest. A Swift listing's MD5 tells right from wrong with no
+request; on local and SFTP storage a link of the right length is read (one GET per link
+checked: those the checked images use, and with `--all` every link).
 """
 
 from __future__ import annotations
@@ -20,13 +26,29 @@ from regtool.inspect.verify import (
     Target,
     Verification,
     VerifyResult,
+    fault_detail,
     not_found,
+    raise_failures,
     short,
 )
 from regtool.layout.blobs import blob_size, hash_blob, walk_blobs
-from regtool.layout.v2 import CorruptLink, RepositoryIndex, V2Layout
+from regtool.layout.v2 import (
+    CorruptLink,
+    LinkKind,
+    RepositoryIndex,
+    V2Layout,
+    describe_link_content,
+    link_names,
+    parse_link,
+)
 from regtool.oci import SCHEMA1_TYPES, Descriptor, Digest, Manifest, parse_manifest, schema1_payload
 from regtool.storage.base import Entry
+from regtool.text import plural
+
+#: A repository's link of a kind to a digest.
+LinkKey = tuple[str, LinkKind, Digest]
+_LINK_KINDS: tuple[LinkKind, ...] = ("layer", "revision")
+_LINK_WORDS: dict[LinkKind, str] = {"layer": "_layers", "revision": "revision"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,36 @@ class ManifestVerdict:
     problems: tuple[Problem, ...] = ()
 
 
+@dataclass(frozen=True)
+class LinkVerdict:
+    """What a repository's link to a digest is: absent, naming it, or not."""
+
+    present: bool
+    holds: str | None = None  # what a link that does not name its blob holds, in words
+    error: str | None = None  # storage failed while reading it
+
+    def problems(self, key: LinkKey, role: str) -> list[Problem]:
+        """The problems of a link a checked image needs (`role`: what it links)."""
+        name, kind, digest = key
+        d = str(digest)
+        if not self.present:
+            if kind == "revision":
+                return [Problem(d, "unlinked", f"{role} {short(d)} has no revision link in {name}")]
+            return [Problem(d, "unlinked", f"{role} {short(d)} is not linked into {name}")]
+        return self.link_problems(key)
+
+    def link_problems(self, key: LinkKey) -> list[Problem]:
+        """The problems of the link file itself (the same words wherever it is reported,
+        so that a link counts once)."""
+        name, kind, digest = key
+        what = f"the {_LINK_WORDS[kind]} link of {short(digest)} in {name}"
+        if self.error is not None:
+            return [Problem(str(digest), "unreadable", f"{what}: {self.error}")]
+        if self.holds is not None:
+            return [Problem(str(digest), "link", f"{what} holds {self.holds}")]
+        return []
+
+
 @dataclass
 class _Plan:
     """Pass 1's findings for one tag: its result so far and the blobs to judge."""
@@ -56,14 +108,16 @@ class _Plan:
 
 
 class V2Verifier:
-    def __init__(self, layout: V2Layout, options: Options):
+    def __init__(self, layout: V2Layout, options: Options, repos: dict[str, RepositoryIndex]):
         self.layout = layout
         self.options = options
+        self.repos = repos
         self.known: dict[Digest, Entry] | None = None  # from one walk of blobs/, when done
         self.blobs: Once[Digest, BlobVerdict] = Once(self._check_blob)
         self.manifests: Once[Digest, ManifestVerdict] = Once(self._check_manifest)
+        self.links: Once[LinkKey, LinkVerdict] = Once(self._check_link)
 
-    # --- blobs and manifests, each once -------------------------------------------------
+    # --- blobs, manifests and links, each once ------------------------------------------
     def _check_blob(self, digest: Digest) -> BlobVerdict:
         if self.known is not None and digest not in self.known:
             return BlobVerdict()  # the walk says absent: no request needed
@@ -80,7 +134,7 @@ class V2Verifier:
         except FileNotFoundError:
             return BlobVerdict()
         except (RegtoolError, OSError) as e:
-            return BlobVerdict(size=0, error=str(e))
+            return BlobVerdict(size=0, error=fault_detail(e))
 
     def _check_manifest(self, digest: Digest) -> ManifestVerdict:
         d = str(digest)
@@ -92,9 +146,8 @@ class V2Verifier:
                 None, None, (Problem(d, "missing", f"manifest {short(d)} is not in blob storage"),)
             )
         except (RegtoolError, OSError) as e:
-            return ManifestVerdict(
-                None, None, (Problem(d, "unreadable", f"manifest {short(d)}: {e}"),)
-            )
+            detail = f"manifest {short(d)}: {fault_detail(e)}"
+            return ManifestVerdict(None, None, (Problem(d, "unreadable", detail),))
         problems: list[Problem] = []
         manifest: Manifest | None = None
         try:
@@ -114,12 +167,40 @@ class V2Verifier:
         self.blobs.seed(digest, BlobVerdict(len(data), actual, hashed=len(data)))
         return ManifestVerdict(manifest, len(data), tuple(problems))
 
+    def _check_link(self, key: LinkKey) -> LinkVerdict:
+        name, kind, digest = key
+        repo = self.repos[name]
+        if digest not in repo.links(kind):
+            return LinkVerdict(present=False)
+        if repo.listed_link_names(kind, digest):
+            return LinkVerdict(present=True)  # a Swift listing's MD5 says so
+        path = self.layout.link(kind, name, digest)
+        try:
+            data = self.layout.driver.get(path)
+        except FileNotFoundError:
+            return LinkVerdict(present=False)  # deleted since the walk
+        except (RegtoolError, OSError) as e:
+            return LinkVerdict(present=True, error=fault_detail(e))
+        try:
+            if link_names(parse_link(data, path), digest):
+                return LinkVerdict(present=True)
+        except CorruptLink:
+            pass
+        return LinkVerdict(present=True, holds=describe_link_content(data))
+
+    def check_links(self, keys: list[LinkKey]) -> None:
+        """Check `keys` (those not checked yet), `jobs` at a time."""
+        todo = [k for k in dict.fromkeys(keys) if k not in self.links]
+        raise_failures(map_outcomes(self.links, todo, self.options.jobs), "link")
+
     # --- pass 1: tags and manifests -----------------------------------------------------
     def plan(self, repo: RepositoryIndex, tag: str | None, digest: Digest | None) -> _Plan:
         name = repo.name
         plan = _Plan(VerifyResult(name, tag), repo)
         result = plan.result
-        if tag is not None:
+        if tag is not None and (stat := repo.tags.get(tag)) and stat.checksum is not None:
+            digest = repo.listed_tag_digest(tag)  # certain with a checksum (Swift)
+        if tag is not None and digest is None:
             try:
                 digest = self.layout.read_link(self.layout.tag_current_link(name, tag))
             except CorruptLink as e:
@@ -129,12 +210,13 @@ class V2Verifier:
                 result.add([Problem(f"{name}:{tag}", "missing", "the tag's link vanished")])
                 return plan
             except (RegtoolError, OSError) as e:
-                result.add([Problem(f"{name}:{tag}", "unreadable", f"tag link: {e}")])
+                detail = f"tag link: {fault_detail(e)}"
+                result.add([Problem(f"{name}:{tag}", "unreadable", detail)])
                 return plan
         assert digest is not None
         result.digest = str(digest)
-        if digest not in repo.revisions:
-            result.add([_unlinked_revision(digest, name, "manifest")])
+        own: LinkKey = (name, "revision", digest)
+        result.add(self.links(own).problems(own, "manifest"))
         stack: list[tuple[Digest, Descriptor | None]] = [(digest, None)]
         seen: set[Digest] = set()
         while stack:
@@ -157,8 +239,8 @@ class V2Verifier:
             if manifest is None:
                 continue
             for child in reversed(manifest.manifests):
-                if child.digest not in repo.revisions:
-                    result.add([_unlinked_revision(child.digest, name, "child manifest")])
+                key: LinkKey = (name, "revision", child.digest)
+                result.add(self.links(key).problems(key, "child manifest"))
                 stack.append((child.digest, child))
             if manifest.config is not None:
                 plan.refs.append(("config", manifest.config))
@@ -184,10 +266,9 @@ class V2Verifier:
                 ]
             return [Problem(d, "missing", f"{role} {short(d)} is not in blob storage")]
         problems = []
-        if not ref.urls and ref.digest not in repo.layers:
-            problems.append(
-                Problem(d, "unlinked", f"{role} {short(d)} is not linked into {repo.name}")
-            )
+        if not ref.urls:
+            key: LinkKey = (repo.name, "layer", ref.digest)
+            problems += self.links(key).problems(key, role)
         if ref.size is not None and verdict.size != ref.size:
             problems.append(_size_problem(ref.digest, verdict.size, ref.size, "manifest", "blob"))
         elif verdict.actual is not None and verdict.actual != ref.digest:
@@ -203,25 +284,15 @@ class V2Verifier:
         if not self.options.quick:
             self.options.progress.expect(sum(sizes[d] for d in todo))
         todo.sort(key=lambda d: sizes[d], reverse=True)
-        for digest, outcome in map_outcomes(self.blobs, todo, self.options.jobs).items():
-            if isinstance(outcome, Exception):
-                raise RuntimeError(f"checking blob {digest} failed") from outcome
-
-
-def _unlinked_revision(digest: Digest, name: str, role: str) -> Problem:
-    return Problem(
-        str(digest), "unlinked", f"{role} {short(digest)} has no revision link in {name}"
-    )
+        raise_failures(map_outcomes(self.blobs, todo, self.options.jobs), "blob")
 
 
 def _size_problem(digest: Digest, actual: int, declared: int | None, by: str, what: str) -> Problem:
-    return Problem(
-        str(digest), "size", f"{what} {short(digest)} has {actual} bytes, {by} says {declared}"
-    )
+    detail = f"{what} {short(digest)} has {plural(actual, 'byte')}, {by} says {declared}"
+    return Problem(str(digest), "size", detail)
 
 
 def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Verification) -> None:
-    verifier = V2Verifier(layout, options)
     repos: dict[str, RepositoryIndex] = {}
     if options.everything:
         repos = layout.scan_repositories()
@@ -230,6 +301,7 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
             repos.update(layout.scan_repositories(name))
             if name not in repos:
                 raise not_found(f"repository {name}", out.location)
+    verifier = V2Verifier(layout, options, repos)
     items: list[tuple[str, str | None, Digest | None]] = []
     if options.everything:
         items = [(n, t, None) for n in sorted(repos) for t in sorted(repos[n].tags)]
@@ -247,22 +319,25 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
     if options.everything or options.blobs:
         verifier.known = dict(walk_blobs(layout))  # one listing answers every existence
 
-    plans = map_outcomes(lambda item: verifier.plan(repos[item[0]], *item[1:]), items, options.jobs)
-    for item, plan in plans.items():
-        if isinstance(plan, Exception):
-            raise RuntimeError(f"verifying {item[0]}:{item[1] or item[2]} failed") from plan
-    ready = [p for p in plans.values() if isinstance(p, _Plan)]
+    plans = raise_failures(
+        map_outcomes(lambda item: verifier.plan(repos[item[0]], *item[1:]), items, options.jobs),
+        "tag",
+    )
+    ready = list(plans.values())
     sizes: dict[Digest, int] = {}
     for plan in ready:
         for _, ref in plan.refs:
             sizes.setdefault(ref.digest, ref.size or 0)
     verifier.check_blobs(sizes)
+    verifier.check_links(
+        [(p.repo.name, "layer", ref.digest) for p in ready for _, ref in p.refs if not ref.urls]
+    )
     for plan in ready:
         verifier.judge(plan)
         out.results.append(plan.result)
 
     if options.everything:
-        out.results.extend(_dangling_links(repos, verifier.known or {}))
+        out.results.extend(_link_findings(verifier, repos, verifier.known or {}))
     if options.blobs and verifier.known is not None:
         known = verifier.known
         verifier.check_blobs({d: e.size or 0 for d, e in known.items()})
@@ -274,11 +349,20 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
     out.images = len(verifier.manifests.values())
 
 
-def _dangling_links(
-    repos: dict[str, RepositoryIndex], known: dict[Digest, Entry]
+def _link_findings(
+    verifier: V2Verifier, repos: dict[str, RepositoryIndex], known: dict[Digest, Entry]
 ) -> list[VerifyResult]:
-    """Link files whose blob is gone (what an interrupted or buggy GC leaves): the registry
-    believes it has the blob, so pushes skip it and pulls fail."""
+    """Every repository's link files that name a missing blob (what an interrupted or
+    buggy GC leaves: the registry believes it has the blob, so pushes skip it and pulls
+    fail), or that do not name their blob at all (distribution answers 500 for it, and a
+    push of that blob fails)."""
+    keys: list[LinkKey] = [
+        (name, kind, digest)
+        for name, repo in repos.items()
+        for kind in _LINK_KINDS
+        for digest in repo.links(kind)
+    ]
+    verifier.check_links(keys)
     results = []
     for name in sorted(repos):
         repo = repos[name]
@@ -289,6 +373,10 @@ def _dangling_links(
         for digest in sorted(repo.revisions - known.keys()):
             detail = f"revision link to missing manifest {short(digest)}"
             result.add([Problem(str(digest), "missing", detail)])
+        for kind in _LINK_KINDS:
+            for digest in sorted(repo.links(kind)):
+                key: LinkKey = (name, kind, digest)
+                result.add(verifier.links(key).link_problems(key))
         if result.problems:
             results.append(result)
     return results

@@ -79,16 +79,9 @@ def blob_size(layout: V2Layout, digest: Digest) -> int:
 def walk_blobs(layout: V2Layout) -> Iterator[tuple[Digest, Entry]]:
     """Every blob in `blobs/` with its entry, from one walk. Files that are not
     `<alg>/<2 hex>/<hex>/data` with a valid digest are not blobs and are skipped."""
-    base = layout.blobs_dir() + "/"
     for entry in layout.driver.walk(layout.blobs_dir()):
-        parts = entry.path[len(base) :].split("/")
-        if len(parts) != 4 or parts[3] != "data" or parts[2][:2] != parts[1]:
-            continue
-        try:
-            digest = Digest.parse(f"{parts[0]}:{parts[2]}")
-        except ValueError:
-            continue
-        if layout.blob_data(digest) == entry.path:
+        digest = layout.blob_digest(entry.path)
+        if digest is not None:
             yield digest, entry
 
 

@@ -6,14 +6,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from regtool.concurrency import DEFAULT_JOBS, map_outcomes
-from regtool.errors import ManifestInvalid
+from regtool.errors import ManifestInvalid, is_fault, raise_faults
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest, Manifest, parse_manifest
 
 
 class ManifestReader:
-    """Fetches and parses manifests once each; failures are kept as `ManifestInvalid`
-    (missing blob, not JSON, unknown format) so callers can report and go on."""
+    """Fetches and parses manifests once each. Damage is kept as `ManifestInvalid`
+    (missing blob, not JSON, unknown format) so callers can report and go on; a storage
+    fault (see `errors.is_fault`) is raised by `fetch`, since it says nothing about the
+    manifest."""
 
     def __init__(self, layout: V2Layout, jobs: int = DEFAULT_JOBS):
         self.layout = layout
@@ -28,10 +30,13 @@ class ManifestReader:
             raise ManifestInvalid(f"manifest {digest}: {e}") from None
 
     def fetch(self, digests: Iterable[Digest]) -> None:
-        """Read `digests` and, level by level, every child of the indexes among them."""
+        """Read `digests` and, level by level, every child of the indexes among them.
+        Raises the first storage fault met (the manifests read so far stay cached)."""
         todo = {d for d in digests if d not in self.cache}
         while todo:
-            self.cache.update(map_outcomes(self._read, todo, self.jobs))
+            outcomes = map_outcomes(self._read, todo, self.jobs)
+            self.cache.update((d, o) for d, o in outcomes.items() if not is_fault(o))
+            raise_faults(outcomes.values())
             children = {
                 child
                 for d in todo
@@ -44,7 +49,8 @@ class ManifestReader:
         return (child.digest for child in manifest.manifests)
 
     def get(self, digest: Digest) -> Manifest:
-        """A fetched manifest; raises what reading it raised."""
+        """A fetched manifest; `ManifestInvalid` for one that cannot be read as one, and
+        whatever storage fault `fetch` meets."""
         if digest not in self.cache:
             self.fetch([digest])
         result = self.cache[digest]

@@ -40,14 +40,26 @@ class SegmentSet:
         return max(t for t in times if t is not None)
 
 
+def segment_path(set_path: str, number: int) -> str:
+    """The path of segment `number` (from 1) of the set at `set_path`."""
+    return f"{set_path}/{number:016d}"
+
+
+def segment_set_of(segments_dir: str, path: str) -> str | None:
+    """The inverse of `segment_path`: the set a segment at `path` belongs to, or None for a
+    path that is not `<segments dir>/<3 hex>/<hex>/<16 digits>`."""
+    base = segments_dir.rstrip("/") + "/"
+    if not path.startswith(base) or not _TAIL.match(path[len(base) :]):
+        return None
+    return path.rsplit("/", 1)[0]
+
+
 def segment_sets(segments_dir: str, entries: Iterable[Entry]) -> dict[str, SegmentSet]:
     """Group walked entries under `segments_dir` by segment set. Entries that are not
     `<3 hex>/<hex>/<16 digits>` are not distribution's segments and are left out."""
-    base = segments_dir.rstrip("/") + "/"
     sets: dict[str, SegmentSet] = {}
     for entry in entries:
-        if not entry.path.startswith(base) or not _TAIL.match(entry.path[len(base) :]):
-            continue
-        set_path = entry.path.rsplit("/", 1)[0]
-        sets.setdefault(set_path, SegmentSet(set_path)).segments.append(entry)
+        set_path = segment_set_of(segments_dir, entry.path)
+        if set_path is not None:
+            sets.setdefault(set_path, SegmentSet(set_path)).segments.append(entry)
     return sets

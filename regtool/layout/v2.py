@@ -17,40 +17,134 @@ driver stores the same tree under `files/docker/registry/v2`, its large-object s
 
 A link file holds exactly `<alg>:<hex>`, without a newline. Name components never start
 with `_`, so the first `_`-component of a path below `repositories/` ends the name.
+
+Each kind of path has one method that builds it and one function that reads it back
+(`blob_digest`, `parse_repository_path`), as distribution's `paths.go` has `pathFor` and
+`digestFromPath`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from regtool.errors import LayoutError, ManifestInvalid, NotFound
 from regtool.oci import Digest, check_name
 from regtool.storage.base import Driver, Entry, join
+from regtool.text import plural
 
 FILESYSTEM_ROOT = "docker/registry/v2"
 SWIFT_ROOT = "files/docker/registry/v2"
 SWIFT_SEGMENTS = "segments"
+
+#: The algorithm distribution stores blobs under. A link at another algorithm's path may
+#: hold the canonical digest instead of its own: distribution's `linkBlob` writes such an
+#: alias for a blob pushed by a sha512 digest, and `linkedBlobStatter.Stat` follows it.
+CANONICAL_ALGORITHM = "sha256"
+
+#: The two kinds of link that say a repository holds a blob.
+LinkKind = Literal["layer", "revision"]
 
 
 class CorruptLink(LayoutError):
     """A link file that does not hold a digest."""
 
 
+# --- link files ---------------------------------------------------------------------------
+def link_content(digest: Digest) -> bytes:
+    """The exact bytes of a link file naming `digest`: `sha256:<hex>`, no newline."""
+    return str(digest).encode("ascii")
+
+
+def link_checksum(digest: Digest) -> str:
+    """The hex MD5 of `link_content(digest)`: what a Swift listing shows for a right link."""
+    return hashlib.md5(link_content(digest), usedforsecurity=False).hexdigest()
+
+
+def parse_link(data: bytes, path: str) -> Digest:
+    """The digest a link file holds; `CorruptLink` (naming `path`) if it holds none."""
+    try:
+        return Digest.parse(data.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptLink(f"link {path} does not hold a digest: {data[:80]!r}") from None
+
+
+def link_names(target: Digest, digest: Digest) -> bool:
+    """Whether a link at `digest`'s path holding `target` names that blob, as distribution
+    reads it: the same digest, or the canonical one for a link at another algorithm's path
+    (see `CANONICAL_ALGORITHM`)."""
+    return target == digest or (
+        digest.algorithm != CANONICAL_ALGORITHM and target.algorithm == CANONICAL_ALGORITHM
+    )
+
+
+def listed_link_names(entry: Entry, digest: Digest) -> bool | None:
+    """What a listing alone tells of a link at `digest`'s path: True if it certainly names
+    the blob, False if it certainly does not, None if only reading it can tell.
+
+    A Swift listing gives each object's MD5, so it tells every case. Local and SFTP
+    listings give only the size: one other than the digest's length (an empty or truncated
+    link) is wrong, the right length must be read."""
+    expected = link_content(digest)
+    if entry.checksum is not None:
+        if entry.checksum == link_checksum(digest):
+            return True
+    elif entry.size is None or entry.size == len(expected):
+        return None
+    # not exactly its own digest: wrong, unless it may be an alias to the canonical digest
+    return None if digest.algorithm != CANONICAL_ALGORITHM else False
+
+
+def describe_link_content(data: bytes) -> str:
+    """What a link file holds, in words, for reports: `nothing (0 bytes)`, `sha256:ab12…`
+    or the start of whatever else it holds."""
+    if not data:
+        return "nothing (0 bytes)"
+    try:
+        target = Digest.parse(data.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return f"{plural(len(data), 'byte')} that are not a digest: {data[:40]!r}"
+    return f"{target.algorithm}:{target.hex[:12]}…, another blob"
+
+
+# --- what a listing tells -----------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class LinkStat:
     """What a listing tells of a link file (without its path: a registry has millions)."""
 
     size: int | None
     modified: datetime | None
+    checksum: str | None = None  # hex MD5, where the listing gives it (Swift)
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryPath:
+    """What a path below `repositories/` is: the inverse of the `V2Layout` path methods.
+
+    `kind` is `layer-link`, `revision-link`, `tag-current`, `tag-index` or `upload`; an
+    upload's `upload_file` is `data`, `startedat` or `hashstates/<alg>/<offset>`."""
+
+    name: str
+    kind: str
+    digest: Digest | None = None
+    tag: str | None = None
+    upload_id: str | None = None
+    upload_file: str | None = None
 
 
 @dataclass
 class RepositoryIndex:
-    """What one listing of a repository's directory tells, without reading any file."""
+    """What one listing of a repository's directory tells, without reading any file.
+
+    `layers` and `revisions` hold every link by its path, whatever it holds: what a link
+    could keep is kept (gc). `bad_links` are those the listing shows do not name the digest
+    of their path (empty, truncated or, on Swift, any other content): distribution cannot
+    serve that blob in this repository. Where the listing gives no checksum (local, SFTP)
+    a link of the right length may still name another digest: `unconfirmed_links`."""
 
     name: str
     tags: dict[str, LinkStat] = field(default_factory=dict)  # tag -> its current/link
@@ -60,21 +154,39 @@ class RepositoryIndex:
     # tag -> every digest it has pointed at (lists: most hold one, and a set costs 4x)
     tag_history: dict[str, list[Digest]] = field(default_factory=dict)
     has_manifests: bool = False
+    bad_links: dict[tuple[LinkKind, Digest], LinkStat] = field(default_factory=dict)
+    unconfirmed_links: bool = False
+
+    def links(self, kind: LinkKind) -> set[Digest]:
+        return self.layers if kind == "layer" else self.revisions
+
+    def listed_link_names(self, kind: LinkKind, digest: Digest) -> bool | None:
+        """Whether the repository's link of `kind` to `digest` names it, as far as the
+        listing tells: False also when there is no such link, None when it must be read."""
+        if digest not in self.links(kind) or (kind, digest) in self.bad_links:
+            return False
+        return None if self.unconfirmed_links else True
 
     def listed_tag_digest(self, tag: str) -> Digest | None:
         """The tag's digest as the listing alone tells it, or None if its link must be read.
 
+        With a checksum (Swift) this is certain: the digest of the tag's history whose link
+        content has the current link's MD5. Without one (local, SFTP) it is an inference:
         distribution (and regtool) write `tags/<tag>/index/<digest>/link` before
         `current/link`, so a tag whose history holds one digest, and whose current link
-        has exactly that digest's length, points at it. A re-pointed tag (two or more
-        history entries), an unknown size (Swift lists 0-byte objects without one) or any
-        other length means: read the link."""
+        has exactly that digest's length, is taken to point at it; a current link of that
+        length naming another digest is not noticed. A re-pointed tag (two or more history
+        entries), an unknown size or any other length means: read the link."""
         history = self.tag_history.get(tag, [])
         current = self.tags.get(tag)
-        if len(history) != 1 or current is None:
+        if current is None or not history:
+            return None
+        if current.checksum is not None:
+            return next((d for d in history if link_checksum(d) == current.checksum), None)
+        if len(history) != 1:
             return None
         (digest,) = history
-        return digest if current.size == len(str(digest)) else None
+        return digest if current.size == len(link_content(digest)) else None
 
     def compact(self) -> None:
         """Refit the sets once complete: grown one `add` at a time, a set's table can be
@@ -104,6 +216,17 @@ class V2Layout:
     def blob_data(self, digest: Digest) -> str:
         return join(self.root, "blobs", digest.algorithm, digest.hex[:2], digest.hex, "data")
 
+    def blob_digest(self, path: str) -> Digest | None:
+        """The inverse of `blob_data`: the digest whose data is at `path`, or None for any
+        other path (a file that is not `<alg>/<2 hex>/<hex>/data` with a valid digest)."""
+        base = self.blobs_dir() + "/"
+        if not path.startswith(base):
+            return None
+        parts = path[len(base) :].split("/")
+        if len(parts) != 4 or parts[3] != "data" or parts[2][:2] != parts[1]:
+            return None
+        return _digest_from(parts[0], parts[2])
+
     def segments_dir(self) -> str | None:
         """Where distribution's Swift driver keeps large-object segments (`segments/`
         beside `files/`); None with filesystem naming."""
@@ -117,16 +240,29 @@ class V2Layout:
     def repository_dir(self, name: str) -> str:
         return join(self.root, "repositories", check_name(name))
 
+    def layers_dir(self, name: str) -> str:
+        return join(self.repository_dir(name), "_layers")
+
     def layer_link(self, name: str, digest: Digest) -> str:
-        return join(self.repository_dir(name), "_layers", digest.algorithm, digest.hex, "link")
+        return join(self.layers_dir(name), digest.algorithm, digest.hex, "link")
+
+    def manifests_dir(self, name: str) -> str:
+        return join(self.repository_dir(name), "_manifests")
+
+    def revisions_dir(self, name: str, algorithm: str = CANONICAL_ALGORITHM) -> str:
+        return join(self.manifests_dir(name), "revisions", algorithm)
 
     def revision_link(self, name: str, digest: Digest) -> str:
-        return join(
-            self.repository_dir(name), "_manifests/revisions", digest.algorithm, digest.hex, "link"
-        )
+        return join(self.revisions_dir(name, digest.algorithm), digest.hex, "link")
+
+    def link(self, kind: LinkKind, name: str, digest: Digest) -> str:
+        """The `_layers` or revision link of `digest` in repository `name`."""
+        if kind == "layer":
+            return self.layer_link(name, digest)
+        return self.revision_link(name, digest)
 
     def tags_dir(self, name: str) -> str:
-        return join(self.repository_dir(name), "_manifests/tags")
+        return join(self.manifests_dir(name), "tags")
 
     def tag_dir(self, name: str, tag: str) -> str:
         return join(self.tags_dir(name), tag)
@@ -137,8 +273,11 @@ class V2Layout:
     def tag_index_link(self, name: str, tag: str, digest: Digest) -> str:
         return join(self.tag_dir(name, tag), "index", digest.algorithm, digest.hex, "link")
 
+    def uploads_dir(self, name: str) -> str:
+        return join(self.repository_dir(name), "_uploads")
+
     def upload_dir(self, name: str, upload_id: str) -> str:
-        return join(self.repository_dir(name), "_uploads", upload_id)
+        return join(self.uploads_dir(name), upload_id)
 
     def upload_data(self, name: str, upload_id: str) -> str:
         return join(self.upload_dir(name, upload_id), "data")
@@ -146,13 +285,39 @@ class V2Layout:
     def upload_started_at(self, name: str, upload_id: str) -> str:
         return join(self.upload_dir(name, upload_id), "startedat")
 
+    def split_repository_path(self, path: str) -> tuple[str, list[str]] | None:
+        """(repository name, the components from its first `_` one) of a path below
+        `repositories/`, e.g. ("a/b", ["_layers", "sha256", "<hex>", "link"]); None for a
+        path elsewhere or without a `_` component."""
+        base = self.repositories_dir() + "/"
+        if not path.startswith(base):
+            return None
+        parts = path[len(base) :].split("/")
+        cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
+        if not cut:
+            return None
+        return "/".join(parts[:cut]), parts[cut:]
+
+    def parse_repository_path(self, path: str) -> RepositoryPath | None:
+        """The inverse of the repository path methods (`layer_link`, `revision_link`,
+        `tag_current_link`, `tag_index_link`, `upload_data`, ...); None for a path of no
+        known shape."""
+        split = self.split_repository_path(path)
+        if split is None:
+            return None
+        name, rest = split
+        shape = _shape(rest)
+        if shape is None:
+            return None
+        kind, key, digest = shape
+        if kind == "upload":
+            return RepositoryPath(name, kind, upload_id=key, upload_file="/".join(rest[2:]))
+        return RepositoryPath(name, kind, digest=digest, tag=key)
+
     # --- reading ---------------------------------------------------------------------
     def read_link(self, path: str) -> Digest:
-        data = self.driver.get(path)
-        try:
-            return Digest.parse(data.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            raise CorruptLink(f"link {path} does not hold a digest: {data[:80]!r}") from None
+        """The digest the link at `path` holds: `PathNotFound`, `CorruptLink`."""
+        return parse_link(self.driver.get(path), path)
 
     def tag_digest(self, name: str, tag: str) -> Digest:
         try:
@@ -176,19 +341,6 @@ class V2Layout:
         """Every repository (or just `name`) from one walk of the repositories tree."""
         top = self.repositories_dir() if name is None else self.repository_dir(name)
         return self.index_entries(self.driver.walk(top), only=name)
-
-    def split_repository_path(self, path: str) -> tuple[str, list[str]] | None:
-        """(repository name, the components from its first `_` one) of a path below
-        `repositories/`, e.g. ("a/b", ["_layers", "sha256", "<hex>", "link"]); None for a
-        path elsewhere or without a `_` component."""
-        base = self.repositories_dir() + "/"
-        if not path.startswith(base):
-            return None
-        parts = path[len(base) :].split("/")
-        cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
-        if not cut:
-            return None
-        return "/".join(parts[:cut]), parts[cut:]
 
     def index_entries(
         self, entries: Iterable[Entry], only: str | None = None, include_all: bool = False
@@ -217,25 +369,53 @@ def _digest_from(alg: str, hexpart: str) -> Digest | None:
         return None
 
 
+def _shape(rest: list[str]) -> tuple[str, str | None, Digest | None] | None:
+    """(kind, tag or upload id, digest) of the components of a repository path from its
+    first `_` one; None for no known shape (or an invalid digest in the path)."""
+    match rest:
+        case ["_manifests", "tags", tag, "current", "link"]:
+            return "tag-current", tag, None
+        case ["_manifests", "tags", tag, "index", alg, hexpart, "link"]:
+            d = _digest_from(alg, hexpart)
+            return ("tag-index", tag, d) if d else None
+        case ["_manifests", "revisions", alg, hexpart, "link"]:
+            d = _digest_from(alg, hexpart)
+            return ("revision-link", None, d) if d else None
+        case ["_layers", alg, hexpart, "link"]:
+            d = _digest_from(alg, hexpart)
+            return ("layer-link", None, d) if d else None
+        case ["_uploads", upload_id, "data" | "startedat"]:
+            return "upload", upload_id, None
+        case ["_uploads", upload_id, "hashstates", _, _]:
+            return "upload", upload_id, None
+    return None
+
+
 def _classify(repo: RepositoryIndex, rest: list[str], entry: Entry) -> None:
     """Record one file below `repositories/<name>/` by its shape (`rest` starts at `_x`)."""
     repo.has_manifests = repo.has_manifests or rest[0] == "_manifests"
-    match rest:
-        case ["_manifests", "tags", tag, "current", "link"]:
-            repo.tags[sys.intern(tag)] = LinkStat(entry.size, entry.modified)
-        case ["_manifests", "tags", tag, "index", alg, hexpart, "link"]:
-            if d := _digest_from(alg, hexpart):
-                if (history := repo.tag_history.get(tag)) is None:
-                    repo.tag_history[sys.intern(tag)] = [d]  # one slot, not append's four
-                else:
-                    history.append(d)
-        case ["_manifests", "revisions", alg, hexpart, "link"]:
-            if d := _digest_from(alg, hexpart):
-                repo.revisions.add(d)
-        case ["_layers", alg, hexpart, "link"]:
-            if d := _digest_from(alg, hexpart):
-                repo.layers.add(d)
-        case ["_uploads", upload_id, *_]:
-            repo.uploads.setdefault(upload_id, []).append(entry)
-        case _:
-            pass
+    if rest[0] == "_uploads" and len(rest) >= 2:  # every file of an upload, known or not
+        repo.uploads.setdefault(rest[1], []).append(entry)
+        return
+    shape = _shape(rest)
+    if shape is None:
+        return
+    kind, key, d = shape
+    if kind == "tag-current":
+        assert key is not None
+        repo.tags[sys.intern(key)] = LinkStat(entry.size, entry.modified, entry.checksum)
+    elif kind == "tag-index":
+        assert key is not None and d is not None
+        if (history := repo.tag_history.get(key)) is None:
+            repo.tag_history[sys.intern(key)] = [d]  # one slot, not append's four
+        else:
+            history.append(d)
+    elif kind in ("revision-link", "layer-link"):
+        assert d is not None
+        link_kind: LinkKind = "layer" if kind == "layer-link" else "revision"
+        repo.links(link_kind).add(d)
+        verdict = listed_link_names(entry, d)
+        if verdict is False:
+            repo.bad_links[(link_kind, d)] = LinkStat(entry.size, entry.modified, entry.checksum)
+        elif verdict is None:
+            repo.unconfirmed_links = True

@@ -1,34 +1,35 @@
 """Writing distribution's V2 layout, and the listings a registry server needs.
 
-Paths come from `V2Layout` (see the tree in `layout/v2.py`); this module adds the few
-directory paths the server lists (a repository's tags, revisions, uploads) and the write
-side: link files hold exactly `<alg>:<hex>`, `startedat` an RFC 3339 UTC time, neither
-with a newline, as distribution writes them.
+Every path comes from `V2Layout` (see the tree in `layout/v2.py`); this module adds the
+write side: link files hold exactly `<alg>:<hex>` (`v2.link_content`), `startedat` an
+RFC 3339 UTC time, neither with a newline, as distribution writes them.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from regtool.layout.v2 import V2Layout
+from regtool.layout.v2 import CANONICAL_ALGORITHM, V2Layout, link_content
 from regtool.oci import ALGORITHMS, Digest, check_tag
-from regtool.storage.base import join
 
 
-def revisions_dir(layout: V2Layout, name: str, algorithm: str = "sha256") -> str:
-    return join(layout.repository_dir(name), "_manifests/revisions", algorithm)
+def revisions_dir(layout: V2Layout, name: str, algorithm: str = CANONICAL_ALGORITHM) -> str:
+    """`V2Layout.revisions_dir`, kept importable here for the server."""
+    return layout.revisions_dir(name, algorithm)
 
 
 def uploads_dir(layout: V2Layout, name: str) -> str:
-    return join(layout.repository_dir(name), "_uploads")
+    """`V2Layout.uploads_dir`, kept importable here for the server."""
+    return layout.uploads_dir(name)
 
 
 def manifests_dir(layout: V2Layout, name: str) -> str:
-    return join(layout.repository_dir(name), "_manifests")
+    """`V2Layout.manifests_dir`, kept importable here for the server."""
+    return layout.manifests_dir(name)
 
 
 def write_link(layout: V2Layout, path: str, digest: Digest) -> None:
-    layout.driver.put(path, str(digest).encode("ascii"))
+    layout.driver.put(path, link_content(digest))
 
 
 def write_started_at(layout: V2Layout, name: str, upload_id: str) -> None:
@@ -49,7 +50,7 @@ def list_revisions(layout: V2Layout, name: str) -> list[Digest]:
     out = []
     for algorithm in ALGORITHMS:
         try:
-            entries = layout.driver.list(revisions_dir(layout, name, algorithm))
+            entries = layout.driver.list(layout.revisions_dir(name, algorithm))
         except FileNotFoundError:
             continue
         for e in entries:

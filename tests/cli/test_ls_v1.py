@@ -59,7 +59,7 @@ def test_table_output(cli, tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split()[:4] == ["REPOSITORY", "TAG", "IMAGE", "ID"]
     assert lines[1].split()[:4] == ["library/exampleapp", "1.0", image.image_id[:12], "v1"]
-    assert "1 repositories, 1 tags" in result.stdout
+    assert "1 repository, 1 tag, " in result.stdout
 
 
 def test_damaged_v1_data_warns_and_lists_the_rest(cli, tmp_path: Path) -> None:

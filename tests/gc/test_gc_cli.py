@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from regtool.gc import GcOptions, collect
 from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
+from regtool.location import Location
 from regtool.storage.base import DeleteReport
 from regtool.storage.local import LocalDriver
+from regtool.storage.retry import RetryingDriver
 from tests.gc.scenario import build
+from tests.handstore import HandStore
 
 
 def test_usage_errors_exit_2(cli: Any, tmp_path: Path) -> None:
@@ -59,3 +65,38 @@ def test_partial_failure_keeps_blobs_whose_links_stay(
     # A later run with a working driver finishes the job.
     doc = cli.json("gc", "-l", str(distribution_fs.root), "--min-age", "0", "--settle", "0")
     assert stuck <= {o["name"] for o in doc["objects"] if o["deleted"]}
+
+
+class _RefusingBlobs(LocalDriver):
+    """Refuses to delete blob data."""
+
+    def delete_many(self, paths: Iterable[str]) -> DeleteReport:
+        paths = list(paths)
+        report = super().delete_many(p for p in paths if "/blobs/" not in p)
+        report.failed.update({p: "refused" for p in paths if "/blobs/" in p})
+        return report
+
+
+def test_the_summary_counts_what_was_deleted_and_what_failed(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = HandStore(tmp_path)
+    store.image("app", "1")
+    stray = store.blob("app", b"garbage")
+    monkeypatch.setattr(
+        Location, "open", lambda loc: RetryingDriver(_RefusingBlobs(Path(loc.path)), delay=0)
+    )
+    args = ("gc", "-l", str(tmp_path), "--min-age", "0", "--settle", "0")
+    dry = cli(*args, "--dry-run")
+    assert dry.exit_code == 0
+    assert "3 blobs marked (1 manifest read); eligible: 1 _layers link, 1 blob; would free 7 B" in (
+        dry.stdout
+    )
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert "deleted: 1 _layers link; NOT deleted: 1 blob; freed 0 B" in result.stdout
+    assert result.stderr.startswith("1 path NOT deleted (everything else listed was):\n")
+    doc = json.loads(cli(*args, "--json").stdout)  # the link is gone; the blob is left
+    assert doc["totals"]["blob"] == 1 and doc["totals"]["deleted"]["blob"] == 0
+    assert doc["totals"]["items_failed"] == 1 and doc["totals"]["failed"] == 1
+    assert doc["failed"] == {store.layout.blob_data(stray): "refused"}

@@ -39,12 +39,7 @@ def _referenced(layout: V2Layout) -> set[Digest]:
 
 
 def _existing(layout: V2Layout) -> set[Digest]:
-    base = layout.blobs_dir() + "/"
-    return {
-        Digest.parse(f"{p[0]}:{p[2]}")
-        for e in layout.driver.walk(layout.blobs_dir())
-        if (p := e.path[len(base) :].split("/"))
-    }
+    return {d for e in layout.driver.walk(layout.blobs_dir()) if (d := layout.blob_digest(e.path))}
 
 
 def test_damage_is_reported_and_keeps_what_it_might_reference(

@@ -9,28 +9,8 @@ import os
 from pathlib import Path
 
 from regtool.inspect.verify import verify_registry
-from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
 from regtool.oci import DOCKER_MANIFEST, Digest
-from regtool.storage.local import LocalDriver
-
-
-class HandStore:
-    def __init__(self, root: Path):
-        self.layout = V2Layout(LocalDriver(root), FILESYSTEM_ROOT)
-
-    def blob(self, repo: str, data: bytes, algorithm: str = "sha256") -> Digest:
-        digest = Digest.of(data, algorithm)
-        self.layout.driver.put(self.layout.blob_data(digest), data)
-        self.layout.driver.put(self.layout.layer_link(repo, digest), str(digest).encode())
-        return digest
-
-    def manifest(self, repo: str, tag: str, data: bytes, digest: Digest | None = None) -> Digest:
-        digest = digest or Digest.of(data)
-        driver = self.layout.driver
-        driver.put(self.layout.blob_data(digest), data)
-        driver.put(self.layout.revision_link(repo, digest), str(digest).encode())
-        driver.put(self.layout.tag_current_link(repo, tag), str(digest).encode())
-        return digest
+from tests.handstore import HandStore
 
 
 def _b64(data: bytes) -> str:
