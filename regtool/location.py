@@ -90,8 +90,9 @@ class Location:
             )
         from regtool.storage.swift import SwiftDriver
 
-        extra = {"segment_size": self.segment_size} if self.segment_size else {}
-        return SwiftDriver(self.swift, self.container or "", self.path, **extra)
+        return SwiftDriver(
+            self.swift, self.container or "", self.path, segment_size=self.segment_size
+        )
 
 
 def parse_location(

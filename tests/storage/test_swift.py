@@ -1,6 +1,10 @@
 """What only the Swift driver does: distribution's DLO layout, paginated listings, bulk
-delete, login and error translation, request counting. The shared behaviour is in
-test_conformance.py."""
+delete, login and error translation, request counting, the cluster's limits from /info,
+throttling. The shared behaviour is in test_conformance.py.
+
+Faults a real Swift cannot produce on demand (throttling, a body cut short, another
+cluster's /info) come from `FaultProxy`, in front of the real Swift; a cluster with lower
+limits is a second real proxy (`SwiftService.constrained_proxy`)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from swiftclient.client import Connection
+from swiftclient.client import Connection  # type: ignore[import-untyped]
 
 from regtool.errors import (
     AuthenticationFailed,
@@ -25,10 +29,11 @@ from regtool.errors import (
     TransientError,
     Unreachable,
 )
-from regtool.storage import swift_dlo
 from regtool.storage.swift import SwiftCredentials, SwiftDriver
+from regtool.storage.swift import dlo as swift_dlo
 from tests.services import free_port
 from tests.services.swift import SwiftService
+from tests.services.swift_faults import FaultProxy
 
 pytestmark = pytest.mark.swift
 
@@ -46,6 +51,21 @@ def container(swift_service: SwiftService) -> str:
 @pytest.fixture
 def driver(swift_service: SwiftService, container: str) -> Iterator[SwiftDriver]:
     d = swift_service.driver(container, "reg", segment_size=SEGMENT)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def faults(swift_service: SwiftService) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's Swift."""
+    with FaultProxy(swift_service.auth_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faulty(faults: FaultProxy, container: str) -> Iterator[SwiftDriver]:
+    """A driver that talks to Swift through `faults`."""
+    d = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
     yield d
     d.close()
 
@@ -165,12 +185,16 @@ def test_listings_over_10000_names_paginate(swift_service: SwiftService, contain
 
     walked = [e.path for e in d.walk("many")]
     assert sorted(walked) == names
-    assert d.requests == 3  # login + two pages of 10,000
+    assert d.requests == 4  # login, /info, two pages of 10,000
     listed = d.list("many")
     assert len(listed) == len(names) and not any(e.is_dir for e in listed)
     assert {e.size for e in listed} == {1}
-    assert d.requests == 5
+    assert d.requests == 6
     assert {e.path for e in d.list("")} == {"many", "manyx", "aaa"}
+
+
+def _bulk_posts(faults: FaultProxy) -> int:
+    return sum(1 for r in faults.seen if r.startswith("POST ") and "bulk-delete" in r)
 
 
 def test_delete_many_uses_bulk_delete(driver: SwiftDriver, raw: Connection, container: str) -> None:
@@ -178,29 +202,38 @@ def test_delete_many_uses_bulk_delete(driver: SwiftDriver, raw: Connection, cont
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: driver.put(p, b"x"), paths))
     before = driver.requests
-    report = driver.delete_many([*paths[:20], "bulk/missing"])
-    assert not report.failed and len(report.deleted) == 21
+    report = driver.delete_many([*paths, "bulk/missing"])
+    assert not report.failed and len(report.deleted) == 31
     assert driver.requests - before == 2  # GET /info once, then one POST ?bulk-delete
-
-    driver._bulk_max = 4  # as if the cluster allowed 4 names a request
-    before = driver.requests
-    report = driver.delete_many(paths[20:])
-    assert not report.failed and len(report.deleted) == 10
-    assert driver.requests - before == 3
     assert _stored(raw, container) == {}
 
 
-def test_delete_many_without_bulk_delete_deletes_one_by_one(driver: SwiftDriver) -> None:
+def test_bulk_delete_keeps_to_the_clusters_limit(
+    faults: FaultProxy, faulty: SwiftDriver, raw: Connection, container: str
+) -> None:
+    faults.edit_info(lambda info: {**info, "bulk_delete": {"max_deletes_per_request": 4}})
+    paths = [f"bulk/{i}" for i in range(10)]
+    for p in paths:
+        faulty.put(p, b"x")
+    report = faulty.delete_many(paths)
+    assert not report.failed and len(report.deleted) == 10
+    assert _bulk_posts(faults) == 3  # 4 + 4 + 2 names
+    assert _stored(raw, container) == {}
+
+
+def test_delete_many_without_bulk_delete_deletes_one_by_one(
+    faults: FaultProxy, faulty: SwiftDriver
+) -> None:
+    faults.edit_info(lambda info: {k: v for k, v in info.items() if k != "bulk_delete"})
     paths = [f"single/{i}" for i in range(5)]
     for p in paths:
-        driver.put(p, b"x")
-    driver._bulk_max = 0  # as if /info offered no bulk_delete
-    before = driver.requests
-    report = driver.delete_many([*paths, "single/missing", "bad//path"])
+        faulty.put(p, b"x")
+    report = faulty.delete_many([*paths, "single/missing", "bad//path"])
     assert sorted(report.deleted) == sorted([*paths, "single/missing"])
     assert list(report.failed) == ["bad//path"]
-    assert driver.requests - before == 6
-    assert list(driver.walk("")) == []
+    assert _bulk_posts(faults) == 0
+    assert sum(1 for r in faults.seen if r.startswith("DELETE ")) == 6
+    assert list(faulty.walk("")) == []
 
 
 def test_bad_credentials_raise_authentication_failed_without_the_key(
