@@ -20,6 +20,10 @@ tempauth keeps its tokens in memcached, so Debian's memcached runs on a free por
 account, container and object servers, whose own swift.conf sets `[swift-constraints]`
 (a cluster with a lower `container_listing_limit` or `max_file_size`, which its `/info`
 publishes and its proxy enforces): one process, about a second, only for tests that ask.
+Swift reads `[swift-constraints]` once, from /etc/swift/swift.conf, when
+swift.common.constraints is first imported (`swift_dir` does not change that, and other
+modules copy the values as they import them), so that proxy is started by a few lines
+that point swift at its own swift.conf before anything imports the constraints.
 """
 
 from __future__ import annotations
@@ -65,6 +69,16 @@ for kind, port in zip(("account", "container", "object"), map(int, sys.argv[3:6]
     builder.rebalance()
     builder.save(f"{swift_dir}/{kind}.builder")
     builder.get_ring().save(f"{swift_dir}/{kind}.ring.gz")
+"""
+
+
+# argv: swift.conf, proxy-server.conf, options.
+_CONSTRAINED_PROXY = """
+import sys
+import swift.common.utils as utils
+utils.SWIFT_CONF_FILE = sys.argv.pop(1)
+from swift.proxy.server import main
+main()
 """
 
 
@@ -236,7 +250,8 @@ class SwiftService:
         conf.write_text(
             _proxy_config(swift_dir, self.tmpdir / "devices", proxy.port, self.memcached_port)
         )
-        self._spawn(name, [*_swift_script("swift-proxy-server"), str(conf), "-v"])
+        argv = [sys.executable, "-c", _CONSTRAINED_PROXY, str(swift_dir / "swift.conf")]
+        self._spawn(name, [*argv, str(conf), "-v"])
         self.wait_ready([], port=proxy.port)
         return proxy
 
@@ -411,6 +426,9 @@ def _proxy_config(swift_dir: Path, devices: Path, port: int, memcached_port: int
 
         [filter:dlo]
         use = egg:swift#dlo
+        # Tests write DLOs of many tiny segments; the default (after the 10th segment,
+        # one a second) is meant for segments of megabytes.
+        rate_limit_after_segment = 1000000
         """)
 
 

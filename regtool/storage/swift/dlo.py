@@ -97,6 +97,21 @@ class LargeObjects:
         """The paths of the segments listed in `segment_set`."""
         return [e.path for e in self.objects.listing(segment_set)]
 
+    def listed_size(self, segment_set: str) -> int:
+        """The bytes in the segments listed in `segment_set`."""
+        return sum(e.size or 0 for e in self.objects.listing(segment_set))
+
+    def size(self, headers: dict[str, str]) -> int | None:
+        """The content size of the object whose HEAD gave `headers`: its Content-Length,
+        except for a DLO of more segments than a listing page, whose HEAD says 0 (Swift
+        sums only the first page): then the size of its own segments, listed."""
+        length = content_length(headers)
+        if length == 0:
+            own = self.own_segment_set(manifest(headers))
+            if own:
+                return self.listed_size(own)
+        return length
+
     def manifest_of(self, path: str) -> str | None:
         """The own segment set of the DLO at `path`; None if absent or a plain object."""
         try:
@@ -220,9 +235,11 @@ class SwiftWriter(Writer):
 
     def _wait_for_segments(self) -> None:
         """Container listings (which Swift uses to assemble a DLO) lag behind writes on a
-        busy cluster: wait until the manifest's size covers what was written, as
+        busy cluster: wait until the object's size covers what was written, as
         distribution does. A cluster that does not keep the manifest, or does not join
         segments it lists, offers no DLOs: that is said plainly."""
+        # Swift sums a DLO's segments on HEAD only when they fit one listing page.
+        summed = self._next - 1 < self._objects.session.capabilities().listing_limit
         pause, waited = SETTLE_FIRST, 0.0
         while True:
             headers = self._objects.head(self._path)
@@ -230,12 +247,12 @@ class SwiftWriter(Writer):
                 if self._size:
                     raise self._no_dlo("does not keep the X-Object-Manifest header")
                 return  # nothing written: a 0-byte object is as good
-            length = content_length(headers)
+            listed = self._dlo.listed_size
+            length = content_length(headers) if summed else listed(self._segment_set)
             if length is None or length >= self._size:
-                return  # no length: more segments than a listing page, not summed up
+                return
             if waited + pause > SETTLE_TOTAL:
-                listed = sum(e.size or 0 for e in self._objects.listing(self._segment_set))
-                if listed >= self._size:
+                if summed and self._dlo.listed_size(self._segment_set) >= self._size:
                     raise self._no_dlo("lists the segments but does not join them")
                 raise StorageError(
                     f"Timeout expired while waiting for segments of {self._path} to show up",

@@ -20,7 +20,7 @@ from regtool.storage.base import (
     Writer,
     check_path,
 )
-from regtool.storage.swift.container import Container, content_length, header_time
+from regtool.storage.swift.container import Container, header_time
 from regtool.storage.swift.credentials import SwiftCredentials
 from regtool.storage.swift.dlo import DEFAULT_SEGMENT_SIZE, LargeObjects, manifest
 from regtool.storage.swift.errors import DRIVER, PreconditionFailed
@@ -90,7 +90,7 @@ class SwiftDriver(Driver):
 
     def large_object(self, path: str) -> LargeObject | None:
         headers = self.objects.head(path)
-        return LargeObject(content_length(headers), self.dlo.own_segment_set(manifest(headers)))
+        return LargeObject(self.dlo.size(headers), self.dlo.own_segment_set(manifest(headers)))
 
     def describe(self) -> str:
         return self.objects.describe()
@@ -117,7 +117,7 @@ class SwiftDriver(Driver):
             if self.objects.has_below(path):
                 return Entry(path, is_dir=True)
             raise
-        return Entry(path, size=content_length(headers), modified=header_time(headers))
+        return Entry(path, size=self.dlo.size(headers), modified=header_time(headers))
 
     def get(self, path: str) -> bytes:
         return self.objects.get(path)
