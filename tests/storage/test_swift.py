@@ -33,7 +33,7 @@ from regtool.errors import (
 from regtool.location import parse_location
 from regtool.storage.base import Entry
 from regtool.storage.swift import SwiftCredentials, SwiftDriver
-from regtool.storage.swift import dlo as swift_dlo
+from regtool.storage.swift import dlo
 from tests.services import free_port
 from tests.services.swift import KEY, USER, SwiftProxy, SwiftService
 from tests.services.swift_faults import FaultProxy, Response
@@ -450,7 +450,7 @@ def test_commit_waits_for_lagging_segments(
     assert time.monotonic() - started >= 0.5
     assert driver.get("lag/data") == b"1" * SEGMENT + b"2" * SEGMENT
 
-    monkeypatch.setattr(swift_dlo, "SETTLE_TOTAL", 0.5)
+    monkeypatch.setattr(dlo, "SETTLE_TOTAL", 0.5)
     w = driver.writer("lag/never")
     w.write(b"x" * SEGMENT)
     raw.delete_object(
@@ -762,7 +762,7 @@ def test_a_cluster_without_dlo_is_named_as_such(
     with pytest.raises(StorageError, match="does not keep the X-Object-Manifest header"):
         _write(faulty, "dropped")
 
-    monkeypatch.setattr(swift_dlo, "SETTLE_TOTAL", 0.5)
+    monkeypatch.setattr(dlo, "SETTLE_TOTAL", 0.5)
     faults.edit("HEAD", rf"/{container}/reg/unjoined$", _unjoined)
     with pytest.raises(StorageError, match="lists the segments but does not join them"):
         _write(faulty, "unjoined")
