@@ -32,8 +32,7 @@ from regtool.errors import (
 )
 from regtool.location import parse_location
 from regtool.storage.base import Entry
-from regtool.storage.swift import SwiftCredentials, SwiftDriver
-from regtool.storage.swift import dlo
+from regtool.storage.swift import SwiftCredentials, SwiftDriver, dlo
 from tests.services import free_port
 from tests.services.swift import KEY, USER, SwiftProxy, SwiftService
 from tests.services.swift_faults import FaultProxy, Response

@@ -54,17 +54,17 @@ class LargeObjects:
         self.objects = objects
         self.segment_root = segment_root
         self._segment_size = segment_size
-        self._checked: int | None = None
+        self._fitted: int | None = None
         self._lock = threading.Lock()
 
     def segment_size(self) -> int:
         """Bytes a segment holds: the configured size, cut to the cluster's
         `max_file_size` (saying so once)."""
-        if self._checked is None:
+        if self._fitted is None:
             with self._lock:
-                if self._checked is None:
-                    self._checked = self._fit(self.objects.session.capabilities().max_file_size)
-        return self._checked
+                if self._fitted is None:
+                    self._fitted = self._fit(self.objects.session.capabilities().max_file_size)
+        return self._fitted
 
     def _fit(self, max_file_size: int) -> int:
         if self._segment_size <= max_file_size:
