@@ -783,6 +783,11 @@ def test_odd_answers_are_storage_errors_or_unknown_values(
     odd = [{"name": "reg/a", "bytes": "x", "last_modified": "yesterday", "hash": 5}]
     faults.answer("GET", listing, 200, headers=as_json, body=json.dumps(odd).encode())
     assert list(faulty.walk("")) == [Entry("a")]
+    faults.answer("GET", listing, 200, headers=as_json, body=b'[{"bytes": 1}]')
+    with pytest.raises(StorageError, match="unexpected item in a listing"):
+        list(faulty.walk(""))
+    faults.answer("POST", r"bulk-delete", 200, headers=as_json, body=b'{"Errors": "many"}')
+    assert "unexpected errors" in faulty.delete_many(["a"]).failed["a"]
 
     faulty.put("a", b"1")
     faults.edit("HEAD", r"/reg/a$", lambda r: (r[0], {**r[1], "X-Timestamp": "soon"}, r[2]))

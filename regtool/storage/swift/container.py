@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 from urllib.parse import quote, unquote
 
 from swiftclient import client as sc  # type: ignore[import-untyped]
@@ -131,14 +131,23 @@ class Container:
         """Create the container; nothing if it exists (a PUT of one is a no-op, 202)."""
         self.session.call(sc.put_container, self.container, path="")
 
-    def _entry(self, item: dict[str, Any]) -> Entry:
-        if "subdir" in item:
-            return Entry(self.path(str(item["subdir"]).rstrip("/")), is_dir=True)
+    def _entry(self, item: object, directory: str, prefix: str) -> Entry | None:
+        """The entry of a listing item; None for the listing's prefix itself (an object
+        named `dir/`, as some tools write to mark a directory)."""
+        if isinstance(item, dict) and isinstance(item.get("subdir"), str):
+            subdir = item["subdir"]
+            return Entry(self.path(subdir.rstrip("/")), is_dir=True) if subdir != prefix else None
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise StorageError(
+                f"unexpected item in a listing: {str(item)[:100]}", path=directory, driver=DRIVER
+            )
+        if item["name"] == prefix:
+            return None
         # A DLO manifest lists as 0 bytes, indistinguishable from an empty file: unknown.
         size = item.get("bytes")
         hash_ = item.get("hash")
         return Entry(
-            self.path(str(item["name"])),
+            self.path(item["name"]),
             size=size if isinstance(size, int) and size > 0 else None,
             modified=_listing_time(item.get("last_modified")),
             checksum=hash_ if isinstance(hash_, str) else None,
@@ -171,9 +180,8 @@ class Container:
                     raise
                 self.session.lower_listing_limit(allowed)
                 continue
-            for item in page:
-                if item.get("name", item.get("subdir")) != prefix:
-                    yield self._entry(item)
+            entries = [self._entry(item, directory, prefix) for item in page]
+            yield from (e for e in entries if e is not None)
             if len(page) < limit:
                 return
             marker = page[-1].get("name") or page[-1].get("subdir")
@@ -308,7 +316,13 @@ class Container:
             return dict.fromkeys(paths, error)
         lead = f"/{self.container}/"
         failed: dict[str, StorageError] = {}
-        for quoted, status in result.get("Errors") or []:
+        errors = result.get("Errors") or []
+        if not isinstance(errors, list) or not all(
+            isinstance(e, list) and len(e) == 2 for e in errors
+        ):
+            error = StorageError(f"bulk delete: unexpected errors: {errors!r:.100}", driver=DRIVER)
+            return dict.fromkeys(paths, error)
+        for quoted, status in errors:
             name = unquote(str(quoted)).removeprefix(lead)
             path = names.get(name, self.path(name))
             code = _status_code(status)
