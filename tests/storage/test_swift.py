@@ -18,6 +18,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -33,6 +35,7 @@ from regtool.errors import (
 from regtool.location import parse_location
 from regtool.storage.base import Entry
 from regtool.storage.swift import SwiftCredentials, SwiftDriver, dlo
+from regtool.storage.swift.errors import retry_after
 from tests.services import free_port
 from tests.services.swift import KEY, USER, SwiftProxy, SwiftService
 from tests.services.swift_faults import FaultProxy, Response
@@ -493,9 +496,6 @@ def test_a_connection_cut_in_the_middle_of_a_body_is_a_transient_error(
 
 
 def _http_date(seconds_from_now: float) -> str:
-    from datetime import UTC, datetime, timedelta
-    from email.utils import format_datetime
-
     return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
 
 
@@ -528,6 +528,11 @@ def _write(driver: SwiftDriver, path: str) -> None:
         w.commit()
 
 
+def _read(driver: SwiftDriver, path: str, offset: int) -> bytes:
+    with driver.open(path, offset) as f:
+        return f.read()
+
+
 def _throttle(faults: FaultProxy, method: str, pattern: str) -> None:
     faults.answer(method, pattern, 429, headers={"Retry-After": "5"}, body=b"Slow down")
 
@@ -550,7 +555,7 @@ def test_every_request_path_reports_throttling(
         "walk": (("GET", listing), lambda: list(faulty.walk("dir"))),
         "stat": (("HEAD", obj), lambda: faulty.stat("dir/f")),
         "get": (("GET", obj), lambda: faulty.get("dir/f")),
-        "open": (("GET", obj), lambda: faulty.open("dir/f", 2).read()),
+        "open": (("GET", obj), lambda: _read(faulty, "dir/f", 2)),
         "put": (("PUT", obj), lambda: faulty.put("dir/f", b"new")),
         "move": (("HEAD", obj), lambda: faulty.move("dir/f", "dir/g")),
         "delete": (("POST", r"bulk-delete"), lambda: faulty.delete("dir")),
@@ -813,10 +818,6 @@ def test_an_unusable_storage_url_is_not_retried(container: str) -> None:
 
 
 def test_retry_after_in_seconds_or_as_a_date() -> None:
-    from datetime import UTC, datetime
-
-    from regtool.storage.swift.errors import retry_after
-
     now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert retry_after("7", now) == 7.0
     assert retry_after(" 1.5 ", now) == 1.5
