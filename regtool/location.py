@@ -109,10 +109,9 @@ class Location:
             )
         from regtool.storage.swift import SwiftDriver
 
-        container = self.container or ""
-        if self.segment_size:  # a config file's chunksize; else distribution's default
-            return SwiftDriver(self.swift, container, self.path, segment_size=self.segment_size)
-        return SwiftDriver(self.swift, container, self.path)
+        return SwiftDriver(
+            self.swift, self.container or "", self.path, segment_size=self.segment_size
+        )
 
 
 def parse_location(

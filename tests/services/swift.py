@@ -5,6 +5,8 @@
     swift.user, swift.key   # "test:tester", "testing" (an .admin of account AUTH_test)
     swift.storage_url   # "http://127.0.0.1:PORT/v1/AUTH_test"
     swift.driver("container", "prefix", segment_size=64 * 1024)  # a SwiftDriver
+    small = swift.constrained_proxy(container_listing_limit=100)  # a second proxy
+    small.auth_url, small.credentials()                             # ... of the same cluster
     swift.stop()
 
 Everything lives in `tmpdir`: rings, configs, devices, logs. Swift normally reads its hash
@@ -13,6 +15,15 @@ swift then reads `tmpdir/swift.conf` instead (swift.common.wsgi calls `set_swift
 before validating the configuration), so nothing outside tmpdir is touched.
 
 tempauth keeps its tokens in memcached, so Debian's memcached runs on a free port too.
+
+`constrained_proxy` starts, on first use, one more proxy server in front of the same
+account, container and object servers, whose own swift.conf sets `[swift-constraints]`
+(a cluster with a lower `container_listing_limit` or `max_file_size`, which its `/info`
+publishes and its proxy enforces): one process, about a second, only for tests that ask.
+Swift reads `[swift-constraints]` once, from /etc/swift/swift.conf, when
+swift.common.constraints is first imported (`swift_dir` does not change that, and other
+modules copy the values as they import them), so that proxy is started by a few lines
+that point swift at its own swift.conf before anything imports the constraints.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import quote
@@ -57,6 +69,16 @@ for kind, port in zip(("account", "container", "object"), map(int, sys.argv[3:6]
     builder.rebalance()
     builder.save(f"{swift_dir}/{kind}.builder")
     builder.get_ring().save(f"{swift_dir}/{kind}.ring.gz")
+"""
+
+
+# argv: swift.conf, proxy-server.conf, options.
+_CONSTRAINED_PROXY = """
+import sys
+import swift.common.utils as utils
+utils.SWIFT_CONF_FILE = sys.argv.pop(1)
+from swift.proxy.server import main
+main()
 """
 
 
@@ -102,12 +124,34 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:]) or "(empty log)"
 
 
+@dataclass(frozen=True)
+class SwiftProxy:
+    """One more proxy server of the running Swift, with constraints of its own."""
+
+    port: int
+    constraints: dict[str, int]
+
+    @property
+    def auth_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/auth/v1.0"
+
+    @property
+    def storage_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/{ACCOUNT}"
+
+    def credentials(self) -> SwiftCredentials:
+        return SwiftCredentials(auth_url=self.auth_url, user=USER, key=KEY)
+
+
 class SwiftService:
     """A running Swift. Attributes: auth_url, user, key, storage_url, tmpdir."""
 
-    def __init__(self, tmpdir: Path, ports: dict[str, int]) -> None:
+    def __init__(self, tmpdir: Path, ports: dict[str, int], memcached_port: int) -> None:
         self.tmpdir = tmpdir
         self.ports = ports
+        self.memcached_port = memcached_port
+        self._proxies: dict[tuple[tuple[str, int], ...], SwiftProxy] = {}
+        self._proxies_lock = threading.Lock()
         self.proxy_port = proxy_port = ports["proxy"]
         self.auth_url = f"http://127.0.0.1:{proxy_port}/auth/v1.0"
         self.user = USER
@@ -184,6 +228,33 @@ class SwiftService:
         self.create_container(container)
         return SwiftDriver(self.credentials(), container, prefix, segment_size=segment_size)
 
+    def constrained_proxy(self, **constraints: int) -> SwiftProxy:
+        """A second proxy server of this Swift whose swift.conf has `[swift-constraints]`
+        `constraints` (e.g. `container_listing_limit=100`), started on first use and
+        kept until `stop()`. Tokens and data are shared with the main proxy."""
+        key = tuple(sorted(constraints.items()))
+        with self._proxies_lock:
+            if key not in self._proxies:
+                self._proxies[key] = self._start_proxy(f"proxy-{len(self._proxies) + 1}", key)
+            return self._proxies[key]
+
+    def _start_proxy(self, name: str, constraints: tuple[tuple[str, int], ...]) -> SwiftProxy:
+        swift_dir = self.tmpdir / name
+        swift_dir.mkdir()
+        for kind in ("account", "container", "object"):
+            (swift_dir / f"{kind}.ring.gz").symlink_to(self.tmpdir / f"{kind}.ring.gz")
+        lines = "".join(f"{k} = {v}\n" for k, v in constraints)
+        (swift_dir / "swift.conf").write_text(SWIFT_CONF + f"\n[swift-constraints]\n{lines}")
+        proxy = SwiftProxy(free_port(), dict(constraints))
+        conf = swift_dir / "proxy-server.conf"
+        conf.write_text(
+            _proxy_config(swift_dir, self.tmpdir / "devices", proxy.port, self.memcached_port)
+        )
+        argv = [sys.executable, "-c", _CONSTRAINED_PROXY, str(swift_dir / "swift.conf")]
+        self._spawn(name, [*argv, str(conf), "-v"])
+        self.wait_ready([], port=proxy.port)
+        return proxy
+
     def add_listing_entries(self, container: str, names: list[str], size: int = 1) -> None:
         """Record `names` in the container's listing without storing any object, the way
         an object server reports a new object to its container server.
@@ -244,22 +315,24 @@ class SwiftService:
                 conn.close()
 
     # --- readiness -------------------------------------------------------------------
-    def _ready(self, backend_ports: list[int]) -> bool:
+    def _ready(self, backend_ports: list[int], port: int) -> bool:
         try:
-            if _http("GET", "127.0.0.1", self.proxy_port, "/healthcheck").status != 200:
+            if _http("GET", "127.0.0.1", port, "/healthcheck").status != 200:
                 return False
             if not all(_port_open(p) for p in backend_ports):
                 return False
             token = self.token()
             # HEAD of the account goes through the proxy to the account server.
-            resp = _http(
-                "HEAD", "127.0.0.1", self.proxy_port, f"/v1/{ACCOUNT}", {"X-Auth-Token": token}
-            )
+            resp = _http("HEAD", "127.0.0.1", port, f"/v1/{ACCOUNT}", {"X-Auth-Token": token})
             return resp.status in (200, 204)
         except (OSError, http.client.HTTPException, RuntimeError):
             return False
 
-    def wait_ready(self, backend_ports: list[int], timeout: float = START_TIMEOUT) -> None:
+    def wait_ready(
+        self, backend_ports: list[int], timeout: float = START_TIMEOUT, port: int | None = None
+    ) -> None:
+        """Wait until the proxy at `port` (the main one by default) and `backend_ports`
+        answer; RuntimeError with the servers' logs if a server exits or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, proc in self._procs.items():
@@ -267,51 +340,43 @@ class SwiftService:
                     raise RuntimeError(
                         f"swift {name} server exited with {proc.returncode}\n{self.logs()}"
                     )
-            if self._ready(backend_ports):
+            if self._ready(backend_ports, port or self.proxy_port):
                 return
             time.sleep(0.2)
         raise RuntimeError(f"Swift did not become ready in {timeout:.0f} s\n{self.logs()}")
 
 
-def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> None:
-    devices = tmpdir / "devices"
-    (devices / DEVICE).mkdir(parents=True, exist_ok=True)
-    (tmpdir / "run").mkdir(exist_ok=True)
-    (tmpdir / "swift.conf").write_text(
-        textwrap.dedent("""\
-        [swift-hash]
-        swift_hash_path_suffix = regtool-tests
-        swift_hash_path_prefix = regtool-tests
+SWIFT_CONF = textwrap.dedent("""\
+    [swift-hash]
+    swift_hash_path_suffix = regtool-tests
+    swift_hash_path_prefix = regtool-tests
 
-        [storage-policy:0]
-        name = Policy-0
-        default = yes
-        """)
-    )
-    common = textwrap.dedent(f"""\
+    [storage-policy:0]
+    name = Policy-0
+    default = yes
+    """)
+
+
+def _common(name: str, swift_dir: Path, devices: Path, port: int) -> str:
+    """The [DEFAULT] section every server's config starts with."""
+    return textwrap.dedent(f"""\
         [DEFAULT]
-        swift_dir = {tmpdir}
+        swift_dir = {swift_dir}
         devices = {devices}
         mount_check = false
         disable_fallocate = true
         bind_ip = 127.0.0.1
+        bind_port = {port}
         workers = 0
         user = {getpass.getuser()}
         log_level = INFO
-        log_name = %s
-        """)
-    for kind in ("account", "container", "object"):
-        (tmpdir / f"{kind}-server.conf").write_text(
-            common % kind
-            + f"bind_port = {ports[kind]}\n\n"
-            + f"[pipeline:main]\npipeline = {kind}-server\n\n"
-            + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n"
-        )
-    (tmpdir / "proxy-server.conf").write_text(
-        common % "proxy"
-        + textwrap.dedent(f"""\
-        bind_port = {ports["proxy"]}
+        log_name = {name}
 
+        """)
+
+
+def _proxy_config(swift_dir: Path, devices: Path, port: int, memcached_port: int) -> str:
+    return _common("proxy", swift_dir, devices, port) + textwrap.dedent(f"""\
         [pipeline:main]
         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
             bulk tempurl tempauth copy slo dlo proxy-logging proxy-server
@@ -361,7 +426,25 @@ def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> 
 
         [filter:dlo]
         use = egg:swift#dlo
+        # Tests write DLOs of many tiny segments; the default (after the 10th segment,
+        # one a second) is meant for segments of megabytes.
+        rate_limit_after_segment = 1000000
         """)
+
+
+def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> None:
+    devices = tmpdir / "devices"
+    (devices / DEVICE).mkdir(parents=True, exist_ok=True)
+    (tmpdir / "run").mkdir(exist_ok=True)
+    (tmpdir / "swift.conf").write_text(SWIFT_CONF)
+    for kind in ("account", "container", "object"):
+        (tmpdir / f"{kind}-server.conf").write_text(
+            _common(kind, tmpdir, devices, ports[kind])
+            + f"[pipeline:main]\npipeline = {kind}-server\n\n"
+            + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n"
+        )
+    (tmpdir / "proxy-server.conf").write_text(
+        _proxy_config(tmpdir, devices, ports["proxy"], memcached_port)
     )
 
 
@@ -374,7 +457,7 @@ def start_swift(tmpdir: Path) -> SwiftService:
     tmpdir.mkdir(parents=True, exist_ok=True)
     ports = {name: free_port() for name in SERVERS}
     memcached_port = free_port()
-    service = SwiftService(tmpdir, ports)
+    service = SwiftService(tmpdir, ports, memcached_port)
     try:
         memcached = [
             _memcached_binary(),

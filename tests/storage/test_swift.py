@@ -1,6 +1,10 @@
 """What only the Swift driver does: distribution's DLO layout, paginated listings, bulk
-delete, login and error translation, request counting. The shared behaviour is in
-test_conformance.py."""
+delete, login and error translation, request counting, the cluster's limits from /info,
+throttling. The shared behaviour is in test_conformance.py.
+
+Faults a real Swift cannot produce on demand (throttling, a body cut short, another
+cluster's /info) come from `FaultProxy`, in front of the real Swift; a cluster with lower
+limits is a second real proxy (`SwiftService.constrained_proxy`)."""
 
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
 
 import pytest
-from swiftclient.client import Connection
+from swiftclient.client import Connection  # type: ignore[import-untyped]
 
 from regtool.errors import (
     AuthenticationFailed,
@@ -25,10 +32,13 @@ from regtool.errors import (
     TransientError,
     Unreachable,
 )
-from regtool.storage import swift_dlo
-from regtool.storage.swift import SwiftCredentials, SwiftDriver
+from regtool.location import parse_location
+from regtool.storage.base import Entry
+from regtool.storage.swift import SwiftCredentials, SwiftDriver, dlo
+from regtool.storage.swift.errors import retry_after
 from tests.services import free_port
-from tests.services.swift import SwiftService
+from tests.services.swift import KEY, USER, SwiftProxy, SwiftService
+from tests.services.swift_faults import FaultProxy, Response
 
 pytestmark = pytest.mark.swift
 
@@ -46,6 +56,21 @@ def container(swift_service: SwiftService) -> str:
 @pytest.fixture
 def driver(swift_service: SwiftService, container: str) -> Iterator[SwiftDriver]:
     d = swift_service.driver(container, "reg", segment_size=SEGMENT)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def faults(swift_service: SwiftService) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's Swift."""
+    with FaultProxy(swift_service.auth_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def faulty(faults: FaultProxy, container: str) -> Iterator[SwiftDriver]:
+    """A driver that talks to Swift through `faults`."""
+    d = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
     yield d
     d.close()
 
@@ -165,12 +190,16 @@ def test_listings_over_10000_names_paginate(swift_service: SwiftService, contain
 
     walked = [e.path for e in d.walk("many")]
     assert sorted(walked) == names
-    assert d.requests == 3  # login + two pages of 10,000
+    assert d.requests == 4  # login, /info, two pages of 10,000
     listed = d.list("many")
     assert len(listed) == len(names) and not any(e.is_dir for e in listed)
     assert {e.size for e in listed} == {1}
-    assert d.requests == 5
+    assert d.requests == 6
     assert {e.path for e in d.list("")} == {"many", "manyx", "aaa"}
+
+
+def _bulk_posts(faults: FaultProxy) -> int:
+    return sum(1 for r in faults.seen if r.startswith("POST ") and "bulk-delete" in r)
 
 
 def test_delete_many_uses_bulk_delete(driver: SwiftDriver, raw: Connection, container: str) -> None:
@@ -178,29 +207,38 @@ def test_delete_many_uses_bulk_delete(driver: SwiftDriver, raw: Connection, cont
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: driver.put(p, b"x"), paths))
     before = driver.requests
-    report = driver.delete_many([*paths[:20], "bulk/missing"])
-    assert not report.failed and len(report.deleted) == 21
+    report = driver.delete_many([*paths, "bulk/missing"])
+    assert not report.failed and len(report.deleted) == 31
     assert driver.requests - before == 2  # GET /info once, then one POST ?bulk-delete
-
-    driver._bulk_max = 4  # as if the cluster allowed 4 names a request
-    before = driver.requests
-    report = driver.delete_many(paths[20:])
-    assert not report.failed and len(report.deleted) == 10
-    assert driver.requests - before == 3
     assert _stored(raw, container) == {}
 
 
-def test_delete_many_without_bulk_delete_deletes_one_by_one(driver: SwiftDriver) -> None:
+def test_bulk_delete_keeps_to_the_clusters_limit(
+    faults: FaultProxy, faulty: SwiftDriver, raw: Connection, container: str
+) -> None:
+    faults.edit_info(lambda info: {**info, "bulk_delete": {"max_deletes_per_request": 4}})
+    paths = [f"bulk/{i}" for i in range(10)]
+    for p in paths:
+        faulty.put(p, b"x")
+    report = faulty.delete_many(paths)
+    assert not report.failed and len(report.deleted) == 10
+    assert _bulk_posts(faults) == 3  # 4 + 4 + 2 names
+    assert _stored(raw, container) == {}
+
+
+def test_delete_many_without_bulk_delete_deletes_one_by_one(
+    faults: FaultProxy, faulty: SwiftDriver
+) -> None:
+    faults.edit_info(lambda info: {k: v for k, v in info.items() if k != "bulk_delete"})
     paths = [f"single/{i}" for i in range(5)]
     for p in paths:
-        driver.put(p, b"x")
-    driver._bulk_max = 0  # as if /info offered no bulk_delete
-    before = driver.requests
-    report = driver.delete_many([*paths, "single/missing", "bad//path"])
+        faulty.put(p, b"x")
+    report = faulty.delete_many([*paths, "single/missing", "bad//path"])
     assert sorted(report.deleted) == sorted([*paths, "single/missing"])
     assert list(report.failed) == ["bad//path"]
-    assert driver.requests - before == 6
-    assert list(driver.walk("")) == []
+    assert _bulk_posts(faults) == 0
+    assert sum(1 for r in faults.seen if r.startswith("DELETE ")) == 6
+    assert list(faulty.walk("")) == []
 
 
 def test_bad_credentials_raise_authentication_failed_without_the_key(
@@ -289,6 +327,12 @@ class _FakeKeystone(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         identity = body["auth"]["identity"]["password"]["user"]
         project = body["auth"]["scope"]["project"]
+        if identity["name"] == "busy":  # a throttled Keystone
+            self.send_response(429)
+            self.send_header("Retry-After", "9")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if (
             identity["name"],
             identity["password"],
@@ -379,6 +423,12 @@ def test_keystone_v3_login(swift_service: SwiftService, container: str) -> None:
         )
         with pytest.raises(StorageError, match=r"object-store.*R2"):
             SwiftDriver(elsewhere, container).list("")
+        busy = SwiftCredentials(
+            url, "busy", "testing", auth_version="3", project_name="test", user_domain_name="D"
+        )
+        with pytest.raises(TransientError) as throttled:
+            SwiftDriver(busy, container).list("")
+        assert throttled.value.retry_after == 9
     finally:
         server.shutdown()
         server.server_close()
@@ -402,7 +452,7 @@ def test_commit_waits_for_lagging_segments(
     assert time.monotonic() - started >= 0.5
     assert driver.get("lag/data") == b"1" * SEGMENT + b"2" * SEGMENT
 
-    monkeypatch.setattr(swift_dlo, "SETTLE_TOTAL", 0.5)
+    monkeypatch.setattr(dlo, "SETTLE_TOTAL", 0.5)
     w = driver.writer("lag/never")
     w.write(b"x" * SEGMENT)
     raw.delete_object(
@@ -426,3 +476,352 @@ def test_create_root_creates_a_missing_container(swift_service) -> None:
         driver.delete("a")
     finally:
         driver.close()
+
+
+# --- network faults and throttling ------------------------------------------------------
+
+
+def test_a_connection_cut_in_the_middle_of_a_body_is_a_transient_error(
+    faults: FaultProxy, faulty: SwiftDriver, container: str
+) -> None:
+    data = os.urandom(300_000)
+    faulty.put("big", data)
+    faults.cut("GET", rf"/{container}/reg/big$", after=100_000, times=2)
+    with faulty.open("big") as f, pytest.raises(TransientError, match="connection"):
+        f.read()
+    with pytest.raises(TransientError):
+        faulty.get("big")
+    assert faulty.get("big") == data  # the fault passed; the driver still works
+    faulty.delete("big")
+
+
+def _http_date(seconds_from_now: float) -> str:
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+@pytest.mark.parametrize("status", [429, 498, 503])
+def test_throttling_is_a_transient_error_with_the_servers_wait(
+    faults: FaultProxy, faulty: SwiftDriver, container: str, status: int
+) -> None:
+    faulty.put("f", b"content")
+    faults.answer("GET", rf"/{container}/reg/f$", status, headers={"Retry-After": "7"})
+    with pytest.raises(TransientError) as info:
+        faulty.get("f")
+    assert info.value.retry_after == 7
+    assert str(status) in str(info.value) and "retry after 7 s" in str(info.value)
+
+    faults.answer("GET", rf"/{container}/reg/f$", status, headers={"Retry-After": _http_date(30)})
+    with pytest.raises(TransientError) as info:
+        faulty.get("f")
+    assert info.value.retry_after is not None and 25 <= info.value.retry_after <= 30
+
+    faults.answer("GET", rf"/{container}/reg/f$", status)  # no Retry-After
+    with pytest.raises(TransientError) as info:
+        faulty.get("f")
+    assert info.value.retry_after is None
+    faulty.delete("f")
+
+
+def _write(driver: SwiftDriver, path: str) -> None:
+    with driver.writer(path) as w:
+        w.write(b"x" * (SEGMENT + 1))
+        w.commit()
+
+
+def _read(driver: SwiftDriver, path: str, offset: int) -> bytes:
+    with driver.open(path, offset) as f:
+        return f.read()
+
+
+def _throttle(faults: FaultProxy, method: str, pattern: str) -> None:
+    faults.answer(method, pattern, 429, headers={"Retry-After": "5"}, body=b"Slow down")
+
+
+@pytest.mark.parametrize(
+    "operation",
+    ["login", "info", "list", "walk", "stat", "get", "open", "put", "move", "delete", "writer"],
+)
+def test_every_request_path_reports_throttling(
+    faults: FaultProxy, faulty: SwiftDriver, container: str, operation: str
+) -> None:
+    faulty.put("dir/f", b"content")
+    obj = rf"/{container}/reg/dir/f$"
+    listing = rf"/{container}\?"
+    fresh = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
+    calls = {
+        "login": (("GET", r"^/auth/"), lambda: fresh.stat("dir/f")),
+        "info": (("GET", r"^/info$"), lambda: fresh.list("dir")),
+        "list": (("GET", listing), lambda: faulty.list("dir")),
+        "walk": (("GET", listing), lambda: list(faulty.walk("dir"))),
+        "stat": (("HEAD", obj), lambda: faulty.stat("dir/f")),
+        "get": (("GET", obj), lambda: faulty.get("dir/f")),
+        "open": (("GET", obj), lambda: _read(faulty, "dir/f", 2)),
+        "put": (("PUT", obj), lambda: faulty.put("dir/f", b"new")),
+        "move": (("HEAD", obj), lambda: faulty.move("dir/f", "dir/g")),
+        "delete": (("POST", r"bulk-delete"), lambda: faulty.delete("dir")),
+        "writer": (("PUT", rf"/{container}/reg/segments/"), lambda: _write(faulty, "dir/w")),
+    }
+    (method, pattern), call = calls[operation]
+    _throttle(faults, method, pattern)
+    try:
+        # Never "not found", never an empty answer: the wait the server asked for.
+        with pytest.raises(TransientError) as info:
+            call()
+        assert info.value.retry_after == 5
+        call()  # the throttle has passed
+    finally:
+        fresh.close()
+    assert not faulty.delete_many([e.path for e in faulty.walk("")]).failed
+
+
+def test_bulk_delete_throttled_is_reported_per_path_not_raised(
+    faults: FaultProxy, faulty: SwiftDriver
+) -> None:
+    faulty.put("a", b"1")
+    _throttle(faults, "POST", r"bulk-delete")
+    report = faulty.delete_many(["a"])
+    assert report.deleted == [] and "retry after 5 s" in report.failed["a"]
+    assert faulty.delete_many(["a"]).deleted == ["a"]
+
+
+def test_through_the_retry_wrapper_a_throttled_read_succeeds_once_the_throttle_passes(
+    faults: FaultProxy, container: str, raw: Connection
+) -> None:
+    # As production opens a driver: Location.open() wraps it in RetryingDriver.
+    env = {"ST_AUTH": faults.auth_url, "ST_USER": faults.user, "ST_KEY": faults.key}
+    driver = parse_location(f"swift://{container}", env=env).open()
+    raw.put_object(container, "dir/f", b"content")
+    try:
+        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "1"}, times=2)
+        assert driver.get("dir/f") == b"content"
+        assert faults.seen.count(f"GET /v1/AUTH_test/{container}/dir/f") == 3
+
+        faults.answer("GET", rf"/{container}\?", 503, headers={"Retry-After": "1"})
+        assert [e.path for e in driver.list("dir")] == ["dir/f"]
+        faults.answer("GET", rf"/{container}\?", 498, headers={"Retry-After": "1"})
+        assert [e.path for e in driver.walk("")] == ["dir/f"]
+    finally:
+        driver.delete("dir")
+        driver.close()
+
+
+# --- the cluster's limits ---------------------------------------------------------------
+
+#: The constrained cluster's limits: listing pages of 100 names, objects of 4 KiB at most.
+LISTING_LIMIT = 100
+MAX_FILE_SIZE = 4096
+
+
+@pytest.fixture
+def small_swift(swift_service: SwiftService) -> SwiftProxy:
+    """A proxy of the session's Swift with lower limits in its swift.conf."""
+    return swift_service.constrained_proxy(
+        container_listing_limit=LISTING_LIMIT, max_file_size=MAX_FILE_SIZE
+    )
+
+
+def test_listing_pages_keep_to_the_clusters_listing_limit(
+    swift_service: SwiftService, small_swift: SwiftProxy, container: str
+) -> None:
+    names = [f"many/{i:03d}" for i in range(250)]
+    swift_service.add_listing_entries(container, [*names, "manyx/sibling", "aaa"])
+    d = SwiftDriver(small_swift.credentials(), container)
+    try:
+        assert sorted(e.path for e in d.walk("many")) == names
+        assert d.requests == 5  # login, /info, pages of 100 + 100 + 50
+        listed = d.list("many")
+        assert sorted(e.path for e in listed) == names
+        assert d.requests == 8
+        assert {e.path for e in d.list("")} == {"many", "manyx", "aaa"}
+    finally:
+        d.close()
+
+
+def test_ls_reads_a_store_whose_cluster_allows_fewer_names_a_page(
+    cli: Any, small_swift: SwiftProxy, container: str, raw: Connection
+) -> None:
+    raw.put_object(
+        container, "files/docker/registry/v2/repositories/r/_layers/sha256/00/link", b"x"
+    )
+    env = {"ST_AUTH": small_swift.auth_url, "ST_USER": USER, "ST_KEY": KEY}
+    result = cli("ls", f"swift://{container}", env=env)
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_cluster_hiding_info_is_read_with_the_limit_its_answer_names(
+    swift_service: SwiftService, small_swift: SwiftProxy, container: str
+) -> None:
+    names = [f"n/{i:03d}" for i in range(150)]
+    swift_service.add_listing_entries(container, names)
+    with FaultProxy(small_swift.auth_url) as faults:
+        faults.answer("GET", r"^/info$", 403, times=None)  # expose_info = false
+        d = SwiftDriver(faults.credentials(), container)
+        try:
+            assert sorted(e.path for e in d.walk("n")) == names
+            assert sorted(e.path for e in d.walk("n")) == names
+        finally:
+            d.close()
+    pages = [r for r in faults.seen if r.startswith(f"GET /v1/AUTH_test/{container}?")]
+    # Swift's default first, refused with "412 Maximum limit is 100"; then pages of 100.
+    assert [("limit=10000" in r, "limit=100&" in r or r.endswith("limit=100")) for r in pages] == [
+        (True, False),
+        *[(False, True)] * 4,
+    ]
+
+
+def test_segments_are_cut_to_the_clusters_max_file_size(
+    small_swift: SwiftProxy, container: str, raw: Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    d = SwiftDriver(small_swift.credentials(), container, "reg", segment_size=64 * 1024)
+    data = os.urandom(2 * MAX_FILE_SIZE + 100)
+    try:
+        with caplog.at_level("WARNING"), d.writer("blob") as w:
+            w.write(data)
+            w.commit()
+        assert "max_file_size of 4096 bytes" in caplog.text
+        segments = sorted(v for n, v in _stored(raw, container).items() if "/segments/" in n)
+        assert segments == [100, MAX_FILE_SIZE, MAX_FILE_SIZE]
+        assert d.get("blob") == data
+        with pytest.raises(StorageError, match="413"):  # a plain object over the limit
+            d.put("plain", data)
+    finally:
+        d.delete("blob")
+        d.close()
+    assert _stored(raw, container) == {}
+
+
+def test_a_large_object_of_more_segments_than_a_listing_page(
+    small_swift: SwiftProxy, container: str, raw: Connection
+) -> None:
+    d = SwiftDriver(small_swift.credentials(), container, "reg", segment_size=16)
+    data = os.urandom(16 * (LISTING_LIMIT + 20))
+    try:
+        with d.writer("dir/blob") as w:
+            w.write(data)
+            w.commit()
+        assert d.get("dir/blob") == data
+        # Swift's HEAD says 0 bytes for a DLO of more segments than a listing page.
+        small = Connection(small_swift.auth_url, USER, KEY)
+        assert small.head_object(container, "reg/dir/blob")["content-length"] == "0"
+        small.close()
+        assert d.stat("dir/blob").size == len(data)
+        large = d.large_object("dir/blob")
+        assert large is not None and large.size == len(data)
+        w = d.writer("dir/blob", append=True)  # numbering continues after the last page
+        w.write(b"tail")
+        w.commit()
+        assert d.get("dir/blob") == data + b"tail"
+        d.delete("dir")  # the segments, over two listing pages, go too
+        assert _stored(raw, container) == {}
+    finally:
+        d.close()
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        pytest.param((403, b"Forbidden"), id="hidden"),
+        pytest.param((404, b"Not Found"), id="missing"),
+        pytest.param((200, b"<html>not JSON</html>"), id="not-json"),
+        pytest.param((200, b'{"swift": {"container_listing_limit": "lots"}}'), id="odd-values"),
+    ],
+)
+def test_without_a_usable_info_swifts_defaults_apply(
+    faults: FaultProxy, faulty: SwiftDriver, info: tuple[int, bytes]
+) -> None:
+    status, body = info
+    faults.answer("GET", r"^/info$", status, body=body, times=None)
+    faulty.put("a/1", b"1")
+    faulty.put("a/2", b"2")
+    assert sorted(e.path for e in faulty.walk("")) == ["a/1", "a/2"]
+    faulty.delete("a")  # one DELETE per object: bulk delete may not be there
+    assert list(faulty.walk("")) == []
+    assert faults.seen.count("GET /info") == 1  # read once, the answer kept
+    assert any("limit=10000" in r for r in faults.seen)
+    assert _bulk_posts(faults) == 0
+    assert sum(1 for r in faults.seen if r.startswith("DELETE ")) == 2
+
+
+# --- a cluster that does not join large objects -----------------------------------------
+
+
+def _without_manifest(response: Response) -> Response:
+    status, headers, body = response
+    return status, {k: v for k, v in headers.items() if k.lower() != "x-object-manifest"}, body
+
+
+def _unjoined(response: Response) -> Response:
+    status, headers, body = response
+    return status, {**headers, "Content-Length": "0"}, body
+
+
+def test_a_cluster_without_dlo_is_named_as_such(
+    faults: FaultProxy,
+    faulty: SwiftDriver,
+    container: str,
+    raw: Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    faults.edit("HEAD", rf"/{container}/reg/dropped$", _without_manifest)
+    with pytest.raises(StorageError, match="does not keep the X-Object-Manifest header"):
+        _write(faulty, "dropped")
+
+    monkeypatch.setattr(dlo, "SETTLE_TOTAL", 0.5)
+    faults.edit("HEAD", rf"/{container}/reg/unjoined$", _unjoined)
+    with pytest.raises(StorageError, match="lists the segments but does not join them"):
+        _write(faulty, "unjoined")
+    for name in _stored(raw, container):
+        raw.delete_object(container, name)
+
+
+# --- what no native error may escape ----------------------------------------------------
+
+
+def test_odd_answers_are_storage_errors_or_unknown_values(
+    faults: FaultProxy, faulty: SwiftDriver, container: str
+) -> None:
+    listing = rf"/{container}\?"
+    as_json = {"Content-Type": "application/json; charset=utf-8"}
+    faults.answer("GET", listing, 200, headers=as_json, body=b"<html>busy</html>")
+    with pytest.raises(StorageError, match="unexpected answer"):
+        faulty.list("")
+    odd = [{"name": "reg/a", "bytes": "x", "last_modified": "yesterday", "hash": 5}]
+    faults.answer("GET", listing, 200, headers=as_json, body=json.dumps(odd).encode())
+    assert list(faulty.walk("")) == [Entry("a")]
+    faults.answer("GET", listing, 200, headers=as_json, body=b'[{"bytes": 1}]')
+    with pytest.raises(StorageError, match="unexpected item in a listing"):
+        list(faulty.walk(""))
+    faults.answer("POST", r"bulk-delete", 200, headers=as_json, body=b'{"Errors": "many"}')
+    assert "unexpected errors" in faulty.delete_many(["a"]).failed["a"]
+
+    faulty.put("a", b"1")
+    faults.edit("HEAD", r"/reg/a$", lambda r: (r[0], {**r[1], "X-Timestamp": "soon"}, r[2]))
+    assert faulty.stat("a").modified is None
+    faulty.delete("a")
+
+
+def test_a_login_that_names_no_storage_url(faults: FaultProxy, container: str) -> None:
+    def drop(response: Response) -> Response:
+        status, headers, _ = response
+        return status, {k: v for k, v in headers.items() if k != "X-Storage-Url"}, b""
+
+    faults.edit("GET", r"^/auth/", drop)
+    with pytest.raises(StorageError, match="gave no storage URL"):
+        SwiftDriver(faults.credentials(), container).list("")
+
+
+def test_an_unusable_storage_url_is_not_retried(container: str) -> None:
+    creds = SwiftCredentials(storage_url="ftp://127.0.0.1/v1/AUTH_x", token="t")
+    with pytest.raises(StorageError) as info:
+        SwiftDriver(creds, container).list("")
+    assert not isinstance(info.value, TransientError)
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    now = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after("7", now) == 7.0
+    assert retry_after(" 1.5 ", now) == 1.5
+    assert retry_after("Wed, 01 Jan 2025 12:00:30 GMT", now) == 30.0
+    assert retry_after("Wed, 01 Jan 2025 11:00:00 GMT", now) == 0.0  # already past
+    assert retry_after("soon", now) is None
+    assert retry_after("", now) is None and retry_after(None, now) is None

@@ -1,0 +1,341 @@
+"""The objects of one container below a prefix: every request the driver and the large
+object code make, addressed by driver path.
+
+A driver path `a/b` is the object `<prefix>/a/b` of the container; this module is the only
+one that turns one into the other (`name`, `path`, and `reference` / `dereference` for
+the `<container>/<name>` values of `X-Object-Manifest`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import BinaryIO, TypeVar
+from urllib.parse import quote, unquote
+
+from swiftclient import client as sc  # type: ignore[import-untyped]
+
+from regtool.errors import PathNotFound, StorageError
+from regtool.storage.base import Entry, check_path, join
+from regtool.storage.swift.errors import (
+    DRIVER,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+    status_error,
+)
+from regtool.storage.swift.reader import CHUNK, ObjectReader
+from regtool.storage.swift.session import SwiftSession
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/octet-stream"  # what distribution stores everything as
+PARALLEL = 8  # HEADs / DELETEs in flight when a request per object is needed
+
+
+def _listing_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def header_time(headers: dict[str, str]) -> datetime | None:
+    """An object's modification time from its HEAD headers (`X-Timestamp`, else
+    `Last-Modified`); None if neither is readable."""
+    try:
+        if headers.get("x-timestamp"):
+            return datetime.fromtimestamp(float(headers["x-timestamp"]), UTC)
+        if headers.get("last-modified"):
+            return parsedate_to_datetime(headers["last-modified"]).astimezone(UTC)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        pass
+    return None
+
+
+def content_length(headers: dict[str, str]) -> int | None:
+    """`Content-Length` of HEAD headers in bytes; None if absent or unreadable (a DLO of
+    over 10,000 segments has none)."""
+    value = headers.get("content-length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+class Container:
+    """Objects of `container` below `prefix` (no slashes at either end; "" for none).
+    Paths are driver paths (see `regtool.storage.base`); errors are regtool's, with a
+    404 on a path raising `PathNotFound`."""
+
+    def __init__(self, session: SwiftSession, container: str, prefix: str):
+        self.session = session
+        self.container = container
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool:
+            pool.shutdown()
+
+    def map(self, fn: Callable[[str], T], items: Sequence[str]) -> list[T]:
+        """`fn` over `items`, PARALLEL at a time, in threads that keep their connections."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="swift")
+            pool = self._pool
+        return list(pool.map(fn, items))
+
+    # --- names -------------------------------------------------------------------------
+    def name(self, path: str) -> str:
+        """The object name of driver path `path` (`InvalidPath` if it is not one)."""
+        check_path(path)
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def path(self, name: str) -> str:
+        """The driver path of object `name`, which lies below the prefix."""
+        return name[len(self.prefix) + 1 :] if self.prefix else name
+
+    def _listing_prefix(self, directory: str) -> str:
+        check_path(directory, allow_root=True)
+        name = join(self.prefix, directory)
+        return f"{name}/" if name else ""
+
+    def reference(self, path: str) -> str:
+        """`<container>/<object name>`, the form `X-Object-Manifest` takes."""
+        return f"{self.container}/{self.name(path)}"
+
+    def dereference(self, reference: str) -> str | None:
+        """The driver path a `<container>/<object name>` reference (possibly quoted)
+        points at; None if it lies in another container or outside the prefix."""
+        container, _, name = unquote(reference).partition("/")
+        if container != self.container:
+            return None
+        if not self.prefix:
+            return name
+        return name[len(self.prefix) + 1 :] if name.startswith(self.prefix + "/") else None
+
+    def describe(self) -> str:
+        return f"swift://{join(self.container, self.prefix)}"
+
+    # --- container ---------------------------------------------------------------------
+    def create(self) -> None:
+        """Create the container; nothing if it exists (a PUT of one is a no-op, 202)."""
+        self.session.call(sc.put_container, self.container, path="")
+
+    def _entry(self, item: object, directory: str, prefix: str) -> Entry | None:
+        """The entry of a listing item; None for the listing's prefix itself (an object
+        named `dir/`, as some tools write to mark a directory)."""
+        if isinstance(item, dict) and isinstance(item.get("subdir"), str):
+            subdir = item["subdir"]
+            return Entry(self.path(subdir.rstrip("/")), is_dir=True) if subdir != prefix else None
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise StorageError(
+                f"unexpected item in a listing: {str(item)[:100]}", path=directory, driver=DRIVER
+            )
+        if item["name"] == prefix:
+            return None
+        # A DLO manifest lists as 0 bytes, indistinguishable from an empty file: unknown.
+        size = item.get("bytes")
+        hash_ = item.get("hash")
+        return Entry(
+            self.path(item["name"]),
+            size=size if isinstance(size, int) and size > 0 else None,
+            modified=_listing_time(item.get("last_modified")),
+            checksum=hash_ if isinstance(hash_, str) else None,
+        )
+
+    def listing(self, directory: str, *, delimiter: bool = False) -> Iterator[Entry]:
+        """Every object below directory `directory` ("" for the root), page by page of
+        the cluster's listing limit; nothing if the container is missing. With
+        `delimiter`, one level: objects, and directories as `Entry(is_dir=True)`."""
+        prefix = self._listing_prefix(directory)
+        marker = None
+        while True:
+            limit = self.session.capabilities().listing_limit
+            try:
+                _, page = self.session.call(
+                    sc.get_container,
+                    self.container,
+                    marker=marker,
+                    limit=limit,
+                    prefix=prefix or None,
+                    delimiter="/" if delimiter else None,
+                    path=directory,
+                )
+            except PathNotFound:
+                return
+            except PreconditionFailed as e:
+                # A cluster that hides /info may still allow fewer names than 10,000.
+                allowed = e.max_listing_limit()
+                if allowed is None or not 0 < allowed < limit:
+                    raise
+                self.session.lower_listing_limit(allowed)
+                continue
+            entries = [self._entry(item, directory, prefix) for item in page]
+            yield from (e for e in entries if e is not None)
+            if len(page) < limit:
+                return
+            marker = page[-1].get("name") or page[-1].get("subdir")
+
+    def has_below(self, directory: str) -> bool:
+        """Whether any object lies below directory `directory` (a one-name listing)."""
+        _, page = self.session.call(
+            sc.get_container,
+            self.container,
+            limit=1,
+            prefix=self._listing_prefix(directory),
+            path=directory,
+        )
+        return bool(page)
+
+    # --- objects -----------------------------------------------------------------------
+    def head(self, path: str) -> dict[str, str]:
+        """The headers of the object at `path`, lower-case names."""
+        return self.session.call(sc.head_object, self.container, self.name(path), path=path)
+
+    def get(self, path: str) -> bytes:
+        """The whole body of the object at `path` (Swift joins a DLO's segments)."""
+        _, body = self.session.call(sc.get_object, self.container, self.name(path), path=path)
+        return bytes(body)
+
+    def open(self, path: str, offset: int, length: int | None) -> BinaryIO:
+        """A streaming reader of `length` bytes (None: to the end) from `offset`; empty
+        for an offset at or past the end."""
+        name = self.name(path)
+        if length == 0:
+            self.head(path)  # PathNotFound if absent
+            return io.BytesIO()
+        headers = {}
+        if length is not None:
+            headers["Range"] = f"bytes={offset}-{offset + length - 1}"
+        elif offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            got, body = self.session.call(
+                sc.get_object,
+                self.container,
+                name,
+                resp_chunk_size=CHUNK,
+                headers=headers,
+                path=path,
+            )
+        except RangeNotSatisfiable:
+            return io.BytesIO()
+        skip = offset if headers and "content-range" not in got else 0
+        reader = ObjectReader(body, lambda e: self.session.stream_error(e, path), skip, length)
+        return io.BufferedReader(reader, CHUNK)
+
+    def put(self, path: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+        """Store `data` at `path`, replacing what is there (`PreconditionFailed` if
+        `headers` hold a condition that fails)."""
+        try:
+            self.session.call(
+                sc.put_object,
+                self.container,
+                self.name(path),
+                contents=data,
+                content_length=len(data),
+                content_type=CONTENT_TYPE,
+                headers=headers,
+                path=path,
+            )
+        except PathNotFound:
+            raise StorageError(
+                f"container {self.container} does not exist", path=path, driver=DRIVER
+            ) from None
+
+    def copy(self, source: str, target: str) -> None:
+        """Server-side copy of a plain object (a DLO would be copied as its content)."""
+        copy_from = quote(f"/{self.container}/{self.name(source)}")
+        self.session.call(
+            sc.put_object,
+            self.container,
+            self.name(target),
+            contents=None,
+            content_length=0,
+            headers={"X-Copy-From": copy_from},
+            path=source,
+        )
+
+    def delete_object(self, path: str) -> None:
+        """Delete the object at `path`: `PathNotFound` if absent."""
+        self.session.call(sc.delete_object, self.container, self.name(path), path=path)
+
+    # --- deleting many -----------------------------------------------------------------
+    def delete(self, paths: Sequence[str]) -> dict[str, StorageError]:
+        """Delete the objects at `paths` (absent ones count as deleted), in bulk-delete
+        requests where the cluster offers them, else one request per object. Returns
+        the paths not deleted with their errors (`TransientError` where the cluster
+        throttled or failed a whole request). Invalid paths are the caller's to weed out."""
+        if not paths:
+            return {}
+        step = self.session.capabilities().bulk_delete
+        failed: dict[str, StorageError] = {}
+        if step:
+            for i in range(0, len(paths), step):
+                failed.update(self._bulk_delete(paths[i : i + step]))
+            return failed
+
+        def one(path: str) -> None:
+            try:
+                self.delete_object(path)
+            except PathNotFound:
+                pass
+            except StorageError as e:
+                failed[path] = e
+
+        self.map(one, paths)
+        return failed
+
+    def _bulk_delete(self, paths: Sequence[str]) -> dict[str, StorageError]:
+        names = {self.name(p): p for p in paths}
+        body = "\n".join(quote(f"/{self.container}/{n}") for n in names).encode()
+        try:
+            _, raw = self.session.call(
+                sc.post_account,
+                headers={"Content-Type": "text/plain", "Accept": "application/json"},
+                data=body,
+                query_string="bulk-delete",
+            )
+            result = json.loads(raw)  # after the whitespace Swift sends while it works
+            if not isinstance(result, dict):
+                raise ValueError("not a JSON object")
+        except StorageError as e:
+            return dict.fromkeys(paths, e)
+        except ValueError as e:
+            error = StorageError(f"bulk delete: unexpected answer: {e}", driver=DRIVER)
+            return dict.fromkeys(paths, error)
+        lead = f"/{self.container}/"
+        failed: dict[str, StorageError] = {}
+        errors = result.get("Errors") or []
+        if not isinstance(errors, list) or not all(
+            isinstance(e, list) and len(e) == 2 for e in errors
+        ):
+            error = StorageError(f"bulk delete: unexpected errors: {errors!r:.100}", driver=DRIVER)
+            return dict.fromkeys(paths, error)
+        for quoted, status in errors:
+            name = unquote(str(quoted)).removeprefix(lead)
+            path = names.get(name, self.path(name))
+            code = _status_code(status)
+            if code != 404:  # absent counts as deleted
+                failed[path] = status_error(code, f"bulk delete: {status}", path)
+        status = str(result.get("Response Status", ""))
+        if not failed and not status.startswith("2"):
+            detail = f"bulk delete: {status} {result.get('Response Body', '')}".strip()
+            return dict.fromkeys(paths, status_error(_status_code(status), detail))
+        return failed
+
+
+def _status_code(status: object) -> int | None:
+    """200 from a status line such as `200 OK` in a bulk-delete answer."""
+    code = str(status).split(" ", 1)[0]
+    return int(code) if code.isdigit() else None
