@@ -205,8 +205,8 @@ def test_more_threads_than_the_servers_session_limit(sftp: SftpDriver) -> None:
 
 def test_reconnects_after_the_connection_drops(sftp: SftpDriver) -> None:
     sftp.put("drop/f", b"before")
-    assert sftp._ssh is not None
-    transport = sftp._ssh.get_transport()
+    assert sftp.connection._ssh is not None
+    transport = sftp.connection._ssh.get_transport()
     assert transport is not None
     transport.close()
     assert sftp.get("drop/f") == b"before"
@@ -217,8 +217,8 @@ def test_a_dropped_connection_mid_read_is_transient(sftp: SftpDriver) -> None:
     sftp.put("mid/blob", b"z" * 3_000_000)
     reader = sftp.open("mid/blob")
     assert reader.read(10) == b"z" * 10
-    assert sftp._ssh is not None
-    sftp._ssh.get_transport().close()  # type: ignore[union-attr]
+    assert sftp.connection._ssh is not None
+    sftp.connection._ssh.get_transport().close()  # type: ignore[union-attr]
     with pytest.raises(TransientError):
         reader.read()
     reader.close()
@@ -238,13 +238,13 @@ def test_adapts_to_a_lower_session_limit_than_it_assumed(
 ) -> None:
     # A server allowing fewer channels than the driver assumes refuses the extra ones; the
     # driver then waits for a free channel instead of failing.
-    monkeypatch.setattr("regtool.storage.sftp.MAX_CHANNELS", 32)
+    monkeypatch.setattr("regtool.storage.sftp.connection.MAX_CHANNELS", 32)
     with sshd_service.driver(f"limit-{uuid.uuid4().hex[:8]}") as d:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: d.put(f"n/{i}", b"%d" % i), range(200)))
             got = list(pool.map(lambda i: d.get(f"n/{i}"), range(200)))
         assert got == [b"%d" % i for i in range(200)]
-        assert d._limit <= 10  # sshd's MaxSessions
+        assert d.connection.channel_limit <= 10  # sshd's MaxSessions
         d.delete("n")
 
 
