@@ -25,6 +25,7 @@ class CuttingProxy:
         self._lock = threading.Lock()
         self._live: list[tuple[socket.socket, socket.socket]] = []
         self._armed: tuple[int, bool] | None = None
+        self.connections = 0  # connections accepted so far
         self.cuts = 0  # connections cut so far
         self.cut_done = threading.Event()  # set whenever a connection was cut
         self._closed = False
@@ -49,6 +50,8 @@ class CuttingProxy:
 
     def close(self) -> None:
         self._closed = True
+        with suppress(OSError):  # wakes the accept() under way; close() alone does not
+            self._server.shutdown(socket.SHUT_RDWR)
         with suppress(OSError):
             self._server.close()
         self.cut()
@@ -67,6 +70,7 @@ class CuttingProxy:
             pair = (client, upstream)
             with self._lock:
                 self._live.append(pair)
+                self.connections += 1
             threading.Thread(
                 target=self._pump, args=(client, upstream, pair, True), daemon=True
             ).start()

@@ -24,7 +24,7 @@ import paramiko
 
 from regtool.errors import StorageError, TransientError, Unreachable
 from regtool.storage.sftp.capabilities import LIMITS, Capabilities, Renaming
-from regtool.storage.sftp.errors import DRIVER, channel_survives, translate
+from regtool.storage.sftp.errors import DRIVER, channel_survives, connection_lost, translate
 from regtool.storage.sftp.login import Login
 from regtool.storage.sftp.protocol import SftpChannel, StatusReply
 
@@ -32,6 +32,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MAX_CHANNELS = 10  # OpenSSH's default MaxSessions; lowered if the server refuses sooner
+#: Seconds to wait, after a channel lost its connection, for the transport to notice.
+LOSS_NOTICE = 1.0
 
 
 class Lease:
@@ -56,11 +58,20 @@ class Lease:
             self._released = True
             self.connection.give_back(self.client, broken)
 
+    def translate(self, e: Exception, path: str) -> StorageError:
+        """`e`, raised by an operation on `path` with this channel, as a StorageError. After
+        a lost connection this waits until the connection knows it (see the module
+        docstring), so the next lease reconnects."""
+        if connection_lost(e):
+            self.connection.await_loss(self.client)
+        return self.connection.translate(e, path)
+
     def fail(self, e: BaseException, path: str) -> BaseException:
         """Give the channel back after its operation on `path` raised `e`, and return what
         the caller should raise instead (a `StorageError` for any Exception)."""
+        error = self.translate(e, path) if isinstance(e, Exception) else e
         self.release(broken=not channel_survives(e))
-        return self.connection.translate(e, path) if isinstance(e, Exception) else e
+        return error
 
 
 class Connection:
@@ -135,6 +146,14 @@ class Connection:
                     self._ssh.close()
         return translate(e, path, self.login.where)
 
+    def await_loss(self, client: SftpChannel) -> None:
+        """`client`'s channel met a dead socket or was closed: give its transport up to
+        LOSS_NOTICE seconds to end (it does at once when the socket is gone; a channel
+        the server closed on its own leaves the transport running)."""
+        transport = client.channel.get_transport()
+        if transport.is_alive():
+            transport.join(LOSS_NOTICE)
+
     def close(self) -> None:
         """Close every channel and the connection; later calls raise StorageError."""
         with self._cond:
@@ -175,13 +194,14 @@ class Connection:
                 self._channels += 1
             try:
                 channel = transport.open_session(timeout=self.login.timeout)
-            except paramiko.SSHException as e:
+            except Exception as e:  # paramiko raises the transport's own error if it died
                 with self._cond:
                     self._channels -= 1
                     self._cond.notify()
                     # Over the server's session limit (paramiko raises ChannelException, or
                     # a bare SSHException when several opens race): wait for a free channel.
-                    if not _alive(transport) or self._channels == 0:
+                    over_limit = isinstance(e, paramiko.SSHException) and self._channels > 0
+                    if not (over_limit and _alive(transport)):
                         raise self.translate(e, "") from None
                     self._limit = self._channels
                 continue

@@ -40,6 +40,14 @@ def channel_survives(e: BaseException) -> bool:
     return isinstance(e, RegtoolError)
 
 
+def connection_lost(e: BaseException) -> bool:
+    """Whether `e` says the SSH connection (or the channel) is gone, rather than a request
+    failing: the socket's errors, EOF, paramiko's SSHException."""
+    return isinstance(e, paramiko.SSHException | EOFError | OSError) and not isinstance(
+        e, StatusReply
+    )
+
+
 def translate(e: BaseException, path: str, where: str, *, connecting: bool = False) -> StorageError:
     """The `StorageError` for `e`, raised by an operation on `path` ("" for the root) at
     `where` (`user@host:port`, for messages). `connecting`: raised while making the first

@@ -57,7 +57,7 @@ class SftpReader(io.RawIOBase):
                 parts.append(data)
                 have += len(data)
         except Exception as e:  # the range is now incomplete: fail every later read too
-            self._error = self._lease.connection.translate(e, self._path)
+            self._error = self._lease.translate(e, self._path)
             raise self._error from None
         self._buf, self._at = b"".join(parts), 0
         if want is None or want >= len(self._buf):
@@ -123,7 +123,7 @@ class SftpWriter(Writer):
             yield
         except Exception as e:
             self._broken = not channel_survives(e)
-            self._error = self._lease.connection.translate(e, self._path)
+            self._error = self._lease.translate(e, self._path)
             raise self._error from None
 
     def write(self, data: bytes) -> int:
