@@ -25,7 +25,7 @@ from tests.services.sshd import SshdService
 
 pytestmark = pytest.mark.sftp
 
-BLOB = os.urandom(3_000_000)  # more than a reader requests ahead (about 1 MiB)
+BLOB = os.urandom(6_000_000)  # more than a reader requests ahead (transfer.IN_FLIGHT)
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_a_cut_mid_read_is_transient_and_the_next_call_reconnects(
 def test_a_cut_after_some_megabytes_read_is_transient(
     sftp: SftpDriver, proxy: CuttingProxy
 ) -> None:
-    proxy.arm(1_500_000)  # bytes from the server: in the middle of the blob
+    proxy.arm(3_000_000)  # bytes from the server: in the middle of the blob
     digest = hashlib.sha256()
     with pytest.raises(TransientError), sftp.open("blob") as reader:
         while data := reader.read(65536):

@@ -19,7 +19,7 @@ from regtool.storage.sftp.protocol import Limits
 #: support 32768-byte packets); used when the server gives no `limits@openssh.com`.
 DEFAULT_CHUNK = 32768
 #: Requests grow to the server's limits only up to this size: more per request saves
-#: little once a transfer keeps about a megabyte in flight.
+#: little once a transfer keeps megabytes in flight.
 MAX_CHUNK = 256 * 1024
 
 POSIX_RENAME = "posix-rename@openssh.com"

@@ -25,8 +25,10 @@ from regtool.storage.sftp.protocol import (
     status_error,
 )
 
-#: Bytes requested ahead of the reader, or written ahead of the server's replies.
-IN_FLIGHT = 1024 * 1024
+#: Bytes requested ahead of the reader, or written ahead of the server's replies: an SSH
+#: channel's window (paramiko's and OpenSSH's default, 2 MiB), past which the other side
+#: waits anyway (benchmarks/sftp_transfer.py).
+IN_FLIGHT = 2 * 1024 * 1024
 
 
 def depth(chunk: int) -> int:
