@@ -164,7 +164,8 @@ def test_describe_never_shows_the_password(sshd_service: SshdService) -> None:
 
 def test_temp_files_never_listed_while_writing(sshd_service: SshdService) -> None:
     name = f"tmp-{uuid.uuid4().hex[:8]}"
-    with sshd_service.driver(name) as sftp:
+    sftp = sshd_service.driver(name)
+    with sftp:
         _temp_files_never_listed(sftp, sshd_service.data_root / name)
 
 
@@ -219,7 +220,8 @@ def test_adapts_to_a_lower_session_limit_than_it_assumed(
     # A server allowing fewer channels than the driver assumes refuses the extra ones; the
     # driver then waits for a free channel instead of failing.
     monkeypatch.setattr("regtool.storage.sftp.connection.MAX_CHANNELS", 32)
-    with sshd_service.driver(f"limit-{uuid.uuid4().hex[:8]}") as d:
+    d = sshd_service.driver(f"limit-{uuid.uuid4().hex[:8]}")
+    with d:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: d.put(f"n/{i}", b"%d" % i), range(200)))
             got = list(pool.map(lambda i: d.get(f"n/{i}"), range(200)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -124,15 +124,23 @@ def test_every_call_after_a_cut_is_transient_or_works(
 ) -> None:
     # A cut between calls: the first call may meet the dead connection (TransientError,
     # which the retry wrapper retries) or find it gone and reconnect; the next one works.
-    calls = {
+    def move() -> None:
+        sftp.put("m/a", b"1")
+        sftp.move("m/a", "m/b")
+
+    def delete() -> None:
+        sftp.put("d/f", b"1")
+        sftp.delete("d")
+
+    calls: dict[str, Callable[[], object]] = {
         "list": lambda: sftp.list(""),
         "walk": lambda: list(sftp.walk("")),
         "stat": lambda: sftp.stat("blob"),
         "get": lambda: sftp.get("blob"),
         "put": lambda: sftp.put("p/f", b"1"),
         "put_if_absent": lambda: sftp.put_if_absent(f"lock-{uuid.uuid4().hex}", b"1"),
-        "move": lambda: (sftp.put("m/a", b"1"), sftp.move("m/a", "m/b")),
-        "delete": lambda: (sftp.put("d/f", b"1"), sftp.delete("d")),
+        "move": move,
+        "delete": delete,
         "create_root": sftp.create_root,
     }
     for name, call in calls.items():

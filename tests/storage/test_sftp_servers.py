@@ -115,7 +115,8 @@ def _renaming(d: SftpDriver) -> Renaming:
 
 
 def test_the_announcement_is_read(sshd_service: SshdService) -> None:
-    with sshd_service.driver(f"caps-{uuid.uuid4().hex[:8]}") as d:
+    d = sshd_service.driver(f"caps-{uuid.uuid4().hex[:8]}")
+    with d:
         with d.connection.session("") as lease:
             caps = lease.capabilities
         assert caps.version == 3
