@@ -5,6 +5,7 @@ The behaviour every driver shares is in test_conformance.py.
 
 from __future__ import annotations
 
+import os
 import pwd
 import socket
 import subprocess
@@ -300,3 +301,36 @@ def test_users_of_killed_runs_are_removed_at_the_next_start(
         assert stale not in _users()
     finally:
         subprocess.run(["userdel", stale], capture_output=True, check=False)
+
+
+def test_links_are_followed_inside_the_root_only_and_never_round_a_loop(
+    sshd_service: SshdService, tmp_path: Path
+) -> None:
+    name = f"links-{uuid.uuid4().hex[:8]}"
+    root = sshd_service.data_root / name
+    (root / "real" / "sub").mkdir(parents=True)
+    (root / "real" / "sub" / "f").write_bytes(b"data")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"not the store's")
+    links = root / "links"
+    links.mkdir()
+    (links / "self").symlink_to(".")
+    (links / "up").symlink_to("..")
+    (links / "sibling").symlink_to("../real")
+    (links / "file").symlink_to("../real/sub/f")
+    (links / "out").symlink_to(outside)
+    (links / "out-file").symlink_to(outside / "secret")
+    (links / "dangling").symlink_to("nowhere")
+    os.mkfifo(links / "fifo")
+    d = sshd_service.driver(name)
+    with d:
+        listed = {e.name: e.is_dir for e in d.list("links")}
+        assert listed == {"sibling": True, "file": False}  # not self, up, out, dangling, fifo
+        walked = sorted(e.path for e in d.walk(""))
+        assert walked == ["links/file", "links/sibling/sub/f", "real/sub/f"]
+        assert d.get("links/file") == b"data"
+        d.delete("links")  # removes the links themselves, not what they lead to
+        assert sorted(e.path for e in d.walk("")) == ["real/sub/f"]
+        assert (outside / "secret").read_bytes() == b"not the store's"
+        d.delete("real")

@@ -7,8 +7,10 @@ reader or writer keeps its lease until closed.
 
 A lost connection is noticed on the next lease, which reconnects: paramiko records the
 transport's fatal error (`Transport.saved_exception`) before it wakes the channels'
-readers, so the call after a `TransientError` never meets the dead connection again.
-Channels of the old connection are closed as their users give them back.
+readers, and a sender that met the dead socket first waits for the transport to notice
+(`Lease.translate`), so the call after a `TransientError` never meets the dead
+connection again. Channels of the old connection are closed as their users give them
+back.
 """
 
 from __future__ import annotations
@@ -59,11 +61,12 @@ class Lease:
             self.connection.give_back(self.client, broken)
 
     def translate(self, e: Exception, path: str) -> StorageError:
-        """`e`, raised by an operation on `path` with this channel, as a StorageError. After
-        a lost connection this waits until the connection knows it (see the module
-        docstring), so the next lease reconnects."""
+        """`e`, raised by an operation on `path` with this channel, as a StorageError.
+        A send that found the socket dead (also the window adjustment a read sends, which
+        paramiko reports as "Server connection dropped") can come before the transport
+        notices: then this waits until it does, so the next lease reconnects."""
         if connection_lost(e):
-            self.connection.await_loss(self.client)
+            self.connection.await_loss(self.client.channel.get_transport())
         return self.connection.translate(e, path)
 
     def fail(self, e: BaseException, path: str) -> BaseException:
@@ -146,11 +149,10 @@ class Connection:
                     self._ssh.close()
         return translate(e, path, self.login.where)
 
-    def await_loss(self, client: SftpChannel) -> None:
-        """`client`'s channel met a dead socket or was closed: give its transport up to
-        LOSS_NOTICE seconds to end (it does at once when the socket is gone; a channel
+    def await_loss(self, transport: paramiko.Transport) -> None:
+        """A channel of `transport` met a dead socket or was closed: give the transport up
+        to LOSS_NOTICE seconds to end (it does at once when the socket is gone; a channel
         the server closed on its own leaves the transport running)."""
-        transport = client.channel.get_transport()
         if transport.is_alive():
             transport.join(LOSS_NOTICE)
 
@@ -187,32 +189,39 @@ class Connection:
                             f"all {self._channels} SFTP channels stayed busy", driver=DRIVER
                         )
                     transport = self._transport()
-                if self._idle:
+                while self._idle:
                     client = self._idle.pop()
+                    if client.channel.closed:  # the server closed it while idle
+                        self._channels -= 1
+                        continue
                     assert self._capabilities is not None
                     return Lease(self, client, self._capabilities)
+                if self._channels >= self._limit:
+                    continue
                 self._channels += 1
             try:
                 channel = transport.open_session(timeout=self.login.timeout)
             except Exception as e:  # paramiko raises the transport's own error if it died
-                with self._cond:
-                    self._channels -= 1
-                    self._cond.notify()
-                    # Over the server's session limit (paramiko raises ChannelException, or
-                    # a bare SSHException when several opens race): wait for a free channel.
-                    over_limit = isinstance(e, paramiko.SSHException) and self._channels > 0
-                    if not (over_limit and _alive(transport)):
-                        raise self.translate(e, "") from None
-                    self._limit = self._channels
+                self._refused(transport, e)
                 continue
             try:
                 return self._start(transport, channel)
             except Exception as e:
                 channel.close()
-                with self._cond:
-                    self._channels -= 1
-                    self._cond.notify()
+                self._refused(transport, e)
+
+    def _refused(self, transport: paramiko.Transport, e: Exception) -> None:
+        """A new channel failed with `e`. Over the server's session limit, sshd refuses the
+        channel (paramiko raises ChannelException, or a bare SSHException when several
+        opens race) or closes it at once (EOF before the SFTP version): then the limit is
+        lowered and the caller waits for a free channel. Else `e` is raised, translated."""
+        with self._cond:
+            self._channels -= 1
+            self._cond.notify()
+            over_limit = isinstance(e, paramiko.SSHException) and self._channels > 0
+            if not (over_limit and _alive(transport)):
                 raise self.translate(e, "") from None
+            self._limit = self._channels
 
     def _start(self, transport: paramiko.Transport, channel: paramiko.Channel) -> Lease:
         """The SFTP session on a new channel; the first one of a connection also learns what
@@ -267,8 +276,12 @@ class Connection:
 
 def _alive(transport: paramiko.Transport) -> bool:
     # saved_exception is set as soon as the transport thread meets a dead socket, before
-    # is_active() turns False and before the channels' readers are woken.
-    return transport.is_active() and transport.saved_exception is None
+    # is_active() turns False and before the channels' readers are woken; a refused
+    # channel leaves a ChannelException there too, which is no harm to the connection.
+    failure = transport.saved_exception
+    return transport.is_active() and (
+        failure is None or isinstance(failure, paramiko.ChannelException)
+    )
 
 
 def _capabilities(client: SftpChannel) -> Capabilities:

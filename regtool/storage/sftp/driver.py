@@ -15,16 +15,15 @@ import stat
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import suppress
-from datetime import UTC, datetime
 from typing import BinaryIO, cast
 
-import paramiko
 from paramiko.sftp import CMD_REMOVE, CMD_RMDIR
 
 from regtool.errors import PathNotFound, StorageError
-from regtool.storage.base import TEMP_MARK, DeleteReport, Driver, Entry, Writer, check_path
+from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
 from regtool.storage.sftp import files
 from regtool.storage.sftp.connection import Connection, Lease
+from regtool.storage.sftp.listing import Directory, Listed, entry, list_directory
 from regtool.storage.sftp.login import Login, default_known_hosts
 from regtool.storage.sftp.protocol import SftpChannel
 from regtool.storage.sftp.streams import SftpReader, SftpWriter
@@ -36,13 +35,6 @@ Outcomes = list[tuple[str, Exception | None]]
 
 def _missing(e: Exception | None) -> bool:
     return isinstance(e, FileNotFoundError)
-
-
-def _entry(path: str, attr: paramiko.SFTPAttributes, temporary: bool = False) -> Entry:
-    is_dir = stat.S_ISDIR(attr.st_mode or 0)
-    modified = None if attr.st_mtime is None else datetime.fromtimestamp(attr.st_mtime, UTC)
-    size = None if is_dir else attr.st_size
-    return Entry(path, is_dir=is_dir, size=size, modified=modified, temporary=temporary)
 
 
 def _by_depth(paths: Iterable[str]) -> list[list[str]]:
@@ -87,6 +79,7 @@ class SftpDriver(Driver):
             root = root[1:].lstrip("/")
         # "" is the login directory and "x" is below it; "/" and "/srv/x" are absolute
         self._base = root.rstrip("/") or "/" if root.startswith("/") else root.strip("/")
+        self._real_root: str | None = None  # the root with links resolved, once known
         self.connection = Connection(login)
 
     def describe(self) -> str:
@@ -127,42 +120,46 @@ class SftpDriver(Driver):
             for level in _by_depth(parents):
                 self._pipelined(lease, CMD_RMDIR, level, [])  # the server refuses non-empty ones
 
-    def _listdir(self, client: SftpChannel, prefix: str, temp: bool = False) -> list[Entry]:
-        entries = []
-        for attr in client.listdir_attr(self._abs(prefix, allow_root=True)):
-            temporary = attr.filename.startswith(TEMP_MARK)
-            if temporary and not temp:
-                continue
-            rel = f"{prefix}/{attr.filename}" if prefix else attr.filename
-            if stat.S_ISLNK(attr.st_mode or 0):  # follow links, as the local driver does
-                try:
-                    attr = client.stat(self._abs(rel))
-                except FileNotFoundError:
-                    continue
-            entries.append(_entry(rel, attr, temporary))
-        return entries
+    def _directory(self, client: SftpChannel, prefix: str) -> Directory:
+        """`prefix` to list; its real path is taken to be the root's joined with it (a
+        walk resolves the links below it)."""
+        if self._real_root is None:
+            self._real_root = client.normalize(self._abs("", allow_root=True))
+        real = posixpath.join(self._real_root, prefix) if prefix else self._real_root
+        reals = (self._real_root, real) if prefix else (self._real_root,)
+        return Directory(prefix, self._abs(prefix, allow_root=True), reals)
 
-    def _tree(self, prefix: str, temp: bool = False) -> Iterator[Entry]:
-        """Files and directories below `prefix`, listing WALK_THREADS directories at once."""
+    def _tree(self, prefix: str, temp: bool = False, follow: bool = True) -> Iterator[Entry]:
+        """Files and directories below `prefix`, listing WALK_THREADS directories at once;
+        links followed (`follow`) as `listing.py` says, else listed as files."""
+        Reals = tuple[str, ...]
 
-        def listing(p: str) -> list[Entry]:
+        def listing(path: str, reals: Reals | None) -> tuple[Reals, list[Listed]]:
+            """`path`'s entries; `reals`: its real path and those above it, if known."""
             try:
-                with self.connection.session(p) as lease:
-                    return self._listdir(lease.client, p, temp)
-            except PathNotFound:
-                return []  # a missing prefix, or removed while we walked
+                with self.connection.session(path) as lease:
+                    if reals is None:
+                        directory = self._directory(lease.client, path)
+                    else:
+                        directory = Directory(path, self._abs(path), reals)
+                    found = list_directory(lease.client, directory, temporaries=temp, follow=follow)
+                    return directory.reals, found
+            except PathNotFound:  # a missing prefix, or removed while we walked
+                return (), []
 
         self._abs(prefix, allow_root=True)
         pool = ThreadPoolExecutor(WALK_THREADS, thread_name_prefix="sftp-walk")
         try:
-            pending = {pool.submit(listing, prefix)}
+            pending = {pool.submit(listing, prefix, None)}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    for entry in future.result():
-                        if entry.is_dir:
-                            pending.add(pool.submit(listing, entry.path))
-                        yield entry
+                    reals, found = future.result()
+                    for item in found:
+                        if item.real is not None:
+                            below = (*reals, item.real)
+                            pending.add(pool.submit(listing, item.entry.path, below))
+                        yield item.entry
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -172,7 +169,11 @@ class SftpDriver(Driver):
         self._abs(prefix, allow_root=True)
         try:
             with self.connection.session(prefix) as lease:
-                return self._listdir(lease.client, prefix)
+                directory = self._directory(lease.client, prefix)
+                return [
+                    item.entry
+                    for item in list_directory(lease.client, directory, temporaries=False)
+                ]
         except PathNotFound:
             if prefix == "":
                 return []
@@ -188,7 +189,7 @@ class SftpDriver(Driver):
     def stat(self, path: str) -> Entry:
         target = self._abs(path)
         with self.connection.session(path) as lease:
-            return _entry(path, lease.client.stat(target))
+            return entry(path, lease.client.stat(target))
 
     def get(self, path: str) -> bytes:
         with self.open(path) as f:
@@ -241,7 +242,7 @@ class SftpDriver(Driver):
             if not is_dir:
                 lease.client.remove(target)
         if is_dir:
-            entries = list(self._tree(path, temp=True))
+            entries = list(self._tree(path, temp=True, follow=False))
             done: Outcomes = []
             with self.connection.session(path) as lease:
                 self._pipelined(lease, CMD_REMOVE, [e.path for e in entries if not e.is_dir], done)

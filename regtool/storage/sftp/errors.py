@@ -41,11 +41,11 @@ def channel_survives(e: BaseException) -> bool:
 
 
 def connection_lost(e: BaseException) -> bool:
-    """Whether `e` says the SSH connection (or the channel) is gone, rather than a request
-    failing: the socket's errors, EOF, paramiko's SSHException."""
-    return isinstance(e, paramiko.SSHException | EOFError | OSError) and not isinstance(
-        e, StatusReply
-    )
+    """Whether `e` says the SSH connection or the channel is gone (the socket's errors,
+    EOF, paramiko's SSHException), rather than that one request failed."""
+    if isinstance(e, StatusReply | paramiko.ChannelException):
+        return False
+    return isinstance(e, paramiko.SSHException | EOFError | OSError)
 
 
 def translate(e: BaseException, path: str, where: str, *, connecting: bool = False) -> StorageError:
