@@ -31,6 +31,7 @@ from regtool.storage.sftp.streams import SftpReader, SftpWriter
 WALK_THREADS = 8  # each directory listing is a round trip: list several at once
 PIPELINE_DEPTH = 32  # remove and rmdir requests in flight at once
 Outcomes = list[tuple[str, Exception | None]]
+Reals = tuple[str, ...]  # real paths of a directory's ancestors and its own (listing.py)
 
 
 def _missing(e: Exception | None) -> bool:
@@ -132,7 +133,6 @@ class SftpDriver(Driver):
     def _tree(self, prefix: str, temp: bool = False, follow: bool = True) -> Iterator[Entry]:
         """Files and directories below `prefix`, listing WALK_THREADS directories at once;
         links followed (`follow`) as `listing.py` says, else listed as files."""
-        Reals = tuple[str, ...]
 
         def listing(path: str, reals: Reals | None) -> tuple[Reals, list[Listed]]:
             """`path`'s entries; `reals`: its real path and those above it, if known."""

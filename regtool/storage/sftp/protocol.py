@@ -75,6 +75,7 @@ __all__ = [
     "SftpChannel",
     "StatusReply",
     "int64",
+    "status_error",
 ]
 
 CLIENT_VERSION = 3  # the SFTP version paramiko speaks
