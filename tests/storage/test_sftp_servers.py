@@ -179,3 +179,21 @@ def test_put_if_absent_never_replaces(driver: SftpDriver) -> None:
     assert driver.get("locks/b") == b"%d" % won.index(True)
     assert sorted(e.path for e in driver.walk("", temporaries=True)) == ["locks/a", "locks/b"]
     driver.delete("locks")
+
+
+def test_requests_never_exceed_the_servers_limits(
+    sshd_service: SshdService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenSSH drops the connection on a write larger than the limit it announced (255 KiB);
+    # with regtool's own cap lifted, only the announced limit keeps transfers alive.
+    monkeypatch.setattr("regtool.storage.sftp.capabilities.MAX_CHUNK", 4 * 1024 * 1024)
+    d = sshd_service.driver(f"limits-{uuid.uuid4().hex[:8]}")
+    with d:
+        with d.connection.session("") as lease:
+            caps = lease.capabilities
+        assert caps.limits is not None
+        assert caps.write_chunk == caps.limits.max_write < 4 * 1024 * 1024
+        data = bytes(range(256)) * 8192  # 2 MiB
+        d.put("big", data)
+        assert d.get("big") == data
+        d.delete("big")

@@ -24,9 +24,7 @@ MAX_CHUNK = 256 * 1024
 
 POSIX_RENAME = "posix-rename@openssh.com"
 HARDLINK = "hardlink@openssh.com"
-FSYNC = "fsync@openssh.com"
 LIMITS = "limits@openssh.com"
-STATVFS = "statvfs@openssh.com"
 
 
 class Renaming(enum.Enum):
