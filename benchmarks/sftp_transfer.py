@@ -5,9 +5,10 @@
 Starts the test suite's sshd on loopback and writes then reads one file of MIB MiB through
 `SftpDriver.writer` and `SftpDriver.open`, for requests of 32 KiB (what every server
 accepts) up to the server's `limits@openssh.com` maximum, each with about `IN_FLIGHT`
-bytes in flight. Prints MiB/s per request size (best of ROUNDS). Loopback has no
-latency: the figures show the cost per request (CPU, paramiko's crypto in Python), not
-what a far server's round trips add.
+bytes in flight. Prints MiB/s and the client's CPU time per MiB per request size (best
+of ROUNDS). Loopback has no latency: the figures show the cost per request (CPU,
+paramiko's crypto in Python), not what a far server's round trips add; on a busy machine
+the CPU figures are the steadier ones.
 """
 
 from __future__ import annotations
@@ -24,21 +25,22 @@ from tests.services.sshd import SshdService, start_sshd
 BLOCK = 1024 * 1024  # what a caller hands the writer at a time
 
 
-def _run(service: SshdService, mib: int, data: bytes) -> tuple[float, float]:
+def _run(service: SshdService, mib: int, data: bytes) -> tuple[float, float, float, float]:
+    """MiB/s written and read, and client CPU milliseconds per MiB written and read."""
     with service.driver("bench") as d:
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         with d.writer("blob") as w:
             for _ in range(mib):
                 w.write(data)
             w.commit()
-        wrote = time.perf_counter() - started
-        started = time.perf_counter()
+        wrote, wrote_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, cpu = time.perf_counter(), time.process_time()
         with d.open("blob") as r:
             while r.read(BLOCK):
                 pass
-        read = time.perf_counter() - started
+        read, read_cpu = time.perf_counter() - wall, time.process_time() - cpu
         d.delete("blob")
-    return mib / wrote, mib / read
+    return mib / wrote, mib / read, 1000 * wrote_cpu / mib, 1000 * read_cpu / mib
 
 
 def main() -> None:
@@ -53,13 +55,16 @@ def main() -> None:
         service = start_sshd(Path(tmp))
         try:
             print(f"{args.mib} MiB, best of {args.rounds}; {transfer.IN_FLIGHT} bytes in flight")
-            print(f"{'request':>10} {'depth':>6} {'write MiB/s':>12} {'read MiB/s':>11}")
+            print("   request  depth  write MiB/s  read MiB/s  write CPU ms/MiB  read CPU ms/MiB")
             for chunk in (32 * 1024, 64 * 1024, 128 * 1024, 256 * 1024):
                 capabilities.MAX_CHUNK = chunk
                 runs = [_run(service, args.mib, data) for _ in range(args.rounds)]
                 write, read = max(r[0] for r in runs), max(r[1] for r in runs)
-                depth = transfer.depth(chunk)
-                print(f"{chunk // 1024:>8} K {depth:>6} {write:>12.1f} {read:>11.1f}")
+                write_cpu, read_cpu = min(r[2] for r in runs), min(r[3] for r in runs)
+                print(
+                    f"{chunk // 1024:>8} K {transfer.depth(chunk):>6} {write:>12.1f} "
+                    f"{read:>11.1f} {write_cpu:>17.1f} {read_cpu:>16.1f}"
+                )
         finally:
             service.stop()
 
