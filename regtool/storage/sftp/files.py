@@ -77,8 +77,9 @@ def exists(client: SftpChannel, path: str) -> bool:
 
 def refused(e: BaseException) -> bool:
     """Whether a rename was refused as a kind of request (not for its paths): OpenSSH's
-    `internal-sftp -P rename` says "permission denied", other servers "unsupported". The
-    caller has just made a file in that directory, so permissions are not the reason."""
+    `internal-sftp -P rename` says "permission denied", other servers "unsupported".
+    regtool renames files it wrote itself, so the file's permissions are seldom the
+    reason; where they are, the copy that follows fails in the same way."""
     return isinstance(e, PermissionDenied) or (
         isinstance(e, StatusReply) and e.code == SFTP_OP_UNSUPPORTED
     )
