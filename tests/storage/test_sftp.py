@@ -5,6 +5,9 @@ The behaviour every driver shares is in test_conformance.py.
 
 from __future__ import annotations
 
+import os
+import pwd
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,7 +20,7 @@ from regtool.errors import AuthenticationFailed, StorageError, TransientError, U
 from regtool.storage.base import TEMP_MARK
 from regtool.storage.sftp import SftpDriver
 from tests.services import free_port
-from tests.services.sshd import SshdService
+from tests.services.sshd import USER_COMMENT, USER_PREFIX, SshdService, start_sshd
 
 pytestmark = pytest.mark.sftp
 
@@ -162,7 +165,8 @@ def test_describe_never_shows_the_password(sshd_service: SshdService) -> None:
 
 def test_temp_files_never_listed_while_writing(sshd_service: SshdService) -> None:
     name = f"tmp-{uuid.uuid4().hex[:8]}"
-    with sshd_service.driver(name) as sftp:
+    sftp = sshd_service.driver(name)
+    with sftp:
         _temp_files_never_listed(sftp, sshd_service.data_root / name)
 
 
@@ -203,28 +207,6 @@ def test_more_threads_than_the_servers_session_limit(sftp: SftpDriver) -> None:
     sftp.delete("pool")
 
 
-def test_reconnects_after_the_connection_drops(sftp: SftpDriver) -> None:
-    sftp.put("drop/f", b"before")
-    assert sftp._ssh is not None
-    transport = sftp._ssh.get_transport()
-    assert transport is not None
-    transport.close()
-    assert sftp.get("drop/f") == b"before"
-    sftp.delete("drop")
-
-
-def test_a_dropped_connection_mid_read_is_transient(sftp: SftpDriver) -> None:
-    sftp.put("mid/blob", b"z" * 3_000_000)
-    reader = sftp.open("mid/blob")
-    assert reader.read(10) == b"z" * 10
-    assert sftp._ssh is not None
-    sftp._ssh.get_transport().close()  # type: ignore[union-attr]
-    with pytest.raises(TransientError):
-        reader.read()
-    reader.close()
-    sftp.delete("mid")
-
-
 def test_delete_many_reports_invalid_paths(sftp: SftpDriver) -> None:
     sftp.put("dm/a", b"a")
     report = sftp.delete_many(["dm/a", "../escape", "dm/a"])
@@ -238,13 +220,14 @@ def test_adapts_to_a_lower_session_limit_than_it_assumed(
 ) -> None:
     # A server allowing fewer channels than the driver assumes refuses the extra ones; the
     # driver then waits for a free channel instead of failing.
-    monkeypatch.setattr("regtool.storage.sftp.MAX_CHANNELS", 32)
-    with sshd_service.driver(f"limit-{uuid.uuid4().hex[:8]}") as d:
+    monkeypatch.setattr("regtool.storage.sftp.connection.MAX_CHANNELS", 32)
+    d = sshd_service.driver(f"limit-{uuid.uuid4().hex[:8]}")
+    with d:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: d.put(f"n/{i}", b"%d" % i), range(200)))
             got = list(pool.map(lambda i: d.get(f"n/{i}"), range(200)))
         assert got == [b"%d" % i for i in range(200)]
-        assert d._limit <= 10  # sshd's MaxSessions
+        assert d.connection.channel_limit <= 10  # sshd's MaxSessions
         d.delete("n")
 
 
@@ -261,3 +244,93 @@ def test_a_location_string_reaches_the_login_directory(sshd_service: SshdService
         d.put("f", b"via LOCATION")
         assert (sshd_service.login_dir() / name / "f").read_bytes() == b"via LOCATION"
         d.delete("f")
+
+
+def _users() -> set[str]:
+    return {entry.pw_name for entry in pwd.getpwall()}
+
+
+def test_each_test_sshd_has_its_own_password_user_removed_at_stop(
+    sshd_service: SshdService, tmp_path: Path
+) -> None:
+    user, password = sshd_service.require_password_user()
+    other = start_sshd(tmp_path / "second")
+    try:
+        assert other.password_user not in (None, user)
+        assert other.password not in (None, password)
+        assert other.password_user in _users()
+    finally:
+        other.stop()
+    assert other.password_user not in _users()
+    assert other.password_home is not None and not other.password_home.exists()
+    assert user in _users()  # the session's own is untouched
+
+
+def test_a_failed_sshd_start_removes_its_user(
+    sshd_service: SshdService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sshd_service.require_password_user()
+    before = _users()
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # sshd cannot listen there
+        monkeypatch.setattr("tests.services.sshd.free_port", lambda: taken.getsockname()[1])
+        with pytest.raises(RuntimeError, match="sshd"):
+            start_sshd(tmp_path / "failing")
+    assert _users() == before
+
+
+def test_users_of_killed_runs_are_removed_at_the_next_start(
+    sshd_service: SshdService, tmp_path: Path
+) -> None:
+    sshd_service.require_password_user()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = f"{USER_PREFIX}{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--comment",
+            f"{USER_COMMENT}{gone.pid}",
+            stale,
+        ],
+        check=True,
+    )
+    try:
+        start_sshd(tmp_path / "next").stop()
+        assert stale not in _users()
+    finally:
+        subprocess.run(["userdel", stale], capture_output=True, check=False)
+
+
+def test_links_are_followed_inside_the_root_only_and_never_round_a_loop(
+    sshd_service: SshdService, tmp_path: Path
+) -> None:
+    name = f"links-{uuid.uuid4().hex[:8]}"
+    root = sshd_service.data_root / name
+    (root / "real" / "sub").mkdir(parents=True)
+    (root / "real" / "sub" / "f").write_bytes(b"data")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"not the store's")
+    links = root / "links"
+    links.mkdir()
+    (links / "self").symlink_to(".")
+    (links / "up").symlink_to("..")
+    (links / "sibling").symlink_to("../real")
+    (links / "file").symlink_to("../real/sub/f")
+    (links / "out").symlink_to(outside)
+    (links / "out-file").symlink_to(outside / "secret")
+    (links / "dangling").symlink_to("nowhere")
+    os.mkfifo(links / "fifo")
+    d = sshd_service.driver(name)
+    with d:
+        listed = {e.name: e.is_dir for e in d.list("links")}
+        assert listed == {"sibling": True, "file": False}  # not self, up, out, dangling, fifo
+        walked = sorted(e.path for e in d.walk(""))
+        assert walked == ["links/file", "links/sibling/sub/f", "real/sub/f"]
+        assert d.get("links/file") == b"data"
+        d.delete("links")  # removes the links themselves, not what they lead to
+        assert sorted(e.path for e in d.walk("")) == ["real/sub/f"]
+        assert (outside / "secret").read_bytes() == b"not the store's"
+        d.delete("real")

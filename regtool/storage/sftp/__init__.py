@@ -1,0 +1,18 @@
+"""The SFTP storage driver (paramiko): a directory on an SFTP server.
+
+Modules, from the wire up:
+
+    protocol.py      the paramiko boundary: SFTP channel, error statuses, request pipeline
+    capabilities.py  what the server announced (extensions, limits), how it renames
+    errors.py        native errors as regtool's StorageErrors (a lost connection: transient)
+    login.py         SSH login, host keys
+    connection.py    the connection, reconnected when it drops, and its pool of channels
+    transfer.py      pipelined reads and writes on an open file; copying a file
+    files.py         whole-file operations: makedirs, move, create-if-absent
+    streams.py       the streaming reader and writer
+    driver.py        the Driver contract
+"""
+
+from regtool.storage.sftp.driver import SftpDriver
+
+__all__ = ["SftpDriver"]

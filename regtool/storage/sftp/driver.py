@@ -1,0 +1,276 @@
+"""The Driver contract over SFTP: a directory on an SFTP server (OpenSSH, hosted gateways).
+
+How a file is replaced depends on the server (`capabilities.Renaming`): atomically with
+posix-rename where announced; else by removing the target and renaming (not atomic);
+and on a server that refuses rename (some gateways in front of object storage), writers
+write in place and `move` copies then deletes. `put_if_absent` never replaces a file on
+any of them (`files.create`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import posixpath
+import stat
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import suppress
+from typing import BinaryIO, cast
+
+from paramiko.sftp import CMD_REMOVE, CMD_RMDIR
+
+from regtool.errors import PathNotFound, StorageError
+from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
+from regtool.storage.sftp import files
+from regtool.storage.sftp.connection import Connection, Lease
+from regtool.storage.sftp.listing import Directory, Listed, entry, list_directory
+from regtool.storage.sftp.login import Login, default_known_hosts
+from regtool.storage.sftp.protocol import SftpChannel
+from regtool.storage.sftp.streams import SftpReader, SftpWriter
+
+WALK_THREADS = 8  # each directory listing is a round trip: list several at once
+PIPELINE_DEPTH = 32  # remove and rmdir requests in flight at once
+Outcomes = list[tuple[str, Exception | None]]
+Reals = tuple[str, ...]  # real paths of a directory's ancestors and its own (listing.py)
+
+
+def _missing(e: Exception | None) -> bool:
+    return isinstance(e, FileNotFoundError)
+
+
+def _by_depth(paths: Iterable[str]) -> list[list[str]]:
+    """Paths grouped by depth, deepest first: children go before their parents."""
+    levels: dict[int, list[str]] = {}
+    for p in dict.fromkeys(paths):
+        levels.setdefault(p.count("/"), []).append(p)
+    return [levels[depth] for depth in sorted(levels, reverse=True)]
+
+
+class SftpDriver(Driver):
+    """Files below `root` on an SFTP server: an absolute path ("/srv/registry"), or one
+    relative to the login directory ("registry", "~/registry", "" for the login
+    directory itself). Connects now: a bad host, host key, key or password fails here."""
+
+    name = "sftp"
+
+    def __init__(
+        self,
+        host: str,
+        root: str,
+        *,
+        port: int = 22,
+        username: str | None = None,
+        password: str | None = None,
+        key_filename: str | None = None,
+        known_hosts: str | None = None,
+        host_key_policy: str = "strict",
+        timeout: float = 30.0,
+    ):
+        login = Login(
+            host,
+            port,
+            username=username or getpass.getuser(),
+            password=password,
+            key_filename=key_filename,
+            known_hosts=[known_hosts] if known_hosts else default_known_hosts(),
+            host_key_policy=host_key_policy,
+            timeout=timeout,
+        )
+        if root == "~" or root.startswith("~/"):
+            root = root[1:].lstrip("/")
+        # "" is the login directory and "x" is below it; "/" and "/srv/x" are absolute
+        self._base = root.rstrip("/") or "/" if root.startswith("/") else root.strip("/")
+        self._real_root: str | None = None  # the root with links resolved, once known
+        self.connection = Connection(login)
+
+    def describe(self) -> str:
+        login = self.connection.login
+        host = f"[{login.host}]" if ":" in login.host else login.host
+        root = self._base if self._base.startswith("/") else f"/~/{self._base}".rstrip("/")
+        return f"sftp://{login.username}@{host}:{login.port}{root}"
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _abs(self, path: str, *, allow_root: bool = False) -> str:
+        check_path(path, allow_root=allow_root)
+        if not path:
+            return self._base or "."
+        return posixpath.join(self._base, path) if self._base else path
+
+    def _pipelined(self, lease: Lease, cmd: int, paths: list[str], out: Outcomes) -> None:
+        """`cmd` (remove, rmdir) for every path, a pipeline's depth at a time."""
+        pipe = lease.client.pipeline()
+        for path in paths:
+            if len(pipe) >= PIPELINE_DEPTH:
+                out.append(pipe.status())
+            pipe.send(path, cmd, self._abs(path))
+        while pipe:
+            out.append(pipe.status())
+
+    def _prune(self, paths: Iterable[str]) -> None:
+        """Remove the parents of `paths` left empty, up to the root, as `local` does."""
+        parents: set[str] = set()
+        for p in paths:
+            while "/" in p:
+                p = p.rpartition("/")[0]
+                parents.add(p)
+        with suppress(StorageError), self.connection.session("") as lease:
+            for level in _by_depth(parents):
+                self._pipelined(lease, CMD_RMDIR, level, [])  # the server refuses non-empty ones
+
+    def _directory(self, client: SftpChannel, prefix: str) -> Directory:
+        """`prefix` to list; its real path is taken to be the root's joined with it (a
+        walk resolves the links below it)."""
+        if self._real_root is None:
+            self._real_root = client.normalize(self._abs("", allow_root=True))
+        real = posixpath.join(self._real_root, prefix) if prefix else self._real_root
+        reals = (self._real_root, real) if prefix else (self._real_root,)
+        return Directory(prefix, self._abs(prefix, allow_root=True), reals)
+
+    def _tree(self, prefix: str, temp: bool = False, follow: bool = True) -> Iterator[Entry]:
+        """Files and directories below `prefix`, listing WALK_THREADS directories at once;
+        links followed (`follow`) as `listing.py` says, else listed as files."""
+
+        def listing(path: str, reals: Reals | None) -> tuple[Reals, list[Listed]]:
+            """`path`'s entries; `reals`: its real path and those above it, if known."""
+            try:
+                with self.connection.session(path) as lease:
+                    if reals is None:
+                        directory = self._directory(lease.client, path)
+                    else:
+                        directory = Directory(path, self._abs(path), reals)
+                    found = list_directory(lease.client, directory, temporaries=temp, follow=follow)
+                    return directory.reals, found
+            except PathNotFound:  # a missing prefix, or removed while we walked
+                return (), []
+
+        self._abs(prefix, allow_root=True)
+        pool = ThreadPoolExecutor(WALK_THREADS, thread_name_prefix="sftp-walk")
+        try:
+            pending = {pool.submit(listing, prefix, None)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    reals, found = future.result()
+                    for item in found:
+                        if item.real is not None:
+                            below = (*reals, item.real)
+                            pending.add(pool.submit(listing, item.entry.path, below))
+                        yield item.entry
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- the Driver contract --------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> list[Entry]:
+        self._abs(prefix, allow_root=True)
+        try:
+            with self.connection.session(prefix) as lease:
+                directory = self._directory(lease.client, prefix)
+                return [
+                    item.entry
+                    for item in list_directory(lease.client, directory, temporaries=False)
+                ]
+        except PathNotFound:
+            if prefix == "":
+                return []
+            raise
+
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+        return (e for e in self._tree(prefix, temporaries) if not e.is_dir)
+
+    def create_root(self) -> None:
+        with self.connection.session("") as lease:
+            files.makedirs(lease.client, self._abs("", allow_root=True))
+
+    def stat(self, path: str) -> Entry:
+        target = self._abs(path)
+        with self.connection.session(path) as lease:
+            return entry(path, lease.client.stat(target))
+
+    def get(self, path: str) -> bytes:
+        with self.open(path) as f:
+            return f.read()
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        target = self._abs(path)
+        with self.connection.session(path) as lease:
+            return files.create(lease, target, data)
+
+    def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
+        target = self._abs(path)
+
+        def make(lease: Lease) -> BinaryIO:
+            f = lease.client.open_file(target, "r")
+            try:
+                attr = f.stat()
+                if stat.S_ISDIR(attr.st_mode or 0):  # OpenSSH opens directories
+                    raise PathNotFound(path, driver=self.name)
+            except BaseException:
+                with suppress(Exception):
+                    f.close()
+                raise
+            size = attr.st_size or 0
+            end = size if length is None else min(size, offset + length)
+            return cast(BinaryIO, SftpReader(lease, f, path, offset, end))
+
+        return self.connection.keep(path, make)
+
+    def writer(self, path: str, append: bool = False) -> Writer:
+        target = self._abs(path)
+        return self.connection.keep(path, lambda lease: SftpWriter(lease, path, target, append))
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self._abs(src), self._abs(dst)
+        with self.connection.session(src) as lease:
+            client = lease.client
+            try:
+                files.in_new_dir(client, target, lambda: files.move(lease, source, target))
+            except FileNotFoundError:
+                if not files.exists(client, source):
+                    raise PathNotFound(src, driver=self.name) from None
+                raise  # the source is there: the target's directory keeps vanishing
+        self._prune([src])
+
+    def delete(self, path: str) -> None:
+        target = self._abs(path)
+        with self.connection.session(path) as lease:
+            is_dir = stat.S_ISDIR(lease.client.lstat(target).st_mode or 0)
+            if not is_dir:
+                lease.client.remove(target)
+        if is_dir:
+            entries = list(self._tree(path, temp=True, follow=False))
+            done: Outcomes = []
+            with self.connection.session(path) as lease:
+                self._pipelined(lease, CMD_REMOVE, [e.path for e in entries if not e.is_dir], done)
+                for level in _by_depth([path, *(e.path for e in entries if e.is_dir)]):
+                    self._pipelined(lease, CMD_RMDIR, level, done)
+                for failed, error in done:
+                    if error is not None and not _missing(error):
+                        raise self.connection.translate(error, failed)
+        self._prune([path])
+
+    def delete_many(self, paths: Iterable[str]) -> DeleteReport:
+        report, valid = DeleteReport(), []
+        done: Outcomes = []
+        for path in paths:
+            try:
+                self._abs(path)
+                valid.append(path)
+            except StorageError as e:
+                report.failed[path] = str(e)
+        try:
+            with self.connection.session("") as lease:
+                self._pipelined(lease, CMD_REMOVE, valid, done)
+        except StorageError as e:  # the connection failed: what got no answer failed
+            report.failed.update(dict.fromkeys(valid[len(done) :], str(e)))
+        for path, error in done:
+            if error is None or _missing(error):
+                report.deleted.append(path)
+            else:
+                report.failed[path] = str(self.connection.translate(error, path))
+        self._prune(report.deleted)
+        return report

@@ -1,0 +1,86 @@
+"""One directory's entries, as listings and walks see them.
+
+Symbolic links are followed, as the local driver does, but only to what lies inside the
+driver's root, and never to the directory being listed or one above it (a walk would go
+round forever): the server resolves the link (SSH_FXP_REALPATH) and its real path is
+compared with the root's and with those of the directories above it. Links leading
+elsewhere are skipped, and so are dangling links and special files (fifos, sockets,
+devices). Deletes never follow links: a link is removed as a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import paramiko
+
+from regtool.storage.base import TEMP_MARK, Entry
+from regtool.storage.sftp.protocol import SftpChannel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An entry, and for a directory its real path on the server (links resolved)."""
+
+    entry: Entry
+    real: str | None = None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A directory to list: driver path, absolute path on the server, and the real paths
+    of itself and each directory above it up to the root (last: its own)."""
+
+    path: str
+    target: str
+    reals: tuple[str, ...]
+
+
+def entry(path: str, attr: paramiko.SFTPAttributes, temporary: bool = False) -> Entry:
+    is_dir = stat.S_ISDIR(attr.st_mode or 0)
+    modified = None if attr.st_mtime is None else datetime.fromtimestamp(attr.st_mtime, UTC)
+    size = None if is_dir else attr.st_size
+    return Entry(path, is_dir=is_dir, size=size, modified=modified, temporary=temporary)
+
+
+def inside(real: str, root: str) -> bool:
+    return root == "/" or real == root or real.startswith(root.rstrip("/") + "/")
+
+
+def list_directory(
+    client: SftpChannel, directory: Directory, *, temporaries: bool, follow: bool = True
+) -> list[Listed]:
+    """The entries of `directory` (writers' temporary files only with `temporaries`).
+    With `follow`, links are resolved as the module docstring says; without (to delete),
+    every entry but a directory is a file: links, fifos and the like too."""
+    listed = []
+    for attr in client.listdir_attr(directory.target):
+        name = attr.filename
+        temporary = name.startswith(TEMP_MARK)
+        if temporary and not temporaries:
+            continue
+        path = f"{directory.path}/{name}" if directory.path else name
+        mode = attr.st_mode or 0
+        real: str | None = posixpath.join(directory.reals[-1], name)
+        if stat.S_ISLNK(mode) and follow:
+            target = posixpath.join(directory.target, name)
+            try:
+                real = client.normalize(target)
+                attr = client.stat(target)
+            except FileNotFoundError:
+                continue  # dangling
+            mode = attr.st_mode or 0
+            if not inside(real, directory.reals[0]) or real in directory.reals:
+                log.warning("not following %s: it leads to %s", path, real)
+                continue
+        if stat.S_ISDIR(mode):
+            listed.append(Listed(entry(path, attr, temporary), real))
+        elif stat.S_ISREG(mode) or not follow:  # deletes take links and fifos too
+            listed.append(Listed(entry(path, attr, temporary)))
+    return listed

@@ -1,0 +1,310 @@
+"""The paramiko boundary: an SFTP channel that keeps what the server announced, error
+replies told apart from a dead connection, and a pipeline of requests in flight.
+
+paramiko drops the extension pairs of the server's SSH_FXP_VERSION, keeps only a few
+status codes (as errnos), swallows the server's reply to closing a file, and its
+pipelined writes drop the server's error replies. So this module uses paramiko's private
+`SFTPClient` methods: it replaces `_send_version` and `_convert_status`, and calls
+`_async_request`, `_read_response`, `_send_packet`, `_read_packet` (unchanged from
+paramiko 2.x to 5.x; `_PrivateApi` states the signatures relied on) and
+`SFTPAttributes._from_msg`. No other module touches a private paramiko name; the SFTP
+tests check each paramiko upgrade, and pyproject.toml pins paramiko below its next major
+version.
+
+Formats: SFTP version 3 (draft-ietf-secsh-filexfer-02, which OpenSSH and most servers
+speak) and OpenSSH's PROTOCOL file, section 4, for the `...@openssh.com` extensions.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import paramiko
+from paramiko.message import Message
+from paramiko.sftp import (
+    CMD_ATTRS,
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_FSETSTAT,
+    CMD_FSTAT,
+    CMD_HANDLE,
+    CMD_INIT,
+    CMD_OPEN,
+    CMD_READ,
+    CMD_STATUS,
+    CMD_VERSION,
+    CMD_WRITE,
+    SFTP_CONNECTION_LOST,
+    SFTP_EOF,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_READ,
+    SFTP_FLAG_TRUNC,
+    SFTP_FLAG_WRITE,
+    SFTP_NO_CONNECTION,
+    SFTP_NO_SUCH_FILE,
+    SFTP_OK,
+    SFTP_OP_UNSUPPORTED,
+    SFTP_PERMISSION_DENIED,
+    SFTPError,
+    int64,
+)
+
+__all__ = [
+    "CMD_DATA",
+    "CMD_READ",
+    "CMD_STATUS",
+    "CMD_WRITE",
+    "SFTP_CONNECTION_LOST",
+    "SFTP_NO_CONNECTION",
+    "SFTP_OP_UNSUPPORTED",
+    "SFTP_PERMISSION_DENIED",
+    "EndOfFile",
+    "Limits",
+    "NoSuchFile",
+    "PermissionDenied",
+    "Pipeline",
+    "RemoteFile",
+    "RequestFailed",
+    "SFTPError",
+    "SftpChannel",
+    "StatusReply",
+    "int64",
+    "status_error",
+]
+
+CLIENT_VERSION = 3  # the SFTP version paramiko speaks
+
+#: open() modes: SSH_FXF_* flags (filexfer-02 section 6.3)
+OPEN_FLAGS = {
+    "r": SFTP_FLAG_READ,
+    "r+": SFTP_FLAG_READ | SFTP_FLAG_WRITE,
+    "w": SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC,
+    "x": SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL,  # fails if the file exists
+}
+
+
+class StatusReply(Exception):
+    """The server answered a request with an error status (SSH_FXP_STATUS): the request
+    failed, the channel is fine. `code` is the SSH_FX_* number, `args` as for OSError.
+
+    Subclasses keep the builtin types paramiko's callers expect: `NoSuchFile` is a
+    FileNotFoundError, `PermissionDenied` a PermissionError, `EndOfFile` an EOFError."""
+
+    code: int = 0
+
+
+class NoSuchFile(StatusReply, FileNotFoundError):
+    code = SFTP_NO_SUCH_FILE
+
+
+class PermissionDenied(StatusReply, PermissionError):
+    code = SFTP_PERMISSION_DENIED
+
+
+class EndOfFile(StatusReply, EOFError):
+    code = SFTP_EOF
+
+
+class RequestFailed(StatusReply, OSError):
+    """Every other error status; v3 says "Failure" (code 4) for most things, including
+    an existing target of a rename and an existing directory for mkdir."""
+
+
+def status_error(code: int, text: str) -> StatusReply | None:
+    """The exception for an SSH_FXP_STATUS reply, None for SSH_FX_OK."""
+    if code == SFTP_OK:
+        return None
+    if code == SFTP_EOF:
+        return EndOfFile(text)
+    if code == SFTP_NO_SUCH_FILE:
+        return NoSuchFile(errno.ENOENT, text)
+    if code == SFTP_PERMISSION_DENIED:
+        return PermissionDenied(errno.EACCES, text)
+    error = RequestFailed(text)
+    error.code = code
+    return error
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The reply to `limits@openssh.com`: largest packet, read and write in bytes, and the
+    most open handles; 0 means no limit given."""
+
+    max_packet: int
+    max_read: int
+    max_write: int
+    max_open_handles: int
+
+
+class _PrivateApi(Protocol):
+    """The private `paramiko.SFTPClient` methods used here, as paramiko defines them."""
+
+    def _async_request(self, fileobj: object, t: int, *args: Any) -> int: ...
+    def _read_response(self, waitfor: int | None = None) -> tuple[int | None, Any]: ...
+    def _send_packet(self, t: int, packet: Message) -> None: ...
+    def _read_packet(self) -> tuple[int, bytes]: ...
+
+
+class SftpChannel(paramiko.SFTPClient):
+    """A paramiko `SFTPClient` (one SFTP session on one SSH channel) that keeps the server's
+    protocol version and extensions (`{"posix-rename@openssh.com": b"1", ...}`) and raises
+    `StatusReply` subclasses for the server's error replies, so that a failed request is
+    never confused with a closed socket (paramiko raises a bare OSError for both).
+
+    Not thread-safe: one user at a time (the driver's pool lends channels)."""
+
+    version: int
+    extensions: dict[str, bytes]
+
+    def _private(self) -> _PrivateApi:
+        return cast(_PrivateApi, self)
+
+    # -- paramiko's hooks, replaced ------------------------------------------------------
+
+    def _send_version(self) -> int:
+        """SSH_FXP_INIT, then SSH_FXP_VERSION: uint32 version, then (name, data) string
+        pairs to the end of the packet, one per extension (filexfer-02 section 4)."""
+        init = Message()
+        init.add_int(CLIENT_VERSION)
+        self._private()._send_packet(CMD_INIT, init)
+        t, data = self._private()._read_packet()
+        if t != CMD_VERSION:
+            raise SFTPError("Incompatible sftp protocol")
+        msg = Message(data)
+        self.version = msg.get_int()
+        extensions: dict[str, bytes] = {}
+        while msg.get_remainder():
+            name = msg.get_string().decode("utf-8", "replace")
+            extensions[name] = msg.get_string()
+        self.extensions = extensions
+        return self.version
+
+    def _convert_status(self, msg: Message) -> None:
+        code, text = msg.get_int(), msg.get_text()
+        error = status_error(code, text)
+        if error is not None:
+            raise error
+
+    # -- for the rest of the driver -------------------------------------------------------
+
+    @property
+    def channel(self) -> paramiko.Channel:
+        return self.sock
+
+    def pipeline(self, handle: bytes | None = None) -> Pipeline:
+        """A new pipeline on this channel; with `handle`, each request starts with it."""
+        return Pipeline(self, handle)
+
+    def request(self, cmd: int, *args: Any) -> tuple[int, Message]:
+        """One request and its reply (type, message after the id); an error status is
+        raised as `StatusReply`."""
+        pipe = self.pipeline()
+        pipe.send(None, cmd, *args)
+        _, t, msg = pipe.reply()
+        if t == CMD_STATUS:
+            self._convert_status(msg)
+        return t, msg
+
+    def open_file(self, path: str, mode: str) -> RemoteFile:
+        """Open `path`; `mode` is a key of OPEN_FLAGS ("x": create, failing if it exists)."""
+        t, msg = self.request(CMD_OPEN, path, OPEN_FLAGS[mode], paramiko.SFTPAttributes())
+        if t != CMD_HANDLE:
+            raise SFTPError(f"unexpected reply type {t} to open")
+        return RemoteFile(self, msg.get_binary())
+
+    def hardlink(self, oldpath: str, newpath: str) -> None:
+        """`hardlink@openssh.com`: link(2), which refuses an existing `newpath` (status
+        "Failure"). Only when the server announced the extension."""
+        t, _ = self.request(CMD_EXTENDED, "hardlink@openssh.com", oldpath, newpath)
+        if t != CMD_STATUS:
+            raise SFTPError(f"unexpected reply type {t} to hardlink")
+
+    def limits(self) -> Limits:
+        """`limits@openssh.com`: the server's largest packet, read, write and number of
+        open handles (four uint64). Only when the server announced the extension."""
+        t, msg = self.request(CMD_EXTENDED, "limits@openssh.com")
+        if t != CMD_EXTENDED_REPLY:
+            raise SFTPError(f"unexpected reply type {t} to limits")
+        return Limits(msg.get_int64(), msg.get_int64(), msg.get_int64(), msg.get_int64())
+
+
+class RemoteFile:
+    """A file open on the server, by its handle. Unlike paramiko's `SFTPFile`, `close`
+    reports the server's error reply: a gateway in front of object storage may store
+    the object only then, and a failed close means the content is not there."""
+
+    def __init__(self, client: SftpChannel, handle: bytes):
+        self.client, self.handle = client, handle
+        self.closed = False
+
+    def stat(self) -> paramiko.SFTPAttributes:
+        t, msg = self.client.request(CMD_FSTAT, self.handle)
+        if t != CMD_ATTRS:
+            raise SFTPError(f"unexpected reply type {t} to fstat")
+        return cast(paramiko.SFTPAttributes, cast(Any, paramiko.SFTPAttributes)._from_msg(msg))
+
+    def truncate(self, size: int) -> None:
+        attributes = paramiko.SFTPAttributes()
+        attributes.st_size = size
+        self.client.request(CMD_FSETSTAT, self.handle, attributes)
+
+    def pipeline(self) -> Pipeline:
+        """A pipeline whose requests are about this file (reads, writes)."""
+        return self.client.pipeline(self.handle)
+
+    def close(self) -> None:
+        """Close the handle (once); the server's error reply is raised."""
+        if not self.closed:
+            self.closed = True
+            self.client.request(CMD_CLOSE, self.handle)
+
+
+class Pipeline:
+    """Requests in flight on one channel, whose replies are taken in the order sent.
+
+    paramiko routes each reply by request id to the object given with the request: this
+    pipeline (`_async_response`), which holds it until `reply` asks for it. Errors of the
+    connection itself (paramiko's SSHException, OSError) leave `reply` and `status` as they
+    are; only error statuses become `StatusReply` values."""
+
+    def __init__(self, client: SftpChannel, handle: bytes | None = None):
+        self.client, self.handle = client, handle
+        self._order: deque[tuple[int, Any]] = deque()
+        self._replies: dict[int, tuple[int, Message]] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def send(self, tag: Any, cmd: int, *args: Any, first: bool = False) -> None:
+        """Send request `cmd` with `args` (int64 for 64-bit fields, int for 32-bit, bytes
+        or str for strings); `tag` comes back with its reply. With `first` its reply is
+        taken before those of requests sent earlier."""
+        if self.handle is not None:
+            args = (self.handle, *args)
+        num = self.client._private()._async_request(self, cmd, *args)
+        (self._order.appendleft if first else self._order.append)((num, tag))
+
+    def _async_response(self, t: int, msg: Message, num: int) -> None:
+        self._replies[num] = (t, msg)  # paramiko hands our replies over here
+
+    def reply(self) -> tuple[Any, int, Message]:
+        """The oldest request's tag and reply (type and message after the id)."""
+        num, tag = self._order.popleft()
+        while num not in self._replies:
+            self.client._private()._read_response()
+        t, msg = self._replies.pop(num)
+        return tag, t, msg
+
+    def status(self) -> tuple[Any, StatusReply | SFTPError | None]:
+        """The oldest reply, for a request answered by a status: None for success, else
+        the error status (or SFTPError for a reply of another type)."""
+        tag, t, msg = self.reply()
+        if t != CMD_STATUS:
+            return tag, SFTPError(f"unexpected SFTP reply type {t}")
+        return tag, status_error(msg.get_int(), msg.get_text())
