@@ -217,6 +217,11 @@ class SftpDriver(Driver):
                 self._channels += 1
             try:
                 channel = transport.open_session(timeout=self.timeout)
+            except (EOFError, OSError) as e:  # the connection died under us
+                with self._cond:
+                    self._channels -= 1
+                    self._cond.notify()
+                raise self._translate(e, "") from None
             except paramiko.SSHException as e:
                 with self._cond:
                     self._channels -= 1
@@ -458,7 +463,12 @@ class SftpDriver(Driver):
                 f.write(data)
 
         with self._session(path) as c:
-            self._retry_in_new_dir(c, temp, lambda: write(c))
+            try:
+                self._retry_in_new_dir(c, temp, lambda: write(c))
+            except OSError:  # a full disk, say: take the partial temp file away
+                with suppress(OSError):
+                    c.remove(temp)
+                raise
             try:
                 c.rename(temp, target)  # SFTP v3's rename refuses an existing target
             except OSError as e:

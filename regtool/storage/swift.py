@@ -87,7 +87,7 @@ class _Reader(io.RawIOBase):
         try:
             return bytes(self._body.read(n))
         except NETWORK_ERRORS as e:
-            raise self._driver._network_error(e, self._path) from None
+            raise self._driver.session.network_error(e, self._path) from None
 
     def readinto(self, buffer: Any) -> int:
         while self._skip:  # the server ignored our Range header

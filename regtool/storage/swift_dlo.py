@@ -86,6 +86,7 @@ class SwiftWriter(Writer):
         self._buffer = bytearray()
         self._added: list[str] = []  # segments this writer uploaded: cancel deletes them
         self._done = False
+        self._error: StorageError | None = None  # a failed write: never commit
         self._append = append
         self._write_manifest = True
         size = 0
@@ -134,6 +135,8 @@ class SwiftWriter(Writer):
         return self._size
 
     def write(self, data: bytes) -> int:
+        if self._error is not None:
+            raise self._error
         if self._done:
             raise StorageError("writer already closed", path=self._path, driver=self._driver.name)
         view = memoryview(data)
@@ -143,7 +146,11 @@ class SwiftWriter(Writer):
             self._buffer += view[:take]
             view = view[take:]
             if len(self._buffer) >= limit:
-                self._flush()
+                try:
+                    self._flush()
+                except StorageError as e:
+                    self._error = e
+                    raise
         self._size += len(data)
         return len(data)
 
@@ -158,10 +165,16 @@ class SwiftWriter(Writer):
         self._driver._put(name, data, self._path)
 
     def commit(self) -> None:
+        if self._error is not None:
+            raise self._error
         if self._done:
             return
         driver = self._driver
-        self._flush()
+        try:
+            self._flush()
+        except StorageError as e:
+            self._error = e
+            raise
         if self._write_manifest:
             replaced = None if self._append else manifest_of(driver, self._name, self._path)
             put_manifest(driver, self._name, self._segment_set, self._path)
