@@ -92,7 +92,9 @@ class LocalWriter(Writer):
         if self._error is not None:
             raise self._error
         if self._done:
-            raise StorageError("write to a finished writer", path=self._path, driver="local")
+            raise StorageError(
+                f"write to a finished writer: {self._path}", path=self._path, driver="local"
+            )
         try:
             _write_all(self._file, data)
         except OSError as e:
@@ -195,7 +197,9 @@ class LocalDriver(Driver):
             except FileNotFoundError:
                 if attempt == 2:
                     raise StorageError(
-                        "its directory keeps vanishing", path=path, driver=self.name
+                        f"cannot write {path}: its directory keeps vanishing",
+                        path=path,
+                        driver=self.name,
                     ) from None
             except OSError as e:
                 self._prune(temp.parent)
@@ -218,7 +222,8 @@ class LocalDriver(Driver):
         except OSError as e:
             if e.errno not in (*MISSING, errno.ELOOP):
                 raise self._error(e, rel) from None
-            log.warning("%s: skipped %s: a symbolic link that leads nowhere", self.root, rel)
+            why = "a loop of symbolic links" if e.errno == errno.ELOOP else "a dangling link"
+            log.warning("%s: skipped %s: %s", self.root, rel, why)
             return None
         real = os.path.realpath(link)
         if not _inside(real, real_root):
@@ -354,7 +359,9 @@ class LocalDriver(Driver):
         except OSError as e:
             raise self._error(e, path) from None
         if not (st_mode.S_ISDIR(st.st_mode) or st_mode.S_ISREG(st.st_mode)):
-            raise StorageError("not a regular file or directory", path=path, driver=self.name)
+            raise StorageError(
+                f"not a regular file or directory: {path}", path=path, driver=self.name
+            )
         return _entry(path, st, st_mode.S_ISDIR(st.st_mode))
 
     def _open_file(self, path: str) -> io.FileIO:
@@ -364,13 +371,17 @@ class LocalDriver(Driver):
         try:
             fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
+            if e.errno == errno.ENXIO:  # a socket, or a device without a driver
+                raise StorageError(
+                    f"not a regular file: {path}", path=path, driver=self.name
+                ) from None
             raise self._error(e, path, missing=(*MISSING, errno.EISDIR)) from None
         try:
             mode = os.fstat(fd).st_mode
             if st_mode.S_ISDIR(mode):
                 raise PathNotFound(path, driver=self.name)
             if not st_mode.S_ISREG(mode):
-                raise StorageError("not a regular file", path=path, driver=self.name)
+                raise StorageError(f"not a regular file: {path}", path=path, driver=self.name)
             os.set_blocking(fd, True)
             return io.FileIO(fd, "rb", closefd=True)
         except BaseException as e:
@@ -406,7 +417,7 @@ class LocalDriver(Driver):
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         if offset < 0 or (length is not None and length < 0):
-            raise StorageError("negative offset or length", path=path, driver=self.name)
+            raise StorageError(f"negative offset or length: {path}", path=path, driver=self.name)
         raw = self._open_file(path)
         try:
             raw.seek(offset)
@@ -442,7 +453,9 @@ class LocalDriver(Driver):
                     raise PathNotFound(src, driver=self.name) from None
                 if attempt == 2:
                     raise StorageError(
-                        "target directory vanished", path=dst, driver=self.name
+                        f"cannot move {src} to {dst}: its directory keeps vanishing",
+                        path=dst,
+                        driver=self.name,
                     ) from None
             except OSError as e:
                 self._prune(target.parent)

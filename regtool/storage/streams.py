@@ -10,9 +10,11 @@ from typing import Any, BinaryIO
 from regtool.errors import TransientError
 
 
-def _readinto(stream: BinaryIO, buffer: Any) -> int:
-    """`stream.readinto(buffer)` where the stream has it, else a read and a copy."""
-    readinto = getattr(stream, "readinto", None)
+def _readinto(stream: BinaryIO, buffer: Any, *, once: bool = False) -> int:
+    """`stream.readinto(buffer)` where the stream has it, else a read and a copy. With
+    `once`, a buffered stream reads from what is under it at most once (`readinto1`), so
+    that what it got before a fault is returned rather than lost with the fault."""
+    readinto = (once and getattr(stream, "readinto1", None)) or getattr(stream, "readinto", None)
     if readinto is not None:
         return int(readinto(buffer) or 0)
     data = stream.read(len(buffer))
@@ -64,6 +66,9 @@ class ResumingReader(io.RawIOBase):
     stream as it would without this reader.
     """
 
+    #: Most bytes asked of the stream at once: a fault loses at most this much progress.
+    STEP = 256 * 1024
+
     def __init__(self, first: BinaryIO, reopen: Reopen, pause: Pause):
         self._inner: BinaryIO | None = first
         self._reopen, self._pause = reopen, pause
@@ -76,11 +81,12 @@ class ResumingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         if self.closed:
             raise ValueError("read from a closed reader")
+        view = memoryview(buffer).cast("B")[: self.STEP]
         while True:
             try:
                 if self._inner is None:
                     self._inner = self._reopen(self._done)
-                n = _readinto(self._inner, buffer)
+                n = _readinto(self._inner, view, once=True)
             except TransientError as e:
                 self._drop()
                 self._faults += 1
