@@ -136,6 +136,7 @@ def verification_document(v: Verification) -> dict[str, Any]:
             "corrupt": v.count("corrupt"),
             "missing": v.count("missing"),
             "skipped": v.count("skipped"),
+            "leftover": v.count("leftover"),
             "images": v.images,
             "blobs": v.blobs,
             "bytes_hashed": v.bytes_hashed,
@@ -160,7 +161,9 @@ def print_verification(v: Verification) -> None:
     else:
         typer.echo(f"Nothing to verify in {v.location} ({v.layout} layout).")
     counts = ", ".join(
-        f"{v.count(s)} {s}" for s in ("ok", "corrupt", "missing", "skipped") if v.count(s)
+        f"{v.count(s)} {s}"
+        for s in ("ok", "corrupt", "missing", "skipped", "leftover")
+        if v.count(s)
     )
     rate = human_size(int(v.bytes_hashed / v.seconds)) + "/s" if v.seconds > 0 else "-"
     typer.echo(

@@ -5,7 +5,9 @@ and layers (exist, linked in the repository, right size, content hashes to the d
 V1: tag -> image id -> every image of its ancestry (json, ancestry chain, layer, checksum).
 Each blob or V1 image is checked once per run, whatever number of tags share it; blobs
 hash `jobs` at a time. `--all` adds storage-wide checks (link files whose blob is missing),
-`--blobs` re-hashes every blob in storage, referenced or not.
+`--blobs` re-hashes every blob in storage, referenced or not. `--all` also lists writers'
+temp files older than `LEFTOVER_AGE` (status `leftover`: what a crash or a failed write
+left, which gc removes); they fail nothing, as no image is damaged by them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Generic, Protocol, TypeVar
 
 from regtool.errors import NotFound, UsageError
@@ -35,9 +38,14 @@ KIND_STATUS = {
     "unreadable": "corrupt",  # storage failed while reading it
     "foreign": "skipped",  # a non-distributable layer with `urls`, not in storage
     "unverifiable": "skipped",  # V1: only tarsum checksums, which regtool cannot compute
+    "leftover": "leftover",  # a writer's temp file a crash left: wasted space, no damage
 }
 #: The worst status wins: a tag with a corrupt layer and a missing one is corrupt.
-STATUS_ORDER = ("corrupt", "missing", "skipped", "ok")
+STATUS_ORDER = ("corrupt", "missing", "skipped", "leftover", "ok")
+#: Statuses that are reported but do not fail a verification (exit 0).
+PASSING = ("skipped", "leftover", "ok")
+#: A writer's temp file younger than this may be a write in progress: never reported.
+LEFTOVER_AGE = timedelta(hours=1)
 
 #: Buffers in flight stay under this however many `--jobs` (memory flat).
 BUFFER_BUDGET = 32 * CHUNK_SIZE
@@ -64,7 +72,7 @@ class Problem:
 
     @property
     def fails(self) -> bool:
-        return self.status != "skipped"
+        return self.status not in PASSING
 
 
 @dataclass

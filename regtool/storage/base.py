@@ -77,6 +77,16 @@ class Entry:
         return self.path.rsplit("/", 1)[-1]
 
 
+def set_aside_temporaries(entries: Iterable[Entry], into: list[Entry]) -> Iterator[Entry]:
+    """The entries of a `walk(..., temporaries=True)` but writers' temp files, which are
+    appended to `into` instead: one walk serves both what is stored and its leftovers."""
+    for entry in entries:
+        if entry.temporary:
+            into.append(entry)
+        else:
+            yield entry
+
+
 @dataclass(frozen=True, slots=True)
 class LargeObject:
     """A file whose content lives in separate segments (a Swift DLO)."""
