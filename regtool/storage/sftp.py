@@ -65,6 +65,11 @@ def _entry(path: str, attr: paramiko.SFTPAttributes, temporary: bool = False) ->
     return Entry(path, is_dir=is_dir, size=size, modified=modified, temporary=temporary)
 
 
+def _regular(attr: paramiko.SFTPAttributes) -> bool:
+    """A directory or a regular file: what a store holds (not a fifo, socket, device)."""
+    return stat.S_ISDIR(attr.st_mode or 0) or stat.S_ISREG(attr.st_mode or 0)
+
+
 def _by_depth(paths: Iterable[str]) -> list[list[str]]:
     """Paths grouped by depth, deepest first: children go before their parents."""
     levels: dict[int, list[str]] = {}
@@ -387,41 +392,99 @@ class SftpDriver(Driver):
             for level in _by_depth(parents):
                 self._pipelined(c, CMD_RMDIR, level, [])  # the server refuses non-empty ones
 
-    def _listdir(self, c: paramiko.SFTPClient, prefix: str, temp: bool = False) -> list[Entry]:
-        entries = []
+    def _listdir(
+        self,
+        c: paramiko.SFTPClient,
+        prefix: str,
+        temp: bool = False,
+        via: tuple[str, ...] = (),
+        links: dict[str, tuple[str, ...]] | None = None,
+    ) -> list[Entry]:
+        """The entries of directory `prefix`. Links are followed by the local driver's
+        rules (see `_follow`); a directory reached through one is recorded in `links`
+        with the real directories that lead to it; fifos, sockets and devices are skipped.
+        With `links` None, everything is listed as it is, links as files (for `delete`,
+        which removes a link, not its target)."""
+        entries, here = [], None
         for attr in c.listdir_attr(self._abs(prefix, allow_root=True)):
             temporary = attr.filename.startswith(TEMP_MARK)
             if temporary and not temp:
                 continue
             rel = f"{prefix}/{attr.filename}" if prefix else attr.filename
-            if stat.S_ISLNK(attr.st_mode or 0):  # follow links, as the local driver does
-                try:
-                    attr = c.stat(self._abs(rel))
-                except FileNotFoundError:
+            if stat.S_ISLNK(attr.st_mode or 0) and links is not None:
+                here = here or c.normalize(self._abs(prefix, allow_root=True))
+                followed = self._follow(c, rel, (here, *via))
+                if followed is None:
                     continue
+                attr = followed
+                if stat.S_ISDIR(attr.st_mode or 0):
+                    links[rel] = (here, *via)
+            elif links is not None and not stat.S_ISLNK(attr.st_mode or 0) and not _regular(attr):
+                self._skip(rel, "not a regular file, directory or link")
+                continue
             entries.append(_entry(rel, attr, temporary))
         return entries
 
-    def _tree(self, prefix: str, temp: bool = False) -> Iterator[Entry]:
-        """Files and directories below `prefix`, listing WALK_THREADS directories at once."""
+    def _skip(self, rel: str, why: str) -> None:
+        log.warning("%s: skipped %s: %s", self.describe(), rel, why)
 
-        def listing(p: str) -> list[Entry]:
+    def _follow(
+        self, c: paramiko.SFTPClient, rel: str, around: tuple[str, ...]
+    ) -> paramiko.SFTPAttributes | None:
+        """The status of what the link at `rel` leads to, or None when it is skipped:
+        dangling, a loop of links, a link back into one of the real directories `around`
+        (the walk would go round), or to a fifo, socket or device. A link out of the root
+        is refused: what lies behind it may be a repository gc must see."""
+        target = self._abs(rel)
+        try:
+            attr, real = c.stat(target), c.normalize(target)
+        except OSError as e:
+            if not is_status_reply(e):
+                raise
+            self._skip(rel, f"a link that leads nowhere ({e})")
+            return None
+        root = c.normalize(self._abs("", allow_root=True))
+        if not (real == root or real.startswith(root.rstrip("/") + "/")):
+            raise StorageError(
+                f"{rel} is a symbolic link to {real}, outside the store: regtool does not "
+                "follow links out of a store",
+                path=rel,
+                driver=self.name,
+            )
+        if stat.S_ISDIR(attr.st_mode or 0) and any(
+            d == real or d.startswith(real.rstrip("/") + "/") for d in around
+        ):
+            self._skip(rel, f"a link to {real}, which holds it (a loop)")
+            return None
+        if not _regular(attr):
+            self._skip(rel, "not a regular file, directory or link")
+            return None
+        return attr
+
+    def _tree(self, prefix: str, temp: bool = False, follow: bool = True) -> Iterator[Entry]:
+        """Files and directories below `prefix`, listing WALK_THREADS directories at once;
+        links followed (by `_listdir`'s rules) unless not `follow`."""
+
+        def listing(p: str, via: tuple[str, ...]) -> tuple[list[Entry], dict[str, Any], Any]:
+            links: dict[str, tuple[str, ...]] | None = {} if follow else None
             try:
                 with self._session(p) as c:
-                    return self._listdir(c, p, temp)
+                    return self._listdir(c, p, temp, via, links), links or {}, via
             except PathNotFound:
-                return []  # a missing prefix, or removed while we walked
+                return [], {}, via  # a missing prefix, or removed while we walked
 
         self._abs(prefix, allow_root=True)
         pool = ThreadPoolExecutor(WALK_THREADS, thread_name_prefix="sftp-walk")
         try:
-            pending = {pool.submit(listing, prefix)}
+            pending = {pool.submit(listing, prefix, ())}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    for entry in future.result():
+                    entries, links, via = future.result()
+                    for entry in entries:
                         if entry.is_dir:
-                            pending.add(pool.submit(listing, entry.path))
+                            where = links.get(entry.path, via)
+                            pending.add(pool.submit(listing, entry.path, where))
                         yield entry
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -432,7 +495,7 @@ class SftpDriver(Driver):
         self._abs(prefix, allow_root=True)
         try:
             with self._session(prefix) as c:
-                return self._listdir(c, prefix)
+                return self._listdir(c, prefix, links={})
         except PathNotFound:
             if prefix == "":
                 return []
@@ -525,7 +588,7 @@ class SftpDriver(Driver):
             if not is_dir:
                 c.remove(target)
         if is_dir:
-            entries = list(self._tree(path, temp=True))
+            entries = list(self._tree(path, temp=True, follow=False))  # links go, not targets
             done: Outcomes = []
             with self._session(path) as c:
                 self._pipelined(c, CMD_REMOVE, [e.path for e in entries if not e.is_dir], done)

@@ -28,8 +28,8 @@ from regtool.storage.retry import RetryingDriver
 from regtool.storage.sftp import SftpDriver
 from tests.clirunner import Cli
 from tests.services import free_port
-from tests.services.faultproxy import FaultProxy
 from tests.services.sshd import SshdService
+from tests.services.tcp_faults import TcpFaultProxy, known_hosts_through
 from tests.v2store import write_image
 
 MiB = 1 << 20
@@ -191,10 +191,8 @@ def test_gc_over_sftp_deletes_what_a_dropped_writer_left(
 ) -> None:
     root = sshd_service.data_root / f"gc-temps-{uuid.uuid4().hex[:8]}"
     root.mkdir()
-    known = tmp_path / "known_hosts"
-    with FaultProxy(sshd_service.port) as proxy:
-        key = sshd_service.known_hosts.read_text().split(" ", 1)[1]
-        known.write_text(f"[127.0.0.1]:{proxy.port} {key}")
+    with TcpFaultProxy(sshd_service.port) as proxy:
+        known = known_hosts_through(proxy, sshd_service.known_hosts, tmp_path / "known_hosts")
         driver: Driver = RetryingDriver(
             SftpDriver(
                 "127.0.0.1",

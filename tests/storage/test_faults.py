@@ -34,9 +34,9 @@ from regtool.storage.retry import Backoff, RetryingDriver
 from regtool.storage.sftp import SftpDriver
 from regtool.storage.swift import SwiftCredentials, SwiftDriver
 from tests.services import unavailable
-from tests.services.faultproxy import FaultProxy
 from tests.services.http_faults import HttpFaultProxy
 from tests.services.sshd import SshdService
+from tests.services.tcp_faults import TcpFaultProxy, known_hosts_through
 from tests.services.tmpfs import Tmpfs, small_tmpfs
 from tests.storage.conftest import TEST_SEGMENT_SIZE, assert_empty
 
@@ -48,7 +48,7 @@ class Faulty:
     """A driver as production wraps it, and the handles that make its faults."""
 
     driver: RetryingDriver
-    tcp: FaultProxy | None = None  # between the driver and its server
+    tcp: TcpFaultProxy | None = None  # between the driver and its server
     http: HttpFaultProxy | None = None  # Swift only: behind `tcp`
     disk: Path | None = None  # where the store lies on this machine (local, sftp)
     waits: list[float] = field(default_factory=list)  # backoff waits taken
@@ -64,17 +64,14 @@ def _backoff(waits: list[float]) -> Backoff:
     return Backoff(delay=0.02, sleep=sleep, random=lambda: 0.5)
 
 
-def _sftp_through(proxy: FaultProxy, service: SshdService, root: Path, tmp: Path) -> SftpDriver:
-    known = tmp / "known_hosts"
-    key = service.known_hosts.read_text().split(" ", 1)[1]  # the same sshd, another port
-    known.write_text(f"[127.0.0.1]:{proxy.port} {key}")
+def _sftp_through(proxy: TcpFaultProxy, service: SshdService, root: Path, tmp: Path) -> SftpDriver:
     return SftpDriver(
         "127.0.0.1",
         str(root),
         port=proxy.port,
         username=service.username,
         key_filename=str(service.key_path),
-        known_hosts=str(known),
+        known_hosts=str(known_hosts_through(proxy, service.known_hosts, tmp / "known_hosts")),
         timeout=10.0,
     )
 
@@ -93,7 +90,7 @@ def _sftp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
     root = service.data_root / f"faults-{uuid.uuid4().hex[:8]}"
     root.mkdir()
     waits: list[float] = []
-    with FaultProxy(service.port) as tcp:
+    with TcpFaultProxy(service.port) as tcp:
         raw = _sftp_through(tcp, service, root, tmp_path)
         yield Faulty(RetryingDriver(raw, _backoff(waits)), tcp=tcp, disk=root, waits=waits)
 
@@ -104,7 +101,7 @@ def _swift(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
     container = f"faults-{uuid.uuid4().hex[:8]}"
     service.create_container(container)
     waits: list[float] = []
-    with HttpFaultProxy(service.proxy_port) as http, FaultProxy(http.port) as tcp:
+    with HttpFaultProxy(service.proxy_port) as http, TcpFaultProxy(http.port) as tcp:
         credentials = SwiftCredentials(
             auth_url=service.auth_url,
             user=service.user,
@@ -427,3 +424,52 @@ def test_an_immutable_directory_and_a_link_loop(on_disk: Faulty) -> None:
                 assert d.get("locked/file") == b"locked"
     (disk / "loop").unlink()
     d.delete("locked")
+
+
+# -- links and special files in a store on disk --------------------------------------------
+
+
+def _files(d: Driver, prefix: str = "") -> set[str]:
+    return {e.path for e in d.walk(prefix)}
+
+
+def test_links_are_followed_inside_the_store_never_round_and_never_out(
+    on_disk: Faulty, tmp_path: Path
+) -> None:
+    d, disk = on_disk.driver, on_disk.disk
+    assert disk is not None
+    for path in ("a/file-a", "a/sub/deep", "b/file-b"):
+        d.put(path, b"x")
+    os.symlink("self", disk / "a/self")  # a loop of one link
+    os.symlink("..", disk / "a/sub/up")  # back into a directory that holds it
+    os.symlink("../b", disk / "a/to-b")
+    os.symlink("../a", disk / "b/to-a")  # a/to-b/to-a would be a/ again
+    os.symlink("file-a", disk / "a/same")  # a link to a file is a file
+    os.symlink("nowhere", disk / "a/dangling")
+    os.mkfifo(disk / "a/fifo")
+    assert _files(d) == {
+        "a/file-a",
+        "a/same",
+        "a/sub/deep",
+        "a/to-b/file-b",
+        "b/file-b",
+        "b/to-a/file-a",
+        "b/to-a/same",
+        "b/to-a/sub/deep",
+    }
+    assert {(e.path, e.is_dir) for e in d.list("a/sub")} == {("a/sub/deep", False)}
+    assert {e.path for e in d.list("a") if e.is_dir} == {"a/sub", "a/to-b"}
+    assert d.get("a/same") == b"x"
+    # A link out of the store: refused, naming it, whichever call meets it.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"not the store's")
+    os.symlink(outside, disk / "b/out")
+    for call in (lambda: _files(d), lambda: d.list("b")):
+        with pytest.raises(StorageError, match=r"b/out is a symbolic link to .*outside the store"):
+            call()
+    # Deleting a directory removes links, never what they lead to.
+    d.delete("a")
+    assert (outside / "secret").exists() and (disk / "b/file-b").exists()
+    d.delete("b")
+    assert (outside / "secret").exists() and not (disk / "b").exists()

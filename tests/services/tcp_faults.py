@@ -1,7 +1,7 @@
 """A TCP proxy on loopback that cuts connections when a test says so: dropped connections
 made to order, in front of a real sshd or Swift.
 
-    proxy = FaultProxy(target_port)     # listens on 127.0.0.1:proxy.port
+    proxy = TcpFaultProxy(target_port)     # listens on 127.0.0.1:proxy.port
     proxy.cut_after(down=1 << 20)       # cut the connection that carries the next MiB
                                         # from the server (counted from this call)
     proxy.cut_after(up=1 << 20)         # ... the next MiB to the server
@@ -24,6 +24,7 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.services import free_port
 
@@ -55,7 +56,7 @@ class _Link:
                 s.close()
 
 
-class FaultProxy:
+class TcpFaultProxy:
     def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
         self.target = (target_host, target_port)
         self.port = free_port()
@@ -119,7 +120,7 @@ class FaultProxy:
         for t in self._threads:
             t.join(5)
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> TcpFaultProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,3 +192,11 @@ class FaultProxy:
         if link.pumps == 0:
             for s in (link.client, link.server):
                 s.close()
+
+
+def known_hosts_through(proxy: TcpFaultProxy, known_hosts: Path, dest: Path) -> Path:
+    """A known_hosts file at `dest` trusting, on the proxy's port, the SSH server behind
+    it: the host key of `known_hosts`' first line."""
+    key_type, key = known_hosts.read_text().split()[1:3]
+    dest.write_text(f"[127.0.0.1]:{proxy.port} {key_type} {key}\n")
+    return dest
