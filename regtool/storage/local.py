@@ -253,9 +253,7 @@ class LocalDriver(Driver):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise StorageError(
-                f"cannot create {self.root}: {e.strerror or e}", driver=self.name
-            ) from None
+            raise self._error(e, "", (), f"cannot create {self.root}") from None
 
     def _abs(self, path: str, *, allow_root: bool = False) -> Path:
         check_path(path, allow_root=allow_root)
@@ -340,6 +338,8 @@ class LocalDriver(Driver):
                             self._special(rel)
                     except FileNotFoundError:
                         continue  # deleted while we walked
+                    except OSError as e:
+                        raise self._error(e, rel, missing=()) from None
 
     def _entries(self, it: Iterator[os.DirEntry[str]], rel_dir: str) -> Iterator[os.DirEntry[str]]:
         """The entries of a directory being listed; a fault while reading it translated."""
@@ -413,6 +413,7 @@ class LocalDriver(Driver):
                 temp.unlink(missing_ok=True)
             except OSError as e:
                 log.warning("could not remove %s: %s", temp, e)
+            self._prune(temp.parent)  # directories made for a write that failed
         return True
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
@@ -432,8 +433,11 @@ class LocalDriver(Driver):
 
     def move(self, src: str, dst: str) -> None:
         source, target = self._abs(src), self._abs(dst)
-        if not source.is_file():
-            raise PathNotFound(src, driver=self.name)
+        try:
+            if not source.is_file():
+                raise PathNotFound(src, driver=self.name)
+        except OSError as e:
+            raise self._error(e, src) from None
         for attempt in (1, 2):
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -449,7 +453,7 @@ class LocalDriver(Driver):
                 os.replace(source, target)
                 break
             except FileNotFoundError:
-                if not source.exists():
+                if not os.path.lexists(source):
                     raise PathNotFound(src, driver=self.name) from None
                 if attempt == 2:
                     raise StorageError(
