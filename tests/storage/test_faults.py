@@ -55,13 +55,15 @@ class Faulty:
 
 
 def _backoff(waits: list[float]) -> Backoff:
-    """Quick, and recorded: the proxies fault by request and byte counts, not by time."""
+    """Production's backoff from a shorter first wait, the jitter fixed, the waits
+    recorded. The proxies fault by request and byte counts, not by time; the waits are
+    real because a client may need a moment to see that its connection died."""
 
     def sleep(seconds: float) -> None:
         waits.append(seconds)
-        time.sleep(min(seconds, 0.05))
+        time.sleep(seconds)
 
-    return Backoff(delay=0.02, sleep=sleep, random=lambda: 0.5)
+    return Backoff(delay=0.1, sleep=sleep, random=lambda: 0.5)
 
 
 def _sftp_through(proxy: TcpFaultProxy, service: SshdService, root: Path, tmp: Path) -> SftpDriver:
