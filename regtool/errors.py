@@ -49,6 +49,12 @@ class InvalidPath(StorageError, ValueError):
         super().__init__(f"invalid path: {path!r}", path=path, driver=driver)
 
 
+class StorageFull(StorageError):
+    """The store has no room for a write: no space left on its device (ENOSPC), or the
+    user's disk quota is used up (EDQUOT). What the write had written is discarded. The
+    message names the cause and the store."""
+
+
 class AuthenticationFailed(StorageError):
     """The backend refused the credentials."""
 

@@ -153,6 +153,7 @@ def verification_document(v: Verification) -> dict[str, Any]:
             "missing": v.count("missing"),
             "skipped": v.count("skipped"),
             "error": v.count("error"),
+            "leftover": v.count("leftover"),
             "images": v.images,
             "blobs": v.blobs,
             "bytes_hashed": v.bytes_hashed,
@@ -178,7 +179,9 @@ def print_verification(v: Verification) -> None:
     else:
         typer.echo(f"Nothing to verify in {v.location} ({v.layout} layout).")
     counts = ", ".join(
-        f"{v.count(s)} {s}" for s in ("ok", "corrupt", "missing", "error", "skipped") if v.count(s)
+        f"{v.count(s)} {s}"
+        for s in ("ok", "corrupt", "missing", "error", "skipped", "leftover")
+        if v.count(s)
     )
     rate = human_size(int(v.bytes_hashed / v.seconds)) + "/s" if v.seconds > 0 else "-"
     unread = f"; {plural(len(v.faults), 'object')} unreadable" if v.faults else ""

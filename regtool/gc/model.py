@@ -9,7 +9,8 @@ from regtool.concurrency import DEFAULT_JOBS
 
 #: Kinds of doomed objects, in the order they are deleted: links first, so the registry
 #: stops serving something before its content goes; uploads last. A revision-link item
-#: carries the manifest's `tags/*/index` links too.
+#: carries the manifest's `tags/*/index` links too. A temp-file is a writer's temporary
+#: file that a crash or a failed cleanup left (one inside an upload goes with the upload).
 KINDS = (
     "revision-link",
     "layer-link",
@@ -17,6 +18,7 @@ KINDS = (
     "blob",
     "segments",
     "upload",
+    "temp-file",
     "v1-image",
 )
 

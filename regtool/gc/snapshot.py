@@ -47,6 +47,7 @@ class RepositoriesSnapshot:
     everywhere: dict[str, RepositoryIndex]  # every directory below repositories/
     young_paths: set[str]
     fingerprints: Fingerprints
+    temporaries: list[Entry]  # writers' temp files (those in uploads are upload files too)
 
     @property
     def repositories(self) -> dict[str, RepositoryIndex]:
@@ -83,18 +84,26 @@ class RepositoriesSnapshot:
         return found
 
 
+def walk_repositories(layout: V2Layout) -> Iterator[Entry]:
+    """Every file below `repositories/`, writers' temp files included (marked)."""
+    return layout.driver.walk(layout.repositories_dir(), temporaries=True)
+
+
 def take_snapshot(layout: V2Layout, cutoff: datetime) -> RepositoriesSnapshot:
     """One walk of `repositories/`, remembered compactly."""
     young_paths: set[str] = set()
     fingerprints = array("q")
+    temporaries: list[Entry] = []
 
     def remember(entries: Iterable[Entry]) -> Iterator[Entry]:
         for entry in entries:
             fingerprints.append(fingerprint(entry))
             if young(entry, cutoff):
                 young_paths.add(entry.path)
+            if entry.temporary:
+                temporaries.append(entry)
             yield entry
 
-    walk = remember(layout.driver.walk(layout.repositories_dir()))
-    everywhere = layout.index_entries(walk, include_all=True)
-    return RepositoriesSnapshot(everywhere, young_paths, Fingerprints(fingerprints))
+    # Temp files pass on too: one in `_uploads/<uuid>/` is a file of its upload.
+    everywhere = layout.index_entries(remember(walk_repositories(layout)), include_all=True)
+    return RepositoriesSnapshot(everywhere, young_paths, Fingerprints(fingerprints), temporaries)

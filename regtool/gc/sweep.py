@@ -9,7 +9,7 @@ from regtool.errors import NameInvalid, RegtoolError, StorageError, is_fault
 from regtool.gc.mark import mark
 from regtool.gc.model import KINDS, Doomed, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
-from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint
+from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint, walk_repositories
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.layout.v2_write import write_link
 from regtool.oci import Digest
@@ -28,11 +28,7 @@ def recheck(
     plus GETs for manifests not yet read. (A file deleted meanwhile, gc's own deletions
     included, can only make less reachable, so it needs no keeping.) Returns the items
     dropped."""
-    changed = [
-        e
-        for e in layout.driver.walk(layout.repositories_dir())
-        if fingerprint(e) not in before.fingerprints
-    ]
+    changed = [e for e in walk_repositories(layout) if fingerprint(e) not in before.fingerprints]
     if not changed:
         return []
     changed_paths = {e.path for e in changed}
@@ -77,7 +73,7 @@ def recheck(
             drop = key in marks.blobs or key in linked
         elif item.kind in _LINK_KINDS:
             drop = item.repository in repos_changed
-        elif item.kind == "upload":
+        elif item.kind in ("upload", "temp-file"):  # written again: still in use
             drop = any(p in changed_paths for p in item.paths)
         else:
             drop = False

@@ -22,7 +22,7 @@ from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
 from regtool.layout.v2 import LinkKind, LinkStat, RepositoryIndex, V2Layout
 from regtool.oci import Digest
-from regtool.storage.base import Entry, LargeObject
+from regtool.storage.base import Entry, LargeObject, set_aside_temporaries
 from regtool.text import plural
 
 
@@ -104,9 +104,11 @@ def collect_v2(
         # Streamed: marked blobs are passed over, unmarked ones become plan items at once;
         # only large objects wait, to be sized by a HEAD. Memory follows the garbage.
         blob_items: list[Doomed] = []
+        temporaries = list(snapshot.temporaries)  # and those in blobs/, from its walk
         unsized: list[tuple[Digest, Entry]] = []
         large_objects: list[Entry] = []  # for --orphan-segments
-        for digest, entry in walk_blobs(layout):
+        blob_walk = driver.walk(layout.blobs_dir(), temporaries=True)
+        for digest, entry in walk_blobs(layout, set_aside_temporaries(blob_walk, temporaries)):
             is_large = driver.has_large_objects and not entry.size
             if options.orphan_segments and is_large:
                 large_objects.append(entry)
@@ -132,6 +134,7 @@ def collect_v2(
         # Uploads of every directory, also of a first push abandoned before any manifest.
         all_uploads = snapshot.uploads()
         result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
+        result.items += _temp_file_items(layout, temporaries, cutoff, result)
         if options.orphan_segments and sets and segments_dir is not None:
             result.items += _orphan_sets(
                 layout, segments_dir, large_objects, all_uploads, sizer, result, cutoff
@@ -290,6 +293,28 @@ def _upload_items(
                 name,
             )
         )
+    return items
+
+
+def _temp_file_items(
+    layout: V2Layout, temporaries: list[Entry], cutoff: datetime, result: GcResult
+) -> list[Doomed]:
+    """Writers' temp files older than `cutoff`: what a crash (or a cleanup that failed on
+    a full disk or a dead connection) left. One inside an upload is the upload's file, and
+    goes with it by the upload's age rules; a younger one may be a write in progress."""
+    items = []
+    for entry in sorted(temporaries, key=lambda e: e.path):
+        where = layout.parse_repository_path(entry.path)
+        if where is not None and where.kind == "upload":
+            continue
+        if young(entry, cutoff):
+            result.kept_young += 1
+            continue
+        assert entry.modified is not None  # young() keeps a file of unknown age
+        why = f"a writer's temp file, last written {entry.modified:%Y-%m-%dT%H:%M:%SZ}"
+        split = layout.split_repository_path(entry.path)
+        repository = split[0] if split is not None else None
+        items.append(Doomed("temp-file", entry.path, (entry.path,), entry.size, why, repository))
     return items
 
 

@@ -6,7 +6,9 @@ V1: tag -> image id -> every image of its ancestry (json, ancestry chain, layer,
 Each blob or V1 image is checked once per run, whatever number of tags share it; blobs
 hash `jobs` at a time. `--all` adds storage-wide checks (link files whose blob is missing,
 link files that do not name their blob), `--blobs` re-hashes every blob in storage,
-referenced or not.
+referenced or not. `--all` also lists writers' temp files older than `LEFTOVER_AGE`
+(status `leftover`: what a crash or a failed write left, which gc removes); they fail
+nothing, as no image is damaged by them.
 
 Storage faults are not findings. One met reading an object (a timeout, a dropped
 connection, throttling that outlasts the retries) is recorded for that object, kind
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Generic, Protocol, TypeVar
 
 from regtool.errors import (
@@ -49,12 +52,15 @@ KIND_STATUS = {
     "unreadable": "error",  # storage failed while reading it: a fault, not a finding
     "foreign": "skipped",  # a non-distributable layer with `urls`, not in storage
     "unverifiable": "skipped",  # V1: only tarsum checksums, which regtool cannot compute
+    "leftover": "leftover",  # a writer's temp file a crash left: wasted space, no damage
 }
 #: The worst status wins: a tag with a corrupt layer and a missing one is corrupt; one
 #: that could not be read in full, but shows no damage, is `error`.
-STATUS_ORDER = ("corrupt", "missing", "error", "skipped", "ok")
+STATUS_ORDER = ("corrupt", "missing", "error", "skipped", "leftover", "ok")
 #: Statuses that are findings about the registry (exit 1).
 FAILING = ("corrupt", "missing")
+#: A writer's temp file younger than this may be a write in progress: never reported.
+LEFTOVER_AGE = timedelta(hours=1)
 
 #: Buffers in flight stay under this however many `--jobs` (memory flat).
 BUFFER_BUDGET = 32 * CHUNK_SIZE

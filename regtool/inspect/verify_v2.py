@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
 from regtool.errors import ManifestInvalid, RegtoolError
 from regtool.inspect.verify import (
+    LEFTOVER_AGE,
     Once,
     Options,
     Problem,
@@ -42,7 +44,7 @@ from regtool.layout.v2 import (
     parse_link,
 )
 from regtool.oci import SCHEMA1_TYPES, Descriptor, Digest, Manifest, parse_manifest, schema1_payload
-from regtool.storage.base import Entry
+from regtool.storage.base import Entry, set_aside_temporaries
 from regtool.text import plural
 
 #: A repository's link of a kind to a digest.
@@ -294,8 +296,10 @@ def _size_problem(digest: Digest, actual: int, declared: int | None, by: str, wh
 
 def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Verification) -> None:
     repos: dict[str, RepositoryIndex] = {}
+    leftovers: list[Entry] = []  # writers' temp files, from the walks --all makes
     if options.everything:
-        repos = layout.scan_repositories()
+        walk = layout.driver.walk(layout.repositories_dir(), temporaries=True)
+        repos = layout.index_entries(set_aside_temporaries(walk, leftovers))
     else:
         for name in dict.fromkeys(t.name for t in targets):
             repos.update(layout.scan_repositories(name))
@@ -317,7 +321,9 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
     items = list(dict.fromkeys(items))
 
     if options.everything or options.blobs:
-        verifier.known = dict(walk_blobs(layout))  # one listing answers every existence
+        # One listing answers every existence.
+        walk = layout.driver.walk(layout.blobs_dir(), temporaries=options.everything)
+        verifier.known = dict(walk_blobs(layout, set_aside_temporaries(walk, leftovers)))
 
     plans = raise_failures(
         map_outcomes(lambda item: verifier.plan(repos[item[0]], *item[1:]), items, options.jobs),
@@ -338,6 +344,7 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
 
     if options.everything:
         out.results.extend(_link_findings(verifier, repos, verifier.known or {}))
+        out.results.extend(_leftovers(leftovers, datetime.now(UTC) - LEFTOVER_AGE))
     if options.blobs and verifier.known is not None:
         known = verifier.known
         verifier.check_blobs({d: e.size or 0 for d, e in known.items()})
@@ -379,6 +386,22 @@ def _link_findings(
                 result.add(verifier.links(key).link_problems(key))
         if result.problems:
             results.append(result)
+    return results
+
+
+def _leftovers(temporaries: list[Entry], cutoff: datetime) -> list[VerifyResult]:
+    """Writers' temp files last written before `cutoff`: a write that crashed (or whose
+    cleanup failed) left them, with the bytes it had. Younger ones may be in progress."""
+    results = []
+    for entry in sorted(temporaries, key=lambda e: e.path):
+        if entry.modified is None or entry.modified > cutoff:
+            continue
+        size = "?" if entry.size is None else f"{entry.size} bytes"
+        detail = (
+            f"temp file {entry.path} ({size}, last written {entry.modified:%Y-%m-%dT%H:%M:%SZ})"
+            " left by a crash or a failed write; gc removes it"
+        )
+        results.append(VerifyResult(None, None, problems=[Problem(entry.path, "leftover", detail)]))
     return results
 
 

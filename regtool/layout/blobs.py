@@ -8,7 +8,7 @@ threads.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -76,10 +76,13 @@ def blob_size(layout: V2Layout, digest: Digest) -> int:
     return layout.driver.stat(layout.blob_data(digest)).size or 0
 
 
-def walk_blobs(layout: V2Layout) -> Iterator[tuple[Digest, Entry]]:
-    """Every blob in `blobs/` with its entry, from one walk. Files that are not
-    `<alg>/<2 hex>/<hex>/data` with a valid digest are not blobs and are skipped."""
-    for entry in layout.driver.walk(layout.blobs_dir()):
+def walk_blobs(
+    layout: V2Layout, entries: Iterable[Entry] | None = None
+) -> Iterator[tuple[Digest, Entry]]:
+    """Every blob in `blobs/` with its entry, from one walk (or from `entries`, a walk of
+    `blobs/` the caller made). Files that are not `<alg>/<2 hex>/<hex>/data` with a valid
+    digest are not blobs and are skipped."""
+    for entry in layout.driver.walk(layout.blobs_dir()) if entries is None else entries:
         digest = layout.blob_digest(entry.path)
         if digest is not None:
             yield digest, entry

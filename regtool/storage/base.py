@@ -19,6 +19,14 @@ too, with `Entry.temporary` set, so that gc can collect them and verify report t
 Swift writers use no temporary names (an interrupted large object leaves segments, which
 the layout's segment sets account for).
 
+Symbolic links and special files (local, SFTP), in `list` and `walk`: a link is followed
+where it leads inside the root; a link back into a directory the walk came through (it
+would go round forever), a dangling link, a loop of links and fifos, sockets or devices
+are skipped with a warning; a link out of the root is refused with a `StorageError`
+naming it, never skipped (what lies behind it may be a repository, and gc must not take
+blobs for unreferenced because it did not look). `delete` removes a link, never what it
+leads to.
+
 Errors: `PathNotFound` (also a `FileNotFoundError`) when nothing is at a path;
 `AuthenticationFailed`, `Unreachable`, `TransientError` or plain `StorageError` for the
 rest. Native library errors never escape a driver.
@@ -75,6 +83,16 @@ class Entry:
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+
+def set_aside_temporaries(entries: Iterable[Entry], into: list[Entry]) -> Iterator[Entry]:
+    """The entries of a `walk(..., temporaries=True)` but writers' temp files, which are
+    appended to `into` instead: one walk serves both what is stored and its leftovers."""
+    for entry in entries:
+        if entry.temporary:
+            into.append(entry)
+        else:
+            yield entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,52 +2,110 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
-from regtool.errors import TransientError
+from regtool.errors import PathNotFound, TransientError
 from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Writer
+from regtool.storage.streams import ResumingReader
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+#: Read size of the buffer over a resuming reader (large reads bypass it).
+READ_BUFFER = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait between attempts, and when to stop.
+
+    A fault that carries the server's `retry_after` (HTTP `Retry-After`, seconds) waits
+    that long plus up to a quarter more, so that clients throttled together do not all come
+    back at the same instant; other faults wait `delay` seconds doubling per attempt, up to
+    `max_delay`, each wait drawn between half and all of that ("equal jitter"). A call stops
+    after `attempts` tries in all, or sooner when the next wait would take the waits of the
+    call past `budget` seconds: a server asking for a longer wait than that gets the fault
+    back at once rather than a sleep that ends in the same refusal.
+    """
+
+    attempts: int = 4
+    delay: float = 0.2
+    max_delay: float = 10.0
+    budget: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = random.random  # in [0, 1)
+
+    def pause(self, error: TransientError, failures: int, waited: float) -> float:
+        """Wait before the attempt after the `failures`-th failure of a call whose waits
+        so far took `waited` seconds, and return the wait (seconds); raise `error` when
+        there is to be no further attempt."""
+        if failures >= self.attempts:
+            raise error
+        if error.retry_after is not None:
+            wait = max(0.0, error.retry_after) * (1 + self.random() / 4)
+        else:
+            wait = min(self.max_delay, self.delay * 2 ** (failures - 1)) * (1 + self.random()) / 2
+        if waited + wait > self.budget:
+            raise error
+        log.warning(
+            "%s (attempt %d of %d), retrying in %.1f s", error, failures, self.attempts, wait
+        )
+        self.sleep(wait)
+        return wait
+
 
 class RetryingDriver(Driver):
-    """Retries calls that fail with `TransientError` (timeouts, 5xx, a dropped channel),
-    `attempts` times in all, the delay doubling from `delay` seconds.
+    """Retries calls that fail with `TransientError` (timeouts, 5xx, throttling, a dropped
+    connection) as `backoff` says.
 
-    Streams are retried only while being opened, and `walk` only until its first entry:
-    a fault in the middle of a transfer is the caller's to handle. Writers and
-    `delete_many` are not retried (the latter reports failures per path)."""
+    - Reads resume: `open` returns a reader that, when the stream fails part-way, opens it
+      again at the first byte not yet read (the driver reconnects), so a dropped
+      connection costs a retry, not the transfer. A reader gives up after `attempts`
+      faults in a row without a byte read in between. What stays unreadable raises the
+      `TransientError` (an access error, never a sign of damaged content).
+    - `walk` is retried only until its first entry: a listing cannot resume in the middle
+      on every backend, and entries already yielded cannot be taken back.
+    - Writers are not retried: the bytes written come from the caller (an HTTP request's
+      body, say) and cannot be replayed from here, and a half-written append must not be
+      written twice. A failed writer discards what it wrote; the caller retries the whole
+      write (a registry client re-sends the chunk). Only opening one is retried.
+    - `delete_many` is not retried: it reports failures per path for the caller to decide.
+    - A call whose first attempt may have taken effect before its answer was lost is
+      retried with that in mind: a `delete` or `move` whose retry finds the source gone
+      (and, for a move, the target there) succeeded; a `put_if_absent` whose retry finds
+      the file holding exactly `data` created it (callers that need to know write content
+      of their own, such as a random token).
+    """
 
-    def __init__(self, inner: Driver, attempts: int = 4, delay: float = 0.2):
+    def __init__(self, inner: Driver, backoff: Backoff | None = None):
         self.inner = inner
         self.name = inner.name
         self.has_large_objects = inner.has_large_objects
-        self.attempts = attempts
-        self.delay = delay
+        self.backoff = backoff or Backoff()
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        wait = self.delay
-        for attempt in range(1, self.attempts + 1):
+    def _call(self, fn: Callable[[], T], after_fault: Callable[[], T] | None = None) -> T:
+        """`fn()`, retried; attempts after a fault call `after_fault` instead when given."""
+        failures, waited = 0, 0.0
+        while True:
             try:
-                return fn()
+                return fn() if failures == 0 or after_fault is None else after_fault()
             except TransientError as e:
-                if attempt == self.attempts:
-                    raise
-                log.warning("%s (attempt %d of %d), retrying", e, attempt, self.attempts)
-                time.sleep(wait)
-                wait *= 2
-        raise AssertionError("unreachable")
+                failures += 1
+                waited += self.backoff.pause(e, failures, waited)
 
     def list(self, prefix: str = "") -> list[Entry]:
         return self._call(lambda: self.inner.list(prefix))
 
     def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        wait = self.delay
-        for attempt in range(1, self.attempts + 1):
+        failures, waited = 0, 0.0
+        while True:
             started = False
             try:
                 for entry in self.inner.walk(prefix, temporaries=temporaries):
@@ -55,11 +113,10 @@ class RetryingDriver(Driver):
                     yield entry
                 return
             except TransientError as e:
-                if started or attempt == self.attempts:
+                if started:
                     raise
-                log.warning("%s (attempt %d of %d), retrying", e, attempt, self.attempts)
-                time.sleep(wait)
-                wait *= 2
+                failures += 1
+                waited += self.backoff.pause(e, failures, waited)
 
     def stat(self, path: str) -> Entry:
         return self._call(lambda: self.inner.stat(path))
@@ -71,19 +128,50 @@ class RetryingDriver(Driver):
         self._call(lambda: self.inner.put(path, data))
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
-        return self._call(lambda: self.inner.put_if_absent(path, data))
+        def again() -> bool:
+            if self.inner.put_if_absent(path, data):
+                return True
+            try:  # the lost attempt may have been the one that wrote it
+                return self.inner.get(path) == data
+            except PathNotFound:
+                return False
+
+        return self._call(lambda: self.inner.put_if_absent(path, data), again)
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
-        return self._call(lambda: self.inner.open(path, offset, length))
+        first = self._call(lambda: self.inner.open(path, offset, length))
+
+        def reopen(done: int) -> BinaryIO:
+            return self.inner.open(path, offset + done, None if length is None else length - done)
+
+        waited = [0.0]
+
+        def pause(error: TransientError, failures: int) -> None:
+            if failures == 1:
+                waited[0] = 0.0  # a new stall: its own budget
+            waited[0] += self.backoff.pause(error, failures, waited[0])
+
+        return io.BufferedReader(ResumingReader(first, reopen, pause), READ_BUFFER)
 
     def writer(self, path: str, append: bool = False) -> Writer:
         return self._call(lambda: self.inner.writer(path, append))
 
     def move(self, src: str, dst: str) -> None:
-        self._call(lambda: self.inner.move(src, dst))
+        def again() -> None:
+            try:
+                self.inner.move(src, dst)
+            except PathNotFound:
+                if not self.inner.exists(dst):
+                    raise
+
+        self._call(lambda: self.inner.move(src, dst), again)
 
     def delete(self, path: str) -> None:
-        self._call(lambda: self.inner.delete(path))
+        def again() -> None:
+            with contextlib.suppress(PathNotFound):  # the lost attempt deleted it
+                self.inner.delete(path)
+
+        self._call(lambda: self.inner.delete(path), again)
 
     def delete_many(self, paths: Iterable[str]) -> DeleteReport:
         return self.inner.delete_many(paths)

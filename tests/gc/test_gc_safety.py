@@ -126,12 +126,12 @@ class _PushDuringGc(LocalDriver):
         super().__init__(root)
         self.walks, self.push, self.at = 0, push, at
 
-    def walk(self, prefix: str = "") -> Iterator[Entry]:
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
         if prefix.endswith("/repositories"):
             self.walks += 1
             if self.walks == self.at:
                 self.push()
-        return super().walk(prefix)
+        return super().walk(prefix, temporaries=temporaries)
 
 
 @pytest.mark.parametrize("at", [2, 3], ids=["before-deleting", "after-deleting-links"])

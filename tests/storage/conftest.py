@@ -1,4 +1,5 @@
-"""The `driver` fixture: every conformance test runs against local, sftp and swift."""
+"""The `driver` fixture: every conformance test runs against local, sftp and swift, each
+wrapped in `RetryingDriver` as `Location.open()` wraps it in production."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
+from regtool.storage.retry import RetryingDriver
 
 #: Small segments so that "an object over two segments" stays cheap on Swift.
 TEST_SEGMENT_SIZE = 64 * 1024
@@ -36,12 +38,17 @@ def _swift(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
 
 @pytest.fixture(params=[_local, _sftp, _swift], ids=["local", "sftp", "swift"])
 def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
-    d = request.param(request, tmp_path)
+    d = RetryingDriver(request.param(request, tmp_path))
     try:
         yield d
-        leftover = sorted(e.path for e in d.walk(""))
-        for path in leftover:
-            d.delete(path)
-        assert leftover == [], f"test leaked files: {leftover[:10]}"
+        assert_empty(d)
     finally:
         d.close()
+
+
+def assert_empty(d: Driver) -> None:
+    """Fail if anything is left in the store, writers' temp files included; clean up."""
+    leftover = sorted(e.path for e in d.walk("", temporaries=True))
+    for path in leftover:
+        d.delete(path)
+    assert leftover == [], f"test leaked files: {leftover[:10]}"

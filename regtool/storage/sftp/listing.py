@@ -3,9 +3,11 @@
 Symbolic links are followed, as the local driver does, but only to what lies inside the
 driver's root, and never to the directory being listed or one above it (a walk would go
 round forever): the server resolves the link (SSH_FXP_REALPATH) and its real path is
-compared with the root's and with those of the directories above it. Links leading
-elsewhere are skipped, and so are dangling links and special files (fifos, sockets,
-devices). Deletes never follow links: a link is removed as a file.
+compared with the root's and with those of the directories the walk came through. A link
+back into one of those is skipped with a warning, and so are dangling links and special
+files (fifos, sockets, devices); a link leading out of the root is refused with an error
+naming it, since skipping it could make gc take what lies behind it for unreferenced.
+Deletes never follow links: a link is removed as a file.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 
 import paramiko
 
+from regtool.errors import StorageError
 from regtool.storage.base import TEMP_MARK, Entry
 from regtool.storage.sftp.protocol import SftpChannel
 
@@ -76,8 +79,16 @@ def list_directory(
             except FileNotFoundError:
                 continue  # dangling
             mode = attr.st_mode or 0
-            if not inside(real, directory.reals[0]) or real in directory.reals:
-                log.warning("not following %s: it leads to %s", path, real)
+            if not inside(real, directory.reals[0]):
+                raise StorageError(
+                    f"{path} is a symbolic link to {real}, outside the store: regtool does "
+                    "not follow links out of a store (make the LOCATION the directory it "
+                    "leads to, or move the data inside)",
+                    path=path,
+                    driver="sftp",
+                )
+            if stat.S_ISDIR(mode) and any(inside(d, real) for d in directory.reals[1:]):
+                log.warning("not following %s: it leads back to %s, which holds it", path, real)
                 continue
         if stat.S_ISDIR(mode):
             listed.append(Listed(entry(path, attr, temporary), real))

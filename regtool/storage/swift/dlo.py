@@ -149,6 +149,7 @@ class SwiftWriter(Writer):
         self._buffer = bytearray()
         self._added: list[str] = []  # segments this writer uploaded: cancel deletes them
         self._done = False
+        self._error: StorageError | None = None  # a segment that failed: never commit
         self._append = append
         self._write_manifest = True
         size = 0
@@ -197,6 +198,8 @@ class SwiftWriter(Writer):
         return self._size
 
     def write(self, data: bytes) -> int:
+        if self._error is not None:
+            raise self._error
         if self._done:
             raise StorageError("writer already closed", path=self._path, driver=DRIVER)
         view = memoryview(data)
@@ -218,9 +221,15 @@ class SwiftWriter(Writer):
         data = bytes(self._buffer)
         self._buffer.clear()  # one segment in memory during the upload, not two
         self._next += 1
-        self._objects.put(path, data)
+        try:
+            self._objects.put(path, data)
+        except StorageError as e:
+            self._error = e  # the content has a hole now: commit must refuse
+            raise
 
     def commit(self) -> None:
+        if self._error is not None:
+            raise self._error
         if self._done:
             return
         self._flush()

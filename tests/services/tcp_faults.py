@@ -1,0 +1,202 @@
+"""A TCP proxy on loopback that cuts connections when a test says so: dropped connections
+made to order, in front of a real sshd or Swift.
+
+    proxy = TcpFaultProxy(target_port)     # listens on 127.0.0.1:proxy.port
+    proxy.cut_after(down=1 << 20)       # cut the connection that carries the next MiB
+                                        # from the server (counted from this call)
+    proxy.cut_after(up=1 << 20)         # ... the next MiB to the server
+    proxy.cut_after(down=n, times=None) # every time another n bytes have passed
+    proxy.cut_after(down=n, then=1, times=None)  # after n bytes, then every byte
+    proxy.cut_all()                     # cut every open connection now
+    proxy.cuts                          # connections cut so far
+    proxy.close()
+
+A cut forwards exactly the bytes up to the limit, then resets both sides (SO_LINGER 0),
+as a dead NAT entry or a crashed middlebox would; later connections pass untouched
+unless the proxy is armed again. Counting bytes, not time, makes a cut land at the same
+place in a transfer on every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.services import free_port
+
+UP, DOWN = "up", "down"
+
+
+@dataclass
+class _Arm:
+    left: int
+    every: int
+    times: int | None  # cuts still to make; None: no end
+
+
+class _Link:
+    """One proxied connection: the client's socket and ours to the server."""
+
+    def __init__(self, client: socket.socket, server: socket.socket):
+        self.client, self.server = client, server
+        self.cut = False
+        self.pumps = 2  # directions still running
+
+    def reset(self) -> None:
+        for s in (self.client, self.server):
+            with contextlib.suppress(OSError):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+class TcpFaultProxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.cuts = 0
+        self._lock = threading.Lock()
+        self._arms: dict[str, _Arm] = {}
+        self._links: list[_Link] = []
+        self._threads: list[threading.Thread] = []
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._closed = False
+        self._spawn(self._accept)
+
+    def _spawn(self, fn: object, *args: object) -> None:
+        t = threading.Thread(target=fn, args=args, daemon=True)  # type: ignore[arg-type]
+        t.start()
+        self._threads.append(t)
+
+    # -- control --------------------------------------------------------------------------
+
+    def cut_after(
+        self,
+        *,
+        down: int | None = None,
+        up: int | None = None,
+        then: int | None = None,
+        times: int | None = 1,
+    ) -> None:
+        """Cut the connection over which the next `down` bytes from the server (or `up`
+        bytes to it) pass, counting from now; again every `then` (default: as many)
+        bytes after, `times` times in all (None: every time)."""
+        with self._lock:
+            for direction, limit in ((DOWN, down), (UP, up)):
+                if limit is not None:
+                    self._arms[direction] = _Arm(limit, then or limit, times)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._arms.clear()
+
+    def cut_all(self) -> None:
+        """Cut every open connection now."""
+        with self._lock:
+            links = [link for link in self._links if not link.cut]
+            for link in links:
+                link.cut = True
+            self.cuts += len(links)
+        for link in links:
+            link.reset()
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close does not)
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        self.disarm()
+        with self._lock:
+            links, self._links = self._links, []
+        for link in links:
+            link.reset()
+        for t in self._threads:
+            t.join(5)
+
+    def __enter__(self) -> TcpFaultProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the proxy ------------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=10)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            link = _Link(client, server)
+            with self._lock:
+                self._links.append(link)
+            self._spawn(self._pump, link, client, server, UP)
+            self._spawn(self._pump, link, server, client, DOWN)
+
+    def _take(self, direction: str, n: int) -> tuple[int, bool]:
+        """Of `n` bytes about to pass, how many may, and whether the link is cut after."""
+        with self._lock:
+            arm = self._arms.get(direction)
+            if arm is None:
+                return n, False
+            if n < arm.left:
+                arm.left -= n
+                return n, False
+            allowed = arm.left
+            if arm.times is not None:
+                arm.times -= 1
+            if arm.times == 0:
+                del self._arms[direction]
+            else:
+                arm.left = arm.every
+            return allowed, True
+
+    def _pump(self, link: _Link, source: socket.socket, sink: socket.socket, way: str) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                allowed, cut = self._take(way, len(data))
+                if allowed:
+                    sink.sendall(data[:allowed])
+                if cut:
+                    with self._lock:
+                        first = not link.cut
+                        link.cut = True
+                        self.cuts += first
+                    link.reset()
+                    break
+        except OSError:
+            pass
+        # One side finished: pass the end on, as a plain TCP relay does.
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+        with self._lock:
+            link.pumps -= 1
+            if link.pumps == 0 and link in self._links:
+                self._links.remove(link)
+        if link.pumps == 0:
+            for s in (link.client, link.server):
+                s.close()
+
+
+def known_hosts_through(proxy: TcpFaultProxy, known_hosts: Path, dest: Path) -> Path:
+    """A known_hosts file at `dest` trusting, on the proxy's port, the SSH server behind
+    it: the host key of `known_hosts`' first line."""
+    key_type, key = known_hosts.read_text().split()[1:3]
+    dest.write_text(f"[127.0.0.1]:{proxy.port} {key_type} {key}\n")
+    return dest
