@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,13 +15,22 @@ from regtool.location import parse_location
 DEFAULT_ADDR = "127.0.0.1:5000"
 
 
+# HOST:PORT in ASCII, matched whole: a host name or IPv4 address (or none), or an IPv6
+# address in brackets; a port of ASCII digits (`isdigit()` and `int()` take any script's).
+_ADDR_RE = re.compile(
+    r"(?:(?P<host>[A-Za-z0-9._-]*)|\[(?P<v6>[0-9A-Fa-f:.]+(?:%[A-Za-z0-9._-]+)?)\])"
+    r":(?P<port>[0-9]{1,5})",
+    re.ASCII,
+)
+
+
 def parse_addr(text: str) -> tuple[str, int]:
-    """`host:port`, `:port` (all interfaces, as distribution reads it) or `[v6]:port`."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--addr must be HOST:PORT, not {text!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    """`host:port`, `:port` (all interfaces, as distribution reads it) or `[v6]:port`;
+    `UsageError` for anything else, or a port outside 1-65535."""
+    m = _ADDR_RE.fullmatch(text)
+    if not m or not 0 < int(m.group("port")) < 65536:
+        raise UsageError(f"--addr must be HOST:PORT, not {text[:80]!r}")
+    return m.group("v6") or m.group("host") or "0.0.0.0", int(m.group("port"))
 
 
 def _config_addr(config: str) -> str | None:

@@ -17,7 +17,7 @@ from datetime import datetime
 
 from regtool.storage.base import Entry
 
-_TAIL = re.compile(r"^[0-9a-f]{3}/[0-9a-f]+/[0-9]{16}$")
+_TAIL = re.compile(r"[0-9a-f]{3}/[0-9a-f]+/[0-9]{16}", re.ASCII)  # matched whole: fullmatch
 
 
 @dataclass
@@ -46,7 +46,7 @@ def segment_sets(segments_dir: str, entries: Iterable[Entry]) -> dict[str, Segme
     base = segments_dir.rstrip("/") + "/"
     sets: dict[str, SegmentSet] = {}
     for entry in entries:
-        if not entry.path.startswith(base) or not _TAIL.match(entry.path[len(base) :]):
+        if not entry.path.startswith(base) or not _TAIL.fullmatch(entry.path[len(base) :]):
             continue
         set_path = entry.path.rsplit("/", 1)[0]
         sets.setdefault(set_path, SegmentSet(set_path)).segments.append(entry)

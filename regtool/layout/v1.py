@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from regtool.errors import LayoutError, NotFound
 from regtool.storage.base import Driver, Entry, join
 
-IMAGE_ID_RE = re.compile(r"^([a-f0-9]{16}|[a-f0-9]{64})$")
+IMAGE_ID_RE = re.compile(r"[a-f0-9]{16}|[a-f0-9]{64}", re.ASCII)  # matched whole: fullmatch
 TAG_PREFIX = "tag_"
 
 
@@ -113,7 +113,7 @@ class V1Layout:
         images: dict[str, V1Image] = {}
         for entry in entries if entries is not None else self.driver.walk(self.images_dir()):
             image_id, _, file_name = entry.path[len(base) :].partition("/")
-            if IMAGE_ID_RE.match(image_id) and "/" not in file_name:
+            if IMAGE_ID_RE.fullmatch(image_id) and "/" not in file_name:
                 images.setdefault(image_id, V1Image(image_id)).files[file_name] = entry
         return images
 
@@ -135,20 +135,20 @@ class V1Layout:
     def ancestry(self, image_id: str) -> list[str]:
         value = self.read_json(image_id, "ancestry")
         if not isinstance(value, list) or not all(
-            isinstance(i, str) and IMAGE_ID_RE.match(i) for i in value
+            isinstance(i, str) and IMAGE_ID_RE.fullmatch(i) for i in value
         ):
             raise CorruptImage(f"ancestry of {image_id} is not a list of image ids")
         return value
 
 
 def check_image_id(image_id: str) -> str:
-    if not IMAGE_ID_RE.match(image_id):
+    if not IMAGE_ID_RE.fullmatch(image_id):
         raise CorruptImage(f"invalid image id {image_id[:80]!r}")
     return image_id
 
 
 def parse_image_id(data: bytes, where: str) -> str:
     text = data.decode("ascii", "replace").strip().strip('"')
-    if not IMAGE_ID_RE.match(text):
+    if not IMAGE_ID_RE.fullmatch(text):
         raise CorruptImage(f"{where} does not hold an image id: {data[:80]!r}")
     return text
