@@ -50,6 +50,12 @@ def v2() -> V2Layout:
             ("app", "u-1"),
             "docker/registry/v2/repositories/app/_uploads/u-1/startedat",
         ),
+        ("upload_lease", ("app", "u-1"), "docker/registry/v2/repositories/app/_uploads/u-1/lease"),
+        (
+            "upload_lease",
+            ("app", "u-1", 2),
+            "docker/registry/v2/repositories/app/_uploads/u-1/lease.2",
+        ),
     ],
 )
 def test_v2_paths(v2: V2Layout, method: str, args: tuple[object, ...], expected: str) -> None:
