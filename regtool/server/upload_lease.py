@@ -6,7 +6,10 @@ lives in storage beside its upload (`V2Layout.upload_lease`): a small file holdi
 
 - Taking one is `Driver.put_if_absent`: atomic on local and SFTP. On Swift two creates in
   flight at once can both succeed (the last one's content stays), so the taker reads its
-  token back, and a holder reads it again before each commit (`check`).
+  token back, and a holder reads it again before its first write, at least every
+  `CHECK_EVERY` seconds while writing, and before each commit (`check`). What Swift still
+  allows: a loser of such a race that wrote before the winner's create landed. Every
+  commit then checks the size stored against the size written.
 - A holder renews its lease every `ttl / 4` (`renew`, driven by the request handling it)
   and counts it lost once `ttl / 2` passed without a renewal: it then never writes again.
   Others may take a lease over only after `ttl`, so hosts' clocks may differ by up to
@@ -19,6 +22,7 @@ lives in storage beside its upload (`V2Layout.upload_lease`): a small file holdi
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import threading
@@ -33,20 +37,24 @@ from regtool.storage.base import Driver
 LEASE_TTL = 120.0
 #: Generations followed before giving up (each is a crashed holder's takeover).
 MAX_GENERATIONS = 64
+#: While writing, a holder reads its lease back at least this often (seconds).
+CHECK_EVERY = 1.0
 
 _CONTENT_RE = re.compile(r"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)", re.ASCII)
 
 
 @dataclass(frozen=True)
 class LeaseTerms:
-    """How long leases last, and the clock (Unix seconds) they are judged by."""
+    """How long leases last (seconds), the clock (Unix seconds) they are judged by, and
+    how often a holder renews (by default `ttl / 4`, seconds of `time.monotonic`)."""
 
     ttl: float = LEASE_TTL
     clock: Callable[[], float] = time.time
+    renew_interval: float | None = None
 
     @property
     def renew_every(self) -> float:
-        return self.ttl / 4
+        return self.ttl / 4 if self.renew_interval is None else self.renew_interval
 
 
 def _read(driver: Driver, path: str) -> tuple[str, float] | None:
@@ -71,6 +79,7 @@ class Lease:
         self.token = token
         self.terms = terms
         self._renewed = terms.clock()
+        self._checked = float("-inf")  # time.monotonic() of the last read-back
         self._lost = False
         self._lock = threading.Lock()
 
@@ -116,11 +125,22 @@ class Lease:
         """`ensure`, then read the lease back: it must still hold this holder's token.
         Called before anything is committed."""
         self.ensure()
+        started = time.monotonic()
         current = _read(self.driver, self.path)
-        if current is None or current[0] != self.token:
-            with self._lock:
+        with self._lock:
+            if current is None or current[0] != self.token:
                 self._lost = True
-            raise UploadBusy("the upload was taken over by another request", 0)
+                raise UploadBusy("the upload was taken over by another request", 0)
+            self._checked = max(self._checked, started)
+
+    def check_now_and_then(self) -> None:
+        """`check` if the last read-back is older than `CHECK_EVERY`, else `ensure`.
+        Called before every write: on Swift, where two creates can both seem to win,
+        the loser finds out before much of its data reaches storage."""
+        if time.monotonic() - self._checked > CHECK_EVERY:
+            self.check()
+        else:
+            self.ensure()
 
     def renew(self) -> None:
         """Extend the lease by `ttl` from now; `UploadBusy` if it was lost."""
@@ -132,16 +152,18 @@ class Lease:
 
     def release(self) -> None:
         """Give the lease up (nothing if it was lost: it is someone else's now)."""
-        with self._lock:
-            if self._lost:
-                return
-            self._lost = True
-        try:
-            current = _read(self.driver, self.path)
-            if current is not None and current[0] == self.token:
+        if self.forsake():
+            # Not read first: on Swift, where two creates can both seem to win, deleting
+            # the other's lease makes it fail its next check: closed, not open.
+            with contextlib.suppress(FileNotFoundError):  # the upload went meanwhile
                 self.driver.delete(self.path)
-        except FileNotFoundError:
-            pass  # the upload was completed or cancelled with its directory
+
+    def forsake(self) -> bool:
+        """Stop holding the lease without touching storage (the upload, with its lease,
+        is being deleted); False if it was lost already."""
+        with self._lock:
+            held, self._lost = not self._lost, True
+        return held
 
 
 def _content(token: str, expires: float) -> bytes:

@@ -69,11 +69,11 @@ class UploadStore:
         except UploadBusy as e:
             raise UploadBusy(str(e), self._data_size(name, upload_id)) from None
         try:
-            self._check_exists(name, upload_id)  # not cancelled meanwhile
-            return UploadSession(self, name, upload_id, lease, self._data_size(name, upload_id))
+            fingerprint = self._fingerprint(name, upload_id)
         except BaseException:
             lease.release()
             raise
+        return UploadSession(self, name, upload_id, lease, fingerprint)
 
     def cancel(self, name: str, upload_id: str) -> None:
         """Delete the upload; `BlobUploadUnknown` if there is none."""
@@ -109,12 +109,26 @@ class UploadSession:
     append (`appender`) and complete. The caller renews the lease every
     `store.lease_terms.renew_every` seconds while it holds it (`renew`)."""
 
-    def __init__(self, store: UploadStore, name: str, upload_id: str, lease: Lease, size: int):
+    def __init__(
+        self,
+        store: UploadStore,
+        name: str,
+        upload_id: str,
+        lease: Lease,
+        fingerprint: Fingerprint | None,
+    ):
         self.store = store
         self.name = name
         self.upload_id = upload_id
         self.lease = lease
-        self.size = size  # bytes stored when the lease was taken
+        # What a stat told of the data when the lease was taken or after this session's
+        # last append: under the lease, nothing else changes it.
+        self.fingerprint = fingerprint
+
+    @property
+    def size(self) -> int:
+        """Bytes the upload holds."""
+        return self.fingerprint[0] if self.fingerprint else 0
 
     def check_offset(self, offset: int | None) -> None:
         """A chunk said to start at `offset` must start where the upload ends:
@@ -128,10 +142,7 @@ class UploadSession:
         store = self.store
         path = store.layout.upload_data(self.name, self.upload_id)
         self.lease.ensure()
-        fingerprint = store._fingerprint(self.name, self.upload_id)
-        size = fingerprint[0] if fingerprint else 0
-        if size != self.size:
-            raise UploadBusy("the upload changed under its lease", size)
+        fingerprint = self.fingerprint
         hasher = None
         if not self.lease.doubtful:
             hasher = (
@@ -147,7 +158,7 @@ class UploadSession:
         into the repository; returns its size. A mismatch cancels the upload (as
         distribution does) and raises `DigestMismatch`."""
         store, layout, driver = self.store, self.store.layout, self.store.driver
-        fingerprint = store._fingerprint(self.name, self.upload_id)
+        fingerprint = self.fingerprint
         actual = Digest(digest.algorithm, self._stored_hash(fingerprint, digest.algorithm))
         if actual != digest:
             store.cancel(self.name, self.upload_id)
@@ -163,6 +174,7 @@ class UploadSession:
                 driver.move(data, blob)
         v2_write.write_link(layout, layout.layer_link(self.name, digest), digest)
         store.hash_states.forget(self.upload_id)
+        self.lease.forsake()  # deleted with the upload
         driver.delete(layout.upload_dir(self.name, self.upload_id))
         return fingerprint[0] if fingerprint else 0
 
@@ -201,13 +213,18 @@ class Appender:
         self.session = session
         self.writer = writer
         self.hasher = hasher
+        self._start = writer.size
 
     @property
     def size(self) -> int:
         return self.writer.size
 
     def write(self, data: bytes) -> None:
-        self.session.lease.ensure()  # never a byte after the lease may have passed on
+        # Never a byte once the lease is not ours; read back before the first one.
+        if self.writer.size > self._start:
+            self.session.lease.check_now_and_then()
+        else:
+            self.session.lease.check()
         self.writer.write(data)
         if self.hasher is not None:
             self.hasher.update(data)
@@ -218,11 +235,14 @@ class Appender:
         session.lease.check()
         self.writer.commit()
         store = session.store
+        fingerprint = store._fingerprint(session.name, session.upload_id)
+        session.fingerprint = fingerprint
+        if fingerprint is None or fingerprint[0] != self.writer.size:
+            raise UploadBusy("the upload changed under its lease", session.size)
         if self.hasher is not None:
-            fingerprint = store._fingerprint(session.name, session.upload_id)
-            if fingerprint is not None and fingerprint[0] == self.writer.size:
-                store.hash_states.put(session.upload_id, fingerprint, self.hasher)
-        session.size = self.writer.size
+            store.hash_states.put(session.upload_id, fingerprint, self.hasher)
+        else:
+            store.hash_states.forget(session.upload_id)
         return self.writer.size
 
     def cancel(self) -> None:

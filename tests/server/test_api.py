@@ -363,3 +363,127 @@ def test_referrers_include_sha512_manifests(client: httpx.Client) -> None:
     assert put_manifest(client, "r/five", sig512, sig).status_code == 201
     r = client.get(f"/v2/r/five/referrers/{sha(child)}")
     assert [m["digest"] for m in r.json()["manifests"]] == [sig512]
+
+
+def test_references_that_name_nothing(client: httpx.Client) -> None:
+    """A reference that is neither a tag nor a digest names no manifest: 404
+    MANIFEST_UNKNOWN to GET, HEAD and DELETE (the OCI spec's conformance suite), while a
+    PUT is refused as invalid. A newline in the path is part of the reference."""
+    body = image_manifest(client, "a")
+    assert put_manifest(client, "a", "v1", body).status_code == 201
+    for ref in (".INVALID_MANIFEST_NAME", "t%C3%A4g", "v1%0A", "sha256:xyz", "x" * 129):
+        for method in ("GET", "HEAD", "DELETE"):
+            r = client.request(method, f"/v2/a/manifests/{ref}")
+            assert r.status_code == 404, (method, ref)
+            if method != "HEAD":
+                assert error_code(r) == "MANIFEST_UNKNOWN"
+    for ref in ("v1%0A", "t%C3%A4g", "%D9%A1"):
+        r = put_manifest(client, "a", ref, body)
+        assert r.status_code == 400 and error_code(r) == "TAG_INVALID", ref
+    r = put_manifest(client, "a", "sha256:xyz", body)
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert client.get("/v2/a/tags/list").json()["tags"] == ["v1"]
+    r = client.get("/v2/a%0A/tags/list")
+    assert r.status_code == 400 and error_code(r) == "NAME_INVALID"
+
+
+def test_method_not_allowed_names_the_allowed_ones(client: httpx.Client) -> None:
+    r = client.post("/v2/a/tags/list")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET"
+    r = client.patch(f"/v2/a/blobs/{sha(b'x')}")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD, DELETE"
+    r = client.post("/v2/")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+    assert r.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("ctype", "status"),
+    [
+        ("text/plain", 400),
+        (None, 400),
+        ("application/json", 400),
+        ("application/octet-stream", 400),
+        (DOCKER_MANIFEST, 400),  # the body is an OCI manifest
+        (OCI_MANIFEST, 201),
+        (OCI_MANIFEST.upper(), 201),
+        (f"{OCI_MANIFEST}; charset=utf-8", 201),
+    ],
+)
+def test_manifest_content_type(client: httpx.Client, ctype: str | None, status: int) -> None:
+    """distribution 2.8 parses a manifest by its Content-Type, and anything but a
+    manifest type as schema 1, which fails: 400 MANIFEST_INVALID, nothing stored."""
+    body = image_manifest(client, "a")
+    headers = {"Content-Type": ctype} if ctype else {}
+    r = client.put("/v2/a/manifests/t", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    if status == 400:
+        assert error_code(r) == "MANIFEST_INVALID"
+        assert client.get("/v2/a/manifests/t").status_code == 404
+
+
+@pytest.mark.parametrize("content", [b"", b"sha256:" + b"0" * 64], ids=["empty", "other"])
+def test_links_that_do_not_name_their_blob(
+    client: httpx.Client, local_registry: RunningRegistry, content: bytes
+) -> None:
+    """A `_layers` link that is empty or names another digest is as good as absent: the
+    blob is unknown, a manifest cannot reference it, a mount cannot take it from there,
+    and an upload or a mount re-links it. Revision and tag links likewise."""
+    layout, drv = local_registry.layout, local_registry.driver
+    layer = os.urandom(100)
+    digest = push_blob(client, "a", layer)
+    d = Digest.parse(digest)
+    drv.put(layout.layer_link("a", d), content)
+    for method in ("GET", "HEAD"):
+        r = client.request(method, f"/v2/a/blobs/{digest}")
+        assert r.status_code == 404, method
+    assert error_code(client.get(f"/v2/a/blobs/{digest}")) == "BLOB_UNKNOWN"
+    assert client.delete(f"/v2/a/blobs/{digest}").status_code == 404
+    doc = json.loads(image_manifest(client, "a"))
+    doc["layers"][0]["digest"], doc["layers"][0]["size"] = digest, len(layer)
+    r = put_manifest(client, "a", "v1", json.dumps(doc).encode())
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_BLOB_UNKNOWN"
+    r = client.post("/v2/b/blobs/uploads/", params={"mount": digest, "from": "a"})
+    assert r.status_code == 202  # not mountable from `a`: an ordinary upload starts
+    assert push_blob(client, "a", layer) == digest  # the upload re-links it
+    assert drv.get(layout.layer_link("a", d)) == digest.encode()
+    assert client.get(f"/v2/a/blobs/{digest}").content == layer
+    drv.put(layout.layer_link("b", d), content)
+    r = client.post("/v2/b/blobs/uploads/", params={"mount": digest, "from": "a"})
+    assert r.status_code == 201  # a mount re-links it too
+    assert drv.get(layout.layer_link("b", d)) == digest.encode()
+
+    body = json.dumps(doc).encode()
+    assert put_manifest(client, "a", "v1", body).status_code == 201
+    m = Digest.parse(sha(body))
+    drv.put(layout.revision_link("a", m), content)
+    for ref in ("v1", str(m)):
+        r = client.get(f"/v2/a/manifests/{ref}")
+        assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN", ref
+    assert client.delete(f"/v2/a/manifests/{m}").status_code == 404
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": str(m), "size": len(body)}],
+    }
+    r = put_manifest(client, "a", "idx", json.dumps(index).encode(), OCI_INDEX)
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_BLOB_UNKNOWN"
+    assert put_manifest(client, "a", str(m), body).status_code == 201  # re-linked
+    assert client.get("/v2/a/manifests/v1").status_code == 200
+    drv.put(layout.tag_current_link("a", "v1"), b"")
+    r = client.get("/v2/a/manifests/v1")
+    assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
+
+
+def test_referrers_skip_revisions_whose_link_is_bad(
+    client: httpx.Client, local_registry: RunningRegistry
+) -> None:
+    child = image_manifest(client, "r")
+    assert put_manifest(client, "r", sha(child), child).status_code == 201
+    subject = {"mediaType": OCI_MANIFEST, "digest": sha(child), "size": len(child)}
+    sig = image_manifest(client, "r", artifactType="application/sig", subject=subject)
+    assert put_manifest(client, "r", sha(sig), sig).status_code == 201
+    assert len(client.get(f"/v2/r/referrers/{sha(child)}").json()["manifests"]) == 1
+    layout = local_registry.layout
+    local_registry.driver.put(layout.revision_link("r", Digest.parse(sha(sig))), b"")
+    assert client.get(f"/v2/r/referrers/{sha(child)}").json()["manifests"] == []
