@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +15,7 @@ from regtool.errors import UsageError
 from regtool.location import parse_location
 
 DEFAULT_ADDR = "127.0.0.1:5000"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 # HOST:PORT in ASCII, matched whole: a host name or IPv4 address (or none), or an IPv6
@@ -61,22 +64,54 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="uvicorn log level: info shows each request.")
+        str,
+        typer.Option(
+            "--log-level",
+            help="uvicorn log level: critical, error, warning, info (shows each request), "
+            "debug or trace.",
+        ),
     ] = "info",
 ) -> None:
     """Serve the registry (OCI Distribution API) over HTTP; Ctrl-C stops it."""
     import uvicorn  # imported late: only serve needs it
 
     from regtool.server.app import create_app
+    from regtool.server.protocol import uvicorn_options
 
+    if log_level.lower() not in LOG_LEVELS:
+        raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
     host, port = parse_addr(addr or (config and _config_addr(config)) or DEFAULT_ADDR)
     loc = parse_location(location_arg or location, config=config, identity=identity)
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
         app = create_app(driver)
-        typer.echo(f"regtool serve: listening on http://{host}:{port}", err=True)
+        sock = listen(host, port)
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"regtool serve: listening on http://{shown}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=True, lifespan="off")
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level=log_level.lower(), access_log=True, **uvicorn_options())
+        )
+        with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
+            server.run(sockets=[sock])
     finally:
         driver.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to HOST:PORT and listening, before anything says it listens;
+    `UsageError` naming the address and the cause if that fails (a busy port, an
+    address not on this host, a port below 1024 without the right)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise UsageError(f"cannot listen on {shown}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock

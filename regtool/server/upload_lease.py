@@ -84,6 +84,11 @@ class Lease:
         self._lock = threading.Lock()
 
     @property
+    def held(self) -> bool:
+        """Whether this holder may still hold the lease (as far as it knows)."""
+        return not self._lost
+
+    @property
     def doubtful(self) -> bool:
         """Whether the upload's lease was ever taken over from a crashed holder."""
         return self.generation > 0
@@ -107,6 +112,10 @@ class Lease:
                     break
                 retried = True  # released between our create and our read: try again
                 continue
+            if current[0] == token:  # ours: a retried create whose first try landed
+                lease = cls(driver, path, generation, token, terms)
+                lease.check()
+                return lease
             if current[1] > now:
                 break
             generation += 1  # expired: its holder is gone; the next generation decides

@@ -124,6 +124,36 @@ class UploadSession:
         # What a stat told of the data when the lease was taken or after this session's
         # last append: under the lease, nothing else changes it.
         self.fingerprint = fingerprint
+        self._appender: Appender | None = None
+
+    @property
+    def appending(self) -> bool:
+        """Whether bytes were written and not yet committed or taken away."""
+        return self._appender is not None
+
+    def write(self, data: bytes) -> None:
+        """Append `data` (not yet committed: see `finish`, `abort`)."""
+        if self._appender is None:
+            self._appender = self.appender()
+        self._appender.write(data)
+
+    def finish(self, data: bytes = b"") -> None:
+        """Append `data`, then commit everything written since the last commit."""
+        if data:
+            self.write(data)
+        if self._appender is not None:
+            appender, self._appender = self._appender, None
+            try:
+                appender.commit()
+            except BaseException:
+                appender.cancel()
+                raise
+
+    def abort(self) -> None:
+        """Take away what was written since the last commit."""
+        appender, self._appender = self._appender, None
+        if appender is not None:
+            appender.cancel()
 
     @property
     def size(self) -> int:
@@ -213,18 +243,13 @@ class Appender:
         self.session = session
         self.writer = writer
         self.hasher = hasher
-        self._start = writer.size
 
     @property
     def size(self) -> int:
         return self.writer.size
 
     def write(self, data: bytes) -> None:
-        # Never a byte once the lease is not ours; read back before the first one.
-        if self.writer.size > self._start:
-            self.session.lease.check_now_and_then()
-        else:
-            self.session.lease.check()
+        self.session.lease.check_now_and_then()  # never a byte once it is not ours
         self.writer.write(data)
         if self.hasher is not None:
             self.hasher.update(data)

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from regtool.oci import check_name
 from regtool.server.errors import BlobUploadInvalid, RangeInvalid, SizeInvalid, UploadBusy
 from regtool.server.http import IO_CHUNK, parse_digest, parse_number, run, state
-from regtool.server.upload_store import Appender, UploadSession, UploadStore
+from regtool.server.upload_store import UploadSession, UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ async def upload_session(
     finally:
         renewing.cancel()
         await asyncio.gather(renewing, return_exceptions=True)
-        await run(session.release)
+        if session.lease.held:  # not after completing: the upload went, lease and all
+            await run(session.release)
 
 
 async def _keep_renewed(session: UploadSession) -> None:
@@ -113,13 +114,13 @@ async def _keep_renewed(session: UploadSession) -> None:
             log.warning("renewing the lease of upload %s failed", session.upload_id)
 
 
-async def pump(request: Request, session: UploadSession, expected: int | None) -> Appender | None:
-    """Stream the request body into the upload (None if the body is empty), committing it
-    at the end. `expected`, if given, is the length the body must have (`SizeInvalid`
-    otherwise). Bytes are gathered to `IO_CHUNK` and written in a worker thread while
-    the next chunk is received; at most two chunks are held in memory. On any failure
-    what this request wrote is taken away again: the upload is as it was."""
-    appender: Appender | None = None
+async def pump(request: Request, session: UploadSession, expected: int | None) -> None:
+    """Stream the request body into the upload, committing it at the end. `expected`, if
+    given, is the length the body must have (`SizeInvalid` otherwise). Bytes are
+    gathered to `IO_CHUNK` and written in a worker thread while the next chunk is
+    received; at most two chunks are held in memory (a small body takes one trip to a
+    worker thread). On any failure what this request wrote is taken away again: the
+    upload is as it was."""
     received = 0
     buf = bytearray()
     pending: asyncio.Task[None] | None = None
@@ -130,31 +131,26 @@ async def pump(request: Request, session: UploadSession, expected: int | None) -
             received += len(chunk)
             if expected is not None and received > expected:
                 raise SizeInvalid(f"body is longer than the {expected} bytes of Content-Range")
-            if appender is None:
-                appender = await run(session.appender)
             buf += chunk
             if len(buf) >= IO_CHUNK:
                 data = bytes(buf)
                 buf.clear()
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(run(appender.write, data))
+                pending = asyncio.ensure_future(run(session.write, data))
         if pending is not None:
             await pending
             pending = None
         if expected is not None and received != expected:
             raise SizeInvalid(f"body has {received} bytes, Content-Range says {expected}")
-        if appender is not None:
-            if buf:
-                await run(appender.write, bytes(buf))
-            await run(appender.commit)
+        if received:
+            await run(session.finish, bytes(buf))
     except BaseException:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
-        if appender is not None:
-            await run(appender.cancel)
+        if session.appending:
+            await run(session.abort)
         raise
-    return appender
 
 
 async def _receive(request: Request, session: UploadSession) -> None:

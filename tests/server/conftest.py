@@ -21,6 +21,7 @@ import uvicorn
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
 from regtool.server.app import create_app
+from regtool.server.protocol import uvicorn_options
 from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
@@ -62,7 +63,7 @@ def start_registry(
         port=port,
         log_level="warning",
         access_log=False,
-        lifespan="off",
+        **uvicorn_options(),  # the protocol `regtool serve` runs
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"regtool-serve-{port}", daemon=True)
