@@ -6,10 +6,10 @@ lives in storage beside its upload (`V2Layout.upload_lease`): a small file holdi
 
 - Taking one is `Driver.put_if_absent`: atomic on local and SFTP. On Swift two creates in
   flight at once can both succeed (the last one's content stays), so the taker reads its
-  token back, and a holder reads it again before its first write, at least every
-  `CHECK_EVERY` seconds while writing, and before each commit (`check`). What Swift still
-  allows: a loser of such a race that wrote before the winner's create landed. Every
-  commit then checks the size stored against the size written.
+  token back, and a holder reads it again at least every `CHECK_EVERY` seconds while
+  writing and before each commit (`check`). What Swift still allows: a loser of such a
+  race writing before the winner's create landed; every commit then compares the size
+  stored with the size written.
 - A holder renews its lease every `ttl / 4` (`renew`, driven by the request handling it)
   and counts it lost once `ttl / 2` passed without a renewal: it then never writes again.
   Others may take a lease over only after `ttl`, so hosts' clocks may differ by up to
