@@ -41,9 +41,9 @@ def _upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
     }
 
 
-def _accepted(name: str, upload_id: str, size: int, status: int = 202) -> Response:
+def _accepted(name: str, upload_id: str, size: int) -> Response:
     headers = {**_upload_headers(name, upload_id, size), "Content-Length": "0"}
-    return Response(status_code=status, headers=headers)
+    return Response(status_code=202, headers=headers)
 
 
 def _created(name: str, digest: str) -> Response:
@@ -202,9 +202,10 @@ async def put_upload(request: Request, name: str, upload_id: str) -> Response:
 
 async def upload_status(request: Request, name: str, upload_id: str) -> Response:
     size = await run(state(request).uploads.size, name, upload_id)
-    return _accepted(name, upload_id, size, status=204)
+    # 204: no Content-Length (RFC 9110 8.6), which Response leaves out by itself
+    return Response(status_code=204, headers=_upload_headers(name, upload_id, size))
 
 
 async def cancel_upload(request: Request, name: str, upload_id: str) -> Response:
     await run(state(request).uploads.cancel, name, upload_id)
-    return Response(status_code=204, headers={"Content-Length": "0"})
+    return Response(status_code=204, headers={"Docker-Upload-UUID": upload_id})

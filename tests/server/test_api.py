@@ -487,3 +487,35 @@ def test_referrers_skip_revisions_whose_link_is_bad(
     layout = local_registry.layout
     local_registry.driver.put(layout.revision_link("r", Digest.parse(sha(sig))), b"")
     assert client.get(f"/v2/r/referrers/{sha(child)}").json()["manifests"] == []
+
+
+def test_response_headers_follow_their_rfcs(client: httpx.Client) -> None:
+    """204s carry no Content-Length (RFC 9110 8.6); upload responses say where the
+    upload is and how far it got; a 416 for a chunk carries the upload's Range, a 416
+    for a blob Range `Content-Range: bytes */size` (14.4); errors are JSON."""
+    r = client.post("/v2/h/blobs/uploads/")
+    location, upload_id = r.headers["Location"], r.headers["Docker-Upload-UUID"]
+    assert location == f"/v2/h/blobs/uploads/{upload_id}" and r.headers["Range"] == "0-0"
+    r = client.patch(location, content=b"abc", headers={"Content-Range": "0-2"})
+    assert r.status_code == 202 and r.headers["Range"] == "0-2"
+    assert r.headers["Content-Length"] == "0"
+    r = client.get(location)
+    assert r.status_code == 204 and "Content-Length" not in r.headers
+    assert r.headers["Range"] == "0-2" and r.headers["Docker-Upload-UUID"] == upload_id
+    r = client.patch(location, content=b"x", headers={"Content-Range": "5-5"})
+    assert r.status_code == 416 and r.headers["Range"] == "0-2"
+    assert r.headers["Location"] == location and "Content-Range" not in r.headers
+    assert r.headers["Content-Type"] == "application/json"
+    r = client.delete(location)
+    assert r.status_code == 204 and "Content-Length" not in r.headers
+    assert r.headers["Docker-Upload-UUID"] == upload_id
+
+    digest = push_blob(client, "h", b"0123456789")
+    for method in ("GET", "HEAD"):
+        r = client.request(method, f"/v2/h/blobs/{digest}", headers={"Range": "bytes=10-"})
+        assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */10"
+        r = client.request(method, f"/v2/h/blobs/{digest}", headers={"Range": "bytes=2-4"})
+        assert r.status_code == 206 and r.headers["Content-Range"] == "bytes 2-4/10"
+        assert r.headers["Content-Length"] == "3" and r.headers["ETag"] == f'"{digest}"'
+    r = client.get(f"/v2/h/blobs/{digest}", headers={"Range": "bytes=\u0662-4".encode()})
+    assert r.status_code == 200 and r.content == b"0123456789"  # not a range: ignored
