@@ -29,6 +29,7 @@ SCHEMES = ("file", "sftp", "swift")
 # urlsplit drops tabs and newlines from a URL silently, and int() takes any Unicode digit.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]", re.ASCII)
 _PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
+_NUMBER_RE = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 
 def default_store_path(env: Mapping[str, str] | None = None) -> Path:
@@ -291,6 +292,9 @@ def _swift_from_config(params: dict[str, Any], path: Path) -> Location:
         insecure=bool(params.get("insecureskipverify", False)),
     )
     chunk = params.get("chunksize")
+    whole = isinstance(chunk, int) and not isinstance(chunk, bool)
+    if chunk and not (whole or _NUMBER_RE.fullmatch(str(chunk))):
+        raise LocationError(f"storage.swift.chunksize in {path} must be a number of bytes")
     return Location(
         "swift",
         str(params.get("prefix") or "").strip("/"),

@@ -222,6 +222,29 @@ def test_port_grammars(port: str) -> None:
     assert accepts(parse_location, f"sftp://user@host:{port}/srv", LocationError) == expected
 
 
+@pytest.fixture(scope="session")
+def swift_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "config.yml"
+    path.write_text(
+        "storage:\n  swift:\n    authurl: https://swift.example/auth/v1.0\n"
+        "    username: u\n    password: p\n    container: c\n"
+    )
+    return path
+
+
+@given(text=mixed(DIGITS, 20))
+@example(text="5242880\n")
+@example(text="\u0665")
+def test_swift_chunksize_grammar(swift_config: Path, text: str) -> None:
+    """`storage.swift.chunksize` of a distribution config, here from distribution's
+    environment override."""
+    env = {"REGISTRY_STORAGE_SWIFT_CHUNKSIZE": text}
+    found = accepts(
+        lambda t: parse_location(None, config=swift_config, env=env), text, LocationError
+    )
+    assert found == (is_number(text) or text == "")
+
+
 def test_location_refuses_control_characters_urlsplit_would_drop() -> None:
     for text in ["sftp://host:22\n/srv", "sftp://ho\tst/srv", "swift://cont\nainer"]:
         with pytest.raises(LocationError, match="control character"):
