@@ -81,7 +81,9 @@ class Lease:
         self._renewed = terms.clock()
         self._checked = float("-inf")  # time.monotonic() of the last read-back
         self._lost = False
-        self._lock = threading.Lock()
+        # Held across a renewal's requests, so that a release or a completion (which
+        # deletes the upload) never races a renewal writing the lease file again.
+        self._lock = threading.RLock()
 
     @property
     def held(self) -> bool:
@@ -153,10 +155,10 @@ class Lease:
 
     def renew(self) -> None:
         """Extend the lease by `ttl` from now; `UploadBusy` if it was lost."""
-        self.check()
-        now = self.terms.clock()
-        self.driver.put(self.path, _content(self.token, now + self.terms.ttl))
         with self._lock:
+            self.check()
+            now = self.terms.clock()
+            self.driver.put(self.path, _content(self.token, now + self.terms.ttl))
             self._renewed = max(self._renewed, now)
 
     def release(self) -> None:

@@ -191,6 +191,7 @@ class UploadSession:
         fingerprint = self.fingerprint
         actual = Digest(digest.algorithm, self._stored_hash(fingerprint, digest.algorithm))
         if actual != digest:
+            self.lease.forsake()  # deleted with the upload
             store.cancel(self.name, self.upload_id)
             raise DigestMismatch(
                 f"content digest {actual} does not match {digest}", {"digest": str(digest)}
