@@ -268,4 +268,7 @@ def schema1_payload(data: bytes) -> bytes:
     protected = signatures[0].get("protected", "")
     header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
     tail = base64.urlsafe_b64decode(header["formatTail"] + "=" * (-len(header["formatTail"]) % 4))
-    return data[: int(header["formatLength"])] + tail
+    length = header["formatLength"]  # a JSON number: not text for int() to read
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        raise ValueError(f"formatLength {length!r} is not a length")
+    return data[:length] + tail
