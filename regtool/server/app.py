@@ -137,6 +137,53 @@ class ApiVersionHeader:
         await self.app(scope, receive, send_with_header)
 
 
+#: Most of an unread request body read (and dropped) before an early answer, as Go's
+#: net/http does for distribution (`maxPostHandlerReadBytes`).
+DRAIN_LIMIT = 256 << 10
+
+
+class DrainUnreadBody:
+    """Before an answer goes out while the request's body is still coming (a refusal
+    found from the headers alone: an unknown or busy upload, a bad Content-Range...),
+    reads up to `DRAIN_LIMIT` bytes of the rest and drops them. A server that closes a
+    connection with unread data resets it, and the client (which sends its whole body
+    before it reads) sees a broken pipe instead of the answer. A client that waits for
+    `100 Continue` has sent nothing: it gets its answer at once."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        unread: int | None = int(declared) if declared.isdigit() else None  # h11/httptools
+        done = unread == 0 or (unread is None and b"transfer-encoding" not in headers)
+        asked = b"100-continue" not in headers.get(b"expect", b"").lower()
+
+        async def tracking_receive() -> Message:
+            nonlocal done, asked, unread
+            asked = True
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            elif unread is not None:
+                unread -= len(message.get("body", b""))
+            return message
+
+        async def draining_send(message: Message) -> None:
+            early = message["type"] == "http.response.start" and not done and asked
+            if early and (unread is None or unread <= DRAIN_LIMIT):
+                dropped = 0
+                while not done and dropped <= DRAIN_LIMIT:
+                    dropped += len((await tracking_receive()).get("body", b""))
+            await send(message)
+
+        await self.app(scope, tracking_receive, draining_send)
+
+
 def create_app(
     driver: Driver, layout: V2Layout | None = None, uploads: UploadStore | None = None
 ) -> ASGIApp:
@@ -150,7 +197,7 @@ def create_app(
         layout = found
     app = Starlette(routes=[RegistryRoute()])
     app.state.registry_state = State(Registry(layout), uploads or UploadStore(layout))
-    return ApiVersionHeader(app)
+    return ApiVersionHeader(DrainUnreadBody(app))
 
 
 __all__ = ["create_app", "default_layout"]

@@ -111,3 +111,41 @@ def test_a_tls_handshake_is_named_in_one_line(
     assert "plain HTTP" in line
     with connect(local_registry) as sock:  # and plain HTTP is still served
         assert get(sock, head(100)) == b"HTTP/1.1 200 OK"
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Everything until the server closes (the requests here say Connection: close)."""
+    return read_all(sock)
+
+
+def test_an_early_refusal_waits_for_the_body_so_the_client_reads_it(
+    local_registry: RunningRegistry,
+) -> None:
+    """A request refused from its headers alone (here: an unknown upload) still has its
+    body coming; the answer goes out once the (small) body is in, so that closing the
+    connection does not reset it under the client, which sends before it reads."""
+    path = "/v2/a/blobs/uploads/0b9e1d3c-0000-4000-8000-000000000000"
+    body = b"x" * (100 << 10)
+    with connect(local_registry) as sock:
+        sock.sendall(
+            f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body[:1000]
+        )
+        sock.sendall(body[1000:])  # a broken pipe here if the server had closed
+        answer = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 404 ")
+    assert b"BLOB_UPLOAD_UNKNOWN" in answer
+
+
+def test_an_early_refusal_of_a_client_waiting_for_100_continue_is_immediate(
+    local_registry: RunningRegistry,
+) -> None:
+    path = "/v2/a/blobs/uploads/0b9e1d3c-0000-4000-8000-000000000000"
+    with connect(local_registry) as sock:
+        sock.sendall(
+            f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {10 << 20}\r\n"
+            "Expect: 100-continue\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 404 ")  # no 100 Continue: nothing to send
