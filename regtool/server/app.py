@@ -64,6 +64,7 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
         _route(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
         {
             "GET": uploads.upload_status,
+            "HEAD": uploads.upload_status,
             "PATCH": uploads.patch_upload,
             "PUT": uploads.put_upload,
             "DELETE": uploads.cancel_upload,

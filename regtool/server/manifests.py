@@ -12,7 +12,8 @@ from regtool.server.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
 from regtool.server.http import paginate, parse_digest, parse_number, run, state
 from regtool.server.registry import MAX_MANIFEST_SIZE, catalog_after
 
-#: Most repositories `_catalog` returns without `n`, as distribution's default.
+#: Most repositories `_catalog` returns without `n` (distribution: 100, and at most its
+#: `catalog.maxentries`, by default 1000; its `Link` names the `n` to go on with).
 CATALOG_DEFAULT_N = 1000
 
 

@@ -106,8 +106,8 @@ class UploadStore:
 
 class UploadSession:
     """One request's hold on an upload, from `UploadStore.open` until `release`: it may
-    append (`appender`) and complete. The caller renews the lease every
-    `store.lease_terms.renew_every` seconds while it holds it (`renew`)."""
+    append (`write`, then `finish` or `abort`) and `complete`. The caller renews the
+    lease every `store.lease_terms.renew_every` seconds while it holds it (`renew`)."""
 
     def __init__(
         self,
@@ -134,7 +134,7 @@ class UploadSession:
     def write(self, data: bytes) -> None:
         """Append `data` (not yet committed: see `finish`, `abort`)."""
         if self._appender is None:
-            self._appender = self.appender()
+            self._appender = self._open_appender()
         self._appender.write(data)
 
     def finish(self, data: bytes = b"") -> None:
@@ -166,7 +166,7 @@ class UploadSession:
         if offset is not None and offset != self.size:
             raise RangeInvalid(f"chunk starts at {offset}, upload has {self.size} bytes", self.size)
 
-    def appender(self) -> Appender:
+    def _open_appender(self) -> Appender:
         """A writer continuing the upload, hashing as it goes when the hash of what is
         stored is known."""
         store = self.store

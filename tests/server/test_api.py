@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from regtool.layout.v2 import V2Layout
 from regtool.layout.v2_write import uploads_dir
 from regtool.oci import Digest
+from regtool.server.upload_store import UploadStore
+from regtool.storage.local import LocalDriver
 from tests.server.conftest import RunningRegistry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -132,19 +136,27 @@ def test_chunked_upload_and_blob_reads(
 
 
 def test_upload_hash_state_is_recomputed_on_a_cache_miss(
-    client: httpx.Client, local_registry: RunningRegistry
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
 ) -> None:
     """Another process (here: a cleared cache) continues an upload from storage alone."""
+    stores: list[UploadStore] = []
+
+    def uploads(layout: V2Layout) -> UploadStore:
+        stores.append(UploadStore(layout))
+        return stores[0]
+
+    registry = serve_registry(LocalDriver(tmp_path / "store"), uploads=uploads)
     data = os.urandom(3000)
-    location = client.post("/v2/a/blobs/uploads/").headers["Location"]
-    client.patch(location, content=data[:1000])
-    upload_id = location.rsplit("/", 1)[1]
-    hash_states = local_registry.server.config.app.app.state.registry_state.uploads.hash_states  # type: ignore[union-attr]
-    hash_states.forget(upload_id)
-    client.patch(location, content=data[1000:2000])
-    hash_states.forget(upload_id)
-    r = client.put(location, params={"digest": sha(data)}, content=data[2000:])
-    assert r.status_code == 201, r.text
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        location = client.post("/v2/a/blobs/uploads/").headers["Location"]
+        client.patch(location, content=data[:1000])
+        upload_id = location.rsplit("/", 1)[1]
+        assert len(stores[0].hash_states) == 1
+        stores[0].hash_states.forget(upload_id)
+        client.patch(location, content=data[1000:2000])
+        assert len(stores[0].hash_states) == 0  # not known: not guessed either
+        r = client.put(location, params={"digest": sha(data)}, content=data[2000:])
+        assert r.status_code == 201, r.text
 
 
 def test_upload_errors(client: httpx.Client, local_registry: RunningRegistry) -> None:
@@ -499,9 +511,10 @@ def test_response_headers_follow_their_rfcs(client: httpx.Client) -> None:
     r = client.patch(location, content=b"abc", headers={"Content-Range": "0-2"})
     assert r.status_code == 202 and r.headers["Range"] == "0-2"
     assert r.headers["Content-Length"] == "0"
-    r = client.get(location)
-    assert r.status_code == 204 and "Content-Length" not in r.headers
-    assert r.headers["Range"] == "0-2" and r.headers["Docker-Upload-UUID"] == upload_id
+    for method in ("GET", "HEAD"):  # HEAD as distribution has it
+        r = client.request(method, location)
+        assert r.status_code == 204 and "Content-Length" not in r.headers
+        assert r.headers["Range"] == "0-2" and r.headers["Docker-Upload-UUID"] == upload_id
     r = client.patch(location, content=b"x", headers={"Content-Range": "5-5"})
     assert r.status_code == 416 and r.headers["Range"] == "0-2"
     assert r.headers["Location"] == location and "Content-Range" not in r.headers
