@@ -162,6 +162,9 @@ class DrainUnreadBody:
         declared = headers.get(b"content-length", b"")
         unread: int | None = int(declared) if declared.isdigit() else None  # h11/httptools
         done = unread == 0 or (unread is None and b"transfer-encoding" not in headers)
+        if done:  # no body (a GET, a HEAD): nothing to wait for
+            await self.app(scope, receive, send)
+            return
         asked = b"100-continue" not in headers.get(b"expect", b"").lower()
 
         async def tracking_receive() -> Message:
