@@ -13,6 +13,7 @@ Secrets (passwords, keys, tokens) never appear in `Location.redacted()` or in an
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ from regtool.storage.retry import RetryingDriver
 
 ENV_LOCATION = "REGTOOL_LOCATION"
 SCHEMES = ("file", "sftp", "swift")
+# urlsplit drops tabs and newlines from a URL silently, and int() takes any Unicode digit.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]", re.ASCII)
+_PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
+_NUMBER_RE = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 
 def default_store_path(env: Mapping[str, str] | None = None) -> Path:
@@ -157,6 +162,8 @@ def parse_location(
 
 
 def _parse_url(text: str, env: Mapping[str, str], sftp: SftpOptions) -> Location:
+    if _CONTROL_RE.search(text):
+        raise LocationError("LOCATION contains a control character (a newline or a tab?)")
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
@@ -183,10 +190,10 @@ def _parse_url(text: str, env: Mapping[str, str], sftp: SftpOptions) -> Location
         )
     if not parts.hostname:
         raise LocationError("sftp:// needs a host: sftp://user@host[:port]/path")
-    try:
-        port = parts.port
-    except ValueError:
-        raise LocationError("the port in an sftp:// LOCATION must be a number") from None
+    _, colon, port_text = parts.netloc.rpartition("@")[2].rpartition("]")[2].rpartition(":")
+    if colon and not (_PORT_RE.fullmatch(port_text) and 0 < int(port_text) < 65536):
+        raise LocationError("the port in an sftp:// LOCATION must be a number from 1 to 65535")
+    port = int(port_text) if colon else None
     path = unquote(parts.path)
     if path in ("", "/"):
         root = "/"
@@ -305,6 +312,9 @@ def _swift_from_config(params: dict[str, Any], path: Path) -> Location:
         insecure=bool(params.get("insecureskipverify", False)),
     )
     chunk = params.get("chunksize")
+    whole = isinstance(chunk, int) and not isinstance(chunk, bool)
+    if chunk and not (whole or _NUMBER_RE.fullmatch(str(chunk))):
+        raise LocationError(f"storage.swift.chunksize in {path} must be a number of bytes")
     return Location(
         "swift",
         str(params.get("prefix") or "").strip("/"),

@@ -31,10 +31,14 @@ SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 _ALGORITHM_NAMES = {name: name for name in ALGORITHMS}
 
-# The distribution reference grammar (distribution/reference/regexp.go).
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
-NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+# The distribution reference grammar (distribution/reference/regexp.go), matched whole
+# with `fullmatch` and spelled in ASCII classes: Go's `\w` is [0-9A-Za-z_] and its `$`
+# is the end of the text, where Python's `\w`/`\d` take any Unicode letter or digit and
+# its `$` also matches before a final newline.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+NAME_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*", re.ASCII)
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+_HEX_RE = re.compile(r"[0-9a-f]+", re.ASCII)
 NAME_MAX = 255
 
 
@@ -50,7 +54,7 @@ class Digest:
         alg, sep, hexpart = text.partition(":")
         if not sep or alg not in ALGORITHMS:
             raise DigestInvalid(f"invalid digest {text[:80]!r}: expected sha256:<64 hex>")
-        if len(hexpart) != ALGORITHMS[alg] or not re.fullmatch(r"[0-9a-f]+", hexpart):
+        if len(hexpart) != ALGORITHMS[alg] or not _HEX_RE.fullmatch(hexpart):
             raise DigestInvalid(
                 f"invalid digest {text[:80]!r}: {alg} needs {ALGORITHMS[alg]} lowercase hex"
             )
@@ -73,13 +77,17 @@ class Digest:
 
 
 def check_name(name: str) -> str:
-    if len(name) > NAME_MAX or not NAME_RE.match(name):
+    """`name` if it is a repository name distribution accepts (lowercase ASCII components
+    joined by `/`, at most 255 characters); `NameInvalid` otherwise."""
+    if len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
         raise NameInvalid(f"invalid repository name {name[:100]!r}")
     return name
 
 
 def check_tag(tag: str) -> str:
-    if not TAG_RE.match(tag):
+    """`tag` if it is a tag distribution accepts (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`);
+    `NameInvalid` otherwise."""
+    if not TAG_RE.fullmatch(tag):
         raise NameInvalid(f"invalid tag {tag[:140]!r}")
     return tag
 
@@ -207,7 +215,8 @@ def parse_manifest(data: bytes) -> Manifest:
         return _parse_schema1(doc, media_type)
     if doc.get("schemaVersion") != 2:
         raise ManifestInvalid(f"unsupported schemaVersion {doc.get('schemaVersion')!r}")
-    annotations = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+    raw_annotations = doc.get("annotations")
+    annotations: dict[str, str] = raw_annotations if isinstance(raw_annotations, dict) else {}
     subject = _descriptor(doc["subject"], "subject") if doc.get("subject") else None
     if media_type in INDEX_TYPES:
         return Manifest(
@@ -259,4 +268,7 @@ def schema1_payload(data: bytes) -> bytes:
     protected = signatures[0].get("protected", "")
     header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
     tail = base64.urlsafe_b64decode(header["formatTail"] + "=" * (-len(header["formatTail"]) % 4))
-    return data[: int(header["formatLength"])] + tail
+    length = header["formatLength"]  # a JSON number: not text for int() to read
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        raise ValueError(f"formatLength {length!r} is not a length")
+    return data[:length] + tail

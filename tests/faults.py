@@ -20,7 +20,7 @@ from regtool.errors import StorageError, TransientError
 from regtool.location import Location
 from regtool.storage.base import Driver, Entry
 from regtool.storage.local import LocalDriver
-from regtool.storage.retry import RetryingDriver
+from regtool.storage.retry import Backoff, RetryingDriver
 
 
 def timeout(path: str) -> StorageError:
@@ -94,7 +94,7 @@ class _Breaking(io.RawIOBase):
 
 
 def faulty(root: Path, *faults: Fault) -> Driver:
-    return RetryingDriver(FaultyLocal(root, list(faults)), delay=0)
+    return RetryingDriver(FaultyLocal(root, list(faults)), Backoff(delay=0))
 
 
 def use_faulty_storage(monkeypatch: pytest.MonkeyPatch, *faults: Fault) -> list[Fault]:

@@ -24,17 +24,17 @@ from regtool.gc import GcOptions, GcResult, collect
 from regtool.gc.model import KINDS
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+# ASCII digits, matched whole (Python's `\d` takes any Unicode digit).
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])", re.ASCII | re.IGNORECASE)
+_DURATION = re.compile(rf"0|(?:{_DURATION_PART.pattern})+", re.ASCII | re.IGNORECASE)
 
 
 def parse_duration(text: str) -> timedelta:
     """`0`, `90s`, `30m`, `1h30m`, `2d`, `1w`."""
-    text = text.strip().lower()
-    if text in ("0", "0s"):
-        return timedelta(0)
-    if not text or _DURATION.sub("", text):
+    if not _DURATION.fullmatch(text):
         raise typer.BadParameter(f"{text!r} is not a duration such as 0, 30m, 1h or 2d")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text)))
+    parts = _DURATION_PART.findall(text)
+    return timedelta(seconds=sum(float(n) * _UNITS[u.lower()] for n, u in parts))
 
 
 # Durations are typed as `0`, `30m`, `1h30m`; a bad one names its option in the error.
@@ -222,6 +222,7 @@ _KIND_WORDS = {
     "blob": ("blob", "blobs"),
     "segments": ("segment set", "segment sets"),
     "upload": ("upload", "uploads"),
+    "temp-file": ("temp file", "temp files"),
     "v1-image": ("V1 image", "V1 images"),
 }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,15 +15,25 @@ from regtool.errors import UsageError
 from regtool.location import parse_location
 
 DEFAULT_ADDR = "127.0.0.1:5000"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+# HOST:PORT in ASCII, matched whole: a host name or IPv4 address (or none), or an IPv6
+# address in brackets; a port of ASCII digits (`isdigit()` and `int()` take any script's).
+_ADDR_RE = re.compile(
+    r"(?:(?P<host>[A-Za-z0-9._-]*)|\[(?P<v6>[0-9A-Fa-f:.]+(?:%[A-Za-z0-9._-]+)?)\])"
+    r":(?P<port>[0-9]{1,5})",
+    re.ASCII,
+)
 
 
 def parse_addr(text: str) -> tuple[str, int]:
-    """`host:port`, `:port` (all interfaces, as distribution reads it) or `[v6]:port`."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--addr must be HOST:PORT, not {text!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    """`host:port`, `:port` (all interfaces, as distribution reads it) or `[v6]:port`;
+    `UsageError` for anything else, or a port outside 1-65535."""
+    m = _ADDR_RE.fullmatch(text)
+    if not m or not 0 < int(m.group("port")) < 65536:
+        raise UsageError(f"--addr must be HOST:PORT, not {text[:80]!r}")
+    return m.group("v6") or m.group("host") or "0.0.0.0", int(m.group("port"))
 
 
 def _config_addr(config: str) -> str | None:
@@ -51,22 +64,54 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="uvicorn log level: info shows each request.")
+        str,
+        typer.Option(
+            "--log-level",
+            help="uvicorn log level: critical, error, warning, info (shows each request), "
+            "debug or trace.",
+        ),
     ] = "info",
 ) -> None:
     """Serve the registry (OCI Distribution API) over HTTP; Ctrl-C stops it."""
     import uvicorn  # imported late: only serve needs it
 
     from regtool.server.app import create_app
+    from regtool.server.protocol import uvicorn_options
 
+    if log_level.lower() not in LOG_LEVELS:
+        raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
     host, port = parse_addr(addr or (config and _config_addr(config)) or DEFAULT_ADDR)
     loc = parse_location(location_arg or location, config=config, identity=identity)
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
         app = create_app(driver)
-        typer.echo(f"regtool serve: listening on http://{host}:{port}", err=True)
+        sock = listen(host, port)
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"regtool serve: listening on http://{shown}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=True, lifespan="off")
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level=log_level.lower(), access_log=True, **uvicorn_options())
+        )
+        with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
+            server.run(sockets=[sock])
     finally:
         driver.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to HOST:PORT and listening, before anything says it listens;
+    `UsageError` naming the address and the cause if that fails (a busy port, an
+    address not on this host, a port below 1024 without the right)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise UsageError(f"cannot listen on {shown}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock

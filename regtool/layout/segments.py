@@ -17,7 +17,7 @@ from datetime import datetime
 
 from regtool.storage.base import Entry
 
-_TAIL = re.compile(r"^[0-9a-f]{3}/[0-9a-f]+/[0-9]{16}$")
+_TAIL = re.compile(r"[0-9a-f]{3}/[0-9a-f]+/[0-9]{16}", re.ASCII)  # matched whole: fullmatch
 
 
 @dataclass
@@ -49,7 +49,7 @@ def segment_set_of(segments_dir: str, path: str) -> str | None:
     """The inverse of `segment_path`: the set a segment at `path` belongs to, or None for a
     path that is not `<segments dir>/<3 hex>/<hex>/<16 digits>`."""
     base = segments_dir.rstrip("/") + "/"
-    if not path.startswith(base) or not _TAIL.match(path[len(base) :]):
+    if not path.startswith(base) or not _TAIL.fullmatch(path[len(base) :]):
         return None
     return path.rsplit("/", 1)[0]
 

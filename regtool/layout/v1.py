@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from regtool.errors import LayoutError, NotFound
 from regtool.storage.base import Driver, Entry, join
 
-IMAGE_ID_RE = re.compile(r"^([a-f0-9]{16}|[a-f0-9]{64})$")
+IMAGE_ID_RE = re.compile(r"[a-f0-9]{16}|[a-f0-9]{64}", re.ASCII)  # matched whole: fullmatch
 TAG_PREFIX = "tag_"
 _JSON_PREFIX, _JSON_SUFFIX = "tag", "_json"
 
@@ -120,7 +120,7 @@ class V1Layout:
         if not path.startswith(base):
             return None
         image_id, _, file_name = path[len(base) :].partition("/")
-        if not IMAGE_ID_RE.match(image_id) or not file_name or "/" in file_name:
+        if not IMAGE_ID_RE.fullmatch(image_id) or not file_name or "/" in file_name:
             return None
         return image_id, file_name
 
@@ -202,14 +202,14 @@ class V1Layout:
     def ancestry(self, image_id: str) -> list[str]:
         value = self.read_json(image_id, "ancestry")
         if not isinstance(value, list) or not all(
-            isinstance(i, str) and IMAGE_ID_RE.match(i) for i in value
+            isinstance(i, str) and IMAGE_ID_RE.fullmatch(i) for i in value
         ):
             raise CorruptImage(f"ancestry of {image_id} is not a list of image ids")
         return value
 
 
 def check_image_id(image_id: str) -> str:
-    if not IMAGE_ID_RE.match(image_id):
+    if not IMAGE_ID_RE.fullmatch(image_id):
         raise CorruptImage(f"invalid image id {image_id[:80]!r}")
     return image_id
 
@@ -238,13 +238,13 @@ def tag_file_names(file_name: str) -> tuple[str | None, str | None]:
 
 def parse_image_id(data: bytes, where: str) -> str:
     text = data.decode("ascii", "replace").strip().strip('"')
-    if not IMAGE_ID_RE.match(text):
+    if not IMAGE_ID_RE.fullmatch(text):
         raise CorruptImage(f"{where} does not hold an image id: {data[:80]!r}")
     return text
 
 
 def _holds_image_id(data: bytes) -> bool:
-    return bool(IMAGE_ID_RE.match(data.decode("ascii", "replace").strip().strip('"')))
+    return bool(IMAGE_ID_RE.fullmatch(data.decode("ascii", "replace").strip().strip('"')))
 
 
 def _holds_json_object(data: bytes) -> bool:

@@ -14,6 +14,7 @@ driver stores the same tree under `files/docker/registry/v2`, its large-object s
         _uploads/<uuid>/data                                        upload in progress
         _uploads/<uuid>/startedat                                   RFC 3339, no newline
         _uploads/<uuid>/hashstates/<alg>/<offset>                   Go hash state
+        _uploads/<uuid>/lease[.<n>]                                 regtool: who appends
 
 A link file holds exactly `<alg>:<hex>`, without a newline. Name components never start
 with `_`, so the first `_`-component of a path below `repositories/` ends the name.
@@ -284,6 +285,13 @@ class V2Layout:
 
     def upload_started_at(self, name: str, upload_id: str) -> str:
         return join(self.upload_dir(name, upload_id), "startedat")
+
+    def upload_lease(self, name: str, upload_id: str, generation: int = 0) -> str:
+        """The lease of the request appending to an upload (regtool's; distribution
+        ignores it): `lease`, then `lease.1`, `lease.2`... for each takeover of an
+        expired one (see `server/upload_lease.py`)."""
+        suffix = f".{generation}" if generation else ""
+        return join(self.upload_dir(name, upload_id), f"lease{suffix}")
 
     def split_repository_path(self, path: str) -> tuple[str, list[str]] | None:
         """(repository name, the components from its first `_` one) of a path below

@@ -1,8 +1,10 @@
 """The registry's ASGI app: `create_app(driver, layout)`.
 
 Repository names contain slashes, so routes are matched here by regular expressions on
-the path below `/v2/` (suffixes anchored at the end, as distribution's router does),
-then the name is validated before any storage path is built from it.
+the path below `/v2/` (suffixes at the end, as distribution's router does), then the name
+is validated before any storage path is built from it. Paths are matched whole
+(`fullmatch`, `re.DOTALL`): a newline in a request path (`%0A`) is part of a name or
+reference and makes it invalid, never an end of the text.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from regtool.errors import LayoutError
+from regtool.errors import LayoutError, RegtoolError
 from regtool.layout.detect import default_layout, detect_layout
 from regtool.layout.v2 import V2Layout
 from regtool.oci import check_name
@@ -33,12 +36,22 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[Response]]
 
-#: (pattern below /v2/, {method: handler}); the first match wins.
+
+def _route(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.ASCII | re.DOTALL)
+
+
+async def version_check(request: Request) -> Response:
+    return JSONResponse({})
+
+
+#: (pattern for the path below /v2/, {method: handler}); the first match wins.
 ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(r"^_catalog$"), {"GET": manifests.catalog}),
-    (re.compile(r"^(?P<name>.+)/tags/list$"), {"GET": manifests.tags_list}),
+    (_route(r""), {"GET": version_check, "HEAD": version_check}),
+    (_route(r"_catalog"), {"GET": manifests.catalog}),
+    (_route(r"(?P<name>.+)/tags/list"), {"GET": manifests.tags_list}),
     (
-        re.compile(r"^(?P<name>.+)/manifests/(?P<ref>[^/]+)$"),
+        _route(r"(?P<name>.+)/manifests/(?P<ref>[^/]+)"),
         {
             "GET": manifests.get_manifest,
             "HEAD": manifests.get_manifest,
@@ -46,38 +59,35 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             "DELETE": manifests.delete_manifest,
         },
     ),
-    (re.compile(r"^(?P<name>.+)/blobs/uploads/?$"), {"POST": uploads.start_upload}),
+    (_route(r"(?P<name>.+)/blobs/uploads/?"), {"POST": uploads.start_upload}),
     (
-        re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$"),
+        _route(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
         {
             "GET": uploads.upload_status,
+            "HEAD": uploads.upload_status,
             "PATCH": uploads.patch_upload,
             "PUT": uploads.put_upload,
             "DELETE": uploads.cancel_upload,
         },
     ),
     (
-        re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$"),
+        _route(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
         {"GET": blobs.get_blob, "HEAD": blobs.get_blob, "DELETE": blobs.delete_blob},
     ),
-    (re.compile(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), {"GET": manifests.referrers}),
+    (_route(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"), {"GET": manifests.referrers}),
 ]
 
 
-async def version_check(request: Request) -> Response:
-    return JSONResponse({})
-
-
-async def dispatch(request: Request) -> Response:
-    rest = request.path_params["rest"]
+async def dispatch(request: Request, rest: str) -> Response:
+    """Answer a request for `/v2/<rest>` (`rest` as decoded from the URL)."""
     try:
         for pattern, methods in ROUTES:
-            m = pattern.match(rest)
+            m = pattern.fullmatch(rest)
             if m is None:
                 continue
             handler = methods.get(request.method)
             if handler is None:
-                raise Unsupported(f"{request.method} is not supported here")
+                raise Unsupported(f"{request.method} is not supported here", list(methods))
             args: dict[str, Any] = m.groupdict()
             if "name" in args:
                 check_name(args["name"])
@@ -85,8 +95,30 @@ async def dispatch(request: Request) -> Response:
         raise RouteUnknown(f"no endpoint at /v2/{rest[:200]}")
     except Exception as e:
         if classify(e)[1] >= 500:
-            log.exception("%s %s failed", request.method, request.url.path)
+            if isinstance(e, RegtoolError):  # expected (storage full, unreachable...): one line
+                log.error("%s %s failed: %s", request.method, request.url.path, e)
+            else:  # a bug: the traceback is what finds it
+                log.exception("%s %s failed", request.method, request.url.path)
         return error_response(e)
+
+
+class RegistryRoute(BaseRoute):
+    """`/v2` and everything below it, matched by prefix: Starlette's path patterns end at
+    a newline (`.*` and `$`), which would cut `v1%0A` down to `v1`."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path == "/v2" or path.startswith("/v2/"):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await dispatch(request, scope["path"][len("/v2/") :])
+        await response(scope, receive, send)
 
 
 class ApiVersionHeader:
@@ -109,27 +141,70 @@ class ApiVersionHeader:
         await self.app(scope, receive, send_with_header)
 
 
-def create_app(driver: Driver, layout: V2Layout | None = None) -> ASGIApp:
+#: Most of an unread request body read (and dropped) before an early answer, as Go's
+#: net/http does for distribution (`maxPostHandlerReadBytes`).
+DRAIN_LIMIT = 256 << 10
+
+
+class DrainUnreadBody:
+    """Before an answer goes out while the request's body is still coming (a refusal
+    found from the headers alone: an unknown or busy upload, a bad Content-Range...),
+    reads up to `DRAIN_LIMIT` bytes of the rest and drops them. A server that closes a
+    connection with unread data resets it, and the client (which sends its whole body
+    before it reads) sees a broken pipe instead of the answer. A client that waits for
+    `100 Continue` has sent nothing: it gets its answer at once."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        unread: int | None = int(declared) if declared.isdigit() else None  # h11/httptools
+        done = unread == 0 or (unread is None and b"transfer-encoding" not in headers)
+        if done:  # no body (a GET, a HEAD): nothing to wait for
+            await self.app(scope, receive, send)
+            return
+        asked = b"100-continue" not in headers.get(b"expect", b"").lower()
+
+        async def tracking_receive() -> Message:
+            nonlocal done, asked, unread
+            asked = True
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                done = True
+            elif unread is not None:
+                unread -= len(message.get("body", b""))
+            return message
+
+        async def draining_send(message: Message) -> None:
+            early = message["type"] == "http.response.start" and not done and asked
+            if early and (unread is None or unread <= DRAIN_LIMIT):
+                dropped = 0
+                while not done and dropped <= DRAIN_LIMIT:
+                    dropped += len((await tracking_receive()).get("body", b""))
+            await send(message)
+
+        await self.app(scope, tracking_receive, draining_send)
+
+
+def create_app(
+    driver: Driver, layout: V2Layout | None = None, uploads: UploadStore | None = None
+) -> ASGIApp:
     """The registry over `driver`; the layout is detected (a new store gets
-    distribution's naming for the backend) unless given."""
+    distribution's naming for the backend) unless given. `uploads` replaces the default
+    upload store (its lease terms, its hash states)."""
     if layout is None:
         found = detect_layout(driver)
         if not isinstance(found, V2Layout):
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
         layout = found
-    app = Starlette(
-        routes=[
-            Route("/v2/", version_check, methods=["GET", "HEAD"]),
-            Route("/v2", version_check, methods=["GET", "HEAD"]),
-            Route(
-                "/v2/{rest:path}",
-                dispatch,
-                methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-            ),
-        ]
-    )
-    app.state.registry_state = State(Registry(layout), UploadStore(layout))
-    return ApiVersionHeader(app)
+    app = Starlette(routes=[RegistryRoute()])
+    app.state.registry_state = State(Registry(layout), uploads or UploadStore(layout))
+    return ApiVersionHeader(DrainUnreadBody(app))
 
 
 __all__ = ["create_app", "default_layout"]

@@ -16,19 +16,22 @@ from regtool.oci import Digest
 from regtool.server.errors import ApiError
 from regtool.server.http import IO_CHUNK, parse_digest, run, state
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# One `bytes=` range (RFC 9110 14.1.2): ASCII digits (18 at most, as distribution's
+# int64), matched whole; the unit is case-insensitive.
+_RANGE_RE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})", re.ASCII | re.IGNORECASE)
 
 
 class RangeNotSatisfiable(ApiError):
-    """A Range header this blob cannot satisfy: 416 with `Content-Range: */size`."""
+    """A Range header this blob cannot satisfy: 416 with `Content-Range: bytes */size`."""
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end inclusive) of a single `bytes=` range; None to send everything.
-    Malformed or multi-range headers are ignored, as RFC 9110 allows."""
+    """(start, end inclusive) of a single `bytes=` range of a blob of `size` bytes; None
+    to send all of it. Malformed or multi-range headers are ignored, as RFC 9110 allows;
+    `RangeNotSatisfiable` when the range lies past the end (14.1.1)."""
     if not header:
         return None
-    m = _RANGE_RE.match(header.strip())
+    m = _RANGE_RE.fullmatch(header.strip(" \t"))
     if not m or (not m.group(1) and not m.group(2)):
         return None
     first, last = m.group(1), m.group(2)
@@ -36,11 +39,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         n = int(last)
         if n == 0:
             raise RangeNotSatisfiable()
+        if size == 0:
+            return None  # no byte to send: the whole (empty) blob, not a 206
         return max(size - n, 0), size - 1
     start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
     if start >= size or (last and int(last) < start):
-        raise RangeNotSatisfiable()
+        raise RangeNotSatisfiable()  # as Go's http.ServeContent, which distribution uses
+    end = min(int(last), size - 1) if last else size - 1
     return start, end
 
 
@@ -74,7 +79,7 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
     try:
         span = parse_range(request.headers.get("range"), size)
     except RangeNotSatisfiable:
-        return Response(status_code=416, headers={**headers, "Content-Range": f"*/{size}"})
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
     status, start, length = 200, 0, size
     if span is not None:
         status, start, length = 206, span[0], span[1] - span[0] + 1

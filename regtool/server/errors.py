@@ -18,6 +18,7 @@ from regtool.errors import (
     NotFound,
     RegtoolError,
     StorageError,
+    StorageFull,
     TransientError,
     Unreachable,
     UsageError,
@@ -25,11 +26,13 @@ from regtool.errors import (
 
 
 class ApiError(RegtoolError):
-    """A registry API failure with optional `detail` (any JSON value)."""
+    """A registry API failure with optional `detail` (any JSON value) and response
+    `headers` (the handler that knows them adds them, e.g. an upload's `Range`)."""
 
     def __init__(self, message: str = "", detail: Any = None):
         super().__init__(message)
         self.detail = detail
+        self.headers: dict[str, str] = {}
 
 
 class BlobUnknown(ApiError, NotFound):
@@ -65,7 +68,17 @@ class DigestMismatch(ApiError, DigestInvalid):
 
 
 class RangeInvalid(ApiError):
-    """A chunk that does not continue the upload (a gap or an overlap)."""
+    """A chunk that does not continue the upload (a gap or an overlap); `size` is what the
+    upload holds, for the `Range` header of the 416."""
+
+    def __init__(self, message: str, size: int):
+        super().__init__(message, {"size": size})
+        self.size = size
+
+
+class UploadBusy(RangeInvalid):
+    """Another request is appending to (or completing) the upload: refused at once, as
+    an out-of-order chunk is, not queued."""
 
 
 class ManifestTooLarge(ApiError):
@@ -81,7 +94,11 @@ class PaginationInvalid(ApiError):
 
 
 class Unsupported(ApiError):
-    pass
+    """A method the endpoint does not have: 405 with `Allow` naming those it has."""
+
+    def __init__(self, message: str, allow: list[str]):
+        super().__init__(message)
+        self.headers["Allow"] = ", ".join(allow)
 
 
 class RouteUnknown(ApiError, NotFound):
@@ -108,6 +125,7 @@ ERROR_TABLE: list[tuple[type[BaseException], str, int, str]] = [
     (ManifestInvalid, "MANIFEST_INVALID", 400, "manifest invalid"),
     (NotFound, "NAME_UNKNOWN", 404, "repository name not known to registry"),
     (UsageError, "UNSUPPORTED", 400, "bad request"),
+    (StorageFull, "UNKNOWN", 507, "storage is full: no space left on device"),
     (TransientError, "UNAVAILABLE", 503, "storage temporarily unavailable"),
     (Unreachable, "UNAVAILABLE", 503, "storage unreachable"),
     (StorageError, "UNKNOWN", 500, "storage error"),
@@ -123,14 +141,14 @@ def classify(error: BaseException) -> tuple[str, int, str]:
     return "UNKNOWN", 500, "unknown error"
 
 
-def error_response(error: BaseException, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(error: BaseException) -> JSONResponse:
+    """The OCI error body (`application/json`) for `error`, with its status and the
+    headers an `ApiError` carries."""
     code, status, default = classify(error)
     # Storage messages name internal paths: say only the kind of failure to clients.
     internal = isinstance(error, StorageError) or not isinstance(error, RegtoolError)
     message = default if internal else (str(error) or default)
     detail = getattr(error, "detail", None)
     body = {"errors": [{"code": code, "message": message, "detail": detail}]}
-    extra = dict(headers or {})
-    if isinstance(error, RangeInvalid) and isinstance(detail, dict) and "size" in detail:
-        extra.setdefault("Content-Range", f"*/{detail['size']}")
-    return JSONResponse(body, status_code=status, headers=extra)
+    headers = error.headers if isinstance(error, ApiError) else {}
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -6,23 +6,36 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from regtool.errors import DigestInvalid
 from regtool.oci import OCI_INDEX, OCI_MANIFEST, Digest, check_tag
 from regtool.server.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
-from regtool.server.http import paginate, parse_digest, run, state
-from regtool.server.registry import MAX_MANIFEST_SIZE
+from regtool.server.http import paginate, parse_digest, parse_number, run, state
+from regtool.server.registry import MAX_MANIFEST_SIZE, catalog_after
 
-#: Most repositories `_catalog` returns without `n`, as distribution's default.
+#: Most repositories `_catalog` returns without `n` (distribution: 100, and at most its
+#: `catalog.maxentries`, by default 1000; its `Link` names the `n` to go on with).
 CATALOG_DEFAULT_N = 1000
 
 
 def parse_reference(text: str) -> str | Digest:
-    """A tag, or a digest when the reference has a colon (tags cannot)."""
+    """A tag, or a digest when the reference has a colon (tags cannot); `TagInvalid` or
+    `DigestInvalid` for anything else, as a PUT is refused."""
     if ":" in text:
         return parse_digest(text)
     try:
         return check_tag(text)
     except ValueError:
         raise TagInvalid(f"invalid tag {text[:140]!r}", {"tag": text[:140]}) from None
+
+
+def existing_reference(text: str) -> str | Digest:
+    """A reference to look up (GET, HEAD, DELETE): one that is neither a tag nor a digest
+    names no manifest, so it is `ManifestUnknown` (404), as the OCI spec and its
+    conformance suite expect, not a 400."""
+    try:
+        return parse_reference(text)
+    except (TagInvalid, DigestInvalid):
+        raise ManifestUnknown(f"no manifest is known as {text[:140]!r}") from None
 
 
 def _accepted(request: Request) -> set[str]:
@@ -35,7 +48,7 @@ def _accepted(request: Request) -> set[str]:
 
 
 async def get_manifest(request: Request, name: str, ref_text: str) -> Response:
-    reference = parse_reference(ref_text)
+    reference = existing_reference(ref_text)
     stored = await run(state(request).registry.get_manifest, name, reference)
     accepted = _accepted(request)
     # distribution 2.8 hides OCI manifests from clients that list types but not OCI's.
@@ -57,8 +70,8 @@ async def get_manifest(request: Request, name: str, ref_text: str) -> Response:
 
 async def _read_body(request: Request) -> bytes:
     """The manifest body, refused past `MAX_MANIFEST_SIZE` without reading the rest."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_SIZE:
+    declared = parse_number(request.headers.get("content-length", ""))
+    if declared is not None and declared > MAX_MANIFEST_SIZE:
         raise ManifestTooLarge(f"manifest of {declared} bytes exceeds {MAX_MANIFEST_SIZE}")
     body = bytearray()
     async for chunk in request.stream():
@@ -89,7 +102,7 @@ async def put_manifest(request: Request, name: str, ref_text: str) -> Response:
 
 
 async def delete_manifest(request: Request, name: str, ref_text: str) -> Response:
-    reference = parse_reference(ref_text)
+    reference = existing_reference(ref_text)
     registry = state(request).registry
     if isinstance(reference, Digest):
         await run(registry.delete_manifest, name, reference)
@@ -115,6 +128,6 @@ async def tags_list(request: Request, name: str) -> Response:
 
 async def catalog(request: Request) -> Response:
     names = await run(state(request).registry.repositories)
-    page, link = paginate(names, request, CATALOG_DEFAULT_N)
+    page, link = paginate(names, request, CATALOG_DEFAULT_N, catalog_after)
     headers = {"Link": link} if link else {}
     return JSONResponse({"repositories": page}, headers=headers)

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 from regtool.concurrency import map_outcomes
 from regtool.errors import ManifestInvalid
 from regtool.layout import v2_write
-from regtool.layout.v2 import V2Layout
+from regtool.layout.v2 import CorruptLink, V2Layout
 from regtool.oci import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -58,10 +58,26 @@ class Registry:
         self.driver = layout.driver
         self.jobs = jobs
 
+    # --- links -----------------------------------------------------------------------
+    def _links_to(self, path: str, digest: Digest) -> bool:
+        """Whether the link file at `path` is there and names `digest`. An empty link, or
+        one naming another digest, counts as absent: distribution would answer 500 for
+        what it points at; regtool serves, references and re-links it as if unlinked."""
+        try:
+            return self.layout.read_link(path) == digest
+        except (FileNotFoundError, CorruptLink):
+            return False
+
+    def has_layer(self, name: str, digest: Digest) -> bool:
+        return self._links_to(self.layout.layer_link(name, digest), digest)
+
+    def has_revision(self, name: str, digest: Digest) -> bool:
+        return self._links_to(self.layout.revision_link(name, digest), digest)
+
     # --- blobs -----------------------------------------------------------------------
     def blob_size(self, name: str, digest: Digest) -> int:
         """Size of a blob linked into `name`; `BlobUnknown` otherwise."""
-        if not self.driver.exists(self.layout.layer_link(name, digest)):
+        if not self.has_layer(name, digest):
             raise BlobUnknown(f"blob {digest} unknown to repository {name}")
         try:
             entry = self.driver.stat(self.layout.blob_data(digest))
@@ -77,6 +93,8 @@ class Registry:
 
     def delete_blob(self, name: str, digest: Digest) -> None:
         """Unlink the blob from the repository; its data stays until GC."""
+        if not self.has_layer(name, digest):
+            raise BlobUnknown(f"blob {digest} unknown to repository {name}")
         try:
             self.driver.delete(self.layout.layer_link(name, digest))
         except FileNotFoundError:
@@ -96,18 +114,20 @@ class Registry:
 
     # --- manifests -------------------------------------------------------------------
     def resolve(self, name: str, reference: str | Digest) -> Digest:
+        """The digest a tag points at (a digest is itself); `ManifestUnknown` for a tag
+        without a readable link."""
         if isinstance(reference, Digest):
             return reference
         try:
             return self.layout.read_link(self.layout.tag_current_link(name, reference))
-        except FileNotFoundError:
+        except (FileNotFoundError, CorruptLink):
             raise ManifestUnknown(
                 f"manifest tagged {reference} is not known", {"Tag": reference}
             ) from None
 
     def get_manifest(self, name: str, reference: str | Digest) -> StoredManifest:
         digest = self.resolve(name, reference)
-        if not self.driver.exists(self.layout.revision_link(name, digest)):
+        if not self.has_revision(name, digest):
             raise ManifestUnknown(f"manifest {digest} unknown to repository {name}")
         try:
             data = self.layout.read_blob(digest)
@@ -141,15 +161,23 @@ class Registry:
         v2_write.write_link(self.layout, self.layout.tag_current_link(name, tag), digest)
 
     def _check_manifest(self, data: bytes, content_type: str | None) -> Manifest:
+        """The manifest, if its `Content-Type` is a manifest type regtool stores and the
+        body is of that type; `ManifestInvalid` otherwise. distribution 2.8 parses a body
+        by its Content-Type (`mime.ParseMediaType`: parameters dropped, case ignored) and
+        anything else (none, `text/plain`, `application/json`) as schema 1, which fails."""
+        ctype = _media_type(content_type)
+        if ctype not in ACCEPTED_TYPES:
+            raise ManifestInvalid(
+                f"Content-Type {ctype or '(none)'} is not a manifest type: "
+                f"use one of {', '.join(sorted(ACCEPTED_TYPES))}"
+            )
         manifest = parse_manifest(data)
         if manifest.media_type in SCHEMA1_TYPES:
             raise ManifestInvalid("schema 1 manifests are not accepted")
-        if manifest.media_type not in ACCEPTED_TYPES:
-            raise ManifestInvalid(f"unsupported manifest media type {manifest.media_type}")
-        declared = json.loads(data).get("mediaType")
-        ctype = (content_type or "").split(";")[0].strip()
-        if declared and ctype in ACCEPTED_TYPES and ctype != declared:
-            raise ManifestInvalid(f"mediaType {declared} does not match Content-Type {ctype}")
+        if manifest.media_type != ctype:
+            raise ManifestInvalid(
+                f"the manifest is {manifest.media_type}, but Content-Type says {ctype}"
+            )
         return manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -161,7 +189,7 @@ class Registry:
                 paths[self.layout.layer_link(name, d.digest)] = d.digest
         for d in manifest.manifests:
             paths[self.layout.revision_link(name, d.digest)] = d.digest
-        found = map_outcomes(self.driver.exists, paths, self.jobs)
+        found = map_outcomes(lambda p: self._links_to(p, paths[p]), paths, self.jobs)
         missing = [str(paths[p]) for p, ok in found.items() if ok is not True]
         if missing:
             raise ManifestBlobUnknown(
@@ -171,6 +199,8 @@ class Registry:
 
     def delete_manifest(self, name: str, digest: Digest) -> None:
         """Remove the revision link and every tag that points at the manifest."""
+        if not self.has_revision(name, digest):
+            raise ManifestUnknown(f"manifest {digest} unknown to repository {name}")
         try:
             self.driver.delete(self.layout.revision_link(name, digest))
         except FileNotFoundError:
@@ -203,12 +233,19 @@ class Registry:
             raise NameUnknown(f"repository {name} not known to registry", {"name": name}) from None
 
     def repositories(self) -> list[str]:
-        return v2_write.list_repositories(self.layout)
+        """Every repository, in the order distribution's `_catalog` gives them."""
+        return sorted(v2_write.list_repositories(self.layout), key=catalog_order)
 
     def referrers(self, name: str, subject: Digest, artifact_type: str | None) -> dict[str, Any]:
         """An OCI index of the manifests in `name` whose `subject` is `subject`."""
         revisions = v2_write.list_revisions(self.layout, name)
-        read = map_outcomes(self.layout.read_blob, revisions, self.jobs)
+
+        def linked_manifest(digest: Digest) -> bytes:
+            if not self.has_revision(name, digest):  # a listed directory, a bad link
+                raise ManifestUnknown(f"manifest {digest} unknown to repository {name}")
+            return self.layout.read_blob(digest)
+
+        read = map_outcomes(linked_manifest, revisions, self.jobs)
         descriptors = []
         for digest, data in sorted(read.items()):
             if isinstance(data, Exception):
@@ -235,3 +272,24 @@ class Registry:
                 desc["annotations"] = manifest.annotations
             descriptors.append(desc)
         return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+
+
+def _media_type(content_type: str | None) -> str:
+    """The media type of a `Content-Type` value: parameters dropped, ASCII lowercased."""
+    text = (content_type or "").split(";", 1)[0].strip(" \t")
+    return text.lower() if text.isascii() else text
+
+
+def catalog_order(name: str) -> tuple[str, ...]:
+    """Sort key giving distribution's `_catalog` order, so that `last` tokens page alike
+    on both servers. distribution walks `repositories/` depth first, each directory's
+    entries sorted by name, and lists a repository when the walk reaches its `_layers`:
+    `ns/app`, `ns/app/sub`, then `ns/app-x` (plain string order would put `ns/app-x`
+    second); a sub-repository starting with a digit comes before its parent."""
+    return (*name.split("/"), "_layers")
+
+
+def catalog_after(name: str, last: str) -> bool:
+    """Whether `name` comes after `last` in a paged `_catalog`: distribution compares
+    them component by component (`lessPath`: `/` sorts before every other byte)."""
+    return last.replace("/", "\x00") < name.replace("/", "\x00")

@@ -2,39 +2,246 @@
 one that another started. Blocking, no HTTP.
 
 An upload is there while its `startedat` is; its `data` appears with the first bytes.
-The running hash of an upload is remembered in memory keyed by (uuid, size): a request
-that lands on another process, or after a restart, re-hashes what is stored instead.
-Completing moves `data` to `blobs/` (unless that blob is already there), links the blob
-into the repository, then deletes the upload: distribution's order.
+A request that appends to an upload or completes it first opens an `UploadSession`,
+which holds the upload's lease (`upload_lease.py`): one request at a time, across every
+process sharing the store; another is refused at once with `UploadBusy`.
+
+Completing checks the digest over the bytes stored, not over what requests said they
+sent: the running hash remembered after an append (`hash_states.py`) is used only while a
+stat of the data still matches it; otherwise, or when the upload's lease was ever taken
+over, the stored bytes are hashed again. Then, as distribution does, `data` moves to
+`blobs/` (unless that blob is already there), the blob is linked into the repository, and
+the upload is deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import uuid
-from collections import OrderedDict
+from functools import partial
 from typing import Any
 
 from regtool.layout import v2_write
 from regtool.layout.blobs import CHUNK_SIZE
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest
-from regtool.server.errors import BlobUploadUnknown, DigestMismatch, RangeInvalid
+from regtool.server.errors import BlobUploadUnknown, DigestMismatch, RangeInvalid, UploadBusy
+from regtool.server.hash_states import Fingerprint, HashStates, new_hasher
+from regtool.server.upload_lease import Lease, LeaseTerms
 from regtool.storage.base import Writer
 
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-HASH_CACHE_SIZE = 256
+# Upload ids are the lowercase UUIDs `start` makes, matched whole and in ASCII.
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 
 
-class Appender:
-    """Appends one request's bytes to an upload, hashing as it writes."""
+class UploadStore:
+    def __init__(
+        self,
+        layout: V2Layout,
+        hash_states: HashStates | None = None,
+        lease_terms: LeaseTerms | None = None,
+    ):
+        self.layout = layout
+        self.driver = layout.driver
+        self.hash_states = hash_states or HashStates()
+        self.lease_terms = lease_terms or LeaseTerms()
 
-    def __init__(self, store: UploadStore, name: str, upload_id: str, writer: Writer, hasher: Any):
+    def start(self, name: str) -> str:
+        """A new upload's id (a UUID); its `startedat` is written."""
+        upload_id = str(uuid.uuid4())
+        v2_write.write_started_at(self.layout, name, upload_id)
+        return upload_id
+
+    def size(self, name: str, upload_id: str) -> int:
+        """Bytes received so far; `BlobUploadUnknown` if there is no such upload."""
+        self._check_exists(name, upload_id)
+        return self._data_size(name, upload_id)
+
+    def open(self, name: str, upload_id: str) -> UploadSession:
+        """Take the upload's lease for one request: `BlobUploadUnknown` if there is no such
+        upload, `UploadBusy` (with the upload's size) while another request holds it."""
+        self._check_exists(name, upload_id)
+        try:
+            lease = Lease.take(
+                self.driver, partial(self.layout.upload_lease, name, upload_id), self.lease_terms
+            )
+        except UploadBusy as e:
+            raise UploadBusy(str(e), self._data_size(name, upload_id)) from None
+        try:
+            fingerprint = self._fingerprint(name, upload_id)
+        except BaseException:
+            lease.release()
+            raise
+        return UploadSession(self, name, upload_id, lease, fingerprint)
+
+    def cancel(self, name: str, upload_id: str) -> None:
+        """Delete the upload; `BlobUploadUnknown` if there is none."""
+        self._check_exists(name, upload_id)
+        self.hash_states.forget(upload_id)
+        try:
+            self.driver.delete(self.layout.upload_dir(name, upload_id))
+        except FileNotFoundError:
+            raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
+
+    # --- helpers -----------------------------------------------------------------------
+    def _check_exists(self, name: str, upload_id: str) -> None:
+        if not _UUID_RE.fullmatch(upload_id) or not self.driver.exists(
+            self.layout.upload_started_at(name, upload_id)
+        ):
+            raise BlobUploadUnknown(f"upload {upload_id[:64]} unknown", {"uuid": upload_id[:64]})
+
+    def _data_size(self, name: str, upload_id: str) -> int:
+        fingerprint = self._fingerprint(name, upload_id)
+        return fingerprint[0] if fingerprint else 0
+
+    def _fingerprint(self, name: str, upload_id: str) -> Fingerprint | None:
+        """What a stat tells of the upload's data; None while it has none."""
+        try:
+            entry = self.driver.stat(self.layout.upload_data(name, upload_id))
+        except FileNotFoundError:
+            return None
+        return entry.size or 0, entry.modified
+
+
+class UploadSession:
+    """One request's hold on an upload, from `UploadStore.open` until `release`: it may
+    append (`write`, then `finish` or `abort`) and `complete`. The caller renews the
+    lease every `store.lease_terms.renew_every` seconds while it holds it (`renew`)."""
+
+    def __init__(
+        self,
+        store: UploadStore,
+        name: str,
+        upload_id: str,
+        lease: Lease,
+        fingerprint: Fingerprint | None,
+    ):
         self.store = store
         self.name = name
         self.upload_id = upload_id
+        self.lease = lease
+        # What a stat told of the data when the lease was taken or after this session's
+        # last append: under the lease, nothing else changes it.
+        self.fingerprint = fingerprint
+        self._appender: Appender | None = None
+
+    @property
+    def appending(self) -> bool:
+        """Whether bytes were written and not yet committed or taken away."""
+        return self._appender is not None
+
+    def write(self, data: bytes) -> None:
+        """Append `data` (not yet committed: see `finish`, `abort`)."""
+        if self._appender is None:
+            self._appender = self._open_appender()
+        self._appender.write(data)
+
+    def finish(self, data: bytes = b"") -> None:
+        """Append `data`, then commit everything written since the last commit."""
+        if data:
+            self.write(data)
+        if self._appender is not None:
+            appender, self._appender = self._appender, None
+            try:
+                appender.commit()
+            except BaseException:
+                appender.cancel()
+                raise
+
+    def abort(self) -> None:
+        """Take away what was written since the last commit."""
+        appender, self._appender = self._appender, None
+        if appender is not None:
+            appender.cancel()
+
+    @property
+    def size(self) -> int:
+        """Bytes the upload holds."""
+        return self.fingerprint[0] if self.fingerprint else 0
+
+    def check_offset(self, offset: int | None) -> None:
+        """A chunk said to start at `offset` must start where the upload ends:
+        `RangeInvalid` on a gap or an overlap."""
+        if offset is not None and offset != self.size:
+            raise RangeInvalid(f"chunk starts at {offset}, upload has {self.size} bytes", self.size)
+
+    def _open_appender(self) -> Appender:
+        """A writer continuing the upload, hashing as it goes when the hash of what is
+        stored is known."""
+        store = self.store
+        path = store.layout.upload_data(self.name, self.upload_id)
+        self.lease.ensure()
+        fingerprint = self.fingerprint
+        hasher = None
+        if not self.lease.doubtful:
+            hasher = (
+                new_hasher()
+                if fingerprint is None
+                else store.hash_states.get(self.upload_id, fingerprint)
+            )
+        writer = store.driver.writer(path, append=fingerprint is not None)
+        return Appender(self, writer, hasher)
+
+    def complete(self, digest: Digest) -> int:
+        """Check the stored bytes against `digest` and turn the upload into a blob linked
+        into the repository; returns its size. A mismatch cancels the upload (as
+        distribution does) and raises `DigestMismatch`."""
+        store, layout, driver = self.store, self.store.layout, self.store.driver
+        fingerprint = self.fingerprint
+        actual = Digest(digest.algorithm, self._stored_hash(fingerprint, digest.algorithm))
+        if actual != digest:
+            self.lease.forsake()  # deleted with the upload
+            store.cancel(self.name, self.upload_id)
+            raise DigestMismatch(
+                f"content digest {actual} does not match {digest}", {"digest": str(digest)}
+            )
+        self.lease.check()  # still ours: nothing was appended after the hash
+        data, blob = layout.upload_data(self.name, self.upload_id), layout.blob_data(digest)
+        if not driver.exists(blob):
+            if fingerprint is None:
+                driver.put(blob, b"")
+            else:
+                driver.move(data, blob)
+        v2_write.write_link(layout, layout.layer_link(self.name, digest), digest)
+        store.hash_states.forget(self.upload_id)
+        self.lease.forsake()  # deleted with the upload
+        driver.delete(layout.upload_dir(self.name, self.upload_id))
+        return fingerprint[0] if fingerprint else 0
+
+    def renew(self) -> None:
+        self.lease.renew()
+
+    def release(self) -> None:
+        self.lease.release()
+
+    def _stored_hash(self, fingerprint: Fingerprint | None, algorithm: str) -> str:
+        """The hex digest of the bytes stored, from the remembered state when it still
+        describes them, else read back."""
+        if fingerprint is None:
+            return hashlib.new(algorithm).hexdigest()
+        if algorithm == "sha256" and not self.lease.doubtful:
+            state = self.store.hash_states.get(self.upload_id, fingerprint)
+            if state is not None:
+                return str(state.hexdigest())
+        hasher = hashlib.new(algorithm)
+        size = 0
+        path = self.store.layout.upload_data(self.name, self.upload_id)
+        with self.store.driver.open(path) as reader:
+            while chunk := reader.read(CHUNK_SIZE):
+                self.lease.ensure()  # a long re-hash: the lease is renewed meanwhile
+                hasher.update(chunk)
+                size += len(chunk)
+        if size != fingerprint[0]:
+            raise UploadBusy("the upload changed while it was being read", size)
+        return hasher.hexdigest()
+
+
+class Appender:
+    """Appends one request's bytes to an upload under the session's lease."""
+
+    def __init__(self, session: UploadSession, writer: Writer, hasher: Any | None):
+        self.session = session
         self.writer = writer
         self.hasher = hasher
 
@@ -43,122 +250,32 @@ class Appender:
         return self.writer.size
 
     def write(self, data: bytes) -> None:
+        self.session.lease.check_now_and_then()  # never a byte once it is not ours
         self.writer.write(data)
-        self.hasher.update(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
 
     def commit(self) -> int:
+        """Make the bytes part of the upload; remember the hash of what is now stored."""
+        session = self.session
+        session.lease.check()
         self.writer.commit()
-        self.store._remember(self.upload_id, self.writer.size, self.hasher)
+        store = session.store
+        fingerprint = store._fingerprint(session.name, session.upload_id)
+        session.fingerprint = fingerprint
+        if fingerprint is None or fingerprint[0] != self.writer.size:
+            raise UploadBusy("the upload changed under its lease", session.size)
+        if self.hasher is not None:
+            store.hash_states.put(session.upload_id, fingerprint, self.hasher)
+        else:
+            store.hash_states.forget(session.upload_id)
         return self.writer.size
 
     def cancel(self) -> None:
+        """Take this request's bytes away again, while the lease is still ours; once it
+        is not, they stay (another request may be continuing after them)."""
+        try:
+            self.session.lease.check()
+        except UploadBusy:
+            return
         self.writer.cancel()
-
-
-class UploadStore:
-    def __init__(self, layout: V2Layout, cache_size: int = HASH_CACHE_SIZE):
-        self.layout = layout
-        self.driver = layout.driver
-        self._hashes: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-
-    def start(self, name: str) -> str:
-        upload_id = str(uuid.uuid4())
-        v2_write.write_started_at(self.layout, name, upload_id)
-        return upload_id
-
-    def size(self, name: str, upload_id: str) -> int:
-        """Bytes received so far; `BlobUploadUnknown` if there is no such upload."""
-        if not _UUID_RE.match(upload_id) or not self.driver.exists(
-            self.layout.upload_started_at(name, upload_id)
-        ):
-            raise BlobUploadUnknown(f"upload {upload_id[:64]} unknown", {"uuid": upload_id[:64]})
-        try:
-            return self.driver.stat(self.layout.upload_data(name, upload_id)).size or 0
-        except FileNotFoundError:
-            return 0
-
-    def append(self, name: str, upload_id: str, offset: int | None) -> Appender:
-        """A writer continuing the upload. `offset`, when the client said where its chunk
-        starts, must be the current size: `RangeInvalid` on a gap or an overlap."""
-        size = self.check_offset(name, upload_id, offset)
-        hasher = self._hasher(name, upload_id, size, "sha256")
-        path = self.layout.upload_data(name, upload_id)
-        writer = self.driver.writer(path, append=size > 0 or self.driver.exists(path))
-        return Appender(self, name, upload_id, writer, hasher)
-
-    def check_offset(self, name: str, upload_id: str, offset: int | None) -> int:
-        """The upload's size, if a chunk starting at `offset` continues it."""
-        size = self.size(name, upload_id)
-        if offset is not None and offset != size:
-            raise RangeInvalid(f"chunk starts at {offset}, upload has {size} bytes", {"size": size})
-        return size
-
-    def complete(self, name: str, upload_id: str, digest: Digest, appender: Appender | None) -> int:
-        """Check the content against `digest` and turn the upload into a linked blob.
-        A mismatch cancels the upload (as distribution does) and raises `DigestMismatch`."""
-        if appender is not None:
-            size = appender.size
-            hasher = appender.hasher
-            if digest.algorithm != "sha256":
-                hasher = self._hasher(name, upload_id, size, digest.algorithm)
-        else:
-            size = self.size(name, upload_id)
-            hasher = self._hasher(name, upload_id, size, digest.algorithm)
-        actual = Digest(digest.algorithm, hasher.hexdigest())
-        if actual != digest:
-            self.cancel(name, upload_id)
-            raise DigestMismatch(
-                f"content digest {actual} does not match {digest}", {"digest": str(digest)}
-            )
-        data = self.layout.upload_data(name, upload_id)
-        blob = self.layout.blob_data(digest)
-        if not self.driver.exists(blob):
-            if size == 0 and not self.driver.exists(data):
-                self.driver.put(blob, b"")
-            else:
-                self.driver.move(data, blob)
-        v2_write.write_link(self.layout, self.layout.layer_link(name, digest), digest)
-        self._forget(upload_id)
-        self.driver.delete(self.layout.upload_dir(name, upload_id))
-        return size
-
-    def cancel(self, name: str, upload_id: str) -> None:
-        self.size(name, upload_id)  # BlobUploadUnknown if absent
-        self._forget(upload_id)
-        try:
-            self.driver.delete(self.layout.upload_dir(name, upload_id))
-        except FileNotFoundError:
-            raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
-
-    # --- hash states -------------------------------------------------------------------
-    def _hasher(self, name: str, upload_id: str, size: int, algorithm: str) -> Any:
-        if algorithm == "sha256":
-            with self._lock:
-                cached = self._hashes.get((upload_id, size))
-            if cached is not None:
-                return cached.copy()
-        if size == 0:
-            return hashlib.new(algorithm)
-        # A miss (another process took the earlier chunks, or a restart): re-hash.
-        hasher = hashlib.new(algorithm)
-        read = 0
-        with self.driver.open(self.layout.upload_data(name, upload_id), 0, size) as reader:
-            while chunk := reader.read(CHUNK_SIZE):
-                hasher.update(chunk)
-                read += len(chunk)
-        if read != size:
-            raise BlobUploadUnknown(f"upload {upload_id} changed while being read")
-        return hasher
-
-    def _remember(self, upload_id: str, size: int, hasher: Any) -> None:
-        with self._lock:
-            self._hashes[(upload_id, size)] = hasher.copy()
-            while len(self._hashes) > self._cache_size:
-                self._hashes.popitem(last=False)
-
-    def _forget(self, upload_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._hashes if k[0] == upload_id]:
-                del self._hashes[key]

@@ -1,29 +1,49 @@
 """`/v2/<name>/blobs/uploads/[<uuid>]`: start (or mount, or monolithic), PATCH chunks,
-PUT to complete, GET status, DELETE to cancel."""
+PUT to complete, GET status, DELETE to cancel.
+
+A request that writes holds the upload's lease (`upload_session`) from before its body
+is read until it is done, renewing it meanwhile; a second one is refused at once with
+416 and the upload's `Range`, as an out-of-order chunk is.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
+from collections.abc import AsyncIterator, Iterator
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from regtool.oci import check_name
-from regtool.server.errors import BlobUploadInvalid
-from regtool.server.http import parse_digest, pump, run, state
-from regtool.server.upload_store import Appender
+from regtool.server.errors import BlobUploadInvalid, RangeInvalid, SizeInvalid, UploadBusy
+from regtool.server.http import IO_CHUNK, parse_digest, parse_number, run, state
+from regtool.server.upload_store import UploadSession, UploadStore
 
-_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?$")
+log = logging.getLogger(__name__)
+
+# `Content-Range: <start>-<end>` of a chunk (inclusive, as the OCI spec writes it);
+# distribution's clients may add RFC 9110's unit and length. ASCII, matched whole.
+_CONTENT_RANGE_RE = re.compile(
+    r"(?:bytes[ =])?([0-9]{1,18})-([0-9]{1,18})(?:/(?:[0-9]{1,18}|\*))?", re.ASCII
+)
 
 
 def _upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
-    # distribution reports "0-0" for an empty upload as well as for one byte.
+    """`Location`, `Range` (the OCI spec's `0-<last byte>`; distribution reports `0-0`
+    for an empty upload as well as for one byte) and `Docker-Upload-UUID`."""
     return {
         "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
         "Range": f"0-{max(size - 1, 0)}",
         "Docker-Upload-UUID": upload_id,
-        "Content-Length": "0",
     }
+
+
+def _accepted(name: str, upload_id: str, size: int) -> Response:
+    headers = {**_upload_headers(name, upload_id, size), "Content-Length": "0"}
+    return Response(status_code=202, headers=headers)
 
 
 def _created(name: str, digest: str) -> Response:
@@ -37,70 +57,176 @@ def _created(name: str, digest: str) -> Response:
     )
 
 
-def _chunk_offset(request: Request) -> int | None:
-    """Where the client says its chunk starts (`Content-Range: <start>-<end>`)."""
-    header = request.headers.get("content-range")
+@contextlib.contextmanager
+def _range_headers(name: str, upload_id: str) -> Iterator[None]:
+    """A 416 for a chunk carries the upload's headers, so the client knows where to go on."""
+    try:
+        yield
+    except RangeInvalid as e:
+        e.headers.update(_upload_headers(name, upload_id, e.size))
+        raise
+
+
+def chunk_range(request: Request) -> tuple[int, int] | None:
+    """(offset, length) of the chunk the client says it sends (`Content-Range`), or None.
+    A malformed one is `BlobUploadInvalid`; one that disagrees with `Content-Length` is
+    `SizeInvalid`, before any byte is read (distribution's check)."""
+    header = request.headers.get("content-range", "")
     if not header:
         return None
-    m = _CONTENT_RANGE_RE.match(header.strip())
+    m = _CONTENT_RANGE_RE.fullmatch(header.strip(" \t"))
     if not m or int(m.group(2)) < int(m.group(1)):
         raise BlobUploadInvalid(f"malformed Content-Range {header[:60]!r}")
-    return int(m.group(1))
+    start, length = int(m.group(1)), int(m.group(2)) - int(m.group(1)) + 1
+    declared = request.headers.get("content-length")
+    if declared is not None and parse_number(declared) != length:
+        raise SizeInvalid(
+            f"Content-Length {declared[:20]} does not match Content-Range {header[:60]}"
+        )
+    return start, length
 
 
-async def _receive(request: Request, name: str, upload_id: str) -> Appender | None:
-    """Append the request body to the upload, checking its Content-Range."""
-    uploads = state(request).uploads
-    offset = _chunk_offset(request)
-    appender = await pump(request, lambda: run(uploads.append, name, upload_id, offset))
-    if appender is None and offset is not None:
-        await run(uploads.check_offset, name, upload_id, offset)
-    return appender
+@contextlib.asynccontextmanager
+async def upload_session(
+    uploads: UploadStore, name: str, upload_id: str
+) -> AsyncIterator[UploadSession]:
+    """The upload's lease, held (and renewed) for the duration of the block."""
+    session = await run(uploads.open, name, upload_id)
+    renewer = _Renewer(session)
+    try:
+        yield session
+    finally:
+        await renewer.stop()
+        if session.lease.held:  # not after completing: the upload went, lease and all
+            await run(session.release)
+
+
+class _Renewer:
+    """Renews a session's lease every `renew_every` seconds until stopped. Most requests
+    end before the first renewal: a timer costs less than a task each."""
+
+    def __init__(self, session: UploadSession):
+        self.session = session
+        self.every = session.store.lease_terms.renew_every
+        self.loop = asyncio.get_running_loop()
+        self.timer: asyncio.TimerHandle | None = self.loop.call_later(self.every, self._due)
+        self.task: asyncio.Task[None] | None = None
+
+    def _due(self) -> None:
+        self.timer = None
+        self.task = self.loop.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        try:
+            await run(self.session.renew)
+        except UploadBusy:
+            return  # lost: the session's writes refuse by themselves
+        except Exception:  # a storage hiccup: the next round tries again
+            log.warning("renewing the lease of upload %s failed", self.session.upload_id)
+        self.timer = self.loop.call_later(self.every, self._due)
+
+    async def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.timer is not None:  # set again by a renewal that ended meanwhile
+            self.timer.cancel()
+
+
+async def pump(request: Request, session: UploadSession, expected: int | None) -> None:
+    """Stream the request body into the upload, committing it at the end. `expected`, if
+    given, is the length the body must have (`SizeInvalid` otherwise). Bytes are
+    gathered to `IO_CHUNK` and written in a worker thread while the next chunk is
+    received; at most two chunks are held in memory (a small body takes one trip to a
+    worker thread). On any failure what this request wrote is taken away again: the
+    upload is as it was."""
+    received = 0
+    buf = bytearray()
+    pending: asyncio.Task[None] | None = None
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            received += len(chunk)
+            if expected is not None and received > expected:
+                raise SizeInvalid(f"body is longer than the {expected} bytes of Content-Range")
+            buf += chunk
+            if len(buf) >= IO_CHUNK:
+                data = bytes(buf)
+                buf.clear()
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(run(session.write, data))
+        if pending is not None:
+            await pending
+            pending = None
+        if expected is not None and received != expected:
+            raise SizeInvalid(f"body has {received} bytes, Content-Range says {expected}")
+        if received:
+            await run(session.finish, bytes(buf))
+    except BaseException:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+        if session.appending:
+            await run(session.abort)
+        raise
+
+
+async def _receive(request: Request, session: UploadSession) -> None:
+    """Append the request body to the upload, checking its `Content-Range`."""
+    chunk = chunk_range(request)
+    session.check_offset(chunk[0] if chunk else None)
+    await pump(request, session, chunk[1] if chunk else None)
 
 
 async def start_upload(request: Request, name: str) -> Response:
     st = state(request)
     mount, source = request.query_params.get("mount"), request.query_params.get("from")
     if mount and source:
-        digest = parse_digest(mount)
-        if await run(st.registry.mount_blob, name, check_name(source), digest):
-            return _created(name, str(digest))
+        mounted = parse_digest(mount)
+        if await run(st.registry.mount_blob, name, check_name(source), mounted):
+            return _created(name, str(mounted))
         # Not in the source repository: an ordinary upload, as distribution falls back.
     digest_text = request.query_params.get("digest")
     digest = None if digest_text is None else parse_digest(digest_text)  # before storing
     upload_id = await run(st.uploads.start, name)
     if digest is None:
-        return Response(status_code=202, headers=_upload_headers(name, upload_id, 0))
+        return _accepted(name, upload_id, 0)
     try:
-        appender = await pump(request, lambda: run(st.uploads.append, name, upload_id, 0))
+        async with upload_session(st.uploads, name, upload_id) as session:
+            await pump(request, session, None)
+            await run(session.complete, digest)
     except BaseException:
-        await run(st.uploads.cancel, name, upload_id)
+        with contextlib.suppress(Exception):
+            await run(st.uploads.cancel, name, upload_id)
         raise
-    await run(st.uploads.complete, name, upload_id, digest, appender)
     return _created(name, str(digest))
 
 
 async def patch_upload(request: Request, name: str, upload_id: str) -> Response:
-    uploads = state(request).uploads
-    appender = await _receive(request, name, upload_id)
-    size = appender.size if appender else await run(uploads.size, name, upload_id)
-    return Response(status_code=202, headers=_upload_headers(name, upload_id, size))
+    with _range_headers(name, upload_id):
+        async with upload_session(state(request).uploads, name, upload_id) as session:
+            await _receive(request, session)
+            return _accepted(name, upload_id, session.size)
 
 
 async def put_upload(request: Request, name: str, upload_id: str) -> Response:
-    uploads = state(request).uploads
-    digest = parse_digest(request.query_params.get("digest"))
-    await run(uploads.size, name, upload_id)  # BLOB_UPLOAD_UNKNOWN before reading a body
-    appender = await _receive(request, name, upload_id)
-    await run(uploads.complete, name, upload_id, digest, appender)
+    with _range_headers(name, upload_id):
+        async with upload_session(state(request).uploads, name, upload_id) as session:
+            digest = parse_digest(request.query_params.get("digest"))  # after: 404 first
+            await _receive(request, session)
+            await run(session.complete, digest)
     return _created(name, str(digest))
 
 
 async def upload_status(request: Request, name: str, upload_id: str) -> Response:
     size = await run(state(request).uploads.size, name, upload_id)
+    # 204: no Content-Length (RFC 9110 8.6), which Response leaves out by itself
     return Response(status_code=204, headers=_upload_headers(name, upload_id, size))
 
 
 async def cancel_upload(request: Request, name: str, upload_id: str) -> Response:
     await run(state(request).uploads.cancel, name, upload_id)
-    return Response(status_code=204, headers={"Content-Length": "0"})
+    return Response(status_code=204, headers={"Docker-Upload-UUID": upload_id})

@@ -44,7 +44,8 @@ from typing import BinaryIO
 
 from regtool.errors import InvalidPath
 
-_BAD_SEGMENT = re.compile(r"(^|/)(\.{1,2})?(/|$)")
+# An empty, `.` or `..` segment; `\A`/`\Z`, not `^`/`$` (which also matches before a final "\n").
+_BAD_SEGMENT = re.compile(r"(?:\A|/)(?:\.{1,2})?(?:/|\Z)", re.ASCII)
 
 #: Files being written are named like this until they are committed (local, SFTP).
 TEMP_MARK = ".regtool-tmp-"

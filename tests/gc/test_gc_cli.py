@@ -100,3 +100,10 @@ def test_the_summary_counts_what_was_deleted_and_what_failed(
     assert doc["totals"]["blob"] == 1 and doc["totals"]["deleted"]["blob"] == 0
     assert doc["totals"]["items_failed"] == 1 and doc["totals"]["failed"] == 1
     assert doc["failed"] == {store.layout.blob_data(stray): "refused"}
+
+
+def test_the_footer_has_words_for_every_kind() -> None:
+    from regtool.cli.gc import _KIND_WORDS
+    from regtool.gc.model import KINDS
+
+    assert set(_KIND_WORDS) == set(KINDS)

@@ -109,6 +109,8 @@ def test_v2_link_of_each_kind(v2: V2Layout) -> None:
         ("tag_dir", ("app", "1.0"), f"{R}/app/_manifests/tags/1.0"),
         ("uploads_dir", ("app",), f"{R}/app/_uploads"),
         ("upload_dir", ("app", "u-1"), f"{R}/app/_uploads/u-1"),
+        ("upload_lease", ("app", "u-1"), f"{R}/app/_uploads/u-1/lease"),
+        ("upload_lease", ("app", "u-1", 2), f"{R}/app/_uploads/u-1/lease.2"),
     ],
 )
 def test_v2_directories(v2: V2Layout, method: str, args: tuple[Any, ...], path: str) -> None:

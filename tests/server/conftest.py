@@ -2,6 +2,8 @@
 
 reg = serve_registry(driver)      # a RunningRegistry; stopped after the test
 reg.host, reg.url, reg.layout
+reg = serve_registry(driver, uploads=lambda layout: UploadStore(layout, ...))
+                                  # with an upload store of the test's (hooks, a clock)
 local_registry                    # the same over a fresh local directory
 """
 
@@ -19,6 +21,8 @@ import uvicorn
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
 from regtool.server.app import create_app
+from regtool.server.protocol import uvicorn_options
+from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
 from tests.interop.conftest import distribution_fs, image_tools, make_distribution
@@ -46,16 +50,20 @@ class RunningRegistry:
         self.thread.join(timeout=10)
 
 
-def start_registry(driver: Driver, root: Path | None = None) -> RunningRegistry:
+def start_registry(
+    driver: Driver,
+    root: Path | None = None,
+    uploads: Callable[[V2Layout], UploadStore] | None = None,
+) -> RunningRegistry:
     layout = default_layout(driver)
     port = free_port()
     config = uvicorn.Config(
-        create_app(driver, layout),
+        create_app(driver, layout, uploads(layout) if uploads else None),
         host="127.0.0.1",
         port=port,
         log_level="warning",
         access_log=False,
-        lifespan="off",
+        **uvicorn_options(),  # the protocol `regtool serve` runs
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"regtool-serve-{port}", daemon=True)
@@ -72,8 +80,12 @@ def start_registry(driver: Driver, root: Path | None = None) -> RunningRegistry:
 def serve_registry() -> Iterator[Callable[..., RunningRegistry]]:
     started: list[RunningRegistry] = []
 
-    def make(driver: Driver, root: Path | None = None) -> RunningRegistry:
-        reg = start_registry(driver, root)
+    def make(
+        driver: Driver,
+        root: Path | None = None,
+        uploads: Callable[[V2Layout], UploadStore] | None = None,
+    ) -> RunningRegistry:
+        reg = start_registry(driver, root, uploads)
         started.append(reg)
         return reg
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from regtool.layout.v2 import V2Layout
 from regtool.layout.v2_write import uploads_dir
 from regtool.oci import Digest
+from regtool.server.upload_store import UploadStore
+from regtool.storage.local import LocalDriver
 from tests.server.conftest import RunningRegistry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -121,7 +125,7 @@ def test_chunked_upload_and_blob_reads(
     r = client.get(blob, headers={"Range": "bytes=-5"})
     assert r.status_code == 206 and r.content == data[-5:]
     r = client.get(blob, headers={"Range": "bytes=5000-"})
-    assert r.status_code == 416 and r.headers["Content-Range"] == "*/5000"
+    assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */5000"  # RFC 9110 14.4
 
     # unlinked from another repository
     assert client.head(f"/v2/other/blobs/{sha(data)}").status_code == 404
@@ -132,18 +136,27 @@ def test_chunked_upload_and_blob_reads(
 
 
 def test_upload_hash_state_is_recomputed_on_a_cache_miss(
-    client: httpx.Client, local_registry: RunningRegistry
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
 ) -> None:
     """Another process (here: a cleared cache) continues an upload from storage alone."""
+    stores: list[UploadStore] = []
+
+    def uploads(layout: V2Layout) -> UploadStore:
+        stores.append(UploadStore(layout))
+        return stores[0]
+
+    registry = serve_registry(LocalDriver(tmp_path / "store"), uploads=uploads)
     data = os.urandom(3000)
-    location = client.post("/v2/a/blobs/uploads/").headers["Location"]
-    client.patch(location, content=data[:1000])
-    state = local_registry.server.config.app.app.state.registry_state  # type: ignore[union-attr]
-    state.uploads._hashes.clear()
-    client.patch(location, content=data[1000:2000])
-    state.uploads._hashes.clear()
-    r = client.put(location, params={"digest": sha(data)}, content=data[2000:])
-    assert r.status_code == 201, r.text
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        location = client.post("/v2/a/blobs/uploads/").headers["Location"]
+        client.patch(location, content=data[:1000])
+        upload_id = location.rsplit("/", 1)[1]
+        assert len(stores[0].hash_states) == 1
+        stores[0].hash_states.forget(upload_id)
+        client.patch(location, content=data[1000:2000])
+        assert len(stores[0].hash_states) == 0  # not known: not guessed either
+        r = client.put(location, params={"digest": sha(data)}, content=data[2000:])
+        assert r.status_code == 201, r.text
 
 
 def test_upload_errors(client: httpx.Client, local_registry: RunningRegistry) -> None:
@@ -362,3 +375,160 @@ def test_referrers_include_sha512_manifests(client: httpx.Client) -> None:
     assert put_manifest(client, "r/five", sig512, sig).status_code == 201
     r = client.get(f"/v2/r/five/referrers/{sha(child)}")
     assert [m["digest"] for m in r.json()["manifests"]] == [sig512]
+
+
+def test_references_that_name_nothing(client: httpx.Client) -> None:
+    """A reference that is neither a tag nor a digest names no manifest: 404
+    MANIFEST_UNKNOWN to GET, HEAD and DELETE (the OCI spec's conformance suite), while a
+    PUT is refused as invalid. A newline in the path is part of the reference."""
+    body = image_manifest(client, "a")
+    assert put_manifest(client, "a", "v1", body).status_code == 201
+    for ref in (".INVALID_MANIFEST_NAME", "t%C3%A4g", "v1%0A", "sha256:xyz", "x" * 129):
+        for method in ("GET", "HEAD", "DELETE"):
+            r = client.request(method, f"/v2/a/manifests/{ref}")
+            assert r.status_code == 404, (method, ref)
+            if method != "HEAD":
+                assert error_code(r) == "MANIFEST_UNKNOWN"
+    for ref in ("v1%0A", "t%C3%A4g", "%D9%A1"):
+        r = put_manifest(client, "a", ref, body)
+        assert r.status_code == 400 and error_code(r) == "TAG_INVALID", ref
+    r = put_manifest(client, "a", "sha256:xyz", body)
+    assert r.status_code == 400 and error_code(r) == "DIGEST_INVALID"
+    assert client.get("/v2/a/tags/list").json()["tags"] == ["v1"]
+    r = client.get("/v2/a%0A/tags/list")
+    assert r.status_code == 400 and error_code(r) == "NAME_INVALID"
+
+
+def test_method_not_allowed_names_the_allowed_ones(client: httpx.Client) -> None:
+    r = client.post("/v2/a/tags/list")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET"
+    r = client.patch(f"/v2/a/blobs/{sha(b'x')}")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD, DELETE"
+    r = client.post("/v2/")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+    assert r.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("ctype", "status"),
+    [
+        ("text/plain", 400),
+        (None, 400),
+        ("application/json", 400),
+        ("application/octet-stream", 400),
+        (DOCKER_MANIFEST, 400),  # the body is an OCI manifest
+        (OCI_MANIFEST, 201),
+        (OCI_MANIFEST.upper(), 201),
+        (f"{OCI_MANIFEST}; charset=utf-8", 201),
+    ],
+)
+def test_manifest_content_type(client: httpx.Client, ctype: str | None, status: int) -> None:
+    """distribution 2.8 parses a manifest by its Content-Type, and anything but a
+    manifest type as schema 1, which fails: 400 MANIFEST_INVALID, nothing stored."""
+    body = image_manifest(client, "a")
+    headers = {"Content-Type": ctype} if ctype else {}
+    r = client.put("/v2/a/manifests/t", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    if status == 400:
+        assert error_code(r) == "MANIFEST_INVALID"
+        assert client.get("/v2/a/manifests/t").status_code == 404
+
+
+@pytest.mark.parametrize("content", [b"", b"sha256:" + b"0" * 64], ids=["empty", "other"])
+def test_links_that_do_not_name_their_blob(
+    client: httpx.Client, local_registry: RunningRegistry, content: bytes
+) -> None:
+    """A `_layers` link that is empty or names another digest is as good as absent: the
+    blob is unknown, a manifest cannot reference it, a mount cannot take it from there,
+    and an upload or a mount re-links it. Revision and tag links likewise."""
+    layout, drv = local_registry.layout, local_registry.driver
+    layer = os.urandom(100)
+    digest = push_blob(client, "a", layer)
+    d = Digest.parse(digest)
+    drv.put(layout.layer_link("a", d), content)
+    for method in ("GET", "HEAD"):
+        r = client.request(method, f"/v2/a/blobs/{digest}")
+        assert r.status_code == 404, method
+    assert error_code(client.get(f"/v2/a/blobs/{digest}")) == "BLOB_UNKNOWN"
+    assert client.delete(f"/v2/a/blobs/{digest}").status_code == 404
+    doc = json.loads(image_manifest(client, "a"))
+    doc["layers"][0]["digest"], doc["layers"][0]["size"] = digest, len(layer)
+    r = put_manifest(client, "a", "v1", json.dumps(doc).encode())
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_BLOB_UNKNOWN"
+    r = client.post("/v2/b/blobs/uploads/", params={"mount": digest, "from": "a"})
+    assert r.status_code == 202  # not mountable from `a`: an ordinary upload starts
+    assert push_blob(client, "a", layer) == digest  # the upload re-links it
+    assert drv.get(layout.layer_link("a", d)) == digest.encode()
+    assert client.get(f"/v2/a/blobs/{digest}").content == layer
+    drv.put(layout.layer_link("b", d), content)
+    r = client.post("/v2/b/blobs/uploads/", params={"mount": digest, "from": "a"})
+    assert r.status_code == 201  # a mount re-links it too
+    assert drv.get(layout.layer_link("b", d)) == digest.encode()
+
+    body = json.dumps(doc).encode()
+    assert put_manifest(client, "a", "v1", body).status_code == 201
+    m = Digest.parse(sha(body))
+    drv.put(layout.revision_link("a", m), content)
+    for ref in ("v1", str(m)):
+        r = client.get(f"/v2/a/manifests/{ref}")
+        assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN", ref
+    assert client.delete(f"/v2/a/manifests/{m}").status_code == 404
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": str(m), "size": len(body)}],
+    }
+    r = put_manifest(client, "a", "idx", json.dumps(index).encode(), OCI_INDEX)
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_BLOB_UNKNOWN"
+    assert put_manifest(client, "a", str(m), body).status_code == 201  # re-linked
+    assert client.get("/v2/a/manifests/v1").status_code == 200
+    drv.put(layout.tag_current_link("a", "v1"), b"")
+    r = client.get("/v2/a/manifests/v1")
+    assert r.status_code == 404 and error_code(r) == "MANIFEST_UNKNOWN"
+
+
+def test_referrers_skip_revisions_whose_link_is_bad(
+    client: httpx.Client, local_registry: RunningRegistry
+) -> None:
+    child = image_manifest(client, "r")
+    assert put_manifest(client, "r", sha(child), child).status_code == 201
+    subject = {"mediaType": OCI_MANIFEST, "digest": sha(child), "size": len(child)}
+    sig = image_manifest(client, "r", artifactType="application/sig", subject=subject)
+    assert put_manifest(client, "r", sha(sig), sig).status_code == 201
+    assert len(client.get(f"/v2/r/referrers/{sha(child)}").json()["manifests"]) == 1
+    layout = local_registry.layout
+    local_registry.driver.put(layout.revision_link("r", Digest.parse(sha(sig))), b"")
+    assert client.get(f"/v2/r/referrers/{sha(child)}").json()["manifests"] == []
+
+
+def test_response_headers_follow_their_rfcs(client: httpx.Client) -> None:
+    """204s carry no Content-Length (RFC 9110 8.6); upload responses say where the
+    upload is and how far it got; a 416 for a chunk carries the upload's Range, a 416
+    for a blob Range `Content-Range: bytes */size` (14.4); errors are JSON."""
+    r = client.post("/v2/h/blobs/uploads/")
+    location, upload_id = r.headers["Location"], r.headers["Docker-Upload-UUID"]
+    assert location == f"/v2/h/blobs/uploads/{upload_id}" and r.headers["Range"] == "0-0"
+    r = client.patch(location, content=b"abc", headers={"Content-Range": "0-2"})
+    assert r.status_code == 202 and r.headers["Range"] == "0-2"
+    assert r.headers["Content-Length"] == "0"
+    for method in ("GET", "HEAD"):  # HEAD as distribution has it
+        r = client.request(method, location)
+        assert r.status_code == 204 and "Content-Length" not in r.headers
+        assert r.headers["Range"] == "0-2" and r.headers["Docker-Upload-UUID"] == upload_id
+    r = client.patch(location, content=b"x", headers={"Content-Range": "5-5"})
+    assert r.status_code == 416 and r.headers["Range"] == "0-2"
+    assert r.headers["Location"] == location and "Content-Range" not in r.headers
+    assert r.headers["Content-Type"] == "application/json"
+    r = client.delete(location)
+    assert r.status_code == 204 and "Content-Length" not in r.headers
+    assert r.headers["Docker-Upload-UUID"] == upload_id
+
+    digest = push_blob(client, "h", b"0123456789")
+    for method in ("GET", "HEAD"):
+        r = client.request(method, f"/v2/h/blobs/{digest}", headers={"Range": "bytes=10-"})
+        assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */10"
+        r = client.request(method, f"/v2/h/blobs/{digest}", headers={"Range": "bytes=2-4"})
+        assert r.status_code == 206 and r.headers["Content-Range"] == "bytes 2-4/10"
+        assert r.headers["Content-Length"] == "3" and r.headers["ETag"] == f'"{digest}"'
+    r = client.get(f"/v2/h/blobs/{digest}", headers={"Range": "bytes=\u0662-4".encode()})
+    assert r.status_code == 200 and r.content == b"0123456789"  # not a range: ignored

@@ -3,11 +3,15 @@ stored, byte for byte, to a real skopeo."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pytest
 
 from regtool.storage.local import LocalDriver
@@ -20,6 +24,13 @@ from tests.services.distribution import (
 )
 
 pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("image_tools")]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _sample(tmp_path: Path) -> tuple[img.Image, img.ImageIndex]:
@@ -101,3 +112,66 @@ def test_swift_store_shared_with_distribution(
     _check_pulls(theirs.host, pushed, tmp_path / "from-distribution")
     theirs_pushed = {("team/app", "2.0"): img.push(image, theirs.host, "team/app", "2.0")}
     _check_pulls(ours.host, theirs_pushed, tmp_path / "from-regtool")
+
+
+def test_catalog_pages_alike_on_both_servers(
+    serve_registry: Callable[..., RunningRegistry],
+    make_distribution: Callable[..., DistributionRegistry],
+    tmp_path: Path,
+) -> None:
+    """`_catalog` lists repositories in distribution's order (a depth-first walk, so
+    `ns/app`, `ns/app/sub`, then `ns/app-x`; a sub-repository named with a digit before
+    its parent) and reads `last` as distribution does, so a client can page across
+    both servers on one store."""
+    root = tmp_path / "root"
+    ours = serve_registry(LocalDriver(root), root)
+    names = ["ns/app", "ns/app/sub", "ns/app-x", "ns/app/0sub", "ns/app.x", "ns/app_x"]
+    names += ["ns/app__y", "a", "a0", "a/b", "a-b", "b"]
+    config = b"{}"
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
+            "layers": [],
+        }
+    ).encode()
+    with httpx.Client(base_url=ours.url, timeout=30) as client:
+        for name in names:
+            r = client.post(
+                f"/v2/{name}/blobs/uploads/", params={"digest": sha(config)}, content=config
+            )
+            assert r.status_code == 201, r.text
+            r = client.put(
+                f"/v2/{name}/manifests/t", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+            )
+            assert r.status_code == 201, r.text
+    theirs = make_distribution(filesystem_storage(root))
+    with (
+        httpx.Client(base_url=ours.url, timeout=30) as a,
+        httpx.Client(base_url=theirs.url, timeout=30) as b,
+    ):
+        everything = b.get("/v2/_catalog").json()["repositories"]
+        assert sorted(everything) == sorted(names)
+        assert a.get("/v2/_catalog").json()["repositories"] == everything
+        assert everything.index("ns/app") < everything.index("ns/app/sub")
+        assert everything.index("ns/app/sub") < everything.index("ns/app-x")
+        # page with n=5, alternating servers, each page's last token handed to the other
+        pages: list[str] = []
+        clients, last = [a, b], ""
+        for turn in range(10):
+            params = {"n": "5", **({"last": last} if last else {})}
+            r = clients[turn % 2].get("/v2/_catalog", params=params)
+            page = r.json()["repositories"]
+            pages += page
+            if "Link" not in r.headers:
+                break
+            last = page[-1]
+            assert f"last={quote(last, safe='')}" in r.headers["Link"]
+        assert pages == everything
+        for last in everything:
+            params = {"last": last, "n": "3"}
+            assert (
+                a.get("/v2/_catalog", params=params).json()
+                == b.get("/v2/_catalog", params=params).json()
+            ), last

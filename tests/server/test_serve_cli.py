@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,3 +120,52 @@ def test_bad_addr_is_a_usage_error(cli: Any) -> None:
     result = cli("serve", "--addr", "nope")
     assert result.exit_code == 2
     assert "--addr must be HOST:PORT" in result.stderr
+
+
+def test_busy_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """The socket is bound before anything says where the server listens: a busy port
+    is one line naming the address and the cause, exit 2, nothing else."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _MAIN,
+                "serve",
+                str(tmp_path / "s"),
+                "--addr",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+def test_bad_log_level_is_a_usage_error(cli: Any, tmp_path: Path) -> None:
+    result = cli("serve", str(tmp_path / "s"), "--log-level", "loud")
+    assert result.exit_code == 2
+    assert "--log-level must be one of" in result.stderr
+
+
+def test_tls_probe_is_one_warning_naming_the_cause(tmp_path: Path) -> None:
+    port = free_port()
+
+    def during(url: str) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(bytes.fromhex("16030100050100000100"))
+            assert sock.recv(100) == b""
+
+    out = run_serve([str(tmp_path / "s"), "--addr", f"127.0.0.1:{port}"], port, during)
+    lines = [line for line in out.splitlines() if "TLS" in line]
+    assert len(lines) == 1 and "this port speaks plain HTTP" in lines[0], out
+    assert "Invalid HTTP request" not in out

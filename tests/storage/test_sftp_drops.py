@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from regtool.errors import PathNotFound, StorageError, TransientError, Unreachable
-from regtool.storage.retry import RetryingDriver
+from regtool.storage.retry import Backoff, RetryingDriver
 from regtool.storage.sftp import SftpDriver
 from regtool.storage.sftp.errors import translate
 from regtool.storage.sftp.protocol import (
@@ -167,7 +167,7 @@ def test_delete_many_reports_a_cut_per_path(sftp: SftpDriver, proxy: CuttingProx
 
 
 def test_the_retry_wrapper_hides_a_cut_between_calls(sftp: SftpDriver, proxy: CuttingProxy) -> None:
-    retrying = RetryingDriver(sftp, delay=0.01)
+    retrying = RetryingDriver(sftp, Backoff(delay=0.01))
     for _ in range(3):
         proxy.cut()
         assert retrying.get("blob") == BLOB

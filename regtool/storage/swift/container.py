@@ -24,6 +24,7 @@ from swiftclient import client as sc  # type: ignore[import-untyped]
 from regtool.errors import PathNotFound, StorageError
 from regtool.storage.base import Entry, check_path, join
 from regtool.storage.swift.errors import (
+    DECIMAL,
     DRIVER,
     PreconditionFailed,
     RangeNotSatisfiable,
@@ -66,7 +67,7 @@ def content_length(headers: dict[str, str]) -> int | None:
     """`Content-Length` of HEAD headers in bytes; None if absent or unreadable (a DLO of
     over 10,000 segments has none)."""
     value = headers.get("content-length")
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and DECIMAL.fullmatch(value) else None
 
 
 class Container:
@@ -338,4 +339,4 @@ class Container:
 def _status_code(status: object) -> int | None:
     """200 from a status line such as `200 OK` in a bulk-delete answer."""
     code = str(status).split(" ", 1)[0]
-    return int(code) if code.isdigit() else None
+    return int(code) if DECIMAL.fullmatch(code) else None

@@ -23,7 +23,7 @@ import time
 from regtool.errors import PathNotFound, StorageError
 from regtool.storage.base import Writer
 from regtool.storage.swift.container import Container, content_length
-from regtool.storage.swift.errors import DRIVER
+from regtool.storage.swift.errors import DECIMAL, DRIVER
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class SwiftWriter(Writer):
     def _next_number(self) -> int:
         """After the highest segment listed, and after any a lagging listing missed."""
         tails = [p.rsplit("/", 1)[1] for p in self._dlo.segments(self._segment_set)]
-        number = max((int(t) for t in tails if t.isdigit()), default=0) + 1
+        number = max((int(t) for t in tails if DECIMAL.fullmatch(t)), default=0) + 1
         while True:
             try:
                 self._objects.head(segment_path(self._segment_set, number))

@@ -51,8 +51,10 @@ _BAD_URL = (
 #: middleware), and every 5xx.
 _TRANSIENT = frozenset({408, 429, 498})
 
-_MAX_LIMIT = re.compile(r"Maximum limit is (\d+)")
-_SECONDS = re.compile(r"\d+(\.\d+)?")
+# ASCII digits: Python's `\d` takes any script's, which `int()` and `float()` then refuse.
+_MAX_LIMIT = re.compile(r"Maximum limit is ([0-9]{1,18})", re.ASCII)
+_SECONDS = re.compile(r"[0-9]{1,18}(\.[0-9]{1,9})?", re.ASCII)
+DECIMAL = re.compile(r"[0-9]{1,18}", re.ASCII)  # matched whole: fullmatch
 
 
 class RangeNotSatisfiable(StorageError):

@@ -40,7 +40,7 @@ sc.logger_settings["reveal_sensitive_prefix"] = 0
 
 # The API version in a storage URL: `/info` sits beside it (`/v1/AUTH_x` -> `/info`,
 # Ceph's `/swift/v1` -> `/swift/info`).
-_API_VERSION = re.compile(r"/v1(/|$)")
+_API_VERSION = re.compile(r"/v1(?:/|\Z)", re.ASCII)
 
 
 def info_url(storage_url: str) -> str:

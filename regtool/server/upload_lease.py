@@ -1,0 +1,181 @@
+"""Leases on uploads: which one request may append to an upload, or complete it.
+
+Several `regtool serve` processes in front of one store act as one registry, so a lease
+lives in storage beside its upload (`V2Layout.upload_lease`): a small file holding
+`<token> <expires>` in ASCII, a random hex token and a Unix time in seconds.
+
+- Taking one is `Driver.put_if_absent`: atomic on local and SFTP. On Swift two creates in
+  flight at once can both succeed (the last one's content stays), so the taker reads its
+  token back, and a holder reads it again at least every `CHECK_EVERY` seconds while
+  writing and before each commit (`check`). What Swift still allows: a loser of such a
+  race writing before the winner's create landed; every commit then compares the size
+  stored with the size written.
+- A holder renews its lease every `ttl / 4` (`renew`, driven by the request handling it)
+  and counts it lost once `ttl / 2` passed without a renewal: it then never writes again.
+  Others may take a lease over only after `ttl`, so hosts' clocks may differ by up to
+  `ttl / 2`.
+- Taking over an expired lease (its holder crashed) does not replace the file, which two
+  takers could both do: it creates the next generation, `lease.<n+1>`, which again only
+  one can create. An upload whose lease was ever taken over is `doubtful`: what its
+  crashed holder wrote last is unknown, so its hash is always recomputed from storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from regtool.server.errors import UploadBusy
+from regtool.storage.base import Driver
+
+#: Seconds a lease lasts without renewal.
+LEASE_TTL = 120.0
+#: Generations followed before giving up (each is a crashed holder's takeover).
+MAX_GENERATIONS = 64
+#: While writing, a holder reads its lease back at least this often (seconds).
+CHECK_EVERY = 1.0
+
+_CONTENT_RE = re.compile(r"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)", re.ASCII)
+
+
+@dataclass(frozen=True)
+class LeaseTerms:
+    """How long leases last (seconds), the clock (Unix seconds) they are judged by, and
+    how often a holder renews (by default `ttl / 4`, seconds of `time.monotonic`)."""
+
+    ttl: float = LEASE_TTL
+    clock: Callable[[], float] = time.time
+    renew_interval: float | None = None
+
+    @property
+    def renew_every(self) -> float:
+        return self.ttl / 4 if self.renew_interval is None else self.renew_interval
+
+
+def _read(driver: Driver, path: str) -> tuple[str, float] | None:
+    """(token, expires) of the lease at `path`; None if absent. Unreadable content counts
+    as long expired: nothing regtool writes looks like that."""
+    try:
+        data = driver.get(path)
+    except FileNotFoundError:
+        return None
+    m = _CONTENT_RE.fullmatch(data.decode("ascii", "replace"))
+    return (m.group(1), float(m.group(2))) if m else ("", 0.0)
+
+
+class Lease:
+    """A lease this process holds. Thread-safe: a request's writes and its renewals run
+    in different worker threads."""
+
+    def __init__(self, driver: Driver, path: str, generation: int, token: str, terms: LeaseTerms):
+        self.driver = driver
+        self.path = path
+        self.generation = generation
+        self.token = token
+        self.terms = terms
+        self._renewed = terms.clock()
+        self._checked = float("-inf")  # time.monotonic() of the last read-back
+        self._lost = False
+        # Held across a renewal's requests, so that a release or a completion (which
+        # deletes the upload) never races a renewal writing the lease file again.
+        self._lock = threading.RLock()
+
+    @property
+    def held(self) -> bool:
+        """Whether this holder may still hold the lease (as far as it knows)."""
+        return not self._lost
+
+    @property
+    def doubtful(self) -> bool:
+        """Whether the upload's lease was ever taken over from a crashed holder."""
+        return self.generation > 0
+
+    @classmethod
+    def take(cls, driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) -> Lease:
+        """Take the lease whose generations live at `path_of(0)`, `path_of(1)`...;
+        `UploadBusy` while another holder's is in force."""
+        generation, retried = 0, False
+        while generation < MAX_GENERATIONS:
+            path = path_of(generation)
+            token = secrets.token_hex(16)
+            now = terms.clock()
+            if driver.put_if_absent(path, _content(token, now + terms.ttl)):
+                lease = cls(driver, path, generation, token, terms)
+                lease.check()  # Swift: another create may have landed over this one
+                return lease
+            current = _read(driver, path)
+            if current is None:
+                if retried:  # released and taken again meanwhile: someone is active
+                    break
+                retried = True  # released between our create and our read: try again
+                continue
+            if current[0] == token:  # ours: a retried create whose first try landed
+                lease = cls(driver, path, generation, token, terms)
+                lease.check()
+                return lease
+            if current[1] > now:
+                break
+            generation += 1  # expired: its holder is gone; the next generation decides
+        raise UploadBusy("the upload is being written by another request", 0)
+
+    def ensure(self) -> None:
+        """`UploadBusy` unless the lease is surely still held, without a request: renewed
+        less than `ttl / 2` ago and never found lost. Called before every write."""
+        with self._lock:
+            if not self._lost and self.terms.clock() - self._renewed > self.terms.ttl / 2:
+                self._lost = True
+            if self._lost:
+                raise UploadBusy("the upload was taken over by another request", 0)
+
+    def check(self) -> None:
+        """`ensure`, then read the lease back: it must still hold this holder's token.
+        Called before anything is committed."""
+        self.ensure()
+        started = time.monotonic()
+        current = _read(self.driver, self.path)
+        with self._lock:
+            if current is None or current[0] != self.token:
+                self._lost = True
+                raise UploadBusy("the upload was taken over by another request", 0)
+            self._checked = max(self._checked, started)
+
+    def check_now_and_then(self) -> None:
+        """`check` if the last read-back is older than `CHECK_EVERY`, else `ensure`.
+        Called before every write: on Swift, where two creates can both seem to win,
+        the loser finds out before much of its data reaches storage."""
+        if time.monotonic() - self._checked > CHECK_EVERY:
+            self.check()
+        else:
+            self.ensure()
+
+    def renew(self) -> None:
+        """Extend the lease by `ttl` from now; `UploadBusy` if it was lost."""
+        with self._lock:
+            self.check()
+            now = self.terms.clock()
+            self.driver.put(self.path, _content(self.token, now + self.terms.ttl))
+            self._renewed = max(self._renewed, now)
+
+    def release(self) -> None:
+        """Give the lease up (nothing if it was lost: it is someone else's now)."""
+        if self.forsake():
+            # Not read first: on Swift, where two creates can both seem to win, deleting
+            # the other's lease makes it fail its next check: closed, not open.
+            with contextlib.suppress(FileNotFoundError):  # the upload went meanwhile
+                self.driver.delete(self.path)
+
+    def forsake(self) -> bool:
+        """Stop holding the lease without touching storage (the upload, with its lease,
+        is being deleted); False if it was lost already."""
+        with self._lock:
+            held, self._lost = not self._lost, True
+        return held
+
+
+def _content(token: str, expires: float) -> bytes:
+    return f"{token} {expires:.3f}".encode("ascii")
