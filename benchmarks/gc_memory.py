@@ -147,6 +147,9 @@ class SyntheticStore(Driver):
     def create_root(self) -> None:
         raise NotImplementedError("read-only")
 
+    def root_exists(self) -> bool:
+        return True
+
 
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

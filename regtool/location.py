@@ -72,11 +72,14 @@ class Location:
         prefix = f"/{self.path}" if self.path else ""
         return f"swift://{self.container}{prefix}"
 
-    def check_exists(self) -> None:
-        """`LocationError` naming the path unless a local LOCATION is an existing
-        directory: a mistyped path must not read as an empty registry. SFTP and Swift
-        roots are not checked: their drivers list a missing root as an empty one."""
+    def check_exists(self, driver: Driver) -> None:
+        """`LocationError` naming the place unless the LOCATION's root exists (a
+        directory, a Swift container), `driver` being its open driver: a mistyped
+        LOCATION must not read as an empty registry."""
         if self.scheme != "file":
+            if not driver.root_exists():
+                what = "container" if self.scheme == "swift" else "directory"
+                raise LocationError(f"{self.redacted()}: no such {what}")
             return
         path = Path(self.path)
         if path.is_dir():

@@ -57,9 +57,9 @@ def open_store(location: str | None, config: str | None, identity: str | None) -
     """The store to read: `LocationError` for a bad or (local) missing LOCATION,
     `StorageError` when storage cannot be reached, `LayoutError` when it holds no registry."""
     loc = parse_location(location, config=config, identity=identity)
-    loc.check_exists()
     driver = loc.open()
     try:
+        loc.check_exists(driver)
         yield Store(loc, driver, detect_layout(driver))
     finally:
         driver.close()

@@ -1,6 +1,8 @@
 """Segment sets of distribution's Swift large objects (DLOs), beside `files/`:
 
-    <segments dir>/<3 hex>/<rest, hex>/<%016d>      one segment of a large object
+    <segments dir>/<3 hex>/<rest, hex>/<%016d>            one segment of a large object
+    <segments dir>/<3 hex>/<rest, hex>/<%016d>.<8 hex>    one appended by regtool: its
+                                                          offset and its writer's token
 
 A segment set (`<segments dir>/<3>/<rest>`) belongs to whichever object's
 `X-Object-Manifest` names it. The name has a random part (distribution: the hex of the
@@ -17,7 +19,9 @@ from datetime import datetime
 
 from regtool.storage.base import Entry
 
-_TAIL = re.compile(r"[0-9a-f]{3}/[0-9a-f]+/[0-9]{16}", re.ASCII)  # matched whole: fullmatch
+_TAIL = re.compile(  # matched whole: fullmatch
+    r"[0-9a-f]{3}/[0-9a-f]+/[0-9]{16}(?:\.[0-9a-f]{8})?", re.ASCII
+)
 
 
 @dataclass
@@ -47,7 +51,7 @@ def segment_path(set_path: str, number: int) -> str:
 
 def segment_set_of(segments_dir: str, path: str) -> str | None:
     """The inverse of `segment_path`: the set a segment at `path` belongs to, or None for a
-    path that is not `<segments dir>/<3 hex>/<hex>/<16 digits>`."""
+    path that is not `<segments dir>/<3 hex>/<hex>/<16 digits>[.<8 hex>]`."""
     base = segments_dir.rstrip("/") + "/"
     if not path.startswith(base) or not _TAIL.fullmatch(path[len(base) :]):
         return None
@@ -56,7 +60,7 @@ def segment_set_of(segments_dir: str, path: str) -> str | None:
 
 def segment_sets(segments_dir: str, entries: Iterable[Entry]) -> dict[str, SegmentSet]:
     """Group walked entries under `segments_dir` by segment set. Entries that are not
-    `<3 hex>/<hex>/<16 digits>` are not distribution's segments and are left out."""
+    `<3 hex>/<hex>/<16 digits>[.<8 hex>]` are not segments and are left out."""
     sets: dict[str, SegmentSet] = {}
     for entry in entries:
         set_path = segment_set_of(segments_dir, entry.path)

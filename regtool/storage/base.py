@@ -235,6 +235,12 @@ class Driver(ABC):
         """Create the driver's root (a directory, a Swift container) if it is missing, as
         a server does before its first write; nothing if it exists."""
 
+    @abstractmethod
+    def root_exists(self) -> bool:
+        """Whether the driver's root (a directory, a Swift container) exists. Listings
+        read a missing root as an empty one, so a tool that only reads asks first: a
+        mistyped LOCATION must not pass for an empty registry."""
+
     def large_object(self, path: str) -> LargeObject | None:
         """The size and segment set of the file at `path` (`PathNotFound` if absent), or
         None, without a request, on backends without large objects."""

@@ -255,6 +255,9 @@ class LocalDriver(Driver):
         except OSError as e:
             raise self._error(e, "", (), f"cannot create {self.root}") from None
 
+    def root_exists(self) -> bool:
+        return self.root.is_dir()
+
     def _abs(self, path: str, *, allow_root: bool = False) -> Path:
         check_path(path, allow_root=allow_root)
         return self.root / path if path else self.root

@@ -179,6 +179,9 @@ class RetryingDriver(Driver):
     def create_root(self) -> None:
         self._call(self.inner.create_root)
 
+    def root_exists(self) -> bool:
+        return self._call(self.inner.root_exists)
+
     def large_object(self, path: str) -> LargeObject | None:
         return self._call(lambda: self.inner.large_object(path))
 

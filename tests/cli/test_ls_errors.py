@@ -95,3 +95,34 @@ def test_sftp_unknown_host_key(cli, sshd_service, tmp_path: Path) -> None:
 def test_sftp_unreachable(cli) -> None:
     result = cli("ls", f"sftp://nobody@127.0.0.1:{free_port()}/srv")
     assert_one_line_error(result)
+
+
+@pytest.mark.swift
+@pytest.mark.parametrize("command", ["ls", "verify", "gc"])
+def test_a_missing_swift_container_is_not_an_empty_registry(cli, swift_service, command) -> None:
+    env = {
+        "ST_AUTH": swift_service.auth_url,
+        "ST_USER": swift_service.user,
+        "ST_KEY": swift_service.key,
+    }
+    args = {"ls": ["ls", "swift://no-such-container"], "verify": ["verify", "--all"]}
+    args["gc"] = ["gc", "--dry-run"]
+    extra = [] if command == "ls" else ["-l", "swift://no-such-container"]
+    result = cli(*args[command], *extra, env=env)
+    assert_one_line_error(result, "swift://no-such-container: no such container")
+
+
+@pytest.mark.sftp
+@pytest.mark.parametrize("command", ["ls", "verify", "gc"])
+def test_a_missing_sftp_directory_is_not_an_empty_registry(
+    cli, sshd_service, tmp_path: Path, command
+) -> None:
+    missing = tmp_path / "no-such-dir"
+    url = f"sftp://{sshd_service.username}@{sshd_service.host}:{sshd_service.port}{missing}"
+    env = {
+        "REGTOOL_SFTP_KNOWN_HOSTS": str(sshd_service.known_hosts),
+        "REGTOOL_SFTP_IDENTITY": str(sshd_service.key_path),
+    }
+    args = {"ls": ["ls", url], "verify": ["verify", "--all", "-l", url]}
+    args["gc"] = ["gc", "--dry-run", "-l", url]
+    assert_one_line_error(cli(*args[command], env=env), f"{missing}: no such directory")

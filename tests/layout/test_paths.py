@@ -275,3 +275,10 @@ def test_listed_tag_digest_by_size(
     if history:
         repo.tag_history["1.0"] = history
     assert repo.listed_tag_digest("1.0") == expected
+
+
+def test_appended_segments_belong_to_their_set() -> None:
+    set_path = "segments/abc/" + "d" * 37
+    assert segment_set_of("segments", f"{set_path}/0000000020971520.0a1b2c3d") == set_path
+    for bad in ("0000000020971520.", "0000000020971520.0A1B2C3D", "0000000020971520.0a1b2c3d9"):
+        assert segment_set_of("segments", f"{set_path}/{bad}") is None

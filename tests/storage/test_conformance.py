@@ -265,6 +265,7 @@ def test_large_object_info(driver: Driver, segment_size: int) -> None:
 def test_create_root_is_idempotent(driver: Driver) -> None:
     driver.create_root()
     driver.create_root()
+    assert driver.root_exists()  # a missing one: tests/cli/test_ls_errors.py
     driver.put("root/file", b"x")
     assert driver.get("root/file") == b"x"
     driver.delete("root")

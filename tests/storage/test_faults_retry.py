@@ -116,6 +116,9 @@ class Scripted(Driver):
     def create_root(self) -> None:
         self._run("create_root")
 
+    def root_exists(self) -> bool:
+        return self._run("root_exists")  # type: ignore[no-any-return]
+
 
 @pytest.fixture
 def scripted(tmp_path: Path) -> Scripted:

@@ -135,25 +135,46 @@ def test_append_turns_a_plain_object_into_a_dlo_and_cancel_keeps_it(
     assert raw.get_object(container, f"{segments}/0000000000000001")[1] == b"old|"
     assert raw.get_object(container, f"{segments}/0000000000000002")[1] == b"new|"
 
+    # Appends to a DLO name their segments by offset and a token of their own.
     w = driver.writer("f", append=True)
     assert w.size == 8
-    w.write(b"x" * (SEGMENT + 10))  # segment 3 is uploaded before the cancel
-    assert f"{segments}/0000000000000003" in _stored(raw, container)
+    w.write(b"x" * (SEGMENT + 10))  # a full segment is uploaded before the cancel
+    (appended,) = set(_stored(raw, container)) - {"reg/f", *_numbered(segments, 2)}
+    assert re.fullmatch(rf"{re.escape(segments)}/0000000000000008\.[0-9a-f]{{8}}", appended)
     w.cancel()
-    assert set(_stored(raw, container)) == {
-        "reg/f",
-        f"{segments}/0000000000000001",
-        f"{segments}/0000000000000002",
-    }
+    assert set(_stored(raw, container)) == {"reg/f", *_numbered(segments, 2)}
     assert driver.get("f") == b"old|new|"
 
-    w = driver.writer("f", append=True)  # numbering continues after the cancel
+    w = driver.writer("f", append=True)
     w.write(b"end")
     w.commit()
-    assert f"{segments}/0000000000000003" in _stored(raw, container)
+    (appended,) = set(_stored(raw, container)) - {"reg/f", *_numbered(segments, 2)}
+    assert appended.startswith(f"{segments}/0000000000000008.")
     assert driver.get("f") == b"old|new|end"
     driver.delete("f")
     assert _stored(raw, container) == {}
+
+
+def _numbered(segments: str, count: int) -> list[str]:
+    return [f"{segments}/{i:016d}" for i in range(1, count + 1)]
+
+
+def test_appends_racing_on_one_dlo_never_overwrite_each_other(
+    driver: SwiftDriver, raw: Connection, container: str
+) -> None:
+    with driver.writer("up/data") as w:
+        w.write(b"start|")
+        w.commit()
+    # Two writers that both found 6 bytes (two requests past one upload's lease at once):
+    # segments of the same size at the same offset, each under a name of its own.
+    first, second = driver.writer("up/data", append=True), driver.writer("up/data", append=True)
+    first.write(b"AAAA")
+    second.write(b"BBBB")
+    first.commit()
+    second.commit()
+    assert driver.stat("up/data").size == 6 + 4 + 4  # the sum tells a race took place
+    assert sorted(driver.get("up/data")[6:]) == sorted(b"AAAABBBB")
+    driver.delete("up")
 
 
 def test_replacing_a_dlo_deletes_its_old_segments(

@@ -186,6 +186,14 @@ class SftpDriver(Driver):
         with self.connection.session("") as lease:
             files.makedirs(lease.client, self._abs("", allow_root=True))
 
+    def root_exists(self) -> bool:
+        try:
+            with self.connection.session("") as lease:
+                attr = lease.client.stat(self._abs("", allow_root=True))
+        except PathNotFound:
+            return False
+        return stat.S_ISDIR(attr.st_mode or 0)
+
     def stat(self, path: str) -> Entry:
         target = self._abs(path)
         with self.connection.session(path) as lease:

@@ -132,6 +132,14 @@ class Container:
         """Create the container; nothing if it exists (a PUT of one is a no-op, 202)."""
         self.session.call(sc.put_container, self.container, path="")
 
+    def exists(self) -> bool:
+        """Whether the container exists (a HEAD of it)."""
+        try:
+            self.session.call(sc.head_container, self.container, path="")
+        except PathNotFound:
+            return False
+        return True
+
     def _entry(self, item: object, directory: str, prefix: str) -> Entry | None:
         """The entry of a listing item; None for the listing's prefix itself (an object
         named `dir/`, as some tools write to mark a directory)."""

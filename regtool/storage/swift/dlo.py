@@ -9,6 +9,19 @@ writer's buffer fills (at most one segment is held in memory); the manifest is w
 commit, so nothing is visible at the path before. Swift concatenates the segments in name
 order on GET, which the zero-padded numbers make numeric order.
 
+A writer that appends to an existing DLO (an upload continued by a later request) names
+its segments by the offset of their first byte and a token of its own:
+
+    <prefix>/segments/<R[:3]>/<R[3:]>/<offset, %016d>.<8 hex>
+
+They sort after the set's numbered segments (a set of k numbered segments holds more than
+k bytes, once k > 1) and after every earlier append. Swift has no atomic create, so two
+requests may append to one upload at once despite the upload's lease; with names of their
+own they can never overwrite each other's segments: both land, the object's size is the
+sum, and whoever checks it sees that it is not what they wrote. (With distribution's
+numbering they would overwrite a segment with one of the same size, and the size would
+tell nothing.)
+
 A segment set is named here by its driver path (`segments/<R[:3]>/<R[3:]>`).
 """
 
@@ -23,7 +36,7 @@ import time
 from regtool.errors import PathNotFound, StorageError
 from regtool.storage.base import Writer
 from regtool.storage.swift.container import Container, content_length
-from regtool.storage.swift.errors import DECIMAL, DRIVER
+from regtool.storage.swift.errors import DRIVER
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +56,13 @@ def manifest(headers: dict[str, str]) -> str | None:
 
 
 def segment_path(segment_set: str, number: int) -> str:
+    """Segment `number` (from 1) of a set, as distribution names it."""
     return f"{segment_set}/{number:016d}"
+
+
+def appended_segment_path(segment_set: str, offset: int, token: str) -> str:
+    """A segment appended at byte `offset` by the writer whose token is `token`."""
+    return f"{segment_set}/{offset:016d}.{token}"
 
 
 class LargeObjects:
@@ -152,13 +171,15 @@ class SwiftWriter(Writer):
         self._error: StorageError | None = None  # a segment that failed: never commit
         self._append = append
         self._write_manifest = True
+        self._token: str | None = None  # appending to a DLO: segments named by offset
+        self._segments = 0  # in the set once this writer's are added
         size = 0
         if not append:
             self._segment_set = dlo.new_segment_set(path)
             self._next = 1
         else:
             headers = objects.head(path)  # PathNotFound if absent
-            size = content_length(headers) or 0
+            size = dlo.size(headers) or 0
             existing = manifest(headers)
             if existing:
                 own = dlo.own_segment_set(existing)
@@ -170,7 +191,8 @@ class SwiftWriter(Writer):
                         driver=DRIVER,
                     )
                 self._segment_set = own
-                self._next = self._next_number()
+                self._token = os.urandom(4).hex()
+                self._segments = len(dlo.segments(own))
                 self._write_manifest = False  # the manifest already names this set
             else:
                 # A plain object turns into a DLO: its content becomes segment 1 (a
@@ -180,18 +202,9 @@ class SwiftWriter(Writer):
                 self._added.append(first)
                 objects.copy(path, first)
                 self._next = 2
+                self._segments = 1
         self._size = size
-
-    def _next_number(self) -> int:
-        """After the highest segment listed, and after any a lagging listing missed."""
-        tails = [p.rsplit("/", 1)[1] for p in self._dlo.segments(self._segment_set)]
-        number = max((int(t) for t in tails if DECIMAL.fullmatch(t)), default=0) + 1
-        while True:
-            try:
-                self._objects.head(segment_path(self._segment_set, number))
-            except PathNotFound:
-                return number
-            number += 1
+        self._flushed = size  # where the buffer's bytes go in the object
 
     @property
     def size(self) -> int:
@@ -216,11 +229,16 @@ class SwiftWriter(Writer):
     def _flush(self) -> None:
         if not self._buffer:
             return
-        path = segment_path(self._segment_set, self._next)
-        self._added.append(path)  # before the PUT: a failed PUT may still have landed
         data = bytes(self._buffer)
         self._buffer.clear()  # one segment in memory during the upload, not two
-        self._next += 1
+        if self._token is None:
+            path = segment_path(self._segment_set, self._next)
+            self._next += 1
+        else:
+            path = appended_segment_path(self._segment_set, self._flushed, self._token)
+        self._flushed += len(data)
+        self._added.append(path)  # before the PUT: a failed PUT may still have landed
+        self._segments += 1
         try:
             self._objects.put(path, data)
         except StorageError as e:
@@ -248,7 +266,7 @@ class SwiftWriter(Writer):
         distribution does. A cluster that does not keep the manifest, or does not join
         segments it lists, offers no DLOs: that is said plainly."""
         # Swift sums a DLO's segments on HEAD only when they fit one listing page.
-        summed = self._next - 1 < self._objects.session.capabilities().listing_limit
+        summed = self._segments < self._objects.session.capabilities().listing_limit
         pause, waited = SETTLE_FIRST, 0.0
         while True:
             headers = self._objects.head(self._path)

@@ -88,6 +88,9 @@ class SwiftDriver(Driver):
     def create_root(self) -> None:
         self.objects.create()
 
+    def root_exists(self) -> bool:
+        return self.objects.exists()
+
     def large_object(self, path: str) -> LargeObject | None:
         headers = self.objects.head(path)
         return LargeObject(self.dlo.size(headers), self.dlo.own_segment_set(manifest(headers)))
