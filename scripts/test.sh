@@ -2,7 +2,8 @@
 # Installs everything the tests need and runs the whole suite:
 #   system packages (as root, via apt-get): skopeo, umoci, docker-registry (distribution
 #   2.8 with its Swift driver), openssh-server, memcached (for OpenStack Swift);
-#   Python packages in .venv: regtool with its test extras (pytest, swift, ...).
+#   Python packages in .venv: regtool with its test extras (pytest, swift, mypy, ...).
+# Then lint (ruff), formatting (ruff format --check) and types (mypy) before the tests.
 # Arguments are passed to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check regtool tests benchmarks
+.venv/bin/ruff format --check regtool tests benchmarks
+.venv/bin/mypy regtool
 exec .venv/bin/pytest "$@"

@@ -113,7 +113,9 @@ class DeleteReport:
 
 
 class Writer(ABC):
-    """A streaming writer. Content becomes visible at its path only on `commit()`.
+    """A streaming writer. Content becomes visible at its path only on `commit()`: except
+    on an SFTP server that refuses rename (some hosted gateways), where a new file is
+    written in place, seen growing, and `cancel()` removes it.
 
     With `append=True` the writer continues an existing file; bytes it appends may be
     visible to readers before `commit()`, and `cancel()` takes them away again, leaving
@@ -191,15 +193,18 @@ class Driver(ABC):
     @abstractmethod
     def put_if_absent(self, path: str, data: bytes) -> bool:
         """Write a small file only if nothing is at `path`: True if this call created it,
-        False if a file was there already (then nothing is written). The file is never
-        seen partly written. For leases, such as the lock of an upload being appended.
+        False if a file was there already (then nothing is written). For leases, such as
+        the lock of an upload being appended.
 
         Local and SFTP check and write in one atomic step, also between processes and
-        hosts sharing the store (a hard link to a complete temporary file; SFTP's plain
-        rename, which refuses an existing target). Swift has no atomic create: it checks
-        `If-None-Match: *` when a PUT starts, so PUTs in flight at the same moment can
-        all succeed, the latest one's content winning. A caller that needs one winner on
-        Swift writes content of its own and reads it back."""
+        hosts sharing the store, and the file is never seen partly written (a hard link
+        to a complete temporary file; else SFTP's plain rename, which refuses an
+        existing target). An SFTP server that refuses both gets an exclusive create,
+        then the write: atomic, but the file may be seen empty or partly written until
+        the write ends. Swift has no atomic create: it checks `If-None-Match: *` when a
+        PUT starts, so PUTs in flight at the same moment can all succeed, the latest
+        one's content winning. A caller that needs one winner on Swift writes content of
+        its own and reads it back."""
 
     @abstractmethod
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:

@@ -144,7 +144,7 @@ class SwiftSession:
 
     # --- requests ----------------------------------------------------------------------
     def _connection(self, url: str) -> tuple[Any, sc.HTTPConnection]:
-        conn = getattr(self._local, "conn", None)
+        conn: tuple[Any, sc.HTTPConnection] | None = getattr(self._local, "conn", None)
         if conn is None or conn[1].url != url:
             conn = sc.http_connection(
                 url,
