@@ -247,7 +247,9 @@ def test_a_location_string_reaches_the_login_directory(sshd_service: SshdService
 
 
 def _users() -> set[str]:
-    return {entry.pw_name for entry in pwd.getpwall()}
+    """This run's test users (other runs on the machine may add and remove their own)."""
+    mine = f"{USER_COMMENT}{os.getpid()}"
+    return {e.pw_name for e in pwd.getpwall() if e.pw_gecos == mine}
 
 
 def test_each_test_sshd_has_its_own_password_user_removed_at_stop(
@@ -297,8 +299,9 @@ def test_users_of_killed_runs_are_removed_at_the_next_start(
         check=True,
     )
     try:
+        assert stale in {e.pw_name for e in pwd.getpwall()}
         start_sshd(tmp_path / "next").stop()
-        assert stale not in _users()
+        assert stale not in {e.pw_name for e in pwd.getpwall()}
     finally:
         subprocess.run(["userdel", stale], capture_output=True, check=False)
 
