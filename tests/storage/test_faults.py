@@ -31,12 +31,10 @@ from regtool.errors import PathNotFound, RegtoolError, StorageError, StorageFull
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
 from regtool.storage.retry import Backoff, RetryingDriver
-from regtool.storage.sftp import SftpDriver
 from regtool.storage.swift import SwiftCredentials, SwiftDriver
 from tests.services import unavailable
 from tests.services.http_faults import HttpFaultProxy
-from tests.services.sshd import SshdService
-from tests.services.tcp_faults import TcpFaultProxy, known_hosts_through
+from tests.services.tcp_faults import TcpFaultProxy
 from tests.services.tmpfs import Tmpfs, small_tmpfs
 from tests.storage.conftest import TEST_SEGMENT_SIZE, assert_empty
 
@@ -66,18 +64,6 @@ def _backoff(waits: list[float]) -> Backoff:
     return Backoff(delay=0.1, sleep=sleep, random=lambda: 0.5)
 
 
-def _sftp_through(proxy: TcpFaultProxy, service: SshdService, root: Path, tmp: Path) -> SftpDriver:
-    return SftpDriver(
-        "127.0.0.1",
-        str(root),
-        port=proxy.port,
-        username=service.username,
-        key_filename=str(service.key_path),
-        known_hosts=str(known_hosts_through(proxy, service.known_hosts, tmp / "known_hosts")),
-        timeout=10.0,
-    )
-
-
 @contextmanager
 def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
     waits: list[float] = []
@@ -90,10 +76,10 @@ def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
 def _sftp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
     service = request.getfixturevalue("sshd_service")
     root = service.data_root / f"faults-{uuid.uuid4().hex[:8]}"
-    root.mkdir()
     waits: list[float] = []
     with TcpFaultProxy(service.port) as tcp:
-        raw = _sftp_through(tcp, service, root, tmp_path)
+        service.trust(tcp.port)
+        raw = service.driver(root.name, port=tcp.port, timeout=10.0)
         yield Faulty(RetryingDriver(raw, _backoff(waits)), tcp=tcp, disk=root, waits=waits)
 
 
