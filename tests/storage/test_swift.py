@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -34,6 +35,7 @@ from regtool.errors import (
 )
 from regtool.location import parse_location
 from regtool.storage.base import Entry
+from regtool.storage.retry import RetryingDriver
 from regtool.storage.swift import SwiftCredentials, SwiftDriver, dlo
 from regtool.storage.swift.errors import retry_after
 from tests.services import free_port
@@ -605,22 +607,46 @@ def test_bulk_delete_throttled_is_reported_per_path_not_raised(
     assert faulty.delete_many(["a"]).deleted == ["a"]
 
 
-def test_through_the_retry_wrapper_a_throttled_read_succeeds_once_the_throttle_passes(
+def _waited_as_asked(waits: list[float], asked: list[float]) -> bool:
+    """Whether each wait is the one the server asked for, within Backoff's jitter (up to a
+    quarter more)."""
+    return len(waits) == len(asked) and all(
+        after <= wait <= after * 1.25 for wait, after in zip(waits, asked, strict=True)
+    )
+
+
+def test_through_the_retry_wrapper_a_throttled_read_waits_as_asked_and_succeeds(
     faults: SwiftFaultProxy, container: str, raw: Connection
 ) -> None:
-    # As production opens a driver: Location.open() wraps it in RetryingDriver.
+    # As production opens a driver: Location.open() wraps it in RetryingDriver, whose
+    # backoff here records its waits instead of sleeping them.
     env = {"ST_AUTH": faults.auth_url, "ST_USER": faults.user, "ST_KEY": faults.key}
     driver = parse_location(f"swift://{container}", env=env).open()
+    assert isinstance(driver, RetryingDriver)
+    waits: list[float] = []
+    driver.backoff = replace(driver.backoff, sleep=waits.append)
     raw.put_object(container, "dir/f", b"content")
     try:
-        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "1"}, times=2)
+        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "7"}, times=2)
         assert driver.get("dir/f") == b"content"
         assert faults.seen.count(f"GET /v1/AUTH_test/{container}/dir/f") == 3
+        assert _waited_as_asked(waits, [7, 7]), waits
 
-        faults.answer("GET", rf"/{container}\?", 503, headers={"Retry-After": "1"})
+        waits.clear()
+        faults.answer("GET", rf"/{container}\?", 503, headers={"Retry-After": "3"})
         assert [e.path for e in driver.list("dir")] == ["dir/f"]
-        faults.answer("GET", rf"/{container}\?", 498, headers={"Retry-After": "1"})
+        assert _waited_as_asked(waits, [3]), waits
+        waits.clear()
+        faults.answer("GET", rf"/{container}\?", 498, headers={"Retry-After": "13"})
         assert [e.path for e in driver.walk("")] == ["dir/f"]
+        assert _waited_as_asked(waits, [13]), waits
+
+        # A wait past the backoff's budget is not taken: the fault comes back at once.
+        waits.clear()
+        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "600"})
+        with pytest.raises(TransientError) as info:
+            driver.get("dir/f")
+        assert info.value.retry_after == 600 and waits == []
     finally:
         driver.delete("dir")
         driver.close()
