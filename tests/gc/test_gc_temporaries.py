@@ -86,7 +86,7 @@ def crashed_upload(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         def send() -> None:
             try:
                 for _ in range(64):
-                    client.sendall(b"\x01" * MiB)  # type: ignore[union-attr]
+                    client.sendall(b"\x01" * MiB)
             except OSError:
                 pass  # the server died, as it should
             sent.set()

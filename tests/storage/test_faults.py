@@ -198,14 +198,15 @@ def test_server_errors_are_retried(swift: Faulty) -> None:
     d, http = swift.driver, swift.http
     assert http is not None
     d.put("5xx/file", b"content")
-    for call, expected in [
+    calls: list[tuple[Callable[[], object], object]] = [
         (lambda: d.get("5xx/file"), b"content"),
         (lambda: d.stat("5xx/file").size, 7),
         (lambda: [e.path for e in d.list("5xx")], ["5xx/file"]),
         (lambda: [e.path for e in d.walk("5xx")], ["5xx/file"]),
         (lambda: d.open("5xx/file", 3).read(), b"tent"),
         (lambda: d.exists("5xx/file"), True),
-    ]:
+    ]
+    for call, expected in calls:
         http.answer(None, "", 503, times=2)
         swift.waits.clear()
         assert call() == expected

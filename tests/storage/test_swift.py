@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -487,7 +487,7 @@ def test_commit_waits_for_lagging_segments(
     assert _stored(raw, container) == {}
 
 
-def test_create_root_creates_a_missing_container(swift_service) -> None:
+def test_create_root_creates_a_missing_container(swift_service: SwiftService) -> None:
     name = f"new-{uuid.uuid4().hex[:8]}"
     driver = SwiftDriver(swift_service.credentials(), name)
     try:
@@ -571,7 +571,7 @@ def test_every_request_path_reports_throttling(
     obj = rf"/{container}/reg/dir/f$"
     listing = rf"/{container}\?"
     fresh = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
-    calls = {
+    calls: dict[str, tuple[tuple[str, str], Callable[[], object]]] = {
         "login": (("GET", r"^/auth/"), lambda: fresh.stat("dir/f")),
         "info": (("GET", r"^/info$"), lambda: fresh.list("dir")),
         "list": (("GET", listing), lambda: faulty.list("dir")),
