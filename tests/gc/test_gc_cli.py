@@ -15,7 +15,7 @@ from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
 from regtool.location import Location
 from regtool.storage.base import DeleteReport
 from regtool.storage.local import LocalDriver
-from regtool.storage.retry import RetryingDriver
+from regtool.storage.retry import Backoff, RetryingDriver
 from tests.gc.scenario import build
 from tests.handstore import HandStore
 
@@ -84,7 +84,9 @@ def test_the_summary_counts_what_was_deleted_and_what_failed(
     store.image("app", "1")
     stray = store.blob("app", b"garbage")
     monkeypatch.setattr(
-        Location, "open", lambda loc: RetryingDriver(_RefusingBlobs(Path(loc.path)), delay=0)
+        Location,
+        "open",
+        lambda loc: RetryingDriver(_RefusingBlobs(Path(loc.path)), Backoff(delay=0)),
     )
     args = ("gc", "-l", str(tmp_path), "--min-age", "0", "--settle", "0")
     dry = cli(*args, "--dry-run")
