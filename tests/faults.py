@@ -63,7 +63,8 @@ class FaultyLocal(LocalDriver):
         self._fail("open", path)
         reader = super().open(path, offset, length)
         if any(f.op == "read" and f.match in path for f in self.faults):
-            return _Breaking(reader, lambda: self._fail("read", path))  # type: ignore[return-value]
+            fail = lambda: self._fail("read", path)  # noqa: E731
+            return _Breaking(reader, fail, offset)  # type: ignore[return-value]
         return reader
 
     def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
@@ -72,19 +73,23 @@ class FaultyLocal(LocalDriver):
 
 
 class _Breaking(io.RawIOBase):
-    """Yields the first chunk, then fails (if the fault says so) on the next read."""
+    """Reads up to byte `BREAK_AT` of the file, then fails there (if the fault says so),
+    however often it is opened again at that place: a lasting fault, which resuming the
+    read cannot get past."""
 
-    def __init__(self, inner: BinaryIO, fail: Callable[[], None]):
-        self.inner, self.fail, self.started = inner, fail, False
+    BREAK_AT = 4096
+
+    def __init__(self, inner: BinaryIO, fail: Callable[[], None], offset: int):
+        self.inner, self.fail, self.at = inner, fail, offset
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self.started:
+        if self.at >= self.BREAK_AT:
             self.fail()
-        self.started = True
-        data = self.inner.read(min(len(buffer), 4096))
+        data = self.inner.read(min(len(buffer), max(self.BREAK_AT - self.at, 1)))
+        self.at += len(data)
         buffer[: len(data)] = data
         return len(data)
 
