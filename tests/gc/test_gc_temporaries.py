@@ -25,11 +25,10 @@ from regtool.oci import Digest
 from regtool.storage.base import TEMP_MARK, Driver
 from regtool.storage.local import LocalDriver
 from regtool.storage.retry import RetryingDriver
-from regtool.storage.sftp import SftpDriver
 from tests.clirunner import Cli
 from tests.services import free_port
 from tests.services.sshd import SshdService
-from tests.services.tcp_faults import TcpFaultProxy, known_hosts_through
+from tests.services.tcp_faults import TcpFaultProxy
 from tests.v2store import write_image
 
 MiB = 1 << 20
@@ -87,7 +86,7 @@ def crashed_upload(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         def send() -> None:
             try:
                 for _ in range(64):
-                    client.sendall(b"\x01" * MiB)  # type: ignore[union-attr]
+                    client.sendall(b"\x01" * MiB)
             except OSError:
                 pass  # the server died, as it should
             sent.set()
@@ -186,23 +185,12 @@ def test_verify_all_reports_temp_files_older_than_an_hour(tmp_path: Path, cli: C
 
 
 @pytest.mark.sftp
-def test_gc_over_sftp_deletes_what_a_dropped_writer_left(
-    sshd_service: SshdService, tmp_path: Path
-) -> None:
+def test_gc_over_sftp_deletes_what_a_dropped_writer_left(sshd_service: SshdService) -> None:
     root = sshd_service.data_root / f"gc-temps-{uuid.uuid4().hex[:8]}"
-    root.mkdir()
     with TcpFaultProxy(sshd_service.port) as proxy:
-        known = known_hosts_through(proxy, sshd_service.known_hosts, tmp_path / "known_hosts")
+        sshd_service.trust(proxy.port)
         driver: Driver = RetryingDriver(
-            SftpDriver(
-                "127.0.0.1",
-                str(root),
-                port=proxy.port,
-                username=sshd_service.username,
-                key_filename=str(sshd_service.key_path),
-                known_hosts=str(known),
-                timeout=10.0,
-            )
+            sshd_service.driver(root.name, port=proxy.port, timeout=10.0)
         )
         try:
             layout = V2Layout(driver)

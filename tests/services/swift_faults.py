@@ -1,17 +1,26 @@
 """An HTTP proxy in front of the test Swift that answers chosen requests itself: the
-faults a real Swift cannot produce on demand.
+faults a real Swift cannot produce on demand (5xx, throttling, odd answers, a body cut
+short, another cluster's /info).
 
-    with FaultProxy(swift.auth_url) as faults:
+    with SwiftFaultProxy(swift.auth_url) as faults:
         faults.answer("GET", r"/c/obj$", 429, headers={"Retry-After": "3"}, times=2)
-        faults.cut("GET", r"/c/big$", after=1000)        # the body stops after 1000 bytes
+        faults.answer(None, "", 503, times=2)        # the next two requests, whatever they are
+        faults.cut("GET", r"/c/big$", after=1000)     # the body stops after 1000 bytes
         faults.edit_info(lambda info: {**info, "bulk_delete": {"max_deletes_per_request": 4}})
-        SwiftDriver(faults.credentials(), "c")              # talks through the proxy
+        faults.clear()                                # every rule gone
+        SwiftDriver(faults.credentials(), "c")        # talks through the proxy
 
 Everything else is passed to Swift unchanged, except that the login's X-Storage-Url
-points back at the proxy. Rules are matched in the order given, against the method and
-the path with its query (a regular expression, searched); each acts on the next `times`
-matching requests, then is spent, so which requests fail is fixed by the test, not by
-timing. `seen` records every request as "METHOD /path?query".
+points back at the proxy. Rules are matched in the order given, against the method (None:
+any) and the path with its query (a regular expression, searched: "" matches every
+path); each acts on the next `times` matching requests, then is spent, so which requests
+fail is fixed by the test, not by timing. `seen` records every request as
+"METHOD /path?query". Bodies are read whole (they are small in tests), also those of
+requests answered by a rule, so the client's connection stays usable.
+
+Behind a `TcpFaultProxy` (dropped connections as well): log in at Swift itself and give
+the driver `SwiftCredentials(storage_url=...)` on the TCP proxy's port, since the login
+through this proxy names this proxy's port.
 """
 
 from __future__ import annotations
@@ -19,11 +28,13 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from regtool.storage.swift import SwiftCredentials
@@ -31,6 +42,16 @@ from regtool.storage.swift import SwiftCredentials
 #: (status, headers, body) of a response, as the proxy passes it on.
 Response = tuple[int, dict[str, str], bytes]
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client whose connection went (a TcpFaultProxy in front cut it) is no error of
+        # the proxy's; anything else is printed, as socketserver does.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @dataclass
@@ -52,7 +73,7 @@ class _Rule:
         return True
 
 
-class FaultProxy:
+class SwiftFaultProxy:
     """The proxy, listening on a free loopback port once started (`with` or `start`)."""
 
     def __init__(self, upstream_auth_url: str, user: str = "test:tester", key: str = "testing"):
@@ -63,8 +84,7 @@ class FaultProxy:
         self.seen: list[str] = []
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
 
@@ -117,6 +137,11 @@ class FaultProxy:
             return status, headers, json.dumps(fn(json.loads(body))).encode()
 
         self.edit("GET", r"^/info$", change)
+
+    def clear(self) -> None:
+        """Forget every rule, spent or not: requests pass to Swift unchanged again."""
+        with self._lock:
+            self._rules.clear()
 
     def _match(self, method: str, target: str) -> _Rule | None:
         with self._lock:
@@ -196,7 +221,7 @@ class FaultProxy:
 
         return Handler
 
-    def start(self) -> FaultProxy:
+    def start(self) -> SwiftFaultProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -207,7 +232,7 @@ class FaultProxy:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> SwiftFaultProxy:
         return self.start()
 
     def __exit__(

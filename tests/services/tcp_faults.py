@@ -1,7 +1,7 @@
 """A TCP proxy on loopback that cuts connections when a test says so: dropped connections
 made to order, in front of a real sshd or Swift.
 
-    proxy = TcpFaultProxy(target_port)     # listens on 127.0.0.1:proxy.port
+    proxy = TcpFaultProxy(target_port)  # listens on 127.0.0.1:proxy.port
     proxy.cut_after(down=1 << 20)       # cut the connection that carries the next MiB
                                         # from the server (counted from this call)
     proxy.cut_after(up=1 << 20)         # ... the next MiB to the server
@@ -9,12 +9,15 @@ made to order, in front of a real sshd or Swift.
     proxy.cut_after(down=n, then=1, times=None)  # after n bytes, then every byte
     proxy.cut_all()                     # cut every open connection now
     proxy.cuts                          # connections cut so far
-    proxy.close()
+    proxy.connections                   # connections accepted so far
+    proxy.close()                       # cut every connection, accept no more
+
+SSH clients check the host key of the port they dial: `SshdService.trust(proxy.port)`.
 
 A cut forwards exactly the bytes up to the limit, then resets both sides (SO_LINGER 0),
 as a dead NAT entry or a crashed middlebox would; later connections pass untouched
-unless the proxy is armed again. Counting bytes, not time, makes a cut land at the same
-place in a transfer on every run.
+unless the proxy is armed again; a client that reconnects gets through. Counting bytes,
+not time, makes a cut land at the same place in a transfer on every run.
 """
 
 from __future__ import annotations
@@ -23,10 +26,8 @@ import contextlib
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-
-from tests.services import free_port
 
 UP, DOWN = "up", "down"
 
@@ -45,8 +46,11 @@ class _Link:
         self.client, self.server = client, server
         self.cut = False
         self.pumps = 2  # directions still running
+        self.ended = threading.Event()  # both pumps are out of their socket calls
 
     def reset(self) -> None:
+        """Close both sockets with a reset. The kernel sends it once no pump is inside a
+        call on the socket any more (`ended`): a pump blocked in recv() holds it open."""
         for s in (self.client, self.server):
             with contextlib.suppress(OSError):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -57,20 +61,23 @@ class _Link:
 
 
 class TcpFaultProxy:
+    """The proxy, accepting connections on `port` from the moment it is made."""
+
     def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
         self.target = (target_host, target_port)
-        self.port = free_port()
         self.cuts = 0
+        self.connections = 0
         self._lock = threading.Lock()
         self._arms: dict[str, _Arm] = {}
         self._links: list[_Link] = []
         self._threads: list[threading.Thread] = []
-        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = socket.create_server(("127.0.0.1", 0))  # a port no one can take first
+        self.port: int = self._listener.getsockname()[1]
         self._closed = False
         self._spawn(self._accept)
 
-    def _spawn(self, fn: object, *args: object) -> None:
-        t = threading.Thread(target=fn, args=args, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, fn: Callable[..., None], *args: object) -> None:
+        t = threading.Thread(target=fn, args=args, daemon=True)
         t.start()
         self._threads.append(t)
 
@@ -97,7 +104,8 @@ class TcpFaultProxy:
             self._arms.clear()
 
     def cut_all(self) -> None:
-        """Cut every open connection now."""
+        """Cut every open connection now: when this returns, the resets are sent, so the
+        client's next send on the connection fails."""
         with self._lock:
             links = [link for link in self._links if not link.cut]
             for link in links:
@@ -105,6 +113,8 @@ class TcpFaultProxy:
             self.cuts += len(links)
         for link in links:
             link.reset()
+        for link in links:
+            link.ended.wait(5)
 
     def close(self) -> None:
         self._closed = True
@@ -143,6 +153,7 @@ class TcpFaultProxy:
             link = _Link(client, server)
             with self._lock:
                 self._links.append(link)
+                self.connections += 1
             self._spawn(self._pump, link, client, server, UP)
             self._spawn(self._pump, link, server, client, DOWN)
 
@@ -187,16 +198,10 @@ class TcpFaultProxy:
             sink.shutdown(socket.SHUT_WR)
         with self._lock:
             link.pumps -= 1
-            if link.pumps == 0 and link in self._links:
+            last = link.pumps == 0
+            if last and link in self._links:
                 self._links.remove(link)
-        if link.pumps == 0:
+        if last:
             for s in (link.client, link.server):
                 s.close()
-
-
-def known_hosts_through(proxy: TcpFaultProxy, known_hosts: Path, dest: Path) -> Path:
-    """A known_hosts file at `dest` trusting, on the proxy's port, the SSH server behind
-    it: the host key of `known_hosts`' first line."""
-    key_type, key = known_hosts.read_text().split()[1:3]
-    dest.write_text(f"[127.0.0.1]:{proxy.port} {key_type} {key}\n")
-    return dest
+            link.ended.set()

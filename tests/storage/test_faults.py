@@ -1,8 +1,8 @@
 """Faults, for every driver, through `RetryingDriver` as production opens drivers.
 
 Real faults wherever a real part produces them on demand: a TCP proxy in front of sshd and
-Swift cuts connections after a chosen number of bytes (`tests/services/faultproxy.py`), an
-HTTP proxy answers chosen Swift requests with 5xx (`tests/services/http_faults.py`), a
+Swift cuts connections after a chosen number of bytes (`tests/services/tcp_faults.py`), an
+HTTP proxy answers chosen Swift requests with 5xx (`tests/services/swift_faults.py`), a
 few-MiB tmpfs fills up (`tests/services/tmpfs.py`), and stores hold what trips drivers up
 (a file where a directory should be, an immutable directory, a link loop).
 
@@ -31,12 +31,10 @@ from regtool.errors import PathNotFound, RegtoolError, StorageError, StorageFull
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
 from regtool.storage.retry import Backoff, RetryingDriver
-from regtool.storage.sftp import SftpDriver
 from regtool.storage.swift import SwiftCredentials, SwiftDriver
 from tests.services import unavailable
-from tests.services.http_faults import HttpFaultProxy
-from tests.services.sshd import SshdService
-from tests.services.tcp_faults import TcpFaultProxy, known_hosts_through
+from tests.services.swift_faults import SwiftFaultProxy
+from tests.services.tcp_faults import TcpFaultProxy
 from tests.services.tmpfs import Tmpfs, small_tmpfs
 from tests.storage.conftest import TEST_SEGMENT_SIZE, assert_empty
 
@@ -49,7 +47,7 @@ class Faulty:
 
     driver: RetryingDriver
     tcp: TcpFaultProxy | None = None  # between the driver and its server
-    http: HttpFaultProxy | None = None  # Swift only: behind `tcp`
+    http: SwiftFaultProxy | None = None  # Swift only: behind `tcp`
     disk: Path | None = None  # where the store lies on this machine (local, sftp)
     waits: list[float] = field(default_factory=list)  # backoff waits taken
 
@@ -66,18 +64,6 @@ def _backoff(waits: list[float]) -> Backoff:
     return Backoff(delay=0.1, sleep=sleep, random=lambda: 0.5)
 
 
-def _sftp_through(proxy: TcpFaultProxy, service: SshdService, root: Path, tmp: Path) -> SftpDriver:
-    return SftpDriver(
-        "127.0.0.1",
-        str(root),
-        port=proxy.port,
-        username=service.username,
-        key_filename=str(service.key_path),
-        known_hosts=str(known_hosts_through(proxy, service.known_hosts, tmp / "known_hosts")),
-        timeout=10.0,
-    )
-
-
 @contextmanager
 def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
     waits: list[float] = []
@@ -90,10 +76,10 @@ def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
 def _sftp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
     service = request.getfixturevalue("sshd_service")
     root = service.data_root / f"faults-{uuid.uuid4().hex[:8]}"
-    root.mkdir()
     waits: list[float] = []
     with TcpFaultProxy(service.port) as tcp:
-        raw = _sftp_through(tcp, service, root, tmp_path)
+        service.trust(tcp.port)
+        raw = service.driver(root.name, port=tcp.port, timeout=10.0)
         yield Faulty(RetryingDriver(raw, _backoff(waits)), tcp=tcp, disk=root, waits=waits)
 
 
@@ -103,7 +89,7 @@ def _swift(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Faulty]:
     container = f"faults-{uuid.uuid4().hex[:8]}"
     service.create_container(container)
     waits: list[float] = []
-    with HttpFaultProxy(service.proxy_port) as http, TcpFaultProxy(http.port) as tcp:
+    with SwiftFaultProxy(service.auth_url) as http, TcpFaultProxy(http.port) as tcp:
         credentials = SwiftCredentials(
             auth_url=service.auth_url,
             user=service.user,
@@ -212,19 +198,20 @@ def test_server_errors_are_retried(swift: Faulty) -> None:
     d, http = swift.driver, swift.http
     assert http is not None
     d.put("5xx/file", b"content")
-    for call, expected in [
+    calls: list[tuple[Callable[[], object], object]] = [
         (lambda: d.get("5xx/file"), b"content"),
         (lambda: d.stat("5xx/file").size, 7),
         (lambda: [e.path for e in d.list("5xx")], ["5xx/file"]),
         (lambda: [e.path for e in d.walk("5xx")], ["5xx/file"]),
         (lambda: d.open("5xx/file", 3).read(), b"tent"),
         (lambda: d.exists("5xx/file"), True),
-    ]:
-        http.fail_next(2, status=503)
+    ]
+    for call, expected in calls:
+        http.answer(None, "", 503, times=2)
         swift.waits.clear()
         assert call() == expected
         assert len(swift.waits) == 2
-    http.fail_next(1, status=500, method="PUT")
+    http.answer("PUT", "", 500)
     d.put("5xx/put", b"written on the second try")
     assert d.get("5xx/put") == b"written on the second try"
     d.delete("5xx")
@@ -234,7 +221,7 @@ def test_server_errors_outlasting_the_retries_are_transient(swift: Faulty) -> No
     d, http = swift.driver, swift.http
     assert http is not None
     d.put("5xx/file", b"content")
-    http.fail_next(100, status=503, retry_after=0)
+    http.answer(None, "", 503, headers={"Retry-After": "0"}, times=100)
     with pytest.raises(TransientError):
         d.get("5xx/file")
     with pytest.raises(TransientError):
@@ -248,7 +235,7 @@ def test_a_server_error_mid_write_fails_the_writer_and_leaves_nothing(swift: Fau
     assert http is not None
     w = d.writer("5xx/big")
     w.write(os.urandom(TEST_SEGMENT_SIZE * 2))
-    http.fail_next(1, status=503, method="PUT")
+    http.answer("PUT", "", 503)
     with pytest.raises(TransientError):
         w.write(os.urandom(TEST_SEGMENT_SIZE))
     with pytest.raises(StorageError):

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 
+import paramiko
 import pytest
+from paramiko.packet import Packetizer
 
 from regtool.errors import PathNotFound, StorageError, TransientError, Unreachable
 from regtool.storage.retry import Backoff, RetryingDriver
@@ -20,8 +23,8 @@ from regtool.storage.sftp.protocol import (
     SFTP_OP_UNSUPPORTED,
     status_error,
 )
-from tests.services.cutting_proxy import CuttingProxy
 from tests.services.sshd import SshdService
+from tests.services.tcp_faults import TcpFaultProxy
 
 pytestmark = pytest.mark.sftp
 
@@ -29,8 +32,8 @@ BLOB = os.urandom(6_000_000)  # more than a reader requests ahead (transfer.IN_F
 
 
 @pytest.fixture
-def proxy(sshd_service: SshdService) -> Iterator[CuttingProxy]:
-    p = CuttingProxy(sshd_service.port)
+def proxy(sshd_service: SshdService) -> Iterator[TcpFaultProxy]:
+    p = TcpFaultProxy(sshd_service.port)
     sshd_service.trust(p.port)
     try:
         yield p
@@ -51,7 +54,7 @@ def root(sshd_service: SshdService) -> Iterator[str]:
 
 
 @pytest.fixture
-def sftp(sshd_service: SshdService, proxy: CuttingProxy, root: str) -> Iterator[SftpDriver]:
+def sftp(sshd_service: SshdService, proxy: TcpFaultProxy, root: str) -> Iterator[SftpDriver]:
     d = sshd_service.driver(root, port=proxy.port, timeout=10.0)
     try:
         yield d
@@ -59,12 +62,43 @@ def sftp(sshd_service: SshdService, proxy: CuttingProxy, root: str) -> Iterator[
         d.close()
 
 
+@pytest.fixture
+def late_notice(proxy: TcpFaultProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """The worst interleaving after a cut, made certain: the reading thread of each SSH
+    connection through `proxy` keeps away from its socket (between two reads that found
+    nothing) until someone waits for the connection to end (`Transport.join`), so a send
+    of the caller's meets the cut before paramiko's transport knows of it. Yields an
+    event set once a reading thread keeps away."""
+    away, woken = threading.Event(), threading.Event()
+    between_reads = Packetizer._check_keepalive  # type: ignore[attr-defined]  # not in the stubs
+    join = paramiko.Transport.join
+
+    def keep_away(packetizer: Packetizer) -> None:
+        reader = threading.current_thread()
+        if isinstance(reader, paramiko.Transport) and reader.getpeername()[1] == proxy.port:
+            away.set()
+            woken.wait()
+        between_reads(packetizer)
+
+    def wake_and_join(transport: paramiko.Transport, timeout: float | None = None) -> None:
+        woken.set()
+        join(transport, timeout)
+
+    monkeypatch.setattr(Packetizer, "_check_keepalive", keep_away)
+    monkeypatch.setattr(paramiko.Transport, "join", wake_and_join)
+    try:
+        yield away
+    finally:
+        woken.set()
+
+
 def test_a_cut_mid_read_is_transient_and_the_next_call_reconnects(
-    sftp: SftpDriver, proxy: CuttingProxy
+    sftp: SftpDriver, proxy: TcpFaultProxy, late_notice: threading.Event
 ) -> None:
     reader = sftp.open("blob")
     assert reader.read(10) == BLOB[:10]
-    proxy.cut()
+    assert late_notice.wait(10)
+    proxy.cut_all()
     with pytest.raises(TransientError) as info:
         reader.read()
     assert not isinstance(info.value, PathNotFound)
@@ -77,9 +111,9 @@ def test_a_cut_mid_read_is_transient_and_the_next_call_reconnects(
 
 
 def test_a_cut_after_some_megabytes_read_is_transient(
-    sftp: SftpDriver, proxy: CuttingProxy
+    sftp: SftpDriver, proxy: TcpFaultProxy
 ) -> None:
-    proxy.arm(3_000_000)  # bytes from the server: in the middle of the blob
+    proxy.cut_after(down=3_000_000)  # in the middle of the blob
     digest = hashlib.sha256()
     with pytest.raises(TransientError), sftp.open("blob") as reader:
         while data := reader.read(65536):
@@ -90,11 +124,11 @@ def test_a_cut_after_some_megabytes_read_is_transient(
 
 
 def test_a_cut_mid_write_is_transient_and_commits_nothing(
-    sftp: SftpDriver, proxy: CuttingProxy
+    sftp: SftpDriver, proxy: TcpFaultProxy
 ) -> None:
     writer = sftp.writer("written")
     writer.write(b"x" * 100_000)
-    proxy.cut()
+    proxy.cut_all()
     with pytest.raises(TransientError):
         for _ in range(50):  # the cut shows on a write or at the latest on commit
             writer.write(b"y" * 100_000)
@@ -107,10 +141,10 @@ def test_a_cut_mid_write_is_transient_and_commits_nothing(
     assert sftp.get("written") == b"after"
 
 
-def test_a_cut_while_appending_is_transient(sftp: SftpDriver, proxy: CuttingProxy) -> None:
+def test_a_cut_while_appending_is_transient(sftp: SftpDriver, proxy: TcpFaultProxy) -> None:
     sftp.put("log", b"start|")
     writer = sftp.writer("log", append=True)
-    proxy.arm(500_000, upstream=True)
+    proxy.cut_after(up=500_000)
     with pytest.raises(TransientError):
         for _ in range(50):
             writer.write(b"z" * 65536)
@@ -120,7 +154,7 @@ def test_a_cut_while_appending_is_transient(sftp: SftpDriver, proxy: CuttingProx
 
 
 def test_every_call_after_a_cut_is_transient_or_works(
-    sftp: SftpDriver, proxy: CuttingProxy
+    sftp: SftpDriver, proxy: TcpFaultProxy
 ) -> None:
     # A cut between calls: the first call may meet the dead connection (TransientError,
     # which the retry wrapper retries) or find it gone and reconnect; the next one works.
@@ -144,7 +178,7 @@ def test_every_call_after_a_cut_is_transient_or_works(
         "create_root": sftp.create_root,
     }
     for name, call in calls.items():
-        proxy.cut()
+        proxy.cut_all()
         try:
             call()
         except TransientError:
@@ -155,10 +189,21 @@ def test_every_call_after_a_cut_is_transient_or_works(
     assert proxy.cuts >= len(calls)
 
 
-def test_delete_many_reports_a_cut_per_path(sftp: SftpDriver, proxy: CuttingProxy) -> None:
+def test_a_cut_met_first_by_opening_a_channel_is_known_before_the_next_call(
+    sftp: SftpDriver, proxy: TcpFaultProxy, late_notice: threading.Event
+) -> None:
+    assert late_notice.wait(10)
+    proxy.cut_all()
+    with pytest.raises(TransientError):
+        sftp.stat("blob")  # the driver's first channel: the send that opens it fails
+    assert sftp.stat("blob").size == len(BLOB)  # a new connection, not the dead one
+    assert proxy.connections == 2
+
+
+def test_delete_many_reports_a_cut_per_path(sftp: SftpDriver, proxy: TcpFaultProxy) -> None:
     sftp.put("many/a", b"a")
     sftp.put("many/b", b"b")
-    proxy.cut()
+    proxy.cut_all()
     report = sftp.delete_many(["many/a", "many/b"])
     if report.failed:  # what got no answer failed, as a fault of the connection
         assert set(report.failed) | set(report.deleted) == {"many/a", "many/b"}
@@ -166,15 +211,17 @@ def test_delete_many_reports_a_cut_per_path(sftp: SftpDriver, proxy: CuttingProx
     assert report.deleted == ["many/a", "many/b"] and not report.failed
 
 
-def test_the_retry_wrapper_hides_a_cut_between_calls(sftp: SftpDriver, proxy: CuttingProxy) -> None:
+def test_the_retry_wrapper_hides_a_cut_between_calls(
+    sftp: SftpDriver, proxy: TcpFaultProxy
+) -> None:
     retrying = RetryingDriver(sftp, Backoff(delay=0.01))
     for _ in range(3):
-        proxy.cut()
+        proxy.cut_all()
         assert retrying.get("blob") == BLOB
 
 
 def test_a_failed_reconnect_is_transient_not_unreachable(
-    sftp: SftpDriver, proxy: CuttingProxy
+    sftp: SftpDriver, proxy: TcpFaultProxy
 ) -> None:
     assert sftp.stat("blob").size == len(BLOB)
     proxy.close()  # the cut, and no new connections: the server seems gone

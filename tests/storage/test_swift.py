@@ -3,7 +3,7 @@ delete, login and error translation, request counting, the cluster's limits from
 throttling. The shared behaviour is in test_conformance.py.
 
 Faults a real Swift cannot produce on demand (throttling, a body cut short, another
-cluster's /info) come from `FaultProxy`, in front of the real Swift; a cluster with lower
+cluster's /info) come from `SwiftFaultProxy`, in front of the real Swift; a cluster with lower
 limits is a second real proxy (`SwiftService.constrained_proxy`)."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -34,11 +35,12 @@ from regtool.errors import (
 )
 from regtool.location import parse_location
 from regtool.storage.base import Entry
+from regtool.storage.retry import RetryingDriver
 from regtool.storage.swift import SwiftCredentials, SwiftDriver, dlo
 from regtool.storage.swift.errors import retry_after
 from tests.services import free_port
 from tests.services.swift import KEY, USER, SwiftProxy, SwiftService
-from tests.services.swift_faults import FaultProxy, Response
+from tests.services.swift_faults import Response, SwiftFaultProxy
 
 pytestmark = pytest.mark.swift
 
@@ -61,14 +63,14 @@ def driver(swift_service: SwiftService, container: str) -> Iterator[SwiftDriver]
 
 
 @pytest.fixture
-def faults(swift_service: SwiftService) -> Iterator[FaultProxy]:
+def faults(swift_service: SwiftService) -> Iterator[SwiftFaultProxy]:
     """A fault-injecting proxy in front of the session's Swift."""
-    with FaultProxy(swift_service.auth_url) as proxy:
+    with SwiftFaultProxy(swift_service.auth_url) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def faulty(faults: FaultProxy, container: str) -> Iterator[SwiftDriver]:
+def faulty(faults: SwiftFaultProxy, container: str) -> Iterator[SwiftDriver]:
     """A driver that talks to Swift through `faults`."""
     d = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
     yield d
@@ -219,7 +221,7 @@ def test_listings_over_10000_names_paginate(swift_service: SwiftService, contain
     assert {e.path for e in d.list("")} == {"many", "manyx", "aaa"}
 
 
-def _bulk_posts(faults: FaultProxy) -> int:
+def _bulk_posts(faults: SwiftFaultProxy) -> int:
     return sum(1 for r in faults.seen if r.startswith("POST ") and "bulk-delete" in r)
 
 
@@ -235,7 +237,7 @@ def test_delete_many_uses_bulk_delete(driver: SwiftDriver, raw: Connection, cont
 
 
 def test_bulk_delete_keeps_to_the_clusters_limit(
-    faults: FaultProxy, faulty: SwiftDriver, raw: Connection, container: str
+    faults: SwiftFaultProxy, faulty: SwiftDriver, raw: Connection, container: str
 ) -> None:
     faults.edit_info(lambda info: {**info, "bulk_delete": {"max_deletes_per_request": 4}})
     paths = [f"bulk/{i}" for i in range(10)]
@@ -248,7 +250,7 @@ def test_bulk_delete_keeps_to_the_clusters_limit(
 
 
 def test_delete_many_without_bulk_delete_deletes_one_by_one(
-    faults: FaultProxy, faulty: SwiftDriver
+    faults: SwiftFaultProxy, faulty: SwiftDriver
 ) -> None:
     faults.edit_info(lambda info: {k: v for k, v in info.items() if k != "bulk_delete"})
     paths = [f"single/{i}" for i in range(5)]
@@ -485,7 +487,7 @@ def test_commit_waits_for_lagging_segments(
     assert _stored(raw, container) == {}
 
 
-def test_create_root_creates_a_missing_container(swift_service) -> None:
+def test_create_root_creates_a_missing_container(swift_service: SwiftService) -> None:
     name = f"new-{uuid.uuid4().hex[:8]}"
     driver = SwiftDriver(swift_service.credentials(), name)
     try:
@@ -503,7 +505,7 @@ def test_create_root_creates_a_missing_container(swift_service) -> None:
 
 
 def test_a_connection_cut_in_the_middle_of_a_body_is_a_transient_error(
-    faults: FaultProxy, faulty: SwiftDriver, container: str
+    faults: SwiftFaultProxy, faulty: SwiftDriver, container: str
 ) -> None:
     data = os.urandom(300_000)
     faulty.put("big", data)
@@ -522,7 +524,7 @@ def _http_date(seconds_from_now: float) -> str:
 
 @pytest.mark.parametrize("status", [429, 498, 503])
 def test_throttling_is_a_transient_error_with_the_servers_wait(
-    faults: FaultProxy, faulty: SwiftDriver, container: str, status: int
+    faults: SwiftFaultProxy, faulty: SwiftDriver, container: str, status: int
 ) -> None:
     faulty.put("f", b"content")
     faults.answer("GET", rf"/{container}/reg/f$", status, headers={"Retry-After": "7"})
@@ -554,7 +556,7 @@ def _read(driver: SwiftDriver, path: str, offset: int) -> bytes:
         return f.read()
 
 
-def _throttle(faults: FaultProxy, method: str, pattern: str) -> None:
+def _throttle(faults: SwiftFaultProxy, method: str, pattern: str) -> None:
     faults.answer(method, pattern, 429, headers={"Retry-After": "5"}, body=b"Slow down")
 
 
@@ -563,13 +565,13 @@ def _throttle(faults: FaultProxy, method: str, pattern: str) -> None:
     ["login", "info", "list", "walk", "stat", "get", "open", "put", "move", "delete", "writer"],
 )
 def test_every_request_path_reports_throttling(
-    faults: FaultProxy, faulty: SwiftDriver, container: str, operation: str
+    faults: SwiftFaultProxy, faulty: SwiftDriver, container: str, operation: str
 ) -> None:
     faulty.put("dir/f", b"content")
     obj = rf"/{container}/reg/dir/f$"
     listing = rf"/{container}\?"
     fresh = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
-    calls = {
+    calls: dict[str, tuple[tuple[str, str], Callable[[], object]]] = {
         "login": (("GET", r"^/auth/"), lambda: fresh.stat("dir/f")),
         "info": (("GET", r"^/info$"), lambda: fresh.list("dir")),
         "list": (("GET", listing), lambda: faulty.list("dir")),
@@ -596,7 +598,7 @@ def test_every_request_path_reports_throttling(
 
 
 def test_bulk_delete_throttled_is_reported_per_path_not_raised(
-    faults: FaultProxy, faulty: SwiftDriver
+    faults: SwiftFaultProxy, faulty: SwiftDriver
 ) -> None:
     faulty.put("a", b"1")
     _throttle(faults, "POST", r"bulk-delete")
@@ -605,22 +607,46 @@ def test_bulk_delete_throttled_is_reported_per_path_not_raised(
     assert faulty.delete_many(["a"]).deleted == ["a"]
 
 
-def test_through_the_retry_wrapper_a_throttled_read_succeeds_once_the_throttle_passes(
-    faults: FaultProxy, container: str, raw: Connection
+def _waited_as_asked(waits: list[float], asked: list[float]) -> bool:
+    """Whether each wait is the one the server asked for, within Backoff's jitter (up to a
+    quarter more)."""
+    return len(waits) == len(asked) and all(
+        after <= wait <= after * 1.25 for wait, after in zip(waits, asked, strict=True)
+    )
+
+
+def test_through_the_retry_wrapper_a_throttled_read_waits_as_asked_and_succeeds(
+    faults: SwiftFaultProxy, container: str, raw: Connection
 ) -> None:
-    # As production opens a driver: Location.open() wraps it in RetryingDriver.
+    # As production opens a driver: Location.open() wraps it in RetryingDriver, whose
+    # backoff here records its waits instead of sleeping them.
     env = {"ST_AUTH": faults.auth_url, "ST_USER": faults.user, "ST_KEY": faults.key}
     driver = parse_location(f"swift://{container}", env=env).open()
+    assert isinstance(driver, RetryingDriver)
+    waits: list[float] = []
+    driver.backoff = replace(driver.backoff, sleep=waits.append)
     raw.put_object(container, "dir/f", b"content")
     try:
-        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "1"}, times=2)
+        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "7"}, times=2)
         assert driver.get("dir/f") == b"content"
         assert faults.seen.count(f"GET /v1/AUTH_test/{container}/dir/f") == 3
+        assert _waited_as_asked(waits, [7, 7]), waits
 
-        faults.answer("GET", rf"/{container}\?", 503, headers={"Retry-After": "1"})
+        waits.clear()
+        faults.answer("GET", rf"/{container}\?", 503, headers={"Retry-After": "3"})
         assert [e.path for e in driver.list("dir")] == ["dir/f"]
-        faults.answer("GET", rf"/{container}\?", 498, headers={"Retry-After": "1"})
+        assert _waited_as_asked(waits, [3]), waits
+        waits.clear()
+        faults.answer("GET", rf"/{container}\?", 498, headers={"Retry-After": "13"})
         assert [e.path for e in driver.walk("")] == ["dir/f"]
+        assert _waited_as_asked(waits, [13]), waits
+
+        # A wait past the backoff's budget is not taken: the fault comes back at once.
+        waits.clear()
+        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "600"})
+        with pytest.raises(TransientError) as info:
+            driver.get("dir/f")
+        assert info.value.retry_after == 600 and waits == []
     finally:
         driver.delete("dir")
         driver.close()
@@ -674,7 +700,7 @@ def test_a_cluster_hiding_info_is_read_with_the_limit_its_answer_names(
 ) -> None:
     names = [f"n/{i:03d}" for i in range(150)]
     swift_service.add_listing_entries(container, names)
-    with FaultProxy(small_swift.auth_url) as faults:
+    with SwiftFaultProxy(small_swift.auth_url) as faults:
         faults.answer("GET", r"^/info$", 403, times=None)  # expose_info = false
         d = SwiftDriver(faults.credentials(), container)
         try:
@@ -748,7 +774,7 @@ def test_a_large_object_of_more_segments_than_a_listing_page(
     ],
 )
 def test_without_a_usable_info_swifts_defaults_apply(
-    faults: FaultProxy, faulty: SwiftDriver, info: tuple[int, bytes]
+    faults: SwiftFaultProxy, faulty: SwiftDriver, info: tuple[int, bytes]
 ) -> None:
     status, body = info
     faults.answer("GET", r"^/info$", status, body=body, times=None)
@@ -777,7 +803,7 @@ def _unjoined(response: Response) -> Response:
 
 
 def test_a_cluster_without_dlo_is_named_as_such(
-    faults: FaultProxy,
+    faults: SwiftFaultProxy,
     faulty: SwiftDriver,
     container: str,
     raw: Connection,
@@ -799,7 +825,7 @@ def test_a_cluster_without_dlo_is_named_as_such(
 
 
 def test_odd_answers_are_storage_errors_or_unknown_values(
-    faults: FaultProxy, faulty: SwiftDriver, container: str
+    faults: SwiftFaultProxy, faulty: SwiftDriver, container: str
 ) -> None:
     listing = rf"/{container}\?"
     as_json = {"Content-Type": "application/json; charset=utf-8"}
@@ -821,7 +847,7 @@ def test_odd_answers_are_storage_errors_or_unknown_values(
     faulty.delete("a")
 
 
-def test_a_login_that_names_no_storage_url(faults: FaultProxy, container: str) -> None:
+def test_a_login_that_names_no_storage_url(faults: SwiftFaultProxy, container: str) -> None:
     def drop(response: Response) -> Response:
         status, headers, _ = response
         return status, {k: v for k, v in headers.items() if k != "X-Storage-Url"}, b""

@@ -7,10 +7,10 @@ reader or writer keeps its lease until closed.
 
 A lost connection is noticed on the next lease, which reconnects: paramiko records the
 transport's fatal error (`Transport.saved_exception`) before it wakes the channels'
-readers, and a sender that met the dead socket first waits for the transport to notice
-(`Lease.translate`), so the call after a `TransientError` never meets the dead
-connection again. Channels of the old connection are closed as their users give them
-back.
+readers, and a sender that met the dead socket first (a request, or the opening of a
+channel) waits for the transport to notice (`await_loss`), so the call after a
+`TransientError` never meets the dead connection again. Channels of the old connection
+are closed as their users give them back.
 """
 
 from __future__ import annotations
@@ -214,14 +214,19 @@ class Connection:
         """A new channel failed with `e`. Over the server's session limit, sshd refuses the
         channel (paramiko raises ChannelException, or a bare SSHException when several
         opens race) or closes it at once (EOF before the SFTP version): then the limit is
-        lowered and the caller waits for a free channel. Else `e` is raised, translated."""
+        lowered and the caller waits for a free channel. Else `e` is raised, translated,
+        once a lost connection is known lost (the open's own send can meet the dead
+        socket before the transport does: paramiko raises EOFError then)."""
         with self._cond:
             self._channels -= 1
             self._cond.notify()
             over_limit = isinstance(e, paramiko.SSHException) and self._channels > 0
-            if not (over_limit and _alive(transport)):
-                raise self.translate(e, "") from None
-            self._limit = self._channels
+            if over_limit and _alive(transport):
+                self._limit = self._channels
+                return
+        if connection_lost(e):
+            self.await_loss(transport)
+        raise self.translate(e, "") from None
 
     def _start(self, transport: paramiko.Transport, channel: paramiko.Channel) -> Lease:
         """The SFTP session on a new channel; the first one of a connection also learns what
