@@ -178,33 +178,35 @@ class LocalDriver(Driver):
         text = f"{doing}: {reason}" if doing else f"{reason}: {path or '/'}"
         return StorageError(text, path=path, driver=self.name)
 
+    def _make_parent(self, target: Path, path: str, doing: str) -> None:
+        """Create `target`'s directory (for driver path `path`, while `doing` what). A
+        concurrent delete may prune an empty parent before it is used: callers try twice,
+        then say `_vanishing`."""
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StorageError(
+                f"{doing}: a part of its directory is a file", path=path, driver=self.name
+            ) from None
+        except OSError as e:
+            raise self._error(e, path, (), doing) from None
+
+    def _vanishing(self, path: str, doing: str) -> StorageError:
+        return StorageError(f"{doing}: its directory keeps vanishing", path=path, driver=self.name)
+
     def _create(self, temp: Path, path: str) -> io.FileIO:
-        """A new file at `temp` for writing `path`, creating parents; retried once because
-        a concurrent delete may prune an empty parent between the mkdir and the open."""
-        for attempt in (1, 2):
-            try:
-                temp.parent.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise StorageError(
-                    f"cannot write {path}: a part of its directory is a file",
-                    path=path,
-                    driver=self.name,
-                ) from None
-            except OSError as e:
-                raise self._error(e, path, missing=()) from None
+        """A new file at `temp` for writing `path`, creating parents."""
+        doing = f"cannot write {path}"
+        for _ in (1, 2):
+            self._make_parent(temp, path, doing)
             try:
                 return open(temp, "xb", buffering=0)
             except FileNotFoundError:
-                if attempt == 2:
-                    raise StorageError(
-                        f"cannot write {path}: its directory keeps vanishing",
-                        path=path,
-                        driver=self.name,
-                    ) from None
+                continue
             except OSError as e:
                 self._prune(temp.parent)
                 raise self._error(e, path, missing=()) from None
-        raise AssertionError("unreachable")
+        raise self._vanishing(path, doing)
 
     # -- names: links and special files ----------------------------------------------------
 
@@ -441,32 +443,20 @@ class LocalDriver(Driver):
                 raise PathNotFound(src, driver=self.name)
         except OSError as e:
             raise self._error(e, src) from None
-        for attempt in (1, 2):
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise StorageError(
-                    f"cannot move {src} to {dst}: a part of its directory is a file",
-                    path=dst,
-                    driver=self.name,
-                ) from None
-            except OSError as e:
-                raise self._error(e, dst, (), f"cannot move {src} to {dst}") from None
+        doing = f"cannot move {src} to {dst}"
+        for _ in (1, 2):
+            self._make_parent(target, dst, doing)
             try:
                 os.replace(source, target)
                 break
             except FileNotFoundError:
                 if not os.path.lexists(source):
                     raise PathNotFound(src, driver=self.name) from None
-                if attempt == 2:
-                    raise StorageError(
-                        f"cannot move {src} to {dst}: its directory keeps vanishing",
-                        path=dst,
-                        driver=self.name,
-                    ) from None
             except OSError as e:
                 self._prune(target.parent)
-                raise self._error(e, dst, (), f"cannot move {src} to {dst}") from None
+                raise self._error(e, dst, (), doing) from None
+        else:
+            raise self._vanishing(dst, doing)
         self._prune(source.parent)
 
     def delete(self, path: str) -> None:
