@@ -557,12 +557,12 @@ class LocalDriver(Driver):
                 parents.add(_dirname(path))
                 report.deleted.append(path)
             except StorageError as e:
-                report.failed[path] = str(e)
+                report.fail(path, e)
             except OSError as e:
                 if e.errno in MISSING:  # a directory on the way is missing: so is the file
                     report.deleted.append(path)
                     continue
-                report.failed[path] = str(self._error(e, path, missing=()))
+                report.fail(path, self._error(e, path, missing=()))
         for parent in sorted(parents, key=lambda p: p.count("/"), reverse=True):
             self._prune(parent)
         return report

@@ -652,6 +652,103 @@ def test_through_the_retry_wrapper_a_throttled_read_waits_as_asked_and_succeeds(
         driver.close()
 
 
+def _opened(faults: SwiftFaultProxy, container: str) -> tuple[RetryingDriver, list[float]]:
+    """A driver through `faults`, opened as production opens one (`Location.open()`),
+    with small segments, its backoff recording the waits instead of sleeping them."""
+    env = {"ST_AUTH": faults.auth_url, "ST_USER": faults.user, "ST_KEY": faults.key}
+    location = replace(parse_location(f"swift://{container}", env=env), segment_size=SEGMENT)
+    driver = location.open()
+    assert isinstance(driver, RetryingDriver)
+    waits: list[float] = []
+    driver.backoff = replace(driver.backoff, sleep=waits.append, random=lambda: 0.0)
+    return driver, waits
+
+
+SEGMENT_PUT = r"/segments/[0-9a-f]{3}/[0-9a-f]{37}/"
+
+
+def test_a_writers_requests_are_retried_inside_it(faults: SwiftFaultProxy, container: str) -> None:
+    # A writer is not retried as a whole, but each of its requests can be sent again as
+    # it was: segment PUTs, the manifest PUT, the HEADs of the commit.
+    driver, waits = _opened(faults, container)
+    data = os.urandom(3 * SEGMENT + 10)
+    try:
+        faults.answer("PUT", rf"/{container}{SEGMENT_PUT}0000000000000002$", 503)
+        faults.answer(
+            "PUT", rf"/{container}{SEGMENT_PUT}0000000000000003$", 429, headers={"Retry-After": "1"}
+        )
+        faults.answer("HEAD", rf"/{container}/up/data$", 503, times=2)
+        faults.answer("PUT", rf"/{container}/up/data$", 500)
+        with driver.writer("up/data") as w:
+            w.write(data)
+            w.commit()
+        assert driver.get("up/data") == data
+        segment_puts = [r for r in faults.seen if r.startswith("PUT") and "/segments/" in r]
+        assert len(segment_puts) == 4 + 2  # four segments, two of them twice
+        assert waits[1] == 1.0  # the wait the server asked for (jitter fixed at 0)
+        assert len(waits) == 5  # two segments, two HEADs, the manifest
+        # An append to the DLO: its segments too.
+        waits.clear()
+        faults.answer("PUT", rf"/{container}{SEGMENT_PUT}[0-9]{{16}}\.[0-9a-f]{{8}}$", 503)
+        with driver.writer("up/data", append=True) as w:
+            w.write(b"tail")
+            w.commit()
+        assert driver.get("up/data") == data + b"tail" and len(waits) == 1
+    finally:
+        faults.clear()
+        driver.delete("up")
+        driver.close()
+    assert [e.path for e in driver.walk("")] == []
+
+
+def test_a_writer_gives_up_as_the_backoff_says(faults: SwiftFaultProxy, container: str) -> None:
+    driver, waits = _opened(faults, container)
+    try:
+        faults.answer("PUT", rf"/{container}{SEGMENT_PUT}", 503, times=None)
+        w = driver.writer("up/data")
+        with pytest.raises(TransientError):
+            w.write(os.urandom(SEGMENT + 1))
+        assert len(waits) == driver.backoff.attempts - 1
+        with pytest.raises(TransientError):
+            w.commit()  # never a DLO with a hole
+        faults.clear()
+        w.cancel()  # the segment that may have landed goes
+        assert not driver.exists("up/data")
+    finally:
+        faults.clear()
+        driver.close()
+    assert [e.path for e in driver.walk("")] == []
+
+
+def test_delete_many_tries_a_throttled_bulk_delete_again(
+    faults: SwiftFaultProxy, container: str, raw: Connection
+) -> None:
+    # One 429 on the bulk-delete POST made `regtool gc` report 70 blobs NOT deleted.
+    driver, waits = _opened(faults, container)
+    paths = [f"blobs/{i:03d}" for i in range(70)]
+    for path in paths:
+        raw.put_object(container, path, b"x")
+    try:
+        faults.answer("POST", r"bulk-delete", 429, headers={"Retry-After": "1"})
+        report = driver.delete_many([*paths, "bad//path"])
+        assert sorted(report.deleted) == paths
+        assert list(report.failed) == ["bad//path"] and not report.transient
+        assert waits == [1.0]
+        assert sum(1 for r in faults.seen if "bulk-delete" in r) == 2
+        # A fault that lasts: tried as often as the backoff allows, then reported.
+        waits.clear()
+        raw.put_object(container, "blobs/stays", b"x")
+        faults.answer("POST", r"bulk-delete", 503, times=None)
+        report = driver.delete_many(["blobs/stays"])
+        assert report.deleted == [] and "503" in report.failed["blobs/stays"]
+        assert list(report.transient) == ["blobs/stays"]
+        assert len(waits) == driver.backoff.attempts - 1
+    finally:
+        faults.clear()
+        driver.delete("blobs")
+        driver.close()
+
+
 # --- the cluster's limits ---------------------------------------------------------------
 
 #: The constrained cluster's limits: listing pages of 100 names, objects of 4 KiB at most.

@@ -300,20 +300,22 @@ class SftpDriver(Driver):
                 self._abs(path)
                 valid.append(path)
             except StorageError as e:
-                report.failed[path] = str(e)
+                report.fail(path, e)
         try:
             with self.connection.session("") as lease:
                 nested = [(p, posixpath.dirname(self._abs(p))) for p in valid if "/" in p]
                 refused = confine.check_directories(lease.client, self._root(lease.client), nested)
-                report.failed.update((p, str(e)) for p, e in refused.items())
+                for path, refusal in refused.items():
+                    report.fail(path, refusal)
                 valid = [p for p in valid if p not in refused]
                 self._pipelined(lease, CMD_REMOVE, valid, done)
         except StorageError as e:  # the connection failed: what got no answer failed
-            report.failed.update(dict.fromkeys(valid[len(done) :], str(e)))
+            for path in valid[len(done) :]:
+                report.fail(path, e)
         for path, error in done:
             if error is None or _missing(error):
                 report.deleted.append(path)
             else:
-                report.failed[path] = str(self.connection.translate(error, path))
+                report.fail(path, self.connection.translate(error, path))
         self._prune(report.deleted)
         return report
