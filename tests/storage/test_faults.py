@@ -124,6 +124,7 @@ every = _faulty(["local", "sftp", "swift"])
 networked = _faulty(["sftp", "swift"])
 on_disk = _faulty(["local", "sftp"])
 swift = _faulty(["swift"])
+sftp = _faulty(["sftp"])
 
 
 # -- dropped connections ------------------------------------------------------------------
@@ -167,8 +168,25 @@ def test_a_read_that_cannot_resume_is_an_access_error(networked: Faulty) -> None
     d.delete("gone")
 
 
-def test_a_write_cut_mid_stream_fails_and_leaves_nothing(networked: Faulty) -> None:
-    d, tcp = networked.driver, networked.tcp
+def test_a_swift_segment_cut_mid_upload_is_sent_again(swift: Faulty) -> None:
+    # A segment is held in memory until stored: the writer sends it again itself.
+    d, tcp = swift.driver, swift.tcp
+    assert tcp is not None
+    tcp.cut_after(up=MiB)
+    chunk = os.urandom(64 * 1024)
+    with d.writer("cut/data") as w:
+        for _ in range(48):
+            w.write(chunk)
+        w.commit()
+    assert tcp.cuts == 1 and swift.waits  # the cut was met, and waited out
+    assert d.get("cut/data") == chunk * 48
+    d.delete("cut")
+
+
+def test_an_sftp_write_cut_mid_stream_fails_and_leaves_nothing(sftp: Faulty) -> None:
+    # The bytes written went out on the dead connection and cannot be sent again from
+    # here: the caller retries the whole write (see RetryingDriver).
+    d, tcp = sftp.driver, sftp.tcp
     assert tcp is not None
     tcp.cut_after(up=MiB)
     w = d.writer("cut/data")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import re
 import socket
@@ -38,6 +39,7 @@ from regtool.storage.base import Entry
 from regtool.storage.retry import RetryingDriver
 from regtool.storage.swift import SwiftCredentials, SwiftDriver, dlo
 from regtool.storage.swift.errors import retry_after
+from tests.clirunner import Cli
 from tests.services import free_port
 from tests.services.swift import KEY, USER, SwiftProxy, SwiftService
 from tests.services.swift_faults import Response, SwiftFaultProxy
@@ -277,6 +279,85 @@ def test_bad_credentials_raise_authentication_failed_without_the_key(
     assert secret not in message
     assert swift_service.user in message and swift_service.auth_url in message
     assert d.requests == 1
+
+
+SECRET = "s3cret-in-the-url"
+
+
+def _with_userinfo(url: str) -> str:
+    return url.replace("://", f"://admin:{SECRET}@", 1)
+
+
+def _leaks(text: str) -> bool:
+    return SECRET in text or "admin:" in text
+
+
+def test_urls_with_credentials_never_reach_a_message_or_log(
+    swift_service: SwiftService,
+    faults: SwiftFaultProxy,
+    container: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    dead = f"http://127.0.0.1:{free_port()}"
+    attempts: dict[str, SwiftCredentials] = {
+        "v1 refused": SwiftCredentials(
+            _with_userinfo(swift_service.auth_url), swift_service.user, "wrong"
+        ),
+        "v1 unreachable": SwiftCredentials(_with_userinfo(f"{dead}/auth/v1.0"), "u", "k"),
+        "keystone unreachable": SwiftCredentials(
+            _with_userinfo(f"{dead}/v3"), "u", "k", auth_version="3", project_name="p"
+        ),
+        "storage unreachable": SwiftCredentials(
+            storage_url=_with_userinfo(f"{dead}/v1/AUTH_test"), token="AUTH_tk-x"
+        ),
+        "bad storage url": SwiftCredentials(
+            storage_url=_with_userinfo("http://[::1/v1/AUTH_test"), token="AUTH_tk-x"
+        ),
+    }
+    for what, credentials in attempts.items():
+        assert not _leaks(repr(credentials)), what
+        driver = SwiftDriver(credentials, container, timeout=5)
+        try:
+            with pytest.raises(StorageError) as info:
+                driver.list("")
+        finally:
+            driver.close()
+        assert not _leaks(str(info.value)), (what, str(info.value))
+    # Answers through a storage URL with userinfo: throttled, /info not JSON (logged).
+    url, token = Connection(swift_service.auth_url, USER, KEY).get_auth()
+    through = url.replace(
+        swift_service.storage_url.split("/v1")[0], f"http://127.0.0.1:{faults.port}"
+    )
+    credentials = SwiftCredentials(storage_url=_with_userinfo(through), token=token)
+    faults.edit("GET", r"^/info$", lambda r: (r[0], r[1], b"not json"))
+    faults.answer("GET", rf"/{container}\?", 503, body=b"busy")
+    driver = SwiftDriver(credentials, container)
+    try:
+        with pytest.raises(TransientError) as busy:
+            driver.list("")
+        assert not _leaks(str(busy.value)) and "503" in str(busy.value)
+        assert driver.list("") == []
+    finally:
+        driver.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "is not JSON" in logged and "curl" in logged  # the logs that quote URLs
+    assert not _leaks(logged)
+
+
+def test_the_cli_says_an_auth_urls_failure_without_its_credentials(
+    cli: Cli, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {
+        "ST_AUTH": _with_userinfo(f"http://127.0.0.1:{free_port()}/auth/v1.0"),
+        "ST_USER": "u",
+        "ST_KEY": "k",
+    }
+    result = cli("ls", "swift://registry", env=env)
+    assert result.exit_code == 2, result.stderr
+    assert "cannot connect to 127.0.0.1" in result.stderr
+    assert not _leaks(result.stdout + result.stderr)
+    assert not _leaks("\n".join(r.getMessage() for r in caplog.records))
 
 
 def test_a_refused_token_means_one_new_login(swift_service: SwiftService, container: str) -> None:
