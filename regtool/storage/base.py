@@ -25,7 +25,11 @@ would go round forever), a dangling link, a loop of links and fifos, sockets or 
 are skipped with a warning; a link out of the root is refused with a `StorageError`
 naming it, never skipped (what lies behind it may be a repository, and gc must not take
 blobs for unreferenced because it did not look). `delete` removes a link, never what it
-leads to.
+leads to. Every other call keeps to the same rule: a link on a path named directly is
+followed only where it leads inside the root, one leading out is refused with a
+`StorageError` naming it, and nothing outside the root is ever read, written, created or
+removed (local: see `beneath`, which also leaves no gap between check and use; SFTP: see
+`sftp/confine.py`, and what the protocol leaves uncovered).
 
 Errors: `PathNotFound` (also a `FileNotFoundError`) when nothing is at a path;
 `AuthenticationFailed`, `Unreachable`, `TransientError` or plain `StorageError` for the

@@ -356,26 +356,19 @@ class LocalDriver(Driver):
                         continue
                     rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
                     try:
+                        around = (real, *via)
                         if de.is_dir(follow_symlinks=False):
-                            sub = self._subdirectory(fd, de.name, rel)
+                            sub = self._subdirectory(fd, de.name)
                             if sub is not None:
                                 yield from self._walk(
                                     sub, rel, f"{real}/{de.name}", via, temporaries
                                 )
+                            else:  # turned into a link since it was listed
+                                yield from self._walk_link(rel, around, temporary, temporaries)
                         elif de.is_file(follow_symlinks=False):
                             yield _entry(rel, de.stat(follow_symlinks=False), False, temporary)
                         elif de.is_symlink():
-                            found = self._follow(rel, (real, *via))
-                            if found is None:
-                                continue
-                            target, st = found
-                            if st_mode.S_ISDIR(st.st_mode):
-                                sub, _ = self._beneath.open_dir(rel)
-                                yield from self._walk(sub, rel, target, (real, *via), temporaries)
-                            elif st_mode.S_ISREG(st.st_mode):
-                                yield _entry(rel, st, False, temporary)
-                            else:
-                                self._special(rel)
+                            yield from self._walk_link(rel, around, temporary, temporaries)
                         else:
                             self._special(rel)
                     except FileNotFoundError:
@@ -385,18 +378,33 @@ class LocalDriver(Driver):
         finally:
             os.close(fd)
 
-    def _subdirectory(self, fd: int, name: str, rel: str) -> int | None:
-        """A readable descriptor of subdirectory `name` of `fd`, never through a link (one
-        swapped in since the listing is followed as links are, by `_beneath`)."""
+    def _walk_link(
+        self, rel: str, around: tuple[str, ...], temporary: bool, temporaries: bool
+    ) -> Iterator[Entry]:
+        """What the link at `rel` leads to, as the module docstring says; `around` are
+        the real directories the walk is inside."""
+        found = self._follow(rel, around)
+        if found is None:
+            return
+        target, st = found
+        if st_mode.S_ISDIR(st.st_mode):
+            sub, _ = self._beneath.open_dir(rel)
+            yield from self._walk(sub, rel, target, around, temporaries)
+        elif st_mode.S_ISREG(st.st_mode):
+            yield _entry(rel, st, False, temporary)
+        else:
+            self._special(rel)
+
+    def _subdirectory(self, fd: int, name: str) -> int | None:
+        """A readable descriptor of subdirectory `name` of `fd`, never through a link:
+        None if it is a link now (swapped in since the listing), to be walked as one."""
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             return os.open(name, flags, dir_fd=fd)
-        except FileNotFoundError:
-            return None
         except OSError as e:
             if e.errno not in (errno.ENOTDIR, errno.ELOOP):
-                raise
-            return None  # replaced since it was listed: the next walk sees what it is now
+                raise  # FileNotFoundError: deleted while we walked
+            return None
 
     def _entries(self, it: Iterator[os.DirEntry[str]], rel_dir: str) -> Iterator[os.DirEntry[str]]:
         """The entries of a directory being listed; a fault while reading it translated."""

@@ -249,15 +249,19 @@ def test_server_errors_outlasting_the_retries_are_transient(swift: Faulty) -> No
 
 
 def test_a_server_error_mid_write_fails_the_writer_and_leaves_nothing(swift: Faulty) -> None:
+    # A segment PUT that fails once is sent again (test_swift.py); one that keeps failing
+    # fails the writer, which never commits a large object with a hole.
     d, http = swift.driver, swift.http
     assert http is not None
     w = d.writer("5xx/big")
     w.write(os.urandom(TEST_SEGMENT_SIZE * 2))
-    http.answer("PUT", "", 503)
+    http.answer("PUT", "", 503, times=None)
     with pytest.raises(TransientError):
         w.write(os.urandom(TEST_SEGMENT_SIZE))
+    assert len(swift.waits) == d.backoff.attempts - 1
     with pytest.raises(StorageError):
         w.commit()
+    http.clear()
     w.cancel()
     assert not d.exists("5xx/big")
 

@@ -189,6 +189,8 @@ class SwiftSession:
                 http_conn = self._connection(url)
             except ValueError as e:  # urllib's word for a URL that does not parse
                 raise bad_url(url, e) from None
+            except ClientException as e:  # swiftclient's, for a scheme it cannot use
+                raise client_error(e, path) from None
             try:
                 return fn(url, token, *args, http_conn=http_conn, **kwargs)
             except ClientException as e:
@@ -239,6 +241,8 @@ class SwiftSession:
             parsed, connection = urlparse(info_url(url)), self._connection(url)[1]
         except ValueError as e:
             raise bad_url(url, e) from None
+        except ClientException as e:
+            raise client_error(e, None) from None
         where = without_userinfo(parsed.geturl())
         self.count()
         try:
