@@ -768,13 +768,17 @@ def test_a_writers_requests_are_retried_inside_it(faults: SwiftFaultProxy, conta
         assert len(segment_puts) == 4 + 2  # four segments, two of them twice
         assert waits[1] == 1.0  # the wait the server asked for (jitter fixed at 0)
         assert len(waits) == 5  # two segments, two HEADs, the manifest
-        # An append to the DLO: its segments too.
+        # An append to the DLO: the HEAD and the listing that find its segments, and
+        # its own segment, too.
         waits.clear()
+        faults.answer("HEAD", rf"/{container}/up/data$", 503)
+        faults.answer("GET", rf"/{container}\?.*prefix=segments", 503)
         faults.answer("PUT", rf"/{container}{SEGMENT_PUT}[0-9]{{16}}\.[0-9a-f]{{8}}$", 503)
         with driver.writer("up/data", append=True) as w:
             w.write(b"tail")
             w.commit()
-        assert driver.get("up/data") == data + b"tail" and len(waits) == 1
+        assert driver.get("up/data") == data + b"tail" and len(waits) == 3
+        assert any(r.startswith("GET") and "prefix=segments" in r for r in faults.seen)
     finally:
         faults.clear()
         driver.delete("up")
