@@ -25,7 +25,11 @@ would go round forever), a dangling link, a loop of links and fifos, sockets or 
 are skipped with a warning; a link out of the root is refused with a `StorageError`
 naming it, never skipped (what lies behind it may be a repository, and gc must not take
 blobs for unreferenced because it did not look). `delete` removes a link, never what it
-leads to.
+leads to. Every other call keeps to the same rule: a link on a path named directly is
+followed only where it leads inside the root, one leading out is refused with a
+`StorageError` naming it, and nothing outside the root is ever read, written, created or
+removed (local: see `beneath`, which also leaves no gap between check and use; SFTP: see
+`sftp/confine.py`, and what the protocol leaves uncovered).
 
 Errors: `PathNotFound` (also a `FileNotFoundError`) when nothing is at a path;
 `AuthenticationFailed`, `Unreachable`, `TransientError` or plain `StorageError` for the
@@ -40,9 +44,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from regtool.errors import InvalidPath
+from regtool.errors import InvalidPath, StorageError, TransientError
+
+if TYPE_CHECKING:
+    from regtool.storage.backoff import Backoff
 
 # An empty, `.` or `..` segment; `\A`/`\Z`, not `^`/`$` (which also matches before a final "\n").
 _BAD_SEGMENT = re.compile(r"(?:\A|/)(?:\.{1,2})?(?:/|\Z)", re.ASCII)
@@ -106,10 +113,19 @@ class LargeObject:
 
 @dataclass
 class DeleteReport:
-    """What `delete_many` did: paths deleted (or already absent) and paths that failed."""
+    """What `delete_many` did: paths deleted (or already absent) and paths that failed,
+    with why. `transient` holds the failures that met a transient fault (a throttled or
+    failed request, a dropped connection), with the fault: worth another try."""
 
     deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    transient: dict[str, TransientError] = field(default_factory=dict)
+
+    def fail(self, path: str, error: StorageError) -> None:
+        """Record that deleting `path` failed with `error`."""
+        self.failed[path] = str(error)
+        if isinstance(error, TransientError):
+            self.transient[path] = error
 
 
 class Writer(ABC):
@@ -233,7 +249,8 @@ class Driver(ABC):
         """Delete many files in as few requests as the backend allows. Paths already
         absent count as deleted. Only the named objects are removed: segments of a
         Swift large object must be named too. Never raises for a single path's failure:
-        it is reported in `DeleteReport.failed`."""
+        it is reported in `DeleteReport.failed` (and in `transient` when it was a
+        transient fault, which the retry wrapper tries again)."""
 
     @abstractmethod
     def create_root(self) -> None:
@@ -250,6 +267,11 @@ class Driver(ABC):
         """The size and segment set of the file at `path` (`PathNotFound` if absent), or
         None, without a request, on backends without large objects."""
         return None
+
+    def retry_steps(self, backoff: Backoff) -> None:  # noqa: B027 - most have no such steps
+        """Retry with `backoff` the idempotent requests inside a call that is not retried
+        as a whole (a Swift writer's segment uploads, HEADs and listings); the retry
+        wrapper hands its own down. By default nothing: a driver without such steps."""
 
     def request_count(self) -> int | None:
         """Requests made to the backend so far, where it counts them (Swift); else None."""

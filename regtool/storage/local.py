@@ -12,8 +12,11 @@ Symbolic links and special files, in `list` and `walk` (the calls that discover 
   being walked already. So is a link that leads nowhere (dangling, or a loop of links);
 - fifos, sockets and devices are skipped with a warning; reading one is refused (opening
   a fifo would block).
-A path named directly (`get`, `stat`, `put`, ...) is resolved by the OS, as every path a
-tool uses comes from a listing or from a registry name.
+Paths named directly (`get`, `open`, `stat`, `put`, `writer`, `move`, `delete`, ...) keep to
+the same rule: a link on the way is followed only where it leads inside the store, one
+out of it is refused with a `StorageError` naming it, and no call reads, writes, creates
+or removes anything outside the root (`regtool.storage.beneath` walks every path from the
+root without letting the OS follow a link). Deleting or replacing a link acts on the link.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ import os
 import shutil
 import stat as st_mode
 import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 from regtool.errors import PathNotFound, StorageError, StorageFull
 from regtool.storage.base import TEMP_MARK, DeleteReport, Driver, Entry, Writer, check_path
+from regtool.storage.beneath import Beneath, Place
 from regtool.storage.streams import LimitedReader
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: Errors that mean nothing is at a path (a missing part, or a file where a directory is).
@@ -60,27 +65,37 @@ def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
+def _dirname(path: str) -> str:
+    """The driver path of `path`'s directory ("" for the root)."""
+    return path.rpartition("/")[0]
+
+
+def _temp_name() -> str:
+    return f"{TEMP_MARK}{uuid.uuid4().hex}"
+
+
 class LocalWriter(Writer):
     """Writes a temp file beside the target that commit renames over it, or appends in
     place. Unbuffered, so every fault shows at the call that met it; a write or commit
     that fails first discards what this writer wrote (removes the temp file, or cuts the
-    file back to where the append began), then raises."""
+    file back to where the append began), then raises. The directory is held open from
+    the start: the rename on commit happens where the temp file was made."""
 
     def __init__(self, driver: LocalDriver, path: str, append: bool):
         self._driver, self._path, self._append = driver, path, append
-        self._target = driver._abs(path)
-        self._temp: Path | None = None
+        self._dir: int | None = None  # the target's directory (a descriptor of our own)
+        self._temp: str | None = None
         self._done = False
         self._error: StorageError | None = None
         if append:
             try:
-                self._file = open(self._target, "r+b", buffering=0)  # noqa: SIM115
+                fd = driver._beneath.open(path, os.O_RDWR)
             except OSError as e:
                 raise driver._error(e, path) from None
+            self._file = io.FileIO(fd, "r+b", closefd=True)
             self._start = self._file.seek(0, os.SEEK_END)
         else:
-            self._temp = self._target.with_name(f"{TEMP_MARK}{uuid.uuid4().hex}")
-            self._file = driver._create(self._temp, path)
+            self._dir, self._temp, self._file = driver._create(path)
             self._start = 0
         self._size = self._start
 
@@ -109,11 +124,13 @@ class LocalWriter(Writer):
             return
         try:
             self._file.close()  # unbuffered: nothing to flush, but a network fs reports here
-            if self._temp is not None:
-                os.replace(self._temp, self._target)
+            if self._dir is not None and self._temp is not None:
+                name = self._path.rpartition("/")[2]
+                os.replace(self._temp, name, src_dir_fd=self._dir, dst_dir_fd=self._dir)
         except OSError as e:
             self._fail(e)
         self._done = True
+        self._close_dir()
 
     def cancel(self) -> None:
         if self._done:
@@ -137,19 +154,33 @@ class LocalWriter(Writer):
             log.warning("could not cut %s back after a failed append: %s", self._path, e)
         with contextlib.suppress(OSError):
             self._file.close()
-        if self._temp is not None:
+        if self._dir is not None and self._temp is not None:
             try:
-                self._temp.unlink(missing_ok=True)
+                os.unlink(self._temp, dir_fd=self._dir)
+            except FileNotFoundError:
+                pass
             except OSError as e:
-                log.warning("could not remove %s: %s", self._temp, e)
-            self._driver._prune(self._temp.parent)
+                log.warning("could not remove %s beside %s: %s", self._temp, self._path, e)
+            self._close_dir()
+            self._driver._prune(_dirname(self._path))
+
+    def _close_dir(self) -> None:
+        if self._dir is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._dir)
+            self._dir = None
 
 
 class LocalDriver(Driver):
+    """A directory. Every call stays inside it: paths are walked from the root without
+    ever letting the OS follow a link, and links are followed only where they lead
+    inside (see `regtool.storage.beneath`)."""
+
     name = "local"
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
+        self._beneath = Beneath(self.root, self.name)
 
     def describe(self) -> str:
         return str(self.root)
@@ -178,64 +209,56 @@ class LocalDriver(Driver):
         text = f"{doing}: {reason}" if doing else f"{reason}: {path or '/'}"
         return StorageError(text, path=path, driver=self.name)
 
-    def _make_parent(self, target: Path, path: str, doing: str) -> None:
-        """Create `target`'s directory (for driver path `path`, while `doing` what). A
-        concurrent delete may prune an empty parent before it is used: callers try twice,
-        then say `_vanishing`."""
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise StorageError(
-                f"{doing}: a part of its directory is a file", path=path, driver=self.name
-            ) from None
-        except OSError as e:
-            raise self._error(e, path, (), doing) from None
-
-    def _vanishing(self, path: str, doing: str) -> StorageError:
-        return StorageError(f"{doing}: its directory keeps vanishing", path=path, driver=self.name)
-
-    def _create(self, temp: Path, path: str) -> io.FileIO:
-        """A new file at `temp` for writing `path`, creating parents."""
-        doing = f"cannot write {path}"
+    def _in_new_dir(self, path: str, doing: str, fn: Callable[[Place], T]) -> T:
+        """`fn(place)` for `path`'s last component, its directories made as needed (and
+        links on the way followed inside the root). A concurrent delete may prune an
+        empty directory before `fn` uses it (`fn` then raises FileNotFoundError): this
+        tries twice, then says the directory keeps vanishing."""
         for _ in (1, 2):
-            self._make_parent(temp, path, doing)
             try:
-                return open(temp, "xb", buffering=0)
+                return self._beneath.at(path, fn, follow=False, create=True)
             except FileNotFoundError:
                 continue
+            except (FileExistsError, NotADirectoryError):
+                raise StorageError(
+                    f"{doing}: a part of its directory is a file", path=path, driver=self.name
+                ) from None
             except OSError as e:
-                self._prune(temp.parent)
-                raise self._error(e, path, missing=()) from None
-        raise self._vanishing(path, doing)
+                self._prune(_dirname(path))
+                raise self._error(e, path, (), doing) from None
+        raise StorageError(f"{doing}: its directory keeps vanishing", path=path, driver=self.name)
+
+    def _create(self, path: str) -> tuple[int, str, io.FileIO]:
+        """A new temporary file beside `path` for writing it, creating directories: a
+        descriptor of the directory (the caller's to close), the temp file's name there,
+        and the file."""
+        temp = _temp_name()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+        def create(place: Place) -> tuple[int, str, io.FileIO]:
+            fd = os.open(temp, flags, 0o666, dir_fd=place.dir)
+            return os.dup(place.dir), temp, io.FileIO(fd, "wb", closefd=True)
+
+        return self._in_new_dir(path, f"cannot write {path}", create)
 
     # -- names: links and special files ----------------------------------------------------
 
     def _real_root(self) -> str:
-        return os.path.realpath(self.root)
+        return self._beneath.real_root()
 
-    def _follow(
-        self, link: str, rel: str, real_root: str, around: Iterable[str]
-    ) -> tuple[str, os.stat_result] | None:
-        """Where the symbolic link at `link` (driver path `rel`) leads: its real path and
-        status, or None when it is skipped (see the module docstring); `around` are the
-        real directories the caller is inside, which it must not lead back to."""
+    def _follow(self, rel: str, around: Iterable[str]) -> tuple[str, os.stat_result] | None:
+        """Where the symbolic link at driver path `rel` leads: its real path and status,
+        or None when it is skipped (see the module docstring); `around` are the real
+        directories the caller is inside, which it must not lead back to. A link out of
+        the store raises."""
         try:
-            st = os.stat(link)
+            st, real = self._beneath.stat(rel)
         except OSError as e:
             if e.errno not in (*MISSING, errno.ELOOP):
                 raise self._error(e, rel) from None
             why = "a loop of symbolic links" if e.errno == errno.ELOOP else "a dangling link"
             log.warning("%s: skipped %s: %s", self.root, rel, why)
             return None
-        real = os.path.realpath(link)
-        if not _inside(real, real_root):
-            raise StorageError(
-                f"{rel} is a symbolic link to {real}, outside the store: regtool does not "
-                "follow links out of a store (make the LOCATION the directory it leads to, "
-                "or move the data inside)",
-                path=rel,
-                driver=self.name,
-            )
         if st_mode.S_ISDIR(st.st_mode) and any(_inside(d, real) for d in around):
             log.warning(
                 "%s: skipped %s: a symbolic link to %s, which holds the link (a loop)",
@@ -260,24 +283,28 @@ class LocalDriver(Driver):
     def root_exists(self) -> bool:
         return self.root.is_dir()
 
-    def _abs(self, path: str, *, allow_root: bool = False) -> Path:
-        check_path(path, allow_root=allow_root)
-        return self.root / path if path else self.root
+    def _open_dir(self, prefix: str) -> tuple[int, str]:
+        """A descriptor of directory `prefix` to list, and its real path."""
+        check_path(prefix, allow_root=True)
+        return self._beneath.open_dir(prefix)
 
     def list(self, prefix: str = "") -> list[Entry]:
-        target = self._abs(prefix, allow_root=True)
         entries: list[Entry] = []
         try:
-            real_root = self._real_root()
-            here = os.path.realpath(target)
-            with os.scandir(target) as it:
-                for de in it:
+            fd, here = self._open_dir(prefix)
+        except OSError as e:
+            if prefix == "" and e.errno in MISSING:
+                return []
+            raise self._error(e, prefix) from None
+        try:
+            with os.scandir(fd) as it:
+                for de in self._entries(it, prefix):
                     if de.name.startswith(TEMP_MARK):
                         continue
                     rel = f"{prefix}/{de.name}" if prefix else de.name
                     try:
                         if de.is_symlink():
-                            found = self._follow(de.path, rel, real_root, (here,))
+                            found = self._follow(rel, (here,))
                             if found is not None:
                                 is_dir = st_mode.S_ISDIR(found[1].st_mode)
                                 if is_dir or st_mode.S_ISREG(found[1].st_mode):
@@ -291,31 +318,36 @@ class LocalDriver(Driver):
                             self._special(rel)
                     except FileNotFoundError:
                         continue  # deleted while we listed
+                    except OSError as e:
+                        raise self._error(e, rel, missing=()) from None
         except OSError as e:
-            if prefix == "" and e.errno in MISSING:
-                return []
             raise self._error(e, prefix) from None
+        finally:
+            os.close(fd)
         return entries
 
     def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        top = self._abs(prefix, allow_root=True)
-        real_root = self._real_root()
-        if not _inside(os.path.realpath(top), real_root):
-            raise StorageError(
-                f"{prefix} leads out of the store: regtool does not follow links out of a store",
-                path=prefix,
-                driver=self.name,
-            )
-        # Each directory to list: its driver path, its real path, and the real directories
-        # in which the walk followed a link to get there (a link back into any is a loop).
-        stack: list[tuple[str, str, tuple[str, ...]]] = [(prefix, os.path.realpath(top), ())]
-        while stack:
-            rel_dir, real, via = stack.pop()
+        try:
+            fd, real = self._open_dir(prefix)
+        except OSError as e:
+            if e.errno in MISSING:
+                return  # a missing prefix
+            raise self._error(e, prefix) from None
+        yield from self._walk(fd, prefix, real, (), temporaries)
+
+    def _walk(
+        self, fd: int, rel_dir: str, real: str, via: tuple[str, ...], temporaries: bool
+    ) -> Iterator[Entry]:
+        """The files below the directory open as `fd` (closed when done): driver path
+        `rel_dir`, real path `real`, reached through links followed in the real
+        directories `via` (a link back into any of them, or into `real`, is a loop).
+        Depth first, one descriptor open per level."""
+        try:
             try:
-                it = os.scandir(self._abs(rel_dir, allow_root=True))
+                it = os.scandir(fd)
             except OSError as e:
                 if e.errno in MISSING:
-                    continue  # a missing prefix, or removed while we walked
+                    return  # removed while we walked
                 raise self._error(e, rel_dir) from None
             with it:
                 for de in self._entries(it, rel_dir):
@@ -324,27 +356,55 @@ class LocalDriver(Driver):
                         continue
                     rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
                     try:
+                        around = (real, *via)
                         if de.is_dir(follow_symlinks=False):
-                            stack.append((rel, f"{real}/{de.name}", via))
+                            sub = self._subdirectory(fd, de.name)
+                            if sub is not None:
+                                yield from self._walk(
+                                    sub, rel, f"{real}/{de.name}", via, temporaries
+                                )
+                            else:  # turned into a link since it was listed
+                                yield from self._walk_link(rel, around, temporary, temporaries)
                         elif de.is_file(follow_symlinks=False):
                             yield _entry(rel, de.stat(follow_symlinks=False), False, temporary)
                         elif de.is_symlink():
-                            found = self._follow(de.path, rel, real_root, (real, *via))
-                            if found is None:
-                                continue
-                            target, st = found
-                            if st_mode.S_ISDIR(st.st_mode):
-                                stack.append((rel, target, (real, *via)))
-                            elif st_mode.S_ISREG(st.st_mode):
-                                yield _entry(rel, st, False, temporary)
-                            else:
-                                self._special(rel)
+                            yield from self._walk_link(rel, around, temporary, temporaries)
                         else:
                             self._special(rel)
                     except FileNotFoundError:
                         continue  # deleted while we walked
                     except OSError as e:
                         raise self._error(e, rel, missing=()) from None
+        finally:
+            os.close(fd)
+
+    def _walk_link(
+        self, rel: str, around: tuple[str, ...], temporary: bool, temporaries: bool
+    ) -> Iterator[Entry]:
+        """What the link at `rel` leads to, as the module docstring says; `around` are
+        the real directories the walk is inside."""
+        found = self._follow(rel, around)
+        if found is None:
+            return
+        target, st = found
+        if st_mode.S_ISDIR(st.st_mode):
+            sub, _ = self._beneath.open_dir(rel)
+            yield from self._walk(sub, rel, target, around, temporaries)
+        elif st_mode.S_ISREG(st.st_mode):
+            yield _entry(rel, st, False, temporary)
+        else:
+            self._special(rel)
+
+    def _subdirectory(self, fd: int, name: str) -> int | None:
+        """A readable descriptor of subdirectory `name` of `fd`, never through a link:
+        None if it is a link now (swapped in since the listing), to be walked as one."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            return os.open(name, flags, dir_fd=fd)
+        except OSError as e:
+            if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise  # FileNotFoundError: deleted while we walked
+            return None
 
     def _entries(self, it: Iterator[os.DirEntry[str]], rel_dir: str) -> Iterator[os.DirEntry[str]]:
         """The entries of a directory being listed; a fault while reading it translated."""
@@ -358,9 +418,9 @@ class LocalDriver(Driver):
             yield de
 
     def stat(self, path: str) -> Entry:
-        target = self._abs(path)
+        check_path(path)
         try:
-            st = target.stat()
+            st, _ = self._beneath.stat(path)
         except OSError as e:
             raise self._error(e, path) from None
         if not (st_mode.S_ISDIR(st.st_mode) or st_mode.S_ISREG(st.st_mode)):
@@ -372,9 +432,9 @@ class LocalDriver(Driver):
     def _open_file(self, path: str) -> io.FileIO:
         """The regular file at `path`, opened for reading. A directory is not a file:
         `PathNotFound`; a fifo, socket or device is refused (and never blocks)."""
-        target = self._abs(path)
+        check_path(path)
         try:
-            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = self._beneath.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as e:
             if e.errno == errno.ENXIO:  # a socket, or a device without a driver
                 raise StorageError(
@@ -403,22 +463,25 @@ class LocalDriver(Driver):
                 raise self._error(e, path, missing=()) from None
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
-        target = self._abs(path)
-        temp = target.with_name(f"{TEMP_MARK}{uuid.uuid4().hex}")
+        check_path(path)
+        dir_fd, temp, f = self._create(path)
+        name = path.rpartition("/")[2]
         try:
-            with self._create(temp, path) as f:
+            with f:
                 _write_all(f, data)
-            os.link(temp, target)  # refuses an existing target, atomically
+            # A hard link refuses an existing target, atomically.
+            os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:
             return False
         except OSError as e:
             raise self._error(e, path, missing=()) from None
         finally:
             try:
-                temp.unlink(missing_ok=True)
+                os.unlink(temp, dir_fd=dir_fd)
             except OSError as e:
-                log.warning("could not remove %s: %s", temp, e)
-            self._prune(temp.parent)  # directories made for a write that failed
+                log.warning("could not remove %s beside %s: %s", temp, path, e)
+            os.close(dir_fd)
+            self._prune(_dirname(path))  # directories made for a write that failed
         return True
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
@@ -434,72 +497,108 @@ class LocalDriver(Driver):
         return io.BufferedReader(_Translating(self, inner, path))
 
     def writer(self, path: str, append: bool = False) -> Writer:
+        check_path(path)
         return LocalWriter(self, path, append)
 
     def move(self, src: str, dst: str) -> None:
-        source, target = self._abs(src), self._abs(dst)
+        check_path(src)
+        check_path(dst)
         try:
-            if not source.is_file():
+            # A file, or a link to one inside the store (the link itself moves).
+            if not st_mode.S_ISREG(self._beneath.stat(src)[0].st_mode):
                 raise PathNotFound(src, driver=self.name)
         except OSError as e:
             raise self._error(e, src) from None
         doing = f"cannot move {src} to {dst}"
-        for _ in (1, 2):
-            self._make_parent(target, dst, doing)
-            try:
-                os.replace(source, target)
-                break
-            except FileNotFoundError:
-                if not os.path.lexists(source):
+
+        def source(s: Place) -> None:
+            def target(t: Place) -> None:
+                try:
+                    os.replace(s.name, t.name, src_dir_fd=s.dir, dst_dir_fd=t.dir)
+                except FileNotFoundError:
+                    if _lexists(s):
+                        raise  # the target's directory vanished: made again
                     raise PathNotFound(src, driver=self.name) from None
-            except OSError as e:
-                self._prune(target.parent)
-                raise self._error(e, dst, (), doing) from None
-        else:
-            raise self._vanishing(dst, doing)
-        self._prune(source.parent)
+
+            self._in_new_dir(dst, doing, target)
+
+        try:
+            self._beneath.at(src, source, follow=False)
+        except OSError as e:
+            raise self._error(e, src) from None
+        self._prune(_dirname(src))
 
     def delete(self, path: str) -> None:
-        target = self._abs(path)
+        check_path(path)
 
         def vanished(fn: object, name: str, exc: tuple[type, BaseException, object]) -> None:
             if not isinstance(exc[1], FileNotFoundError):  # deleted meanwhile: fine
                 raise exc[1]
 
-        try:
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target, onerror=vanished)
+        def remove(p: Place) -> None:
+            # The link itself, never what it leads to; a directory with all below it,
+            # by descriptors (shutil.rmtree follows no link inside either).
+            st = os.stat(p.name, dir_fd=p.dir, follow_symlinks=False)
+            if st_mode.S_ISDIR(st.st_mode):
+                shutil.rmtree(p.name, onerror=vanished, dir_fd=p.dir)
             else:
-                target.unlink()
+                os.unlink(p.name, dir_fd=p.dir)
+
+        try:
+            self._beneath.at(path, remove, follow=False)
         except OSError as e:
             raise self._error(e, path) from None
-        self._prune(target.parent)
+        self._prune(_dirname(path))
 
     def delete_many(self, paths: Iterable[str]) -> DeleteReport:
         report = DeleteReport()
-        parents: set[Path] = set()
+        parents: set[str] = set()
+
+        def unlink(p: Place) -> None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p.name, dir_fd=p.dir)
+
         for path in paths:
             try:
-                target = self._abs(path)
-                target.unlink(missing_ok=True)
-                parents.add(target.parent)
+                check_path(path)
+                self._beneath.at(path, unlink, follow=False)
+                parents.add(_dirname(path))
                 report.deleted.append(path)
             except StorageError as e:
-                report.failed[path] = str(e)
+                report.fail(path, e)
             except OSError as e:
-                report.failed[path] = str(self._error(e, path, missing=()))
-        for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):
+                if e.errno in MISSING:  # a directory on the way is missing: so is the file
+                    report.deleted.append(path)
+                    continue
+                report.fail(path, self._error(e, path, missing=()))
+        for parent in sorted(parents, key=lambda p: p.count("/"), reverse=True):
             self._prune(parent)
         return report
 
-    def _prune(self, directory: Path) -> None:
-        """Remove now-empty directories up to the root, as distribution's driver does."""
-        while directory != self.root and self.root in directory.parents:
-            try:
-                directory.rmdir()
-            except OSError:
-                return
-            directory = directory.parent
+    def _prune(self, directory: str) -> None:
+        """Remove now-empty directories from driver path `directory` up to the root, as
+        distribution's driver does; never through a link."""
+        try:
+            chain = self._beneath.parents(directory)
+        except OSError:
+            return
+        try:
+            for parent, name in reversed(chain):
+                try:
+                    os.rmdir(name, dir_fd=parent)
+                except OSError:
+                    return
+        finally:
+            for parent, _ in chain:
+                os.close(parent)
+
+
+def _lexists(place: Place) -> bool:
+    try:
+        os.stat(place.name, dir_fd=place.dir, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class _Translating(io.RawIOBase):

@@ -4,61 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
-import random
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 from regtool.errors import PathNotFound, TransientError
+from regtool.storage.backoff import Backoff, retried
 from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Writer
 from regtool.storage.streams import ResumingReader
 
+__all__ = ["Backoff", "RetryingDriver"]
+
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 #: Read size of the buffer over a resuming reader (large reads bypass it).
 READ_BUFFER = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How long to wait between attempts, and when to stop.
-
-    A fault that carries the server's `retry_after` (HTTP `Retry-After`, seconds) waits
-    that long plus up to a quarter more, so that clients throttled together do not all come
-    back at the same instant; other faults wait `delay` seconds doubling per attempt, up to
-    `max_delay`, each wait drawn between half and all of that ("equal jitter"). A call stops
-    after `attempts` tries in all, or sooner when the next wait would take the waits of the
-    call past `budget` seconds: a server asking for a longer wait than that gets the fault
-    back at once rather than a sleep that ends in the same refusal.
-    """
-
-    attempts: int = 4
-    delay: float = 0.2
-    max_delay: float = 10.0
-    budget: float = 60.0
-    sleep: Callable[[float], None] = time.sleep
-    random: Callable[[], float] = random.random  # in [0, 1)
-
-    def pause(self, error: TransientError, failures: int, waited: float) -> float:
-        """Wait before the attempt after the `failures`-th failure of a call whose waits
-        so far took `waited` seconds, and return the wait (seconds); raise `error` when
-        there is to be no further attempt."""
-        if failures >= self.attempts:
-            raise error
-        if error.retry_after is not None:
-            wait = max(0.0, error.retry_after) * (1 + self.random() / 4)
-        else:
-            wait = min(self.max_delay, self.delay * 2 ** (failures - 1)) * (1 + self.random()) / 2
-        if waited + wait > self.budget:
-            raise error
-        log.warning(
-            "%s (attempt %d of %d), retrying in %.1f s", error, failures, self.attempts, wait
-        )
-        self.sleep(wait)
-        return wait
 
 
 class RetryingDriver(Driver):
@@ -75,8 +34,13 @@ class RetryingDriver(Driver):
     - Writers are not retried: the bytes written come from the caller (an HTTP request's
       body, say) and cannot be replayed from here, and a half-written append must not be
       written twice. A failed writer discards what it wrote; the caller retries the whole
-      write (a registry client re-sends the chunk). Only opening one is retried.
-    - `delete_many` is not retried: it reports failures per path for the caller to decide.
+      write (a registry client re-sends the chunk). Only opening one is retried. Inside a
+      writer, the driver retries what can be sent again with `backoff` (a Swift segment
+      held in memory, a HEAD): the wrapper hands its backoff down (`Driver.retry_steps`).
+    - `delete_many` tries the paths whose deletion met a transient fault again (deleting
+      is idempotent, and an absent path counts as deleted): the driver reports which
+      those are (`DeleteReport.transient`, a bulk-delete request throttled, say), so no
+      path is sent again for a fault of its own, and the batches stay the driver's.
     - A call whose first attempt may have taken effect before its answer was lost is
       retried with that in mind: a `delete` or `move` whose retry finds the source gone
       (and, for a move, the target there) succeeded; a `put_if_absent` whose retry finds
@@ -90,15 +54,19 @@ class RetryingDriver(Driver):
         self.has_large_objects = inner.has_large_objects
         self.backoff = backoff or Backoff()
 
+    @property
+    def backoff(self) -> Backoff:
+        """The retry policy, also of the steps the driver retries inside a call."""
+        return self._backoff
+
+    @backoff.setter
+    def backoff(self, backoff: Backoff) -> None:
+        self._backoff = backoff
+        self.inner.retry_steps(backoff)
+
     def _call(self, fn: Callable[[], T], after_fault: Callable[[], T] | None = None) -> T:
         """`fn()`, retried; attempts after a fault call `after_fault` instead when given."""
-        failures, waited = 0, 0.0
-        while True:
-            try:
-                return fn() if failures == 0 or after_fault is None else after_fault()
-            except TransientError as e:
-                failures += 1
-                waited += self.backoff.pause(e, failures, waited)
+        return retried(fn, self.backoff, after_fault)
 
     def list(self, prefix: str = "") -> list[Entry]:
         return self._call(lambda: self.inner.list(prefix))
@@ -174,7 +142,23 @@ class RetryingDriver(Driver):
         self._call(lambda: self.inner.delete(path), again)
 
     def delete_many(self, paths: Iterable[str]) -> DeleteReport:
-        return self.inner.delete_many(paths)
+        report = self.inner.delete_many(paths)
+        failures, waited = 0, 0.0
+        while report.transient:
+            # The longest wait a server asked for holds for the whole retry.
+            fault = max(report.transient.values(), key=lambda e: e.retry_after or 0.0)
+            failures += 1
+            try:
+                waited += self.backoff.pause(fault, failures, waited)
+            except TransientError:
+                return report
+            again = self.inner.delete_many(list(report.transient))
+            for path in again.deleted:
+                del report.failed[path]
+            report.deleted.extend(again.deleted)
+            report.failed.update(again.failed)
+            report.transient = again.transient
+        return report
 
     def create_root(self) -> None:
         self._call(self.inner.create_root)

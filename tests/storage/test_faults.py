@@ -124,6 +124,7 @@ every = _faulty(["local", "sftp", "swift"])
 networked = _faulty(["sftp", "swift"])
 on_disk = _faulty(["local", "sftp"])
 swift = _faulty(["swift"])
+sftp = _faulty(["sftp"])
 
 
 # -- dropped connections ------------------------------------------------------------------
@@ -167,8 +168,25 @@ def test_a_read_that_cannot_resume_is_an_access_error(networked: Faulty) -> None
     d.delete("gone")
 
 
-def test_a_write_cut_mid_stream_fails_and_leaves_nothing(networked: Faulty) -> None:
-    d, tcp = networked.driver, networked.tcp
+def test_a_swift_segment_cut_mid_upload_is_sent_again(swift: Faulty) -> None:
+    # A segment is held in memory until stored: the writer sends it again itself.
+    d, tcp = swift.driver, swift.tcp
+    assert tcp is not None
+    tcp.cut_after(up=MiB)
+    chunk = os.urandom(64 * 1024)
+    with d.writer("cut/data") as w:
+        for _ in range(48):
+            w.write(chunk)
+        w.commit()
+    assert tcp.cuts == 1 and swift.waits  # the cut was met, and waited out
+    assert d.get("cut/data") == chunk * 48
+    d.delete("cut")
+
+
+def test_an_sftp_write_cut_mid_stream_fails_and_leaves_nothing(sftp: Faulty) -> None:
+    # The bytes written went out on the dead connection and cannot be sent again from
+    # here: the caller retries the whole write (see RetryingDriver).
+    d, tcp = sftp.driver, sftp.tcp
     assert tcp is not None
     tcp.cut_after(up=MiB)
     w = d.writer("cut/data")
@@ -231,15 +249,19 @@ def test_server_errors_outlasting_the_retries_are_transient(swift: Faulty) -> No
 
 
 def test_a_server_error_mid_write_fails_the_writer_and_leaves_nothing(swift: Faulty) -> None:
+    # A segment PUT that fails once is sent again (test_swift.py); one that keeps failing
+    # fails the writer, which never commits a large object with a hole.
     d, http = swift.driver, swift.http
     assert http is not None
     w = d.writer("5xx/big")
     w.write(os.urandom(TEST_SEGMENT_SIZE * 2))
-    http.answer("PUT", "", 503)
+    http.answer("PUT", "", 503, times=None)
     with pytest.raises(TransientError):
         w.write(os.urandom(TEST_SEGMENT_SIZE))
+    assert len(swift.waits) == d.backoff.attempts - 1
     with pytest.raises(StorageError):
         w.commit()
+    http.clear()
     w.cancel()
     assert not d.exists("5xx/big")
 

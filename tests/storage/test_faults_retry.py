@@ -221,6 +221,47 @@ def test_writers_are_not_retried(scripted: Scripted, retrying: RetryingDriver) -
     assert retrying.get("up/data") == b"data"
 
 
+def test_delete_many_tries_the_paths_that_met_a_transient_fault_again(
+    scripted: Scripted,
+    retrying: RetryingDriver,
+    waits: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for path in ("d/a", "d/b", "d/c"):
+        retrying.put(path, b"x")
+    sent: list[list[str]] = []
+    real = scripted.inner.delete_many
+
+    def flaky(paths: Iterable[str]) -> DeleteReport:
+        paths = list(paths)
+        sent.append(paths)
+        if len(sent) > 2:
+            return real(paths)
+        report = real([p for p in paths if p not in ("d/b", "d/c")])
+        report.fail("d/b", fault(retry_after=2 * len(sent)))  # throttled, twice
+        if "d/c" in paths:
+            report.fail("d/c", StorageError("permission denied", driver="test"))  # for good
+        return report
+
+    monkeypatch.setattr(scripted.inner, "delete_many", flaky)
+    report = retrying.delete_many(["d/a", "d/b", "d/c"])
+    assert sent == [["d/a", "d/b", "d/c"], ["d/b"], ["d/b"]]  # only what met a fault
+    assert sorted(report.deleted) == ["d/a", "d/b"] and not report.transient
+    assert report.failed == {"d/c": "test: permission denied"}
+    assert waits == [2.5, 5.0]  # the server's waits, and a quarter
+    monkeypatch.setattr(scripted.inner, "delete_many", lambda paths: _throttled(list(paths)))
+    waits.clear()
+    report = retrying.delete_many(["d/c"])
+    assert list(report.transient) == ["d/c"] and len(waits) == 3  # four attempts, then given
+
+
+def _throttled(paths: list[str]) -> DeleteReport:
+    report = DeleteReport()
+    for path in paths:
+        report.fail(path, fault())
+    return report
+
+
 def test_a_call_whose_answer_was_lost_is_not_reported_as_failed(
     scripted: Scripted, retrying: RetryingDriver
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import re
 import socket
@@ -38,6 +39,7 @@ from regtool.storage.base import Entry
 from regtool.storage.retry import RetryingDriver
 from regtool.storage.swift import SwiftCredentials, SwiftDriver, dlo
 from regtool.storage.swift.errors import retry_after
+from tests.clirunner import Cli
 from tests.services import free_port
 from tests.services.swift import KEY, USER, SwiftProxy, SwiftService
 from tests.services.swift_faults import Response, SwiftFaultProxy
@@ -277,6 +279,85 @@ def test_bad_credentials_raise_authentication_failed_without_the_key(
     assert secret not in message
     assert swift_service.user in message and swift_service.auth_url in message
     assert d.requests == 1
+
+
+SECRET = "s3cret-in-the-url"
+
+
+def _with_userinfo(url: str) -> str:
+    return url.replace("://", f"://admin:{SECRET}@", 1)
+
+
+def _leaks(text: str) -> bool:
+    return SECRET in text or "admin:" in text
+
+
+def test_urls_with_credentials_never_reach_a_message_or_log(
+    swift_service: SwiftService,
+    faults: SwiftFaultProxy,
+    container: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    dead = f"http://127.0.0.1:{free_port()}"
+    attempts: dict[str, SwiftCredentials] = {
+        "v1 refused": SwiftCredentials(
+            _with_userinfo(swift_service.auth_url), swift_service.user, "wrong"
+        ),
+        "v1 unreachable": SwiftCredentials(_with_userinfo(f"{dead}/auth/v1.0"), "u", "k"),
+        "keystone unreachable": SwiftCredentials(
+            _with_userinfo(f"{dead}/v3"), "u", "k", auth_version="3", project_name="p"
+        ),
+        "storage unreachable": SwiftCredentials(
+            storage_url=_with_userinfo(f"{dead}/v1/AUTH_test"), token="AUTH_tk-x"
+        ),
+        "bad storage url": SwiftCredentials(
+            storage_url=_with_userinfo("http://[::1/v1/AUTH_test"), token="AUTH_tk-x"
+        ),
+    }
+    for what, credentials in attempts.items():
+        assert not _leaks(repr(credentials)), what
+        driver = SwiftDriver(credentials, container, timeout=5)
+        try:
+            with pytest.raises(StorageError) as info:
+                driver.list("")
+        finally:
+            driver.close()
+        assert not _leaks(str(info.value)), (what, str(info.value))
+    # Answers through a storage URL with userinfo: throttled, /info not JSON (logged).
+    url, token = Connection(swift_service.auth_url, USER, KEY).get_auth()
+    through = url.replace(
+        swift_service.storage_url.split("/v1")[0], f"http://127.0.0.1:{faults.port}"
+    )
+    credentials = SwiftCredentials(storage_url=_with_userinfo(through), token=token)
+    faults.edit("GET", r"^/info$", lambda r: (r[0], r[1], b"not json"))
+    faults.answer("GET", rf"/{container}\?", 503, body=b"busy")
+    driver = SwiftDriver(credentials, container)
+    try:
+        with pytest.raises(TransientError) as busy:
+            driver.list("")
+        assert not _leaks(str(busy.value)) and "503" in str(busy.value)
+        assert driver.list("") == []
+    finally:
+        driver.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "is not JSON" in logged and "curl" in logged  # the logs that quote URLs
+    assert not _leaks(logged)
+
+
+def test_the_cli_says_an_auth_urls_failure_without_its_credentials(
+    cli: Cli, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {
+        "ST_AUTH": _with_userinfo(f"http://127.0.0.1:{free_port()}/auth/v1.0"),
+        "ST_USER": "u",
+        "ST_KEY": "k",
+    }
+    result = cli("ls", "swift://registry", env=env)
+    assert result.exit_code == 2, result.stderr
+    assert "cannot connect to 127.0.0.1" in result.stderr
+    assert not _leaks(result.stdout + result.stderr)
+    assert not _leaks("\n".join(r.getMessage() for r in caplog.records))
 
 
 def test_a_refused_token_means_one_new_login(swift_service: SwiftService, container: str) -> None:
@@ -649,6 +730,107 @@ def test_through_the_retry_wrapper_a_throttled_read_waits_as_asked_and_succeeds(
         assert info.value.retry_after == 600 and waits == []
     finally:
         driver.delete("dir")
+        driver.close()
+
+
+def _opened(faults: SwiftFaultProxy, container: str) -> tuple[RetryingDriver, list[float]]:
+    """A driver through `faults`, opened as production opens one (`Location.open()`),
+    with small segments, its backoff recording the waits instead of sleeping them."""
+    env = {"ST_AUTH": faults.auth_url, "ST_USER": faults.user, "ST_KEY": faults.key}
+    location = replace(parse_location(f"swift://{container}", env=env), segment_size=SEGMENT)
+    driver = location.open()
+    assert isinstance(driver, RetryingDriver)
+    waits: list[float] = []
+    driver.backoff = replace(driver.backoff, sleep=waits.append, random=lambda: 0.0)
+    return driver, waits
+
+
+SEGMENT_PUT = r"/segments/[0-9a-f]{3}/[0-9a-f]{37}/"
+
+
+def test_a_writers_requests_are_retried_inside_it(faults: SwiftFaultProxy, container: str) -> None:
+    # A writer is not retried as a whole, but each of its requests can be sent again as
+    # it was: segment PUTs, the manifest PUT, the HEADs of the commit.
+    driver, waits = _opened(faults, container)
+    data = os.urandom(3 * SEGMENT + 10)
+    try:
+        faults.answer("PUT", rf"/{container}{SEGMENT_PUT}0000000000000002$", 503)
+        faults.answer(
+            "PUT", rf"/{container}{SEGMENT_PUT}0000000000000003$", 429, headers={"Retry-After": "1"}
+        )
+        faults.answer("HEAD", rf"/{container}/up/data$", 503, times=2)
+        faults.answer("PUT", rf"/{container}/up/data$", 500)
+        with driver.writer("up/data") as w:
+            w.write(data)
+            w.commit()
+        assert driver.get("up/data") == data
+        segment_puts = [r for r in faults.seen if r.startswith("PUT") and "/segments/" in r]
+        assert len(segment_puts) == 4 + 2  # four segments, two of them twice
+        assert waits[1] == 1.0  # the wait the server asked for (jitter fixed at 0)
+        assert len(waits) == 5  # two segments, two HEADs, the manifest
+        # An append to the DLO: the HEAD and the listing that find its segments, and
+        # its own segment, too.
+        waits.clear()
+        faults.answer("HEAD", rf"/{container}/up/data$", 503)
+        faults.answer("GET", rf"/{container}\?.*prefix=segments", 503)
+        faults.answer("PUT", rf"/{container}{SEGMENT_PUT}[0-9]{{16}}\.[0-9a-f]{{8}}$", 503)
+        with driver.writer("up/data", append=True) as w:
+            w.write(b"tail")
+            w.commit()
+        assert driver.get("up/data") == data + b"tail" and len(waits) == 3
+        assert any(r.startswith("GET") and "prefix=segments" in r for r in faults.seen)
+    finally:
+        faults.clear()
+        driver.delete("up")
+        driver.close()
+    assert [e.path for e in driver.walk("")] == []
+
+
+def test_a_writer_gives_up_as_the_backoff_says(faults: SwiftFaultProxy, container: str) -> None:
+    driver, waits = _opened(faults, container)
+    try:
+        faults.answer("PUT", rf"/{container}{SEGMENT_PUT}", 503, times=None)
+        w = driver.writer("up/data")
+        with pytest.raises(TransientError):
+            w.write(os.urandom(SEGMENT + 1))
+        assert len(waits) == driver.backoff.attempts - 1
+        with pytest.raises(TransientError):
+            w.commit()  # never a DLO with a hole
+        faults.clear()
+        w.cancel()  # the segment that may have landed goes
+        assert not driver.exists("up/data")
+    finally:
+        faults.clear()
+        driver.close()
+    assert [e.path for e in driver.walk("")] == []
+
+
+def test_delete_many_tries_a_throttled_bulk_delete_again(
+    faults: SwiftFaultProxy, container: str, raw: Connection
+) -> None:
+    # One 429 on the bulk-delete POST made `regtool gc` report 70 blobs NOT deleted.
+    driver, waits = _opened(faults, container)
+    paths = [f"blobs/{i:03d}" for i in range(70)]
+    for path in paths:
+        raw.put_object(container, path, b"x")
+    try:
+        faults.answer("POST", r"bulk-delete", 429, headers={"Retry-After": "1"})
+        report = driver.delete_many([*paths, "bad//path"])
+        assert sorted(report.deleted) == paths
+        assert list(report.failed) == ["bad//path"] and not report.transient
+        assert waits == [1.0]
+        assert sum(1 for r in faults.seen if "bulk-delete" in r) == 2
+        # A fault that lasts: tried as often as the backoff allows, then reported.
+        waits.clear()
+        raw.put_object(container, "blobs/stays", b"x")
+        faults.answer("POST", r"bulk-delete", 503, times=None)
+        report = driver.delete_many(["blobs/stays"])
+        assert report.deleted == [] and "503" in report.failed["blobs/stays"]
+        assert list(report.transient) == ["blobs/stays"]
+        assert len(waits) == driver.backoff.attempts - 1
+    finally:
+        faults.clear()
+        driver.delete("blobs")
         driver.close()
 
 

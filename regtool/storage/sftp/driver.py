@@ -17,11 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import suppress
 from typing import BinaryIO, cast
 
+from paramiko import SFTPAttributes
 from paramiko.sftp import CMD_REMOVE, CMD_RMDIR
 
 from regtool.errors import PathNotFound, StorageError
 from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
-from regtool.storage.sftp import files
+from regtool.storage.sftp import confine, files
 from regtool.storage.sftp.connection import Connection, Lease
 from regtool.storage.sftp.listing import Directory, Listed, entry, list_directory
 from regtool.storage.sftp.login import Login, default_known_hosts
@@ -121,14 +122,22 @@ class SftpDriver(Driver):
             for level in _by_depth(parents):
                 self._pipelined(lease, CMD_RMDIR, level, [])  # the server refuses non-empty ones
 
-    def _directory(self, client: SftpChannel, prefix: str) -> Directory:
-        """`prefix` to list; its real path is taken to be the root's joined with it (a
-        walk resolves the links below it)."""
+    def _root(self, client: SftpChannel) -> str:
+        """The root's real path (links resolved), asked once."""
         if self._real_root is None:
             self._real_root = client.normalize(self._abs("", allow_root=True))
-        real = posixpath.join(self._real_root, prefix) if prefix else self._real_root
-        reals = (self._real_root, real) if prefix else (self._real_root,)
-        return Directory(prefix, self._abs(prefix, allow_root=True), reals)
+        return self._real_root
+
+    def _listing(self, client: SftpChannel, prefix: str) -> tuple[Directory, list[SFTPAttributes]]:
+        """The directory `prefix` and what the server lists in it; its real path asked
+        with the listing and checked to be inside the root (`confine`)."""
+        root = self._root(client)
+        target = self._abs(prefix, allow_root=True)
+        real, found = client.listdir_resolving(target)
+        confine.check(real, root, prefix)
+        assert isinstance(real, str)
+        reals = (root, real) if prefix else (root,)
+        return Directory(prefix, target, reals), found
 
     def _tree(self, prefix: str, temp: bool = False, follow: bool = True) -> Iterator[Entry]:
         """Files and directories below `prefix`, listing WALK_THREADS directories at once;
@@ -139,10 +148,13 @@ class SftpDriver(Driver):
             try:
                 with self.connection.session(path) as lease:
                     if reals is None:
-                        directory = self._directory(lease.client, path)
+                        directory, attrs = self._listing(lease.client, path)
                     else:
                         directory = Directory(path, self._abs(path), reals)
-                    found = list_directory(lease.client, directory, temporaries=temp, follow=follow)
+                        attrs = lease.client.listdir_attr(directory.target)
+                    found = list_directory(
+                        lease.client, directory, attrs, temporaries=temp, follow=follow
+                    )
                     return directory.reals, found
             except PathNotFound:  # a missing prefix, or removed while we walked
                 return (), []
@@ -169,10 +181,10 @@ class SftpDriver(Driver):
         self._abs(prefix, allow_root=True)
         try:
             with self.connection.session(prefix) as lease:
-                directory = self._directory(lease.client, prefix)
+                directory, attrs = self._listing(lease.client, prefix)
                 return [
                     item.entry
-                    for item in list_directory(lease.client, directory, temporaries=False)
+                    for item in list_directory(lease.client, directory, attrs, temporaries=False)
                 ]
         except PathNotFound:
             if prefix == "":
@@ -197,7 +209,9 @@ class SftpDriver(Driver):
     def stat(self, path: str) -> Entry:
         target = self._abs(path)
         with self.connection.session(path) as lease:
-            return entry(path, lease.client.stat(target))
+            real, attr = lease.client.stat_resolving(target)
+            confine.check(real, self._root(lease.client), path)
+            return entry(path, attr)
 
     def get(self, path: str) -> bytes:
         with self.open(path) as f:
@@ -206,14 +220,16 @@ class SftpDriver(Driver):
     def put_if_absent(self, path: str, data: bytes) -> bool:
         target = self._abs(path)
         with self.connection.session(path) as lease:
+            confine.check_to_create(lease.client, self._root(lease.client), target, path)
             return files.create(lease, target, data)
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         target = self._abs(path)
 
         def make(lease: Lease) -> BinaryIO:
-            f = lease.client.open_file(target, "r")
+            real, f = lease.client.open_resolving(target, "r")
             try:
+                confine.check(real, self._root(lease.client), path)
                 attr = f.stat()
                 if stat.S_ISDIR(attr.st_mode or 0):  # OpenSSH opens directories
                     raise PathNotFound(path, driver=self.name)
@@ -229,12 +245,23 @@ class SftpDriver(Driver):
 
     def writer(self, path: str, append: bool = False) -> Writer:
         target = self._abs(path)
-        return self.connection.keep(path, lambda lease: SftpWriter(lease, path, target, append))
+
+        def make(lease: Lease) -> Writer:
+            root = self._root(lease.client)
+            if not append:  # appending opens the file with its REALPATH (SftpWriter)
+                confine.check_to_create(lease.client, root, target, path)
+            return SftpWriter(lease, path, target, append, root)
+
+        return self.connection.keep(path, make)
 
     def move(self, src: str, dst: str) -> None:
         source, target = self._abs(src), self._abs(dst)
         with self.connection.session(src) as lease:
             client = lease.client
+            root = self._root(client)
+            (real,) = client.realpaths([source])
+            confine.check(real, root, src)
+            confine.check_to_create(client, root, target, dst)
             try:
                 files.in_new_dir(client, target, lambda: files.move(lease, source, target))
             except FileNotFoundError:
@@ -246,6 +273,10 @@ class SftpDriver(Driver):
     def delete(self, path: str) -> None:
         target = self._abs(path)
         with self.connection.session(path) as lease:
+            parent = [(path, posixpath.dirname(target))] if "/" in path else []
+            refused = confine.check_directories(lease.client, self._root(lease.client), parent)
+            if refused:
+                raise refused[path]
             is_dir = stat.S_ISDIR(lease.client.lstat(target).st_mode or 0)
             if not is_dir:
                 lease.client.remove(target)
@@ -269,16 +300,22 @@ class SftpDriver(Driver):
                 self._abs(path)
                 valid.append(path)
             except StorageError as e:
-                report.failed[path] = str(e)
+                report.fail(path, e)
         try:
             with self.connection.session("") as lease:
+                nested = [(p, posixpath.dirname(self._abs(p))) for p in valid if "/" in p]
+                refused = confine.check_directories(lease.client, self._root(lease.client), nested)
+                for path, refusal in refused.items():
+                    report.fail(path, refusal)
+                valid = [p for p in valid if p not in refused]
                 self._pipelined(lease, CMD_REMOVE, valid, done)
         except StorageError as e:  # the connection failed: what got no answer failed
-            report.failed.update(dict.fromkeys(valid[len(done) :], str(e)))
+            for path in valid[len(done) :]:
+                report.fail(path, e)
         for path, error in done:
             if error is None or _missing(error):
                 report.deleted.append(path)
             else:
-                report.failed[path] = str(self.connection.translate(error, path))
+                report.fail(path, self.connection.translate(error, path))
         self._prune(report.deleted)
         return report

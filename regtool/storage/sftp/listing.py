@@ -57,13 +57,19 @@ def inside(real: str, root: str) -> bool:
 
 
 def list_directory(
-    client: SftpChannel, directory: Directory, *, temporaries: bool, follow: bool = True
+    client: SftpChannel,
+    directory: Directory,
+    attrs: list[paramiko.SFTPAttributes],
+    *,
+    temporaries: bool,
+    follow: bool = True,
 ) -> list[Listed]:
-    """The entries of `directory` (writers' temporary files only with `temporaries`).
-    With `follow`, links are resolved as the module docstring says; without (to delete),
-    every entry but a directory is a file: links, fifos and the like too."""
+    """The entries of `directory`, whose listing gave `attrs` (writers' temporary files
+    only with `temporaries`). With `follow`, links are resolved as the module docstring
+    says; without (to delete), every entry but a directory is a file: links, fifos and
+    the like too."""
     listed = []
-    for attr in client.listdir_attr(directory.target):
+    for attr in attrs:
         name = attr.filename
         temporary = name.startswith(TEMP_MARK)
         if temporary and not temporaries:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -34,8 +35,13 @@ from paramiko.sftp import (
     CMD_FSTAT,
     CMD_HANDLE,
     CMD_INIT,
+    CMD_NAME,
     CMD_OPEN,
+    CMD_OPENDIR,
     CMD_READ,
+    CMD_READDIR,
+    CMD_REALPATH,
+    CMD_STAT,
     CMD_STATUS,
     CMD_VERSION,
     CMD_WRITE,
@@ -69,6 +75,7 @@ __all__ = [
     "NoSuchFile",
     "PermissionDenied",
     "Pipeline",
+    "Real",
     "RemoteFile",
     "RequestFailed",
     "SFTPError",
@@ -114,6 +121,10 @@ class EndOfFile(StatusReply, EOFError):
 class RequestFailed(StatusReply, OSError):
     """Every other error status; v3 says "Failure" (code 4) for most things, including
     an existing target of a rename and an existing directory for mkdir."""
+
+
+#: Where a REALPATH says a path really is, or the error status it answered instead.
+Real = str | StatusReply
 
 
 def status_error(code: int, text: str) -> StatusReply | None:
@@ -218,6 +229,69 @@ class SftpChannel(paramiko.SFTPClient):
             raise SFTPError(f"unexpected reply type {t} to open")
         return RemoteFile(self, msg.get_binary())
 
+    def realpaths(self, paths: Sequence[str]) -> list[Real]:
+        """SSH_FXP_REALPATH of every path, all in flight at once (one round trip): where
+        the server says each one is, links resolved (OpenSSH allows a missing last
+        component), or the error status it answered."""
+        pipe = self.pipeline()
+        for path in paths:
+            pipe.send(None, CMD_REALPATH, path)
+        return [_real(*pipe.reply()[1:]) for _ in paths]
+
+    def resolving(self, path: str, cmd: int, *args: Any) -> tuple[Real, int, Message]:
+        """REALPATH of `path` and request `cmd` sent together, so that the check costs no
+        round trip: where `path` really is (or the error status), and the request's reply
+        (type, message; an error status is not raised)."""
+        pipe = self.pipeline()
+        pipe.send(None, CMD_REALPATH, path)
+        pipe.send(None, cmd, *args)
+        real = _real(*pipe.reply()[1:])
+        _, t, msg = pipe.reply()
+        return real, t, msg
+
+    def open_resolving(self, path: str, mode: str) -> tuple[Real, RemoteFile]:
+        """`open_file(path, mode)` and where `path` really is, in one round trip."""
+        real, t, msg = self.resolving(path, CMD_OPEN, path, OPEN_FLAGS[mode], _no_attributes())
+        if t == CMD_STATUS:
+            self._convert_status(msg)
+        if t != CMD_HANDLE:
+            raise SFTPError(f"unexpected reply type {t} to open")
+        return real, RemoteFile(self, msg.get_binary())
+
+    def stat_resolving(self, path: str) -> tuple[Real, paramiko.SFTPAttributes]:
+        """`stat(path)` (links followed) and where `path` really is, in one round trip."""
+        real, t, msg = self.resolving(path, CMD_STAT, path)
+        if t == CMD_STATUS:
+            self._convert_status(msg)
+        if t != CMD_ATTRS:
+            raise SFTPError(f"unexpected reply type {t} to stat")
+        return real, attributes(msg)
+
+    def listdir_resolving(self, path: str) -> tuple[Real, list[paramiko.SFTPAttributes]]:
+        """paramiko's `listdir_attr(path)`, and where `path` really is, asked with the
+        directory's opening."""
+        real, t, msg = self.resolving(path, CMD_OPENDIR, path)
+        if t == CMD_STATUS:
+            self._convert_status(msg)
+        if t != CMD_HANDLE:
+            raise SFTPError(f"unexpected reply type {t} to opendir")
+        handle = msg.get_binary()
+        found: list[paramiko.SFTPAttributes] = []
+        while True:
+            try:
+                t, msg = self.request(CMD_READDIR, handle)
+            except EOFError:
+                break
+            if t != CMD_NAME:
+                raise SFTPError(f"unexpected reply type {t} to readdir")
+            for _ in range(msg.get_int()):
+                name, longname = msg.get_text(), msg.get_text()
+                attr = attributes(msg, name, longname)
+                if name not in (".", ".."):
+                    found.append(attr)
+        self.request(CMD_CLOSE, handle)
+        return real, found
+
     def hardlink(self, oldpath: str, newpath: str) -> None:
         """`hardlink@openssh.com`: link(2), which refuses an existing `newpath` (status
         "Failure"). Only when the server announced the extension."""
@@ -234,6 +308,25 @@ class SftpChannel(paramiko.SFTPClient):
         return Limits(msg.get_int64(), msg.get_int64(), msg.get_int64(), msg.get_int64())
 
 
+def _no_attributes() -> paramiko.SFTPAttributes:
+    return paramiko.SFTPAttributes()
+
+
+def attributes(msg: Message, name: str = "", longname: str = "") -> paramiko.SFTPAttributes:
+    """The file attributes that come next in `msg` (paramiko's private parser)."""
+    from_msg = cast(Any, paramiko.SFTPAttributes)._from_msg
+    return cast(paramiko.SFTPAttributes, from_msg(msg, name, longname))
+
+
+def _real(t: int, msg: Message) -> Real:
+    """The path in a reply to SSH_FXP_REALPATH (SSH_FXP_NAME with one name), or its error."""
+    if t == CMD_STATUS:
+        return status_error(msg.get_int(), msg.get_text()) or RequestFailed("no path")
+    if t != CMD_NAME or msg.get_int() != 1:
+        return RequestFailed(f"unexpected reply type {t} to realpath")
+    return msg.get_text()
+
+
 class RemoteFile:
     """A file open on the server, by its handle. Unlike paramiko's `SFTPFile`, `close`
     reports the server's error reply: a gateway in front of object storage may store
@@ -247,7 +340,7 @@ class RemoteFile:
         t, msg = self.client.request(CMD_FSTAT, self.handle)
         if t != CMD_ATTRS:
             raise SFTPError(f"unexpected reply type {t} to fstat")
-        return cast(paramiko.SFTPAttributes, cast(Any, paramiko.SFTPAttributes)._from_msg(msg))
+        return attributes(msg)
 
     def truncate(self, size: int) -> None:
         attributes = paramiko.SFTPAttributes()

@@ -16,7 +16,7 @@ from typing import Any
 
 from regtool.errors import StorageError
 from regtool.storage.base import Writer
-from regtool.storage.sftp import files
+from regtool.storage.sftp import confine, files
 from regtool.storage.sftp.capabilities import Renaming
 from regtool.storage.sftp.connection import Lease
 from regtool.storage.sftp.errors import DRIVER, channel_survives
@@ -90,17 +90,25 @@ class SftpReader(io.RawIOBase):
 
 
 class SftpWriter(Writer):
-    """Writes `path` (absolute `target`): to a temporary file that commit moves over the
-    target, or in place when appending or when the server cannot rename
-    (`Renaming.NONE`: the content can be seen before commit, and cancel removes it)."""
+    """Writes `path` (absolute `target`, whose place the caller checked to be in the
+    root's real path `root`, except when appending: checked here, as the file opens):
+    to a temporary file that commit moves over the target, or in place when appending
+    or when the server cannot rename (`Renaming.NONE`: the content can be seen before
+    commit, and cancel removes it)."""
 
-    def __init__(self, lease: Lease, path: str, target: str, append: bool):
+    def __init__(self, lease: Lease, path: str, target: str, append: bool, root: str):
         self._lease, self._path, self._target = lease, path, target
         client = lease.client
         self._temp: str | None = None
         self._in_place = not append and lease.renaming is Renaming.NONE
         if append:
-            self._file = client.open_file(target, "r+")
+            real, self._file = client.open_resolving(target, "r+")
+            try:
+                confine.check(real, root, path)  # before a byte is written
+            except BaseException:
+                with suppress(Exception):
+                    self._file.close()
+                raise
             self._start = self._file.stat().st_size or 0
         else:
             name = target if self._in_place else files.temp_name(target)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from regtool.storage.swift.errors import without_userinfo
+
 
 @dataclass(frozen=True)
 class SwiftCredentials:
@@ -22,6 +24,15 @@ class SwiftCredentials:
     storage_url: str | None = None  # pre-authenticated: with `token`, no login needed
     token: str | None = field(default=None, repr=False)
     insecure: bool = False
+
+    def __repr__(self) -> str:
+        # URLs without their userinfo (see `errors.without_userinfo`); no key, no token.
+        shown = {
+            name: without_userinfo(value) if name.endswith("_url") and value else value
+            for name, value in vars(self).items()
+            if name not in ("key", "token")
+        }
+        return f"SwiftCredentials({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def can_log_in(self) -> bool:

@@ -23,6 +23,11 @@ numbering they would overwrite a segment with one of the same size, and the size
 tell nothing.)
 
 A segment set is named here by its driver path (`segments/<R[:3]>/<R[3:]>`).
+
+A writer is not retried as a whole (its bytes come from the caller), so it retries its
+own requests, each of which can be sent again as it was: a segment PUT (same name, same
+bytes, held in memory), the manifest PUT, HEADs, listings and the deletes of segments,
+with the `backoff` the retry wrapper hands down (`Driver.retry_steps`).
 """
 
 from __future__ import annotations
@@ -32,12 +37,16 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from regtool.errors import PathNotFound, StorageError
+from regtool.errors import PathNotFound, StorageError, TransientError
+from regtool.storage.backoff import Backoff, retried
 from regtool.storage.base import Writer
 from regtool.storage.swift.container import Container, content_length
 from regtool.storage.swift.errors import DRIVER
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: distribution's default chunk size for its Swift driver.
@@ -75,6 +84,32 @@ class LargeObjects:
         self._segment_size = segment_size
         self._fitted: int | None = None
         self._lock = threading.Lock()
+        #: Retries a writer's requests on transient faults; None: each is tried once.
+        self.backoff: Backoff | None = None
+
+    def step(self, fn: Callable[[], T]) -> T:
+        """`fn()`, a request that can be sent again as it was, retried as `backoff` says."""
+        return retried(fn, self.backoff)
+
+    def delete(self, paths: Sequence[str]) -> dict[str, StorageError]:
+        """Delete objects as `Container.delete` does, those that met a transient fault
+        (a throttled bulk delete) tried again as `backoff` says; returns what failed."""
+        failed = self.objects.delete(paths)
+        failures, waited = 0, 0.0
+        while self.backoff is not None:
+            faults = [e for e in failed.values() if isinstance(e, TransientError)]
+            if not faults:
+                break
+            failures += 1
+            try:
+                waited += self.backoff.pause(faults[0], failures, waited)
+            except TransientError:
+                break
+            again = [p for p, e in failed.items() if isinstance(e, TransientError)]
+            for path in again:
+                del failed[path]
+            failed.update(self.objects.delete(again))
+        return failed
 
     def segment_size(self) -> int:
         """Bytes a segment holds: the configured size, cut to the cluster's
@@ -150,7 +185,7 @@ class LargeObjects:
     def delete_segment_set(self, segment_set: str | None) -> None:
         """Delete a segment set that no manifest names any more; failures are logged."""
         if segment_set:
-            failed = self.objects.delete(self.segments(segment_set))
+            failed = self.delete(self.step(lambda: self.segments(segment_set)))
             if failed:
                 log.warning("%d segments of %s not deleted", len(failed), segment_set)
 
@@ -178,8 +213,8 @@ class SwiftWriter(Writer):
             self._segment_set = dlo.new_segment_set(path)
             self._next = 1
         else:
-            headers = objects.head(path)  # PathNotFound if absent
-            size = dlo.size(headers) or 0
+            headers = dlo.step(lambda: objects.head(path))  # PathNotFound if absent
+            size = dlo.step(lambda: dlo.size(headers)) or 0
             existing = manifest(headers)
             if existing:
                 own = dlo.own_segment_set(existing)
@@ -192,7 +227,7 @@ class SwiftWriter(Writer):
                     )
                 self._segment_set = own
                 self._token = os.urandom(4).hex()
-                self._segments = len(dlo.segments(own))
+                self._segments = len(dlo.step(lambda: dlo.segments(own)))
                 self._write_manifest = False  # the manifest already names this set
             else:
                 # A plain object turns into a DLO: its content becomes segment 1 (a
@@ -200,7 +235,7 @@ class SwiftWriter(Writer):
                 self._segment_set = dlo.new_segment_set(path)
                 first = segment_path(self._segment_set, 1)
                 self._added.append(first)
-                objects.copy(path, first)
+                dlo.step(lambda: objects.copy(path, first))
                 self._next = 2
                 self._segments = 1
         self._size = size
@@ -240,7 +275,7 @@ class SwiftWriter(Writer):
         self._added.append(path)  # before the PUT: a failed PUT may still have landed
         self._segments += 1
         try:
-            self._objects.put(path, data)
+            self._dlo.step(lambda: self._objects.put(path, data))
         except StorageError as e:
             self._error = e  # the content has a hole now: commit must refuse
             raise
@@ -252,8 +287,9 @@ class SwiftWriter(Writer):
             return
         self._flush()
         if self._write_manifest:
-            replaced = None if self._append else self._dlo.manifest_of(self._path)
-            self._dlo.put_manifest(self._path, self._segment_set)
+            dlo = self._dlo
+            replaced = None if self._append else dlo.step(lambda: dlo.manifest_of(self._path))
+            dlo.step(lambda: dlo.put_manifest(self._path, self._segment_set))
             self._done = True  # the segments belong to the manifest now
             if replaced != self._segment_set:
                 self._dlo.delete_segment_set(replaced)
@@ -269,17 +305,20 @@ class SwiftWriter(Writer):
         summed = self._segments < self._objects.session.capabilities().listing_limit
         pause, waited = SETTLE_FIRST, 0.0
         while True:
-            headers = self._objects.head(self._path)
+            headers = self._dlo.step(lambda: self._objects.head(self._path))
             if not manifest(headers):
                 if self._size:
                     raise self._no_dlo("does not keep the X-Object-Manifest header")
                 return  # nothing written: a 0-byte object is as good
-            listed = self._dlo.listed_size
-            length = content_length(headers) if summed else listed(self._segment_set)
+
+            def listed() -> int:
+                return self._dlo.step(lambda: self._dlo.listed_size(self._segment_set))
+
+            length = content_length(headers) if summed else listed()
             if length is None or length >= self._size:
                 return
             if waited + pause > SETTLE_TOTAL:
-                if summed and self._dlo.listed_size(self._segment_set) >= self._size:
+                if summed and listed() >= self._size:
                     raise self._no_dlo("lists the segments but does not join them")
                 raise StorageError(
                     f"Timeout expired while waiting for segments of {self._path} to show up",
@@ -303,7 +342,7 @@ class SwiftWriter(Writer):
             return
         self._done = True
         self._buffer.clear()
-        failed = self._objects.delete(self._added)
+        failed = self._dlo.delete(self._added)
         if failed:
             raise StorageError(
                 f"{len(failed)} segments of a cancelled upload not deleted",

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from regtool.errors import InvalidPath, PathNotFound, StorageError, TransientError
+from regtool.storage.backoff import Backoff
 from regtool.storage.base import (
     DeleteReport,
     Driver,
@@ -84,6 +85,9 @@ class SwiftDriver(Driver):
 
     def request_count(self) -> int | None:
         return self.session.requests
+
+    def retry_steps(self, backoff: Backoff) -> None:
+        self.dlo.backoff = backoff
 
     def create_root(self) -> None:
         self.objects.create()
@@ -189,13 +193,13 @@ class SwiftDriver(Driver):
             try:
                 self.objects.name(path)
             except InvalidPath as e:
-                report.failed[path] = str(e)
+                report.fail(path, e)
             else:
                 valid[path] = None
         failed = self.objects.delete([*valid])
         for path in valid:
             if path in failed:
-                report.failed[path] = str(failed[path])
+                report.fail(path, failed[path])
             else:
                 report.deleted.append(path)
         return report

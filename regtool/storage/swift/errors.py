@@ -51,6 +51,37 @@ _BAD_URL = (
 #: middleware), and every 5xx.
 _TRANSIENT = frozenset({408, 429, 498})
 
+# The userinfo of a URL (`user:password@`) in any text, up to the `@` ending the authority.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without its userinfo (`http://u:pw@host/x` -> `http://host/x`): URLs of
+    Swift's and Keystone's endpoints may carry credentials, and reach messages and logs
+    only without them."""
+    return _USERINFO.sub(r"\1", url)
+
+
+def redact(text: str) -> str:
+    """`text` with the userinfo of every URL in it removed (a native error's message may
+    quote the URL it was given)."""
+    return _USERINFO.sub(r"\1", text)
+
+
+def host(url: str | None) -> str:
+    """The `host[:port]` of `url`, for messages ("Swift" if there is none or it does not
+    parse)."""
+    try:
+        return (urlparse(url).netloc.rpartition("@")[2] if url else "") or "Swift"
+    except ValueError:
+        return "Swift"
+
+
+def bad_url(url: str, e: ValueError) -> StorageError:
+    """The error for a URL that does not parse (`e`, from urllib)."""
+    return StorageError(f"unusable Swift URL ({host(url)}): {redact(str(e))}", driver=DRIVER)
+
+
 # ASCII digits: Python's `\d` takes any script's, which `int()` and `float()` then refuse.
 _MAX_LIMIT = re.compile(r"Maximum limit is ([0-9]{1,18})", re.ASCII)
 _SECONDS = re.compile(r"[0-9]{1,18}(\.[0-9]{1,9})?", re.ASCII)
@@ -122,6 +153,7 @@ def client_error(e: ClientException, path: str | None) -> StorageError:
     status = e.http_status
     where = f" ({path})" if path else ""
     text = f"{e.msg}{where}: HTTP {status} {e.http_reason}".strip() if status else str(e.msg)
+    text = redact(text)
     if status == 412:
         body = e.http_response_content
         detail = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
@@ -153,17 +185,17 @@ def _unreachable(exc: BaseException) -> bool:
 
 
 def network_error(e: BaseException, path: str | None, url: str | None = None) -> StorageError:
-    """The error for one of `NETWORK_ERRORS` met talking to `url` (only its host is
-    named: the rest may identify an account). Refused connections and unknown hosts are
-    `Unreachable`, TLS failures and unusable URLs plain `StorageError`, the rest (resets,
-    timeouts, a body cut short) `TransientError`."""
-    host = (urlparse(url).netloc if url else "") or "Swift"
+    """The error for one of `NETWORK_ERRORS` met talking to `url` (only its host and port
+    are named: the rest may identify an account, or carry credentials). Refused
+    connections and unknown hosts are `Unreachable`, TLS failures and unusable URLs plain
+    `StorageError`, the rest (resets, timeouts, a body cut short) `TransientError`."""
+    where = host(url)
     cause = _root_cause(e)
-    reason = str(cause).rsplit("): ", 1)[-1] or type(cause).__name__  # drop urllib3's repr
+    reason = redact(str(cause).rsplit("): ", 1)[-1] or type(cause).__name__)  # no urllib3 repr
     if _unreachable(cause):
-        return Unreachable(f"cannot connect to {host}: {reason}", path=path, driver=DRIVER)
+        return Unreachable(f"cannot connect to {where}: {reason}", path=path, driver=DRIVER)
     if isinstance(e, requests.exceptions.SSLError):
-        return StorageError(f"TLS error talking to {host}: {reason}", path=path, driver=DRIVER)
+        return StorageError(f"TLS error talking to {where}: {reason}", path=path, driver=DRIVER)
     if isinstance(e, _BAD_URL):
-        return StorageError(f"unusable Swift URL ({host}): {reason}", path=path, driver=DRIVER)
-    return TransientError(f"connection to {host} failed: {reason}", path=path, driver=DRIVER)
+        return StorageError(f"unusable Swift URL ({where}): {reason}", path=path, driver=DRIVER)
+    return TransientError(f"connection to {where} failed: {reason}", path=path, driver=DRIVER)

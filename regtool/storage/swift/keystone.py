@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 from regtool.errors import AuthenticationFailed, StorageError, Unreachable
 from regtool.storage.swift.credentials import SwiftCredentials
-from regtool.storage.swift.errors import DRIVER, status_error
+from regtool.storage.swift.errors import DRIVER, redact, status_error, without_userinfo
 
 
 def keystone_login(
@@ -21,7 +21,9 @@ def keystone_login(
 
     c = credentials
     assert c.auth_url and c.user and c.key is not None
-    base = c.auth_url.rstrip("/")
+    # Keystone takes credentials in the request body, never in the URL: userinfo there is
+    # dropped, so that no log of keystoneauth's and no message here can show it.
+    base = without_userinfo(c.auth_url).rstrip("/")
     user, project = c.user, c.project_name
     if ":" in user and not (project or c.project_id):  # the CLI's "tenant:user" form
         project, user = user.split(":", 1)
@@ -42,7 +44,7 @@ def keystone_login(
             project_id=c.project_id,
             project_domain_name=c.project_domain_name,
         )
-    host = urlparse(url).netloc
+    host = urlparse(url).netloc  # no userinfo: see above
     sess = session.Session(auth=auth, verify=not c.insecure, timeout=timeout)
     try:
         token = sess.get_token()
@@ -52,16 +54,17 @@ def keystone_login(
     except (ks.Unauthorized, ks.Forbidden):
         raise refused from None
     except (ks.ConnectTimeout, ks.RequestTimeout) as e:
-        raise status_error(408, f"Keystone at {host} timed out: {e}") from None
+        raise status_error(408, f"Keystone at {host} timed out: {redact(str(e))}") from None
     except ks.ConnectFailure as e:
-        raise Unreachable(f"cannot connect to Keystone at {host}: {e}", driver=DRIVER) from None
+        text = f"cannot connect to Keystone at {host}: {redact(str(e))}"
+        raise Unreachable(text, driver=DRIVER) from None
     except ks.HttpError as e:
         headers = e.response.headers if e.response is not None else None
         raise status_error(
             e.http_status, f"Keystone at {host}: HTTP {e.http_status}", None, headers
         ) from None
     except ks.ClientException as e:
-        raise StorageError(f"Keystone at {host}: {e}", driver=DRIVER) from None
+        raise StorageError(f"Keystone at {host}: {redact(str(e))}", driver=DRIVER) from None
     if not token or not storage:
         raise StorageError(
             f"Keystone at {host} lists no object-store endpoint"

@@ -27,16 +27,34 @@ from regtool.storage.swift.credentials import SwiftCredentials
 from regtool.storage.swift.errors import (
     DRIVER,
     NETWORK_ERRORS,
+    bad_url,
     client_error,
     network_error,
+    redact,
+    without_userinfo,
 )
 from regtool.storage.swift.keystone import keystone_login
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-# swiftclient logs failed requests at INFO with the first 16 characters of the token.
+# swiftclient logs failed requests at INFO with the first 16 characters of the token, and
+# with their URLs, which may carry credentials.
 sc.logger_settings["reveal_sensitive_prefix"] = 0
+
+
+class _Redacting(logging.Filter):
+    """Takes the userinfo out of every URL in a log record (see `errors.redact`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+logging.getLogger("swiftclient").addFilter(_Redacting())
 
 # The API version in a storage URL: `/info` sits beside it (`/v1/AUTH_x` -> `/info`,
 # Ceph's `/swift/v1` -> `/swift/info`).
@@ -104,8 +122,9 @@ class SwiftSession:
                 f"cannot log in to Swift: {what} (need auth URL, user and key)", driver=DRIVER
             )
         assert c.auth_url and c.user and c.key is not None
+        at = without_userinfo(c.auth_url)
         refused = AuthenticationFailed(
-            f"Swift refused the credentials for user {c.user} at {c.auth_url}", driver=DRIVER
+            f"Swift refused the credentials for user {c.user} at {at}", driver=DRIVER
         )
         self.count()
         if c.auth_version not in ("1", "1.0"):
@@ -123,7 +142,7 @@ class SwiftSession:
         url = c.storage_url or url
         if not url or not token:
             missing = "storage URL" if not url else "token"
-            raise StorageError(f"the login at {c.auth_url} gave no {missing}", driver=DRIVER)
+            raise StorageError(f"the login at {at} gave no {missing}", driver=DRIVER)
         return url, token
 
     def _authenticate(self) -> tuple[str, str]:
@@ -168,6 +187,11 @@ class SwiftSession:
             self.count()
             try:
                 http_conn = self._connection(url)
+            except ValueError as e:  # urllib's word for a URL that does not parse
+                raise bad_url(url, e) from None
+            except ClientException as e:  # swiftclient's, for a scheme it cannot use
+                raise client_error(e, path) from None
+            try:
                 return fn(url, token, *args, http_conn=http_conn, **kwargs)
             except ClientException as e:
                 if e.http_status == 401 and attempt == 1 and self._invalidate(token):
@@ -178,9 +202,8 @@ class SwiftSession:
                 raise network_error(e, path, url) from None
             except ValueError as e:  # a 2xx whose body is not what Swift sends
                 where = f" ({path})" if path else ""
-                raise StorageError(
-                    f"unexpected answer from Swift{where}: {e}", path=path, driver=DRIVER
-                ) from None
+                text = f"unexpected answer from Swift{where}: {redact(str(e))}"
+                raise StorageError(text, path=path, driver=DRIVER) from None
         raise AssertionError("unreachable")
 
     def stream_error(self, e: BaseException, path: str) -> StorageError:
@@ -214,10 +237,16 @@ class SwiftSession:
     def _read_info(self) -> object:
         """The parsed JSON of `/info`, or None if the cluster gives no usable one."""
         url, _ = self._authenticate()
-        where = info_url(url)
+        try:
+            parsed, connection = urlparse(info_url(url)), self._connection(url)[1]
+        except ValueError as e:
+            raise bad_url(url, e) from None
+        except ClientException as e:
+            raise client_error(e, None) from None
+        where = without_userinfo(parsed.geturl())
         self.count()
         try:
-            return sc.get_capabilities((urlparse(where), self._connection(url)[1]))
+            return sc.get_capabilities((parsed, connection))
         except ClientException as e:
             error = client_error(e, None)
             if isinstance(error, TransientError):
