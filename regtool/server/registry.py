@@ -7,7 +7,6 @@ first, then its revision link, then the tag's `index/` link, then `current/link`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -22,8 +21,10 @@ from regtool.oci import (
     OCI_MANIFEST,
     SCHEMA1_TYPES,
     Digest,
+    JsonInvalid,
     Manifest,
     detect_media_type,
+    load_json,
     parse_manifest,
 )
 from regtool.server.errors import (
@@ -133,12 +134,7 @@ class Registry:
             data = self.layout.read_blob(digest)
         except FileNotFoundError:
             raise ManifestUnknown(f"manifest {digest} unknown to registry") from None
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            doc = {}
-        media_type = detect_media_type(doc) if isinstance(doc, dict) else OCI_MANIFEST
-        return StoredManifest(digest, media_type, data)
+        return StoredManifest(digest, stored_media_type(data), data)
 
     def put_manifest(
         self, name: str, reference: str | Digest, data: bytes, content_type: str | None
@@ -272,6 +268,18 @@ class Registry:
                 desc["annotations"] = manifest.annotations
             descriptors.append(desc)
         return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+
+
+def stored_media_type(data: bytes) -> str:
+    """The media type to serve a stored manifest as: from its JSON (`detect_media_type`).
+    Bytes that are not a JSON object (distribution stores JSON nested deeper than regtool
+    can parse) are still served as stored, typed as what a manifest without `mediaType`
+    is taken for: an OCI manifest."""
+    try:
+        doc = load_json(data)
+    except JsonInvalid:
+        return OCI_MANIFEST
+    return detect_media_type(doc) if isinstance(doc, dict) else OCI_MANIFEST
 
 
 def _media_type(content_type: str | None) -> str:
