@@ -27,6 +27,7 @@ from regtool.layout.v2 import V2Layout
 from regtool.oci import check_name
 from regtool.server import blobs, manifests, uploads
 from regtool.server.errors import RouteUnknown, Unsupported, classify, error_response
+from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.http import API_VERSION, State
 from regtool.server.registry import Registry
 from regtool.server.upload_store import UploadStore
@@ -192,18 +193,23 @@ class DrainUnreadBody:
 
 
 def create_app(
-    driver: Driver, layout: V2Layout | None = None, uploads: UploadStore | None = None
+    driver: Driver,
+    layout: V2Layout | None = None,
+    uploads: UploadStore | None = None,
+    foreign_urls: UrlPolicy | None = None,
 ) -> ASGIApp:
     """The registry over `driver`; the layout is detected (a new store gets
     distribution's naming for the backend) unless given. `uploads` replaces the default
-    upload store (its lease terms, its hash states)."""
+    upload store (its lease terms, its hash states); `foreign_urls` says which layer URLs
+    a pushed manifest may list (by default none, as distribution)."""
     if layout is None:
         found = detect_layout(driver)
         if not isinstance(found, V2Layout):
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
         layout = found
     app = Starlette(routes=[RegistryRoute()])
-    app.state.registry_state = State(Registry(layout), uploads or UploadStore(layout))
+    registry = Registry(layout, foreign_urls=foreign_urls)
+    app.state.registry_state = State(registry, uploads or UploadStore(layout))
     return ApiVersionHeader(DrainUnreadBody(app))
 
 

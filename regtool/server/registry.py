@@ -34,6 +34,7 @@ from regtool.server.errors import (
     ManifestUnknown,
     NameUnknown,
 )
+from regtool.server.foreign_layers import UrlPolicy, requirements
 
 #: distribution's limit on a manifest body.
 MAX_MANIFEST_SIZE = 4 << 20
@@ -54,10 +55,13 @@ class PutResult:
 
 
 class Registry:
-    def __init__(self, layout: V2Layout, jobs: int = 16):
+    """`foreign_urls`: the layer URLs a pushed manifest may list (see `foreign_layers`)."""
+
+    def __init__(self, layout: V2Layout, jobs: int = 16, foreign_urls: UrlPolicy | None = None):
         self.layout = layout
         self.driver = layout.driver
         self.jobs = jobs
+        self.foreign_urls = foreign_urls or UrlPolicy()
 
     # --- links -----------------------------------------------------------------------
     def _links_to(self, path: str, digest: Digest) -> bool:
@@ -177,19 +181,21 @@ class Registry:
         return manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
-        """Every blob (and, for an index, every child manifest) must be in the repository,
-        as distribution checks; foreign layers (with `urls`) are exempt."""
-        paths: dict[str, Digest] = {}
-        for d in manifest.blobs:
-            if not d.urls:
-                paths[self.layout.layer_link(name, d.digest)] = d.digest
+        """Every blob the manifest needs (`foreign_layers.requirements`) and, for an
+        index, every child manifest must be linked into the repository, as distribution
+        checks; a layer whose URLs are not allowed is refused whatever is stored."""
+        needs = requirements(manifest, self.foreign_urls)
+        paths: dict[str, Digest] = {self.layout.layer_link(name, d): d for d in needs.stored}
         for d in manifest.manifests:
             paths[self.layout.revision_link(name, d.digest)] = d.digest
         found = map_outcomes(lambda p: self._links_to(p, paths[p]), paths, self.jobs)
-        missing = [str(paths[p]) for p, ok in found.items() if ok is not True]
+        missing = dict.fromkeys(str(paths[p]) for p, ok in found.items() if ok is not True)
+        missing.update(dict.fromkeys(str(d) for d in needs.refused))
         if missing:
+            reasons = "; ".join(needs.refused.values())
             raise ManifestBlobUnknown(
-                f"manifest references unknown blobs: {', '.join(missing[:5])}",
+                f"manifest references unknown blobs: {', '.join([*missing][:5])}"
+                + (f" ({reasons[:300]})" if reasons else ""),
                 [{"digest": m} for m in missing],
             )
 

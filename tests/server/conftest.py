@@ -4,6 +4,8 @@ reg = serve_registry(driver)      # a RunningRegistry; stopped after the test
 reg.host, reg.url, reg.layout
 reg = serve_registry(driver, uploads=lambda layout: UploadStore(layout, ...))
                                   # with an upload store of the test's (hooks, a clock)
+reg = serve_registry(driver, foreign_urls=UrlPolicy(allow=None))
+                                  # with the layer URLs a manifest may list
 local_registry                    # the same over a fresh local directory
 """
 
@@ -21,6 +23,7 @@ import uvicorn
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
 from regtool.server.app import create_app
+from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.protocol import uvicorn_options
 from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Driver
@@ -54,11 +57,12 @@ def start_registry(
     driver: Driver,
     root: Path | None = None,
     uploads: Callable[[V2Layout], UploadStore] | None = None,
+    foreign_urls: UrlPolicy | None = None,
 ) -> RunningRegistry:
     layout = default_layout(driver)
     port = free_port()
     config = uvicorn.Config(
-        create_app(driver, layout, uploads(layout) if uploads else None),
+        create_app(driver, layout, uploads(layout) if uploads else None, foreign_urls),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -84,8 +88,9 @@ def serve_registry() -> Iterator[Callable[..., RunningRegistry]]:
         driver: Driver,
         root: Path | None = None,
         uploads: Callable[[V2Layout], UploadStore] | None = None,
+        foreign_urls: UrlPolicy | None = None,
     ) -> RunningRegistry:
-        reg = start_registry(driver, root, uploads)
+        reg = start_registry(driver, root, uploads, foreign_urls)
         started.append(reg)
         return reg
 
