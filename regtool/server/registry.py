@@ -84,11 +84,10 @@ class Registry:
         """Size of a blob linked into `name`; `BlobUnknown` otherwise."""
         if not self.has_layer(name, digest):
             raise BlobUnknown(f"blob {digest} unknown to repository {name}")
-        try:
-            entry = self.driver.stat(self.layout.blob_data(digest))
-        except FileNotFoundError:
-            raise BlobUnknown(f"blob {digest} unknown to registry") from None
-        return entry.size or 0
+        size = stored_blob_size(self.layout, digest)
+        if size is None:
+            raise BlobUnknown(f"blob {digest} unknown to registry")
+        return size
 
     def open_blob(self, digest: Digest, offset: int, length: int) -> BinaryIO:
         try:
@@ -148,9 +147,8 @@ class Registry:
             raise DigestMismatch(f"manifest digest {digest} does not match {reference}")
         manifest = self._check_manifest(data, content_type)
         self._check_references(name, manifest)
-        blob = self.layout.blob_data(digest)
-        if not self.driver.exists(blob):
-            self.driver.put(blob, data)
+        if stored_blob_size(self.layout, digest) != len(data):  # absent, or not these bytes
+            self.driver.put(self.layout.blob_data(digest), data)
         v2_write.write_link(self.layout, self.layout.revision_link(name, digest), digest)
         if isinstance(reference, str):
             self._tag(name, reference, digest)
@@ -274,6 +272,20 @@ class Registry:
                 desc["annotations"] = manifest.annotations
             descriptors.append(desc)
         return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+
+
+def stored_blob_size(layout: V2Layout, digest: Digest) -> int | None:
+    """The size of the blob's data in storage (a Swift DLO: the sum of its segments);
+    None when absent. A directory where the data should be is absent too, as
+    distribution's blob statter takes it (a corrupt store, not a blob of 0 bytes).
+
+    A write never trusts a blob by its presence alone: one whose size differs from what
+    is being stored (a copy cut short by a crash, say) is replaced."""
+    try:
+        entry = layout.driver.stat(layout.blob_data(digest))
+    except FileNotFoundError:
+        return None
+    return None if entry.is_dir else entry.size or 0
 
 
 def stored_media_type(data: bytes) -> str:

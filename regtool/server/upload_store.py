@@ -10,8 +10,9 @@ Completing checks the digest over the bytes stored, not over what requests said 
 sent: the running hash remembered after an append (`hash_states.py`) is used only while a
 stat of the data still matches it; otherwise, or when the upload's lease was ever taken
 over, the stored bytes are hashed again. Then, as distribution does, `data` moves to
-`blobs/` (unless that blob is already there), the blob is linked into the repository, and
-the upload is deleted.
+`blobs/` (unless a blob of that size is already there: one of another size is a copy cut
+short, and is replaced), the blob is linked into the repository, and the upload is
+deleted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest
 from regtool.server.errors import BlobUploadUnknown, DigestMismatch, RangeInvalid, UploadBusy
 from regtool.server.hash_states import Fingerprint, HashStates, new_hasher
+from regtool.server.registry import stored_blob_size
 from regtool.server.upload_lease import Lease, LeaseTerms
 from regtool.storage.base import Writer
 
@@ -197,17 +199,22 @@ class UploadSession:
                 f"content digest {actual} does not match {digest}", {"digest": str(digest)}
             )
         self.lease.check()  # still ours: nothing was appended after the hash
-        data, blob = layout.upload_data(self.name, self.upload_id), layout.blob_data(digest)
-        if not driver.exists(blob):
+        size = fingerprint[0] if fingerprint else 0
+        # A blob already stored is kept only if it has the verified bytes' size: one cut
+        # short (a move that copies, killed half-way; a crash of another tool) is
+        # replaced. On Swift the replaced large object's segments go at once: a reader
+        # still streaming it is cut short, as it would have been by the missing bytes.
+        if stored_blob_size(layout, digest) != size:
+            blob = layout.blob_data(digest)
             if fingerprint is None:
                 driver.put(blob, b"")
             else:
-                driver.move(data, blob)
+                driver.move(layout.upload_data(self.name, self.upload_id), blob)
         v2_write.write_link(layout, layout.layer_link(self.name, digest), digest)
         store.hash_states.forget(self.upload_id)
         self.lease.forsake()  # deleted with the upload
         driver.delete(layout.upload_dir(self.name, self.upload_id))
-        return fingerprint[0] if fingerprint else 0
+        return size
 
     def renew(self) -> None:
         self.lease.renew()
