@@ -45,12 +45,14 @@ _CONTENT_RE = re.compile(r"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)", re.AS
 
 @dataclass(frozen=True)
 class LeaseTerms:
-    """How long leases last (seconds), the clock (Unix seconds) they are judged by, and
-    how often a holder renews (by default `ttl / 4`, seconds of `time.monotonic`)."""
+    """How long leases last (seconds), the clock (Unix seconds) they are judged by, how
+    often a holder renews (by default `ttl / 4`, seconds of `time.monotonic`), and how
+    often a writing holder reads its lease back (`check_every`, seconds)."""
 
     ttl: float = LEASE_TTL
     clock: Callable[[], float] = time.time
     renew_interval: float | None = None
+    check_every: float = CHECK_EVERY
 
     @property
     def renew_every(self) -> float:
@@ -145,10 +147,10 @@ class Lease:
             self._checked = max(self._checked, started)
 
     def check_now_and_then(self) -> None:
-        """`check` if the last read-back is older than `CHECK_EVERY`, else `ensure`.
-        Called before every write: on Swift, where two creates can both seem to win,
-        the loser finds out before much of its data reaches storage."""
-        if time.monotonic() - self._checked > CHECK_EVERY:
+        """`check` if the last read-back is older than `terms.check_every`, else
+        `ensure`. Called before every write: on Swift, where two creates can both seem
+        to win, the loser finds out before much of its data reaches storage."""
+        if time.monotonic() - self._checked > self.terms.check_every:
             self.check()
         else:
             self.ensure()

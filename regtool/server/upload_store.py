@@ -279,10 +279,16 @@ class Appender:
         return self.writer.size
 
     def cancel(self) -> None:
-        """Take this request's bytes away again, while the lease is still ours; once it
-        is not, they stay (another request may be continuing after them)."""
-        try:
-            self.session.lease.check()
-        except UploadBusy:
-            return
+        """Take this request's bytes away again. A writer whose bytes lie apart from any
+        other's (`Writer.isolated`: Swift's segments) always does, so that a loser of a
+        lease race on Swift leaves nothing in the winner's upload or blob. Elsewhere
+        only while the lease is ours: once it is not, another request may be continuing
+        after them, and cutting the file back would take its bytes too (the lease is
+        lost there only when its holder stalled past half its life, and an heir treats
+        the upload as doubtful, hashing whatever it holds)."""
+        if not self.writer.isolated:
+            try:
+                self.session.lease.check()
+            except UploadBusy:
+                return
         self.writer.cancel()
