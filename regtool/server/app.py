@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import URLPath
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,6 +79,11 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 ]
 
 
+#: The status for a request whose client went away before its body ended (nginx's):
+#: shown in no answer, only in what logs it.
+CLIENT_CLOSED_REQUEST = 499
+
+
 async def dispatch(request: Request, rest: str) -> Response:
     """Answer a request for `/v2/<rest>` (`rest` as decoded from the URL)."""
     try:
@@ -94,6 +99,13 @@ async def dispatch(request: Request, rest: str) -> Response:
                 check_name(args["name"])
             return await handler(request, *args.values())
         raise RouteUnknown(f"no endpoint at /v2/{rest[:200]}")
+    except ClientDisconnect:  # a normal event: what the request wrote was taken away
+        log.info(
+            "%s %s: the client disconnected before the end of its request",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody left to read it
     except Exception as e:
         if classify(e)[1] >= 500:
             if isinstance(e, RegtoolError):  # expected (storage full, unreachable...): one line
