@@ -15,6 +15,9 @@ from regtool.errors import UsageError
 from regtool.location import parse_location
 
 DEFAULT_ADDR = "127.0.0.1:5000"
+#: Seconds a stopping server waits for requests under way before it cuts them short
+#: (uvicorn waits for ever by default: a stalled client would keep Ctrl-C waiting).
+SHUTDOWN_GRACE = 5
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -59,7 +62,8 @@ def _config_addr(doc: dict[str, Any]) -> str | None:
 
 def serve(
     location_arg: Annotated[
-        str | None, typer.Argument(metavar="[LOCATION]", help="Where the storage is.")
+        str | None,
+        typer.Argument(metavar="[LOCATION]", help="Where the storage is."),
     ] = None,
     location: LocationOption = None,
     config: ConfigOption = None,
@@ -79,6 +83,16 @@ def serve(
             "debug or trace.",
         ),
     ] = "info",
+    shutdown_grace: Annotated[
+        int,
+        typer.Option(
+            "--shutdown-timeout",
+            metavar="SECONDS",
+            min=0,
+            help="On Ctrl-C, how long requests under way may take before they are cut "
+            "short (an upload cut short stays resumable).",
+        ),
+    ] = SHUTDOWN_GRACE,
 ) -> None:
     """Serve the registry (OCI Distribution API) over HTTP; Ctrl-C stops it."""
     import uvicorn  # imported late: only serve needs it
@@ -102,7 +116,12 @@ def serve(
         typer.echo(f"regtool serve: listening on http://{shown}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level=log_level.lower(), access_log=True, **uvicorn_options())
+            uvicorn.Config(
+                app,
+                log_level=log_level.lower(),
+                access_log=True,
+                **uvicorn_options(shutdown_grace),
+            )
         )
         with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
             server.run(sockets=[sock])

@@ -9,6 +9,8 @@ reference and makes it invalid, never an end of the text.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -26,7 +28,13 @@ from regtool.layout.detect import default_layout, detect_layout
 from regtool.layout.v2 import V2Layout
 from regtool.oci import check_name
 from regtool.server import blobs, manifests, uploads
-from regtool.server.errors import RouteUnknown, Unsupported, classify, error_response
+from regtool.server.errors import (
+    RouteUnknown,
+    ShuttingDown,
+    Unsupported,
+    classify,
+    error_response,
+)
 from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.http import API_VERSION, State
 from regtool.server.registry import Registry
@@ -154,6 +162,52 @@ class ApiVersionHeader:
         await self.app(scope, receive, send_with_header)
 
 
+class EndsWithoutTraceback:
+    """How a request that cannot end normally ends, with one line in the log where
+    uvicorn would print a traceback:
+
+    - cancelled, because the server is stopping and its grace period ran out (what the
+      request wrote was taken away, its lease released, on the way out): answered 503
+      if nothing was sent yet, without reading more of its body;
+    - failed after its answer started (a blob whose read from storage failed or came
+      up short): the connection is closed short of the length announced, which is how
+      HTTP tells the client that the body is incomplete (uvicorn adds a line saying the
+      response was not completed).
+
+    Everything else was answered by `dispatch` already."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        what = f"{scope['method']} {scope['path']}"
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            log.warning("%s cut short: the server is stopping", what)
+            if not started:
+                answer = error_response(ShuttingDown("the server is stopping"))
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await answer(scope, receive, send)
+        except Exception as e:
+            if not started:
+                raise  # not answered at all: a bug, which uvicorn reports with its traceback
+            if isinstance(e, RegtoolError):
+                log.error("%s failed while answering: %s", what, e)
+            else:
+                log.exception("%s failed while answering", what)
+
+
 #: Most of an unread request body read (and dropped) before an early answer, as Go's
 #: net/http does for distribution (`maxPostHandlerReadBytes`).
 DRAIN_LIMIT = 256 << 10
@@ -222,7 +276,7 @@ def create_app(
     app = Starlette(routes=[RegistryRoute()])
     registry = Registry(layout, foreign_urls=foreign_urls)
     app.state.registry_state = State(registry, uploads or UploadStore(layout))
-    return ApiVersionHeader(DrainUnreadBody(app))
+    return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(app)))
 
 
 __all__ = ["create_app", "default_layout"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import uuid
 from functools import partial
 from typing import Any
@@ -107,9 +108,13 @@ class UploadStore:
 
 
 class UploadSession:
-    """One request's hold on an upload, from `UploadStore.open` until `release`: it may
+    """One request's hold on an upload, from `UploadStore.open` until `close`: it may
     append (`write`, then `finish` or `abort`) and `complete`. The caller renews the
-    lease every `store.lease_terms.renew_every` seconds while it holds it (`renew`)."""
+    lease every `store.lease_terms.renew_every` seconds while it holds it (`renew`).
+
+    Appends are serialised: an `abort` called while a `write` is still under way in
+    another thread (its request was cancelled meanwhile) waits for it, so that nothing
+    lands after the bytes were taken away."""
 
     def __init__(
         self,
@@ -127,6 +132,7 @@ class UploadSession:
         # last append: under the lease, nothing else changes it.
         self.fingerprint = fingerprint
         self._appender: Appender | None = None
+        self._appending = threading.Lock()
 
     @property
     def appending(self) -> bool:
@@ -135,27 +141,41 @@ class UploadSession:
 
     def write(self, data: bytes) -> None:
         """Append `data` (not yet committed: see `finish`, `abort`)."""
+        with self._appending:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         if self._appender is None:
             self._appender = self._open_appender()
         self._appender.write(data)
 
     def finish(self, data: bytes = b"") -> None:
         """Append `data`, then commit everything written since the last commit."""
-        if data:
-            self.write(data)
-        if self._appender is not None:
-            appender, self._appender = self._appender, None
-            try:
-                appender.commit()
-            except BaseException:
-                appender.cancel()
-                raise
+        with self._appending:
+            if data:
+                self._write(data)
+            if self._appender is not None:
+                appender, self._appender = self._appender, None
+                try:
+                    appender.commit()
+                except BaseException:
+                    appender.cancel()
+                    raise
 
     def abort(self) -> None:
         """Take away what was written since the last commit."""
-        appender, self._appender = self._appender, None
-        if appender is not None:
-            appender.cancel()
+        with self._appending:
+            appender, self._appender = self._appender, None
+            if appender is not None:
+                appender.cancel()
+
+    def close(self) -> None:
+        """End the session: `abort` what is not committed, release the lease (nothing
+        after `complete`: the upload went, lease and all)."""
+        try:
+            self.abort()
+        finally:
+            self.release()
 
     @property
     def size(self) -> int:

@@ -6,6 +6,8 @@ reg = serve_registry(driver, uploads=lambda layout: UploadStore(layout, ...))
                                   # with an upload store of the test's (hooks, a clock)
 reg = serve_registry(driver, foreign_urls=UrlPolicy(allow=None))
                                   # with the layer URLs a manifest may list
+reg = serve_registry(driver, shutdown_grace=1)
+                                  # stopping (`reg.stop()`) cuts requests short after 1 s
 local_registry                    # the same over a fresh local directory
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from regtool.cli.serve import SHUTDOWN_GRACE
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
 from regtool.server.app import create_app
@@ -58,6 +61,7 @@ def start_registry(
     root: Path | None = None,
     uploads: Callable[[V2Layout], UploadStore] | None = None,
     foreign_urls: UrlPolicy | None = None,
+    shutdown_grace: int = SHUTDOWN_GRACE,
 ) -> RunningRegistry:
     layout = default_layout(driver)
     port = free_port()
@@ -67,7 +71,7 @@ def start_registry(
         port=port,
         log_level="warning",
         access_log=False,
-        **uvicorn_options(),  # the protocol `regtool serve` runs
+        **uvicorn_options(shutdown_grace),  # the protocol `regtool serve` runs
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"regtool-serve-{port}", daemon=True)
@@ -89,8 +93,9 @@ def serve_registry() -> Iterator[Callable[..., RunningRegistry]]:
         root: Path | None = None,
         uploads: Callable[[V2Layout], UploadStore] | None = None,
         foreign_urls: UrlPolicy | None = None,
+        shutdown_grace: int = SHUTDOWN_GRACE,
     ) -> RunningRegistry:
-        reg = start_registry(driver, root, uploads, foreign_urls)
+        reg = start_registry(driver, root, uploads, foreign_urls, shutdown_grace)
         started.append(reg)
         return reg
 
