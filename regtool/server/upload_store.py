@@ -31,7 +31,7 @@ from regtool.oci import Digest
 from regtool.server.errors import BlobUploadUnknown, DigestMismatch, RangeInvalid, UploadBusy
 from regtool.server.hash_states import Fingerprint, HashStates, new_hasher
 from regtool.server.registry import stored_blob_size
-from regtool.server.upload_lease import Lease, LeaseTerms
+from regtool.server.upload_lease import Lease, LeaseTerms, committed_size
 from regtool.storage.base import Writer
 
 # Upload ids are the lowercase UUIDs `start` makes, matched whole and in ASCII.
@@ -57,22 +57,32 @@ class UploadStore:
         return upload_id
 
     def size(self, name: str, upload_id: str) -> int:
-        """Bytes received so far; `BlobUploadUnknown` if there is no such upload."""
+        """Bytes the upload holds (committed: not those a request is still appending);
+        `BlobUploadUnknown` if there is no such upload."""
         self._check_exists(name, upload_id)
-        return self._data_size(name, upload_id)
+        leased = committed_size(
+            self.driver, partial(self.layout.upload_lease, name, upload_id), self.lease_terms
+        )
+        return self._data_size(name, upload_id) if leased is None else leased
 
     def open(self, name: str, upload_id: str) -> UploadSession:
         """Take the upload's lease for one request: `BlobUploadUnknown` if there is no such
-        upload, `UploadBusy` (with the upload's size) while another request holds it."""
+        upload, `UploadBusy` (with the size the upload holds, without what the holder is
+        still appending) while another request holds it."""
         self._check_exists(name, upload_id)
-        try:
-            lease = Lease.take(
-                self.driver, partial(self.layout.upload_lease, name, upload_id), self.lease_terms
-            )
-        except UploadBusy as e:
-            raise UploadBusy(str(e), self._data_size(name, upload_id)) from None
+        before = self._data_size(name, upload_id)  # recorded in the lease, checked below
+        lease = Lease.take(
+            self.driver,
+            partial(self.layout.upload_lease, name, upload_id),
+            self.lease_terms,
+            before,
+        )
         try:
             fingerprint = self._fingerprint(name, upload_id)
+            size = fingerprint[0] if fingerprint else 0
+            if size != before:  # a holder committed or took its bytes away meanwhile
+                lease.committed = size
+                lease.renew()
         except BaseException:
             lease.release()
             raise
@@ -292,6 +302,7 @@ class Appender:
         session.fingerprint = fingerprint
         if fingerprint is None or fingerprint[0] != self.writer.size:
             raise UploadBusy("the upload changed under its lease", session.size)
+        session.lease.committed = fingerprint[0]
         if self.hasher is not None:
             store.hash_states.put(session.upload_id, fingerprint, self.hasher)
         else:
