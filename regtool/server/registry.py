@@ -165,8 +165,11 @@ class Registry:
         anything else (none, `text/plain`, `application/json`) as schema 1, which fails."""
         ctype = _media_type(content_type)
         if ctype not in ACCEPTED_TYPES:
+            # A header's bytes arrive decoded as Latin-1: ascii() shows them as sent
+            # (`t\xc3\xa4g`), never as mojibake
+            shown = ascii(ctype[:100]) if ctype else "(none)"
             raise ManifestInvalid(
-                f"Content-Type {ctype or '(none)'} is not a manifest type: "
+                f"Content-Type {shown} is not a manifest type: "
                 f"use one of {', '.join(sorted(ACCEPTED_TYPES))}"
             )
         manifest = parse_manifest(data)

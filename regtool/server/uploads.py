@@ -83,12 +83,12 @@ def chunk_range(request: Request) -> tuple[int, int] | None:
         return None
     m = _CONTENT_RANGE_RE.fullmatch(header.strip(" \t"))
     if not m or int(m.group(2)) < int(m.group(1)):
-        raise BlobUploadInvalid(f"malformed Content-Range {header[:60]!r}")
+        raise BlobUploadInvalid(f"malformed Content-Range {header[:60]!a}")  # bytes as sent
     start, length = int(m.group(1)), int(m.group(2)) - int(m.group(1)) + 1
     declared = request.headers.get("content-length")
     if declared is not None and parse_number(declared) != length:
         raise SizeInvalid(
-            f"Content-Length {declared[:20]} does not match Content-Range {header[:60]}"
+            f"Content-Length {declared[:20]!a} does not match Content-Range {header[:60]!a}"
         )
     return start, length
 
