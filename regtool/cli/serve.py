@@ -63,7 +63,9 @@ def _config_addr(doc: dict[str, Any]) -> str | None:
 def serve(
     location_arg: Annotated[
         str | None,
-        typer.Argument(metavar="[LOCATION]", help="Where the storage is."),
+        typer.Argument(
+            metavar="LOCATION", help="Where the storage is (as --location).", show_default=False
+        ),
     ] = None,
     location: LocationOption = None,
     config: ConfigOption = None,
@@ -72,13 +74,15 @@ def serve(
         str | None,
         typer.Option(
             "--addr",
-            help=f"HOST:PORT to listen on (default {DEFAULT_ADDR}, or http.addr of --config).",
+            metavar="HOST:PORT",
+            help=f"Where to listen (default {DEFAULT_ADDR}, or http.addr of --config).",
         ),
     ] = None,
     log_level: Annotated[
         str,
         typer.Option(
             "--log-level",
+            metavar="LEVEL",
             help="uvicorn log level: critical, error, warning, info (shows each request), "
             "debug or trace.",
         ),

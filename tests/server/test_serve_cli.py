@@ -210,3 +210,13 @@ def test_ctrl_c_cuts_a_stalled_upload_short_after_the_shutdown_timeout(tmp_path:
         assert r.status_code == 201, r.text
 
     run_serve([store, "--addr", f"127.0.0.1:{port}"], port, resume)
+
+
+def test_help_names_each_value_as_the_other_commands_do(cli: Any) -> None:
+    result = cli("serve", "--help")
+    assert result.exit_code == 0, result.stderr
+    assert "Usage: regtool serve [OPTIONS] [LOCATION]\n" in result.stdout
+    options = result.stdout.split("Options:", 1)[1]
+    for shown in ("--addr HOST:PORT", "--log-level LEVEL", "--shutdown-timeout SECONDS"):
+        assert shown in options
+    assert "<str>" not in options and "<int>" not in options
