@@ -6,6 +6,7 @@ no blob at all."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,9 +20,10 @@ import pytest
 
 from regtool.layout import v2_write
 from regtool.oci import OCI_MANIFEST, Digest
-from regtool.storage.base import Driver
+from regtool.storage.base import Driver, Entry
 from regtool.storage.local import LocalDriver
 from tests.server.conftest import RunningRegistry
+from tests.server.logwatch import LogWatch
 
 SEGMENT = 1024  # Swift: blobs of a few KiB are large objects of several segments
 
@@ -134,3 +136,56 @@ def test_a_directory_where_blob_data_should_be_is_no_blob(
         r = client.post("/v2/other/blobs/uploads/", params={"mount": str(digest), "from": "app"})
         assert r.status_code == 202  # not mounted: an ordinary upload starts
     assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
+def test_a_directory_where_manifest_data_should_be_is_no_manifest(
+    local_registry: RunningRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Likewise for a manifest's data: unknown, and left out of referrers."""
+    layout = local_registry.layout
+    digest = Digest.parse(sha(b"never stored"))
+    assert local_registry.root is not None
+    (local_registry.root / layout.blob_data(digest) / "x").mkdir(parents=True)
+    v2_write.write_link(layout, layout.revision_link("app", digest), digest)
+    v2_write.write_link(layout, layout.tag_current_link("app", "v1"), digest)
+    caplog.set_level(logging.INFO)
+    with httpx.Client(base_url=local_registry.url, timeout=30) as client:
+        for ref in ("v1", str(digest)):
+            r = client.get(f"/v2/app/manifests/{ref}")
+            assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+        assert client.get(f"/v2/app/referrers/{digest}").status_code == 200
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
+class ShrinkingBlobs(LocalDriver):
+    """Stats every blob's data 1000 bytes longer than it reads: a blob cut short between
+    the stat that sized the answer and its read (no real store does this on demand)."""
+
+    def stat(self, path: str) -> Entry:
+        entry = super().stat(path)
+        if path.endswith("/data") and "/blobs/" in path and entry.size is not None:
+            return dataclasses.replace(entry, size=entry.size + 1000)
+        return entry
+
+
+def test_a_blob_that_reads_short_ends_its_answer_short_without_a_traceback(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    """The answer announced the stat's length: fewer bytes read closes the connection
+    short of it (how HTTP says the body is incomplete), with one error line naming the
+    cause (and uvicorn's own line that the answer was not completed)."""
+    reg = serve_registry(ShrinkingBlobs(tmp_path), tmp_path)
+    data = os.urandom(3000)
+    with httpx.Client(base_url=reg.url, timeout=30) as client, LogWatch() as logs:
+        r = client.post("/v2/app/blobs/uploads/", params={"digest": sha(data)}, content=data)
+        assert r.status_code == 201, r.text
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get(f"/v2/app/blobs/{sha(data)}")
+        line = logs.wait_for("failed while answering")
+        assert line.levelname == "ERROR" and "ended after 3000 of 4000 bytes" in line.getMessage()
+        assert not any(r.exc_info for r in logs.records)
+        uvicorn_says = "ERROR ASGI callable returned without completing response."
+        assert [e for e in logs.errors() if "failed while answering" not in e] in (
+            [],
+            [uvicorn_says],
+        )
