@@ -42,6 +42,25 @@ _HEX_RE = re.compile(r"[0-9a-f]+", re.ASCII)
 NAME_MAX = 255
 
 
+class JsonInvalid(ValueError):
+    """Bytes that `load_json` cannot turn into a JSON value; the message says why."""
+
+
+def load_json(data: bytes | str) -> Any:
+    """The JSON value (RFC 8259) of stored or received bytes: every parse of a manifest,
+    a V1 image file or a request body goes through here. Bytes may be UTF-8, -16 or -32
+    (detected as `json.loads` does). `JsonInvalid` for anything else: malformed JSON,
+    bytes that do not decode, or a document nested deeper than Python's recursion limit
+    (about 1000 levels) lets the parser go. Go's encoding/json accepts 10000 levels, so
+    distribution stores such documents: to a reader here they are not JSON."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise JsonInvalid("JSON nested too deeply to parse") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise JsonInvalid(str(e)) from None
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Digest:
     """`algorithm:hex`, validated. `str(d)` gives the canonical text."""
@@ -154,13 +173,22 @@ _IMAGE_CONFIG_TYPES = frozenset(
 )
 
 
+def _text(value: Any) -> str | None:
+    """A JSON string member as text; None for any other value. Only strings are taken:
+    `str()` of a nested list or object would recurse as deep as its nesting."""
+    return value if isinstance(value, str) else None
+
+
 def _descriptor(raw: Any, where: str) -> Descriptor:
     if not isinstance(raw, dict):
         raise ManifestInvalid(f"{where} is not an object")
+    if "digest" not in raw:
+        raise ManifestInvalid(f"{where} has no digest")
+    text = _text(raw["digest"])
+    if text is None:
+        raise ManifestInvalid(f"{where}: digest is not a string")
     try:
-        digest = Digest.parse(str(raw["digest"]))
-    except KeyError:
-        raise ManifestInvalid(f"{where} has no digest") from None
+        digest = Digest.parse(text)
     except DigestInvalid as e:
         raise ManifestInvalid(f"{where}: {e}") from None
     size = raw.get("size")
@@ -170,16 +198,16 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     if isinstance(raw.get("platform"), dict):
         p = raw["platform"]
         platform = Platform(
-            str(p.get("os", "")), str(p.get("architecture", "")), p.get("variant") or None
+            _text(p.get("os")) or "", _text(p.get("architecture")) or "", _text(p.get("variant"))
         )
     urls = raw.get("urls") or ()
     return Descriptor(
         digest=digest,
         size=size,
-        media_type=sys.intern(str(raw.get("mediaType", ""))),  # a handful of values
+        media_type=sys.intern(_text(raw.get("mediaType")) or ""),  # a handful of values
         platform=platform,
-        urls=tuple(str(u) for u in urls) if isinstance(urls, list) else (),
-        artifact_type=raw.get("artifactType"),
+        urls=tuple(u for u in urls if isinstance(u, str)) if isinstance(urls, list) else (),
+        artifact_type=_text(raw.get("artifactType")),
     )
 
 
@@ -205,25 +233,31 @@ def detect_media_type(doc: dict[str, Any]) -> str:
 def parse_manifest(data: bytes) -> Manifest:
     """Parse any manifest format; `ManifestInvalid` says what is wrong."""
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        doc = load_json(data)
+    except JsonInvalid as e:
         raise ManifestInvalid(f"not JSON: {e}") from None
     if not isinstance(doc, dict):
         raise ManifestInvalid("not a JSON object")
     media_type = detect_media_type(doc)
     if media_type in SCHEMA1_TYPES:
         return _parse_schema1(doc, media_type)
-    if doc.get("schemaVersion") != 2:
-        raise ManifestInvalid(f"unsupported schemaVersion {doc.get('schemaVersion')!r}")
+    version = doc.get("schemaVersion")
+    if version != 2:
+        shown = repr(version) if isinstance(version, int | str | None) else type(version).__name__
+        raise ManifestInvalid(f"unsupported schemaVersion {shown[:40]}")
     raw_annotations = doc.get("annotations")
-    annotations: dict[str, str] = raw_annotations if isinstance(raw_annotations, dict) else {}
+    annotations = (
+        {k: v for k, v in raw_annotations.items() if isinstance(v, str)}
+        if isinstance(raw_annotations, dict)
+        else {}
+    )
     subject = _descriptor(doc["subject"], "subject") if doc.get("subject") else None
     if media_type in INDEX_TYPES:
         return Manifest(
             media_type,
             manifests=_descriptors(doc.get("manifests"), "manifests"),
             subject=subject,
-            artifact_type=doc.get("artifactType"),
+            artifact_type=_text(doc.get("artifactType")),
             annotations=annotations,
         )
     if "config" not in doc:
@@ -233,7 +267,7 @@ def parse_manifest(data: bytes) -> Manifest:
         config=_descriptor(doc["config"], "config"),
         layers=_descriptors(doc.get("layers"), "layers"),
         subject=subject,
-        artifact_type=doc.get("artifactType"),
+        artifact_type=_text(doc.get("artifactType")),
         annotations=annotations,
     )
 
@@ -247,7 +281,7 @@ def _parse_schema1(doc: dict[str, Any], media_type: str) -> Manifest:
         if not isinstance(layer, dict) or "blobSum" not in layer:
             raise ManifestInvalid(f"fsLayers[{i}] has no blobSum")
         try:
-            layers.append(Descriptor(Digest.parse(str(layer["blobSum"])), None))
+            layers.append(Descriptor(Digest.parse(_text(layer["blobSum"]) or ""), None))
         except DigestInvalid as e:
             raise ManifestInvalid(f"fsLayers[{i}]: {e}") from None
     # Schema 1 lists layers top-first and repeats empty layers; keep each blob once.
@@ -261,12 +295,12 @@ def schema1_payload(data: bytes) -> bytes:
     `formatLength` and `formatTail` (libtrust's JWS rules)."""
     import base64
 
-    doc = json.loads(data)
+    doc = load_json(data)
     signatures = doc.get("signatures") if isinstance(doc, dict) else None
     if not signatures:
         return data
     protected = signatures[0].get("protected", "")
-    header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+    header = load_json(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
     tail = base64.urlsafe_b64decode(header["formatTail"] + "=" * (-len(header["formatTail"]) % 4))
     length = header["formatLength"]  # a JSON number: not text for int() to read
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:

@@ -14,8 +14,10 @@ from regtool.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
     Digest,
+    JsonInvalid,
     check_name,
     check_tag,
+    load_json,
     parse_manifest,
 )
 
@@ -134,3 +136,34 @@ def test_parse_schema1() -> None:
 def test_invalid_manifests_say_why(data: bytes, words: str) -> None:
     with pytest.raises(ManifestInvalid, match=words):
         parse_manifest(data)
+
+
+def test_json_nested_too_deeply_is_invalid_not_a_recursion_error() -> None:
+    """Go's encoding/json takes 10000 levels, Python's parser about 1000: what is deeper
+    is invalid data to every reader (one error, never a RecursionError)."""
+    deep = b'{"schemaVersion": 2, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    with pytest.raises(JsonInvalid, match="nested too deeply"):
+        load_json(deep)
+    with pytest.raises(ManifestInvalid, match="nested too deeply"):
+        parse_manifest(deep)
+    with pytest.raises(JsonInvalid):
+        load_json(b"\xff{}")  # not UTF-8: the same error
+    assert load_json(b"[" * 500 + b"]" * 500) is not None  # what it can parse, it parses
+
+
+@pytest.mark.parametrize("field", ["digest", "mediaType", "artifactType", "urls"])
+def test_nested_values_where_strings_belong_are_not_turned_into_text(field: str) -> None:
+    """A member nested 900 levels deep parses, but `str()` or `repr()` of it would recurse
+    as deep: only strings are taken (a digest that is no string is invalid)."""
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": A, "size": 1}
+    layer[field] = "NESTED"
+    doc = {"schemaVersion": 2, "config": {"digest": B, "size": 1}, "layers": [layer]}
+    text = json.dumps(doc).replace('"NESTED"', "[" * 900 + "]" * 900)
+    if field == "digest":
+        with pytest.raises(ManifestInvalid, match="digest is not a string"):
+            parse_manifest(text.encode())
+        return
+    descriptor = parse_manifest(text.encode()).layers[0]
+    taken = {"mediaType": descriptor.media_type, "artifactType": descriptor.artifact_type}
+    taken["urls"] = descriptor.urls
+    assert taken[field] in ("", None, ())

@@ -15,6 +15,9 @@ from regtool.errors import UsageError
 from regtool.location import parse_location
 
 DEFAULT_ADDR = "127.0.0.1:5000"
+#: Seconds a stopping server waits for requests under way before it cuts them short
+#: (uvicorn waits for ever by default: a stalled client would keep Ctrl-C waiting).
+SHUTDOWN_GRACE = 5
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -36,22 +39,33 @@ def parse_addr(text: str) -> tuple[str, int]:
     return m.group("v6") or m.group("host") or "0.0.0.0", int(m.group("port"))
 
 
-def _config_addr(config: str) -> str | None:
-    """`http.addr` of a distribution config file, if it sets one."""
+def _read_config(config: str | None) -> dict[str, Any]:
+    """A distribution config file's top level; empty when there is none or it does not
+    parse (parse_location reports a broken config properly)."""
     import yaml
 
+    if not config:
+        return {}
     try:
         doc: Any = yaml.safe_load(Path(config).read_text())
     except (OSError, yaml.YAMLError):
-        return None  # parse_location reports a broken config properly
-    http = doc.get("http") if isinstance(doc, dict) else None
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _config_addr(doc: dict[str, Any]) -> str | None:
+    """`http.addr` of a distribution config, if it sets one."""
+    http = doc.get("http")
     addr = http.get("addr") if isinstance(http, dict) else None
     return str(addr) if addr else None
 
 
 def serve(
     location_arg: Annotated[
-        str | None, typer.Argument(metavar="[LOCATION]", help="Where the storage is.")
+        str | None,
+        typer.Argument(
+            metavar="LOCATION", help="Where the storage is (as --location).", show_default=False
+        ),
     ] = None,
     location: LocationOption = None,
     config: ConfigOption = None,
@@ -60,38 +74,58 @@ def serve(
         str | None,
         typer.Option(
             "--addr",
-            help=f"HOST:PORT to listen on (default {DEFAULT_ADDR}, or http.addr of --config).",
+            metavar="HOST:PORT",
+            help=f"Where to listen (default {DEFAULT_ADDR}, or http.addr of --config).",
         ),
     ] = None,
     log_level: Annotated[
         str,
         typer.Option(
             "--log-level",
+            metavar="LEVEL",
             help="uvicorn log level: critical, error, warning, info (shows each request), "
             "debug or trace.",
         ),
     ] = "info",
+    shutdown_grace: Annotated[
+        int,
+        typer.Option(
+            "--shutdown-timeout",
+            metavar="SECONDS",
+            min=0,
+            help="On Ctrl-C, how long requests under way may take before they are cut "
+            "short (an upload cut short stays resumable).",
+        ),
+    ] = SHUTDOWN_GRACE,
 ) -> None:
     """Serve the registry (OCI Distribution API) over HTTP; Ctrl-C stops it."""
     import uvicorn  # imported late: only serve needs it
 
     from regtool.server.app import create_app
+    from regtool.server.foreign_layers import UrlPolicy
     from regtool.server.protocol import uvicorn_options
 
     if log_level.lower() not in LOG_LEVELS:
         raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
-    host, port = parse_addr(addr or (config and _config_addr(config)) or DEFAULT_ADDR)
+    settings = _read_config(config)
+    host, port = parse_addr(addr or _config_addr(settings) or DEFAULT_ADDR)
+    foreign_urls = UrlPolicy.from_config(settings.get("validation"))
     loc = parse_location(location_arg or location, config=config, identity=identity)
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
-        app = create_app(driver)
+        app = create_app(driver, foreign_urls=foreign_urls)
         sock = listen(host, port)
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"regtool serve: listening on http://{shown}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level=log_level.lower(), access_log=True, **uvicorn_options())
+            uvicorn.Config(
+                app,
+                log_level=log_level.lower(),
+                access_log=True,
+                **uvicorn_options(shutdown_grace),
+            )
         )
         with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
             server.run(sockets=[sock])

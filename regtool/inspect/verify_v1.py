@@ -8,7 +8,6 @@ per run (ancestors are shared), `jobs` at a time.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from regtool.concurrency import map_outcomes
@@ -27,6 +26,7 @@ from regtool.inspect.verify import (
 )
 from regtool.layout.blobs import v1_checksum
 from regtool.layout.v1 import V1Image, V1Layout
+from regtool.oci import JsonInvalid, load_json
 from regtool.text import plural
 
 
@@ -132,10 +132,10 @@ class V1Verifier:
             return missing
         try:
             data = self.layout.driver.get(self.layout.image_file(image_id, "json"))
-            doc = json.loads(data)
+            doc = load_json(data)
         except FileNotFoundError:
             return missing
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except JsonInvalid:
             return _Json(
                 problems=(Problem(image_id, "invalid", f"json of {short(image_id)} is not JSON"),)
             )
@@ -144,7 +144,9 @@ class V1Verifier:
             return _Json(problems=(Problem(image_id, "unreadable", detail),))
         if not isinstance(doc, dict) or doc.get("id") != image_id:
             found = doc.get("id") if isinstance(doc, dict) else None
-            detail = f"json of {short(image_id)} names id {found!r}"
+            # repr() of a deeply nested value would recurse as deep: strings only
+            shown = repr(found[:80]) if isinstance(found, str) else "none"
+            detail = f"json of {short(image_id)} names id {shown}"
             return _Json(data, problems=(Problem(image_id, "invalid", detail),))
         parent = doc.get("parent")
         return _Json(data, parent if isinstance(parent, str) and parent else None)
@@ -210,8 +212,8 @@ def parse_checksums(data: bytes) -> list[str]:
     """`_checksum` holds a JSON list of checksums; older data a bare (maybe quoted) string."""
     text = data.decode("utf-8", "replace").strip()
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = load_json(text)
+    except JsonInvalid:
         return [text] if text else []
     if isinstance(value, str):
         return [value]

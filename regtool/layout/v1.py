@@ -21,12 +21,12 @@ tag `_dev`, `tag_dev_json`, is also the tag file a tag `dev_json` would have: se
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from regtool.errors import LayoutError, NotFound
+from regtool.oci import JsonInvalid, load_json
 from regtool.storage.base import Driver, Entry, join
 
 IMAGE_ID_RE = re.compile(r"[a-f0-9]{16}|[a-f0-9]{64}", re.ASCII)  # matched whole: fullmatch
@@ -195,8 +195,8 @@ class V1Layout:
         path = self.image_file(image_id, name)
         data = self.driver.get(path)
         try:
-            return json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            return load_json(data)
+        except JsonInvalid:
             raise CorruptImage(f"{path} is not JSON") from None
 
     def ancestry(self, image_id: str) -> list[str]:
@@ -249,6 +249,6 @@ def _holds_image_id(data: bytes) -> bool:
 
 def _holds_json_object(data: bytes) -> bool:
     try:
-        return isinstance(json.loads(data), dict)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return isinstance(load_json(data), dict)
+    except JsonInvalid:
         return False

@@ -9,6 +9,8 @@ reference and makes it invalid, never an end of the text.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -16,7 +18,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import URLPath
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,7 +28,14 @@ from regtool.layout.detect import default_layout, detect_layout
 from regtool.layout.v2 import V2Layout
 from regtool.oci import check_name
 from regtool.server import blobs, manifests, uploads
-from regtool.server.errors import RouteUnknown, Unsupported, classify, error_response
+from regtool.server.errors import (
+    RouteUnknown,
+    ShuttingDown,
+    Unsupported,
+    classify,
+    error_response,
+)
+from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.http import API_VERSION, State
 from regtool.server.registry import Registry
 from regtool.server.upload_store import UploadStore
@@ -78,6 +87,11 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 ]
 
 
+#: The status for a request whose client went away before its body ended (nginx's):
+#: shown in no answer, only in what logs it.
+CLIENT_CLOSED_REQUEST = 499
+
+
 async def dispatch(request: Request, rest: str) -> Response:
     """Answer a request for `/v2/<rest>` (`rest` as decoded from the URL)."""
     try:
@@ -93,6 +107,13 @@ async def dispatch(request: Request, rest: str) -> Response:
                 check_name(args["name"])
             return await handler(request, *args.values())
         raise RouteUnknown(f"no endpoint at /v2/{rest[:200]}")
+    except ClientDisconnect:  # a normal event: what the request wrote was taken away
+        log.info(
+            "%s %s: the client disconnected before the end of its request",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody left to read it
     except Exception as e:
         if classify(e)[1] >= 500:
             if isinstance(e, RegtoolError):  # expected (storage full, unreachable...): one line
@@ -139,6 +160,52 @@ class ApiVersionHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+class EndsWithoutTraceback:
+    """How a request that cannot end normally ends, with one line in the log where
+    uvicorn would print a traceback:
+
+    - cancelled, because the server is stopping and its grace period ran out (what the
+      request wrote was taken away, its lease released, on the way out): answered 503
+      if nothing was sent yet, without reading more of its body;
+    - failed after its answer started (a blob whose read from storage failed or came
+      up short): the connection is closed short of the length announced, which is how
+      HTTP tells the client that the body is incomplete (uvicorn adds a line saying the
+      response was not completed).
+
+    Everything else was answered by `dispatch` already."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        what = f"{scope['method']} {scope['path']}"
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            log.warning("%s cut short: the server is stopping", what)
+            if not started:
+                answer = error_response(ShuttingDown("the server is stopping"))
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await answer(scope, receive, send)
+        except Exception as e:
+            if not started:
+                raise  # not answered at all: a bug, which uvicorn reports with its traceback
+            if isinstance(e, RegtoolError):
+                log.error("%s failed while answering: %s", what, e)
+            else:
+                log.exception("%s failed while answering", what)
 
 
 #: Most of an unread request body read (and dropped) before an early answer, as Go's
@@ -192,19 +259,24 @@ class DrainUnreadBody:
 
 
 def create_app(
-    driver: Driver, layout: V2Layout | None = None, uploads: UploadStore | None = None
+    driver: Driver,
+    layout: V2Layout | None = None,
+    uploads: UploadStore | None = None,
+    foreign_urls: UrlPolicy | None = None,
 ) -> ASGIApp:
     """The registry over `driver`; the layout is detected (a new store gets
     distribution's naming for the backend) unless given. `uploads` replaces the default
-    upload store (its lease terms, its hash states)."""
+    upload store (its lease terms, its hash states); `foreign_urls` says which layer URLs
+    a pushed manifest may list (by default none, as distribution)."""
     if layout is None:
         found = detect_layout(driver)
         if not isinstance(found, V2Layout):
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
         layout = found
     app = Starlette(routes=[RegistryRoute()])
-    app.state.registry_state = State(Registry(layout), uploads or UploadStore(layout))
-    return ApiVersionHeader(DrainUnreadBody(app))
+    registry = Registry(layout, foreign_urls=foreign_urls)
+    app.state.registry_state = State(registry, uploads or UploadStore(layout))
+    return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(app)))
 
 
 __all__ = ["create_app", "default_layout"]

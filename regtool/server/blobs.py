@@ -12,6 +12,7 @@ from typing import BinaryIO
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from regtool.errors import StorageError
 from regtool.oci import Digest
 from regtool.server.errors import ApiError
 from regtool.server.http import IO_CHUNK, parse_digest, run, state
@@ -49,17 +50,29 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-async def _stream(open_reader: Callable[[], BinaryIO]) -> AsyncIterator[bytes]:
+async def _stream(
+    open_reader: Callable[[], BinaryIO], length: int, what: str
+) -> AsyncIterator[bytes]:
+    """The `length` bytes `open_reader` gives. Fewer (the blob went, or was cut short
+    meanwhile: replaced by a push of the bytes it lacked, say) is a `StorageError`
+    rather than an answer that ends early as if it were whole."""
     # Opened here, not before the response: a client gone before the first byte leaves
     # no reader open. The blob was stat'ed already, so a 404 is still answered up front.
     # The next chunk is read (in a worker thread) while this one is sent: both release
     # the GIL, so disk and socket overlap.
-    reader = await run(open_reader)
+    try:
+        reader = await run(open_reader)
+    except FileNotFoundError:
+        raise StorageError(f"{what} went before it was read") from None
     pending = asyncio.ensure_future(run(reader.read, IO_CHUNK))
+    sent = 0
     try:
         while chunk := await pending:
             pending = asyncio.ensure_future(run(reader.read, IO_CHUNK))
+            sent += len(chunk)
             yield chunk
+        if sent < length:
+            raise StorageError(f"{what} ended after {sent} of {length} bytes")
     finally:
         with suppress(Exception):
             await pending  # a read in a thread cannot be cancelled: let it finish
@@ -88,7 +101,7 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     return StreamingResponse(
-        _stream(partial(registry.open_blob, digest, start, length)),
+        _stream(partial(registry.open_blob, digest, start, length), length, f"blob {digest}"),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",

@@ -105,6 +105,10 @@ class RouteUnknown(ApiError, NotFound):
     pass
 
 
+class ShuttingDown(ApiError):
+    """The server stopped before the request was done."""
+
+
 #: regtool error class -> (OCI / distribution error code, HTTP status, default message).
 ERROR_TABLE: list[tuple[type[BaseException], str, int, str]] = [
     (BlobUnknown, "BLOB_UNKNOWN", 404, "blob unknown to registry"),
@@ -120,6 +124,7 @@ ERROR_TABLE: list[tuple[type[BaseException], str, int, str]] = [
     (PaginationInvalid, "PAGINATION_NUMBER_INVALID", 400, "invalid number of results"),
     (Unsupported, "UNSUPPORTED", 405, "the operation is unsupported"),
     (RouteUnknown, "NOT_FOUND", 404, "no such endpoint"),
+    (ShuttingDown, "UNAVAILABLE", 503, "the server is stopping"),
     (DigestInvalid, "DIGEST_INVALID", 400, "provided digest did not match uploaded content"),
     (NameInvalid, "NAME_INVALID", 400, "invalid repository name"),
     (ManifestInvalid, "MANIFEST_INVALID", 400, "manifest invalid"),

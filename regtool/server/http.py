@@ -3,9 +3,11 @@ numbers and digests from requests, pagination."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -43,6 +45,30 @@ def state(request: Request) -> State:
 async def run(fn: Callable[..., T], *args: Any) -> T:
     """Blocking storage calls always run in a worker thread."""
     return await to_thread.run_sync(fn, *args)
+
+
+async def run_to_the_end(fn: Callable[..., T], *args: Any) -> T:
+    """`run` for a clean-up that must not stop half-way (taking a request's bytes away,
+    releasing its upload lease): the call goes on in its thread when the request is
+    cancelled meanwhile, and the request waits for it before the cancellation goes on.
+    A server that stops cancels the requests that outlast its grace period, then,
+    closing its event loop, every task left once more; the loop's closing waits for its
+    default executor, which runs these calls, so the process never exits before they
+    end."""
+    loop = asyncio.get_running_loop()
+    call = loop.run_in_executor(None, partial(fn, *args))
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            if call.cancelled():  # the loop itself is closing: the thread still ends
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
 
 
 def parse_number(text: str) -> int | None:

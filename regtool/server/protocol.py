@@ -86,10 +86,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def uvicorn_options() -> dict[str, Any]:
-    """Keyword arguments for `uvicorn.Config` / `uvicorn.run` shared by every server."""
+def uvicorn_options(shutdown_grace: int) -> dict[str, Any]:
+    """Keyword arguments for `uvicorn.Config` / `uvicorn.run` shared by every server.
+    `shutdown_grace`: seconds a stopping server waits for requests under way (a client
+    that stalls mid-upload would keep it waiting forever); then they are cancelled and
+    what they wrote is taken away, as for any request that fails."""
     return {
         "http": BoundedHttpToolsProtocol,
         "ws": "none",  # a registry speaks no WebSocket: an Upgrade is a plain request
         "lifespan": "off",
+        "timeout_graceful_shutdown": shutdown_grace,
     }

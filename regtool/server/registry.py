@@ -7,7 +7,6 @@ first, then its revision link, then the tag's `index/` link, then `current/link`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -22,8 +21,10 @@ from regtool.oci import (
     OCI_MANIFEST,
     SCHEMA1_TYPES,
     Digest,
+    JsonInvalid,
     Manifest,
     detect_media_type,
+    load_json,
     parse_manifest,
 )
 from regtool.server.errors import (
@@ -33,6 +34,7 @@ from regtool.server.errors import (
     ManifestUnknown,
     NameUnknown,
 )
+from regtool.server.foreign_layers import UrlPolicy, requirements
 
 #: distribution's limit on a manifest body.
 MAX_MANIFEST_SIZE = 4 << 20
@@ -53,10 +55,13 @@ class PutResult:
 
 
 class Registry:
-    def __init__(self, layout: V2Layout, jobs: int = 16):
+    """`foreign_urls`: the layer URLs a pushed manifest may list (see `foreign_layers`)."""
+
+    def __init__(self, layout: V2Layout, jobs: int = 16, foreign_urls: UrlPolicy | None = None):
         self.layout = layout
         self.driver = layout.driver
         self.jobs = jobs
+        self.foreign_urls = foreign_urls or UrlPolicy()
 
     # --- links -----------------------------------------------------------------------
     def _links_to(self, path: str, digest: Digest) -> bool:
@@ -79,11 +84,10 @@ class Registry:
         """Size of a blob linked into `name`; `BlobUnknown` otherwise."""
         if not self.has_layer(name, digest):
             raise BlobUnknown(f"blob {digest} unknown to repository {name}")
-        try:
-            entry = self.driver.stat(self.layout.blob_data(digest))
-        except FileNotFoundError:
-            raise BlobUnknown(f"blob {digest} unknown to registry") from None
-        return entry.size or 0
+        size = stored_blob_size(self.layout, digest)
+        if size is None:
+            raise BlobUnknown(f"blob {digest} unknown to registry")
+        return size
 
     def open_blob(self, digest: Digest, offset: int, length: int) -> BinaryIO:
         try:
@@ -133,12 +137,7 @@ class Registry:
             data = self.layout.read_blob(digest)
         except FileNotFoundError:
             raise ManifestUnknown(f"manifest {digest} unknown to registry") from None
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            doc = {}
-        media_type = detect_media_type(doc) if isinstance(doc, dict) else OCI_MANIFEST
-        return StoredManifest(digest, media_type, data)
+        return StoredManifest(digest, stored_media_type(data), data)
 
     def put_manifest(
         self, name: str, reference: str | Digest, data: bytes, content_type: str | None
@@ -148,9 +147,8 @@ class Registry:
             raise DigestMismatch(f"manifest digest {digest} does not match {reference}")
         manifest = self._check_manifest(data, content_type)
         self._check_references(name, manifest)
-        blob = self.layout.blob_data(digest)
-        if not self.driver.exists(blob):
-            self.driver.put(blob, data)
+        if stored_blob_size(self.layout, digest) != len(data):  # absent, or not these bytes
+            self.driver.put(self.layout.blob_data(digest), data)
         v2_write.write_link(self.layout, self.layout.revision_link(name, digest), digest)
         if isinstance(reference, str):
             self._tag(name, reference, digest)
@@ -167,8 +165,11 @@ class Registry:
         anything else (none, `text/plain`, `application/json`) as schema 1, which fails."""
         ctype = _media_type(content_type)
         if ctype not in ACCEPTED_TYPES:
+            # A header's bytes arrive decoded as Latin-1: ascii() shows them as sent
+            # (`t\xc3\xa4g`), never as mojibake
+            shown = ascii(ctype[:100]) if ctype else "(none)"
             raise ManifestInvalid(
-                f"Content-Type {ctype or '(none)'} is not a manifest type: "
+                f"Content-Type {shown} is not a manifest type: "
                 f"use one of {', '.join(sorted(ACCEPTED_TYPES))}"
             )
         manifest = parse_manifest(data)
@@ -181,19 +182,21 @@ class Registry:
         return manifest
 
     def _check_references(self, name: str, manifest: Manifest) -> None:
-        """Every blob (and, for an index, every child manifest) must be in the repository,
-        as distribution checks; foreign layers (with `urls`) are exempt."""
-        paths: dict[str, Digest] = {}
-        for d in manifest.blobs:
-            if not d.urls:
-                paths[self.layout.layer_link(name, d.digest)] = d.digest
+        """Every blob the manifest needs (`foreign_layers.requirements`) and, for an
+        index, every child manifest must be linked into the repository, as distribution
+        checks; a layer whose URLs are not allowed is refused whatever is stored."""
+        needs = requirements(manifest, self.foreign_urls)
+        paths: dict[str, Digest] = {self.layout.layer_link(name, d): d for d in needs.stored}
         for d in manifest.manifests:
             paths[self.layout.revision_link(name, d.digest)] = d.digest
         found = map_outcomes(lambda p: self._links_to(p, paths[p]), paths, self.jobs)
-        missing = [str(paths[p]) for p, ok in found.items() if ok is not True]
+        missing = dict.fromkeys(str(paths[p]) for p, ok in found.items() if ok is not True)
+        missing.update(dict.fromkeys(str(d) for d in needs.refused))
         if missing:
+            reasons = "; ".join(needs.refused.values())
             raise ManifestBlobUnknown(
-                f"manifest references unknown blobs: {', '.join(missing[:5])}",
+                f"manifest references unknown blobs: {', '.join([*missing][:5])}"
+                + (f" ({reasons[:300]})" if reasons else ""),
                 [{"digest": m} for m in missing],
             )
 
@@ -272,6 +275,32 @@ class Registry:
                 desc["annotations"] = manifest.annotations
             descriptors.append(desc)
         return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+
+
+def stored_blob_size(layout: V2Layout, digest: Digest) -> int | None:
+    """The size of the blob's data in storage (a Swift DLO: the sum of its segments);
+    None when absent. A directory where the data should be is absent too, as
+    distribution's blob statter takes it (a corrupt store, not a blob of 0 bytes).
+
+    A write never trusts a blob by its presence alone: one whose size differs from what
+    is being stored (a copy cut short by a crash, say) is replaced."""
+    try:
+        entry = layout.driver.stat(layout.blob_data(digest))
+    except FileNotFoundError:
+        return None
+    return None if entry.is_dir else entry.size or 0
+
+
+def stored_media_type(data: bytes) -> str:
+    """The media type to serve a stored manifest as: from its JSON (`detect_media_type`).
+    Bytes that are not a JSON object (distribution stores JSON nested deeper than regtool
+    can parse) are still served as stored, typed as what a manifest without `mediaType`
+    is taken for: an OCI manifest."""
+    try:
+        doc = load_json(data)
+    except JsonInvalid:
+        return OCI_MANIFEST
+    return detect_media_type(doc) if isinstance(doc, dict) else OCI_MANIFEST
 
 
 def _media_type(content_type: str | None) -> str:

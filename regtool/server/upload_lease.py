@@ -2,7 +2,12 @@
 
 Several `regtool serve` processes in front of one store act as one registry, so a lease
 lives in storage beside its upload (`V2Layout.upload_lease`): a small file holding
-`<token> <expires>` in ASCII, a random hex token and a Unix time in seconds.
+`<token> <expires> <committed>` in ASCII, a random hex token, a Unix time in seconds and
+the size in bytes the upload held when the lease was written. Bytes a holder is still
+appending may already be in the upload's data (appended in place, or as segments), so
+while a lease is in force that size, not a stat of the data, is what the upload holds
+(`committed_size`); the holder's last commit shows there at its next renewal, or once it
+releases the lease.
 
 - Taking one is `Driver.put_if_absent`: atomic on local and SFTP. On Swift two creates in
   flight at once can both succeed (the last one's content stays), so the taker reads its
@@ -40,44 +45,82 @@ MAX_GENERATIONS = 64
 #: While writing, a holder reads its lease back at least this often (seconds).
 CHECK_EVERY = 1.0
 
-_CONTENT_RE = re.compile(r"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)", re.ASCII)
+_CONTENT_RE = re.compile(
+    r"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)(?: ([0-9]{1,18}))?", re.ASCII
+)
 
 
 @dataclass(frozen=True)
 class LeaseTerms:
-    """How long leases last (seconds), the clock (Unix seconds) they are judged by, and
-    how often a holder renews (by default `ttl / 4`, seconds of `time.monotonic`)."""
+    """How long leases last (seconds), the clock (Unix seconds) they are judged by, how
+    often a holder renews (by default `ttl / 4`, seconds of `time.monotonic`), and how
+    often a writing holder reads its lease back (`check_every`, seconds)."""
 
     ttl: float = LEASE_TTL
     clock: Callable[[], float] = time.time
     renew_interval: float | None = None
+    check_every: float = CHECK_EVERY
 
     @property
     def renew_every(self) -> float:
         return self.ttl / 4 if self.renew_interval is None else self.renew_interval
 
 
-def _read(driver: Driver, path: str) -> tuple[str, float] | None:
-    """(token, expires) of the lease at `path`; None if absent. Unreadable content counts
-    as long expired: nothing regtool writes looks like that."""
+@dataclass(frozen=True)
+class _Record:
+    """What a lease file holds; `committed` is None in one written without it."""
+
+    token: str
+    expires: float
+    committed: int | None
+
+
+def _read(driver: Driver, path: str) -> _Record | None:
+    """The lease at `path`; None if absent. Unreadable content counts as long expired:
+    nothing regtool writes looks like that."""
     try:
         data = driver.get(path)
     except FileNotFoundError:
         return None
     m = _CONTENT_RE.fullmatch(data.decode("ascii", "replace"))
-    return (m.group(1), float(m.group(2))) if m else ("", 0.0)
+    if m is None:
+        return _Record("", 0.0, None)
+    return _Record(m.group(1), float(m.group(2)), None if m.group(3) is None else int(m.group(3)))
+
+
+def committed_size(driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) -> int | None:
+    """The size (bytes) the holder of the lease in force at `path_of(0)`, `path_of(1)`...
+    recorded as committed; None when no lease is in force (or it recorded none)."""
+    now = terms.clock()
+    for generation in range(MAX_GENERATIONS):
+        record = _read(driver, path_of(generation))
+        if record is None:
+            return None
+        if record.expires > now:
+            return record.committed
+    return None
 
 
 class Lease:
     """A lease this process holds. Thread-safe: a request's writes and its renewals run
     in different worker threads."""
 
-    def __init__(self, driver: Driver, path: str, generation: int, token: str, terms: LeaseTerms):
+    def __init__(
+        self,
+        driver: Driver,
+        path: str,
+        generation: int,
+        token: str,
+        terms: LeaseTerms,
+        committed: int,
+    ):
         self.driver = driver
         self.path = path
         self.generation = generation
         self.token = token
         self.terms = terms
+        #: The upload's committed size (bytes), written into the lease at each renewal.
+        self.committed = committed
         self._renewed = terms.clock()
         self._checked = float("-inf")  # time.monotonic() of the last read-back
         self._lost = False
@@ -96,16 +139,20 @@ class Lease:
         return self.generation > 0
 
     @classmethod
-    def take(cls, driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) -> Lease:
-        """Take the lease whose generations live at `path_of(0)`, `path_of(1)`...;
-        `UploadBusy` while another holder's is in force."""
+    def take(
+        cls, driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms, committed: int
+    ) -> Lease:
+        """Take the lease whose generations live at `path_of(0)`, `path_of(1)`...,
+        recording `committed` (bytes) as the upload's size; `UploadBusy` while another
+        holder's is in force, with the size that one recorded (else `committed`)."""
         generation, retried = 0, False
+        busy = committed
         while generation < MAX_GENERATIONS:
             path = path_of(generation)
             token = secrets.token_hex(16)
             now = terms.clock()
-            if driver.put_if_absent(path, _content(token, now + terms.ttl)):
-                lease = cls(driver, path, generation, token, terms)
+            if driver.put_if_absent(path, _content(token, now + terms.ttl, committed)):
+                lease = cls(driver, path, generation, token, terms, committed)
                 lease.check()  # Swift: another create may have landed over this one
                 return lease
             current = _read(driver, path)
@@ -114,14 +161,15 @@ class Lease:
                     break
                 retried = True  # released between our create and our read: try again
                 continue
-            if current[0] == token:  # ours: a retried create whose first try landed
-                lease = cls(driver, path, generation, token, terms)
+            if current.token == token:  # ours: a retried create whose first try landed
+                lease = cls(driver, path, generation, token, terms, committed)
                 lease.check()
                 return lease
-            if current[1] > now:
+            if current.expires > now:
+                busy = committed if current.committed is None else current.committed
                 break
             generation += 1  # expired: its holder is gone; the next generation decides
-        raise UploadBusy("the upload is being written by another request", 0)
+        raise UploadBusy("the upload is being written by another request", busy)
 
     def ensure(self) -> None:
         """`UploadBusy` unless the lease is surely still held, without a request: renewed
@@ -139,26 +187,28 @@ class Lease:
         started = time.monotonic()
         current = _read(self.driver, self.path)
         with self._lock:
-            if current is None or current[0] != self.token:
+            if current is None or current.token != self.token:
                 self._lost = True
                 raise UploadBusy("the upload was taken over by another request", 0)
             self._checked = max(self._checked, started)
 
     def check_now_and_then(self) -> None:
-        """`check` if the last read-back is older than `CHECK_EVERY`, else `ensure`.
-        Called before every write: on Swift, where two creates can both seem to win,
-        the loser finds out before much of its data reaches storage."""
-        if time.monotonic() - self._checked > CHECK_EVERY:
+        """`check` if the last read-back is older than `terms.check_every`, else
+        `ensure`. Called before every write: on Swift, where two creates can both seem
+        to win, the loser finds out before much of its data reaches storage."""
+        if time.monotonic() - self._checked > self.terms.check_every:
             self.check()
         else:
             self.ensure()
 
     def renew(self) -> None:
-        """Extend the lease by `ttl` from now; `UploadBusy` if it was lost."""
+        """Extend the lease by `ttl` from now, recording `committed`; `UploadBusy` if it
+        was lost."""
         with self._lock:
             self.check()
             now = self.terms.clock()
-            self.driver.put(self.path, _content(self.token, now + self.terms.ttl))
+            content = _content(self.token, now + self.terms.ttl, self.committed)
+            self.driver.put(self.path, content)
             self._renewed = max(self._renewed, now)
 
     def release(self) -> None:
@@ -177,5 +227,5 @@ class Lease:
         return held
 
 
-def _content(token: str, expires: float) -> bytes:
-    return f"{token} {expires:.3f}".encode("ascii")
+def _content(token: str, expires: float, committed: int) -> bytes:
+    return f"{token} {expires:.3f} {committed}".encode("ascii")

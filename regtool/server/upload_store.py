@@ -10,14 +10,16 @@ Completing checks the digest over the bytes stored, not over what requests said 
 sent: the running hash remembered after an append (`hash_states.py`) is used only while a
 stat of the data still matches it; otherwise, or when the upload's lease was ever taken
 over, the stored bytes are hashed again. Then, as distribution does, `data` moves to
-`blobs/` (unless that blob is already there), the blob is linked into the repository, and
-the upload is deleted.
+`blobs/` (unless a blob of that size is already there: one of another size is a copy cut
+short, and is replaced), the blob is linked into the repository, and the upload is
+deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import uuid
 from functools import partial
 from typing import Any
@@ -28,7 +30,8 @@ from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest
 from regtool.server.errors import BlobUploadUnknown, DigestMismatch, RangeInvalid, UploadBusy
 from regtool.server.hash_states import Fingerprint, HashStates, new_hasher
-from regtool.server.upload_lease import Lease, LeaseTerms
+from regtool.server.registry import stored_blob_size
+from regtool.server.upload_lease import Lease, LeaseTerms, committed_size
 from regtool.storage.base import Writer
 
 # Upload ids are the lowercase UUIDs `start` makes, matched whole and in ASCII.
@@ -54,22 +57,32 @@ class UploadStore:
         return upload_id
 
     def size(self, name: str, upload_id: str) -> int:
-        """Bytes received so far; `BlobUploadUnknown` if there is no such upload."""
+        """Bytes the upload holds (committed: not those a request is still appending);
+        `BlobUploadUnknown` if there is no such upload."""
         self._check_exists(name, upload_id)
-        return self._data_size(name, upload_id)
+        leased = committed_size(
+            self.driver, partial(self.layout.upload_lease, name, upload_id), self.lease_terms
+        )
+        return self._data_size(name, upload_id) if leased is None else leased
 
     def open(self, name: str, upload_id: str) -> UploadSession:
         """Take the upload's lease for one request: `BlobUploadUnknown` if there is no such
-        upload, `UploadBusy` (with the upload's size) while another request holds it."""
+        upload, `UploadBusy` (with the size the upload holds, without what the holder is
+        still appending) while another request holds it."""
         self._check_exists(name, upload_id)
-        try:
-            lease = Lease.take(
-                self.driver, partial(self.layout.upload_lease, name, upload_id), self.lease_terms
-            )
-        except UploadBusy as e:
-            raise UploadBusy(str(e), self._data_size(name, upload_id)) from None
+        before = self._data_size(name, upload_id)  # recorded in the lease, checked below
+        lease = Lease.take(
+            self.driver,
+            partial(self.layout.upload_lease, name, upload_id),
+            self.lease_terms,
+            before,
+        )
         try:
             fingerprint = self._fingerprint(name, upload_id)
+            size = fingerprint[0] if fingerprint else 0
+            if size != before:  # a holder committed or took its bytes away meanwhile
+                lease.committed = size
+                lease.renew()
         except BaseException:
             lease.release()
             raise
@@ -105,9 +118,13 @@ class UploadStore:
 
 
 class UploadSession:
-    """One request's hold on an upload, from `UploadStore.open` until `release`: it may
+    """One request's hold on an upload, from `UploadStore.open` until `close`: it may
     append (`write`, then `finish` or `abort`) and `complete`. The caller renews the
-    lease every `store.lease_terms.renew_every` seconds while it holds it (`renew`)."""
+    lease every `store.lease_terms.renew_every` seconds while it holds it (`renew`).
+
+    Appends are serialised: an `abort` called while a `write` is still under way in
+    another thread (its request was cancelled meanwhile) waits for it, so that nothing
+    lands after the bytes were taken away."""
 
     def __init__(
         self,
@@ -125,6 +142,7 @@ class UploadSession:
         # last append: under the lease, nothing else changes it.
         self.fingerprint = fingerprint
         self._appender: Appender | None = None
+        self._appending = threading.Lock()
 
     @property
     def appending(self) -> bool:
@@ -133,27 +151,41 @@ class UploadSession:
 
     def write(self, data: bytes) -> None:
         """Append `data` (not yet committed: see `finish`, `abort`)."""
+        with self._appending:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         if self._appender is None:
             self._appender = self._open_appender()
         self._appender.write(data)
 
     def finish(self, data: bytes = b"") -> None:
         """Append `data`, then commit everything written since the last commit."""
-        if data:
-            self.write(data)
-        if self._appender is not None:
-            appender, self._appender = self._appender, None
-            try:
-                appender.commit()
-            except BaseException:
-                appender.cancel()
-                raise
+        with self._appending:
+            if data:
+                self._write(data)
+            if self._appender is not None:
+                appender, self._appender = self._appender, None
+                try:
+                    appender.commit()
+                except BaseException:
+                    appender.cancel()
+                    raise
 
     def abort(self) -> None:
         """Take away what was written since the last commit."""
-        appender, self._appender = self._appender, None
-        if appender is not None:
-            appender.cancel()
+        with self._appending:
+            appender, self._appender = self._appender, None
+            if appender is not None:
+                appender.cancel()
+
+    def close(self) -> None:
+        """End the session: `abort` what is not committed, release the lease (nothing
+        after `complete`: the upload went, lease and all)."""
+        try:
+            self.abort()
+        finally:
+            self.release()
 
     @property
     def size(self) -> int:
@@ -197,17 +229,22 @@ class UploadSession:
                 f"content digest {actual} does not match {digest}", {"digest": str(digest)}
             )
         self.lease.check()  # still ours: nothing was appended after the hash
-        data, blob = layout.upload_data(self.name, self.upload_id), layout.blob_data(digest)
-        if not driver.exists(blob):
+        size = fingerprint[0] if fingerprint else 0
+        # A blob already stored is kept only if it has the verified bytes' size: one cut
+        # short (a move that copies, killed half-way; a crash of another tool) is
+        # replaced. On Swift the replaced large object's segments go at once: a reader
+        # still streaming it is cut short, as it would have been by the missing bytes.
+        if stored_blob_size(layout, digest) != size:
+            blob = layout.blob_data(digest)
             if fingerprint is None:
                 driver.put(blob, b"")
             else:
-                driver.move(data, blob)
+                driver.move(layout.upload_data(self.name, self.upload_id), blob)
         v2_write.write_link(layout, layout.layer_link(self.name, digest), digest)
         store.hash_states.forget(self.upload_id)
         self.lease.forsake()  # deleted with the upload
         driver.delete(layout.upload_dir(self.name, self.upload_id))
-        return fingerprint[0] if fingerprint else 0
+        return size
 
     def renew(self) -> None:
         self.lease.renew()
@@ -265,6 +302,7 @@ class Appender:
         session.fingerprint = fingerprint
         if fingerprint is None or fingerprint[0] != self.writer.size:
             raise UploadBusy("the upload changed under its lease", session.size)
+        session.lease.committed = fingerprint[0]
         if self.hasher is not None:
             store.hash_states.put(session.upload_id, fingerprint, self.hasher)
         else:
@@ -272,10 +310,16 @@ class Appender:
         return self.writer.size
 
     def cancel(self) -> None:
-        """Take this request's bytes away again, while the lease is still ours; once it
-        is not, they stay (another request may be continuing after them)."""
-        try:
-            self.session.lease.check()
-        except UploadBusy:
-            return
+        """Take this request's bytes away again. A writer whose bytes lie apart from any
+        other's (`Writer.isolated`: Swift's segments) always does, so that a loser of a
+        lease race on Swift leaves nothing in the winner's upload or blob. Elsewhere
+        only while the lease is ours: once it is not, another request may be continuing
+        after them, and cutting the file back would take its bytes too (the lease is
+        lost there only when its holder stalled past half its life, and an heir treats
+        the upload as doubtful, hashing whatever it holds)."""
+        if not self.writer.isolated:
+            try:
+                self.session.lease.check()
+            except UploadBusy:
+                return
         self.writer.cancel()

@@ -19,7 +19,14 @@ from starlette.responses import Response
 
 from regtool.oci import check_name
 from regtool.server.errors import BlobUploadInvalid, RangeInvalid, SizeInvalid, UploadBusy
-from regtool.server.http import IO_CHUNK, parse_digest, parse_number, run, state
+from regtool.server.http import (
+    IO_CHUNK,
+    parse_digest,
+    parse_number,
+    run,
+    run_to_the_end,
+    state,
+)
 from regtool.server.upload_store import UploadSession, UploadStore
 
 log = logging.getLogger(__name__)
@@ -76,12 +83,12 @@ def chunk_range(request: Request) -> tuple[int, int] | None:
         return None
     m = _CONTENT_RANGE_RE.fullmatch(header.strip(" \t"))
     if not m or int(m.group(2)) < int(m.group(1)):
-        raise BlobUploadInvalid(f"malformed Content-Range {header[:60]!r}")
+        raise BlobUploadInvalid(f"malformed Content-Range {header[:60]!a}")  # bytes as sent
     start, length = int(m.group(1)), int(m.group(2)) - int(m.group(1)) + 1
     declared = request.headers.get("content-length")
     if declared is not None and parse_number(declared) != length:
         raise SizeInvalid(
-            f"Content-Length {declared[:20]} does not match Content-Range {header[:60]}"
+            f"Content-Length {declared[:20]!a} does not match Content-Range {header[:60]!a}"
         )
     return start, length
 
@@ -90,15 +97,16 @@ def chunk_range(request: Request) -> tuple[int, int] | None:
 async def upload_session(
     uploads: UploadStore, name: str, upload_id: str
 ) -> AsyncIterator[UploadSession]:
-    """The upload's lease, held (and renewed) for the duration of the block."""
+    """The upload's lease, held (and renewed) for the duration of the block; at its end
+    what was not committed is taken away and the lease released, to the end even if the
+    request is cancelled meanwhile (`run_to_the_end`)."""
     session = await run(uploads.open, name, upload_id)
     renewer = _Renewer(session)
     try:
         yield session
     finally:
-        await renewer.stop()
-        if session.lease.held:  # not after completing: the upload went, lease and all
-            await run(session.release)
+        renewer.stop()
+        await run_to_the_end(session.close)
 
 
 class _Renewer:
@@ -111,10 +119,12 @@ class _Renewer:
         self.loop = asyncio.get_running_loop()
         self.timer: asyncio.TimerHandle | None = self.loop.call_later(self.every, self._due)
         self.task: asyncio.Task[None] | None = None
+        self.stopped = False
 
     def _due(self) -> None:
         self.timer = None
-        self.task = self.loop.create_task(self._renew())
+        if not self.stopped:
+            self.task = self.loop.create_task(self._renew())
 
     async def _renew(self) -> None:
         try:
@@ -123,16 +133,17 @@ class _Renewer:
             return  # lost: the session's writes refuse by themselves
         except Exception:  # a storage hiccup: the next round tries again
             log.warning("renewing the lease of upload %s failed", self.session.upload_id)
-        self.timer = self.loop.call_later(self.every, self._due)
+        if not self.stopped:
+            self.timer = self.loop.call_later(self.every, self._due)
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
+        """No renewal from now on. One under way in its thread ends there; the lease's
+        lock orders it before a release."""
+        self.stopped = True
         if self.timer is not None:
             self.timer.cancel()
         if self.task is not None:
             self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-        if self.timer is not None:  # set again by a renewal that ended meanwhile
-            self.timer.cancel()
 
 
 async def pump(request: Request, session: UploadSession, expected: int | None) -> None:
@@ -140,8 +151,8 @@ async def pump(request: Request, session: UploadSession, expected: int | None) -
     given, is the length the body must have (`SizeInvalid` otherwise). Bytes are
     gathered to `IO_CHUNK` and written in a worker thread while the next chunk is
     received; at most two chunks are held in memory (a small body takes one trip to a
-    worker thread). On any failure what this request wrote is taken away again: the
-    upload is as it was."""
+    worker thread). On any failure (a cancellation too) what this request wrote is
+    taken away again: the upload is as it was."""
     received = 0
     buf = bytearray()
     pending: asyncio.Task[None] | None = None
@@ -167,11 +178,15 @@ async def pump(request: Request, session: UploadSession, expected: int | None) -
         if received:
             await run(session.finish, bytes(buf))
     except BaseException:
-        if pending is not None:
-            await asyncio.gather(pending, return_exceptions=True)
-        if session.appending:
-            await run(session.abort)
+        if pending is not None:  # its failure, if any, is this one's cause: not reported
+            pending.add_done_callback(_retrieved)
+        await run_to_the_end(session.abort)  # after a write still in its thread
         raise
+
+
+def _retrieved(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _receive(request: Request, session: UploadSession) -> None:
@@ -200,7 +215,7 @@ async def start_upload(request: Request, name: str) -> Response:
             await run(session.complete, digest)
     except BaseException:
         with contextlib.suppress(Exception):
-            await run(st.uploads.cancel, name, upload_id)
+            await run_to_the_end(st.uploads.cancel, name, upload_id)
         raise
     return _created(name, str(digest))
 

@@ -139,6 +139,13 @@ class Writer(ABC):
     committed.
     """
 
+    #: Whether the bytes this writer writes lie apart from what any other writer writes
+    #: to the same path, so that `cancel()` takes away this writer's bytes and never
+    #: another's, whatever others did meanwhile (Swift: segments of its own). False
+    #: where an append is cut back to where it began, which would take bytes another
+    #: writer appended after it too.
+    isolated: bool = False
+
     @property
     @abstractmethod
     def size(self) -> int:

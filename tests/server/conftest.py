@@ -4,6 +4,10 @@ reg = serve_registry(driver)      # a RunningRegistry; stopped after the test
 reg.host, reg.url, reg.layout
 reg = serve_registry(driver, uploads=lambda layout: UploadStore(layout, ...))
                                   # with an upload store of the test's (hooks, a clock)
+reg = serve_registry(driver, foreign_urls=UrlPolicy(allow=None))
+                                  # with the layer URLs a manifest may list
+reg = serve_registry(driver, shutdown_grace=1)
+                                  # stopping (`reg.stop()`) cuts requests short after 1 s
 local_registry                    # the same over a fresh local directory
 """
 
@@ -18,9 +22,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from regtool.cli.serve import SHUTDOWN_GRACE
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
 from regtool.server.app import create_app
+from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.protocol import uvicorn_options
 from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Driver
@@ -54,16 +60,18 @@ def start_registry(
     driver: Driver,
     root: Path | None = None,
     uploads: Callable[[V2Layout], UploadStore] | None = None,
+    foreign_urls: UrlPolicy | None = None,
+    shutdown_grace: int = SHUTDOWN_GRACE,
 ) -> RunningRegistry:
     layout = default_layout(driver)
     port = free_port()
     config = uvicorn.Config(
-        create_app(driver, layout, uploads(layout) if uploads else None),
+        create_app(driver, layout, uploads(layout) if uploads else None, foreign_urls),
         host="127.0.0.1",
         port=port,
         log_level="warning",
         access_log=False,
-        **uvicorn_options(),  # the protocol `regtool serve` runs
+        **uvicorn_options(shutdown_grace),  # the protocol `regtool serve` runs
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"regtool-serve-{port}", daemon=True)
@@ -84,8 +92,10 @@ def serve_registry() -> Iterator[Callable[..., RunningRegistry]]:
         driver: Driver,
         root: Path | None = None,
         uploads: Callable[[V2Layout], UploadStore] | None = None,
+        foreign_urls: UrlPolicy | None = None,
+        shutdown_grace: int = SHUTDOWN_GRACE,
     ) -> RunningRegistry:
-        reg = start_registry(driver, root, uploads)
+        reg = start_registry(driver, root, uploads, foreign_urls, shutdown_grace)
         started.append(reg)
         return reg
 

@@ -434,6 +434,22 @@ def test_manifest_content_type(client: httpx.Client, ctype: str | None, status: 
         assert client.get("/v2/a/manifests/t").status_code == 404
 
 
+def test_non_ascii_header_values_are_echoed_as_sent(client: httpx.Client) -> None:
+    """A header's UTF-8 bytes named in an error message are shown escaped as sent, never
+    as the mojibake of their Latin-1 decoding."""
+    body = image_manifest(client, "a")
+    ctype = "application/vnd.t\u00e4g".encode()
+    r = client.put("/v2/a/manifests/t", content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400 and error_code(r) == "MANIFEST_INVALID"
+    message = r.json()["errors"][0]["message"]
+    assert "'application/vnd.t\\xc3\\xa4g' is not a manifest type" in message, message
+    assert message.isascii()
+    location = client.post("/v2/a/blobs/uploads/").headers["Location"]
+    r = client.patch(location, content=b"x", headers={"Content-Range": "0-0\u00e4".encode()})
+    assert r.status_code == 400 and error_code(r) == "BLOB_UPLOAD_INVALID"
+    assert r.json()["errors"][0]["message"] == "malformed Content-Range '0-0\\xc3\\xa4'"
+
+
 @pytest.mark.parametrize("content", [b"", b"sha256:" + b"0" * 64], ids=["empty", "other"])
 def test_links_that_do_not_name_their_blob(
     client: httpx.Client, local_registry: RunningRegistry, content: bytes

@@ -3,6 +3,7 @@ serves, logs each request, and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -169,3 +170,53 @@ def test_tls_probe_is_one_warning_naming_the_cause(tmp_path: Path) -> None:
     lines = [line for line in out.splitlines() if "TLS" in line]
     assert len(lines) == 1 and "this port speaks plain HTTP" in lines[0], out
     assert "Invalid HTTP request" not in out
+
+
+def test_ctrl_c_cuts_a_stalled_upload_short_after_the_shutdown_timeout(tmp_path: Path) -> None:
+    """A client that stalls mid-upload keeps Ctrl-C waiting `--shutdown-timeout` seconds,
+    not for ever; its upload goes on afterwards from what it held."""
+    store, port = str(tmp_path / "s"), free_port()
+    committed, rest = b"c" * 100, b"r" * 10
+    digest = "sha256:" + hashlib.sha256(committed + rest).hexdigest()
+    stalled = socket.socket()
+    locations: list[str] = []
+
+    def during(url: str) -> None:
+        location = httpx.post(f"{url}/v2/app/blobs/uploads/").headers["Location"]
+        assert httpx.patch(f"{url}{location}", content=committed).status_code == 202
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(
+            f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nxx".encode()
+        )
+        # The stalled request holds the upload's lease once it is under way: a probe (a
+        # chunk at a wrong offset, which changes nothing) is refused as busy from then on.
+        probe = {"Content-Range": "0-0"}
+        while (
+            "another request"
+            not in httpx.patch(f"{url}{location}", content=b"y", headers=probe).text
+        ):
+            pass
+        locations.append(location)
+
+    with stalled:
+        out = run_serve(
+            [store, "--addr", f"127.0.0.1:{port}", "--shutdown-timeout", "1"], port, during
+        )
+        assert stalled.recv(100).startswith(b"HTTP/1.1 503 ")
+    assert "cut short: the server is stopping" in out
+
+    def resume(url: str) -> None:
+        r = httpx.put(f"{url}{locations[0]}", params={"digest": digest}, content=rest)
+        assert r.status_code == 201, r.text
+
+    run_serve([store, "--addr", f"127.0.0.1:{port}"], port, resume)
+
+
+def test_help_names_each_value_as_the_other_commands_do(cli: Any) -> None:
+    result = cli("serve", "--help")
+    assert result.exit_code == 0, result.stderr
+    assert "Usage: regtool serve [OPTIONS] [LOCATION]\n" in result.stdout
+    options = result.stdout.split("Options:", 1)[1]
+    for shown in ("--addr HOST:PORT", "--log-level LEVEL", "--shutdown-timeout SECONDS"):
+        assert shown in options
+    assert "<str>" not in options and "<int>" not in options

@@ -9,7 +9,7 @@ import pytest
 
 from regtool.layout.v2 import V2Layout
 from regtool.server.errors import UploadBusy
-from regtool.server.upload_lease import Lease, LeaseTerms
+from regtool.server.upload_lease import Lease, LeaseTerms, committed_size
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
 
@@ -33,7 +33,7 @@ def setup(tmp_path: Path) -> tuple[Driver, V2Layout, Clock, LeaseTerms]:
 
 
 def take(layout: V2Layout, terms: LeaseTerms) -> Lease:
-    return Lease.take(layout.driver, partial(layout.upload_lease, "app", UPLOAD), terms)
+    return Lease.take(layout.driver, partial(layout.upload_lease, "app", UPLOAD), terms, 0)
 
 
 def test_one_holder_at_a_time(setup: tuple[Driver, V2Layout, Clock, LeaseTerms]) -> None:
@@ -122,3 +122,27 @@ def test_forsaken_lease_is_not_written_again(
         lease.renew()
     lease.release()
     assert not driver.exists(layout.upload_dir("app", UPLOAD))
+
+
+def test_a_lease_records_what_the_upload_holds(
+    setup: tuple[Driver, V2Layout, Clock, LeaseTerms],
+) -> None:
+    """A refused taker learns the size the holder recorded (at its take, then at each
+    renewal), not what a stat of the data would show mid-append; with no lease in
+    force there is none to learn."""
+    driver, layout, _clock, terms = setup
+    path_of = partial(layout.upload_lease, "app", UPLOAD)
+    holder = Lease.take(driver, path_of, terms, 100)
+    with pytest.raises(UploadBusy) as refused:
+        Lease.take(driver, path_of, terms, 999)  # what the other stat showed
+    assert refused.value.size == 100 and committed_size(driver, path_of, terms) == 100
+    holder.committed = 150
+    holder.renew()
+    assert committed_size(driver, path_of, terms) == 150
+    holder.release()
+    assert committed_size(driver, path_of, terms) is None
+    # One written without a size (by an earlier version): the taker's own stat is used.
+    driver.put(path_of(0), f"{'a' * 32} {terms.clock() + 60:.3f}".encode())
+    with pytest.raises(UploadBusy) as refused:
+        Lease.take(driver, path_of, terms, 7)
+    assert refused.value.size == 7 and committed_size(driver, path_of, terms) is None

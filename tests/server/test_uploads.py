@@ -23,6 +23,7 @@ import pytest
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest
 from regtool.server.hash_states import new_hasher
+from regtool.server.http import IO_CHUNK
 from regtool.server.upload_lease import LeaseTerms
 from regtool.server.upload_store import UploadSession, UploadStore
 from regtool.storage.base import Driver
@@ -35,8 +36,8 @@ def sha(data: bytes) -> str:
 
 
 class HookedUploads(UploadStore):
-    """Puts ("open", upload id) on `events` once a request holds an upload's lease, and
-    ("renew", clock) after each renewal."""
+    """Puts ("open", upload id) on `events` once a request holds an upload's lease,
+    ("renew", clock) after each renewal, and ("write", bytes) after each append."""
 
     def __init__(self, layout: V2Layout, **kwargs: Any):
         super().__init__(layout, **kwargs)
@@ -51,6 +52,13 @@ class HookedUploads(UploadStore):
             self.events.put(("renew", self.lease_terms.clock()))
 
         session.renew = reported_renew  # type: ignore[method-assign]
+        write = session.write
+
+        def reported_write(data: bytes) -> None:
+            write(data)
+            self.events.put(("write", len(data)))
+
+        session.write = reported_write  # type: ignore[method-assign]
         self.events.put(("open", upload_id))
         return session
 
@@ -154,6 +162,52 @@ def test_overlapping_patches_one_is_refused_at_once(
         assert r.status_code == 201, r.text
         blob = client.get(f"/v2/race/app/blobs/{digest}").content
     assert blob == b"x" + a_body and sha(blob) == digest
+
+
+def _local(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
+    return LocalDriver(tmp_path / "store")
+
+
+def _swift(request: pytest.FixtureRequest, tmp_path: Path) -> Driver:
+    service = request.getfixturevalue("swift_service")
+    return service.driver(f"uploads-{uuid.uuid4().hex[:8]}", segment_size=256 << 10)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("make", [_local, _swift], ids=["local", "swift"])
+def test_busy_upload_reports_what_is_committed(
+    make: Callable[[pytest.FixtureRequest, Path], Driver],
+    request: pytest.FixtureRequest,
+    serve_registry: Callable[..., RunningRegistry],
+    tmp_path: Path,
+) -> None:
+    """While a request's bytes are stored but not committed (appended in place, or as
+    segments), the upload's `Range` (a busy 416, a status) is what it held before."""
+    stores: list[HookedUploads] = []
+
+    def hooked(layout: V2Layout) -> HookedUploads:
+        stores.append(HookedUploads(layout))
+        return stores[-1]
+
+    reg = serve_registry(make(request, tmp_path), uploads=hooked)
+    first, streaming = b"x" * 100, os.urandom(IO_CHUNK + 10)
+    with httpx.Client(base_url=reg.url, timeout=30) as client:
+        location = client.post("/v2/app/blobs/uploads/").headers["Location"]
+        assert client.patch(location, content=first).status_code == 202
+        a = PartialPatch(reg, location, streaming + b"tail", start=len(first))
+        a.send_first(len(streaming))
+        written = stores[0].wait("write")  # stored, not committed
+        assert isinstance(written, int) and written >= IO_CHUNK
+        upload_id = _upload_id(location)
+        stored = reg.driver.stat(reg.layout.upload_data("app", upload_id)).size
+        assert stored is not None and stored >= 100 + IO_CHUNK  # (Swift buffers a segment)
+
+        r = client.patch(location, content=b"y", headers={"Content-Range": "100-100"})
+        assert r.status_code == 416 and r.headers["Range"] == "0-99", r.headers
+        assert client.get(location).headers["Range"] == "0-99"
+
+        status, headers = a.finish()
+        assert status == 202 and headers["range"] == f"0-{len(first) + len(streaming) + 3}"
+        assert client.get(location).headers["Range"] == headers["range"]
 
 
 @pytest.mark.parametrize("make", [_local_pair, _swift_pair], ids=["local", "swift"])

@@ -195,6 +195,9 @@ class LargeObjects:
 
 
 class SwiftWriter(Writer):
+    #: A new set's segments, or appended ones named with this writer's token.
+    isolated = True
+
     def __init__(self, dlo: LargeObjects, path: str, append: bool):
         self._dlo = dlo
         self._objects = objects = dlo.objects
