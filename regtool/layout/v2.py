@@ -43,8 +43,10 @@ SWIFT_ROOT = "files/docker/registry/v2"
 SWIFT_SEGMENTS = "segments"
 
 #: The algorithm distribution stores blobs under. A link at another algorithm's path may
-#: hold the canonical digest instead of its own: distribution's `linkBlob` writes such an
-#: alias for a blob pushed by a sha512 digest, and `linkedBlobStatter.Stat` follows it.
+#: hold the canonical digest instead of its own: for a blob pushed by a sha512 digest,
+#: distribution's `blobWriter.Commit` stores the data under its sha256 digest and
+#: `linkBlob` links both digests to it (the sha512 link is an alias), and
+#: `linkedBlobStatter.Stat` follows the link to the data (`V2Layout.resolve_blob`).
 CANONICAL_ALGORITHM = "sha256"
 
 #: The two kinds of link that say a repository holds a blob.
@@ -74,13 +76,17 @@ def parse_link(data: bytes, path: str) -> Digest:
         raise CorruptLink(f"link {path} does not hold a digest: {data[:80]!r}") from None
 
 
-def link_names(target: Digest, digest: Digest) -> bool:
-    """Whether a link at `digest`'s path holding `target` names that blob, as distribution
-    reads it: the same digest, or the canonical one for a link at another algorithm's path
-    (see `CANONICAL_ALGORITHM`)."""
-    return target == digest or (
-        digest.algorithm != CANONICAL_ALGORITHM and target.algorithm == CANONICAL_ALGORITHM
-    )
+def linked_data(digest: Digest, held: Digest) -> Digest | None:
+    """The digest whose data (`V2Layout.blob_data`) holds blob `digest`, for a repository
+    link at `digest`'s path that holds `held`, as distribution reads it
+    (`linkedBlobStatter.Stat`, registry/storage/linkedblobstore.go): `digest` itself when
+    the link names it; for a link at another algorithm's path, the canonical digest it
+    holds (an alias, see `CANONICAL_ALGORITHM`); None when the link names another blob."""
+    if held == digest:
+        return digest
+    if digest.algorithm != CANONICAL_ALGORITHM and held.algorithm == CANONICAL_ALGORITHM:
+        return held
+    return None
 
 
 def listed_link_names(entry: Entry, digest: Digest) -> bool | None:
@@ -338,6 +344,22 @@ class V2Layout:
 
     def open_blob(self, digest: Digest, offset: int = 0, length: int | None = None) -> BinaryIO:
         return self.driver.open(self.blob_data(digest), offset, length)
+
+    def resolve_blob(self, name: str, digest: Digest) -> Digest:
+        """The digest whose data holds blob `digest` as repository `name` links it:
+        `digest` itself for the canonical algorithm, without a request; for another
+        algorithm, what its `_layers` link holds (`linked_data`). distribution stores a
+        blob pushed as `sha512:<hex>` under its sha256 digest and links the sha512 digest
+        to that; regtool stores it under its own digest. Reads one link for a
+        non-canonical digest: `PathNotFound` when the repository has none, `CorruptLink`
+        when it names no digest or another blob."""
+        if digest.algorithm == CANONICAL_ALGORITHM:
+            return digest
+        path = self.layer_link(name, digest)
+        target = linked_data(digest, self.read_link(path))
+        if target is None:
+            raise CorruptLink(f"link {path} names another blob, not {digest}")
+        return target
 
     def read_manifest_bytes(self, digest: Digest) -> bytes:
         try:
