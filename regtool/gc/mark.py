@@ -38,14 +38,16 @@ class Marks:
 def read_tags(
     layout: V2Layout, repos: dict[str, RepositoryIndex], jobs: int
 ) -> tuple[dict[str, set[Digest]], dict[str, str]]:
-    """Each repository's tagged digests, reading only the links the listing cannot tell;
-    and repo -> error for repositories with a damaged tag link. A storage fault is raised:
-    it says nothing about the tag."""
+    """Each repository's tagged digests, reading every link whose digest the listing does
+    not tell for certain (all of them on local and SFTP storage: a listing there gives a
+    link's size, and a tag whose history holds one digest may point at another of the same
+    length); and repo -> error for repositories with a damaged tag link. A storage fault
+    is raised: it says nothing about the tag."""
     tagged: dict[str, set[Digest]] = {name: set() for name in repos}
     to_read = []
     for name, repo in repos.items():
         for tag in repo.tags:
-            known = repo.listed_tag_digest(tag)
+            known = repo.certain_tag_digest(tag)
             if known is not None:
                 tagged[name].add(known)
             else:

@@ -210,8 +210,8 @@ class V2Verifier:
         name = repo.name
         plan = _Plan(VerifyResult(name, tag), repo)
         result = plan.result
-        if tag is not None and (stat := repo.tags.get(tag)) and stat.checksum is not None:
-            digest = repo.listed_tag_digest(tag)  # certain with a checksum (Swift)
+        if tag is not None:
+            digest = repo.certain_tag_digest(tag)
         if tag is not None and digest is None:
             try:
                 digest = self.layout.read_link(self.layout.tag_current_link(name, tag))

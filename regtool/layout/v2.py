@@ -182,8 +182,9 @@ class RepositoryIndex:
         distribution (and regtool) write `tags/<tag>/index/<digest>/link` before
         `current/link`, so a tag whose history holds one digest, and whose current link
         has exactly that digest's length, is taken to point at it; a current link of that
-        length naming another digest is not noticed. A re-pointed tag (two or more history
-        entries), an unknown size or any other length means: read the link."""
+        length naming another digest is not noticed (good enough to show, never to delete
+        on: `certain_tag_digest`). A re-pointed tag (two or more history entries), an
+        unknown size or any other length means: read the link."""
         history = self.tag_history.get(tag, [])
         current = self.tags.get(tag)
         if current is None or not history:
@@ -194,6 +195,15 @@ class RepositoryIndex:
             return None
         (digest,) = history
         return digest if current.size == len(link_content(digest)) else None
+
+    def certain_tag_digest(self, tag: str) -> Digest | None:
+        """The tag's digest where the listing tells it for certain (a checksum, as Swift
+        lists), else None: its link must be read. What deletes on a tag's word (gc) uses
+        this; `listed_tag_digest` may infer."""
+        current = self.tags.get(tag)
+        if current is None or current.checksum is None:
+            return None
+        return self.listed_tag_digest(tag)
 
     def compact(self) -> None:
         """Refit the sets once complete: grown one `add` at a time, a set's table can be

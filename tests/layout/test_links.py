@@ -131,3 +131,4 @@ def test_listed_tag_digest_by_checksum(
     repo = RepositoryIndex("app", tags={"1.0": LinkStat(71, None, checksum)})
     repo.tag_history["1.0"] = history
     assert repo.listed_tag_digest("1.0") == expected
+    assert repo.certain_tag_digest("1.0") == expected  # a checksum is certain

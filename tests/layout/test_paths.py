@@ -275,6 +275,7 @@ def test_listed_tag_digest_by_size(
     if history:
         repo.tag_history["1.0"] = history
     assert repo.listed_tag_digest("1.0") == expected
+    assert repo.certain_tag_digest("1.0") is None  # a size is never certain
 
 
 def test_appended_segments_belong_to_their_set() -> None:
