@@ -40,6 +40,13 @@ def test_missing_config_file(cli, tmp_path: Path) -> None:
     assert_one_line_error(cli("ls", "--config", str(tmp_path / "none.yml")), "cannot read config")
 
 
+def test_config_with_a_yaml_error(cli, tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yml"
+    cfg.write_text('version: 0.1\nstorage:\n  swift:\n    password: "TopSecretPw99\n')
+    result = cli("ls", "--config", str(cfg))
+    assert_one_line_error(result, str(cfg), "line 5, column 1", secret="TopSecretPw99")
+
+
 def test_unknown_repository_and_invalid_name(cli, tmp_path: Path) -> None:
     store = V1Store(LocalDriver(tmp_path))
     store.tag("exampleapp", "1.0", store.add_chain(1))
