@@ -10,7 +10,12 @@ from regtool.gc.aliases import links_of, reached, read_aliases
 from regtool.gc.mark import mark
 from regtool.gc.model import KINDS, Doomed, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
-from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint, walk_repositories
+from regtool.gc.snapshot import (
+    RepositoriesSnapshot,
+    fingerprint,
+    skipped_links,
+    walk_repositories,
+)
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.layout.v2_write import write_link
 from regtool.oci import Digest
@@ -59,9 +64,10 @@ def recheck(
     result.warnings += [w for w in marks.warnings if w not in result.warnings]  # 2nd pass
     # Blobs a new `_layers` link names (or, an alias, reaches), or a link this re-check
     # keeps.
-    new_links = links_of(layout.index_entries(changed, include_all=True))
+    scanned = layout.index_entries(changed, include_all=True)
+    new_links = links_of(scanned)
     new_aliases, _ = read_aliases(layout, new_links, reader.jobs)
-    linked: set[str] = set()
+    linked = set(map(blob_key, skipped_links(scanned.skipped)))
     for name, digests in new_links.items():
         keys = set(map(blob_key, digests))
         linked |= keys | reached(new_aliases.get(name, {}), keys)

@@ -5,19 +5,18 @@ and, on Swift, one of `segments/`; HEADs only for the large objects about to be 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import NameInvalid, PathNotFound, raise_faults
+from regtool.errors import PathNotFound, raise_faults
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
-from regtool.gc.snapshot import RepositoriesSnapshot, take_snapshot, young
+from regtool.gc.snapshot import SKIPPED, RepositoriesSnapshot, skipped_links, take_snapshot, young
 from regtool.gc.sweep import sweep
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
@@ -82,6 +81,7 @@ def collect_v2(
     with phase(result, "repositories"):
         snapshot = take_snapshot(layout, cutoff)
     repos = snapshot.repositories
+    result.warnings += snapshot.everywhere.skipped_warnings(SKIPPED)
     reader = ReferenceReader(layout, options.jobs)
     with phase(result, "mark"):
         young_layers = snapshot.young_layers(layout)
@@ -103,6 +103,7 @@ def collect_v2(
     for name, layers in young_layers.items():
         keys = set(map(blob_key, layers))
         marks.blobs |= keys | reached(aliases.get(name, {}), keys)
+    marks.blobs |= set(map(blob_key, skipped_links(snapshot.everywhere.skipped)))
     result.marked_blobs = len(marks.blobs)
     result.manifests_read = len(reader.cache)
     result.warnings += marks.warnings
@@ -240,12 +241,11 @@ def _links_outside_repositories(
     for name, directory in sorted(snapshot.everywhere.items()):
         if directory.has_manifests:
             continue
-        with contextlib.suppress(NameInvalid):  # a name the layout cannot path
-            for digest in sorted(directory.layers):
-                why = "directory without manifests: nothing references the blob"
-                item = _layer_link_item(layout, name, digest, why, aliases)
-                if item.paths[0] not in snapshot.young_paths:
-                    items.append(item)
+        for digest in sorted(directory.layers):
+            why = "directory without manifests: nothing references the blob"
+            item = _layer_link_item(layout, name, digest, why, aliases)
+            if item.paths[0] not in snapshot.young_paths:
+                items.append(item)
     return items
 
 

@@ -341,7 +341,11 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
     leftovers: list[Entry] = []  # writers' temp files, from the walks --all makes
     if options.everything:
         walk = layout.driver.walk(layout.repositories_dir(), temporaries=True)
-        repos = layout.index_entries(set_aside_temporaries(walk, leftovers))
+        scanned = layout.index_entries(set_aside_temporaries(walk, leftovers))
+        out.warnings += scanned.skipped_warnings()
+        skipped = tuple(f"{layout.repositories_dir()}/{name}/" for name in scanned.skipped)
+        leftovers = [e for e in leftovers if not e.path.startswith(skipped)]
+        repos = scanned
     else:
         for name in dict.fromkeys(t.name for t in targets):
             repos.update(layout.scan_repositories(name))

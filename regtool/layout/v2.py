@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Literal
 
-from regtool.errors import LayoutError, ManifestInvalid, NotFound
+from regtool.errors import LayoutError, ManifestInvalid, NameInvalid, NotFound
 from regtool.oci import Digest, check_name
 from regtool.storage.base import Driver, Entry, join
 from regtool.text import plural
@@ -212,6 +212,30 @@ class RepositoryIndex:
         self.layers = set(self.layers)
 
 
+class Repositories(dict[str, RepositoryIndex]):
+    """Repositories by name, from one walk; `skipped` holds, by their path below
+    `repositories/`, the directories whose path is not a repository name (capitals, a
+    name that is not UTF-8, `check_name`): distribution cannot serve them, so no tool
+    treats them as repositories. A name that is not UTF-8 holds surrogates: show it with
+    `skipped_warning`."""
+
+    def __init__(
+        self,
+        found: dict[str, RepositoryIndex] | None = None,
+        skipped: dict[str, RepositoryIndex] | None = None,
+    ):
+        super().__init__(found or {})
+        self.skipped: dict[str, RepositoryIndex] = skipped or {}
+
+    def skipped_warnings(self, what_happens: str = "skipped") -> list[str]:
+        """One warning per skipped directory, naming it (escaped) and saying why."""
+        return [
+            f"directory {name!r} in repositories/: not a valid repository name, no registry "
+            f"serves it; {what_happens}"
+            for name in sorted(self.skipped)
+        ]
+
+
 class V2Layout:
     """distribution's layout on a driver. Paths from one method per kind of path; reading
     helpers parse link files and scan repositories with a single walk."""
@@ -377,19 +401,22 @@ class V2Layout:
         except FileNotFoundError:
             raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
 
-    def scan_repositories(self, name: str | None = None) -> dict[str, RepositoryIndex]:
-        """Every repository (or just `name`) from one walk of the repositories tree."""
+    def scan_repositories(self, name: str | None = None) -> Repositories:
+        """Every repository (or just `name`) from one walk of the repositories tree;
+        directories of an invalid name in `skipped`."""
         top = self.repositories_dir() if name is None else self.repository_dir(name)
         return self.index_entries(self.driver.walk(top), only=name)
 
     def index_entries(
         self, entries: Iterable[Entry], only: str | None = None, include_all: bool = False
-    ) -> dict[str, RepositoryIndex]:
+    ) -> Repositories:
         """Sort walked entries under `repositories/` into per-repository indexes.
 
         A directory is a repository only if it has `_manifests` (distribution ignores the
         rest too); `include_all` keeps the others as well, e.g. an abandoned first push
-        with only `_uploads` and `_layers`. Files that fit no known shape are ignored."""
+        with only `_uploads` and `_layers`. One whose path is not a valid repository name
+        goes to `Repositories.skipped` instead. Files that fit no known shape are
+        ignored."""
         repos: dict[str, RepositoryIndex] = {}
         for entry in entries:
             split = self.split_repository_path(entry.path)
@@ -397,9 +424,24 @@ class V2Layout:
                 continue
             repo_name, rest = split
             _classify(repos.setdefault(repo_name, RepositoryIndex(repo_name)), rest, entry)
-        for repo in repos.values():
+        found = Repositories()
+        for repo_name, repo in repos.items():
+            if not (include_all or repo.has_manifests):
+                continue
             repo.compact()
-        return {n: r for n, r in repos.items() if include_all or r.has_manifests}
+            if _valid_name(repo_name):
+                found[repo_name] = repo
+            else:
+                found.skipped[repo_name] = repo
+        return found
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_name(name)
+    except NameInvalid:
+        return False
+    return True
 
 
 def _digest_from(alg: str, hexpart: str) -> Digest | None:
