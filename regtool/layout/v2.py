@@ -133,7 +133,8 @@ class RepositoryPath:
     """What a path below `repositories/` is: the inverse of the `V2Layout` path methods.
 
     `kind` is `layer-link`, `revision-link`, `tag-current`, `tag-index` or `upload`; an
-    upload's `upload_file` is `data`, `startedat` or `hashstates/<alg>/<offset>`."""
+    upload's `upload_file` is `data`, `startedat`, `hashstates/<alg>/<offset>` or any
+    other file in its directory (a lease, a writer's temp file)."""
 
     name: str
     kind: str
@@ -466,9 +467,9 @@ def _shape(rest: list[str]) -> tuple[str, str | None, Digest | None] | None:
         case ["_layers", alg, hexpart, "link"]:
             d = _digest_from(alg, hexpart)
             return ("layer-link", None, d) if d else None
-        case ["_uploads", upload_id, "data" | "startedat"]:
-            return "upload", upload_id, None
-        case ["_uploads", upload_id, "hashstates", _, _]:
+        case ["_uploads", upload_id, _, *_]:
+            # any file in an upload's directory is the upload's: data, startedat,
+            # hashstates/<alg>/<offset>, a lease, a writer's temp file
             return "upload", upload_id, None
     return None
 
