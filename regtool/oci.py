@@ -23,6 +23,15 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
 DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
+#: Layers a client downloads from their `urls`: the only blobs distribution lets a
+#: manifest reference without having them (`verifyManifest` in registry/storage/
+#: ocimanifesthandler.go and schema2manifesthandler.go), and only with urls.
+OCI_NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+OCI_NONDISTRIBUTABLE_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+NON_DISTRIBUTABLE_TYPES = frozenset(
+    {OCI_NONDISTRIBUTABLE, OCI_NONDISTRIBUTABLE_GZIP, DOCKER_FOREIGN}
+)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
@@ -133,6 +142,12 @@ class Descriptor:
     platform: Platform | None = None
     urls: tuple[str, ...] = ()
     artifact_type: str | None = None
+
+    @property
+    def foreign(self) -> bool:
+        """A non-distributable layer with `urls`, which storage need not hold (as a layer:
+        a config is always stored)."""
+        return bool(self.urls) and self.media_type in NON_DISTRIBUTABLE_TYPES
 
 
 @dataclass(frozen=True, slots=True)

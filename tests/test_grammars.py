@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from regtool.cli.gc import parse_duration
+from regtool.cli.gc import MAX_DURATION, parse_duration
 from regtool.cli.serve import parse_addr
 from regtool.errors import DigestInvalid, InvalidPath, LocationError, NameInvalid, UsageError
 from regtool.layout.segments import segment_sets
@@ -112,7 +112,19 @@ def is_duration(text: str) -> bool:
         if not rest or rest[0] not in "smhdwSMHDW":
             return False
         rest = rest[1:]
-    return bool(text)
+    return bool(text) and _duration_seconds(text) <= MAX_DURATION.total_seconds()
+
+
+def _duration_seconds(text: str) -> float:
+    """The seconds of a duration of the grammar above, the way a person counts them."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    seconds, number = 0.0, ""
+    for c in text.lower():
+        if c in units:
+            seconds, number = seconds + float(number) * units[c], ""
+        else:
+            number += c
+    return seconds
 
 
 def is_number(text: str) -> bool:
@@ -206,6 +218,8 @@ def test_duration_grammar(text: str) -> None:
 
 
 def test_duration_examples_accepted() -> None:
+    assert parse_duration("36500d") == MAX_DURATION
+    assert not accepts(parse_duration, "36500d1s", typer.BadParameter)
     assert parse_duration("0").total_seconds() == 0
     assert parse_duration("1h30m").total_seconds() == 5400
     assert parse_duration("1.5H").total_seconds() == 5400

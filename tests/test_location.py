@@ -133,3 +133,58 @@ def test_bad_config_files(tmp_path: Path, content: str, words: str) -> None:
         parse_location(None, config=cfg, env={})
     with pytest.raises(LocationError, match="cannot read config"):
         parse_location(None, config=tmp_path / "missing.yml", env={})
+
+
+@pytest.mark.parametrize(
+    "content, where, kind",
+    [
+        (
+            'storage:\n  swift:\n    password: "TopSecretPw99\n    container: x\n',
+            "line 5, column 1",
+            "found unexpected end of stream",
+        ),
+        (
+            "storage:\n  swift:\n    password: TopSecretPw99: x\n",
+            "line 3, column 28",
+            "mapping values are not allowed here",
+        ),
+        (  # PyYAML quotes the character it stopped at: a character of the password
+            "storage:\n  swift:\n    password: @TopSecretPw99\n",
+            "line 3, column 15",
+            "found character ... that cannot start any token",
+        ),
+        (
+            'storage:\n  swift:\n    password: "TopSecret\\qPw99"\n',
+            "line 3, column 26",
+            "found unknown escape character ...",
+        ),
+        (
+            "storage:\n  swift:\n    password: TopSecretPw99\n   container: x\n",
+            "line 4, column 4",
+            "expected <block end>, but found '<block mapping start>'",
+        ),
+    ],
+)
+def test_a_yaml_error_names_the_place_never_the_text(
+    tmp_path: Path, content: str, where: str, kind: str
+) -> None:
+    """A config holds passwords: a syntax error is one line with file, line, column and
+    the kind of error, without the text of the line (PyYAML's message quotes it)."""
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(content)
+    with pytest.raises(LocationError) as caught:
+        parse_location(None, config=cfg, env={})
+    message = str(caught.value)
+    assert message == f"config {cfg} is not valid YAML: {where}: {kind}"
+    assert "TopSecret" not in message and "\n" not in message
+
+
+def test_a_config_that_is_not_utf8_or_not_a_mapping(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yml"
+    cfg.write_bytes(b"storage:\n  swift:\n    password: Top\xffSecret\n")
+    with pytest.raises(LocationError, match=r"is not valid YAML: byte \d+: invalid start byte"):
+        parse_location(None, config=cfg, env={})
+    cfg.write_text("storage:\n  swift: [TopSecret]\n")
+    with pytest.raises(LocationError, match=r"storage\.swift in .* must be a mapping") as caught:
+        parse_location(None, config=cfg, env={})
+    assert "TopSecret" not in str(caught.value)

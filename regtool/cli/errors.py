@@ -8,6 +8,7 @@ from regtool.errors import RegtoolError, StorageError, is_fault
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_READER_GONE = 141  # the reader of stdout went away: 128 + SIGPIPE, as a shell shows
 
 
 def exit_code_for(error: BaseException) -> int:

@@ -29,12 +29,23 @@ _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])", re.ASCII | re.IGN
 _DURATION = re.compile(rf"0|(?:{_DURATION_PART.pattern})+", re.ASCII | re.IGNORECASE)
 
 
+#: The longest duration gc takes (100 years): a longer one is a typo, and one past
+#: `timedelta`'s range, or reaching back before year 1, cannot be computed with.
+MAX_DURATION = timedelta(days=36500)
+
+
 def parse_duration(text: str) -> timedelta:
-    """`0`, `90s`, `30m`, `1h30m`, `2d`, `1w`."""
+    """`0`, `90s`, `30m`, `1h30m`, `2d`, `1w`, up to `MAX_DURATION`; `BadParameter`
+    (exit 2, naming the option) otherwise."""
     if not _DURATION.fullmatch(text):
-        raise typer.BadParameter(f"{text!r} is not a duration such as 0, 30m, 1h or 2d")
+        raise typer.BadParameter(f"{text[:40]!r} is not a duration such as 0, 30m, 1h or 2d")
     parts = _DURATION_PART.findall(text)
-    return timedelta(seconds=sum(float(n) * _UNITS[u.lower()] for n, u in parts))
+    seconds = sum(float(n) * _UNITS[u.lower()] for n, u in parts)  # inf for huge numbers
+    if seconds > MAX_DURATION.total_seconds():
+        raise typer.BadParameter(
+            f"{text[:40]!r} is longer than {MAX_DURATION.days}d, the longest duration gc takes"
+        )
+    return timedelta(seconds=seconds)
 
 
 # Durations are typed as `0`, `30m`, `1h30m`; a bad one names its option in the error.

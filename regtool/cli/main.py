@@ -12,7 +12,7 @@ import typer
 
 from regtool.cli import gc, ls, serve, verify
 from regtool.cli.errors import exit_code_for, message_for
-from regtool.cli.output import error
+from regtool.cli.output import error, reader_gone
 from regtool.errors import RegtoolError
 
 P = ParamSpec("P")
@@ -28,6 +28,8 @@ def reporting_errors(command: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
+        except BrokenPipeError:  # not a storage fault: drivers raise StorageError
+            reader_gone()
         except (RegtoolError, OSError) as e:
             error(message_for(e))
             raise typer.Exit(exit_code_for(e)) from None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
+from regtool.cli.errors import EXIT_READER_GONE
 from regtool.text import plural
 
 __all__ = ["plural"]  # the CLI's words come from here too
@@ -54,6 +57,18 @@ def warn(message: str) -> None:
 
 def error(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
+
+
+def reader_gone() -> NoReturn:
+    """Stop quietly, as Unix tools do when the reader of their output goes away
+    (`regtool ls | head -1`): no message, exit status 141 (128 + SIGPIPE, what a shell
+    shows for a tool SIGPIPE ended). stdout is pointed at /dev/null first, so that
+    flushing what is left at exit cannot fail again."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    raise typer.Exit(EXIT_READER_GONE)
 
 
 def stderr_is_terminal() -> bool:

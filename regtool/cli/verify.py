@@ -14,6 +14,7 @@ from regtool.cli.output import (
     print_json,
     print_table,
     stderr_is_terminal,
+    warn,
 )
 from regtool.cli.store import (
     ConfigOption,
@@ -75,6 +76,8 @@ def verify(
         finally:
             if progress is not None:
                 progress.stop()
+    for message in verification.warnings:
+        warn(message)
     if as_json:
         print_json(verification_document(verification))
     else:
@@ -161,6 +164,7 @@ def verification_document(v: Verification) -> dict[str, Any]:
             "problems": len(v.problems),
             "unreadable": len(v.faults),
         },
+        "warnings": v.warnings,
     }
 
 

@@ -26,11 +26,12 @@ again between the last walk and its deletion, or a link a lagging Swift listing 
 show yet.
 
 Cost: one walk of `repositories/`, `blobs/` (and `segments/` on Swift), one GET per
-distinct manifest and per tag link whose digest the listing cannot tell, no per-blob
-stat; a real run walks `repositories/` twice more and waits `settle`. Swift large
-objects: a listing shows a DLO as 0 bytes and not which segment set it uses, so gc HEADs
-only the objects it is about to delete (size = their segments'); finding segment sets no
-object names (`orphan_segments`) needs a HEAD of every large object, so it is opt-in.
+distinct manifest and per tag link whose digest the listing does not tell for certain
+(every tag on local and SFTP storage, none on Swift), no per-blob stat; a real run walks
+`repositories/` twice more and waits `settle`. Swift large objects: a listing shows a
+DLO as 0 bytes and not which segment set it uses, so gc HEADs only the objects it is
+about to delete (size = their segments'); finding segment sets no object names
+(`orphan_segments`) needs a HEAD of every large object, so it is opt-in.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from regtool.concurrency import map_outcomes
 from regtool.errors import raise_faults
+from regtool.gc.aliases import Aliases, reached
 from regtool.gc.references import BlobKey, ReferenceReader, References, blob_key
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
@@ -31,19 +32,22 @@ class Marks:
     stale_layers: dict[str, set[Digest]] = field(default_factory=dict)
     unsure: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    aliases: Aliases = field(default_factory=dict)
 
 
 def read_tags(
     layout: V2Layout, repos: dict[str, RepositoryIndex], jobs: int
 ) -> tuple[dict[str, set[Digest]], dict[str, str]]:
-    """Each repository's tagged digests, reading only the links the listing cannot tell;
-    and repo -> error for repositories with a damaged tag link. A storage fault is raised:
-    it says nothing about the tag."""
+    """Each repository's tagged digests, reading every link whose digest the listing does
+    not tell for certain (all of them on local and SFTP storage: a listing there gives a
+    link's size, and a tag whose history holds one digest may point at another of the same
+    length); and repo -> error for repositories with a damaged tag link. A storage fault
+    is raised: it says nothing about the tag."""
     tagged: dict[str, set[Digest]] = {name: set() for name in repos}
     to_read = []
     for name, repo in repos.items():
         for tag in repo.tags:
-            known = repo.listed_tag_digest(tag)
+            known = repo.certain_tag_digest(tag)
             if known is not None:
                 tagged[name].add(known)
             else:
@@ -67,11 +71,13 @@ def mark(
     delete_untagged: bool,
     young_revisions: dict[str, set[Digest]],
     young_layers: dict[str, set[Digest]],
+    aliases: Aliases | None = None,
     everything_in: Iterable[str] = (),
 ) -> Marks:
-    """Mark what `repos` keep. Repositories named in `everything_in` are unsure from the
-    start (the re-check before deleting uses that for repositories that changed)."""
-    marks = Marks(unsure=set(everything_in))
+    """Mark what `repos` keep; a blob an alias of theirs reaches (`gc/aliases.py`) is
+    kept with the alias. Repositories named in `everything_in` are unsure from the start
+    (the re-check before deleting uses that for repositories that changed)."""
+    marks = Marks(unsure=set(everything_in), aliases=aliases or {})
     tagged, tag_errors = read_tags(layout, repos, reader.jobs)
     marks.unsure |= set(tag_errors)
     marks.warnings += tag_errors.values()
@@ -97,6 +103,7 @@ def mark(
                 if isinstance(manifest, References):
                     referenced.update(manifest.blobs)
         referenced.update(map(blob_key, young_layers.get(name, ())))
+        referenced |= reached(marks.aliases.get(name, {}), referenced)
         marks.manifests[name] = kept
         marks.stale_layers[name] = {d for d in repo.layers if blob_key(d) not in referenced}
         marks.blobs.update(map(blob_key, kept))

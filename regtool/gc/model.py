@@ -47,6 +47,13 @@ class Doomed:
     size: int | None
     reason: str
     repository: str | None = None
+    # what a link item's files hold when not `name`: an alias's target (gc/aliases.py)
+    links_to: str | None = None
+
+    @property
+    def content(self) -> str:
+        """The blob whose data this item is, or (a link item) that its files reach."""
+        return self.links_to or self.name
 
 
 @dataclass

@@ -6,16 +6,14 @@ million entries. Memory follows the number of repositories and links, not their 
 
 from __future__ import annotations
 
-import contextlib
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from regtool.errors import NameInvalid
-from regtool.layout.v2 import RepositoryIndex, V2Layout
-from regtool.oci import Digest, check_name
+from regtool.layout.v2 import Repositories, RepositoryIndex, V2Layout
+from regtool.oci import Digest
 from regtool.storage.base import Entry
 
 
@@ -42,9 +40,22 @@ class Fingerprints:
         return i < len(self._sorted) and self._sorted[i] == value
 
 
+#: What gc does with a directory below `repositories/` of an invalid name.
+SKIPPED = "gc deletes nothing in it and keeps every blob it links"
+
+
+def skipped_links(skipped: dict[str, RepositoryIndex]) -> set[Digest]:
+    """Every blob the `_layers` and revision links of skipped directories name: kept, so
+    that renaming such a directory to a valid name gives back whole images. (An alias
+    among them keeps only itself: its target is kept by the canonical link distribution
+    writes beside it.)"""
+    return set().union(*(d.layers | d.revisions for d in skipped.values()))
+
+
 @dataclass
 class RepositoriesSnapshot:
-    everywhere: dict[str, RepositoryIndex]  # every directory below repositories/
+    # every directory below repositories/ of a valid name; `everywhere.skipped`: the rest
+    everywhere: Repositories
     young_paths: set[str]
     fingerprints: Fingerprints
     temporaries: list[Entry]  # writers' temp files (those in uploads are upload files too)
@@ -67,20 +78,15 @@ class RepositoriesSnapshot:
         if not self.young_paths:
             return found
         for name, repo in self.everywhere.items():
-            with contextlib.suppress(NameInvalid):  # a name the layout cannot path
-                found[name] = {
-                    d for d in repo.layers if layout.layer_link(name, d) in self.young_paths
-                }
+            found[name] = {d for d in repo.layers if layout.layer_link(name, d) in self.young_paths}
         return found
 
     def uploads(self) -> dict[tuple[str, str], list[Entry]]:
         """(directory name, upload id) -> the upload's files, in every directory."""
         found: dict[tuple[str, str], list[Entry]] = {}
         for name, repo in self.everywhere.items():
-            with contextlib.suppress(NameInvalid):  # a name the layout cannot path
-                check_name(name)
-                for upload_id, files in repo.uploads.items():
-                    found[(name, upload_id)] = files
+            for upload_id, files in repo.uploads.items():
+                found[(name, upload_id)] = files
         return found
 
 
@@ -106,4 +112,7 @@ def take_snapshot(layout: V2Layout, cutoff: datetime) -> RepositoriesSnapshot:
 
     # Temp files pass on too: one in `_uploads/<uuid>/` is a file of its upload.
     everywhere = layout.index_entries(remember(walk_repositories(layout)), include_all=True)
+    # nothing in a skipped directory is gc's to delete, its temp files neither
+    skipped = tuple(f"{layout.repositories_dir()}/{name}/" for name in everywhere.skipped)
+    temporaries = [e for e in temporaries if not e.path.startswith(skipped)]
     return RepositoriesSnapshot(everywhere, young_paths, Fingerprints(fingerprints), temporaries)

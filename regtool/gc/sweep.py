@@ -6,10 +6,16 @@ import contextlib
 import time
 
 from regtool.errors import NameInvalid, RegtoolError, StorageError, is_fault
+from regtool.gc.aliases import links_of, reached, read_aliases
 from regtool.gc.mark import mark
 from regtool.gc.model import KINDS, Doomed, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
-from regtool.gc.snapshot import RepositoriesSnapshot, fingerprint, walk_repositories
+from regtool.gc.snapshot import (
+    RepositoriesSnapshot,
+    fingerprint,
+    skipped_links,
+    walk_repositories,
+)
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.layout.v2_write import write_link
 from regtool.oci import Digest
@@ -44,6 +50,7 @@ def recheck(
             repo = now[item.repository]
             links = repo.revisions if item.kind == "revision-link" else repo.layers
             links.add(Digest.parse(item.name))
+    aliases, _ = read_aliases(layout, links_of(now), reader.jobs)  # all kept: no warning
     marks = mark(
         layout,
         now,
@@ -51,17 +58,21 @@ def recheck(
         delete_untagged=True,
         young_revisions={},
         young_layers={},
+        aliases=aliases,
         everything_in=now,
     )
     result.warnings += [w for w in marks.warnings if w not in result.warnings]  # 2nd pass
-    # Blobs a new `_layers` link names, or a link this re-check keeps.
-    linked = {
-        blob_key(d)
-        for r in layout.index_entries(changed, include_all=True).values()
-        for d in r.layers
-    }
+    # Blobs a new `_layers` link names (or, an alias, reaches), or a link this re-check
+    # keeps.
+    scanned = layout.index_entries(changed, include_all=True)
+    new_links = links_of(scanned)
+    new_aliases, _ = read_aliases(layout, new_links, reader.jobs)
+    linked = set(map(blob_key, skipped_links(scanned.skipped)))
+    for name, digests in new_links.items():
+        keys = set(map(blob_key, digests))
+        linked |= keys | reached(new_aliases.get(name, {}), keys)
     linked |= {
-        blob_key(Digest.parse(i.name))
+        blob_key(Digest.parse(i.content))
         for i in result.items
         if i.kind in _LINK_KINDS and i.repository in repos_changed
     }
@@ -123,9 +134,9 @@ def sweep(
 
 
 def _restore_links(layout: V2Layout, result: GcResult, items: list[Doomed]) -> None:
-    """Write back links gc deleted (each path of a link item holds the item's digest)."""
+    """Write back links gc deleted (each path of a link item held `Doomed.content`)."""
     for item in items:
-        digest = Digest.parse(item.name)
+        digest = Digest.parse(item.content)
         for path in item.paths:
             if path in result.failed:  # never deleted
                 del result.failed[path]
@@ -149,7 +160,7 @@ def delete_items(driver: Driver, result: GcResult, kinds: tuple[str, ...] = KIND
         items = [i for i in result.items if i.kind == kind]
         if kind in ("manifest", "blob"):
             links_left = {
-                i.name for i in result.items if i.kind in _LINK_KINDS and not result.done(i)
+                i.content for i in result.items if i.kind in _LINK_KINDS and not result.done(i)
             }
             for item in [i for i in items if i.name in links_left]:
                 for path in item.paths:

@@ -5,18 +5,18 @@ and, on Swift, one of `segments/`; HEADs only for the large objects about to be 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import NameInvalid, PathNotFound, raise_faults
+from regtool.errors import PathNotFound, raise_faults
+from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
-from regtool.gc.snapshot import RepositoriesSnapshot, take_snapshot, young
+from regtool.gc.snapshot import SKIPPED, RepositoriesSnapshot, skipped_links, take_snapshot, young
 from regtool.gc.sweep import sweep
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
@@ -81,9 +81,13 @@ def collect_v2(
     with phase(result, "repositories"):
         snapshot = take_snapshot(layout, cutoff)
     repos = snapshot.repositories
+    result.warnings += snapshot.everywhere.skipped_warnings(SKIPPED)
     reader = ReferenceReader(layout, options.jobs)
     with phase(result, "mark"):
         young_layers = snapshot.young_layers(layout)
+        aliases, damaged = read_aliases(layout, links_of(snapshot.everywhere), options.jobs)
+        damaged = {n: warning for n, warning in damaged.items() if n in repos}
+        result.warnings += damaged.values()
         marks = mark(
             layout,
             repos,
@@ -91,10 +95,15 @@ def collect_v2(
             delete_untagged=options.delete_untagged,
             young_revisions=snapshot.young_revisions(layout),
             young_layers={n: d for n, d in young_layers.items() if n in repos},
+            aliases=aliases,
+            everything_in=damaged,
         )
     # A link written into a repository without manifests yet (a first push, a mount)
     # makes its blob as wanted as any other young link.
-    marks.blobs.update(blob_key(d) for layers in young_layers.values() for d in layers)
+    for name, layers in young_layers.items():
+        keys = set(map(blob_key, layers))
+        marks.blobs |= keys | reached(aliases.get(name, {}), keys)
+    marks.blobs |= set(map(blob_key, skipped_links(snapshot.everywhere.skipped)))
     result.marked_blobs = len(marks.blobs)
     result.manifests_read = len(reader.cache)
     result.warnings += marks.warnings
@@ -130,7 +139,7 @@ def collect_v2(
         blob_items += _large_blob_items(unsized, sizer, revisions, result)
         result.items += sorted(blob_items, key=lambda item: item.name)
         result.items += _link_items(layout, repos, marks, options)
-        result.items += _links_outside_repositories(layout, snapshot)
+        result.items += _links_outside_repositories(layout, snapshot, aliases)
         # Uploads of every directory, also of a first push abandoned before any manifest.
         all_uploads = snapshot.uploads()
         result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
@@ -199,20 +208,32 @@ def _link_items(
                         name,
                     )
                 )
+        why = "no kept manifest of the repository references the blob"
         items += [
-            _layer_link_item(
-                layout, name, digest, "no kept manifest of the repository references the blob"
-            )
+            _layer_link_item(layout, name, digest, why, marks.aliases)
             for digest in sorted(marks.stale_layers[name])
         ]
     return items
 
 
-def _layer_link_item(layout: V2Layout, name: str, digest: Digest, reason: str) -> Doomed:
-    return Doomed("layer-link", str(digest), (layout.layer_link(name, digest),), None, reason, name)
+def _layer_link_item(
+    layout: V2Layout, name: str, digest: Digest, reason: str, aliases: Aliases
+) -> Doomed:
+    target = aliases.get(name, {}).get(digest)
+    return Doomed(
+        "layer-link",
+        str(digest),
+        (layout.layer_link(name, digest),),
+        None,
+        reason,
+        name,
+        links_to=str(target) if target else None,
+    )
 
 
-def _links_outside_repositories(layout: V2Layout, snapshot: RepositoriesSnapshot) -> list[Doomed]:
+def _links_outside_repositories(
+    layout: V2Layout, snapshot: RepositoriesSnapshot, aliases: Aliases
+) -> list[Doomed]:
     """`_layers` links older than --min-age in directories without manifests (a first push
     abandoned before its manifest, or one that is still to land it: gc deletes every link
     to a blob before the blob, so that manifest is refused rather than left broken)."""
@@ -220,12 +241,11 @@ def _links_outside_repositories(layout: V2Layout, snapshot: RepositoriesSnapshot
     for name, directory in sorted(snapshot.everywhere.items()):
         if directory.has_manifests:
             continue
-        with contextlib.suppress(NameInvalid):  # a name the layout cannot path
-            for digest in sorted(directory.layers):
-                why = "directory without manifests: nothing references the blob"
-                item = _layer_link_item(layout, name, digest, why)
-                if item.paths[0] not in snapshot.young_paths:
-                    items.append(item)
+        for digest in sorted(directory.layers):
+            why = "directory without manifests: nothing references the blob"
+            item = _layer_link_item(layout, name, digest, why, aliases)
+            if item.paths[0] not in snapshot.young_paths:
+                items.append(item)
     return items
 
 

@@ -86,6 +86,7 @@ def _list_v2(layout: V2Layout, listing: Listing, repository: str | None, jobs: i
     if repository is not None:
         check_name(repository)
     repos = layout.scan_repositories(repository)
+    listing.warnings += repos.skipped_warnings()
     digests: dict[tuple[str, str], Digest | Exception] = {}
     unread: list[tuple[str, str]] = []
     for name, repo in repos.items():

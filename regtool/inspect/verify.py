@@ -122,6 +122,7 @@ class Verification:
     bytes_hashed: int = 0
     seconds: float = 0.0
     quick: bool = False
+    warnings: list[str] = field(default_factory=list)  # what was not checked, and why
 
     @property
     def problems(self) -> list[Problem]:

@@ -35,12 +35,13 @@ from regtool.inspect.verify import (
 )
 from regtool.layout.blobs import blob_size, hash_blob, walk_blobs
 from regtool.layout.v2 import (
+    CANONICAL_ALGORITHM,
     CorruptLink,
     LinkKind,
     RepositoryIndex,
     V2Layout,
     describe_link_content,
-    link_names,
+    linked_data,
     parse_link,
 )
 from regtool.oci import SCHEMA1_TYPES, Descriptor, Digest, Manifest, parse_manifest, schema1_payload
@@ -49,6 +50,9 @@ from regtool.text import plural
 
 #: A repository's link of a kind to a digest.
 LinkKey = tuple[str, LinkKind, Digest]
+#: A blob as a reference reaches it: (its digest, the digest whose data holds it), the
+#: same digest twice unless a repository's link is an alias (`V2Layout.resolve_blob`).
+BlobKey = tuple[Digest, Digest]
 _LINK_KINDS: tuple[LinkKind, ...] = ("layer", "revision")
 _LINK_WORDS: dict[LinkKind, str] = {"layer": "_layers", "revision": "revision"}
 
@@ -77,6 +81,7 @@ class LinkVerdict:
     present: bool
     holds: str | None = None  # what a link that does not name its blob holds, in words
     error: str | None = None  # storage failed while reading it
+    data: Digest | None = None  # whose data a link naming its blob reaches (`linked_data`)
 
     def problems(self, key: LinkKey, role: str) -> list[Problem]:
         """The problems of a link a checked image needs (`role`: what it links)."""
@@ -115,22 +120,27 @@ class V2Verifier:
         self.options = options
         self.repos = repos
         self.known: dict[Digest, Entry] | None = None  # from one walk of blobs/, when done
-        self.blobs: Once[Digest, BlobVerdict] = Once(self._check_blob)
+        self.blobs: Once[BlobKey, BlobVerdict] = Once(self._check_blob)
         self.manifests: Once[Digest, ManifestVerdict] = Once(self._check_manifest)
         self.links: Once[LinkKey, LinkVerdict] = Once(self._check_link)
 
     # --- blobs, manifests and links, each once ------------------------------------------
-    def _check_blob(self, digest: Digest) -> BlobVerdict:
-        if self.known is not None and digest not in self.known:
+    def _check_blob(self, key: BlobKey) -> BlobVerdict:
+        digest, data = key
+        if self.known is not None and data not in self.known:
             return BlobVerdict()  # the walk says absent: no request needed
         try:
             if self.options.quick:
-                entry = self.known.get(digest) if self.known is not None else None
+                entry = self.known.get(data) if self.known is not None else None
                 # a Swift large object lists as 0 bytes: ask for its real size
                 size = entry.size if entry is not None and entry.size else None
-                return BlobVerdict(size if size is not None else blob_size(self.layout, digest))
+                return BlobVerdict(size if size is not None else blob_size(self.layout, data))
             hashed = hash_blob(
-                self.layout, digest, self.options.progress.advance, self.options.chunk_size
+                self.layout,
+                digest,
+                self.options.progress.advance,
+                self.options.chunk_size,
+                stored_as=data,
             )
             return BlobVerdict(hashed.size, hashed.digest, hashed=hashed.size)
         except FileNotFoundError:
@@ -143,7 +153,7 @@ class V2Verifier:
         try:
             data = self.layout.read_blob(digest)
         except FileNotFoundError:
-            self.blobs.seed(digest, BlobVerdict())
+            self.blobs.seed((digest, digest), BlobVerdict())
             return ManifestVerdict(
                 None, None, (Problem(d, "missing", f"manifest {short(d)} is not in blob storage"),)
             )
@@ -166,7 +176,7 @@ class V2Verifier:
                 0, Problem(d, "digest", f"manifest {short(d)}: content hashes to {short(actual)}")
             )
             manifest = None  # its references cannot be trusted
-        self.blobs.seed(digest, BlobVerdict(len(data), actual, hashed=len(data)))
+        self.blobs.seed((digest, digest), BlobVerdict(len(data), actual, hashed=len(data)))
         return ManifestVerdict(manifest, len(data), tuple(problems))
 
     def _check_link(self, key: LinkKey) -> LinkVerdict:
@@ -175,7 +185,7 @@ class V2Verifier:
         if digest not in repo.links(kind):
             return LinkVerdict(present=False)
         if repo.listed_link_names(kind, digest):
-            return LinkVerdict(present=True)  # a Swift listing's MD5 says so
+            return LinkVerdict(present=True, data=digest)  # a Swift listing's MD5 says so
         path = self.layout.link(kind, name, digest)
         try:
             data = self.layout.driver.get(path)
@@ -184,8 +194,8 @@ class V2Verifier:
         except (RegtoolError, OSError) as e:
             return LinkVerdict(present=True, error=fault_detail(e))
         try:
-            if link_names(parse_link(data, path), digest):
-                return LinkVerdict(present=True)
+            if (stored_as := linked_data(digest, parse_link(data, path))) is not None:
+                return LinkVerdict(present=True, data=stored_as)
         except CorruptLink:
             pass
         return LinkVerdict(present=True, holds=describe_link_content(data))
@@ -200,8 +210,8 @@ class V2Verifier:
         name = repo.name
         plan = _Plan(VerifyResult(name, tag), repo)
         result = plan.result
-        if tag is not None and (stat := repo.tags.get(tag)) and stat.checksum is not None:
-            digest = repo.listed_tag_digest(tag)  # certain with a checksum (Swift)
+        if tag is not None:
+            digest = repo.certain_tag_digest(tag)
         if tag is not None and digest is None:
             try:
                 digest = self.layout.read_link(self.layout.tag_current_link(name, tag))
@@ -254,23 +264,32 @@ class V2Verifier:
         for role, ref in plan.refs:
             plan.result.add(self.reference_problems(role, ref, plan.repo))
 
+    def blob_key(self, role: str, ref: Descriptor, repo: RepositoryIndex) -> BlobKey:
+        """How the repository reaches the blob `ref` names: through its `_layers` link,
+        which for a digest of another algorithm than sha256 may be an alias (checked
+        with `check_links` before)."""
+        digest = ref.digest
+        if digest.algorithm == CANONICAL_ALGORITHM or not _needs_link(role, ref):
+            return digest, digest
+        return digest, self.links((repo.name, "layer", digest)).data or digest
+
     def reference_problems(
         self, role: str, ref: Descriptor, repo: RepositoryIndex
     ) -> list[Problem]:
-        verdict = self.blobs(ref.digest)
+        verdict = self.blobs(self.blob_key(role, ref, repo))
         d = str(ref.digest)
         if verdict.error is not None:
             return [Problem(d, "unreadable", f"{role} {short(d)}: {verdict.error}")]
         if verdict.size is None:
-            if ref.urls:
-                return [
-                    Problem(d, "foreign", f"foreign {role} {short(d)} not in storage (has urls)")
-                ]
+            if not _needs_link(role, ref):
+                detail = f"foreign {role} {short(d)} not in storage (non-distributable, has urls)"
+                return [Problem(d, "foreign", detail)]
             return [Problem(d, "missing", f"{role} {short(d)} is not in blob storage")]
         problems = []
-        if not ref.urls:
+        if _needs_link(role, ref):
             key: LinkKey = (repo.name, "layer", ref.digest)
             problems += self.links(key).problems(key, role)
+            problems += self._alias_problems(role, ref, repo)
         if ref.size is not None and verdict.size != ref.size:
             problems.append(_size_problem(ref.digest, verdict.size, ref.size, "manifest", "blob"))
         elif verdict.actual is not None and verdict.actual != ref.digest:
@@ -278,8 +297,25 @@ class V2Verifier:
             problems.append(Problem(d, "digest", f"{role} {short(d)}: content hashes to {actual}"))
         return problems
 
+    def _alias_problems(self, role: str, ref: Descriptor, repo: RepositoryIndex) -> list[Problem]:
+        """distribution serves a blob reached through an alias by the digest whose data
+        holds it (`blobHandler.GetBlob` serves `desc.Digest`), so the repository must link
+        that digest too, as distribution's upload does."""
+        _, data = self.blob_key(role, ref, repo)
+        if data == ref.digest:
+            return []
+        key: LinkKey = (repo.name, "layer", data)
+        verdict = self.links(key)
+        if verdict.present:
+            return verdict.link_problems(key)
+        d = str(ref.digest)
+        detail = (
+            f"{role} {short(d)} is stored as {short(data)}, which is not linked into {repo.name}"
+        )
+        return [Problem(d, "unlinked", detail)]
+
     # --- pass 2: hashing ----------------------------------------------------------------
-    def check_blobs(self, sizes: dict[Digest, int]) -> None:
+    def check_blobs(self, sizes: dict[BlobKey, int]) -> None:
         """Check every digest in `sizes` (expected bytes), largest first so that the last
         jobs to finish are short ones."""
         todo = [d for d in sizes if d not in self.blobs]
@@ -287,6 +323,12 @@ class V2Verifier:
             self.options.progress.expect(sum(sizes[d] for d in todo))
         todo.sort(key=lambda d: sizes[d], reverse=True)
         raise_failures(map_outcomes(self.blobs, todo, self.options.jobs), "blob")
+
+
+def _needs_link(role: str, ref: Descriptor) -> bool:
+    """Whether storage must hold the blob, linked into the repository: all but a foreign
+    layer (`Descriptor.foreign`), as distribution checks a manifest's references."""
+    return not (role == "layer" and ref.foreign)
 
 
 def _size_problem(digest: Digest, actual: int, declared: int | None, by: str, what: str) -> Problem:
@@ -299,7 +341,11 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
     leftovers: list[Entry] = []  # writers' temp files, from the walks --all makes
     if options.everything:
         walk = layout.driver.walk(layout.repositories_dir(), temporaries=True)
-        repos = layout.index_entries(set_aside_temporaries(walk, leftovers))
+        scanned = layout.index_entries(set_aside_temporaries(walk, leftovers))
+        out.warnings += scanned.skipped_warnings()
+        skipped = tuple(f"{layout.repositories_dir()}/{name}/" for name in scanned.skipped)
+        leftovers = [e for e in leftovers if not e.path.startswith(skipped)]
+        repos = scanned
     else:
         for name in dict.fromkeys(t.name for t in targets):
             repos.update(layout.scan_repositories(name))
@@ -330,14 +376,20 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
         "tag",
     )
     ready = list(plans.values())
-    sizes: dict[Digest, int] = {}
-    for plan in ready:
-        for _, ref in plan.refs:
-            sizes.setdefault(ref.digest, ref.size or 0)
-    verifier.check_blobs(sizes)
+    # links first: an alias link tells where its blob's data is
     verifier.check_links(
-        [(p.repo.name, "layer", ref.digest) for p in ready for _, ref in p.refs if not ref.urls]
+        [
+            (p.repo.name, "layer", ref.digest)
+            for p in ready
+            for role, ref in p.refs
+            if _needs_link(role, ref)
+        ]
     )
+    sizes: dict[BlobKey, int] = {}
+    for plan in ready:
+        for role, ref in plan.refs:
+            sizes.setdefault(verifier.blob_key(role, ref, plan.repo), ref.size or 0)
+    verifier.check_blobs(sizes)
     for plan in ready:
         verifier.judge(plan)
         out.results.append(plan.result)
@@ -347,7 +399,7 @@ def verify_v2(layout: V2Layout, targets: list[Target], options: Options, out: Ve
         out.results.extend(_leftovers(leftovers, datetime.now(UTC) - LEFTOVER_AGE))
     if options.blobs and verifier.known is not None:
         known = verifier.known
-        verifier.check_blobs({d: e.size or 0 for d, e in known.items()})
+        verifier.check_blobs({(d, d): e.size or 0 for d, e in known.items()})
         out.results.extend(_rotten_blobs(verifier, out.results))
 
     verdicts = verifier.blobs.values()
@@ -374,9 +426,10 @@ def _link_findings(
     for name in sorted(repos):
         repo = repos[name]
         result = VerifyResult(name, None)
-        for digest in sorted(repo.layers - known.keys()):
-            detail = f"_layers link to missing blob {short(digest)}"
-            result.add([Problem(str(digest), "missing", detail)])
+        for digest in sorted(repo.layers):
+            if (verifier.links((name, "layer", digest)).data or digest) not in known:
+                detail = f"_layers link to missing blob {short(digest)}"
+                result.add([Problem(str(digest), "missing", detail)])
         for digest in sorted(repo.revisions - known.keys()):
             detail = f"revision link to missing manifest {short(digest)}"
             result.add([Problem(str(digest), "missing", detail)])
@@ -409,7 +462,7 @@ def _rotten_blobs(verifier: V2Verifier, reported: list[VerifyResult]) -> list[Ve
     """Blobs whose content does not hash to their name, unless a tag's row says so."""
     seen = {p.object for r in reported for p in r.problems}
     results = []
-    for digest, verdict in sorted(verifier.blobs.values().items()):
+    for (digest, _), verdict in sorted(verifier.blobs.values().items()):
         if str(digest) in seen or verdict.size is None:
             continue
         if verdict.error is not None:

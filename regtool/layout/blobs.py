@@ -64,10 +64,16 @@ def hash_stream(
 
 
 def hash_blob(
-    layout: V2Layout, digest: Digest, on_chunk: OnChunk | None = None, chunk_size: int = CHUNK_SIZE
+    layout: V2Layout,
+    digest: Digest,
+    on_chunk: OnChunk | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    stored_as: Digest | None = None,
 ) -> Hashed:
-    """Hash a blob's data with its digest's algorithm; `PathNotFound` if it is absent."""
-    with layout.open_blob(digest) as reader:
+    """Hash a blob's data with its digest's algorithm; `PathNotFound` if it is absent.
+    `stored_as`: the digest whose data holds it, when another (an alias's target, see
+    `V2Layout.resolve_blob`)."""
+    with layout.open_blob(stored_as or digest) as reader:
         return hash_stream(reader, digest.algorithm, on_chunk, chunk_size)
 
 

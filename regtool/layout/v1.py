@@ -237,13 +237,24 @@ def tag_file_names(file_name: str) -> tuple[str | None, str | None]:
 
 
 def parse_image_id(data: bytes, where: str) -> str:
-    text = data.decode("ascii", "replace").strip().strip('"')
-    if not IMAGE_ID_RE.fullmatch(text):
-        raise CorruptImage(f"{where} does not hold an image id: {data[:80]!r}")
-    return text
+    """The image id a tag file holds: exactly the id, as `put_tag` (docker-registry
+    `tags.py`) writes it; `CorruptImage` (naming `where`) otherwise. Around an id, a
+    newline, CR, space or quotes are damage, not a format: `get_tag` serves the file as
+    it is, so a client asks for `images/<id>\n/...` and fails."""
+    text = data.decode("ascii", "replace")
+    if IMAGE_ID_RE.fullmatch(text):
+        return text
+    if _holds_image_id(data):
+        raise CorruptImage(
+            f"{where} holds an image id with other bytes around it ({data[:80]!r}): the V1 "
+            "registry serves the file as it is, and clients fail on it"
+        )
+    raise CorruptImage(f"{where} does not hold an image id: {data[:80]!r}")
 
 
 def _holds_image_id(data: bytes) -> bool:
+    """Whether `data` is an image id, give or take whitespace and quotes around it: what
+    tells a tag file from another tag's metadata (`V1Layout._tag_of`)."""
     return bool(IMAGE_ID_RE.fullmatch(data.decode("ascii", "replace").strip().strip('"')))
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Literal
 
-from regtool.errors import LayoutError, ManifestInvalid, NotFound
+from regtool.errors import LayoutError, ManifestInvalid, NameInvalid, NotFound
 from regtool.oci import Digest, check_name
 from regtool.storage.base import Driver, Entry, join
 from regtool.text import plural
@@ -43,8 +43,10 @@ SWIFT_ROOT = "files/docker/registry/v2"
 SWIFT_SEGMENTS = "segments"
 
 #: The algorithm distribution stores blobs under. A link at another algorithm's path may
-#: hold the canonical digest instead of its own: distribution's `linkBlob` writes such an
-#: alias for a blob pushed by a sha512 digest, and `linkedBlobStatter.Stat` follows it.
+#: hold the canonical digest instead of its own: for a blob pushed by a sha512 digest,
+#: distribution's `blobWriter.Commit` stores the data under its sha256 digest and
+#: `linkBlob` links both digests to it (the sha512 link is an alias), and
+#: `linkedBlobStatter.Stat` follows the link to the data (`V2Layout.resolve_blob`).
 CANONICAL_ALGORITHM = "sha256"
 
 #: The two kinds of link that say a repository holds a blob.
@@ -74,13 +76,17 @@ def parse_link(data: bytes, path: str) -> Digest:
         raise CorruptLink(f"link {path} does not hold a digest: {data[:80]!r}") from None
 
 
-def link_names(target: Digest, digest: Digest) -> bool:
-    """Whether a link at `digest`'s path holding `target` names that blob, as distribution
-    reads it: the same digest, or the canonical one for a link at another algorithm's path
-    (see `CANONICAL_ALGORITHM`)."""
-    return target == digest or (
-        digest.algorithm != CANONICAL_ALGORITHM and target.algorithm == CANONICAL_ALGORITHM
-    )
+def linked_data(digest: Digest, held: Digest) -> Digest | None:
+    """The digest whose data (`V2Layout.blob_data`) holds blob `digest`, for a repository
+    link at `digest`'s path that holds `held`, as distribution reads it
+    (`linkedBlobStatter.Stat`, registry/storage/linkedblobstore.go): `digest` itself when
+    the link names it; for a link at another algorithm's path, the canonical digest it
+    holds (an alias, see `CANONICAL_ALGORITHM`); None when the link names another blob."""
+    if held == digest:
+        return digest
+    if digest.algorithm != CANONICAL_ALGORITHM and held.algorithm == CANONICAL_ALGORITHM:
+        return held
+    return None
 
 
 def listed_link_names(entry: Entry, digest: Digest) -> bool | None:
@@ -127,7 +133,8 @@ class RepositoryPath:
     """What a path below `repositories/` is: the inverse of the `V2Layout` path methods.
 
     `kind` is `layer-link`, `revision-link`, `tag-current`, `tag-index` or `upload`; an
-    upload's `upload_file` is `data`, `startedat` or `hashstates/<alg>/<offset>`."""
+    upload's `upload_file` is `data`, `startedat`, `hashstates/<alg>/<offset>` or any
+    other file in its directory (a lease, a writer's temp file)."""
 
     name: str
     kind: str
@@ -176,8 +183,9 @@ class RepositoryIndex:
         distribution (and regtool) write `tags/<tag>/index/<digest>/link` before
         `current/link`, so a tag whose history holds one digest, and whose current link
         has exactly that digest's length, is taken to point at it; a current link of that
-        length naming another digest is not noticed. A re-pointed tag (two or more history
-        entries), an unknown size or any other length means: read the link."""
+        length naming another digest is not noticed (good enough to show, never to delete
+        on: `certain_tag_digest`). A re-pointed tag (two or more history entries), an
+        unknown size or any other length means: read the link."""
         history = self.tag_history.get(tag, [])
         current = self.tags.get(tag)
         if current is None or not history:
@@ -189,11 +197,44 @@ class RepositoryIndex:
         (digest,) = history
         return digest if current.size == len(link_content(digest)) else None
 
+    def certain_tag_digest(self, tag: str) -> Digest | None:
+        """The tag's digest where the listing tells it for certain (a checksum, as Swift
+        lists), else None: its link must be read. What deletes on a tag's word (gc) uses
+        this; `listed_tag_digest` may infer."""
+        current = self.tags.get(tag)
+        if current is None or current.checksum is None:
+            return None
+        return self.listed_tag_digest(tag)
+
     def compact(self) -> None:
         """Refit the sets once complete: grown one `add` at a time, a set's table can be
         four times what a copy needs (for a million links, tens of megabytes)."""
         self.revisions = set(self.revisions)
         self.layers = set(self.layers)
+
+
+class Repositories(dict[str, RepositoryIndex]):
+    """Repositories by name, from one walk; `skipped` holds, by their path below
+    `repositories/`, the directories whose path is not a repository name (capitals, a
+    name that is not UTF-8, `check_name`): distribution cannot serve them, so no tool
+    treats them as repositories. A name that is not UTF-8 holds surrogates: show it with
+    `skipped_warning`."""
+
+    def __init__(
+        self,
+        found: dict[str, RepositoryIndex] | None = None,
+        skipped: dict[str, RepositoryIndex] | None = None,
+    ):
+        super().__init__(found or {})
+        self.skipped: dict[str, RepositoryIndex] = skipped or {}
+
+    def skipped_warnings(self, what_happens: str = "skipped") -> list[str]:
+        """One warning per skipped directory, naming it (escaped) and saying why."""
+        return [
+            f"directory {name!r} in repositories/: not a valid repository name, no registry "
+            f"serves it; {what_happens}"
+            for name in sorted(self.skipped)
+        ]
 
 
 class V2Layout:
@@ -339,25 +380,44 @@ class V2Layout:
     def open_blob(self, digest: Digest, offset: int = 0, length: int | None = None) -> BinaryIO:
         return self.driver.open(self.blob_data(digest), offset, length)
 
+    def resolve_blob(self, name: str, digest: Digest) -> Digest:
+        """The digest whose data holds blob `digest` as repository `name` links it:
+        `digest` itself for the canonical algorithm, without a request; for another
+        algorithm, what its `_layers` link holds (`linked_data`). distribution stores a
+        blob pushed as `sha512:<hex>` under its sha256 digest and links the sha512 digest
+        to that; regtool stores it under its own digest. Reads one link for a
+        non-canonical digest: `PathNotFound` when the repository has none, `CorruptLink`
+        when it names no digest or another blob."""
+        if digest.algorithm == CANONICAL_ALGORITHM:
+            return digest
+        path = self.layer_link(name, digest)
+        target = linked_data(digest, self.read_link(path))
+        if target is None:
+            raise CorruptLink(f"link {path} names another blob, not {digest}")
+        return target
+
     def read_manifest_bytes(self, digest: Digest) -> bytes:
         try:
             return self.read_blob(digest)
         except FileNotFoundError:
             raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
 
-    def scan_repositories(self, name: str | None = None) -> dict[str, RepositoryIndex]:
-        """Every repository (or just `name`) from one walk of the repositories tree."""
+    def scan_repositories(self, name: str | None = None) -> Repositories:
+        """Every repository (or just `name`) from one walk of the repositories tree;
+        directories of an invalid name in `skipped`."""
         top = self.repositories_dir() if name is None else self.repository_dir(name)
         return self.index_entries(self.driver.walk(top), only=name)
 
     def index_entries(
         self, entries: Iterable[Entry], only: str | None = None, include_all: bool = False
-    ) -> dict[str, RepositoryIndex]:
+    ) -> Repositories:
         """Sort walked entries under `repositories/` into per-repository indexes.
 
         A directory is a repository only if it has `_manifests` (distribution ignores the
         rest too); `include_all` keeps the others as well, e.g. an abandoned first push
-        with only `_uploads` and `_layers`. Files that fit no known shape are ignored."""
+        with only `_uploads` and `_layers`. One whose path is not a valid repository name
+        goes to `Repositories.skipped` instead. Files that fit no known shape are
+        ignored."""
         repos: dict[str, RepositoryIndex] = {}
         for entry in entries:
             split = self.split_repository_path(entry.path)
@@ -365,9 +425,24 @@ class V2Layout:
                 continue
             repo_name, rest = split
             _classify(repos.setdefault(repo_name, RepositoryIndex(repo_name)), rest, entry)
-        for repo in repos.values():
+        found = Repositories()
+        for repo_name, repo in repos.items():
+            if not (include_all or repo.has_manifests):
+                continue
             repo.compact()
-        return {n: r for n, r in repos.items() if include_all or r.has_manifests}
+            if _valid_name(repo_name):
+                found[repo_name] = repo
+            else:
+                found.skipped[repo_name] = repo
+        return found
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_name(name)
+    except NameInvalid:
+        return False
+    return True
 
 
 def _digest_from(alg: str, hexpart: str) -> Digest | None:
@@ -392,9 +467,9 @@ def _shape(rest: list[str]) -> tuple[str, str | None, Digest | None] | None:
         case ["_layers", alg, hexpart, "link"]:
             d = _digest_from(alg, hexpart)
             return ("layer-link", None, d) if d else None
-        case ["_uploads", upload_id, "data" | "startedat"]:
-            return "upload", upload_id, None
-        case ["_uploads", upload_id, "hashstates", _, _]:
+        case ["_uploads", upload_id, _, *_]:
+            # any file in an upload's directory is the upload's: data, startedat,
+            # hashstates/<alg>/<offset>, a lease, a writer's temp file
             return "upload", upload_id, None
     return None
 

@@ -101,7 +101,7 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     return StreamingResponse(
-        _stream(partial(registry.open_blob, digest, start, length), length, f"blob {digest}"),
+        _stream(partial(registry.open_blob, name, digest, start, length), length, f"blob {digest}"),
         status_code=status,
         headers=headers,
         media_type="application/octet-stream",

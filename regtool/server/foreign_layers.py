@@ -25,13 +25,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from regtool.errors import UsageError
-from regtool.oci import DOCKER_MANIFEST, OCI_MANIFEST, Descriptor, Digest, Manifest
+from regtool.oci import (
+    DOCKER_FOREIGN,
+    DOCKER_MANIFEST,
+    OCI_MANIFEST,
+    OCI_NONDISTRIBUTABLE,
+    OCI_NONDISTRIBUTABLE_GZIP,
+    Descriptor,
+    Digest,
+    Manifest,
+)
 
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar"
-OCI_NONDISTRIBUTABLE_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 #: OCI layer types whose URLs distribution checks, and those that may then be absent.
 _OCI_CHECKED = frozenset(

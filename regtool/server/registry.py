@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 from regtool.concurrency import map_outcomes
 from regtool.errors import ManifestInvalid
 from regtool.layout import v2_write
-from regtool.layout.v2 import CorruptLink, V2Layout
+from regtool.layout.v2 import CorruptLink, V2Layout, linked_data
 from regtool.oci import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -65,11 +65,12 @@ class Registry:
 
     # --- links -----------------------------------------------------------------------
     def _links_to(self, path: str, digest: Digest) -> bool:
-        """Whether the link file at `path` is there and names `digest`. An empty link, or
-        one naming another digest, counts as absent: distribution would answer 500 for
+        """Whether the link file at `path` is there and names `digest` (or, at a sha512
+        path, is distribution's alias to the sha256 digest: `linked_data`). An empty link,
+        or one naming another digest, counts as absent: distribution would answer 500 for
         what it points at; regtool serves, references and re-links it as if unlinked."""
         try:
-            return self.layout.read_link(path) == digest
+            return linked_data(digest, self.layout.read_link(path)) is not None
         except (FileNotFoundError, CorruptLink):
             return False
 
@@ -81,19 +82,28 @@ class Registry:
 
     # --- blobs -----------------------------------------------------------------------
     def blob_size(self, name: str, digest: Digest) -> int:
-        """Size of a blob linked into `name`; `BlobUnknown` otherwise."""
+        """Size of a blob linked into `name` (through an alias too); `BlobUnknown`
+        otherwise."""
         if not self.has_layer(name, digest):
             raise BlobUnknown(f"blob {digest} unknown to repository {name}")
-        size = stored_blob_size(self.layout, digest)
+        size = stored_blob_size(self.layout, self._data_of(name, digest))
         if size is None:
             raise BlobUnknown(f"blob {digest} unknown to registry")
         return size
 
-    def open_blob(self, digest: Digest, offset: int, length: int) -> BinaryIO:
+    def open_blob(self, name: str, digest: Digest, offset: int, length: int) -> BinaryIO:
+        """A reader of a blob `blob_size` found linked into `name`."""
         try:
-            return self.layout.open_blob(digest, offset, length)
+            return self.layout.open_blob(self._data_of(name, digest), offset, length)
         except FileNotFoundError:
             raise BlobUnknown(f"blob {digest} unknown to registry") from None
+
+    def _data_of(self, name: str, digest: Digest) -> Digest:
+        """The digest whose data holds `digest` in `name` (`V2Layout.resolve_blob`)."""
+        try:
+            return self.layout.resolve_blob(name, digest)
+        except (FileNotFoundError, CorruptLink):
+            raise BlobUnknown(f"blob {digest} unknown to repository {name}") from None
 
     def delete_blob(self, name: str, digest: Digest) -> None:
         """Unlink the blob from the repository; its data stays until GC."""
@@ -108,9 +118,14 @@ class Registry:
         """Link a blob of `source` into `name`; False if `source` does not have it."""
         try:
             self.blob_size(source, digest)
+            data = self._data_of(source, digest)
         except BlobUnknown:
             return False
-        v2_write.write_link(self.layout, self.layout.layer_link(name, digest), digest)
+        # An alias stays one, linked as distribution links it on upload (`linkBlob`):
+        # distribution serves it through the canonical digest's link too.
+        if data != digest:
+            v2_write.write_link(self.layout, self.layout.layer_link(name, data), data)
+        v2_write.write_link(self.layout, self.layout.layer_link(name, digest), data)
         return True
 
     def link_blob(self, name: str, digest: Digest) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from regtool.storage.local import LocalDriver
+from tests.handstore import HandStore
 from tests.services import free_port
 from tests.v1store import V1Store
 
@@ -38,6 +42,13 @@ def test_not_a_registry(cli, tmp_path: Path) -> None:
 
 def test_missing_config_file(cli, tmp_path: Path) -> None:
     assert_one_line_error(cli("ls", "--config", str(tmp_path / "none.yml")), "cannot read config")
+
+
+def test_config_with_a_yaml_error(cli, tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yml"
+    cfg.write_text('version: 0.1\nstorage:\n  swift:\n    password: "TopSecretPw99\n')
+    result = cli("ls", "--config", str(cfg))
+    assert_one_line_error(result, str(cfg), "line 5, column 1", secret="TopSecretPw99")
 
 
 def test_unknown_repository_and_invalid_name(cli, tmp_path: Path) -> None:
@@ -126,3 +137,23 @@ def test_a_missing_sftp_directory_is_not_an_empty_registry(
     args = {"ls": ["ls", url], "verify": ["verify", "--all", "-l", url]}
     args["gc"] = ["gc", "--dry-run", "-l", url]
     assert_one_line_error(cli(*args[command], env=env), f"{missing}: no such directory")
+
+
+@pytest.mark.parametrize("command", [["ls"], ["verify", "--all", "-l"], ["gc", "--dry-run", "-l"]])
+def test_a_reader_gone_away_ends_quietly(tmp_path: Path, command: list[str]) -> None:
+    """`regtool ls | head -1`: when the reader of stdout goes away, stop as Unix tools do,
+    without a message, exit 141 (128 + SIGPIPE). The read end is closed before regtool
+    starts, so its first write meets the broken pipe whatever the timing."""
+    HandStore(tmp_path).image("app", "1")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("regtool")), *command, str(tmp_path)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, b"")

@@ -30,6 +30,24 @@ def test_usage_errors_exit_2(cli: Any, tmp_path: Path) -> None:
     assert "Traceback" not in settle.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--min-age", "99999999d"),
+        ("--settle", "100000000000000000000h"),
+        ("--uploads-older-than", "1" + "0" * 400 + "s"),  # past a float: infinity
+    ],
+)
+def test_durations_past_100_years_are_usage_errors(
+    cli: Any, tmp_path: Path, option: str, value: str
+) -> None:
+    HandStore(tmp_path).image("app", "1")
+    result = cli("gc", "--dry-run", option, value, "-l", str(tmp_path))
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert option in result.stderr and "longer than 36500d" in result.stderr
+    assert "Traceback" not in result.stderr and "Overflow" not in result.stderr
+
+
 def test_table_output(cli: Any, image_tools: None, distribution_fs: Any, tmp_path: Path) -> None:
     build(distribution_fs.host, tmp_path / "oci")
     result = cli("gc", "-l", str(distribution_fs.root), "--min-age", "0", "--dry-run")

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -126,6 +127,23 @@ def test_gc_deletes_a_crashed_uploads_temp_file_with_the_upload(
     assert _temps(store) == []
     layout = V2Layout(LocalDriver(store))
     assert not (store / layout.upload_dir("crash/app", upload_id)).exists()
+
+
+def test_a_temp_file_in_an_upload_counts_once(tmp_path: Path) -> None:
+    """An upload's temp file is one of the upload's files, not a temp-file item too: the
+    bytes it frees are counted once."""
+    layout = V2Layout(LocalDriver(tmp_path))
+    write_image(layout, "app", "1.0")
+    data = tmp_path / layout.upload_data("app", "u1")
+    data.parent.mkdir(parents=True)
+    data.write_bytes(b"d" * 1000)
+    temp = data.parent / f"{TEMP_MARK}data-part"
+    temp.write_bytes(b"t" * 5000)
+    for path in (data, temp):
+        _age(path, 48)
+    result = collect(layout, "t", replace(NOW_ALL, dry_run=True))
+    assert [(i.kind, i.name, i.size) for i in result.items] == [("upload", "u1", 6000)]
+    assert result.bytes_freed == 6000
 
 
 # -- temp files outside uploads -----------------------------------------------------------

@@ -86,3 +86,53 @@ def test_sha512_blobs_and_foreign_layers(tmp_path: Path) -> None:
     v = verify_registry(store.layout, "t", everything=True)
     assert v.results[0].status == "corrupt"
     assert (str(layer), "digest") in [(p.object, p.kind) for p in v.results[0].problems]
+
+
+def test_only_a_non_distributable_layer_with_urls_may_be_absent(tmp_path: Path) -> None:
+    """distribution accepts a manifest without a blob only for a non-distributable layer
+    with urls; any other absent blob (a config with urls, a plain layer with urls, a
+    non-distributable layer without urls) is missing, and a present one must be linked."""
+    store = HandStore(tmp_path)
+    urls = ["https://example.com/base"]
+    nondistributable = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+    absent = {name: Digest.of(name.encode()) for name in ("config", "plain", "bare", "foreign")}
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": str(absent["config"]),
+            "size": 6,
+            "urls": urls,
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": str(absent["plain"]),
+                "size": 5,
+                "urls": urls,
+            },
+            {"mediaType": nondistributable, "digest": str(absent["bare"]), "size": 4},
+            {
+                "mediaType": nondistributable,
+                "digest": str(absent["foreign"]),
+                "size": 7,
+                "urls": urls,
+            },
+        ],
+    }
+    store.manifest("app", "1", json.dumps(doc).encode())
+    v = verify_registry(store.layout, "t", ["app:1"])
+    (result,) = v.results
+    assert sorted((p.object, p.kind) for p in result.problems) == sorted(
+        [
+            (str(absent["config"]), "missing"),
+            (str(absent["plain"]), "missing"),
+            (str(absent["bare"]), "missing"),
+            (str(absent["foreign"]), "foreign"),
+        ]
+    )
+    # stored, but not linked into the repository: unlinked, urls or not
+    store.driver.put(store.layout.blob_data(absent["config"]), b"config")
+    v = verify_registry(store.layout, "t", ["app:1"])
+    assert (str(absent["config"]), "unlinked") in [(p.object, p.kind) for p in v.problems]

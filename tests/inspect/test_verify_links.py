@@ -130,3 +130,18 @@ def test_a_swift_listing_tells_links_without_reading_them(swift_service: Any) ->
         for entry in list(recording.walk("")):
             recording.delete(entry.path)
         recording.close()
+
+
+def test_a_tag_link_in_capitals_is_listed_but_invalid(tmp_path: Path) -> None:
+    """`SHA256:...` has a digest's length: ls, which infers a never re-pointed tag's digest
+    from the listing on local storage, shows it as its history's digest (documented);
+    verify reads the link and reports it invalid (distribution cannot parse it)."""
+    store = HandStore(tmp_path)
+    image = store.image("app", "1")
+    link = store.path(store.layout.tag_current_link("app", "1"))
+    link.write_bytes(link.read_bytes().upper())
+    listing = list_registry(store.layout, "t", None)
+    (repo,) = listing.repositories
+    assert [t.digest for t in repo.tags] == [str(image.digest)] and listing.warnings == []
+    v = verify_registry(store.layout, "t", ["app:1"])
+    assert [(p.object, p.kind) for p in v.results[0].problems] == [("app:1", "invalid")]

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,27 @@ def test_v1_targets(built: Built) -> None:
     ]
     with pytest.raises(UsageError, match="no digests"):
         built.run("app@sha256:" + "0" * 64)
+
+
+@pytest.mark.parametrize(
+    "around", [(b"", b"\n"), (b"", b"\r\n"), (b" ", b" "), (b'"', b'"')], ids=repr
+)
+def test_a_tag_file_with_bytes_around_its_id_is_invalid(
+    tmp_path: Path, cli: Any, around: tuple[bytes, bytes]
+) -> None:
+    """The Python registry writes a tag file as the bare id and serves it as it is: with
+    a newline, CR, spaces or quotes around the id, clients ask for an image that is not
+    there. verify says `invalid`, ls warns, gc deletes nothing on it."""
+    built = Built(LocalDriver(tmp_path / "root"))
+    orphan = built.store.add_chain(1)  # garbage, were the store sound
+    path = built.layout.tag_file("team/tool", "2")
+    built.layout.driver.put(path, around[0] + built.tool.image_id.encode() + around[1])
+
+    assert damaged(built.run()) == {"team/tool:2": [("team/tool:2", "invalid")]}
+    root = str(tmp_path / "root")
+    listed = cli("ls", root)
+    assert listed.exit_code == 0
+    assert "warning: team/tool:2:" in listed.stderr and "other bytes around it" in listed.stderr
+    collected = cli("gc", "--min-age", "0", "--settle", "0s", "-l", root)
+    assert collected.exit_code == 0 and "nothing deleted" in collected.stderr
+    assert built.layout.driver.exists(built.layout.image_file(orphan.image_id, "layer"))

@@ -14,7 +14,7 @@ from regtool.layout.v2 import (
     describe_link_content,
     link_checksum,
     link_content,
-    link_names,
+    linked_data,
     listed_link_names,
 )
 from regtool.oci import Digest
@@ -58,11 +58,12 @@ def test_listed_link_names(entry: Entry, digest: Digest, verdict: bool | None) -
     assert listed_link_names(entry, digest) is verdict
 
 
-def test_link_names_and_aliases() -> None:
-    assert link_names(D, D)
-    assert not link_names(E, D)
-    assert link_names(D, D512)  # distribution's alias to the canonical digest
-    assert not link_names(D512, D)
+def test_linked_data_follows_aliases() -> None:
+    assert linked_data(D, D) == D
+    assert linked_data(D, E) is None  # another blob
+    assert linked_data(D512, D) == D  # distribution's alias to the canonical digest
+    assert linked_data(D512, D512) == D512  # stored under its own digest (regtool)
+    assert linked_data(D, D512) is None  # a canonical path never holds an alias
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,4 @@ def test_listed_tag_digest_by_checksum(
     repo = RepositoryIndex("app", tags={"1.0": LinkStat(71, None, checksum)})
     repo.tag_history["1.0"] = history
     assert repo.listed_tag_digest("1.0") == expected
+    assert repo.certain_tag_digest("1.0") == expected  # a checksum is certain

@@ -74,6 +74,12 @@ V2_FILES: list[tuple[str, tuple[Any, ...], str, RepositoryPath | Digest]] = [
         f"{R}/app/_uploads/u-1/startedat",
         RepositoryPath("app", "upload", upload_id="u-1", upload_file="startedat"),
     ),
+    (  # any other file in an upload's directory is the upload's (a lease, a temp file)
+        "upload_lease",
+        ("app", "u-1", 1),
+        f"{R}/app/_uploads/u-1/lease.1",
+        RepositoryPath("app", "upload", upload_id="u-1", upload_file="lease.1"),
+    ),
 ]
 
 
@@ -275,6 +281,7 @@ def test_listed_tag_digest_by_size(
     if history:
         repo.tag_history["1.0"] = history
     assert repo.listed_tag_digest("1.0") == expected
+    assert repo.certain_tag_digest("1.0") is None  # a size is never certain
 
 
 def test_appended_segments_belong_to_their_set() -> None:
