@@ -33,6 +33,7 @@ from regtool.server.errors import (
     ManifestUnknown,
     NameUnknown,
 )
+from regtool.server.pulls import PullRecorder
 
 #: distribution's limit on a manifest body.
 MAX_MANIFEST_SIZE = 4 << 20
@@ -57,6 +58,7 @@ class Registry:
         self.layout = layout
         self.driver = layout.driver
         self.jobs = jobs
+        self.pulls = PullRecorder(layout)
 
     # --- links -----------------------------------------------------------------------
     def _links_to(self, path: str, digest: Digest) -> bool:
