@@ -21,7 +21,8 @@ from regtool.oci import Digest, Manifest
 @dataclass
 class Outcome:
     deleted: dict[Digest, str] = field(default_factory=dict)  # digest -> why it goes
-    spared: dict[Digest, str] = field(default_factory=dict)  # condemned, but kept: why
+    # would go with what is condemned (named, a child, a referrer), but kept: why
+    spared: dict[Digest, str] = field(default_factory=dict)
     unreadable: dict[Digest, str] = field(default_factory=dict)
 
 
@@ -84,8 +85,7 @@ def decide_manifests(
 
     for digest, why in going.items():
         if digest in kept:
-            if digest in condemned:
-                out.spared[digest] = kept[digest]
+            out.spared[digest] = kept[digest]
         elif digest in revisions and not out.unreadable:
             out.deleted[digest] = why
     return out
