@@ -82,11 +82,13 @@ def apply(
     return warnings
 
 
-def same_second(a: datetime | None, b: datetime | None) -> bool:
-    """Listings and HEADs give times at different precisions (SFTP: seconds)."""
+def same_time(a: datetime | None, b: datetime | None) -> bool:
+    """Whether a listing's and a stat's modification times are one write: to the
+    millisecond (Swift's listing and HEAD round differently below it; SFTP gives whole
+    seconds to both, so there a re-push within the same second goes unseen)."""
     if a is None or b is None:
         return a is b
-    return int(a.timestamp()) == int(b.timestamp())
+    return abs((a - b).total_seconds()) < 0.001
 
 
 def _delete_tags(layout: V2Layout, tags: list[TagDecision], jobs: int) -> None:
@@ -107,7 +109,7 @@ def _delete_tags(layout: V2Layout, tags: list[TagDecision], jobs: int) -> None:
             t.outcome = DELETED  # gone already: someone deleted it meanwhile
         elif isinstance(outcome, Exception):
             t.outcome, t.error = FAILED, str(outcome)
-        elif outcome[1] != t.target or not same_second(outcome[0], t.pushed):
+        elif outcome[1] != t.target or not same_time(outcome[0], t.pushed):
             t.keep, t.outcome = True, CHANGED
         else:
             go.append(t)
@@ -146,7 +148,7 @@ def _recheck(
             tag: f
             for tag, f in after.tags.items()
             if tag not in before.tags
-            or not same_second(f.link.modified, before.tags[tag].link.modified)
+            or not same_time(f.link.modified, before.tags[tag].link.modified)
             or f.link.size != before.tags[tag].link.size
         }
         after.tags = changed

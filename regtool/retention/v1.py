@@ -17,7 +17,7 @@ from regtool.layout.v1 import (
     tag_file_name,
     tag_json_file_name,
 )
-from regtool.retention.apply_v2 import same_second
+from regtool.retention.apply_v2 import same_time
 from regtool.retention.decide import PullTimes, TagState
 from regtool.retention.model import CHANGED, DELETED, FAILED, RepositoryPlan, TagDecision
 from regtool.retention.select import Selector
@@ -95,7 +95,7 @@ def apply_v1(layout: V1Layout, plans: list[RepositoryPlan], jobs: int) -> None:
             t.outcome = DELETED  # gone already: someone deleted it meanwhile
         elif isinstance(outcome, Exception):
             t.outcome, t.error = FAILED, str(outcome)
-        elif outcome[1] != t.target or not same_second(outcome[0], t.pushed):
+        elif outcome[1] != t.target or not same_time(outcome[0], t.pushed):
             t.keep, t.outcome = True, CHANGED
         else:
             go.append(t)

@@ -12,19 +12,9 @@ import pytest
 
 from regtool.storage.local import LocalDriver
 from tests.gc.scenario import eligible
-from tests.interop.conftest import (
-    distribution_fs,
-    distribution_swift,
-    image_tools,
-    make_distribution,
-)
 from tests.retention.scenario import POLICY, Pushed, build, manifest_status
-from tests.server.conftest import serve_registry
 from tests.services.distribution import filesystem_storage
 from tests.services.images import pull
-
-__all__ = ["distribution_fs", "distribution_swift", "image_tools", "make_distribution"]
-__all__ += ["serve_registry"]
 
 
 @dataclass
