@@ -2,12 +2,12 @@
 
 1. Compare and delete tags: just before deleting, each tag's `current/link` is read and
    stat'ed again; a tag that names another manifest or was written since it was planned
-   (re-pushed, even with the same digest) stays. Then one `delete_many` of every
-   unchanged tag's files (Swift: bulk delete).
+   (re-pushed, even with the same digest) stays. Then `delete_many` of every unchanged
+   tag's files (Swift: bulk deletes, several at once).
 2. Re-check before manifests go: `repositories/` (or the one repository) is walked
    again; a manifest that a tag written since planning names, or that a revision stored
    since lists as a child, stays.
-3. One `delete_many` of the manifests' revision links and history entries.
+3. `delete_many` of the manifests' revision links and history entries.
 
 What no re-check can see: a tag re-pushed in the instant between its re-read and its
 deletion (step 1), and one pushed between the re-check and the manifests' deletion (3).
@@ -33,6 +33,10 @@ from regtool.retention.model import (
     RepositoryPlan,
     TagDecision,
 )
+from regtool.storage.base import Driver
+
+#: Fewest paths worth a `delete_many` request of their own.
+_MIN_PART = 8
 
 
 @dataclass
@@ -78,7 +82,7 @@ def apply(
         if why is not None:
             m.keep, m.reason, m.outcome = True, why, CHANGED
             warnings.append(f"{m.repository}: manifest {m.digest} kept: {why}")
-    _delete_all(layout, [m for m in doomed if m.outcome is None])
+    _delete_all(layout, [m for m in doomed if m.outcome is None], jobs)
     return warnings
 
 
@@ -113,19 +117,42 @@ def _delete_tags(layout: V2Layout, tags: list[TagDecision], jobs: int) -> None:
             t.keep, t.outcome = True, CHANGED
         else:
             go.append(t)
-    _delete_all(layout, go)
+    _delete_all(layout, go, jobs)
 
 
-def _delete_all(layout: V2Layout, decisions: list[TagDecision] | list[ManifestDecision]) -> None:
-    paths = [p for d in decisions for p in d.paths]
-    if not paths:
-        for d in decisions:
-            d.outcome = DELETED
-        return
-    report = layout.driver.delete_many(paths)
+def _delete_all(
+    layout: V2Layout, decisions: list[TagDecision] | list[ManifestDecision], jobs: int
+) -> None:
+    """Delete every path of `decisions`, setting their outcomes."""
+    failed = delete_paths(layout.driver, [d.paths for d in decisions], jobs)
     for d in decisions:
-        failed = [report.failed[p] for p in d.paths if p in report.failed]
-        d.outcome, d.error = (FAILED, failed[0]) if failed else (DELETED, None)
+        errors = [failed[p] for p in d.paths if p in failed]
+        d.outcome, d.error = (FAILED, errors[0]) if errors else (DELETED, None)
+
+
+def delete_paths(driver: Driver, groups: list[tuple[str, ...]], jobs: int) -> dict[str, str]:
+    """`delete_many` in up to `jobs` concurrent parts: a Swift bulk delete works through
+    its names a few at a time, so one request for thousands is slower than several at
+    once. A group (one tag's files) stays in one part, so that the local and SFTP drivers
+    remove its emptied directory. Returns path -> error for what was not deleted."""
+    total = sum(len(g) for g in groups)
+    size = max(_MIN_PART, -(-total // jobs))
+    parts: list[tuple[str, ...]] = []
+    current: list[str] = []
+    for group in groups:
+        current += group
+        if len(current) >= size:
+            parts.append(tuple(current))
+            current = []
+    if current:
+        parts.append(tuple(current))
+    failed: dict[str, str] = {}
+    for part, report in map_outcomes(driver.delete_many, parts, jobs).items():
+        if isinstance(report, Exception):
+            failed.update(dict.fromkeys(part, str(report)))
+        else:
+            failed.update(report.failed)
+    return failed
 
 
 def _recheck(

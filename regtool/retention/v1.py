@@ -17,7 +17,7 @@ from regtool.layout.v1 import (
     tag_file_name,
     tag_json_file_name,
 )
-from regtool.retention.apply_v2 import same_time
+from regtool.retention.apply_v2 import delete_paths, same_time
 from regtool.retention.decide import PullTimes, TagState
 from regtool.retention.model import CHANGED, DELETED, FAILED, RepositoryPlan, TagDecision
 from regtool.retention.select import Selector
@@ -99,7 +99,7 @@ def apply_v1(layout: V1Layout, plans: list[RepositoryPlan], jobs: int) -> None:
             t.keep, t.outcome = True, CHANGED
         else:
             go.append(t)
-    report = layout.driver.delete_many([p for t in go for p in t.paths])
+    failed = delete_paths(layout.driver, [t.paths for t in go], jobs)
     for t in go:
-        failed = [report.failed[p] for p in t.paths if p in report.failed]
-        t.outcome, t.error = (FAILED, failed[0]) if failed else (DELETED, None)
+        errors = [failed[p] for p in t.paths if p in failed]
+        t.outcome, t.error = (FAILED, errors[0]) if errors else (DELETED, None)
