@@ -88,6 +88,8 @@ def report(result: RetentionResult, gc: GcResult | None, as_json: bool) -> None:
     for repository, what, why in failed:
         if why is not None:
             error(f"{repository}: {what} not deleted: {why}")
+    for message in result.refused:
+        error(message)
     if gc is not None and gc.fault is not None:
         error(f"{gc.fault}; gc stopped: no blob data was deleted, run it again")
         raise typer.Exit(EXIT_USAGE)
@@ -179,6 +181,7 @@ def document(r: RetentionResult, gc: GcResult | None) -> dict[str, Any]:
             "seconds": {k: round(v, 3) for k, v in r.phases.items()},
         },
         "undecided": r.undecided,
+        "refused": r.refused,
         "warnings": r.warnings,
         "gc": gc_document(gc) if gc is not None else None,
     }

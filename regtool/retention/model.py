@@ -74,6 +74,8 @@ class RetentionResult:
     #: Something could not be decided (an unreadable tag link or manifest): what it could
     #: reach was kept.
     undecided: bool = False
+    #: Manifests named for deletion (`rm REPO@DIGEST`) that something kept needs.
+    refused: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     requests: int | None = None
 
@@ -90,4 +92,4 @@ class RetentionResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.undecided
+        return not self.failed and not self.undecided and not self.refused

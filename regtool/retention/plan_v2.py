@@ -4,7 +4,7 @@ find indexes and referrers), a decision on every tag and on the manifests they n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from regtool.errors import ManifestInvalid
@@ -39,6 +39,7 @@ class SizedReader(ManifestReader):
 class PlannedRepository:
     plan: RepositoryPlan
     undecided: str | None = None  # why no manifest of it is deleted, if something is unreadable
+    refused: list[str] = field(default_factory=list)  # manifests named to go that must stay
 
 
 def tag_states(repo: RepositoryFacts) -> list[TagState]:
@@ -120,4 +121,9 @@ def plan_repository(
             plan.manifests.append(
                 ManifestDecision(repo.name, str(digest), True, "some manifests cannot be read")
             )
-    return PlannedRepository(plan, undecided)
+    refused = [
+        f"{repo.name}@{digest} not deleted: {outcome.spared[digest]}"
+        for digest in sorted(choice.condemned)
+        if digest in outcome.spared
+    ]
+    return PlannedRepository(plan, undecided, refused)

@@ -106,6 +106,7 @@ def _run_v2(
         if p.undecided:
             result.undecided = True
             result.warnings.append(p.undecided)
+        result.refused += p.refused
     if estimate:
         deleted = {(m.repository, m.digest) for m in result.manifests(keep=False)}
         gone = {Digest.parse(d) for _, d in deleted}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from regtool.layout.v2_write import write_link
+from regtool.oci import Digest
 from tests.handstore import HandStore
 
 
@@ -169,3 +171,95 @@ def test_a_tag_link_is_read_not_inferred(cli: Any, store: HandStore) -> None:
     assert {m["digest"]: m["keep"] for m in repo["manifests"]} == {str(other): True}
     assert store.path(layout.revision_link("tool", other)).exists()
     assert store.path(layout.revision_link("tool", image.digest)).exists()
+
+
+def _index(store: HandStore, repo: str, tag: str, children: list[Any]) -> Any:
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": str(c.digest),
+                "size": len(store.layout.read_blob(c.digest)),
+            }
+            for c in children
+        ],
+    }
+    return store.manifest(repo, tag, json.dumps(doc).encode())
+
+
+def _referrer(store: HandStore, repo: str, subject: Any) -> Any:
+    """An artifact whose subject is `subject`, stored by digest (no tag)."""
+    config = store.blob(repo, b"{}")
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.signature",
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": str(config),
+            "size": 2,
+        },
+        "layers": [],
+        "subject": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": str(subject),
+            "size": len(store.layout.read_blob(subject)),
+        },
+    }
+    raw = json.dumps(doc).encode()
+    digest = Digest.of(raw)
+    store.driver.put(store.layout.blob_data(digest), raw)
+    write_link(store.layout, store.layout.revision_link(repo, digest), digest)
+    return digest
+
+
+def test_rm_by_digest_of_a_child_of_a_kept_index_is_refused(cli: Any, tmp_path: Path) -> None:
+    store = HandStore(tmp_path / "store")
+    a, b = store.image("multi", "amd64"), store.image("multi", "arm64")
+    _index(store, "multi", "latest", [a, b])
+    root = str(tmp_path / "store")
+    result = cli("rm", "-l", root, f"multi@{a.digest}", "--json")
+    assert result.exit_code == 1
+    assert f"error: multi@{a.digest} not deleted: in kept index" in result.stderr
+    doc = json.loads(result.stdout)
+    (repo,) = doc["repositories"]
+    tags = {t["tag"]: (t["keep"], t["reason"]) for t in repo["tags"]}
+    assert tags["amd64"][0] and "in kept index" in tags["amd64"][1]
+    assert [(m["digest"], m["keep"]) for m in repo["manifests"]] == [(str(a.digest), True)]
+    assert store.path(store.layout.revision_link("multi", a.digest)).exists()
+
+    # Untagging the index takes the children no tag keeps; a tagged child stays.
+    doc = cli.json("rm", "-l", root, "multi:latest")
+    (repo,) = doc["repositories"]
+    assert {m["digest"]: m["keep"] for m in repo["manifests"]} == {
+        str(_digest(store, "multi", "latest", doc)): False,
+        str(a.digest): True,
+        str(b.digest): True,
+    }
+
+
+def _digest(store: HandStore, repo: str, tag: str, doc: Any) -> str:
+    (t,) = [t for r in doc["repositories"] for t in r["tags"] if t["tag"] == tag]
+    return str(t["digest"])
+
+
+def test_referrers_go_with_their_subject_unless_kept(cli: Any, tmp_path: Path) -> None:
+    store = HandStore(tmp_path / "store")
+    root = str(tmp_path / "store")
+    one, two = store.image("signed", "1"), store.image("signed", "2")
+    sig1, sig2 = _referrer(store, "signed", one.digest), _referrer(store, "signed", two.digest)
+    sig_of_sig = _referrer(store, "signed", sig1)
+    doc = cli.json("rm", "-l", root, "signed:1", "--dry-run")
+    gone = {m["digest"]: m["reason"] for m in doc["repositories"][0]["manifests"] if not m["keep"]}
+    assert gone == {
+        str(one.digest): "tag 1 is deleted",
+        str(sig1): f"referrer of deleted {one.digest.short()}",
+        str(sig_of_sig): f"referrer of deleted {sig1.short()}",
+    }
+    doc = cli.json("rm", "-l", root, "signed:1", "--keep-referrers")
+    gone = {m["digest"] for m in doc["repositories"][0]["manifests"] if not m["keep"]}
+    assert gone == {str(one.digest)}
+    for digest in (sig1, sig2, sig_of_sig):
+        assert store.path(store.layout.revision_link("signed", digest)).exists()

@@ -14,7 +14,7 @@ from regtool.storage.local import LocalDriver
 from tests.gc.scenario import eligible
 from tests.retention.scenario import POLICY, Pushed, build, manifest_status
 from tests.services.distribution import filesystem_storage
-from tests.services.images import pull
+from tests.services.images import build_image, build_index, pull, push
 
 
 @dataclass
@@ -156,3 +156,28 @@ def test_prune_then_gc_in_one_run(
         repo, tag = ref.split(":")
         pull(distribution_fs.host, repo, tag, tmp_path / "pulled" / ref.replace(":", "-"))
     assert eligible(distribution_fs.registry.garbage_collect(dry_run=True)) == set()
+
+
+def test_delete_untagged_keeps_the_children_of_kept_indexes(
+    cli: Any, image_tools: None, distribution_fs: Any, tmp_path: Path
+) -> None:
+    oci = tmp_path / "oci"
+    host = distribution_fs.host
+    first, second = build_image(oci, "first", size=600), build_image(oci, "second", size=600)
+    push(first, host, "app", "v1")
+    push(second, host, "app", "v1")  # `first` is now untagged
+    index = build_index(oci, "multi", size=500)
+    push(index, host, "multi", "latest")  # its children are untagged revisions
+    root = str(distribution_fs.root)
+
+    doc = cli.json("prune", "-l", root, "--delete-untagged")
+    assert all(t["keep"] for r in doc["repositories"] for t in r["tags"])
+    gone = {m["digest"]: m["reason"] for r in doc["repositories"] for m in r["manifests"]}
+    assert gone == {first.digest: "untagged"} | {
+        child.digest: f"in kept index {index.digest[:19]}" for child in index.images
+    }
+    assert {m["digest"] for r in doc["repositories"] for m in r["manifests"] if not m["keep"]} == {
+        first.digest
+    }
+    assert eligible(distribution_fs.registry.garbage_collect(dry_run=True)) == first.digests
+    pull(host, "multi", "latest", tmp_path / "pulled")
