@@ -24,6 +24,7 @@ from regtool.errors import RegtoolError, is_fault, raise_faults
 from regtool.layout.manifests import ManifestReader
 from regtool.layout.v2 import CorruptLink, V2Layout
 from regtool.oci import Digest
+from regtool.retention.deletion import delete_paths, same_time
 from regtool.retention.inventory import RepositoryFacts, read_tag_digests, scan
 from regtool.retention.model import (
     CHANGED,
@@ -33,10 +34,6 @@ from regtool.retention.model import (
     RepositoryPlan,
     TagDecision,
 )
-from regtool.storage.base import Driver
-
-#: Fewest paths worth a `delete_many` request of their own.
-_MIN_PART = 8
 
 
 @dataclass
@@ -86,15 +83,6 @@ def apply(
     return warnings
 
 
-def same_time(a: datetime | None, b: datetime | None) -> bool:
-    """Whether a listing's and a stat's modification times are one write: to the
-    millisecond (Swift's listing and HEAD round differently below it; SFTP gives whole
-    seconds to both, so there a re-push within the same second goes unseen)."""
-    if a is None or b is None:
-        return a is b
-    return abs((a - b).total_seconds()) < 0.001
-
-
 def _delete_tags(layout: V2Layout, tags: list[TagDecision], jobs: int) -> None:
     def current(t: TagDecision) -> tuple[datetime | None, str | None]:
         path = layout.tag_current_link(t.repository, t.tag)
@@ -128,31 +116,6 @@ def _delete_all(
     for d in decisions:
         errors = [failed[p] for p in d.paths if p in failed]
         d.outcome, d.error = (FAILED, errors[0]) if errors else (DELETED, None)
-
-
-def delete_paths(driver: Driver, groups: list[tuple[str, ...]], jobs: int) -> dict[str, str]:
-    """`delete_many` in up to `jobs` concurrent parts: a Swift bulk delete works through
-    its names a few at a time, so one request for thousands is slower than several at
-    once. A group (one tag's files) stays in one part, so that the local and SFTP drivers
-    remove its emptied directory. Returns path -> error for what was not deleted."""
-    total = sum(len(g) for g in groups)
-    size = max(_MIN_PART, -(-total // jobs))
-    parts: list[tuple[str, ...]] = []
-    current: list[str] = []
-    for group in groups:
-        current += group
-        if len(current) >= size:
-            parts.append(tuple(current))
-            current = []
-    if current:
-        parts.append(tuple(current))
-    failed: dict[str, str] = {}
-    for part, report in map_outcomes(driver.delete_many, parts, jobs).items():
-        if isinstance(report, Exception):
-            failed.update(dict.fromkeys(part, str(report)))
-        else:
-            failed.update(report.failed)
-    return failed
 
 
 def _recheck(

@@ -125,7 +125,12 @@ class ReferenceSelector:
     def __init__(self, references: list[Reference], keep_referrers: bool = False):
         self.references = references
         self.keep_referrers = keep_referrers
-        self.unmatched: list[str] = []  # patterns that matched nothing (not an error)
+        self._matched: set[Reference] = set()
+
+    @property
+    def unmatched(self) -> list[str]:
+        """References (with a pattern) that matched no tag: not an error, but said."""
+        return [r.text for r in self.references if r not in self._matched]
 
     def repositories(self, names: Iterable[str]) -> list[str]:
         names = sorted(names)
@@ -134,8 +139,6 @@ class ReferenceSelector:
             found = [n for n in names if ref.repository.matches(n)]
             if not found and not is_pattern(ref.repository.text):
                 raise NotFound(f"no repository {ref.repository.text} in this registry")
-            if not found:
-                self.unmatched.append(ref.text)
             chosen.update(found)
         return sorted(chosen)
 
@@ -156,16 +159,17 @@ class ReferenceSelector:
                 if ref.digest not in revisions:
                     raise NotFound(f"no manifest {ref.digest} in repository {name}")
                 condemned[ref.digest] = "named for deletion"
+                self._matched.add(ref)
                 for t in tags:
                     if t.target == str(ref.digest):
                         verdicts[t.tag] = Verdict(False, WITH_ITS_MANIFEST)
                 continue
             assert ref.tag is not None
             matched = [t for t in tags if ref.tag.matches(t.tag)]
-            if not matched and not is_pattern(ref.tag.text):
+            if not matched and not is_pattern(ref.text):
                 raise NotFound(f"no tag {name}:{ref.tag.text}")
-            if not matched:
-                self.unmatched.append(f"{name}:{ref.tag.text}")
+            if matched:
+                self._matched.add(ref)
             for t in matched:  # a tag whose link is damaged may go too: it names nothing
                 verdicts[t.tag] = Verdict(False, "named")
         return Choice(verdicts, condemned)

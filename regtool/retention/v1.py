@@ -17,8 +17,8 @@ from regtool.layout.v1 import (
     tag_file_name,
     tag_json_file_name,
 )
-from regtool.retention.apply_v2 import delete_paths, same_time
 from regtool.retention.decide import PullTimes, TagState
+from regtool.retention.deletion import delete_paths, same_time
 from regtool.retention.model import CHANGED, DELETED, FAILED, RepositoryPlan, TagDecision
 from regtool.retention.select import Selector
 

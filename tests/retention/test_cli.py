@@ -95,7 +95,13 @@ def test_rm_patterns_and_dry_run(cli: Any, store: HandStore) -> None:
     assert _tree(root) == before
     result = cli("rm", "-l", str(root), "team/*:nothing-*")
     assert result.exit_code == 0
-    assert "warning: nothing matches team/api:nothing-*" in result.stderr
+    assert "warning: nothing matches team/*:nothing-*" in result.stderr
+    # a tag that only some of the repositories a pattern matches have
+    doc = cli.json("rm", "-l", str(root), "team/*:1.0", "--dry-run")
+    deleted = {
+        (r["name"], t["tag"]) for r in doc["repositories"] for t in r["tags"] if not t["keep"]
+    }
+    assert deleted == {("team/web", "1.0")}
 
 
 def test_prune_older_than_in_one_repository(cli: Any, store: HandStore) -> None:
