@@ -56,7 +56,8 @@ def test_a_fault_while_planning_deletes_nothing(
     assert result.exit_code == 2
     assert "read timed out" in result.stderr and "Traceback" not in result.stderr
     assert _files(root) == before
-    assert {t: str(store.layout.tag_digest("app", t)) for t in "abc"}  # still readable
+    monkeypatch.undo()
+    assert all(store.layout.tag_digest("app", t) for t in "abc")  # every tag still there
 
 
 def test_a_fault_in_the_re_check_keeps_every_manifest(
