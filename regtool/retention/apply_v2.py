@@ -22,7 +22,7 @@ from datetime import datetime
 from regtool.concurrency import map_outcomes
 from regtool.errors import RegtoolError, is_fault, raise_faults
 from regtool.layout.manifests import ManifestReader
-from regtool.layout.v2 import CorruptLink, V2Layout
+from regtool.layout.v2 import CorruptLink, V2Layout, link_checksum
 from regtool.oci import Digest
 from regtool.retention.deletion import delete_paths, same_time
 from regtool.retention.inventory import RepositoryFacts, read_tag_digests, scan
@@ -85,13 +85,17 @@ def apply(
 
 def _delete_tags(layout: V2Layout, tags: list[TagDecision], jobs: int) -> None:
     def current(t: TagDecision) -> tuple[datetime | None, str | None]:
+        """(time, digest) the tag's current link has now; one HEAD where its checksum
+        tells the digest (Swift), else a stat and a read."""
         path = layout.tag_current_link(t.repository, t.tag)
         stat = layout.driver.stat(path)
+        if stat.checksum is not None and t.target is not None:
+            same = stat.checksum == link_checksum(Digest.parse(t.target))
+            return stat.modified, t.target if same else None
         try:
-            target: str | None = str(layout.read_link(path))
+            return stat.modified, str(layout.read_link(path))
         except CorruptLink:
-            target = None  # damaged: compared by its time alone
-        return stat.modified, target
+            return stat.modified, None  # damaged: compared by its time alone
 
     outcomes = map_outcomes(current, tags, jobs)
     raise_faults(outcomes.values())

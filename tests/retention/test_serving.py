@@ -4,10 +4,12 @@ deterministic with the run's hooks, the pushes are skopeo's through distribution
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
+import pytest
+
+from regtool.layout.v2 import FILESYSTEM_ROOT, SWIFT_ROOT, V2Layout
 from regtool.retention import (
     CHANGED,
     DELETED,
@@ -23,26 +25,36 @@ from tests.retention.scenario import manifest_status
 from tests.services.images import build_image, pull, push
 
 
-def _store(dist: Any) -> V2Layout:
-    return V2Layout(LocalDriver(dist.root), FILESYSTEM_ROOT)
+@dataclass
+class Served:
+    host: str
+    layout: V2Layout
+
+
+@pytest.fixture(params=["directory", "swift"])
+def served(request: pytest.FixtureRequest, image_tools: None) -> Served:
+    """distribution serving a store, and the store's layout as regtool opens it."""
+    if request.param == "directory":
+        dist = request.getfixturevalue("distribution_fs")
+        return Served(dist.host, V2Layout(LocalDriver(dist.root), FILESYSTEM_ROOT))
+    dist = request.getfixturevalue("distribution_swift")
+    return Served(dist.host, V2Layout(dist.service.driver(dist.container), SWIFT_ROOT))
 
 
 def _keep_last(n: int) -> PolicySelector:
     return PolicySelector(Policy((make_rule("test", keep_last=n),)))
 
 
-def test_a_tag_re_pushed_after_planning_is_kept(
-    image_tools: None, distribution_fs: Any, tmp_path: Path
-) -> None:
+def test_a_tag_re_pushed_after_planning_is_kept(served: Served, tmp_path: Path) -> None:
     oci = tmp_path / "oci"
-    host = distribution_fs.host
+    host = served.host
     old = {t: push(build_image(oci, t, size=500), host, "app", t) for t in ("t1", "t2", "t3")}
     fresh = build_image(oci, "fresh", size=500)
 
     def re_push() -> None:  # between the plan and the first deletion
         push(fresh, host, "app", "t1")
 
-    layout = _store(distribution_fs)
+    layout = served.layout
     plan = run_retention(layout, "here", _keep_last(1), RetentionOptions(dry_run=True))
     result = run_retention(
         layout, "here", _keep_last(1), RetentionOptions(hooks=Hooks(before_tags=re_push))
@@ -59,10 +71,10 @@ def test_a_tag_re_pushed_after_planning_is_kept(
 
 
 def test_a_manifest_a_tag_names_again_before_manifests_go_is_kept(
-    image_tools: None, distribution_fs: Any, tmp_path: Path
+    served: Served, tmp_path: Path
 ) -> None:
     oci = tmp_path / "oci"
-    host = distribution_fs.host
+    host = served.host
     images = {t: build_image(oci, t, size=500) for t in ("t1", "t2")}
     for tag, image in images.items():
         push(image, host, "app", tag)
@@ -70,7 +82,7 @@ def test_a_manifest_a_tag_names_again_before_manifests_go_is_kept(
     def push_again() -> None:  # after t1 went, before its manifest does
         push(images["t1"], host, "app", "again")
 
-    layout = _store(distribution_fs)
+    layout = served.layout
     hooks = Hooks(before_manifests=push_again)
     result = run_retention(layout, "here", _keep_last(1), RetentionOptions(hooks=hooks))
     (t1,) = [t for t in result.tags() if t.tag == "t1"]
@@ -83,11 +95,9 @@ def test_a_manifest_a_tag_names_again_before_manifests_go_is_kept(
     assert manifest_status(host, "app", "t1") == 404
 
 
-def test_a_tag_re_pushed_with_the_same_manifest_is_kept(
-    image_tools: None, distribution_fs: Any, tmp_path: Path
-) -> None:
+def test_a_tag_re_pushed_with_the_same_manifest_is_kept(served: Served, tmp_path: Path) -> None:
     oci = tmp_path / "oci"
-    host = distribution_fs.host
+    host = served.host
     images = {t: build_image(oci, t, size=500) for t in ("t1", "t2")}
     for tag, image in images.items():
         push(image, host, "app", tag)
@@ -96,9 +106,7 @@ def test_a_tag_re_pushed_with_the_same_manifest_is_kept(
         push(images["t1"], host, "app", "t1")
 
     hooks = Hooks(before_tags=same_again)
-    result = run_retention(
-        _store(distribution_fs), "here", _keep_last(1), RetentionOptions(hooks=hooks)
-    )
+    result = run_retention(served.layout, "here", _keep_last(1), RetentionOptions(hooks=hooks))
     assert {t.tag: (t.keep, t.outcome) for t in result.tags()} == {
         "t1": (True, CHANGED),
         "t2": (True, None),
