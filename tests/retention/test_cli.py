@@ -269,3 +269,17 @@ def test_referrers_go_with_their_subject_unless_kept(cli: Any, tmp_path: Path) -
     assert gone == {str(one.digest)}
     for digest in (sig1, sig2, sig_of_sig):
         assert store.path(store.layout.revision_link("signed", digest)).exists()
+
+
+def test_the_table_says_what_goes_and_why(cli: Any, store: HandStore) -> None:
+    root = str(store.driver.root)  # type: ignore[attr-defined]
+    result = cli("prune", "-l", root, "--repositories", "team/web", "--keep-last", "2", "-n")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "DIGEST", "PUSHED", "ACTION", "REASON"]
+    rows = {line.split()[1]: line for line in lines[1:5]}
+    assert "would delete  not among the last 2 pushed" in rows["1.0"]
+    assert "keep          among the last 2 pushed (#1)" in rows["pr-3"]
+    assert "MANIFEST" in result.stdout
+    assert lines[-1].startswith("1 repository: would delete 2 tags and 2 manifests, kept 2 tags")
+    assert "gc would then free about" in lines[-1]
