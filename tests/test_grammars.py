@@ -20,8 +20,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from regtool.cli.gc import MAX_DURATION, parse_duration
+from regtool.cli.gc import parse_duration
 from regtool.cli.serve import parse_addr
+from regtool.durations import MAX_DURATION
 from regtool.errors import DigestInvalid, InvalidPath, LocationError, NameInvalid, UsageError
 from regtool.layout.segments import segment_sets
 from regtool.layout.v1 import CorruptImage, check_image_id

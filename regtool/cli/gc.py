@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
+from regtool import durations
 from regtool.cli.errors import EXIT_PROBLEMS, EXIT_USAGE, exit_code_for, message_for
 from regtool.cli.output import error, human_size, plural, print_json, print_table, warn
 from regtool.cli.store import (
@@ -23,29 +23,14 @@ from regtool.errors import RegtoolError, is_fault
 from regtool.gc import GcOptions, GcResult, collect
 from regtool.gc.model import KINDS
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# ASCII digits, matched whole (Python's `\d` takes any Unicode digit).
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])", re.ASCII | re.IGNORECASE)
-_DURATION = re.compile(rf"0|(?:{_DURATION_PART.pattern})+", re.ASCII | re.IGNORECASE)
-
-
-#: The longest duration gc takes (100 years): a longer one is a typo, and one past
-#: `timedelta`'s range, or reaching back before year 1, cannot be computed with.
-MAX_DURATION = timedelta(days=36500)
-
 
 def parse_duration(text: str) -> timedelta:
-    """`0`, `90s`, `30m`, `1h30m`, `2d`, `1w`, up to `MAX_DURATION`; `BadParameter`
-    (exit 2, naming the option) otherwise."""
-    if not _DURATION.fullmatch(text):
-        raise typer.BadParameter(f"{text[:40]!r} is not a duration such as 0, 30m, 1h or 2d")
-    parts = _DURATION_PART.findall(text)
-    seconds = sum(float(n) * _UNITS[u.lower()] for n, u in parts)  # inf for huge numbers
-    if seconds > MAX_DURATION.total_seconds():
-        raise typer.BadParameter(
-            f"{text[:40]!r} is longer than {MAX_DURATION.days}d, the longest duration gc takes"
-        )
-    return timedelta(seconds=seconds)
+    """`0`, `90s`, `30m`, `1h30m`, `2d`, `1w`, up to `MAX_DURATION`
+    (`regtool.durations`); `BadParameter` (exit 2, naming the option) otherwise."""
+    try:
+        return durations.parse_duration(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 # Durations are typed as `0`, `30m`, `1h30m`; a bad one names its option in the error.

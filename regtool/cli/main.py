@@ -10,7 +10,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from regtool.cli import gc, ls, serve, verify
+from regtool.cli import gc, ls, prune, rm, serve, verify
 from regtool.cli.errors import exit_code_for, message_for
 from regtool.cli.output import error, reader_gone
 from regtool.errors import RegtoolError
@@ -49,6 +49,8 @@ app = typer.Typer(
 app.command("ls")(reporting_errors(ls.ls))
 app.command("verify")(reporting_errors(verify.verify))
 app.command("gc")(reporting_errors(gc.gc))
+app.command("rm")(reporting_errors(rm.rm))
+app.command("prune")(reporting_errors(prune.prune))
 app.command("serve")(reporting_errors(serve.serve))
 
 

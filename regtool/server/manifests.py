@@ -65,7 +65,10 @@ async def get_manifest(request: Request, name: str, ref_text: str) -> Response:
         "Content-Length": str(len(stored.data)),
     }
     body = b"" if request.method == "HEAD" else stored.data
-    return Response(body, headers=headers, media_type=stored.media_type)
+    # A pull is a GET (a HEAD only asks); its record is written after the response.
+    registry = state(request).registry
+    pulled = registry.pulls.pulled(name, stored.digest) if request.method == "GET" else None
+    return Response(body, headers=headers, media_type=stored.media_type, background=pulled)
 
 
 async def _read_body(request: Request) -> bytes:

@@ -35,6 +35,7 @@ from regtool.server.errors import (
     NameUnknown,
 )
 from regtool.server.foreign_layers import UrlPolicy, requirements
+from regtool.server.pulls import PullRecorder
 
 #: distribution's limit on a manifest body.
 MAX_MANIFEST_SIZE = 4 << 20
@@ -62,6 +63,7 @@ class Registry:
         self.driver = layout.driver
         self.jobs = jobs
         self.foreign_urls = foreign_urls or UrlPolicy()
+        self.pulls = PullRecorder(layout)
 
     # --- links -----------------------------------------------------------------------
     def _links_to(self, path: str, digest: Digest) -> bool:

@@ -84,8 +84,9 @@ class Entry:
     size: int | None = None
     modified: datetime | None = None
     temporary: bool = False  # a writer's temporary file (only from walk(temporaries=True))
-    #: Hex MD5 of the content where a listing gives it for free (Swift's `hash`); for a
-    #: large object it is the 0-byte manifest's, not the content's. None elsewhere.
+    #: Hex MD5 of the content where a listing gives it for free (Swift's `hash`, and a
+    #: plain object's ETag in `stat`); for a large object in a listing it is the 0-byte
+    #: manifest's, not the content's. None elsewhere.
     checksum: str | None = None
 
     @property

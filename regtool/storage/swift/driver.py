@@ -124,7 +124,11 @@ class SwiftDriver(Driver):
             if self.objects.has_below(path):
                 return Entry(path, is_dir=True)
             raise
-        return Entry(path, size=self.dlo.size(headers), modified=header_time(headers))
+        # A plain object's ETag is its content's MD5, as a listing's `hash` is.
+        etag = None if manifest(headers) else headers.get("etag", "").strip('"') or None
+        return Entry(
+            path, size=self.dlo.size(headers), modified=header_time(headers), checksum=etag
+        )
 
     def get(self, path: str) -> bytes:
         return self.objects.get(path)
