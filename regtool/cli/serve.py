@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import socket
 from pathlib import Path
@@ -105,8 +106,12 @@ def serve(
     from regtool.server.foreign_layers import UrlPolicy
     from regtool.server.protocol import uvicorn_options
 
-    if log_level.lower() not in LOG_LEVELS:
+    level = log_level.lower()
+    if level not in LOG_LEVELS:
         raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+    # regtool's own lines (a client gone mid-request, a lease lost) at the level asked for,
+    # as uvicorn's: the CLI's root logger stops at warnings.
+    logging.getLogger("regtool").setLevel("DEBUG" if level == "trace" else level.upper())
     settings = _read_config(config)
     host, port = parse_addr(addr or _config_addr(settings) or DEFAULT_ADDR)
     foreign_urls = UrlPolicy.from_config(settings.get("validation"))
@@ -122,7 +127,7 @@ def serve(
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
-                log_level=log_level.lower(),
+                log_level=level,
                 access_log=True,
                 **uvicorn_options(shutdown_grace),
             )

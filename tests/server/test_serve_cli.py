@@ -220,3 +220,26 @@ def test_help_names_each_value_as_the_other_commands_do(cli: Any) -> None:
     for shown in ("--addr HOST:PORT", "--log-level LEVEL", "--shutdown-timeout SECONDS"):
         assert shown in options
     assert "<str>" not in options and "<int>" not in options
+
+
+def test_a_client_gone_mid_request_is_one_line_at_the_default_level(tmp_path: Path) -> None:
+    """regtool's own info lines reach the log at `--log-level info` (the default), as
+    uvicorn's do; at `warning` they do not."""
+    store, port = str(tmp_path / "s"), free_port()
+
+    def cut_a_patch(url: str) -> None:
+        location = httpx.post(f"{url}/v2/app/blobs/uploads/").headers["Location"]
+        with socket.create_connection(("127.0.0.1", port)) as cut:
+            cut.sendall(
+                f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nxx".encode()
+            )
+        # The cut request is over once the upload is free again: a chunk at offset 0 lands.
+        while httpx.patch(f"{url}{location}", content=b"y").status_code != 202:
+            pass
+
+    out = run_serve([store, "--addr", f"127.0.0.1:{port}"], port, cut_a_patch)
+    assert out.count("the client disconnected before the end of its request") == 1, out
+    out = run_serve(
+        [store, "--addr", f"127.0.0.1:{port}", "--log-level", "warning"], port, cut_a_patch
+    )
+    assert "disconnected" not in out, out

@@ -314,6 +314,17 @@ def test_urls_with_credentials_never_reach_a_message_or_log(
         "bad storage url": SwiftCredentials(
             storage_url=_with_userinfo("http://[::1/v1/AUTH_test"), token="AUTH_tk-x"
         ),
+        "bad v1 auth url": SwiftCredentials(_with_userinfo("http://[::1/auth/v1.0"), "u", "k"),
+        "v1 auth url port": SwiftCredentials(
+            _with_userinfo("http://127.0.0.1:99999999/auth/v1.0"), "u", "k"
+        ),
+        "keystone url port": SwiftCredentials(
+            _with_userinfo("http://127.0.0.1:99999999/v3"),
+            "u",
+            "k",
+            auth_version="3",
+            project_name="p",
+        ),
     }
     for what, credentials in attempts.items():
         assert not _leaks(repr(credentials)), what

@@ -139,6 +139,8 @@ class SwiftSession:
             raise client_error(e, None) from None
         except NETWORK_ERRORS as e:
             raise network_error(e, None, c.auth_url) from None
+        except ValueError as e:  # urllib's word for a URL that does not parse
+            raise bad_url(c.auth_url, e) from None
         url = c.storage_url or url
         if not url or not token:
             missing = "storage URL" if not url else "token"
