@@ -257,14 +257,14 @@ def swift_credentials(env: Mapping[str, str]) -> Any:
 def location_from_config(path: Path, env: Mapping[str, str]) -> Location:
     """The storage of a distribution configuration file (`config.yml`), honouring
     distribution's `REGISTRY_STORAGE_<DRIVER>_<KEY>` environment overrides."""
-    import yaml  # imported late: only --config needs it
+    from regtool.yamldoc import YAMLError, load_yaml, yaml_problem  # only --config needs it
 
     try:
-        doc = yaml.safe_load(path.read_bytes())  # bytes: yaml reports a bad encoding
+        doc = load_yaml(path.read_bytes())
     except OSError as e:
         raise LocationError(f"cannot read config {path}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise LocationError(f"config {path} is not valid YAML: {_yaml_problem(e)}") from None
+    except YAMLError as e:
+        raise LocationError(f"config {path} is not valid YAML: {yaml_problem(e)}") from None
     storage = doc.get("storage") if isinstance(doc, dict) else None
     if not isinstance(storage, dict):
         raise LocationError(f"config {path} has no storage section")
@@ -288,28 +288,6 @@ def location_from_config(path: Path, env: Mapping[str, str]) -> Location:
             "and swift (and sftp:// LOCATIONs)"
         )
     return _swift_from_config(params, path)
-
-
-#: A quoted bit of a PyYAML problem: a token's kind (`'<block end>'`), kept, or a
-#: character of the file (`'\t'`), dropped.
-_QUOTED_RE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-_TOKEN_KIND_RE = re.compile(r"'<[a-z ]+>'")
-
-
-def _yaml_problem(e: Exception) -> str:
-    """Where and what kind of syntax error, on one line, without the text of the file:
-    a config holds passwords, and PyYAML's message quotes the offending line (and some
-    problems quote a character of it: shown as `...`). Line and column count from 1."""
-    problem = str(getattr(e, "problem", None) or getattr(e, "reason", None) or "")
-    words = (
-        _QUOTED_RE.sub(lambda m: m[0] if _TOKEN_KIND_RE.fullmatch(m[0]) else "...", problem)
-        or type(e).__name__
-    )
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    if mark is not None:
-        return f"line {mark.line + 1}, column {mark.column + 1}: {words}"
-    position = getattr(e, "position", None)  # a ReaderError: a bad encoding
-    return f"byte {position}: {words}" if isinstance(position, int) else words
 
 
 def _swift_from_config(params: dict[str, Any], path: Path) -> Location:

@@ -121,6 +121,11 @@ def test_distribution_config_files(tmp_path: Path) -> None:
     "content, words",
     [
         ("storage: [", "not valid YAML"),
+        # distribution's YAML parser refuses a key given twice; PyYAML would keep the last
+        (
+            "storage:\n  filesystem:\n    rootdirectory: /a\n    rootdirectory: /b\n",
+            "line 4, column 5: duplicate key rootdirectory",
+        ),
         ("version: 0.1\n", "no storage section"),
         ("storage:\n  s3:\n    bucket: b\n", "not supported"),
         ("storage:\n  swift:\n    authurl: http://x\n", "storage.swift.username is missing"),

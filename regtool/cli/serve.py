@@ -43,13 +43,13 @@ def parse_addr(text: str) -> tuple[str, int]:
 def _read_config(config: str | None) -> dict[str, Any]:
     """A distribution config file's top level; empty when there is none or it does not
     parse (parse_location reports a broken config properly)."""
-    import yaml
+    from regtool.yamldoc import YAMLError, load_yaml
 
     if not config:
         return {}
     try:
-        doc: Any = yaml.safe_load(Path(config).read_text())
-    except (OSError, yaml.YAMLError):
+        doc: Any = load_yaml(Path(config).read_bytes())
+    except (OSError, YAMLError):
         return {}
     return doc if isinstance(doc, dict) else {}
 

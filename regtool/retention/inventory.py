@@ -38,7 +38,16 @@ class RepositoryFacts:
         return {t.digest for t in self.tags.values() if t.digest is not None}
 
 
-def scan(layout: V2Layout, only: str | None = None) -> dict[str, RepositoryFacts]:
+class Inventory(dict[str, RepositoryFacts]):
+    """Repositories by name; `warnings` name the directories of `repositories/` that are
+    no repository (`Repositories.skipped`), which retention leaves alone as gc does."""
+
+    def __init__(self, found: dict[str, RepositoryFacts], warnings: list[str]):
+        super().__init__(found)
+        self.warnings = warnings
+
+
+def scan(layout: V2Layout, only: str | None = None) -> Inventory:
     """Every repository (or just `only`) with its tags and their files, from one walk."""
     tag_files: dict[tuple[str, str], list[str]] = {}
 
@@ -58,7 +67,7 @@ def scan(layout: V2Layout, only: str | None = None) -> dict[str, RepositoryFacts
             for tag, link in index.tags.items()
         }
         repos[name] = RepositoryFacts(index, tags)
-    return repos
+    return Inventory(repos, indexes.skipped_warnings("left alone"))
 
 
 def certain_digest(index: RepositoryIndex, tag: str) -> Digest | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from regtool.retention.regex import Regex
+
 _WILDCARDS = re.compile(r"\*\*|\*|\?")
 _NAME_CHARS = re.compile(r"[a-z0-9._/*?-]+", re.ASCII)
 _TAG_CHARS = re.compile(r"[A-Za-z0-9_.*?-]+", re.ASCII)
@@ -19,14 +21,14 @@ def is_pattern(text: str) -> bool:
     return bool(_WILDCARDS.search(text))
 
 
-def _translate(text: str, one: str) -> re.Pattern[str]:
+def _translate(text: str, one: str) -> Regex:
     out, last = [], 0
     for m in _WILDCARDS.finditer(text):
         out.append(re.escape(text[last : m.start()]))
         out.append({"**": ".*", "*": f"{one}*", "?": one}[m.group()])
         last = m.end()
     out.append(re.escape(text[last:]))
-    return re.compile("".join(out), re.ASCII)
+    return Regex("".join(out))  # linear time: `*a*a*a*b` never backtracks
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class RepositoryGlob:
     """A glob over repository names; `ValueError` for characters no name can hold."""
 
     text: str
-    regex: re.Pattern[str] = field(init=False, compare=False, repr=False)
+    regex: Regex = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not _NAME_CHARS.fullmatch(self.text):
@@ -45,7 +47,7 @@ class RepositoryGlob:
         object.__setattr__(self, "regex", _translate(self.text, "[^/]"))
 
     def matches(self, name: str) -> bool:
-        return self.regex.fullmatch(name) is not None
+        return self.regex.fullmatch(name)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class TagGlob:
     """A glob over tags; `ValueError` for characters no tag can hold."""
 
     text: str
-    regex: re.Pattern[str] = field(init=False, compare=False, repr=False)
+    regex: Regex = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not _TAG_CHARS.fullmatch(self.text):
@@ -64,4 +66,4 @@ class TagGlob:
         object.__setattr__(self, "regex", _translate(self.text.replace("**", "*"), "."))
 
     def matches(self, tag: str) -> bool:
-        return self.regex.fullmatch(tag) is not None
+        return self.regex.fullmatch(tag)

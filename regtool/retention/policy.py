@@ -19,18 +19,17 @@ Flags (`--keep-last 5 --older-than 7d ...`) make a policy of one rule. See
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from regtool.durations import format_duration, parse_duration
 from regtool.errors import UsageError
 from regtool.retention.patterns import RepositoryGlob
+from regtool.retention.regex import Regex
+from regtool.yamldoc import YAMLError, load_yaml, yaml_problem
 
 
 class PolicyError(UsageError):
@@ -44,8 +43,8 @@ class Rule:
     `repositories` and the tag matches one of `tags` (every tag when `tags` is empty)."""
 
     repositories: tuple[RepositoryGlob, ...] = (RepositoryGlob("**"),)
-    tags: tuple[re.Pattern[str], ...] = ()
-    keep_tags: tuple[re.Pattern[str], ...] = ()
+    tags: tuple[Regex, ...] = ()
+    keep_tags: tuple[Regex, ...] = ()
     keep_last: int | None = None
     keep_pushed_within: timedelta | None = None
     keep_pulled_within: timedelta | None = None
@@ -164,11 +163,9 @@ def load_policy(path: str | Path) -> Policy:
     except UnicodeDecodeError:
         raise PolicyError(f"{where}: not UTF-8 text") from None
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise PolicyError(f"{where}: not valid YAML{at}") from None
+        doc = load_yaml(text)
+    except YAMLError as e:
+        raise PolicyError(f"{where}: not valid YAML: {yaml_problem(e)}") from None
     return policy_from_document(doc, where)
 
 
@@ -219,6 +216,10 @@ def _strings(doc: dict[str, Any], key: str, where: str) -> list[str]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise PolicyError(f"{where}: {key} must be a string or a list of strings")
+    if key in doc and not value:
+        # Absent means "all"; an empty list written out (a generated policy whose list
+        # came out empty) must not mean "all" too.
+        raise PolicyError(f"{where}: {key} is an empty list: leave it out to mean all")
     return value
 
 
@@ -248,11 +249,11 @@ def _flag(doc: dict[str, Any], key: str, where: str) -> bool:
     return value
 
 
-def _regex(pattern: str, where: str) -> re.Pattern[str]:
+def _regex(pattern: str, where: str) -> Regex:
     try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise PolicyError(f"{where}: invalid regex {pattern!r}: {e}") from None
+        return Regex(pattern)
+    except ValueError as e:
+        raise PolicyError(f"{where}: invalid regex {pattern[:100]!r}: {e}") from None
 
 
 def _glob(text: str, where: str) -> RepositoryGlob:

@@ -88,6 +88,7 @@ def _run_v2(
     estimate = options.dry_run if options.estimate is None else options.estimate
     with _phase(result, "list"):
         facts = scan(layout)
+    result.warnings += facts.warnings
     with _phase(result, "plan"):
         names = selector.repositories(facts)
         chosen = [facts[n] for n in names]

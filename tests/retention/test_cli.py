@@ -283,3 +283,22 @@ def test_the_table_says_what_goes_and_why(cli: Any, store: HandStore) -> None:
     assert "MANIFEST" in result.stdout
     assert lines[-1].startswith("1 repository: would delete 2 tags and 2 manifests, kept 2 tags")
     assert "gc would then free about" in lines[-1]
+
+
+def test_a_directory_that_is_no_repository_is_named_and_left_alone(
+    cli: Any, store: HandStore
+) -> None:
+    """As ls, verify and gc: a directory distribution cannot serve is warned of, and
+    nothing in it is touched."""
+    root = Path(store.driver.root)  # type: ignore[attr-defined]
+    upper = root / store.layout.repositories_dir() / "Upper"
+    (upper / "_manifests" / "tags" / "old" / "current").mkdir(parents=True)
+    (upper / "_manifests" / "tags" / "old" / "current" / "link").write_text("sha256:" + "0" * 64)
+    before = _tree(upper)
+    result = cli("prune", "-l", str(root), "--keep-last", "0")
+    assert result.exit_code == 0, result.stderr
+    assert "directory 'Upper' in repositories/: not a valid repository name" in result.stderr
+    assert "left alone" in result.stderr
+    assert _tree(upper) == before
+    doc = cli.json("prune", "-l", str(root), "--keep-last", "0", "--dry-run")
+    assert any("'Upper'" in w for w in doc["warnings"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -152,6 +153,12 @@ def test_policy_file(tmp_path: Path) -> None:
         ("rules:\n  - delete_older_than: soon\n", "'soon' is not a duration"),
         ("rules:\n  - keep_last: 1\n    repositories: ['A/*']\n", "repository pattern"),
         ("rules: [\n", "not valid YAML"),
+        # PyYAML keeps the last of two equal keys: here that would delete every tag.
+        ("rules:\n  - keep_last: 1\n    keep_last: 0\n", "line 3, column 5: duplicate key"),
+        ("rules:\n  - keep_last: 1\nrules:\n  - keep_last: 0\n", "duplicate key rules"),
+        ("rules:\n  - keep_last: 1\n    repositories: []\n", "repositories is an empty list"),
+        ("rules:\n  - keep_last: 1\n    tags: []\n", "tags is an empty list"),
+        ("rules:\n  - keep_last: 1\n    keep_tags: ['(a)\\1']\n", "invalid escape"),
     ],
 )
 def test_policy_file_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -159,3 +166,14 @@ def test_policy_file_errors(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(PolicyError, match=message.replace("(", r"\(").replace("[", r"\[")):
         load_policy(path)
+
+
+def test_regexes_match_in_linear_time() -> None:
+    """A tag anyone who can push names cannot make a careless pattern run for ever:
+    Python's backtracking `re` takes minutes for this one, RE2 microseconds."""
+    rule = make_rule("test", keep_tags=["(a+)+b", "(a|aa)+c"], keep_last=1)
+    started = time.process_time()
+    for hostile in ("a" * 32, "a" * 5000):  # 2**32 steps for a backtracking engine
+        assert not any(p.fullmatch(hostile) for p in rule.keep_tags)
+    assert time.process_time() - started < 1
+    assert rule.keep_tags[0].fullmatch("aaab")
