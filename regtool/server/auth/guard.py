@@ -48,7 +48,8 @@ def _quoted(text: str) -> str:
 class BasicAuth(AuthenticationBackend):
     """`Authorization: Basic` against an htpasswd file. No header (or another scheme)
     is an anonymous request; a wrong password or a malformed header is refused, logged
-    with the user and the client address, and slows that address down."""
+    with the user and the client address, and slows that address down: every login
+    from it waits first (`LoginThrottle`), right or wrong."""
 
     def __init__(self, htpasswd: Htpasswd, throttle: LoginThrottle):
         self.htpasswd = htpasswd
@@ -59,6 +60,7 @@ class BasicAuth(AuthenticationBackend):
         if scheme.lower() != "basic":
             return None
         address = conn.client.host if conn.client else "unknown"
+        await self.throttle.wait(address)
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode()
             user, sep, password = decoded.partition(":")
@@ -69,7 +71,6 @@ class BasicAuth(AuthenticationBackend):
             log.warning("failed login from %s: malformed Basic credentials", address)
             raise AuthenticationError("malformed Basic credentials")
         if not self.htpasswd.remembered(user, password):
-            await self.throttle.wait(address)
             if not await to_thread.run_sync(self.htpasswd.verify, user, password):
                 self.throttle.failed(address)
                 log.warning("failed login for user %r from %s", user, address)
