@@ -10,6 +10,7 @@ deletes disabled) is 405 `UNSUPPORTED` saying why, after the login, as distribut
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -54,6 +55,7 @@ class BasicAuth(AuthenticationBackend):
     def __init__(self, htpasswd: Htpasswd, throttle: LoginThrottle):
         self.htpasswd = htpasswd
         self.throttle = throttle
+        self._pending: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         scheme, _, encoded = conn.headers.get("authorization", "").partition(" ")
@@ -70,13 +72,26 @@ class BasicAuth(AuthenticationBackend):
             self.throttle.failed(address)
             log.warning("failed login from %s: malformed Basic credentials", address)
             raise AuthenticationError("malformed Basic credentials")
-        if not self.htpasswd.remembered(user, password):
-            if not await to_thread.run_sync(self.htpasswd.verify, user, password):
-                self.throttle.failed(address)
-                log.warning("failed login for user %r from %s", user, address)
-                raise AuthenticationError("wrong user name or password")
+        if not self.htpasswd.remembered(user, password) and not await self._verify(user, password):
+            self.throttle.failed(address)
+            log.warning("failed login for user %r from %s", user, address)
+            raise AuthenticationError("wrong user name or password")
         self.throttle.succeeded(address)
         return AuthCredentials([LOGGED_IN]), SimpleUser(user)
+
+    async def _verify(self, user: str, password: str) -> bool:
+        """bcrypt in a worker thread, once for requests that bring the same credentials
+        at the same time (a client opening many connections at once): the others wait
+        for that check's answer instead of paying bcrypt each."""
+        key = (user, self.htpasswd.fingerprint(password))
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(
+                to_thread.run_sync(self.htpasswd.verify, user, password)
+            )
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(pending)
 
 
 class BearerAuth(AuthenticationBackend):
