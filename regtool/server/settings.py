@@ -72,6 +72,12 @@ class ServerSettings:
                 tls_key=_path(tls, "key", "http.tls."),
                 tls_client_ca=Path(str(cas[0])) if cas else None,
             )
+        unknown = sorted(set(auth) - {"htpasswd", "token"})
+        if unknown:  # else a registry its operator meant to close would serve everyone
+            raise UsageError(
+                f"auth.{unknown[0]} in the config file: regtool serve takes auth.htpasswd "
+                "or auth.token"
+            )
         basic = _section(auth, "htpasswd", "auth.")
         if basic:
             settings = dataclasses.replace(

@@ -92,6 +92,8 @@ def test_https_with_htpasswd_and_read_only(tmp_path: Path) -> None:
 
     def during(url: str) -> None:
         assert httpx.get(f"{url}/v2/", verify=str(ca.cert)).status_code == 401
+        wrong = ("alice", "not-her-password")
+        assert httpx.get(f"{url}/v2/", verify=str(ca.cert), auth=wrong).status_code == 401
         auth = ("alice", "secret")
         assert httpx.get(f"{url}/v2/", verify=str(ca.cert), auth=auth).status_code == 200
         r = httpx.post(f"{url}/v2/app/blobs/uploads/", verify=str(ca.cert), auth=auth)
@@ -104,7 +106,8 @@ def test_https_with_htpasswd_and_read_only(tmp_path: Path) -> None:
     out = run_serve(args, f"https://127.0.0.1:{port}", during)
     assert f"listening on https://0.0.0.0:{port}" in out
     assert "warning" not in out
-    assert "secret" not in out
+    assert "secret" not in out and "not-her-password" not in out
+    assert "failed login for user 'alice' from 127.0.0.1" in out
 
 
 def test_what_serve_cannot_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -159,5 +162,7 @@ def test_settings_from_a_distribution_config_then_the_flags(tmp_path: Path) -> N
     assert ServerSettings.from_config({}).delete_enabled  # no config file: deletes on
     with pytest.raises(UsageError, match=r"auth\.token\.issuer is missing"):
         ServerSettings.from_config({"auth": {"token": {**token, "issuer": ""}}})
+    with pytest.raises(UsageError, match=r"auth\.silly in the config file"):
+        ServerSettings.from_config({"auth": {"silly": {"realm": "x", "service": "y"}}})
     with pytest.raises(UsageError, match="htpasswd or token, not both"):
         ServerSettings.from_config({"auth": {"token": token}}).with_flags(htpasswd=Path("/h"))
