@@ -214,7 +214,7 @@ def serve(
             **uvicorn_options(shutdown_grace),
             **tls.uvicorn_options(settings.tls),
         )
-        tls.harden(uv_config)
+        tls.harden(uv_config, settings.tls)
         server = uvicorn.Server(uv_config)
         with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
             server.run(sockets=[sock])

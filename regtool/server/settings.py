@@ -25,6 +25,7 @@ class TlsSettings:
     cert: Path
     key: Path
     client_ca: Path | None = None
+    minimum: str = "tls1.2"  # or "tls1.3": distribution's `http.tls.minimumtls`
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,13 @@ class ServerSettings:
     @classmethod
     def from_config(cls, doc: dict[str, Any]) -> ServerSettings:
         """The settings a distribution config file's top level (`doc`) gives:
-        `http.tls.{certificate,key,clientcas}`, `auth.htpasswd.{realm,path}`,
-        `auth.token.{realm,service,issuer,rootcertbundle}`,
+        `http.tls.{certificate,key,clientcas,minimumtls}` (tls1.2 or tls1.3),
+        `auth.htpasswd.{realm,path}`, `auth.token.{realm,service,issuer,rootcertbundle}`,
         `storage.maintenance.readonly.enabled` and `storage.delete.enabled` (with a
         config file deletes are off unless it enables them, as distribution's default).
-        `UsageError` for a section of the wrong shape or one left half-filled."""
+        `UsageError` for a section of the wrong shape or one left half-filled, and for
+        an authentication regtool does not have (`auth.silly`...), which must not leave
+        the registry open."""
         http, auth, storage = _section(doc, "http"), _section(doc, "auth"), _section(doc, "storage")
         tls = _section(http, "tls", "http.")
         settings = cls(delete_enabled=False) if doc else cls()
@@ -67,10 +70,20 @@ class ServerSettings:
             cas = tls.get("clientcas") or []
             if not isinstance(cas, list) or len(cas) > 1:
                 raise UsageError("http.tls.clientcas: regtool serve takes one CA bundle file")
+            minimum = str(tls.get("minimumtls") or "tls1.2")
+            if minimum not in ("tls1.2", "tls1.3"):
+                raise UsageError(
+                    f"http.tls.minimumtls {minimum[:20]!r}: regtool serve takes tls1.2 or "
+                    "tls1.3 (older versions are broken)"
+                )
             settings = settings.with_flags(
                 tls_cert=_path(tls, "certificate", "http.tls."),
                 tls_key=_path(tls, "key", "http.tls."),
                 tls_client_ca=Path(str(cas[0])) if cas else None,
+            )
+            assert settings.tls is not None
+            settings = dataclasses.replace(
+                settings, tls=dataclasses.replace(settings.tls, minimum=minimum)
             )
         unknown = sorted(set(auth) - {"htpasswd", "token"})
         if unknown:  # else a registry its operator meant to close would serve everyone
@@ -128,7 +141,8 @@ class ServerSettings:
             key = tls_key or (tls.key if tls else None)
             if cert is None or key is None:
                 raise UsageError("TLS needs both --tls-cert and --tls-key")
-            tls = TlsSettings(cert, key, tls_client_ca or (tls.client_ca if tls else None))
+            client_ca = tls_client_ca or (tls.client_ca if tls else None)
+            tls = TlsSettings(cert, key, client_ca, tls.minimum if tls else "tls1.2")
         token = self.token
         given = (token_realm, token_service, token_issuer, token_rootcertbundle)
         if any(given):

@@ -18,6 +18,7 @@ from regtool.errors import UsageError
 from regtool.server.settings import TlsSettings
 
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+_VERSIONS = {"tls1.2": ssl.TLSVersion.TLSv1_2, "tls1.3": ssl.TLSVersion.TLSv1_3}
 
 
 def check(tls: TlsSettings) -> None:
@@ -57,13 +58,13 @@ def uvicorn_options(tls: TlsSettings | None) -> dict[str, Any]:
     return options
 
 
-def harden(config: uvicorn.Config) -> None:
+def harden(config: uvicorn.Config, tls: TlsSettings | None) -> None:
     """Loads `config` (as `uvicorn.Server` would on start) and sets its SSL context's
-    minimum protocol version to TLS 1.2."""
+    minimum protocol version: TLS 1.2, or `tls.minimum`."""
     if not config.loaded:
         config.load()
     if config.ssl is not None:
-        config.ssl.minimum_version = MINIMUM_VERSION
+        config.ssl.minimum_version = _VERSIONS[tls.minimum] if tls else MINIMUM_VERSION
 
 
 def is_loopback(host: str) -> bool:

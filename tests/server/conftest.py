@@ -93,7 +93,7 @@ def start_registry(
         **uvicorn_options(shutdown_grace),  # the protocol `regtool serve` runs
         **tls.uvicorn_options(settings.tls),
     )
-    tls.harden(config)
+    tls.harden(config, settings.tls)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"regtool-serve-{port}", daemon=True)
     thread.start()

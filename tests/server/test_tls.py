@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from regtool.errors import UsageError
 from regtool.server.auth.htpasswd import hash_password, write_entry
 from regtool.server.settings import ServerSettings, TlsSettings
 from regtool.storage.local import LocalDriver
@@ -57,6 +58,21 @@ def test_https_with_a_ca_signed_certificate(
     old.set_ciphers("ALL:@SECLEVEL=0")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{reg.url}/v2/", verify=old)
+
+
+def test_tls13_minimum_from_the_config(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path, ca: CA
+) -> None:
+    server = ca.issue(tmp_path / "server", "127.0.0.1")
+    tls = {"certificate": str(server.cert), "key": str(server.key), "minimumtls": "tls1.3"}
+    reg = _registry(serve_registry, tmp_path, ServerSettings.from_config({"http": {"tls": tls}}))
+    tls12 = ssl.create_default_context(cafile=str(ca.cert))
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{reg.url}/v2/", verify=tls12)
+    assert httpx.get(f"{reg.url}/v2/", verify=str(ca.cert)).status_code == 200
+    with pytest.raises(UsageError, match=r"takes tls1\.2 or tls1\.3"):
+        ServerSettings.from_config({"http": {"tls": {**tls, "minimumtls": "tls1.0"}}})
 
 
 def test_client_certificates_from_the_client_ca(
