@@ -74,7 +74,7 @@ class BasicAuth(AuthenticationBackend):
             raise AuthenticationError("malformed Basic credentials")
         if not self.htpasswd.remembered(user, password) and not await self._verify(user, password):
             self.throttle.failed(address)
-            log.warning("failed login for user %r from %s", user, address)
+            log.warning("failed login for user %r from %s", user[:100], address)
             raise AuthenticationError("wrong user name or password")
         self.throttle.succeeded(address)
         return AuthCredentials([LOGGED_IN]), SimpleUser(user)
