@@ -3,8 +3,8 @@
 `$2b$`, `$2y$`, as Apache's `htpasswd -B` writes them).
 
 `Htpasswd` checks passwords against a file it re-reads whenever the file changes (its
-inode, size or modification time), and remembers a password that verified, keyed by an
-HMAC under a key of this process, so that a pull of many blobs pays bcrypt (~100 ms by
+inode, size or modification time), and remembers a password that verified, as a MAC
+(keyed BLAKE2b) under a key of this process, so that a pull of many blobs pays bcrypt (~100 ms by
 design) once, not per request. A wrong password is never remembered; an entry that
 changes in the file drops what was remembered for it.
 """
@@ -125,7 +125,7 @@ class Htpasswd:
         self.path = path
         self._lock = threading.Lock()
         self._key = secrets.token_bytes(32)
-        self._verified: dict[str, tuple[str, bytes]] = {}  # user -> (hash, HMAC of password)
+        self._verified: dict[str, tuple[str, bytes]] = {}  # user -> (hash, MAC of password)
         self._dummy: str | None = None
         self._stamp = self._stat()
         self._entries = read(path)
@@ -153,12 +153,13 @@ class Htpasswd:
         return self._entries
 
     def fingerprint(self, password: str) -> bytes:
-        """An HMAC of `password` under this process's key: tells passwords apart
-        without keeping them."""
+        """A MAC of `password` under this process's key: tells passwords apart without
+        keeping them."""
         return self._mac(password)
 
     def _mac(self, password: str) -> bytes:
-        return hmac.new(self._key, password.encode(), hashlib.sha256).digest()
+        # Keyed BLAKE2 is a MAC in one C call: cheaper per request than the hmac module.
+        return hashlib.blake2b(password.encode(), key=self._key, digest_size=32).digest()
 
     def remembered(self, user: str, password: str) -> bool:
         """Whether `password` verified before for `user`'s current entry: True lets a
