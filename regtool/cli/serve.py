@@ -98,13 +98,77 @@ def serve(
             "short (an upload cut short stays resumable).",
         ),
     ] = SHUTDOWN_GRACE,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            metavar="PEM",
+            help="Serve HTTPS with this certificate (its chain after it); needs --tls-key.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", metavar="PEM", help="The certificate's key.")
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-client-ca",
+            metavar="PEM",
+            help="Require client certificates issued by these CAs (http.tls.clientcas).",
+        ),
+    ] = None,
+    htpasswd: Annotated[
+        Path | None,
+        typer.Option(
+            "--htpasswd",
+            metavar="FILE",
+            help="Require Basic logins from this htpasswd file (bcrypt entries; re-read "
+            "when it changes).",
+        ),
+    ] = None,
+    access: Annotated[
+        Path | None,
+        typer.Option(
+            "--access",
+            metavar="YAML",
+            help="Access rules: who may pull, push and delete which repositories.",
+        ),
+    ] = None,
+    token_realm: Annotated[
+        str | None,
+        typer.Option("--token-realm", metavar="URL", help="Token auth: where clients get tokens."),
+    ] = None,
+    token_service: Annotated[
+        str | None,
+        typer.Option("--token-service", metavar="NAME", help="Token auth: the tokens' audience."),
+    ] = None,
+    token_issuer: Annotated[
+        str | None,
+        typer.Option("--token-issuer", metavar="NAME", help="Token auth: the tokens' issuer."),
+    ] = None,
+    token_rootcertbundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-rootcertbundle",
+            metavar="PEM",
+            help="Token auth: certificates whose keys sign the tokens.",
+        ),
+    ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Serve pulls only: every write is refused.")
+    ] = False,
+    no_delete: Annotated[
+        bool, typer.Option("--no-delete", help="Refuse deletes (distribution's default).")
+    ] = False,
 ) -> None:
-    """Serve the registry (OCI Distribution API) over HTTP; Ctrl-C stops it."""
+    """Serve the registry (OCI Distribution API) over HTTP or HTTPS; Ctrl-C stops it."""
     import uvicorn  # imported late: only serve needs it
 
+    from regtool.server import tls
     from regtool.server.app import create_app
     from regtool.server.foreign_layers import UrlPolicy
     from regtool.server.protocol import uvicorn_options
+    from regtool.server.settings import ServerSettings
 
     level = log_level.lower()
     if level not in LOG_LEVELS:
@@ -112,26 +176,51 @@ def serve(
     # regtool's own lines (a client gone mid-request, a lease lost) at the level asked for,
     # as uvicorn's: the CLI's root logger stops at warnings.
     logging.getLogger("regtool").setLevel("DEBUG" if level == "trace" else level.upper())
-    settings = _read_config(config)
-    host, port = parse_addr(addr or _config_addr(settings) or DEFAULT_ADDR)
-    foreign_urls = UrlPolicy.from_config(settings.get("validation"))
+    doc = _read_config(config)
+    host, port = parse_addr(addr or _config_addr(doc) or DEFAULT_ADDR)
+    foreign_urls = UrlPolicy.from_config(doc.get("validation"))
+    settings = ServerSettings.from_config(doc).with_flags(
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        htpasswd=htpasswd,
+        access=access,
+        token_realm=token_realm,
+        token_service=token_service,
+        token_issuer=token_issuer,
+        token_rootcertbundle=token_rootcertbundle,
+        read_only=read_only,
+        no_delete=no_delete,
+    )
+    if settings.tls is not None:
+        tls.check(settings.tls)
     loc = parse_location(location_arg or location, config=config, identity=identity)
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
-        app = create_app(driver, foreign_urls=foreign_urls)
+        app = create_app(driver, foreign_urls=foreign_urls, settings=settings)
         sock = listen(host, port)
         shown = f"[{host}]" if ":" in host else host
-        typer.echo(f"regtool serve: listening on http://{shown}:{port}", err=True)
+        scheme = "https" if settings.tls else "http"
+        typer.echo(f"regtool serve: listening on {scheme}://{shown}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level=level,
-                access_log=True,
-                **uvicorn_options(shutdown_grace),
+        if settings.tls is None and not tls.is_loopback(host):
+            typer.echo(
+                f"regtool serve: warning: plain HTTP on {shown}:{port}, reachable from other "
+                "hosts: anyone on the network path can read and change what crosses it, "
+                "passwords and tokens included; serve TLS (--tls-cert, --tls-key) or put "
+                "a TLS proxy in front",
+                err=True,
             )
+        uv_config = uvicorn.Config(
+            app,
+            log_level=level,
+            access_log=True,
+            **uvicorn_options(shutdown_grace),
+            **tls.uvicorn_options(settings.tls),
         )
+        tls.harden(uv_config, settings.tls)
+        server = uvicorn.Server(uv_config)
         with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
             server.run(sockets=[sock])
     finally:

@@ -27,8 +27,8 @@ from typing import Any
 
 from regtool.durations import format_duration, parse_duration
 from regtool.errors import UsageError
-from regtool.retention.patterns import RepositoryGlob
-from regtool.retention.regex import Regex
+from regtool.patterns import RepositoryGlob
+from regtool.regex import Regex
 from regtool.yamldoc import YAMLError, load_yaml, yaml_problem
 
 

@@ -11,8 +11,8 @@ from typing import Protocol
 
 from regtool.errors import NotFound, UsageError
 from regtool.oci import Digest, check_name
+from regtool.patterns import RepositoryGlob, TagGlob, is_pattern
 from regtool.retention.decide import PullTimes, TagState, Verdict, decide
-from regtool.retention.patterns import RepositoryGlob, TagGlob, is_pattern
 from regtool.retention.policy import Policy
 
 #: The reason of a tag that goes because `rm` named its manifest.

@@ -28,6 +28,8 @@ from regtool.layout.detect import default_layout, detect_layout
 from regtool.layout.v2 import V2Layout
 from regtool.oci import check_name
 from regtool.server import blobs, manifests, uploads
+from regtool.server.auth.access import Access, needed
+from regtool.server.auth.guard import Guard
 from regtool.server.errors import (
     RouteUnknown,
     ShuttingDown,
@@ -36,8 +38,9 @@ from regtool.server.errors import (
     error_response,
 )
 from regtool.server.foreign_layers import UrlPolicy
-from regtool.server.http import API_VERSION, State
+from regtool.server.http import API_VERSION, State, guard
 from regtool.server.registry import Registry
+from regtool.server.settings import ServerSettings
 from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Driver
 
@@ -54,12 +57,14 @@ async def version_check(request: Request) -> Response:
     return JSONResponse({})
 
 
-#: (pattern for the path below /v2/, {method: handler}); the first match wins.
-ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (_route(r""), {"GET": version_check, "HEAD": version_check}),
-    (_route(r"_catalog"), {"GET": manifests.catalog}),
-    (_route(r"(?P<name>.+)/tags/list"), {"GET": manifests.tags_list}),
+#: (route, pattern for the path below /v2/, {method: handler}); the first match wins. The
+#: route names what the access rules and token scopes see (`auth.access.needed`).
+ROUTES: list[tuple[str, re.Pattern[str], dict[str, Handler]]] = [
+    ("base", _route(r""), {"GET": version_check, "HEAD": version_check}),
+    ("catalog", _route(r"_catalog"), {"GET": manifests.catalog}),
+    ("tags", _route(r"(?P<name>.+)/tags/list"), {"GET": manifests.tags_list}),
     (
+        "manifests",
         _route(r"(?P<name>.+)/manifests/(?P<ref>[^/]+)"),
         {
             "GET": manifests.get_manifest,
@@ -68,8 +73,9 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             "DELETE": manifests.delete_manifest,
         },
     ),
-    (_route(r"(?P<name>.+)/blobs/uploads/?"), {"POST": uploads.start_upload}),
+    ("uploads", _route(r"(?P<name>.+)/blobs/uploads/?"), {"POST": uploads.start_upload}),
     (
+        "uploads",
         _route(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
         {
             "GET": uploads.upload_status,
@@ -80,10 +86,15 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
         },
     ),
     (
+        "blobs",
         _route(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
         {"GET": blobs.get_blob, "HEAD": blobs.get_blob, "DELETE": blobs.delete_blob},
     ),
-    (_route(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"), {"GET": manifests.referrers}),
+    (
+        "referrers",
+        _route(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"),
+        {"GET": manifests.referrers},
+    ),
 ]
 
 
@@ -95,7 +106,7 @@ CLIENT_CLOSED_REQUEST = 499
 async def dispatch(request: Request, rest: str) -> Response:
     """Answer a request for `/v2/<rest>` (`rest` as decoded from the URL)."""
     try:
-        for pattern, methods in ROUTES:
+        for route, pattern, methods in ROUTES:
             m = pattern.fullmatch(rest)
             if m is None:
                 continue
@@ -105,6 +116,7 @@ async def dispatch(request: Request, rest: str) -> Response:
             args: dict[str, Any] = m.groupdict()
             if "name" in args:
                 check_name(args["name"])
+            guard(request).check(request, _needed(request, route, args.get("name")), list(methods))
             return await handler(request, *args.values())
         raise RouteUnknown(f"no endpoint at /v2/{rest[:200]}")
     except ClientDisconnect:  # a normal event: what the request wrote was taken away
@@ -121,6 +133,16 @@ async def dispatch(request: Request, rest: str) -> Response:
             else:  # a bug: the traceback is what finds it
                 log.exception("%s %s failed", request.method, request.url.path)
         return error_response(e)
+
+
+def _needed(request: Request, route: str, name: str | None) -> list[Access]:
+    """What the request needs (`access.needed`); a mount's `from` is checked as a name
+    first, so a malformed one is refused as the mount itself would refuse it."""
+    source = None
+    if route == "uploads" and request.method == "POST":
+        mount, source = request.query_params.get("mount"), request.query_params.get("from")
+        source = check_name(source) if mount and source else None
+    return needed(request.method, name, route, source)
 
 
 class RegistryRoute(BaseRoute):
@@ -263,11 +285,16 @@ def create_app(
     layout: V2Layout | None = None,
     uploads: UploadStore | None = None,
     foreign_urls: UrlPolicy | None = None,
+    settings: ServerSettings | None = None,
+    guard: Guard | None = None,
 ) -> ASGIApp:
     """The registry over `driver`; the layout is detected (a new store gets
     distribution's naming for the backend) unless given. `uploads` replaces the default
     upload store (its lease terms, its hash states); `foreign_urls` says which layer URLs
-    a pushed manifest may list (by default none, as distribution)."""
+    a pushed manifest may list (by default none, as distribution); `settings` who may do
+    what (by default anyone anything), or `guard` built from them already (a test's,
+    with its own login throttle). `UsageError` when a file the settings name cannot be
+    used."""
     if layout is None:
         found = detect_layout(driver)
         if not isinstance(found, V2Layout):
@@ -276,7 +303,9 @@ def create_app(
     app = Starlette(routes=[RegistryRoute()])
     registry = Registry(layout, foreign_urls=foreign_urls)
     app.state.registry_state = State(registry, uploads or UploadStore(layout))
-    return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(app)))
+    gate = guard or Guard(settings or ServerSettings())
+    app.state.guard = gate
+    return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
 
 
 __all__ = ["create_app", "default_layout"]

@@ -94,11 +94,25 @@ class PaginationInvalid(ApiError):
 
 
 class Unsupported(ApiError):
-    """A method the endpoint does not have: 405 with `Allow` naming those it has."""
+    """A method the endpoint does not have, or a write this registry does not take
+    (read-only, deletes disabled): 405 with `Allow` naming the methods it takes."""
 
     def __init__(self, message: str, allow: list[str]):
         super().__init__(message)
         self.headers["Allow"] = ", ".join(allow)
+
+
+class Unauthorized(ApiError):
+    """No credentials, wrong ones, or a token without the scope: 401 with the challenge
+    (`WWW-Authenticate`) that tells the client how to log in."""
+
+    def __init__(self, message: str, challenge: str):
+        super().__init__(message)
+        self.headers["WWW-Authenticate"] = challenge
+
+
+class Denied(ApiError):
+    """A logged-in user without the access the request needs."""
 
 
 class RouteUnknown(ApiError, NotFound):
@@ -123,6 +137,8 @@ ERROR_TABLE: list[tuple[type[BaseException], str, int, str]] = [
     (SizeInvalid, "SIZE_INVALID", 400, "provided length did not match content length"),
     (PaginationInvalid, "PAGINATION_NUMBER_INVALID", 400, "invalid number of results"),
     (Unsupported, "UNSUPPORTED", 405, "the operation is unsupported"),
+    (Unauthorized, "UNAUTHORIZED", 401, "authentication required"),
+    (Denied, "DENIED", 403, "requested access to the resource is denied"),
     (RouteUnknown, "NOT_FOUND", 404, "no such endpoint"),
     (ShuttingDown, "UNAVAILABLE", 503, "the server is stopping"),
     (DigestInvalid, "DIGEST_INVALID", 400, "provided digest did not match uploaded content"),

@@ -15,6 +15,7 @@ from anyio import to_thread
 from starlette.requests import Request
 
 from regtool.oci import Digest
+from regtool.server.auth.guard import Guard
 from regtool.server.errors import DigestMismatch, PaginationInvalid
 from regtool.server.registry import Registry
 from regtool.server.upload_store import UploadStore
@@ -40,6 +41,11 @@ class State:
 
 def state(request: Request) -> State:
     return request.app.state.registry_state  # type: ignore[no-any-return]
+
+
+def guard(request: Request) -> Guard:
+    """Who may do what on this app (`auth.guard`)."""
+    return request.app.state.guard  # type: ignore[no-any-return]
 
 
 async def run(fn: Callable[..., T], *args: Any) -> T:

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from regtool.errors import DigestInvalid
 from regtool.oci import OCI_INDEX, OCI_MANIFEST, Digest, check_tag
 from regtool.server.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
-from regtool.server.http import paginate, parse_digest, parse_number, run, state
+from regtool.server.http import guard, paginate, parse_digest, parse_number, run, state
 from regtool.server.registry import MAX_MANIFEST_SIZE, catalog_after
 
 #: Most repositories `_catalog` returns without `n` (distribution: 100, and at most its
@@ -131,6 +131,9 @@ async def tags_list(request: Request, name: str) -> Response:
 
 async def catalog(request: Request) -> Response:
     names = await run(state(request).registry.repositories)
+    may_pull = guard(request).may_pull(request)
+    if may_pull is not None:  # only what the user may pull, filtered before paging
+        names = [n for n in names if may_pull(n)]
     page, link = paginate(names, request, CATALOG_DEFAULT_N, catalog_after)
     headers = {"Link": link} if link else {}
     return JSONResponse({"repositories": page}, headers=headers)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from regtool.patterns import RepositoryGlob, TagGlob
 from regtool.retention.decide import PullTimes, TagState, decide
-from regtool.retention.patterns import RepositoryGlob, TagGlob
 from regtool.retention.policy import PolicyError, load_policy, make_rule
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -8,6 +8,10 @@ reg = serve_registry(driver, foreign_urls=UrlPolicy(allow=None))
                                   # with the layer URLs a manifest may list
 reg = serve_registry(driver, shutdown_grace=1)
                                   # stopping (`reg.stop()`) cuts requests short after 1 s
+reg = serve_registry(driver, settings=ServerSettings(htpasswd=..., tls=...))
+                                  # TLS, authentication, read-only... (`reg.url` https://)
+reg = serve_registry(driver, guard=Guard(settings, LoginThrottle(sleep=...)))
+                                  # with a guard of the test's
 local_registry                    # the same over a fresh local directory
 """
 
@@ -25,9 +29,12 @@ import uvicorn
 from regtool.cli.serve import SHUTDOWN_GRACE
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
+from regtool.server import tls
 from regtool.server.app import create_app
+from regtool.server.auth.guard import Guard
 from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.protocol import uvicorn_options
+from regtool.server.settings import ServerSettings
 from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
@@ -46,10 +53,11 @@ class RunningRegistry:
     server: uvicorn.Server
     thread: threading.Thread
     root: Path | None = None
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -62,17 +70,30 @@ def start_registry(
     uploads: Callable[[V2Layout], UploadStore] | None = None,
     foreign_urls: UrlPolicy | None = None,
     shutdown_grace: int = SHUTDOWN_GRACE,
+    settings: ServerSettings | None = None,
+    guard: Guard | None = None,
 ) -> RunningRegistry:
     layout = default_layout(driver)
     port = free_port()
+    settings = guard.settings if guard else settings or ServerSettings()
+    app = create_app(
+        driver,
+        layout,
+        uploads(layout) if uploads else None,
+        foreign_urls,
+        settings=settings,
+        guard=guard,
+    )
     config = uvicorn.Config(
-        create_app(driver, layout, uploads(layout) if uploads else None, foreign_urls),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",
         access_log=False,
         **uvicorn_options(shutdown_grace),  # the protocol `regtool serve` runs
+        **tls.uvicorn_options(settings.tls),
     )
+    tls.harden(config, settings.tls)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"regtool-serve-{port}", daemon=True)
     thread.start()
@@ -81,7 +102,8 @@ def start_registry(
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("regtool serve did not start")
         time.sleep(0.01)
-    return RunningRegistry(f"127.0.0.1:{port}", driver, layout, server, thread, root)
+    host = f"127.0.0.1:{port}"
+    return RunningRegistry(host, driver, layout, server, thread, root, settings.tls is not None)
 
 
 @pytest.fixture
@@ -94,8 +116,10 @@ def serve_registry() -> Iterator[Callable[..., RunningRegistry]]:
         uploads: Callable[[V2Layout], UploadStore] | None = None,
         foreign_urls: UrlPolicy | None = None,
         shutdown_grace: int = SHUTDOWN_GRACE,
+        settings: ServerSettings | None = None,
+        guard: Guard | None = None,
     ) -> RunningRegistry:
-        reg = start_registry(driver, root, uploads, foreign_urls, shutdown_grace)
+        reg = start_registry(driver, root, uploads, foreign_urls, shutdown_grace, settings, guard)
         started.append(reg)
         return reg
 

@@ -164,12 +164,14 @@ def write_config(
     delete_enabled: bool = True,
     redirect: bool = False,
     log_level: str = "info",
+    auth: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a distribution config.yml; returns the dict written.
 
     No blob descriptor cache (so the registry sees changes other tools make to the
-    storage), no auth, upload purging off (it would delete `_uploads/` under our tests),
-    and no redirects to Swift temp URLs unless `redirect` is true.
+    storage), no auth unless `auth` (the config's `auth` section) is given, upload
+    purging off (it would delete `_uploads/` under our tests), and no redirects to Swift
+    temp URLs unless `redirect` is true.
     """
     storage_section: dict[str, Any] = dict(storage)
     storage_section["delete"] = {"enabled": bool(delete_enabled)}
@@ -193,6 +195,8 @@ def write_config(
         },
         "health": {"storagedriver": {"enabled": False}},
     }
+    if auth:
+        config["auth"] = auth
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return config
 
@@ -205,6 +209,7 @@ def start_distribution(
     redirect: bool = False,
     log_level: str = "info",
     timeout: float = START_TIMEOUT,
+    auth: dict[str, Any] | None = None,
 ) -> DistributionRegistry:
     """Start `docker-registry serve` with `storage`; return once `GET /v2/` answers 200.
 
@@ -226,6 +231,7 @@ def start_distribution(
         delete_enabled=delete_enabled,
         redirect=redirect,
         log_level=log_level,
+        auth=auth,
     )
     host = f"127.0.0.1:{port}"
     with open(log_path, "ab") as log:
@@ -246,14 +252,17 @@ def start_distribution(
         process=proc,
     )
     try:
-        _wait_ready(reg, proc, timeout)
+        _wait_ready(reg, proc, timeout, 401 if auth else 200)
     except BaseException:
         reg.stop()
         raise
     return reg
 
 
-def _wait_ready(reg: DistributionRegistry, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_ready(
+    reg: DistributionRegistry, proc: subprocess.Popen[bytes], timeout: float, ready: int = 200
+) -> None:
+    """Waits until `GET /v2/` answers `ready` (401 where it asks for a login)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     delay = 0.02
@@ -269,6 +278,8 @@ def _wait_ready(reg: DistributionRegistry, proc: subprocess.Popen[bytes], timeou
                     return
                 last = resp.status
         except urllib.error.HTTPError as e:
+            if e.code == ready:
+                return
             last = e.code
         except (urllib.error.URLError, OSError) as e:
             last = e

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from regtool.retention.regex import Regex
+from regtool.regex import Regex
 
 _WILDCARDS = re.compile(r"\*\*|\*|\?")
 _NAME_CHARS = re.compile(r"[a-z0-9._/*?-]+", re.ASCII)

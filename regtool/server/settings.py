@@ -1,0 +1,205 @@
+"""What a `regtool serve` is set up to do beyond its storage: TLS, authentication, access
+rules, and which writes it takes. One object, filled first from distribution's
+configuration file (`ServerSettings.from_config`) and then from the command's flags
+(`ServerSettings.with_flags`), so both read the same way everywhere below."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regtool.errors import UsageError
+
+#: The realm a Basic challenge names when none is configured.
+DEFAULT_REALM = "regtool"
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """PEM files: `cert` (the server's certificate, its chain after it), `key`, and the
+    CA bundle client certificates must chain to, when clients must present one
+    (distribution's `http.tls.clientcas`)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    minimum: str = "tls1.2"  # or "tls1.3": distribution's `http.tls.minimumtls`
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """distribution's `auth.token`: where clients get tokens (`realm`), the audience
+    tokens must name (`service`), the issuer they must name (`issuer`), and the PEM
+    bundle of certificates whose keys sign them (`rootcertbundle`)."""
+
+    realm: str
+    service: str
+    issuer: str
+    rootcertbundle: Path
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything `create_app` and the command need beyond the store. The defaults are
+    an open registry on plain HTTP: no authentication, every write taken."""
+
+    tls: TlsSettings | None = None
+    htpasswd: Path | None = None
+    realm: str = DEFAULT_REALM
+    token: TokenSettings | None = None
+    access: Path | None = None
+    read_only: bool = False
+    delete_enabled: bool = True
+
+    @classmethod
+    def from_config(cls, doc: dict[str, Any]) -> ServerSettings:
+        """The settings a distribution config file's top level (`doc`) gives:
+        `http.tls.{certificate,key,clientcas,minimumtls}` (tls1.2 or tls1.3),
+        `auth.htpasswd.{realm,path}`, `auth.token.{realm,service,issuer,rootcertbundle}`,
+        `storage.maintenance.readonly.enabled` and `storage.delete.enabled` (with a
+        config file deletes are off unless it enables them, as distribution's default).
+        `UsageError` for a section of the wrong shape or one left half-filled, and for
+        an authentication regtool does not have (`auth.silly`...), which must not leave
+        the registry open."""
+        http, auth, storage = _section(doc, "http"), _section(doc, "auth"), _section(doc, "storage")
+        tls = _section(http, "tls", "http.")
+        settings = cls(delete_enabled=False) if doc else cls()
+        if tls:
+            cas = tls.get("clientcas") or []
+            if not isinstance(cas, list) or len(cas) > 1:
+                raise UsageError("http.tls.clientcas: regtool serve takes one CA bundle file")
+            minimum = str(tls.get("minimumtls") or "tls1.2")
+            if minimum not in ("tls1.2", "tls1.3"):
+                raise UsageError(
+                    f"http.tls.minimumtls {minimum[:20]!r}: regtool serve takes tls1.2 or "
+                    "tls1.3 (older versions are broken)"
+                )
+            settings = settings.with_flags(
+                tls_cert=_path(tls, "certificate", "http.tls."),
+                tls_key=_path(tls, "key", "http.tls."),
+                tls_client_ca=Path(str(cas[0])) if cas else None,
+            )
+            assert settings.tls is not None
+            settings = dataclasses.replace(
+                settings, tls=dataclasses.replace(settings.tls, minimum=minimum)
+            )
+        unknown = sorted(set(auth) - {"htpasswd", "token"})
+        if unknown:  # else a registry its operator meant to close would serve everyone
+            raise UsageError(
+                f"auth.{unknown[0]} in the config file: regtool serve takes auth.htpasswd "
+                "or auth.token"
+            )
+        basic = _section(auth, "htpasswd", "auth.")
+        if basic:
+            settings = dataclasses.replace(
+                settings,
+                htpasswd=_path(basic, "path", "auth.htpasswd."),
+                realm=str(basic.get("realm") or DEFAULT_REALM),
+            )
+        token = _section(auth, "token", "auth.")
+        if token:
+            settings = settings.with_flags(
+                token_realm=_text(token, "realm", "auth.token."),
+                token_service=_text(token, "service", "auth.token."),
+                token_issuer=_text(token, "issuer", "auth.token."),
+                token_rootcertbundle=_path(token, "rootcertbundle", "auth.token."),
+            )
+        maintenance = _section(storage, "maintenance", "storage.")
+        readonly = _section(maintenance, "readonly", "storage.maintenance.")
+        delete = _section(storage, "delete", "storage.")
+        return dataclasses.replace(
+            settings,
+            read_only=readonly.get("enabled") is True,
+            delete_enabled=delete.get("enabled") is True if doc else True,
+        )
+
+    def with_flags(
+        self,
+        *,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        tls_client_ca: Path | None = None,
+        htpasswd: Path | None = None,
+        access: Path | None = None,
+        token_realm: str | None = None,
+        token_service: str | None = None,
+        token_issuer: str | None = None,
+        token_rootcertbundle: Path | None = None,
+        read_only: bool = False,
+        no_delete: bool = False,
+    ) -> ServerSettings:
+        """These settings with the command's flags on top: a flag given wins over the
+        file; `read_only` and `no_delete` only ever take writes away. `UsageError` for
+        flags that do not go together (a key without its certificate, half of the token
+        settings, Basic and token authentication at once, access rules without a way to
+        log in)."""
+        tls = self.tls
+        if tls_cert or tls_key or tls_client_ca:
+            cert = tls_cert or (tls.cert if tls else None)
+            key = tls_key or (tls.key if tls else None)
+            if cert is None or key is None:
+                raise UsageError("TLS needs both --tls-cert and --tls-key")
+            client_ca = tls_client_ca or (tls.client_ca if tls else None)
+            tls = TlsSettings(cert, key, client_ca, tls.minimum if tls else "tls1.2")
+        token = self.token
+        given = (token_realm, token_service, token_issuer, token_rootcertbundle)
+        if any(given):
+            old = token
+            fields = ("realm", "service", "issuer", "rootcertbundle")
+            values = [
+                new or (getattr(old, f) if old else None)
+                for new, f in zip(given, fields, strict=True)
+            ]
+            if not all(values):
+                raise UsageError(
+                    "token authentication needs --token-realm, --token-service, "
+                    "--token-issuer and --token-rootcertbundle"
+                )
+            token = TokenSettings(
+                str(values[0]), str(values[1]), str(values[2]), Path(str(values[3]))
+            )
+        settings = dataclasses.replace(
+            self,
+            tls=tls,
+            htpasswd=htpasswd or self.htpasswd,
+            token=token,
+            access=access or self.access,
+            read_only=self.read_only or read_only,
+            delete_enabled=self.delete_enabled and not no_delete,
+        )
+        if settings.htpasswd and settings.token:
+            raise UsageError("choose one authentication: htpasswd or token, not both")
+        if settings.access and not settings.htpasswd:
+            raise UsageError(
+                "access rules name htpasswd users: --access needs --htpasswd "
+                "(with token authentication the tokens say who may do what)"
+            )
+        return settings
+
+    @property
+    def authenticates(self) -> bool:
+        return bool(self.htpasswd or self.token)
+
+
+def _section(doc: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    if not key:
+        return doc
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}{key} in the config file must be a mapping")
+    return value
+
+
+def _text(section: dict[str, Any], key: str, where: str) -> str:
+    value = section.get(key)
+    if value is None or value == "":
+        raise UsageError(f"{where}{key} is missing from the config file")
+    return str(value)
+
+
+def _path(section: dict[str, Any], key: str, where: str) -> Path:
+    return Path(_text(section, key, where))

@@ -1,0 +1,132 @@
+"""Access rules over every route: alice may push `team/*`, bob may only pull, anonymous
+may pull `public/*`; each user tries each route on each repository. Refused: 401 with
+the challenge when not logged in, 403 DENIED when logged in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from regtool.server.auth.htpasswd import hash_password, write_entry
+from regtool.server.settings import ServerSettings
+from regtool.storage.local import LocalDriver
+from tests.server.conftest import RunningRegistry
+from tests.server.routes import ROUTES, Route, seed, sha
+
+RULES = """
+rules:
+  - repositories: ["**"]
+    users: [admin]
+    allow: [pull, push, delete]
+  - repositories: ["team/*"]
+    users: [alice]
+    allow: [pull, push, delete]
+  - repositories: ["**"]
+    users: [bob]
+    allow: [pull]
+  - repositories: ["public/*"]
+    anonymous: true
+    allow: [pull]
+"""
+REPOSITORIES = ["team/app", "public/base", "other/x"]
+#: What each user may do where, written out by hand from RULES.
+MAY: dict[str | None, dict[str, set[str]]] = {
+    "alice": {"team/app": {"pull", "push", "delete"}, "public/base": {"pull"}, "other/x": set()},
+    "bob": {name: {"pull"} for name in REPOSITORIES},
+    None: {"team/app": set(), "public/base": {"pull"}, "other/x": set()},
+}
+PASSWORDS = {"admin": "admin-pw", "alice": "alice-pw", "bob": "bob-pw"}
+
+
+@pytest.fixture
+def registry(serve_registry: Callable[..., RunningRegistry], tmp_path: Path) -> RunningRegistry:
+    htpasswd, access = tmp_path / "htpasswd", tmp_path / "access.yml"
+    for user, password in PASSWORDS.items():
+        write_entry(htpasswd, user, hash_password(password, cost=4))
+    access.write_text(RULES)
+    root = tmp_path / "store"
+    root.mkdir()
+    settings = ServerSettings(htpasswd=htpasswd, access=access)
+    return serve_registry(LocalDriver(root), root, settings=settings)
+
+
+def client(registry: RunningRegistry, user: str | None) -> httpx.Client:
+    auth = (user, PASSWORDS[user]) if user else None
+    return httpx.Client(base_url=registry.url, auth=auth, timeout=30)
+
+
+@pytest.fixture
+def admin(registry: RunningRegistry) -> Iterator[httpx.Client]:
+    with client(registry, "admin") as c:
+        yield c
+
+
+def refused(r: httpx.Response, user: str | None) -> None:
+    if user is None:
+        assert r.status_code == 401, r.text
+        assert r.headers["WWW-Authenticate"] == 'Basic realm="regtool"'
+    else:
+        assert r.status_code == 403, r.text
+        if r.request.method != "HEAD":
+            assert r.json()["errors"][0]["code"] == "DENIED"
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=[r.id for r in ROUTES])
+@pytest.mark.parametrize("user", ["alice", "bob", None], ids=["alice", "bob", "anonymous"])
+def test_every_route_as_each_user(
+    registry: RunningRegistry, admin: httpx.Client, user: str | None, route: Route
+) -> None:
+    seeded = seed(admin, REPOSITORIES)
+    with client(registry, user) as c:
+        for name in REPOSITORIES:
+            r = route.call(c, name, seeded[name])
+            if route.needs <= MAY[user][name]:
+                assert r.status_code == route.ok, (name, r.text)
+            else:
+                refused(r, user)
+    # Nothing refused changed the store: each tag and blob is still there for admin.
+    for name in REPOSITORIES:
+        allowed = route.needs <= MAY[user][name]
+        if not allowed or route.needs == {"pull"}:
+            assert admin.get(f"/v2/{name}/manifests/v1").status_code == 200
+            assert admin.head(f"/v2/{name}/blobs/{seeded[name].blob}").status_code == 200
+            assert admin.get(seeded[name].upload).status_code == 204
+
+
+def test_base_and_catalog(registry: RunningRegistry, admin: httpx.Client) -> None:
+    seed(admin, REPOSITORIES)
+    seen = {}
+    for user in ("alice", "bob", None):
+        with client(registry, user) as c:
+            assert c.get("/v2/").status_code == (401 if user is None else 200)
+            r = c.get("/v2/_catalog")
+            assert r.status_code == 200
+            seen[user] = r.json()["repositories"]
+            page = c.get("/v2/_catalog", params={"n": 1})  # paged after filtering
+            assert page.json()["repositories"] == seen[user][:1]
+    assert seen == {
+        "alice": ["public/base", "team/app"],
+        "bob": ["other/x", "public/base", "team/app"],
+        None: ["public/base"],
+    }
+
+
+def test_mounting_needs_pull_on_the_source(registry: RunningRegistry, admin: httpx.Client) -> None:
+    seeded = seed(admin, REPOSITORIES)
+    with client(registry, "alice") as c:
+        for source, status in (("other/x", 403), ("public/base", 201), ("team/app", 201)):
+            blob = seeded[source].blob
+            r = c.post("/v2/team/new/blobs/uploads/", params={"mount": blob, "from": source})
+            assert r.status_code == status, (source, r.text)
+        # The refused mount left no link: team/new does not serve other/x's blob.
+        assert c.head(f"/v2/team/new/blobs/{seeded['other/x'].blob}").status_code == 404
+        assert c.head(f"/v2/team/new/blobs/{seeded['public/base'].blob}").status_code == 200
+    with client(registry, None) as anonymous:
+        r = anonymous.post(
+            "/v2/public/base/blobs/uploads/",
+            params={"mount": sha(b"x"), "from": "public/base"},
+        )
+        assert r.status_code == 401
