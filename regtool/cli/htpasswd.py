@@ -66,10 +66,13 @@ def add(
 
     path = file or default_file()
     _user(user)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    except UnicodeDecodeError:
+        raise UsageError("the password is not UTF-8 text") from None
     if not password:
         raise UsageError("the password must not be empty")
     path.parent.mkdir(parents=True, exist_ok=True)

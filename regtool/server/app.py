@@ -301,9 +301,10 @@ def create_app(
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
         layout = found
     app = Starlette(routes=[RegistryRoute()])
-    registry = Registry(layout, foreign_urls=foreign_urls)
+    settings = settings or ServerSettings()
+    registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
     app.state.registry_state = State(registry, uploads or UploadStore(layout))
-    gate = guard or Guard(settings or ServerSettings())
+    gate = guard or Guard(settings)
     app.state.guard = gate
     return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
 

@@ -28,8 +28,10 @@ class PullRecorder:
         layout: V2Layout,
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        enabled: bool = True,
     ):
         self.layout, self.interval, self.clock = layout, interval, clock
+        self.enabled = enabled  # off on a read-only server, which writes nothing
         self._last: dict[tuple[str, Digest], float] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -37,7 +39,10 @@ class PullRecorder:
 
     def pulled(self, name: str, digest: Digest) -> BackgroundTask | None:
         """The write to run after serving a pull of `digest` from `name`, or None while
-        the manifest's record is younger than `interval` (as this server wrote it)."""
+        the manifest's record is younger than `interval` (as this server wrote it), and
+        always on a recorder that is not `enabled`."""
+        if not self.enabled:
+            return None
         now = self.clock()
         with self._lock:
             last = self._last.get((name, digest))

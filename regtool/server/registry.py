@@ -56,14 +56,21 @@ class PutResult:
 
 
 class Registry:
-    """`foreign_urls`: the layer URLs a pushed manifest may list (see `foreign_layers`)."""
+    """`foreign_urls`: the layer URLs a pushed manifest may list (see `foreign_layers`);
+    `record_pulls`: whether pulls are recorded (`pulls`; not on a read-only server)."""
 
-    def __init__(self, layout: V2Layout, jobs: int = 16, foreign_urls: UrlPolicy | None = None):
+    def __init__(
+        self,
+        layout: V2Layout,
+        jobs: int = 16,
+        foreign_urls: UrlPolicy | None = None,
+        record_pulls: bool = True,
+    ):
         self.layout = layout
         self.driver = layout.driver
         self.jobs = jobs
         self.foreign_urls = foreign_urls or UrlPolicy()
-        self.pulls = PullRecorder(layout)
+        self.pulls = PullRecorder(layout, enabled=record_pulls)
 
     # --- links -----------------------------------------------------------------------
     def _links_to(self, path: str, digest: Digest) -> bool:

@@ -91,15 +91,17 @@ class ServerSettings:
                 f"auth.{unknown[0]} in the config file: regtool serve takes auth.htpasswd "
                 "or auth.token"
             )
+        # A section present but empty (`htpasswd:`, `token: {}`) is refused as half-filled,
+        # never taken for no authentication: distribution refuses to start on it too.
         basic = _section(auth, "htpasswd", "auth.")
-        if basic:
+        if "htpasswd" in auth:
             settings = dataclasses.replace(
                 settings,
                 htpasswd=_path(basic, "path", "auth.htpasswd."),
                 realm=str(basic.get("realm") or DEFAULT_REALM),
             )
         token = _section(auth, "token", "auth.")
-        if token:
+        if "token" in auth:
             settings = settings.with_flags(
                 token_realm=_text(token, "realm", "auth.token."),
                 token_service=_text(token, "service", "auth.token."),

@@ -118,3 +118,17 @@ def test_the_file_is_re_read_when_it_changes(
 def test_a_file_that_cannot_be_used_at_start_up_names_itself(tmp_path: Path) -> None:
     with pytest.raises(HtpasswdInvalid, match=r"cannot read htpasswd file .*missing"):
         Htpasswd(tmp_path / "missing")
+
+
+def test_passwords_longer_than_bcrypt_reads(tmp_path: Path) -> None:
+    """bcrypt reads 72 bytes: a longer password set by Apache's htpasswd or Go (cut to 72)
+    logs in, as with distribution; for an unknown user it is a plain refusal, not an
+    error that would tell unknown users from known ones."""
+    path = tmp_path / "htpasswd"
+    long = "x" * 80
+    cut = bcrypt.hashpw(long.encode()[:72], bcrypt.gensalt(rounds=4)).decode()
+    path.write_text(f"alice:{cut}\n")
+    users = Htpasswd(path)
+    assert users.verify("alice", long)
+    assert not users.verify("alice", "x" * 71)
+    assert not users.verify("zed", long)

@@ -59,3 +59,23 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "line 1" in result.stderr
     assert path.read_text() == "bob:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"
+
+
+def test_a_password_bcrypt_would_cut_or_not_text_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    result = run("add", "alice", "-f", str(path), "--password-stdin", input="p" * 73 + "\n")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: the password is longer than 72 bytes; bcrypt would ignore the rest\n"
+    )
+    assert run("add", "alice", "-f", str(path), "--password-stdin", input="p" * 72).exit_code == 0
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["htpasswd", "add", "bob", "-f", str(path), "--password-stdin"],
+        input=b"p\xe9\n",
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2
+    assert result.stderr == "error: the password is not UTF-8 text\n"
+    assert "bob" not in path.read_text()

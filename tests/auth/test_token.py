@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from regtool.errors import UsageError
 from regtool.server.auth.token import TokenInvalid, TokenVerifier, libtrust_key_id
 from regtool.server.settings import TokenSettings
-from tests.services.certs import make_ca, self_signed
+from tests.services.certs import Issued, make_ca, self_signed
 from tests.services.token_issuer import ISSUER, SERVICE, TokenSigner
 
 APP = [("repository", "team/app", ["pull", "push"])]
@@ -109,3 +113,42 @@ def test_a_bundle_without_certificates_is_a_usage_error(tmp_path: Path) -> None:
     settings = TokenSettings("https://auth.example/token", SERVICE, ISSUER, bundle)
     with pytest.raises(UsageError, match="no PEM certificates"):
         TokenVerifier(settings)
+
+
+def _signed_by(issuer: Issued, name: str, ca: bool) -> Issued:
+    """A certificate for `name` that `issuer` signs (a CA's when `ca`), with its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(issuer.private_key, hashes.SHA256())
+    )
+    return Issued(Path("-"), Path("-"), cert, key)
+
+
+def _token_through(chain: list[Issued]) -> str:
+    x5c = [base64.b64encode(c.certificate.public_bytes(Encoding.DER)).decode() for c in chain]
+    claims = {"iss": ISSUER, "aud": SERVICE, "exp": 2**40, "sub": "mallory", "access": []}
+    return jwt.encode(claims, chain[0].private_key, algorithm="ES256", headers={"x5c": x5c})
+
+
+def test_an_x5c_chain_passes_through_cas_only(tmp_path: Path) -> None:
+    """A certificate the bundle's CA issued for something else (a TLS server's) is no CA:
+    a certificate it signs is trusted for nothing, as Go's x509 checks for distribution."""
+    root = make_ca(tmp_path / "root", "token root")
+    settings = TokenSettings("https://auth.example/token", SERVICE, ISSUER, root.cert)
+    server = root.issue(tmp_path / "server", "registry.example")  # CA:FALSE
+    evil = _signed_by(server, "mallory", ca=False)
+    with pytest.raises(TokenInvalid, match="no CA"):
+        TokenVerifier(settings).verify(_token_through([evil, server]))
+    intermediate = _signed_by(root.issued, "token intermediate", ca=True)
+    signer = _signed_by(intermediate, "token signer", ca=False)
+    token = TokenVerifier(settings).verify(_token_through([signer, intermediate]))
+    assert token.subject == "mallory"

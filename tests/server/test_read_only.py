@@ -68,3 +68,28 @@ def test_writes_refused_reads_served_store_unchanged(
                 name = f"{NAME}-{route.id}"
                 fresh = seed(c, [name])[name]
             assert route.call(c, name, fresh).status_code == route.ok, route.id
+
+
+def test_a_read_only_server_records_no_pulls(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    """Pull records are writes: a read-only server (a replica on a read-only mount, a
+    store under maintenance) leaves the store exactly as it was, as distribution's does."""
+    root = tmp_path / "store"
+    root.mkdir()
+    writable = serve_registry(LocalDriver(root), root)
+    with httpx.Client(base_url=writable.url) as c:
+        seed(c, [NAME])
+    writable.stop()
+    before = snapshot(root)
+    for settings, records in ((ServerSettings(read_only=True), False), (ServerSettings(), True)):
+        reg = serve_registry(LocalDriver(root), root, settings=settings)
+        with httpx.Client(base_url=reg.url) as c:
+            assert c.get(f"/v2/{NAME}/manifests/v1").status_code == 200
+            # One connection answers in turn: the pull's after-response write (if any)
+            # is done once the next answer comes.
+            assert c.get("/v2/").status_code == 200
+        reg.stop()
+        assert any(path.startswith("regtool/pulls/") for path in snapshot(root)) == records
+        if not records:
+            assert snapshot(root) == before

@@ -162,6 +162,12 @@ def test_settings_from_a_distribution_config_then_the_flags(tmp_path: Path) -> N
     assert ServerSettings.from_config({}).delete_enabled  # no config file: deletes on
     with pytest.raises(UsageError, match=r"auth\.token\.issuer is missing"):
         ServerSettings.from_config({"auth": {"token": {**token, "issuer": ""}}})
+    # An auth section present but empty must never leave the registry open.
+    for empty in (None, {}):
+        with pytest.raises(UsageError, match=r"auth\.htpasswd\.path is missing"):
+            ServerSettings.from_config({"auth": {"htpasswd": empty}})
+        with pytest.raises(UsageError, match=r"auth\.token\.realm is missing"):
+            ServerSettings.from_config({"auth": {"token": empty}})
     with pytest.raises(UsageError, match=r"auth\.silly in the config file"):
         ServerSettings.from_config({"auth": {"silly": {"realm": "x", "service": "y"}}})
     with pytest.raises(UsageError, match="htpasswd or token, not both"):

@@ -68,6 +68,11 @@ class BasicAuth(AuthenticationBackend):
             user, sep, password = decoded.partition(":")
         except (binascii.Error, UnicodeDecodeError):
             user, sep, password = "", "", ""
+        if sep and not user and not password:
+            # `Basic Og==`, an empty user and password: what skopeo and podman send when
+            # told to log in as nobody: an anonymous request, not a failed login (nor a
+            # success: it must not reset the address's count of failures).
+            return None
         if not sep:
             self.throttle.failed(address)
             log.warning("failed login from %s: malformed Basic credentials", address)
@@ -177,7 +182,9 @@ class Guard:
                 )
 
     def _check_rules(self, user: str | None, wanted: list[Access]) -> None:
-        if user is None and not (wanted and self.rules.anonymous_grants):
+        # With anonymous grants `/v2/` answers anyone (clients probe it first, and pull
+        # without credentials only if it does); each route below still checks its own.
+        if user is None and not self.rules.anonymous_grants:
             raise Unauthorized("authentication required", self.challenge(wanted))
         for access in wanted:
             if access is CATALOG:

@@ -70,8 +70,24 @@ def read(path: Path) -> dict[str, str]:
     return parse(text, str(path))
 
 
+#: bcrypt reads at most this many bytes of a password.
+BCRYPT_MAX = 72
+
+
+def _bcrypt_input(password: str) -> bytes:
+    """What bcrypt checks of `password`: its first 72 bytes, as every bcrypt did before
+    the Python library began to refuse longer ones (Go's, in distribution, and Apache's
+    htpasswd still cut), so a long password set with those still logs in here."""
+    return password.encode()[:BCRYPT_MAX]
+
+
 def hash_password(password: str, cost: int = COST) -> str:
-    """A new bcrypt hash (`$2b$`) of `password`."""
+    """A new bcrypt hash (`$2b$`) of `password`; `UsageError` for one longer than
+    bcrypt reads (72 bytes), whose tail would silently not count."""
+    if len(password.encode()) > BCRYPT_MAX:
+        raise UsageError(
+            f"the password is longer than {BCRYPT_MAX} bytes; bcrypt would ignore the rest"
+        )
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
 
 
@@ -177,12 +193,12 @@ class Htpasswd:
         hashed = self.entries().get(user)
         mac = self._mac(password)
         if hashed is None:
-            bcrypt.checkpw(password.encode(), self._dummy_hash())
+            bcrypt.checkpw(_bcrypt_input(password), self._dummy_hash())
             return False
         if self.remembered(user, password):
             return True
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed.encode())
+            ok = bcrypt.checkpw(_bcrypt_input(password), hashed.encode())
         except ValueError:  # a malformed hash: no password matches it
             ok = False
         if ok:

@@ -136,6 +136,11 @@ class TokenVerifier:
         for cert in chain:
             if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
                 raise TokenInvalid("token refused: a certificate of its x5c chain is not valid now")
+        for below, issuer in enumerate(chain[1:]):
+            if not _may_issue(issuer, below):
+                raise TokenInvalid(
+                    "token refused: its x5c chain passes through a certificate that is no CA"
+                )
         try:
             for cert, issuer in itertools.pairwise(chain):
                 cert.verify_directly_issued_by(issuer)
@@ -146,6 +151,26 @@ class TokenVerifier:
         except (ValueError, TypeError, InvalidSignature):
             raise TokenInvalid("token refused: its x5c chain does not verify") from None
         return chain[0].public_key()
+
+
+def _may_issue(cert: x509.Certificate, below: int) -> bool:
+    """Whether `cert` may sign the certificates under it in a chain (`below`: how many
+    CA certificates stand between it and the signing one), as Go's x509 `Verify` checks
+    for distribution (RFC 5280 4.2.1.9 and 4.2.1.3): a CA by its basic constraints,
+    within its path length, and allowed to sign certificates by its key usage."""
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not constraints.ca:
+        return False
+    if constraints.path_length is not None and below > constraints.path_length:
+        return False
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return usage.key_cert_sign
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
