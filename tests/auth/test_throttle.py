@@ -54,3 +54,23 @@ def test_memory_is_bounded() -> None:
     for i in range(t.MAX_ADDRESSES + 10):
         throttle.failed(f"address-{i}")
     assert len(throttle._records) == t.MAX_ADDRESSES
+
+
+def test_attempts_made_at_once_take_their_turns() -> None:
+    """Forty guesses sent together must not all wait the same few seconds: each waits
+    behind those before it."""
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock, sleep=clock.sleep)
+    for _ in range(t.FREE_FAILURES + 1):
+        throttle.failed("10.0.0.1")
+    delay = throttle.delay("10.0.0.1")
+
+    async def together() -> None:
+        await asyncio.gather(*(throttle.wait("10.0.0.1") for _ in range(3)))
+
+    asyncio.run(together())
+    assert clock.slept == [delay, 2 * delay, 3 * delay]
+    clock.now += 10 * delay  # once the queue has passed, the next waits one delay again
+    clock.slept.clear()
+    asyncio.run(throttle.wait("10.0.0.1"))
+    assert clock.slept == [delay]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,12 +48,19 @@ def registry(
     htpasswd: Path,
     slept: list[float],
 ) -> RunningRegistry:
+    passed = [0.0]  # the throttle's clock runs on by what it slept, without the wait
+
+    def clock() -> float:
+        return time.monotonic() + passed[0]
+
     async def sleep(seconds: float) -> None:  # recorded, not waited: no timing in tests
         slept.append(seconds)
+        passed[0] += seconds
 
     root = tmp_path / "store"
     root.mkdir()
-    guard = Guard(ServerSettings(htpasswd=htpasswd), LoginThrottle(sleep=sleep))
+    throttle = LoginThrottle(clock=clock, sleep=sleep)
+    guard = Guard(ServerSettings(htpasswd=htpasswd), throttle)
     return serve_registry(LocalDriver(root), root, guard=guard)
 
 

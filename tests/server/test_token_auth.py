@@ -107,6 +107,10 @@ def test_scopes_are_enforced_per_route(registry: RunningRegistry, signer: TokenS
         ):
             assert r.status_code == 401
             assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+    every = signer.sign("carol", [("repository", "team/app", ["*"])])  # "*": all actions
+    with httpx.Client(base_url=registry.url, headers=bearer(every)) as c:
+        assert c.post("/v2/team/app/blobs/uploads/").status_code == 202
+        assert c.get("/v2/other/x/manifests/v1").status_code == 401
     catalog = signer.sign("alice", [("registry", "catalog", ["*"])])
     r = httpx.get(f"{registry.url}/v2/_catalog", headers=bearer(catalog))
     assert r.json() == {"repositories": ["other/x", "team/app"]}

@@ -6,7 +6,7 @@ What a request needs is distribution's (`registry/handlers/app.go`,
 HEAD need `pull` on the repository; POST, PUT and PATCH need `pull` and `push`; DELETE
 of a manifest, tag or blob needs `delete`; a cross-repository mount needs `pull` on the
 repository it mounts from as well; `/v2/_catalog` needs `registry:catalog:*`. One
-difference: cancelling an upload (DELETE of `/blobs/uploads/<id>`) needs `push` here,
+difference: cancelling an upload (DELETE of `/blobs/uploads/<id>`) needs `pull` and `push` here,
 as it deletes nothing stored.
 
 The rules file:

@@ -175,7 +175,11 @@ class Guard:
             raise Unauthorized("authentication required", self.challenge(wanted))
         scopes = set(request.auth.scopes)
         for access in wanted:
-            if any(f"{access.type}:{access.name}:{a}" not in scopes for a in access.actions):
+            # "*" grants every action on its resource, as distribution's accessSet reads it.
+            every = f"{access.type}:{access.name}:*" in scopes
+            if not every and any(
+                f"{access.type}:{access.name}:{a}" not in scopes for a in access.actions
+            ):
                 raise Unauthorized(
                     f"the token does not grant {access.scope}",
                     self.challenge(wanted, "insufficient_scope"),

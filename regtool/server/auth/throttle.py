@@ -1,7 +1,8 @@
 """Failed logins slow down the address they come from: after `FREE_FAILURES` failures
 within `WINDOW` seconds, each further attempt from that address (right or wrong) waits
 `BASE_DELAY` seconds, doubled per failure, at most `MAX_DELAY`, before its password is
-checked. A success clears the address."""
+checked. Attempts made at once queue behind each other: forty guesses sent together
+take forty delays, not one. A success clears the address."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ MAX_ADDRESSES = 10_000
 class _Record:
     failures: int
     last: float
+    free_at: float = 0.0  # when the next waiting attempt may be checked
 
 
 class LoginThrottle:
@@ -46,10 +48,14 @@ class LoginThrottle:
         return 0.0 if extra < 0 else min(BASE_DELAY * 2**extra, MAX_DELAY)
 
     async def wait(self, address: str) -> None:
-        """Waits `delay(address)` seconds."""
+        """Waits `delay(address)` seconds after the attempts from `address` already
+        waiting (each takes its turn: parallel guesses gain nothing)."""
         seconds = self.delay(address)
         if seconds:
-            await self._sleep(seconds)
+            record = self._records[address]
+            now = self._clock()
+            record.free_at = max(now, record.free_at) + seconds
+            await self._sleep(record.free_at - now)
 
     def failed(self, address: str) -> None:
         now = self._clock()
