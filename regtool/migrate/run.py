@@ -266,6 +266,13 @@ class _Run:
         return record
 
     def _convert(self, image: ChainImage, repository: str) -> LayerRecord:
+        try:
+            return self._convert_layer(image, repository)
+        finally:
+            if self.progress is not None:
+                self.progress.image_done()
+
+    def _convert_layer(self, image: ChainImage, repository: str) -> LayerRecord:
         """Convert one V1 layer through an upload of `repository` (distribution's way
         into `blobs/`), then record it. Nothing is left behind on failure."""
         dest, source = self.dest, self.source
@@ -301,9 +308,6 @@ class _Run:
             with contextlib.suppress(RegtoolError, OSError):  # else gc collects it
                 dest.driver.delete(dest.upload_dir(repository, upload_id))
             raise
-        finally:
-            if self.progress is not None:
-                self.progress.image_done()
         write_record(dest, self.options.compression, image.image_id, record)
         with self._lock:
             self.converted += 1
