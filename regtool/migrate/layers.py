@@ -159,7 +159,7 @@ class _Gzip:
     HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
     def __init__(self) -> None:
-        self._deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+        self._deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         self._crc = 0
         self._size = 0
         self._started = False
