@@ -79,7 +79,12 @@ def migrate(
         typer.Option("--compression", help="Layer compression (zstd needs --format oci)."),
     ] = Compression.gzip,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Read and check the V1 store; write nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check every tag's chain of images and list what would be migrated; "
+            "write nothing (layers are read only by a real run).",
+        ),
     ] = False,
     identity: IdentityOption = None,
     as_json: JsonOption = False,

@@ -37,7 +37,7 @@ from regtool.errors import (
 )
 from regtool.layout import v2_write
 from regtool.layout.migrated import LayerRecord, read_record, write_record
-from regtool.layout.v1 import V1Layout, canonical_name
+from regtool.layout.v1 import V1Layout, canonical_name, client_name
 from regtool.layout.v2 import CorruptLink, V2Layout
 from regtool.migrate.chains import ChainBroken, ChainImage, ChainReader
 from regtool.migrate.image import LAYER_TYPES, ManifestFormat, V2Image, build_image
@@ -86,6 +86,9 @@ class UsageProblem(UsageError):
 
 @dataclass
 class TagResult:
+    """`repository`: the V2 name (`client_name`: `exampleapp`, as clients pulled it from
+    the V1 registry, which stored it as `library/exampleapp`)."""
+
     repository: str
     tag: str
     status: Status
@@ -189,10 +192,10 @@ class _Run:
         chains: dict[tuple[str, str], list[ChainImage]] = {}
         for name in sorted(r for r in repos if selected(r, self.options.patterns)):
             for tag in sorted(repos[name].tags):
-                result = TagResult(name, tag, "planned")
+                result = TagResult(client_name(name), tag, "planned")
                 results.append(result)
                 try:
-                    check_name(name)
+                    check_name(result.repository)
                     check_tag(tag)
                 except (NameInvalid, ValueError) as e:
                     self._fail(result, e, "not a valid V2 name")
@@ -203,7 +206,7 @@ class _Run:
                     self._fail(result, e)
                     continue
                 result.image_id = chain[-1].image_id
-                chains[(name, tag)] = chain
+                chains[(result.repository, tag)] = chain
         records = self._layers(chains)
         by_key = {(r.repository, r.tag): r for r in results}
         done = map_outcomes(

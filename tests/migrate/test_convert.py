@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from regtool.layout.v1 import V1Layout
+from regtool.layout.v1 import V1Layout, client_name
 from regtool.layout.v2 import V2Layout
 from regtool.migrate.run import Options, migrate
 from regtool.storage.local import LocalDriver
@@ -46,7 +46,7 @@ def test_tags_become_images_with_the_layers_diff_ids_and_history(
     v2 = tmp_path / "v2"
     doc = cli.json("migrate", str(v1), "--to", str(v2))
     assert {(r["repository"], r["tag"], r["status"]) for r in doc["results"]} == {
-        ("library/exampleapp", "1.0", "migrated"),
+        ("exampleapp", "1.0", "migrated"),
         ("team/tools", "2", "migrated"),
     }
     # the shared base is converted once; the empty layer is no blob
@@ -55,7 +55,7 @@ def test_tags_become_images_with_the_layers_diff_ids_and_history(
     assert _files(v1) == v1_files  # the V1 store is only read
 
     digests = {r["repository"]: r["digest"] for r in doc["results"]}
-    manifest = _blob(v2, digests["library/exampleapp"])
+    manifest = _blob(v2, digests["exampleapp"])
     assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert len(manifest["layers"]) == 3
     config = _blob(v2, manifest["config"]["digest"])
@@ -76,9 +76,12 @@ def test_tags_become_images_with_the_layers_diff_ids_and_history(
 
     ls = cli.json("ls", str(v2))
     v1_ls = cli.json("ls", str(v1))
-    assert {(r["name"], t["tag"]) for r in ls["repositories"] for t in r["tags"]} == {
-        (r["name"], t["tag"]) for r in v1_ls["repositories"] for t in r["tags"]
-    }
+    # the same repositories and tags; `library/` goes, as clients never named it
+    assert (
+        {(r["name"], t["tag"]) for r in ls["repositories"] for t in r["tags"]}
+        == {(client_name(r["name"]), t["tag"]) for r in v1_ls["repositories"] for t in r["tags"]}
+        == {("exampleapp", "1.0"), ("team/tools", "2")}
+    )
     verify = cli("verify", "--all", "-l", str(v2))
     assert verify.exit_code == 0, verify.stdout
 
@@ -134,9 +137,7 @@ def test_a_run_killed_halfway_continues_to_the_same_digests(
     dest = V2Layout(LocalDriver(tmp_path / "v2"))
     with pytest.raises(_Killed):
         migrate(V1Layout(LocalDriver(v1)), dest, Options(jobs=1), _KillAfter(2))
-    assert not (
-        tmp_path / "v2/docker/registry/v2/repositories/library/exampleapp/_manifests"
-    ).exists()
+    assert not (tmp_path / "v2/docker/registry/v2/repositories/exampleapp/_manifests").exists()
     resumed = cli.json("migrate", str(v1), "--to", str(tmp_path / "v2"))
     # the layers recorded before the kill are not read again
     assert resumed["totals"]["layers_reused"] == 2
@@ -159,7 +160,7 @@ def test_repositories_selects_by_glob(tmp_path: Path, source: Source, cli: Any) 
     doc = cli.json("migrate", str(v1), "--to", str(tmp_path / "v2"), "--repositories", "team/*")
     assert [(r["repository"], r["status"]) for r in doc["results"]] == [("team/tools", "migrated")]
     doc = cli.json("migrate", str(v1), "--to", str(tmp_path / "v2"), "-r", "exampleapp")
-    assert [r["repository"] for r in doc["results"]] == ["library/exampleapp"]
+    assert [r["repository"] for r in doc["results"]] == ["exampleapp"]
 
 
 @pytest.mark.parametrize("compression", ["none", "zstd"])

@@ -65,7 +65,7 @@ def test_distribution_and_serve_give_the_v1_file_trees(
     for server, host in (("distribution", theirs.host), ("serve", ours.host)):
         for v1_tag, ref in NAMES.items():
             name, _, tag = ref.partition(":")
-            repo = name if "/" in name else f"library/{name}"
+            repo = name  # as clients pulled it from the V1 registry
             pulled = tmp_path / f"pulled-{server}-{v1_tag}"
             digest = img.pull(host, repo, tag, pulled, preserve_digests=True)
             assert digest == digests[(repo, tag)], (server, ref)
