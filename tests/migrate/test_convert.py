@@ -197,3 +197,30 @@ def test_a_v2_source_is_refused(tmp_path: Path, source: Source, cli: Any) -> Non
     result = cli("migrate", str(tmp_path / "v2"), "--to", str(tmp_path / "v3"))
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "not a V1 one" in result.stderr
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.started: tuple[int, int] | None = None
+        self.read = 0
+        self.done = 0
+
+    def start(self, images: int, nbytes: int) -> None:
+        self.started = (images, nbytes)
+
+    def advance(self, nbytes: int) -> None:
+        self.read += nbytes
+
+    def image_done(self) -> None:
+        self.done += 1
+
+
+def test_progress_counts_layers_and_bytes(tmp_path: Path, source: Source) -> None:
+    v1 = _v1(tmp_path, source)
+    recorder = _Recorder()
+    dest = V2Layout(LocalDriver(tmp_path / "v2"))
+    result = migrate(V1Layout(LocalDriver(v1)), dest, Options(), recorder)
+    layer_bytes = sum(p.stat().st_size for p in v1.glob("images/*/layer"))
+    assert recorder.started == (5, layer_bytes)
+    assert recorder.read == result.bytes_read == layer_bytes
+    assert recorder.done == 5
