@@ -18,9 +18,9 @@ from regtool.cli.output import (
     print_table,
     stderr_is_terminal,
 )
-from regtool.cli.store import IdentityOption, JobsOption, JsonOption
+from regtool.cli.store import IdentityOption, JobsOption, JsonOption, LocationOption
 from regtool.concurrency import DEFAULT_JOBS
-from regtool.errors import LayoutError
+from regtool.errors import LayoutError, UsageError
 from regtool.layout.detect import detect_layout, v2_destination
 from regtool.layout.v1 import V1Layout
 from regtool.location import parse_location
@@ -41,15 +41,6 @@ class Compression(StrEnum):
 
 
 def migrate(
-    source: Annotated[
-        str,
-        typer.Argument(
-            metavar="SOURCE",
-            help="The V1 registry's storage: /path, sftp://user@host/path or "
-            "swift://container/prefix (e.g. swift://docker_registry/docker-registry).",
-            show_default=False,
-        ),
-    ],
     to: Annotated[
         str,
         typer.Option(
@@ -59,6 +50,16 @@ def migrate(
             show_default=False,
         ),
     ],
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SOURCE",
+            help="The V1 registry's storage: /path, sftp://user@host/path or "
+            "swift://container/prefix (e.g. swift://docker_registry/docker-registry); "
+            "or --location.",
+            show_default=False,
+        ),
+    ] = None,
     repositories: Annotated[
         list[str] | None,
         typer.Option(
@@ -86,6 +87,7 @@ def migrate(
             "write nothing (layers are read only by a real run).",
         ),
     ] = False,
+    location: LocationOption = None,
     identity: IdentityOption = None,
     as_json: JsonOption = False,
     jobs: JobsOption = DEFAULT_JOBS,
@@ -106,7 +108,9 @@ def migrate(
         dry_run=dry_run,
     )
     options.check()
-    src_loc = parse_location(source, identity=identity)
+    if not (source or location):
+        raise UsageError("give the V1 store to migrate: SOURCE or --location")
+    src_loc = parse_location(source or location, identity=identity)
     dst_loc = parse_location(to, identity=identity)
     progress = _RichProgress() if stderr_is_terminal() and not dry_run else None
     with _opened(src_loc.open()) as src_driver, _opened(dst_loc.open()) as dst_driver:

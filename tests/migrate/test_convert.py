@@ -224,3 +224,11 @@ def test_progress_counts_layers_and_bytes(tmp_path: Path, source: Source) -> Non
     assert recorder.started == (5, layer_bytes)
     assert recorder.read == result.bytes_read == layer_bytes
     assert recorder.done == 5
+
+
+def test_location_option_and_a_missing_source(tmp_path: Path, source: Source, cli: Any) -> None:
+    v1 = _v1(tmp_path, source)
+    doc = cli.json("migrate", "-l", str(v1), "--to", str(tmp_path / "v2"))
+    assert {r["status"] for r in doc["results"]} == {"migrated"}
+    result = cli("migrate", "--to", str(tmp_path / "v3"))
+    assert result.exit_code == 2 and "SOURCE or --location" in result.stderr
