@@ -10,7 +10,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from regtool.cli import gc, htpasswd, ls, prune, rm, serve, verify
+from regtool.cli import gc, htpasswd, ls, migrate, prune, rm, serve, verify
 from regtool.cli.errors import exit_code_for, message_for
 from regtool.cli.output import error, reader_gone
 from regtool.errors import RegtoolError
@@ -39,7 +39,7 @@ def reporting_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 app = typer.Typer(
     name="regtool",
-    help="List, verify, garbage-collect and serve a Docker/OCI registry stored in "
+    help="List, verify, garbage-collect, migrate and serve a Docker/OCI registry stored in "
     "OpenStack Swift, over SFTP or in a local directory.",
     no_args_is_help=True,
     add_completion=False,
@@ -52,6 +52,7 @@ app.command("gc")(reporting_errors(gc.gc))
 app.command("rm")(reporting_errors(rm.rm))
 app.command("prune")(reporting_errors(prune.prune))
 app.command("serve")(reporting_errors(serve.serve))
+app.command("migrate")(reporting_errors(migrate.migrate))
 htpasswd.app.command("add")(reporting_errors(htpasswd.add))
 htpasswd.app.command("rm")(reporting_errors(htpasswd.rm))
 app.add_typer(htpasswd.app)

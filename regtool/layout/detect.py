@@ -19,6 +19,14 @@ def default_layout(driver: Driver) -> V2Layout:
     return V2Layout(driver, SWIFT_ROOT if driver.name == "swift" else FILESYSTEM_ROOT)
 
 
+def v2_destination(driver: Driver) -> V2Layout:
+    """Where V2 images go in the store at the driver's root: distribution's tree there if
+    it has one, else a new one with the backend's naming (`default_layout`), beside
+    whatever else the store holds (a V1 store under `docker-registry/`, say)."""
+    found = _layout_at(driver, "", _names(driver, ""))
+    return found if isinstance(found, V2Layout) else default_layout(driver)
+
+
 def detect_layout(driver: Driver) -> Layout:
     """The layout at the driver's root, or one directory down (a V1 `storage_path` such as
     `docker-registry/`). An empty store is a new V2 store. `LayoutError` otherwise."""

@@ -43,6 +43,14 @@ def canonical_name(name: str) -> str:
     return name if "/" in name else f"library/{name}"
 
 
+def client_name(name: str) -> str:
+    """The inverse of `canonical_name`: the name clients pulled a repository by, and the
+    name a V2 registry serves it under (`library/exampleapp` -> `exampleapp`; a V2
+    registry other than Docker Hub adds no `library/`)."""
+    namespace, _, rest = name.partition("/")
+    return rest if namespace == "library" and rest and "/" not in rest else name
+
+
 @dataclass
 class V1Repository:
     name: str

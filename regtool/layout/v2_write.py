@@ -32,6 +32,47 @@ def write_link(layout: V2Layout, path: str, digest: Digest) -> None:
     layout.driver.put(path, link_content(digest))
 
 
+def stored_blob_size(layout: V2Layout, digest: Digest) -> int | None:
+    """The size of the blob's data in storage (a Swift DLO: the sum of its segments);
+    None when absent. A directory where the data should be is absent too, as
+    distribution's blob statter takes it (a corrupt store, not a blob of 0 bytes).
+
+    A write never trusts a blob by its presence alone: one whose size differs from what
+    is being stored (a copy cut short by a crash, say) is replaced."""
+    try:
+        entry = layout.driver.stat(layout.blob_data(digest))
+    except FileNotFoundError:
+        return None
+    return None if entry.is_dir else entry.size or 0
+
+
+def store_uploaded_blob(
+    layout: V2Layout, name: str, upload_id: str, digest: Digest, size: int
+) -> None:
+    """Turn the committed upload `upload_id` of repository `name`, whose `size` bytes
+    hash to `digest`, into the blob, as distribution's `blobWriter.Commit` does: its data
+    moves to `blobs/` unless a blob of that size is already there (one of another size is
+    a copy cut short, and is replaced), then the upload is deleted. Linking it into a
+    repository is `write_link`'s, once whatever needs the blob is whole."""
+    if stored_blob_size(layout, digest) != size:
+        layout.driver.move(layout.upload_data(name, upload_id), layout.blob_data(digest))
+    layout.driver.delete(layout.upload_dir(name, upload_id))
+
+
+def store_blob(layout: V2Layout, data: bytes, digest: Digest) -> None:
+    """Store small content (a manifest, a config) as the blob `digest`, unless the same
+    bytes are already there."""
+    if stored_blob_size(layout, digest) != len(data):
+        layout.driver.put(layout.blob_data(digest), data)
+
+
+def write_tag(layout: V2Layout, name: str, tag: str, digest: Digest) -> None:
+    """Point `tag` at the manifest `digest` in the order distribution writes: the tag's
+    `index/` link, then `current/link`."""
+    write_link(layout, layout.tag_index_link(name, tag, digest), digest)
+    write_link(layout, layout.tag_current_link(name, tag), digest)
+
+
 def write_started_at(layout: V2Layout, name: str, upload_id: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     layout.driver.put(layout.upload_started_at(name, upload_id), stamp.encode("ascii"))

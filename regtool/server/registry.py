@@ -14,6 +14,7 @@ from regtool.concurrency import map_outcomes
 from regtool.errors import ManifestInvalid
 from regtool.layout import v2_write
 from regtool.layout.v2 import CorruptLink, V2Layout, linked_data
+from regtool.layout.v2_write import stored_blob_size
 from regtool.oci import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -171,16 +172,14 @@ class Registry:
             raise DigestMismatch(f"manifest digest {digest} does not match {reference}")
         manifest = self._check_manifest(data, content_type)
         self._check_references(name, manifest)
-        if stored_blob_size(self.layout, digest) != len(data):  # absent, or not these bytes
-            self.driver.put(self.layout.blob_data(digest), data)
+        v2_write.store_blob(self.layout, data, digest)  # unless these bytes are there
         v2_write.write_link(self.layout, self.layout.revision_link(name, digest), digest)
         if isinstance(reference, str):
             self._tag(name, reference, digest)
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     def _tag(self, name: str, tag: str, digest: Digest) -> None:
-        v2_write.write_link(self.layout, self.layout.tag_index_link(name, tag, digest), digest)
-        v2_write.write_link(self.layout, self.layout.tag_current_link(name, tag), digest)
+        v2_write.write_tag(self.layout, name, tag, digest)
 
     def _check_manifest(self, data: bytes, content_type: str | None) -> Manifest:
         """The manifest, if its `Content-Type` is a manifest type regtool stores and the
@@ -299,20 +298,6 @@ class Registry:
                 desc["annotations"] = manifest.annotations
             descriptors.append(desc)
         return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
-
-
-def stored_blob_size(layout: V2Layout, digest: Digest) -> int | None:
-    """The size of the blob's data in storage (a Swift DLO: the sum of its segments);
-    None when absent. A directory where the data should be is absent too, as
-    distribution's blob statter takes it (a corrupt store, not a blob of 0 bytes).
-
-    A write never trusts a blob by its presence alone: one whose size differs from what
-    is being stored (a copy cut short by a crash, say) is replaced."""
-    try:
-        entry = layout.driver.stat(layout.blob_data(digest))
-    except FileNotFoundError:
-        return None
-    return None if entry.is_dir else entry.size or 0
 
 
 def stored_media_type(data: bytes) -> str:

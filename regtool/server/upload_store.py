@@ -27,10 +27,10 @@ from typing import Any
 from regtool.layout import v2_write
 from regtool.layout.blobs import CHUNK_SIZE
 from regtool.layout.v2 import V2Layout
+from regtool.layout.v2_write import stored_blob_size
 from regtool.oci import Digest
 from regtool.server.errors import BlobUploadUnknown, DigestMismatch, RangeInvalid, UploadBusy
 from regtool.server.hash_states import Fingerprint, HashStates, new_hasher
-from regtool.server.registry import stored_blob_size
 from regtool.server.upload_lease import Lease, LeaseTerms, committed_size
 from regtool.storage.base import Writer
 
