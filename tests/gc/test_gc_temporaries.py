@@ -48,6 +48,14 @@ def _temps(root: Path) -> list[Path]:
     return sorted(root.rglob(f"{TEMP_MARK}*"))
 
 
+def _size(path: Path) -> int:
+    """The file's size; 0 once it is gone (a lease renewal's temp file lives briefly)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 # -- kill -9 of regtool serve in the middle of an upload -------------------------------------
 
 
@@ -95,7 +103,7 @@ def crashed_upload(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         threading.Thread(target=send, daemon=True).start()
         # The crash comes once the server holds at least 4 MiB of it in its temp file.
         deadline = time.monotonic() + 30
-        while not any(p.stat().st_size >= 4 * MiB for p in _temps(upload_dir)):
+        while not any(_size(p) >= 4 * MiB for p in _temps(upload_dir)):
             assert time.monotonic() < deadline, "the upload never reached its temp file"
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
