@@ -21,8 +21,8 @@ from regtool.cli.output import (
 from regtool.cli.store import IdentityOption, JobsOption, JsonOption, LocationOption
 from regtool.concurrency import DEFAULT_JOBS
 from regtool.errors import LayoutError, UsageError
-from regtool.layout.detect import detect_layout, v2_destination
-from regtool.layout.v1 import V1Layout
+from regtool.layout.detect import detect_layout, find_v1_layout, v2_destination
+from regtool.layout.v2 import V2Layout
 from regtool.location import parse_location
 from regtool.migrate.run import Migration, Options, Progress
 from regtool.migrate.run import migrate as run_migration
@@ -115,9 +115,12 @@ def migrate(
     progress = _RichProgress() if stderr_is_terminal() and not dry_run else None
     with _opened(src_loc.open()) as src_driver, _opened(dst_loc.open()) as dst_driver:
         src_loc.check_exists(src_driver)
-        v1 = detect_layout(src_driver)
-        if not isinstance(v1, V1Layout):
-            raise LayoutError(f"{src_loc.redacted()} holds a V2 registry, not a V1 one")
+        v1 = find_v1_layout(src_driver)
+        if v1 is None:
+            what = "a V2 registry" if _holds_v2(src_driver) else "no registry"
+            raise LayoutError(
+                f"{src_loc.redacted()} holds {what}, not a V1 one (images/ and repositories/)"
+            )
         if not dry_run:
             dst_driver.create_root()
         elif dst_loc.scheme != "file":  # a directory not made yet reads as an empty store
@@ -218,6 +221,7 @@ def migration_document(m: Migration) -> dict[str, Any]:
                 "image_id": r.image_id,
                 "digest": str(r.digest) if r.digest else None,
                 "reason": r.reason,
+                "replaces": str(r.replaces) if r.replaces else None,
             }
             for r in m.results
         ],
@@ -244,7 +248,7 @@ def print_migration(m: Migration) -> None:
             r.tag,
             r.status,
             str(r.digest)[:19] if r.digest else "-",
-            r.reason or "",
+            r.reason or (f"replaces {str(r.replaces)[:19]}" if r.replaces else ""),
         ]
         for r in m.results
     ]
@@ -265,3 +269,11 @@ def print_migration(m: Migration) -> None:
         f"{rate}), {m.layers_reused} already converted, {m.empty_layers} empty; "
         f"{m.seconds:.1f} s"
     )
+
+
+def _holds_v2(driver: Driver) -> bool:
+    """Whether the store holds a V2 registry (an empty one counts as none)."""
+    try:
+        return any(True for _ in driver.list("")) and isinstance(detect_layout(driver), V2Layout)
+    except LayoutError:
+        return False

@@ -52,6 +52,28 @@ def detect_layout(driver: Driver) -> Layout:
     )
 
 
+def find_v1_layout(driver: Driver) -> V1Layout | None:
+    """The V1 tree at the driver's root or one directory down, whatever V2 tree lies
+    beside it (a store migrated in place holds both: `detect_layout` sees the V2 one);
+    None when there is none."""
+    top = _names(driver, "")
+    if _is_v1(top):
+        return V1Layout(driver, "")
+    subdirs = sorted(
+        (n for n, is_dir in top.items() if is_dir),
+        key=lambda n: (n not in _V1_PREFIX_HINTS, n),
+    )[:_MAX_SUBDIRS_PROBED]
+    for sub in subdirs:
+        if _is_v1(_names(driver, sub)):
+            return V1Layout(driver, sub)
+    return None
+
+
+def _is_v1(names: dict[str, bool]) -> bool:
+    # distribution's v2 directory has repositories/ too, always beside blobs/
+    return bool(names.get("images") or names.get("repositories")) and not names.get("blobs")
+
+
 def _names(driver: Driver, prefix: str) -> dict[str, bool]:
     try:
         return {e.name: e.is_dir for e in driver.list(prefix)}

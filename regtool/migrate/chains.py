@@ -15,6 +15,7 @@ from typing import Any
 
 from regtool.errors import NotFound
 from regtool.layout.v1 import V1Image, V1Layout
+from regtool.migrate.v1json import json_problem
 from regtool.oci import JsonInvalid, load_json
 
 _SHA256_CHECKSUM = re.compile(r"sha256:([0-9a-f]{64})", re.ASCII)
@@ -113,6 +114,9 @@ class ChainReader:
             raise ChainBroken(f"image {short}: json is not JSON") from None
         if not isinstance(doc, dict) or doc.get("id") != image_id:
             raise ChainBroken(f"image {short}: json does not name the image as its id")
+        problem = json_problem(doc)
+        if problem is not None:
+            raise ChainBroken(f"image {short}: json {problem}, which no client can read")
         return ChainImage(
             image_id, json_bytes, doc, self._checksum(image_id, listed), listed.layer_size
         )

@@ -95,6 +95,7 @@ class TagResult:
     image_id: str | None = None
     digest: Digest | None = None  # the V2 manifest (skipped, migrated, planned)
     reason: str | None = None  # why it failed
+    replaces: Digest | None = None  # what the tag named in the destination before (another image)
     fault: bool = False  # failed because storage did not answer, not for damage
 
 
@@ -345,10 +346,19 @@ class _Run:
         if self._tagged(result.repository, result.tag, v2.manifest_digest):
             result.status = "skipped"
             return
+        result.replaces = self._current(result.repository, result.tag)
         if self.options.dry_run:
             return
         self._write(result.repository, result.tag, v2)
         result.status = "migrated"
+
+    def _current(self, name: str, tag: str) -> Digest | None:
+        """What the tag names in the destination now, if anything: a migration replaces
+        it, as a push of the tag would, and says so."""
+        try:
+            return self.dest.read_link(self.dest.tag_current_link(name, tag))
+        except (FileNotFoundError, CorruptLink):
+            return None
 
     def _tagged(self, name: str, tag: str, digest: Digest) -> bool:
         """Whether the tag already points at `digest`, whose revision is linked."""

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, NoReturn, TypeVar
 
 from regtool.errors import PathNotFound, StorageError, StorageFull
 from regtool.storage.base import TEMP_MARK, DeleteReport, Driver, Entry, Writer, check_path
-from regtool.storage.beneath import Beneath, Place
+from regtool.storage.beneath import MAX_MKDIRS, Beneath, Place
 from regtool.storage.streams import LimitedReader
 
 T = TypeVar("T")
@@ -213,8 +213,10 @@ class LocalDriver(Driver):
         """`fn(place)` for `path`'s last component, its directories made as needed (and
         links on the way followed inside the root). A concurrent delete may prune an
         empty directory before `fn` uses it (`fn` then raises FileNotFoundError): this
-        tries twice, then says the directory keeps vanishing."""
-        for _ in (1, 2):
+        tries again, as often as `MAX_MKDIRS` (writers and pruners of one repository's
+        uploads race all the time when many uploads finish at once), then says the
+        directory keeps vanishing."""
+        for _ in range(MAX_MKDIRS):
             try:
                 return self._beneath.at(path, fn, follow=False, create=True)
             except FileNotFoundError:

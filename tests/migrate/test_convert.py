@@ -109,6 +109,40 @@ def test_a_second_run_writes_nothing(tmp_path: Path, source: Source, cli: Any) -
     assert again["totals"]["bytes_read"] == 0
 
 
+def test_in_place_runs_again_and_continues(tmp_path: Path, source: Source, cli: Any) -> None:
+    """SOURCE and DEST one store: the V2 tree written beside the V1 one does not hide the
+    V1 store from the next run (which skips what is done), nor from a dry run."""
+    store = _v1(tmp_path, source)
+    first = cli.json("migrate", str(store), "--to", str(store))
+    assert [r["status"] for r in first["results"]] == ["migrated", "migrated"]
+    before = _files(store)
+    again = cli.json("migrate", str(store), "--to", str(store))
+    assert [r["status"] for r in again["results"]] == ["skipped", "skipped"]
+    assert _files(store) == before
+    planned = cli.json("migrate", str(store), "--to", str(store), "--dry-run")
+    assert [r["status"] for r in planned["results"]] == ["skipped", "skipped"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli("migrate", str(empty), "--to", str(tmp_path / "v2"))
+    assert result.exit_code == 2 and "holds no registry, not a V1 one" in result.stderr
+
+
+def test_a_tag_naming_another_image_is_replaced_and_said(
+    tmp_path: Path, source: Source, cli: Any
+) -> None:
+    v1 = _v1(tmp_path, source)
+    v2 = tmp_path / "v2"
+    first = cli.json("migrate", str(v1), "--to", str(v2))
+    other = "sha256:" + "0" * 64
+    link = v2 / "docker/registry/v2/repositories/exampleapp/_manifests/tags/1.0/current/link"
+    link.write_text(other)  # pushed meanwhile by someone else
+    again = cli.json("migrate", str(v1), "--to", str(v2))
+    by_tag = {r["tag"]: r for r in again["results"]}
+    assert by_tag["1.0"]["status"] == "migrated" and by_tag["1.0"]["replaces"] == other
+    assert by_tag["2"]["status"] == "skipped" and by_tag["2"]["replaces"] is None
+    assert link.read_text() == first["results"][0]["digest"]
+
+
 class _Killed(BaseException):
     """Stands for the process being killed: nothing catches it."""
 

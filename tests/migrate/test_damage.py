@@ -64,6 +64,18 @@ def _damaged_store(root: Path) -> V1Store:
     doc["parent"] = a.image_id
     store.driver.put(f"images/{wrong_parent.image_id}/json", json.dumps(doc).encode())
     store.tag("wrong", "parent", wrong_parent)
+
+    # Types no client reads: the image would migrate, and then fail every pull.
+    for tag, field, value in (
+        ("created", "created", "yesterday"),
+        ("env", "config", {"Env": "A=1"}),
+        ("os", "os", 5),
+    ):
+        odd = store.add_image(base.image_id)
+        doc = json.loads(odd.json_bytes)
+        doc[field] = value
+        store.driver.put(f"images/{odd.image_id}/json", json.dumps(doc).encode())
+        store.tag("types", tag, odd)
     return store
 
 
@@ -86,9 +98,12 @@ def test_damage_fails_its_tags_and_the_rest_are_migrated(tmp_path: Path, cli: An
         "corrupt gzip stream" in reasons["corrupt:gzip"] or "cut short" in reasons["corrupt:gzip"]
     )
     assert "parent" in reasons["wrong:parent"]
+    assert "created is not an RFC 3339 time" in reasons["types:created"]
+    assert "config: Env is not a list of strings" in reasons["types:env"]
+    assert "os is not text" in reasons["types:os"]
     # nothing of a failed tag is linked: its repository does not even exist
     repos = v2 / "docker/registry/v2/repositories"
-    assert sorted(p.name for p in repos.iterdir()) == ["good", "shares"]
+    assert sorted(p.name for p in repos.iterdir()) == ["good", "shares"]  # not "types"
     assert not list(v2.rglob("_uploads/*"))
     assert cli("verify", "--all", "-l", str(v2)).exit_code == 0
 

@@ -126,3 +126,34 @@ def test_ls_verify_and_gc_skip_link_loops(
         warned = " ".join(r.getMessage() for r in caplog.records)
         assert "skipped docker/registry/v2/repositories/app/self" in warned
     assert "app" in cli("ls", str(store)).stdout
+
+
+def test_a_write_outlasts_pruners_removing_its_new_directory(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many uploads finishing at once in one repository prune its emptied `_uploads/`
+    directory while other writers are making theirs: a write makes its directories again
+    as often as they vanish (a pruner at each of its first attempts, here), and only a
+    directory that keeps vanishing is an error."""
+    driver = LocalDriver(root)
+    beneath = driver._beneath
+    real_at = beneath.at
+    pruned = []
+
+    def at_after_a_pruner(path: str, fn: object, **kwargs: object) -> object:
+        def pruner_first(place: object) -> object:
+            if len(pruned) < 10:  # the directory just made goes before the file is made
+                pruned.append(path)
+                raise FileNotFoundError(path)
+            return fn(place)  # type: ignore[operator]
+
+        return real_at(path, pruner_first, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(beneath, "at", at_after_a_pruner)
+    driver.put("repositories/app/_uploads/u1/startedat", b"now")
+    assert len(pruned) == 10
+    assert (root / "repositories/app/_uploads/u1/startedat").read_bytes() == b"now"
+    pruned.clear()
+    monkeypatch.setattr("regtool.storage.local.MAX_MKDIRS", 5)
+    with pytest.raises(StorageError, match="keeps vanishing"):
+        driver.put("repositories/app/_uploads/u2/startedat", b"now")

@@ -29,7 +29,7 @@ from regtool.storage.sftp.protocol import (
 from regtool.storage.sftp.transfer import HandleWriter, copy_file
 
 T = TypeVar("T")
-ATTEMPTS = 3  # for steps that race with other writers and pruners
+ATTEMPTS = 16  # for steps that race with other writers and pruners (many uploads at once)
 
 
 def temp_name(target: str) -> str:
