@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from regtool.cli.gc import parse_duration
+from regtool.cli.duration_option import parse_duration
 from regtool.cli.serve import parse_addr
 from regtool.durations import MAX_DURATION
 from regtool.errors import DigestInvalid, InvalidPath, LocationError, NameInvalid, UsageError

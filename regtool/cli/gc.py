@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from regtool import durations
+from regtool.cli.duration_option import DURATION
 from regtool.cli.errors import EXIT_PROBLEMS, EXIT_USAGE, exit_code_for, message_for
 from regtool.cli.output import error, human_size, plural, print_json, print_table, warn
 from regtool.cli.store import (
     ConfigOption,
+    DryRunOption,
     IdentityOption,
     JobsOption,
     JsonOption,
@@ -24,23 +25,8 @@ from regtool.gc import GcOptions, GcResult, collect
 from regtool.gc.model import KINDS
 
 
-def parse_duration(text: str) -> timedelta:
-    """`0`, `90s`, `30m`, `1h30m`, `2d`, `1w`, up to `MAX_DURATION`
-    (`regtool.durations`); `BadParameter` (exit 2, naming the option) otherwise."""
-    try:
-        return durations.parse_duration(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-
-
-# Durations are typed as `0`, `30m`, `1h30m`; a bad one names its option in the error.
-_DURATION_OPTION: dict[str, Any] = {"parser": parse_duration, "metavar": "DURATION"}
-
-
 def gc(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", "-n", help="Report what would go; delete nothing.")
-    ] = False,
+    dry_run: DryRunOption = False,
     delete_untagged: Annotated[
         bool,
         typer.Option(
@@ -51,16 +37,14 @@ def gc(
     ] = False,
     min_age: Annotated[
         timedelta,
-        typer.Option(
-            "--min-age", help="Never delete anything younger than this.", **_DURATION_OPTION
-        ),
-    ] = "1h",  # type: ignore[assignment]  # parsed, as any value, by parse_duration
+        typer.Option("--min-age", help="Never delete anything younger than this.", **DURATION),
+    ] = "1h",  # type: ignore[assignment]  # parsed, as any value, by DURATION's parser
     uploads_older_than: Annotated[
         timedelta,
         typer.Option(
             "--uploads-older-than",
             help="Delete uploads idle for longer than this.",
-            **_DURATION_OPTION,
+            **DURATION,
         ),
     ] = "24h",  # type: ignore[assignment]
     orphan_segments: Annotated[
@@ -77,7 +61,7 @@ def gc(
             "--settle",
             help="After deleting links, wait this long before the last re-check: longer "
             "than the registry takes to store one manifest.",
-            **_DURATION_OPTION,
+            **DURATION,
         ),
     ] = "5s",  # type: ignore[assignment]
     location: LocationOption = None,

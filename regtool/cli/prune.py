@@ -7,9 +7,18 @@ from typing import Annotated
 
 import typer
 
-from regtool.cli.retention_report import DURATION, report, run_gc
+from regtool.cli.duration_option import DURATION
+from regtool.cli.retention_report import (
+    GcOption,
+    KeepReferrersOption,
+    MinAgeOption,
+    SettleOption,
+    report,
+    run_gc,
+)
 from regtool.cli.store import (
     ConfigOption,
+    DryRunOption,
     IdentityOption,
     JobsOption,
     JsonOption,
@@ -80,30 +89,15 @@ def prune(
             "--delete-untagged", help="Also delete manifests no tag, kept index or subject needs."
         ),
     ] = False,
-    keep_referrers: Annotated[
-        bool,
-        typer.Option(
-            "--keep-referrers", help="Keep the referrers (signatures, SBOMs) of deleted manifests."
-        ),
-    ] = False,
+    keep_referrers: KeepReferrersOption = False,
     policy_file: Annotated[
         str | None,
         typer.Option("--policy", metavar="FILE", help="A YAML policy of several rules."),
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", "-n", help="Report what would go; delete nothing.")
-    ] = False,
-    gc: Annotated[
-        bool, typer.Option("--gc", help="Run gc afterwards to free what was deleted.")
-    ] = False,
-    min_age: Annotated[
-        timedelta,
-        typer.Option("--min-age", help="gc: never delete anything younger.", **DURATION),
-    ] = "1h",  # type: ignore[assignment]  # parsed, as any value, by `duration`
-    settle: Annotated[
-        timedelta,
-        typer.Option("--settle", help="gc: wait before its last re-check.", **DURATION),
-    ] = "5s",  # type: ignore[assignment]
+    dry_run: DryRunOption = False,
+    gc: GcOption = False,
+    min_age: MinAgeOption = "1h",  # type: ignore[assignment]  # parsed by DURATION's parser
+    settle: SettleOption = "5s",  # type: ignore[assignment]
     location: LocationOption = None,
     config: ConfigOption = None,
     identity: IdentityOption = None,

@@ -4,15 +4,15 @@ as a table or `--json`; and the gc that `--gc` runs after them."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from regtool.cli.duration_option import DURATION
 from regtool.cli.errors import EXIT_PROBLEMS, EXIT_USAGE, exit_code_for, message_for
 from regtool.cli.gc import gc_document, print_gc
 from regtool.cli.output import error, human_size, iso_time, plural, print_json, print_table, warn
 from regtool.cli.store import Store
-from regtool.durations import parse_duration
 from regtool.errors import RegtoolError, is_fault
 from regtool.gc import GcOptions, GcResult, collect
 from regtool.retention import (
@@ -24,17 +24,20 @@ from regtool.retention import (
     TagDecision,
 )
 
-
-def duration(text: str) -> timedelta:
-    """A typer parser for durations (`30d`, `12h`): a bad one names its option."""
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-
-
-#: Options shared by durations: typed as `30d`, parsed by `duration`.
-DURATION: dict[str, Any] = {"parser": duration, "metavar": "DURATION"}
+#: Options `rm` and `prune` share.
+KeepReferrersOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep-referrers", help="Keep the referrers (signatures, SBOMs) of deleted manifests."
+    ),
+]
+GcOption = Annotated[bool, typer.Option("--gc", help="Run gc afterwards to free what was deleted.")]
+MinAgeOption = Annotated[
+    timedelta, typer.Option("--min-age", help="gc: never delete anything younger.", **DURATION)
+]
+SettleOption = Annotated[
+    timedelta, typer.Option("--settle", help="gc: wait before its last re-check.", **DURATION)
+]
 
 
 def run_gc(store: Store, min_age: timedelta, settle: timedelta, jobs: int) -> GcResult:

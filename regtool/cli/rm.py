@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 import typer
 
 from regtool.cli.output import warn
-from regtool.cli.retention_report import DURATION, report, run_gc
+from regtool.cli.retention_report import (
+    GcOption,
+    KeepReferrersOption,
+    MinAgeOption,
+    SettleOption,
+    report,
+    run_gc,
+)
 from regtool.cli.store import (
     ConfigOption,
+    DryRunOption,
     IdentityOption,
     JobsOption,
     JsonOption,
@@ -33,26 +40,11 @@ def rm(
             show_default=False,
         ),
     ],
-    keep_referrers: Annotated[
-        bool,
-        typer.Option(
-            "--keep-referrers", help="Keep the referrers (signatures, SBOMs) of deleted manifests."
-        ),
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", "-n", help="Report what would go; delete nothing.")
-    ] = False,
-    gc: Annotated[
-        bool, typer.Option("--gc", help="Run gc afterwards to free what was deleted.")
-    ] = False,
-    min_age: Annotated[
-        timedelta,
-        typer.Option("--min-age", help="gc: never delete anything younger.", **DURATION),
-    ] = "1h",  # type: ignore[assignment]  # parsed, as any value, by `duration`
-    settle: Annotated[
-        timedelta,
-        typer.Option("--settle", help="gc: wait before its last re-check.", **DURATION),
-    ] = "5s",  # type: ignore[assignment]
+    keep_referrers: KeepReferrersOption = False,
+    dry_run: DryRunOption = False,
+    gc: GcOption = False,
+    min_age: MinAgeOption = "1h",  # type: ignore[assignment]  # parsed by DURATION's parser
+    settle: SettleOption = "5s",  # type: ignore[assignment]
     location: LocationOption = None,
     config: ConfigOption = None,
     identity: IdentityOption = None,

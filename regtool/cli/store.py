@@ -43,6 +43,9 @@ JobsOption = Annotated[
     typer.Option("--jobs", "-j", metavar="N", min=1, max=256, help="Requests in flight at once."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", "-n", help="Report what would go; delete nothing.")
+]
 
 
 @dataclass

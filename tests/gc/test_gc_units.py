@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import typer
 
-from regtool.cli.gc import parse_duration
+from regtool.cli.duration_option import parse_duration
 from regtool.layout.segments import segment_sets
 from regtool.storage.base import Entry
 
