@@ -77,6 +77,9 @@ def test_push_and_pull(registry: RunningRegistry, tmp_path: Path) -> None:
     pulled = img.load_image(tmp_path / "p1", "1.0")
     assert pulled.layer_digests == image.layer_digests
 
+    # What the server stored, read once it is done (its last pull records written), as
+    # `regtool ls` would: the walk below does not share the connection with its writes.
+    registry.stop()
     listing = list_registry(registry.layout, "served")
     assert not listing.warnings
     tags = {(r.name, t.tag): t for r in listing.repositories for t in r.tags}
