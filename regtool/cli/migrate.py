@@ -18,6 +18,7 @@ from regtool.cli.output import (
     print_table,
     stderr_is_terminal,
 )
+from regtool.cli.progress import ByteBar
 from regtool.cli.store import IdentityOption, JobsOption, JsonOption, LocationOption
 from regtool.concurrency import DEFAULT_JOBS
 from regtool.errors import LayoutError, UsageError
@@ -155,51 +156,25 @@ def _opened(driver: Driver) -> Iterator[Driver]:
         driver.close()
 
 
-class _RichProgress:
-    """Layers converted of the total, bytes read, rate and ETA on stderr; rich is
-    imported only here."""
+class _RichProgress(ByteBar):
+    """Layers converted of the total, bytes read, rate and ETA on stderr."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._bar.add_task("migrating", total=None)
+        super().__init__("migrating")
         self._done = 0
         self._count = 0
-        self._bar.start()
 
-    def _describe(self) -> str:
-        return f"migrating: {self._done}/{self._count} layers"
+    def _describe(self) -> None:
+        self.describe(f"migrating: {self._done}/{self._count} layers")
 
     def start(self, images: int, nbytes: int) -> None:
         self._count = images
-        self._bar.update(self._task, total=nbytes or None, description=self._describe())
-
-    def advance(self, nbytes: int) -> None:
-        self._bar.advance(self._task, nbytes)
+        self.add_total(nbytes)
+        self._describe()
 
     def image_done(self) -> None:
         self._done += 1
-        self._bar.update(self._task, description=self._describe())
-
-    def stop(self) -> None:
-        self._bar.stop()
+        self._describe()
 
 
 _: type[Progress] = _RichProgress  # it satisfies the tool's progress protocol

@@ -16,6 +16,7 @@ from regtool.cli.output import (
     stderr_is_terminal,
     warn,
 )
+from regtool.cli.progress import ByteBar
 from regtool.cli.store import (
     ConfigOption,
     IdentityOption,
@@ -90,42 +91,14 @@ def verify(
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-class _RichProgress:
-    """Bytes hashed of the total, rate and ETA on stderr; rich is imported only here."""
+class _RichProgress(ByteBar):
+    """Bytes hashed of the total, rate and ETA on stderr."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("verifying"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._bar.add_task("verify", total=None)
-        self._total = 0
-        self._bar.start()
+        super().__init__("verifying")
 
     def expect(self, nbytes: int) -> None:
-        self._total += nbytes
-        self._bar.update(self._task, total=self._total)
-
-    def advance(self, nbytes: int) -> None:
-        self._bar.advance(self._task, nbytes)
-
-    def stop(self) -> None:
-        self._bar.stop()
+        self.add_total(nbytes)
 
 
 _: type[Progress] = _RichProgress  # it satisfies the tool's progress protocol
