@@ -26,11 +26,12 @@ from tests.services import images as img
 _MAIN = "from regtool.cli.main import main; main()"
 
 
-def run_serve(
-    args: list[str], port: int, during: Callable[[str], None], env: dict[str, str] | None = None
-) -> str:
-    """Start `regtool serve ARGS`, call `during(url)` once it answers, then Ctrl-C it;
-    returns everything it printed. The process must exit 0."""
+def serve_process(
+    args: list[str], url: str, during: Callable[[str], None], env: dict[str, str] | None = None
+) -> tuple[str, httpx.Response]:
+    """`regtool serve ARGS` until it answers at `url` (any status, any certificate),
+    `during(url)`, then Ctrl-C; returns what it printed and its first answer to
+    `GET /v2/`. It must exit 0 without a traceback."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _MAIN, "serve", *args],
         stdout=subprocess.PIPE,
@@ -38,19 +39,16 @@ def run_serve(
         text=True,
         env={**os.environ, **(env or {})},
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                r = httpx.get(f"{url}/v2/", timeout=1)
+                first = httpx.get(f"{url}/v2/", timeout=1, verify=False)
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        assert r.status_code == 200
-        assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
         during(url)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=15)
@@ -60,6 +58,16 @@ def run_serve(
             proc.wait()
     assert proc.returncode == 0, out
     assert "Traceback" not in out
+    return out, first
+
+
+def run_serve(
+    args: list[str], port: int, during: Callable[[str], None], env: dict[str, str] | None = None
+) -> str:
+    """`serve_process` on plain HTTP at `port`, which answers `/v2/` as a registry does."""
+    out, first = serve_process(args, f"http://127.0.0.1:{port}", during, env)
+    assert first.status_code == 200
+    assert first.headers["Docker-Distribution-API-Version"] == "registry/2.0"
     return out
 
 

@@ -4,11 +4,8 @@ other hosts can reach."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 from regtool.errors import UsageError
 from regtool.server.auth.htpasswd import hash_password, write_entry
 from regtool.server.settings import ServerSettings, TlsSettings, TokenSettings
+from tests.server.test_serve_cli import serve_process
 from tests.services import free_port
 from tests.services.certs import make_ca
 
@@ -26,34 +24,8 @@ _MAIN = "from regtool.cli.main import main; main()"
 
 def run_serve(args: list[str], url: str, during: Callable[[str], None]) -> str:
     """`regtool serve ARGS` until it answers at `url` (any status), `during(url)`, then
-    Ctrl-C; returns what it printed. It must exit 0 without a traceback."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _MAIN, "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ),
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{url}/v2/", timeout=1, verify=False)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        during(url)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
-    assert "Traceback" not in out
-    return out
+    Ctrl-C; returns what it printed."""
+    return serve_process(args, url, during)[0]
 
 
 def refused(args: list[str]) -> list[str]:
