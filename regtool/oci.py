@@ -12,6 +12,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from regtool.errors import DigestInvalid, ManifestInvalid, NameInvalid
@@ -55,17 +56,49 @@ class JsonInvalid(ValueError):
     """Bytes that `load_json` cannot turn into a JSON value; the message says why."""
 
 
+#: Deepest nesting `load_json` parses. Manifests, indexes and image configs nest under
+#: ten levels. The parser recurses once per level, and a parse near Python's recursion
+#: limit leaves no stack for what may run inside it (a garbage collection's finalizers,
+#: a warning), so deeper documents are refused before they are parsed.
+MAX_JSON_DEPTH = 200
+
+# A JSON string (RFC 8259 §7), written as an unrolled loop so `re` never backtracks.
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
+
+
+def nested_too_deeply(text: str) -> bool:
+    """Whether the arrays and objects of JSON `text` nest deeper than `MAX_JSON_DEPTH`,
+    told without parsing: brackets counted outside strings (for malformed text, by an
+    upper bound)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False  # the common case, without a scan
+    brackets = _NOT_BRACKET_RE.sub("", _JSON_STRING_RE.sub("", text))
+    if brackets.count("[") + brackets.count("{") <= MAX_JSON_DEPTH:
+        return False
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets)) > MAX_JSON_DEPTH
+
+
 def load_json(data: bytes | str) -> Any:
     """The JSON value (RFC 8259) of stored or received bytes: every parse of a manifest,
     a V1 image file or a request body goes through here. Bytes may be UTF-8, -16 or -32
     (detected as `json.loads` does). `JsonInvalid` for anything else: malformed JSON,
-    bytes that do not decode, or a document nested deeper than Python's recursion limit
-    (about 1000 levels) lets the parser go. Go's encoding/json accepts 10000 levels, so
-    distribution stores such documents: to a reader here they are not JSON."""
+    bytes that do not decode, or a document nested deeper than `MAX_JSON_DEPTH`. Go's
+    encoding/json accepts 10000 levels, so distribution stores such documents: to a
+    reader here they are not JSON."""
     try:
-        return json.loads(data)
-    except RecursionError:
+        text = (
+            data
+            if isinstance(data, str)
+            else data.decode(json.detect_encoding(data), "surrogatepass")
+        )
+        if nested_too_deeply(text):
+            raise JsonInvalid(f"JSON nested too deeply to parse (over {MAX_JSON_DEPTH} levels)")
+        return json.loads(text)
+    except RecursionError:  # a caller already deep in its own stack
         raise JsonInvalid("JSON nested too deeply to parse") from None
+    except JsonInvalid:
+        raise
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
         raise JsonInvalid(str(e)) from None
 

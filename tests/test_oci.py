@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 
 import pytest
 from hypothesis import given
@@ -11,6 +13,7 @@ from regtool.oci import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     DOCKER_SCHEMA1,
+    MAX_JSON_DEPTH,
     OCI_INDEX,
     OCI_MANIFEST,
     Digest,
@@ -18,6 +21,7 @@ from regtool.oci import (
     check_name,
     check_tag,
     load_json,
+    nested_too_deeply,
     parse_manifest,
 )
 
@@ -140,7 +144,8 @@ def test_invalid_manifests_say_why(data: bytes, words: str) -> None:
 
 def test_json_nested_too_deeply_is_invalid_not_a_recursion_error() -> None:
     """Go's encoding/json takes 10000 levels, Python's parser about 1000: what is deeper
-    is invalid data to every reader (one error, never a RecursionError)."""
+    than `MAX_JSON_DEPTH` is invalid data to every reader (one error, never a
+    RecursionError)."""
     deep = b'{"schemaVersion": 2, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}"
     with pytest.raises(JsonInvalid, match="nested too deeply"):
         load_json(deep)
@@ -148,17 +153,62 @@ def test_json_nested_too_deeply_is_invalid_not_a_recursion_error() -> None:
         parse_manifest(deep)
     with pytest.raises(JsonInvalid):
         load_json(b"\xff{}")  # not UTF-8: the same error
-    assert load_json(b"[" * 500 + b"]" * 500) is not None  # what it can parse, it parses
+    limit = MAX_JSON_DEPTH
+    assert load_json(b"[" * limit + b"]" * limit) is not None  # what it can parse, it parses
+    with pytest.raises(JsonInvalid, match="nested too deeply"):
+        load_json(b"[" * (limit + 1) + b"]" * (limit + 1))
+    # Brackets inside strings are text, not nesting.
+    assert load_json(json.dumps(["[{" * 3000, "\\", '"[']).encode("utf-16"))
+
+
+def test_deep_json_is_refused_before_the_parser_recurses() -> None:
+    """The refusal needs no stack: with only a little more room than `MAX_JSON_DEPTH`
+    levels left, a 3000-deep document is refused as too deep, not by a RecursionError
+    (which, raised inside the parser, leaves no stack for a collection's finalizers)."""
+    deep = "[" * 3000 + "]" * 3000
+    depth = len(inspect.stack(0))
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + MAX_JSON_DEPTH + 60)
+    try:
+        with pytest.raises(JsonInvalid, match=f"over {MAX_JSON_DEPTH} levels"):
+            load_json(deep)
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def json_nesting(value: object) -> int:
+    """How deeply a parsed JSON value nests: the oracle for `nested_too_deeply`."""
+    if isinstance(value, list):
+        return 1 + max(map(json_nesting, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(json_nesting, value.values()), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab'),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text('[{}]"'), inner, max_size=3)
+    ),
+    max_leaves=400,
+)
+
+
+@given(json_values, st.integers(min_value=0, max_value=250))
+def test_nesting_is_counted_outside_strings(value: object, wrap: int) -> None:
+    text = "[" * wrap + json.dumps(value) + "]" * wrap
+    assert nested_too_deeply(text) == (wrap + json_nesting(value) > MAX_JSON_DEPTH)
 
 
 @pytest.mark.parametrize("field", ["digest", "mediaType", "artifactType", "urls"])
 def test_nested_values_where_strings_belong_are_not_turned_into_text(field: str) -> None:
-    """A member nested 900 levels deep parses, but `str()` or `repr()` of it would recurse
-    as deep: only strings are taken (a digest that is no string is invalid)."""
+    """A nested member where a string belongs is not turned into text (`str()` of it
+    recurses as deep as it nests): only strings are taken (a digest that is no string is
+    invalid)."""
     layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": A, "size": 1}
     layer[field] = "NESTED"
     doc = {"schemaVersion": 2, "config": {"digest": B, "size": 1}, "layers": [layer]}
-    text = json.dumps(doc).replace('"NESTED"', "[" * 900 + "]" * 900)
+    text = json.dumps(doc).replace('"NESTED"', "[" * 190 + "]" * 190)
     if field == "digest":
         with pytest.raises(ManifestInvalid, match="digest is not a string"):
             parse_manifest(text.encode())

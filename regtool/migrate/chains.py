@@ -8,7 +8,6 @@ without a `layer`, or with an upload still in progress, cannot be converted.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -136,8 +135,8 @@ def parse_checksum(data: bytes) -> str | None:
     `put_image_checksum`), or in older data a bare string, quoted or not. None for a
     `tarsum+sha256:` checksum (computed over tar headers: not checked here) or none."""
     try:
-        value: Any = json.loads(data)
-    except ValueError:
+        value: Any = load_json(data)
+    except JsonInvalid:
         value = data.decode("ascii", "replace").strip()
     candidates = value if isinstance(value, list) else [value]
     for candidate in candidates:

@@ -13,6 +13,7 @@ import tracemalloc
 
 import pytest
 
+from regtool.migrate.chains import parse_checksum
 from regtool.migrate.layers import (
     CHUNK_SIZE,
     LayerDamaged,
@@ -129,6 +130,21 @@ def test_checksum_checked_over_json_and_layer() -> None:
     convert_layer(io.BytesIO(raw), _Sink(), "none", prefix, good)  # type: ignore[arg-type]
     with pytest.raises(LayerDamaged, match="checksum mismatch"):
         convert_layer(io.BytesIO(raw), _Sink(), "none", prefix, "0" * 64)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'["sha256:' + b"a" * 64 + b'"]', "a" * 64),
+        (b'"sha256:' + b"b" * 64 + b'"', "b" * 64),
+        (b"sha256:" + b"c" * 64 + b"\n", "c" * 64),
+        (b'["tarsum+sha256:' + b"d" * 64 + b'"]', None),
+        (b"[" * 3000 + b"]" * 3000, None),  # nested too deeply: no checksum, no traceback
+        (b"\xff\xfe[", None),
+    ],
+)
+def test_checksum_files(data: bytes, expected: str | None) -> None:
+    assert parse_checksum(data) == expected
 
 
 def test_empty_layers() -> None:
