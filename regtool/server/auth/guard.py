@@ -136,6 +136,8 @@ class Guard:
         self.backend: AuthenticationBackend | None = None
         self._rules: WatchedFile[AccessRules] | None = None
         self.verifier: TokenVerifier | None = None
+        #: What a request needs, from its method and path (the app's router sets it).
+        self.wanted_by: Callable[[HTTPConnection], list[Access]] = lambda conn: []
         if settings.htpasswd is not None:
             self.backend = BasicAuth(Htpasswd(settings.htpasswd), throttle or LoginThrottle())
             if settings.access is not None:
@@ -157,8 +159,11 @@ class Guard:
         return AuthenticationMiddleware(app, backend=self.backend, on_error=self._refused)
 
     def _refused(self, conn: HTTPConnection, exc: Exception) -> Response:
-        error = "invalid_token" if self.verifier is not None else None
-        return error_response(Unauthorized(str(exc), self.challenge([], error)))
+        if self.verifier is None:
+            return error_response(Unauthorized(str(exc), self.challenge([])))
+        # The client asks for a new token with the scope the challenge names.
+        wanted = self.wanted_by(conn)
+        return error_response(Unauthorized(str(exc), self.challenge(wanted, "invalid_token")))
 
     def challenge(self, wanted: list[Access], error: str | None = None) -> str:
         """The `WWW-Authenticate` value that asks for `wanted`."""
