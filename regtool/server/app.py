@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import URLPath
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -103,22 +103,34 @@ ROUTES: list[tuple[str, re.Pattern[str], dict[str, Handler]]] = [
 CLIENT_CLOSED_REQUEST = 499
 
 
+def match_route(rest: str) -> tuple[str, dict[str, Handler], dict[str, Any]] | None:
+    """The route, its handlers by method and the path's arguments for `/v2/<rest>`;
+    None when no route matches. `NameInvalid` for a repository name that is not one."""
+    for route, pattern, methods in ROUTES:
+        m = pattern.fullmatch(rest)
+        if m is None:
+            continue
+        args: dict[str, Any] = m.groupdict()
+        if "name" in args:
+            check_name(args["name"])
+        return route, methods, args
+    return None
+
+
 async def dispatch(request: Request, rest: str) -> Response:
     """Answer a request for `/v2/<rest>` (`rest` as decoded from the URL)."""
     try:
-        for route, pattern, methods in ROUTES:
-            m = pattern.fullmatch(rest)
-            if m is None:
-                continue
-            handler = methods.get(request.method)
-            if handler is None:
-                raise Unsupported(f"{request.method} is not supported here", list(methods))
-            args: dict[str, Any] = m.groupdict()
-            if "name" in args:
-                check_name(args["name"])
-            guard(request).check(request, _needed(request, route, args.get("name")), list(methods))
-            return await handler(request, *args.values())
-        raise RouteUnknown(f"no endpoint at /v2/{rest[:200]}")
+        matched = match_route(rest)
+        if matched is None:
+            raise RouteUnknown(f"no endpoint at /v2/{rest[:200]}")
+        route, methods, args = matched
+        # Who asks comes first, as in distribution: a method the route lacks is
+        # answered (405, with what it has) only to whom may use the route.
+        guard(request).check(request, _needed(request, route, args.get("name")), list(methods))
+        handler = methods.get(request.method)
+        if handler is None:
+            raise Unsupported(f"{request.method} is not supported here", list(methods))
+        return await handler(request, *args.values())
     except ClientDisconnect:  # a normal event: what the request wrote was taken away
         log.info(
             "%s %s: the client disconnected before the end of its request",
@@ -135,14 +147,31 @@ async def dispatch(request: Request, rest: str) -> Response:
         return error_response(e)
 
 
-def _needed(request: Request, route: str, name: str | None) -> list[Access]:
+def wanted_by(conn: HTTPConnection) -> list[Access]:
+    """What a request needs (`access.needed`), told from its method and path alone; []
+    where that cannot be told (no route, an invalid name): the token challenge of a
+    request refused before routing names it as its scope."""
+    path = conn.scope["path"]
+    if not path.startswith("/v2/"):
+        return []
+    try:
+        matched = match_route(path[len("/v2/") :])
+        if matched is None:
+            return []
+        route, _, args = matched
+        return _needed(conn, route, args.get("name"))
+    except RegtoolError:
+        return []
+
+
+def _needed(request: HTTPConnection, route: str, name: str | None) -> list[Access]:
     """What the request needs (`access.needed`); a mount's `from` is checked as a name
     first, so a malformed one is refused as the mount itself would refuse it."""
     source = None
-    if route == "uploads" and request.method == "POST":
+    if route == "uploads" and request.scope["method"] == "POST":
         mount, source = request.query_params.get("mount"), request.query_params.get("from")
         source = check_name(source) if mount and source else None
-    return needed(request.method, name, route, source)
+    return needed(request.scope["method"], name, route, source)
 
 
 class RegistryRoute(BaseRoute):
@@ -305,6 +334,7 @@ def create_app(
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
     app.state.registry_state = State(registry, uploads or UploadStore(layout))
     gate = guard or Guard(settings)
+    gate.wanted_by = wanted_by
     app.state.guard = gate
     return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
 

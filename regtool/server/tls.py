@@ -18,6 +18,14 @@ from regtool.errors import UsageError
 from regtool.server.settings import TlsSettings
 
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+#: The TLS 1.2 suites taken: ECDHE key exchange with an AEAD cipher (Mozilla's
+#: "intermediate" configuration, less DHE, which needs parameters of its own). Every TLS
+#: 1.3 suite is one already.
+TLS12_CIPHERS = ":".join(
+    f"ECDHE-{key}-{cipher}"
+    for cipher in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "CHACHA20-POLY1305")
+    for key in ("ECDSA", "RSA")
+)
 _VERSIONS = {"tls1.2": ssl.TLSVersion.TLSv1_2, "tls1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -59,12 +67,19 @@ def uvicorn_options(tls: TlsSettings | None) -> dict[str, Any]:
 
 
 def harden(config: uvicorn.Config, tls: TlsSettings | None) -> None:
-    """Loads `config` (as `uvicorn.Server` would on start) and sets its SSL context's
-    minimum protocol version: TLS 1.2, or `tls.minimum`."""
+    """Loads `config` (as `uvicorn.Server` would on start) and sets its SSL context:
+    the minimum protocol version (TLS 1.2, or `tls.minimum`), the TLS 1.2 suites
+    (`TLS12_CIPHERS`), and the client's order of preference among them."""
     if not config.loaded:
         config.load()
     if config.ssl is not None:
         config.ssl.minimum_version = _VERSIONS[tls.minimum] if tls else MINIMUM_VERSION
+        config.ssl.set_ciphers(TLS12_CIPHERS)
+        # Every suite left is strong, and the client knows whether it has AES hardware:
+        # Go's clients (docker, skopeo, containerd) then ask for AES-128-GCM, a third
+        # cheaper per byte than OpenSSL's own first choice, AES-256-GCM, and for
+        # ChaCha20 without AES hardware. Mozilla's intermediate configuration does the same.
+        config.ssl.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
 
 
 def is_loopback(host: str) -> bool:

@@ -110,7 +110,7 @@ def test_the_file_is_re_read_when_it_changes(
     path.write_text(text + "mallory:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
     with caplog.at_level(logging.ERROR):
         assert users.verify("bob", "hunter2")
-    assert "line 3" in caplog.text and "stay in force" in caplog.text
+    assert "line 3" in caplog.text and "stays in force" in caplog.text
     os.unlink(path)
     assert users.verify("bob", "hunter2")
 

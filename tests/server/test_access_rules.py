@@ -144,3 +144,27 @@ def test_an_empty_basic_login_is_anonymous(
         r = nobody.head(f"/v2/team/app/blobs/{seeded['team/app'].blob}")
         assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
     assert "failed login" not in caplog.text
+
+
+def test_rules_are_re_read_when_their_file_changes(
+    registry: RunningRegistry,
+    admin: httpx.Client,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An edit takes effect on the next request, without a restart; an edit that breaks
+    the file is logged and the rules read before stay in force (neither open nor shut)."""
+    seed(admin, REPOSITORIES)
+    access = tmp_path / "access.yml"
+    with client(registry, "bob") as bob:
+        assert bob.get("/v2/other/x/manifests/v1").status_code == 200
+        access.write_text(RULES.replace("users: [bob]", "users: [carol]"))
+        assert bob.get("/v2/other/x/manifests/v1").status_code == 403
+        assert bob.get("/v2/_catalog").json()["repositories"] == ["public/base"]
+        access.write_text(RULES + "  - this is not a rule\n")
+        assert bob.get("/v2/other/x/manifests/v1").status_code == 403  # still the last good
+        assert "what was read before stays in force" in caplog.text
+        access.write_text(RULES)
+        assert bob.get("/v2/other/x/manifests/v1").status_code == 200
+    with client(registry, None) as anonymous:
+        assert anonymous.get("/v2/public/base/manifests/v1").status_code == 200

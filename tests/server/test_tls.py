@@ -3,7 +3,9 @@ test's CA, and skopeo with `--cert-dir` and `--tls-verify=true`."""
 
 from __future__ import annotations
 
+import re
 import ssl
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +60,42 @@ def test_https_with_a_ca_signed_certificate(
     old.set_ciphers("ALL:@SECLEVEL=0")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{reg.url}/v2/", verify=old)
+
+
+def negotiated(url: str, ca: CA, *options: str) -> str:
+    """The suite `openssl s_client` with `options` agrees with the server at `url`."""
+    host = url.removeprefix("https://")
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", host, "-CAfile", str(ca.cert), "-brief", *options],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+    )
+    found = re.search(rb"^(?:Ciphersuite|Cipher is)[: ]+(\S+)", done.stderr + done.stdout, re.M)
+    assert found, done.stderr.decode()
+    return found.group(1).decode()
+
+
+def test_suites_are_strong_and_the_clients_order_decides(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path, ca: CA
+) -> None:
+    """A client that puts AES-128-GCM first (as Go's do on AES hardware) gets it, one
+    that puts AES-256-GCM first gets that; TLS 1.2 takes AEAD suites only."""
+    server = ca.issue(tmp_path / "server", "127.0.0.1")
+    reg = _registry(
+        serve_registry, tmp_path, ServerSettings(tls=TlsSettings(server.cert, server.key))
+    )
+    aes128, aes256 = "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"
+    assert negotiated(reg.url, ca, "-ciphersuites", f"{aes128}:{aes256}") == aes128
+    assert negotiated(reg.url, ca, "-ciphersuites", f"{aes256}:{aes128}") == aes256
+    tls12 = ("-tls1_2", "-cipher")
+    gcm, chacha = "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"
+    assert negotiated(reg.url, ca, *tls12, f"{chacha}:{gcm}") == chacha
+    cbc = ssl.create_default_context(cafile=str(ca.cert))
+    cbc.maximum_version = ssl.TLSVersion.TLSv1_2
+    cbc.set_ciphers("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA256")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{reg.url}/v2/", verify=cbc)
 
 
 def test_tls13_minimum_from_the_config(

@@ -121,7 +121,11 @@ def test_scopes_are_enforced_per_route(registry: RunningRegistry, signer: TokenS
     ["expired", "not yet valid", "wrong issuer", "wrong audience", "wrong signature"],
 )
 def test_bad_tokens_are_refused(
-    registry: RunningRegistry, signer: TokenSigner, tmp_path: Path, kind: str
+    registry: RunningRegistry,
+    issuer: RunningIssuer,
+    signer: TokenSigner,
+    tmp_path: Path,
+    kind: str,
 ) -> None:
     access = [("repository", "team/app", ["pull"])]
     other = self_signed(tmp_path / "other", "someone else", rsa_key=True)
@@ -134,8 +138,30 @@ def test_bad_tokens_are_refused(
     }[kind]()
     r = httpx.get(f"{registry.url}/v2/team/app/tags/list", headers=bearer(token))
     assert r.status_code == 401
-    assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
+    # The scope to ask a new token for, as with no token at all.
+    assert r.headers["WWW-Authenticate"] == (
+        f'Bearer realm="{issuer.realm}",service="{SERVICE}",'
+        'scope="repository:team/app:pull",error="invalid_token"'
+    )
     assert token not in r.text
+    r = httpx.put(f"{registry.url}/v2/team/app/manifests/v1", headers=bearer(token))
+    assert 'scope="repository:team/app:pull,push"' in r.headers["WWW-Authenticate"]
+    r = httpx.get(f"{registry.url}/v2/", headers=bearer(token))
+    assert r.headers["WWW-Authenticate"].endswith(f'service="{SERVICE}",error="invalid_token"')
+
+
+def test_a_method_a_route_lacks_is_answered_after_the_login(
+    registry: RunningRegistry, signer: TokenSigner
+) -> None:
+    """405 (with `Allow`) only to whom may use the route, as distribution: anyone else
+    learns nothing of the route but how to log in."""
+    r = httpx.patch(f"{registry.url}/v2/team/app/manifests/v1")
+    assert r.status_code == 401
+    assert 'scope="repository:team/app:pull,push"' in r.headers["WWW-Authenticate"]
+    token = signer.sign("alice", [("repository", "team/app", ["pull", "push"])])
+    r = httpx.patch(f"{registry.url}/v2/team/app/manifests/v1", headers=bearer(token))
+    assert r.status_code == 405
+    assert r.headers["Allow"] == "GET, HEAD, PUT, DELETE"
 
 
 @pytest.mark.interop

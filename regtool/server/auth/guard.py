@@ -33,6 +33,7 @@ from regtool.server.auth.access import CATALOG, DELETE, PULL, PUSH, Access, Acce
 from regtool.server.auth.htpasswd import Htpasswd
 from regtool.server.auth.throttle import LoginThrottle
 from regtool.server.auth.token import TokenInvalid, TokenVerifier
+from regtool.server.auth.watched import WatchedFile
 from regtool.server.errors import Denied, Unauthorized, Unsupported, error_response
 from regtool.server.settings import ServerSettings
 
@@ -118,6 +119,13 @@ class BearerAuth(AuthenticationBackend):
         return AuthCredentials(sorted(verified.scopes)), SimpleUser(verified.subject)
 
 
+_NO_RULES = AccessRules()
+
+
+def _rules_reread(rules: AccessRules) -> None:
+    log.info("access rules re-read: %d rules", len(rules.rules or []))
+
+
 class Guard:
     """Authentication and authorization for one `ServerSettings`. Builds everything it
     reads at start-up: `UsageError` for an htpasswd file, rules file or certificate
@@ -126,15 +134,23 @@ class Guard:
     def __init__(self, settings: ServerSettings, throttle: LoginThrottle | None = None):
         self.settings = settings
         self.backend: AuthenticationBackend | None = None
-        self.rules = AccessRules()
+        self._rules: WatchedFile[AccessRules] | None = None
         self.verifier: TokenVerifier | None = None
+        #: What a request needs, from its method and path (the app's router sets it).
+        self.wanted_by: Callable[[HTTPConnection], list[Access]] = lambda conn: []
         if settings.htpasswd is not None:
             self.backend = BasicAuth(Htpasswd(settings.htpasswd), throttle or LoginThrottle())
             if settings.access is not None:
-                self.rules = AccessRules.load(settings.access)
+                self._rules = WatchedFile(settings.access, AccessRules.load, _rules_reread)
         elif settings.token is not None:
             self.verifier = TokenVerifier(settings.token)
             self.backend = BearerAuth(self.verifier)
+
+    @property
+    def rules(self) -> AccessRules:
+        """The access rules as their file says now (re-read when it changes); with no
+        file, everything for logged-in users."""
+        return self._rules.current() if self._rules is not None else _NO_RULES
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """`app` behind the authentication middleware, when there is authentication."""
@@ -143,8 +159,11 @@ class Guard:
         return AuthenticationMiddleware(app, backend=self.backend, on_error=self._refused)
 
     def _refused(self, conn: HTTPConnection, exc: Exception) -> Response:
-        error = "invalid_token" if self.verifier is not None else None
-        return error_response(Unauthorized(str(exc), self.challenge([], error)))
+        if self.verifier is None:
+            return error_response(Unauthorized(str(exc), self.challenge([])))
+        # The client asks for a new token with the scope the challenge names.
+        wanted = self.wanted_by(conn)
+        return error_response(Unauthorized(str(exc), self.challenge(wanted, "invalid_token")))
 
     def challenge(self, wanted: list[Access], error: str | None = None) -> str:
         """The `WWW-Authenticate` value that asks for `wanted`."""
@@ -188,13 +207,14 @@ class Guard:
     def _check_rules(self, user: str | None, wanted: list[Access]) -> None:
         # With anonymous grants `/v2/` answers anyone (clients probe it first, and pull
         # without credentials only if it does); each route below still checks its own.
-        if user is None and not self.rules.anonymous_grants:
+        rules = self.rules
+        if user is None and not rules.anonymous_grants:
             raise Unauthorized("authentication required", self.challenge(wanted))
         for access in wanted:
             if access is CATALOG:
                 continue  # listed as far as the user may pull: `may_pull`
             for action in access.actions:
-                if not self.rules.allows(user, access.name, action):
+                if not rules.allows(user, access.name, action):
                     if user is None:
                         raise Unauthorized("authentication required", self.challenge(wanted))
                     raise Denied(f"{user} may not {action} {access.name}")
@@ -213,7 +233,8 @@ class Guard:
 
     def may_pull(self, request: Request) -> Callable[[str], bool] | None:
         """Which repositories `_catalog` lists to the request's user: None for all."""
-        if self.verifier is not None or self.rules.rules is None:
+        rules = self.rules  # one version of the rules for the whole listing
+        if self.verifier is not None or rules.rules is None:
             return None
         user = request.user.display_name if request.user.is_authenticated else None
-        return lambda name: self.rules.allows(user, name, PULL)
+        return lambda name: rules.allows(user, name, PULL)

@@ -17,13 +17,12 @@ import logging
 import os
 import secrets
 import tempfile
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
 
 from regtool.errors import UsageError
+from regtool.server.auth.watched import WatchedFile
 
 log = logging.getLogger(__name__)
 
@@ -125,48 +124,24 @@ def write_entry(path: Path, user: str, hashed: str | None) -> bool:
     return found
 
 
-@dataclass(frozen=True)
-class _Stamp:
-    inode: int
-    size: int
-    mtime_ns: int
-
-
 class Htpasswd:
-    """The users of an htpasswd file, re-read when it changes. `HtpasswdInvalid` from
-    the constructor if the file cannot be used at start-up; a later change that breaks
-    it is logged and the entries read before stay in force."""
+    """The users of an htpasswd file, re-read when it changes (`WatchedFile`).
+    `HtpasswdInvalid` from the constructor if the file cannot be used at start-up; a
+    later change that breaks it is logged and the entries read before stay in force."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._lock = threading.Lock()
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[str, bytes]] = {}  # user -> (hash, MAC of password)
         self._dummy: str | None = None
-        self._stamp = self._stat()
-        self._entries = read(path)
+        self._file = WatchedFile(path, read, self._reread)
 
-    def _stat(self) -> _Stamp | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return _Stamp(st.st_ino, st.st_size, st.st_mtime_ns)
+    def _reread(self, entries: dict[str, str]) -> None:
+        log.info("htpasswd file %s re-read: %d users", self.path, len(entries))
 
     def entries(self) -> dict[str, str]:
         """{user: hash} as the file holds them now (re-read if it changed)."""
-        stamp = self._stat()
-        if stamp != self._stamp:
-            with self._lock:
-                if stamp != self._stamp:
-                    self._stamp = stamp
-                    try:
-                        self._entries = read(self.path)
-                        count = len(self._entries)
-                        log.info("htpasswd file %s re-read: %d users", self.path, count)
-                    except HtpasswdInvalid as e:
-                        log.error("%s; the users read before stay in force", e)
-        return self._entries
+        return self._file.current()
 
     def fingerprint(self, password: str) -> bytes:
         """A MAC of `password` under this process's key: tells passwords apart without
