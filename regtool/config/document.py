@@ -67,18 +67,18 @@ class ConfigDocument:
 
     def text(self, key: str) -> str | None:
         value = self.get(key)
-        return None if value is None else self._coerce("string", key, value)
+        return None if value is None else self.checked("string", key, value)
 
     def flag(self, key: str, kind: ScalarKind = "bool") -> bool:
-        return bool(self._coerce(kind, key, self.get(key)))
+        return bool(self.checked(kind, key, self.get(key)))
 
     def number(self, key: str, kind: ScalarKind = "int") -> int | None:
         value = self.get(key)
-        return None if value is None else self._coerce(kind, key, value)
+        return None if value is None else self.checked(kind, key, value)
 
     def duration(self, key: str) -> timedelta | None:
         value = self.get(key)
-        return None if value is None else self._coerce("duration", key, value)
+        return None if value is None else self.checked("duration", key, value)
 
     def strings(self, key: str) -> list[str]:
         value = self.get(key)
@@ -86,7 +86,7 @@ class ConfigDocument:
             return []
         if not isinstance(value, list):
             raise UsageError(f"{self.where(key)} must be a list")
-        return [self._coerce("string", key, v) for v in value]
+        return [self.checked("string", key, v) for v in value]
 
     def headers(self, key: str) -> list[tuple[str, str]]:
         """A Go `http.Header` mapping (`name: [values]`; one value alone taken too) as
@@ -94,10 +94,12 @@ class ConfigDocument:
         pairs = []
         for name, values in self.section(key).items():
             for value in values if isinstance(values, list) else [values]:
-                pairs.append((str(name), self._coerce("string", f"{key}.{name}", value)))
+                pairs.append((str(name), self.checked("string", f"{key}.{name}", value)))
         return pairs
 
-    def _coerce(self, kind: ScalarKind, key: str, value: AnyValue) -> AnyValue:
+    def checked(self, kind: ScalarKind, key: str, value: AnyValue) -> AnyValue:
+        """`value` (of `key`) read as a field of `kind` (`values.coerce`); `UsageError`
+        naming the key otherwise."""
         try:
             return coerce(kind, value)
         except BadValue as e:
@@ -148,7 +150,7 @@ def _check(
     if isinstance(node, Any) or value is None:
         return
     if isinstance(node, Scalar):
-        config._coerce(node.kind, key, value)
+        config.checked(node.kind, key, value)
         return
     if isinstance(node, ListOf):
         if not isinstance(value, list):
