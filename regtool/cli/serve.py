@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 from collections.abc import Mapping
 from datetime import timedelta
@@ -264,6 +265,9 @@ def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy) -> No
         )
         tls.harden(uv_config, settings.tls)
         server = uvicorn.Server(uv_config)
+        # uvicorn drains on SIGTERM, then raises the signal again once it is done, whose
+        # default action would kill the process: a stop asked for is a success (exit 0).
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
             server.run(sockets=[sock])
     finally:

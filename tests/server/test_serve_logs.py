@@ -1,0 +1,100 @@
+"""What `regtool serve --config` logs: one access line per request in `log.formatter`,
+the request id in every line of that request and in its `X-Request-Id`, `log.fields`
+on each line, and never a credential. Also SIGTERM: the server drains and exits 0, and
+`http.net: unix` serves on a socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from regtool.server.auth.htpasswd import hash_password, write_entry
+from tests.server.test_serve_cli import serve_process
+from tests.services import free_port
+
+
+def test_json_lines_carry_the_request_id_and_no_credentials(tmp_path: Path) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    write_entry(htpasswd, "alice", hash_password("alice-pw", cost=4))
+    port = free_port()
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        f"version: 0.1\nlog:\n  formatter: json\n  fields: {{service: registry}}\n"
+        f"storage:\n  filesystem: {{rootdirectory: {tmp_path / 's'}}}\n"
+        f"auth:\n  htpasswd: {{realm: r, path: {htpasswd}}}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
+    ids: dict[str, str] = {}
+
+    def during(url: str) -> None:
+        r = httpx.get(f"{url}/v2/_catalog?token=T0kenInQuery", auth=("alice", "Wr0ngPass"))
+        assert r.status_code == 401
+        ids["failed"] = r.headers["X-Request-Id"]
+        r = httpx.get(f"{url}/v2/_catalog", auth=("alice", "alice-pw"))
+        assert r.status_code == 200
+        ids["ok"] = r.headers["X-Request-Id"]
+
+    out, _ = serve_process(["--config", str(cfg)], f"http://127.0.0.1:{port}", during)
+    for secret in ("T0kenInQuery", "Wr0ngPass", "alice-pw", "Basic "):
+        assert secret not in out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert lines and all(line["service"] == "registry" for line in lines)
+    mine = [line for line in lines if line.get("http.request.id") == ids["failed"]]
+    assert [line["msg"].split(" ")[0] for line in mine] == ["failed", "127.0.0.1"]
+    access = mine[1]
+    assert access["http.request.uri"] == "/v2/_catalog?token=***"
+    assert access["http.response.status"] == 401 and access["level"] == "info"
+    assert '"GET /v2/_catalog?token=*** HTTP/1.1" 401' in access["msg"]
+    ok = [line for line in lines if line.get("http.request.id") == ids["ok"]]
+    assert len(ok) == 1 and ok[0]["http.response.status"] == 200
+
+
+def test_sigterm_drains_and_exits_0_and_unix_sockets(tmp_path: Path) -> None:
+    sock = tmp_path / "registry.sock"
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 's'}}}\n"
+        f"http:\n  net: unix\n  addr: {sock}\n  draintimeout: 10s\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from regtool.cli.main import main; main()",
+            "serve",
+            "--config",
+            str(cfg),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        transport = httpx.HTTPTransport(uds=str(sock))
+        with httpx.Client(transport=transport, base_url="http://registry") as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    r = client.get("/v2/")
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.05)
+            assert r.status_code == 200
+            assert client.get("/v2/_catalog").json() == {"repositories": []}
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert f"listening on unix socket {sock}" in out
+    assert "Traceback" not in out
