@@ -5,18 +5,15 @@ back what it pushed."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.server.serve_proc import start_serve, stop_serve
 from tests.services import images as img
 from tests.services.certs import make_ca
 from tests.services.nginx import running_nginx
@@ -34,30 +31,11 @@ def unix_registry(tmp_path: Path) -> Iterator[Path]:
             f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 'store'}}}\n"
             f"http:\n  net: unix\n  addr: {sock}\n"
         )
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from regtool.cli.main import main; main()",
-                "serve",
-                "--config",
-                str(cfg),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=os.environ.copy(),
-        )
+        proc = start_serve(["--config", str(cfg)], sock.exists)
         try:
-            deadline = time.monotonic() + 20
-            while not sock.exists():
-                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
-                time.sleep(0.05)
             yield sock
         finally:
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=30)
-            assert proc.returncode == 0, out
+            stop_serve(proc)
 
 
 def skopeo(*args: str) -> None:

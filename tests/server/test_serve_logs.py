@@ -6,16 +6,12 @@ on each line, and never a credential. Also SIGTERM: the server drains and exits 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from regtool.server.auth.htpasswd import hash_password, write_entry
+from tests.server.serve_proc import start_serve, stop_serve
 from tests.server.test_serve_cli import serve_process
 from tests.services import free_port
 
@@ -62,39 +58,11 @@ def test_sigterm_drains_and_exits_0_and_unix_sockets(tmp_path: Path) -> None:
         f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 's'}}}\n"
         f"http:\n  net: unix\n  addr: {sock}\n  draintimeout: 10s\n"
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from regtool.cli.main import main; main()",
-            "serve",
-            "--config",
-            str(cfg),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=os.environ.copy(),
-    )
-    try:
-        transport = httpx.HTTPTransport(uds=str(sock))
-        with httpx.Client(transport=transport, base_url="http://registry") as client:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    r = client.get("/v2/")
-                    break
-                except httpx.TransportError:
-                    assert proc.poll() is None and time.monotonic() < deadline
-                    time.sleep(0.05)
-            assert r.status_code == 200
-            assert client.get("/v2/_catalog").json() == {"repositories": []}
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
+    proc = start_serve(["--config", str(cfg)], sock.exists)
+    transport = httpx.HTTPTransport(uds=str(sock))
+    with httpx.Client(transport=transport, base_url="http://registry") as client:
+        assert client.get("/v2/").status_code == 200
+        assert client.get("/v2/_catalog").json() == {"repositories": []}
+    out = stop_serve(proc)  # SIGTERM: exit 0
     assert f"listening on unix socket {sock}" in out
     assert "Traceback" not in out
