@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -61,6 +61,9 @@ class Location:
     sftp: SftpOptions = field(default_factory=SftpOptions)
     segment_size: int | None = None
     default: bool = False  # the embedded store, since nothing was given
+    #: What reading a config file's storage found to warn about (a key regtool does not
+    #: know, such as a misspelt `storage.swift.prefx`): the command shows them.
+    warnings: tuple[str, ...] = ()
 
     def redacted(self) -> str:
         """The location for people to read: never a password, key or token."""
@@ -258,15 +261,19 @@ def swift_credentials(env: Mapping[str, str]) -> Any:
 
 def location_from_config(path: Path, env: Mapping[str, str]) -> Location:
     """The storage of a distribution configuration file (`config.yml`), with
-    distribution's `REGISTRY_*` environment overrides applied (`regtool.config`)."""
+    distribution's `REGISTRY_*` environment overrides applied (`regtool.config`); the
+    warnings about its storage section in `Location.warnings`."""
     from regtool.config import load_config  # only --config needs it
 
     try:
-        return location_from_document(load_config(path, env))
+        config = load_config(path, env)
+        found = location_from_document(config)
     except LocationError:
         raise
     except UsageError as e:
         raise LocationError(str(e)) from None
+    about_storage = ("storage", "REGISTRY_STORAGE")
+    return replace(found, warnings=tuple(w for w in config.warnings if w.startswith(about_storage)))
 
 
 def location_from_document(config: ConfigDocument) -> Location:

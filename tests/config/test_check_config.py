@@ -219,3 +219,21 @@ def test_sftp_storage_section(cli: Cli, tmp_path: Path) -> None:
     result = check(cli, tmp_path, text.replace("accept-new", "trusting"))
     assert result.exit_code == 2
     assert "storage.sftp.hostkeypolicy in" in result.stderr
+
+
+def test_other_commands_read_the_storage_as_serve_does(cli: Cli, tmp_path: Path) -> None:
+    """`ls --config` takes the store from the same document: REGISTRY_STORAGE_* applied,
+    a misspelt storage key one warning (a key elsewhere is serve's business)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        "version: 0.1\nredis: {addr: r:6379}\nstorage:\n  filesystem:\n"
+        "    rootdirectory: /nonexistent\n    rootdirecotry: /x\n"
+    )
+    env = {"REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(store)}
+    result = cli("ls", "--config", str(cfg), "--json", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: storage.filesystem.rootdirecotry: unknown key; ignored"
+    ]
