@@ -3,8 +3,8 @@
 Shown: the storage (its LOCATION, redacted), every field of the settings object, and
 the sections of the file that other parts of the server read themselves (`http.debug`,
 `health`, `notifications`, `storage.maintenance.uploadpurging`), with their secrets
-hidden too: `http.secret`, passwords, and every notification header's value (they
-carry `Authorization`)."""
+hidden too (`regtool.config.redact`: what the schema marks secret, such as every
+notification header's value, which carries `Authorization`)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from regtool.config import ConfigDocument
+from regtool.config.redact import REDACTED, redacted
+
 if TYPE_CHECKING:
-    from regtool.config import ConfigDocument
     from regtool.location import Location
     from regtool.server.settings import ServerSettings
 
-REDACTED = "<redacted>"
-#: Keys whose values are secrets wherever they appear in a section shown as it is.
-SECRET_KEYS = frozenset({"password", "secret", "secretkey", "accesskey", "headers", "token"})
 #: Sections of the document shown as they are (read by the server's other parts).
 PASSED_ON = ("http.debug", "health", "notifications", "storage.maintenance.uploadpurging")
+#: Fields of the settings object that hold a secret.
+SECRET_FIELDS = ("secret", "password")
 
 
 def render_settings(
@@ -33,10 +34,11 @@ def render_settings(
     """The YAML text `--check-config` prints."""
     shown: dict[str, Any] = {"storage": loc.redacted(), **_plain(settings)}
     if document is not None:
+        hidden = ConfigDocument(redacted(document.doc))
         for key in PASSED_ON:
-            value = document.get(key)
+            value = hidden.get(key)
             if value is not None:
-                shown[key] = _redacted(value)
+                shown[key] = value
         if document.origins:
             shown["environment"] = dict(sorted(document.origins.items()))
     return yaml.safe_dump(shown, sort_keys=False, default_flow_style=False)
@@ -49,7 +51,7 @@ def _plain(value: Any) -> Any:
         out = {}
         for f in dataclasses.fields(value):
             item = getattr(value, f.name)
-            out[f.name] = REDACTED if f.name in ("secret", "password") and item else _plain(item)
+            out[f.name] = REDACTED if f.name in SECRET_FIELDS and item else _plain(item)
         return out
     if isinstance(value, timedelta):
         return f"{value.total_seconds():g}s"
@@ -60,22 +62,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
-
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            str(k): (_hidden(v) if str(k).lower() in SECRET_KEYS else _redacted(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return value
-
-
-def _hidden(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _hidden(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_hidden(v) for v in value]
-    return REDACTED if value not in (None, "") else value

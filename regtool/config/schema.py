@@ -275,7 +275,7 @@ CONFIGURATION = _struct(
             endpoints=_s("Endpoints", ListOf(ENDPOINT)),
         ),
     ),
-    redis=_s("Redis", Any(), used=False, secret=True),
+    redis=_s("Redis", Any(), used=False),
     health=_s(
         "Health",
         _struct(
@@ -293,7 +293,7 @@ CONFIGURATION = _struct(
         ),
     ),
     catalog=_s("Catalog", _struct(maxentries=_s("MaxEntries", INT, used=False))),
-    proxy=_s("Proxy", Any(), used=False, secret=True),
+    proxy=_s("Proxy", Any(), used=False),
     compatibility=_s("Compatibility", Any(), used=False),
     validation=_s(
         "Validation",
