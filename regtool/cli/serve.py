@@ -17,16 +17,15 @@ import typer
 from regtool.cli.store import ConfigOption, IdentityOption, LocationOption
 from regtool.errors import UsageError
 from regtool.location import Location, parse_location
+from regtool.server.settings import DEFAULT_ADDR, DEFAULT_DRAIN
 
 if TYPE_CHECKING:
     from regtool.config import ConfigDocument
     from regtool.server.foreign_layers import UrlPolicy
     from regtool.server.settings import ServerSettings
 
-DEFAULT_ADDR = "127.0.0.1:5000"
-#: Seconds a stopping server waits for requests under way before it cuts them short
-#: (uvicorn waits for ever by default: a stalled client would keep Ctrl-C waiting).
-SHUTDOWN_GRACE = 5
+#: Seconds a stopping server waits for requests under way before it cuts them short.
+SHUTDOWN_GRACE = round(DEFAULT_DRAIN.total_seconds())
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 

@@ -11,11 +11,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from regtool.config import ConfigDocument
 from regtool.errors import UsageError
+
+if TYPE_CHECKING:  # imported when a config is read: the CLI starts without YAML
+    from regtool.config import ConfigDocument
 
 #: The realm a Basic challenge names when none is configured.
 DEFAULT_REALM = "regtool"
@@ -160,6 +162,8 @@ class ServerSettings:
         an authentication regtool does not have (`auth.silly`...), which must not leave
         the registry open. The `http` and `log` sections: `HttpSettings.from_config`,
         `LogSettings.from_config`."""
+        from regtool.config import ConfigDocument
+
         if not isinstance(config, ConfigDocument):
             config = ConfigDocument(config)
         doc = config.doc
