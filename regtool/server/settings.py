@@ -77,7 +77,7 @@ class HttpSettings:
             host=host.rstrip("/") if host else None,
             relative_urls=config.flag("http.relativeurls"),
             secret=config.text("http.secret") or None,
-            drain_timeout=drain or DEFAULT_DRAIN,
+            drain_timeout=DEFAULT_DRAIN if drain is None else drain,
             headers=tuple(config.headers("http.headers")),
         )
 

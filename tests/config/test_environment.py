@@ -48,6 +48,9 @@ def settings_with(env: dict[str, str], doc: dict[str, Any] | None = None) -> Any
             lambda s, c: s.http.drain_timeout,
             timedelta(seconds=1.5),
         ),
+        # an explicit 0 cuts requests at once; absent, regtool waits 5 s
+        ({"REGISTRY_HTTP_DRAINTIMEOUT": "0"}, lambda s, c: s.http.drain_timeout, timedelta(0)),
+        ({}, lambda s, c: s.http.drain_timeout, timedelta(seconds=5)),
         ({"REGISTRY_HTTP_PREFIX": "/registry/"}, lambda s, c: s.http.prefix, "/registry"),
         (
             {"REGISTRY_HTTP_HOST": "https://r.example.com"},
