@@ -1,17 +1,19 @@
 """What `regtool serve --config` logs: one access line per request in `log.formatter`,
 the request id in every line of that request and in its `X-Request-Id`, `log.fields`
-on each line, and never a credential. Also SIGTERM: the server drains and exits 0, and
-`http.net: unix` serves on a socket."""
+on each line, and never a credential. Also SIGTERM: the server drains and exits 0;
+`http.net: unix` serves on a socket; a `storage.sftp` section serves from SFTP."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from regtool.server.auth.htpasswd import hash_password, write_entry
-from tests.server.serve_proc import start_serve, stop_serve
+from tests.server.serve_proc import answers, start_serve, stop_serve
 from tests.server.test_serve_cli import serve_process
 from tests.services import free_port
 
@@ -66,3 +68,34 @@ def test_sigterm_drains_and_exits_0_and_unix_sockets(tmp_path: Path) -> None:
     out = stop_serve(proc)  # SIGTERM: exit 0
     assert f"listening on unix socket {sock}" in out
     assert "Traceback" not in out
+
+
+def test_serve_from_an_sftp_storage_section(sshd_service: Any, tmp_path: Path) -> None:
+    """regtool's own `storage.sftp` section against a real sshd: what is pushed through
+    the server lands in the directory the section names."""
+    root = sshd_service.data_root / "from-config"
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        f"version: 0.1\nstorage:\n  sftp:\n    host: {sshd_service.host}\n"
+        f"    port: {sshd_service.port}\n    username: {sshd_service.username}\n"
+        f"    path: {root}\n    identityfile: {sshd_service.key_path}\n"
+        f"    knownhosts: {sshd_service.known_hosts}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
+    url = f"http://127.0.0.1:{port}"
+    proc = start_serve(["--config", str(cfg)], answers(url))
+    try:
+        data = b"pushed over sftp"
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        location = httpx.post(f"{url}/v2/app/blobs/uploads/").headers["Location"]
+        assert httpx.put(location, params={"digest": digest}, content=data).status_code == 201
+        assert httpx.get(f"{url}/v2/app/blobs/{digest}").content == data
+    finally:
+        out = stop_serve(proc)
+    assert (
+        f"storage sftp://{sshd_service.username}@{sshd_service.host}:{sshd_service.port}{root}"
+        in out
+    )
+    stored = root / "docker/registry/v2/blobs/sha256" / digest[7:9] / digest[7:] / "data"
+    assert stored.read_bytes() == data
