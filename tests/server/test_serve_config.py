@@ -1,7 +1,7 @@
-"""What `regtool serve --config` logs: one access line per request in `log.formatter`,
-the request id in every line of that request and in its `X-Request-Id`, `log.fields`
-on each line, and never a credential. Also SIGTERM: the server drains and exits 0;
-`http.net: unix` serves on a socket; a `storage.sftp` section serves from SFTP."""
+"""`regtool serve --config` as a process. Its logs: one access line per request in
+`log.formatter`, the request id in every line of that request and in its
+`X-Request-Id`, `log.fields` on each line, never a credential. SIGTERM: it drains and
+exits 0. `http.net: unix` serves on a socket; a `storage.sftp` section serves from SFTP."""
 
 from __future__ import annotations
 
