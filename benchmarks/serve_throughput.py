@@ -72,8 +72,12 @@ def pull(url: str, total: int, digest: str) -> float:
     return elapsed
 
 
-def start_regtool(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_regtool(
+    root: Path, log_level: str = "warning", log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`regtool serve` on ROOT; its lines at LOG_LEVEL and above go to LOG (else nowhere)."""
     port = free_port()
+    out = log.open("ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -84,10 +88,10 @@ def start_regtool(root: Path) -> tuple[subprocess.Popen[bytes], str]:
             "--addr",
             f"127.0.0.1:{port}",
             "--log-level",
-            "warning",
+            log_level,
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20

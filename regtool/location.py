@@ -15,21 +15,23 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from regtool.errors import LocationError
+from regtool.errors import LocationError, UsageError
 from regtool.storage.base import Driver
 from regtool.storage.retry import RetryingDriver
+
+if TYPE_CHECKING:
+    from regtool.config import ConfigDocument
 
 ENV_LOCATION = "REGTOOL_LOCATION"
 SCHEMES = ("file", "sftp", "swift")
 # urlsplit drops tabs and newlines from a URL silently, and int() takes any Unicode digit.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]", re.ASCII)
 _PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
-_NUMBER_RE = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 
 def default_store_path(env: Mapping[str, str] | None = None) -> Path:
@@ -59,6 +61,9 @@ class Location:
     sftp: SftpOptions = field(default_factory=SftpOptions)
     segment_size: int | None = None
     default: bool = False  # the embedded store, since nothing was given
+    #: What reading a config file's storage found to warn about (a key regtool does not
+    #: know, such as a misspelt `storage.swift.prefx`): the command shows them.
+    warnings: tuple[str, ...] = ()
 
     def redacted(self) -> str:
         """The location for people to read: never a password, key or token."""
@@ -255,76 +260,110 @@ def swift_credentials(env: Mapping[str, str]) -> Any:
 
 
 def location_from_config(path: Path, env: Mapping[str, str]) -> Location:
-    """The storage of a distribution configuration file (`config.yml`), honouring
-    distribution's `REGISTRY_STORAGE_<DRIVER>_<KEY>` environment overrides."""
-    from regtool.yamldoc import YAMLError, load_yaml, yaml_problem  # only --config needs it
+    """The storage of a distribution configuration file (`config.yml`), with
+    distribution's `REGISTRY_*` environment overrides applied (`regtool.config`); the
+    warnings about its storage section in `Location.warnings`."""
+    from regtool.config import load_config  # only --config needs it
 
     try:
-        doc = load_yaml(path.read_bytes())
-    except OSError as e:
-        raise LocationError(f"cannot read config {path}: {e.strerror or e}") from None
-    except YAMLError as e:
-        raise LocationError(f"config {path} is not valid YAML: {yaml_problem(e)}") from None
-    storage = doc.get("storage") if isinstance(doc, dict) else None
-    if not isinstance(storage, dict):
-        raise LocationError(f"config {path} has no storage section")
+        config = load_config(path, env)
+        found = location_from_document(config)
+    except LocationError:
+        raise
+    except UsageError as e:
+        raise LocationError(str(e)) from None
+    about_storage = ("storage", "REGISTRY_STORAGE")
+    return replace(found, warnings=tuple(w for w in config.warnings if w.startswith(about_storage)))
+
+
+def location_from_document(config: ConfigDocument) -> Location:
+    """The storage a checked configuration document names: `storage.filesystem`,
+    `storage.swift` (distribution's parameters) or `storage.sftp` (regtool's own:
+    `host`, `port`, `username`, `password`, `path`, `identityfile`, `knownhosts`,
+    `hostkeypolicy`). `LocationError` naming the key for a missing or unknown driver."""
+    source = config.source or "the config"
+    storage = config.section("storage")
     drivers = [k for k in storage if k not in ("cache", "delete", "maintenance", "redirect")]
-    if len(drivers) != 1:
-        raise LocationError(f"config {path} must configure one storage driver, found {drivers}")
+    if not drivers:
+        raise LocationError(f"{source} has no storage section")
     name = str(drivers[0])
-    section = storage[drivers[0]] or {}
-    if not isinstance(section, dict):
-        raise LocationError(f"storage.{name} in {path} must be a mapping of parameters")
-    params = {str(k).lower(): v for k, v in section.items()}
-    env_prefix = f"REGISTRY_STORAGE_{name.upper()}_"
-    for var, value in env.items():
-        if var.startswith(env_prefix):
-            params[var[len(env_prefix) :].lower()] = value
     if name == "filesystem":
-        return Location("file", str(params.get("rootdirectory", "/var/lib/registry")))
+        return Location(
+            "file", config.text("storage.filesystem.rootdirectory") or "/var/lib/registry"
+        )
+    if name == "sftp":
+        return _sftp_from_config(config)
     if name != "swift":
         raise LocationError(
-            f"storage driver {name!r} in {path} is not supported: regtool reads filesystem "
-            "and swift (and sftp:// LOCATIONs)"
+            f"storage driver {name!r} in {source} is not supported: regtool reads filesystem, "
+            "swift and sftp"
         )
-    return _swift_from_config(params, path)
+    return _swift_from_config(config)
 
 
-def _swift_from_config(params: dict[str, Any], path: Path) -> Location:
+def _sftp_from_config(config: ConfigDocument) -> Location:
+    def text(key: str) -> str | None:
+        return config.text(f"storage.sftp.{key}")
+
+    host = text("host")
+    if not host:
+        raise LocationError(f"{config.where('storage.sftp.host')} is missing")
+    port = config.number("storage.sftp.port", "weakint")
+    if port is not None and not 0 < port < 65536:
+        raise LocationError(f"{config.where('storage.sftp.port')} must be from 1 to 65535")
+    policy = text("hostkeypolicy") or "strict"
+    if policy not in ("strict", "accept-new", "ignore"):
+        raise LocationError(
+            f"{config.where('storage.sftp.hostkeypolicy')} must be strict, accept-new or ignore"
+        )
+    return Location(
+        "sftp",
+        text("path") or "",
+        host=host,
+        port=port,
+        user=text("username"),
+        password=text("password"),
+        sftp=SftpOptions(text("identityfile"), text("knownhosts"), policy),
+    )
+
+
+def _swift_from_config(config: ConfigDocument) -> Location:
     from regtool.storage.swift import SwiftCredentials
 
+    def text(key: str) -> str | None:
+        return config.text(f"storage.swift.{key}") or None
+
     for required in ("authurl", "username", "password", "container"):
-        if not params.get(required):
-            raise LocationError(f"storage.swift.{required} is missing in {path}")
-    version = str(params.get("authversion") or "")
-    auth_url = str(params["authurl"])
+        if not text(required):
+            raise LocationError(f"{config.where('storage.swift.' + required)} is missing")
+    version = text("authversion") or ""
+    auth_url = str(text("authurl"))
     if not version:
         version = (
             "3"
             if auth_url.rstrip("/").endswith("v3")
             else ("1" if "v1" in auth_url or "auth/v1" in auth_url else "2")
         )
-    domain = params.get("domain")
+    domain = text("domain")
     credentials = SwiftCredentials(
         auth_url=auth_url,
-        user=str(params["username"]),
-        key=str(params["password"]),
+        user=text("username"),
+        key=text("password"),
         auth_version=version,
-        project_name=params.get("tenant"),
-        project_id=params.get("tenantid"),
+        project_name=text("tenant"),
+        project_id=text("tenantid"),
         user_domain_name=domain,
         project_domain_name=domain,
-        region_name=params.get("region"),
-        insecure=bool(params.get("insecureskipverify", False)),
+        region_name=text("region"),
+        insecure=config.flag("storage.swift.insecureskipverify", "weakbool"),
     )
-    chunk = params.get("chunksize")
-    whole = isinstance(chunk, int) and not isinstance(chunk, bool)
-    if chunk and not (whole or _NUMBER_RE.fullmatch(str(chunk))):
-        raise LocationError(f"storage.swift.chunksize in {path} must be a number of bytes")
+    chunk = config.number("storage.swift.chunksize", "weakint")
+    if chunk is not None and chunk <= 0:
+        raise LocationError(f"{config.where('storage.swift.chunksize')} must be a number of bytes")
     return Location(
         "swift",
-        str(params.get("prefix") or "").strip("/"),
-        container=str(params["container"]),
+        (text("prefix") or "").strip("/"),
+        container=str(text("container")),
         swift=credentials,
-        segment_size=int(chunk) if chunk else None,
+        segment_size=chunk or None,
     )

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything the tests need and runs the whole suite:
 #   system packages (as root, via apt-get): skopeo, umoci, docker-registry (distribution
-#   2.8 with its Swift driver), openssh-server, memcached (for OpenStack Swift);
+#   2.8 with its Swift driver), openssh-server, memcached (for OpenStack Swift), nginx-light
+#   (a TLS proxy in front of serve);
 #   Python packages in .venv: regtool with its test extras (pytest, swift, mypy, ...).
 # Then lint (ruff), formatting (ruff format --check) and types (mypy) before the tests.
 # Arguments are passed to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(skopeo umoci docker-registry openssh-server memcached)
-commands=(skopeo umoci docker-registry sshd memcached)
+packages=(skopeo umoci docker-registry openssh-server memcached nginx-light)
+commands=(skopeo umoci docker-registry sshd memcached nginx)
 missing=()
 for i in "${!commands[@]}"; do
     command -v "${commands[$i]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${commands[$i]}" ] \

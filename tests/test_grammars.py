@@ -36,6 +36,7 @@ from regtool.server.upload_store import UploadStore
 from regtool.server.uploads import chunk_range
 from regtool.storage.base import Entry, check_path
 from regtool.storage.local import LocalDriver
+from regtool.yamldoc import YAMLError, load_yaml
 
 LOWER, DIGITS, HEX = string.ascii_lowercase, string.digits, "0123456789abcdef"
 ALNUM = string.ascii_letters + DIGITS
@@ -252,12 +253,20 @@ def swift_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @example(text="\u0665")
 def test_swift_chunksize_grammar(swift_config: Path, text: str) -> None:
     """`storage.swift.chunksize` of a distribution config, here from distribution's
-    environment override."""
+    environment override: its value is YAML (`5242880\n` is the number), a positive
+    whole number, or text of ASCII digits (the driver's weak typing takes `"5242880"`)."""
     env = {"REGISTRY_STORAGE_SWIFT_CHUNKSIZE": text}
     found = accepts(
         lambda t: parse_location(None, config=swift_config, env=env), text, LocationError
     )
-    assert found == (is_number(text) or text == "")
+    try:
+        value = load_yaml(text)
+    except YAMLError:
+        value = []
+    if isinstance(value, str) and is_number(value):
+        value = int(value)
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    assert found == (value is None or (whole and value > 0))
 
 
 def test_location_refuses_control_characters_urlsplit_would_drop() -> None:

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import logging
+import os
 import re
+import signal
 import socket
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from regtool.cli.store import ConfigOption, IdentityOption, LocationOption
 from regtool.errors import UsageError
-from regtool.location import parse_location
+from regtool.location import Location, parse_location
+from regtool.server.settings import DEFAULT_ADDR, DEFAULT_DRAIN
 
-DEFAULT_ADDR = "127.0.0.1:5000"
-#: Seconds a stopping server waits for requests under way before it cuts them short
-#: (uvicorn waits for ever by default: a stalled client would keep Ctrl-C waiting).
-SHUTDOWN_GRACE = 5
+if TYPE_CHECKING:
+    from regtool.config import ConfigDocument
+    from regtool.server.foreign_layers import UrlPolicy
+    from regtool.server.settings import ServerSettings
+
+#: Seconds a stopping server waits for requests under way before it cuts them short.
+SHUTDOWN_GRACE = round(DEFAULT_DRAIN.total_seconds())
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -40,25 +47,19 @@ def parse_addr(text: str) -> tuple[str, int]:
     return m.group("v6") or m.group("host") or "0.0.0.0", int(m.group("port"))
 
 
-def _read_config(config: str | None) -> dict[str, Any]:
-    """A distribution config file's top level; empty when there is none or it does not
-    parse (parse_location reports a broken config properly)."""
-    from regtool.yamldoc import YAMLError, load_yaml
+def read_settings(
+    config: str | None, env: Mapping[str, str], **flags: Any
+) -> tuple[ServerSettings, ConfigDocument | None]:
+    """The one settings object: the config file's (`--config`, with distribution's
+    `REGISTRY_*` variables of `env` applied), then the flags given on top. Also the
+    checked document, whose warnings the caller shows. `UsageError` for the first
+    problem."""
+    from regtool.config import ConfigDocument, load_config
+    from regtool.server.settings import ServerSettings
 
-    if not config:
-        return {}
-    try:
-        doc: Any = load_yaml(Path(config).read_bytes())
-    except (OSError, YAMLError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def _config_addr(doc: dict[str, Any]) -> str | None:
-    """`http.addr` of a distribution config, if it sets one."""
-    http = doc.get("http")
-    addr = http.get("addr") if isinstance(http, dict) else None
-    return str(addr) if addr else None
+    document = load_config(Path(config), env) if config else None
+    base = ServerSettings.from_config(document or ConfigDocument({}))
+    return base.with_flags(**flags), document
 
 
 def serve(
@@ -80,24 +81,33 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--log-level",
             metavar="LEVEL",
-            help="uvicorn log level: critical, error, warning, info (shows each request), "
-            "debug or trace.",
+            help="critical, error, warning, info (shows each request; the default), debug "
+            "or trace (log.level of --config).",
         ),
-    ] = "info",
+    ] = None,
     shutdown_grace: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--shutdown-timeout",
             metavar="SECONDS",
             min=0,
-            help="On Ctrl-C, how long requests under way may take before they are cut "
-            "short (an upload cut short stays resumable).",
+            help=f"On Ctrl-C or SIGTERM, how long requests under way may take before they "
+            f"are cut short (an upload cut short stays resumable); http.draintimeout of "
+            f"--config, default {SHUTDOWN_GRACE}.",
         ),
-    ] = SHUTDOWN_GRACE,
+    ] = None,
+    check_config: Annotated[
+        bool,
+        typer.Option(
+            "--check-config",
+            help="Check --config (and REGISTRY_* variables), print the settings they give "
+            "with secrets hidden, and exit.",
+        ),
+    ] = False,
     tls_cert: Annotated[
         Path | None,
         typer.Option(
@@ -161,25 +171,21 @@ def serve(
         bool, typer.Option("--no-delete", help="Refuse deletes (distribution's default).")
     ] = False,
 ) -> None:
-    """Serve the registry (OCI Distribution API) over HTTP or HTTPS; Ctrl-C stops it."""
-    import uvicorn  # imported late: only serve needs it
-
+    """Serve the registry (OCI Distribution API) over HTTP or HTTPS; Ctrl-C or SIGTERM
+    stops it."""
+    from regtool.cli.serve_settings import render_settings
+    from regtool.location import location_from_document
     from regtool.server import tls
-    from regtool.server.app import create_app
     from regtool.server.foreign_layers import UrlPolicy
-    from regtool.server.protocol import uvicorn_options
-    from regtool.server.settings import ServerSettings
 
-    level = log_level.lower()
-    if level not in LOG_LEVELS:
+    if (location_arg or location) and config:
+        raise UsageError("give either a LOCATION or --config, not both")
+    level = log_level.lower() if log_level else None
+    if level is not None and level not in LOG_LEVELS:
         raise UsageError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
-    # regtool's own lines (a client gone mid-request, a lease lost) at the level asked for,
-    # as uvicorn's: the CLI's root logger stops at warnings.
-    logging.getLogger("regtool").setLevel("DEBUG" if level == "trace" else level.upper())
-    doc = _read_config(config)
-    host, port = parse_addr(addr or _config_addr(doc) or DEFAULT_ADDR)
-    foreign_urls = UrlPolicy.from_config(doc.get("validation"))
-    settings = ServerSettings.from_config(doc).with_flags(
+    settings, document = read_settings(
+        config,
+        os.environ,
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
@@ -191,20 +197,56 @@ def serve(
         token_rootcertbundle=token_rootcertbundle,
         read_only=read_only,
         no_delete=no_delete,
+        addr=addr,
+        drain_timeout=None if shutdown_grace is None else timedelta(seconds=shutdown_grace),
+        log_level=level,
     )
+    for warning in document.warnings if document else ():
+        typer.echo(f"regtool serve: warning: {warning}", err=True)
+    if settings.http.net == "tcp":
+        parse_addr(settings.http.addr)  # a bad address is refused before storage is opened
+    foreign_urls = UrlPolicy.from_config(document.doc.get("validation") if document else None)
     if settings.tls is not None:
         tls.check(settings.tls)
-    loc = parse_location(location_arg or location, config=config, identity=identity)
+    if document is not None:
+        loc = location_from_document(document)
+    else:
+        loc = parse_location(location_arg or location, identity=identity)
+    if check_config:
+        typer.echo(render_settings(settings, loc, document), nl=False)
+        return
+    _run(settings, loc, foreign_urls)
+
+
+def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy) -> None:
+    """Serves until Ctrl-C or SIGTERM, then waits up to `http.draintimeout` for the
+    requests under way."""
+    import uvicorn  # imported late: only serve needs it
+
+    from regtool.server import tls
+    from regtool.server.access_log import configure_logging
+    from regtool.server.app import create_app
+    from regtool.server.protocol import uvicorn_options
+
+    level = settings.log.level
+    python_level = {"trace": "DEBUG", "warn": "WARNING"}.get(level, level.upper())
+    configure_logging(settings.log, python_level)
+    http = settings.http
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
         app = create_app(driver, foreign_urls=foreign_urls, settings=settings)
-        sock = listen(host, port)
-        shown = f"[{host}]" if ":" in host else host
         scheme = "https" if settings.tls else "http"
-        typer.echo(f"regtool serve: listening on {scheme}://{shown}:{port}", err=True)
+        if http.net == "unix":
+            sock = listen_unix(http.addr)
+            typer.echo(f"regtool serve: listening on unix socket {http.addr}", err=True)
+        else:
+            host, port = parse_addr(http.addr)
+            sock = listen(host, port)
+            shown = f"[{host}]" if ":" in host else host
+            typer.echo(f"regtool serve: listening on {scheme}://{shown}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
-        if settings.tls is None and not tls.is_loopback(host):
+        if http.net == "tcp" and settings.tls is None and not tls.is_loopback(host):
             typer.echo(
                 f"regtool serve: warning: plain HTTP on {shown}:{port}, reachable from other "
                 "hosts: anyone on the network path can read and change what crosses it, "
@@ -214,13 +256,17 @@ def serve(
             )
         uv_config = uvicorn.Config(
             app,
-            log_level=level,
-            access_log=True,
-            **uvicorn_options(shutdown_grace),
+            log_level=python_level.lower(),
+            log_config=None,  # configure_logging's handler and format
+            access_log=False,  # regtool's own access lines (server.access_log)
+            **uvicorn_options(round(http.drain_timeout.total_seconds())),
             **tls.uvicorn_options(settings.tls),
         )
         tls.harden(uv_config, settings.tls)
         server = uvicorn.Server(uv_config)
+        # uvicorn drains on SIGTERM, then raises the signal again once it is done, whose
+        # default action would kill the process: a stop asked for is a success (exit 0).
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
             server.run(sockets=[sock])
     finally:
@@ -241,5 +287,22 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         shown = f"[{host}]" if ":" in host else host
         raise UsageError(f"cannot listen on {shown}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def listen_unix(path: str) -> socket.socket:
+    """A Unix socket listening at `path` (`http.net: unix`); a stale socket file left by
+    an earlier run is replaced. `UsageError` naming the path if that fails."""
+    with contextlib.suppress(FileNotFoundError):
+        if Path(path).is_socket():
+            Path(path).unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on unix socket {path}: {e.strerror or e}") from None
     sock.set_inheritable(True)
     return sock

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from regtool.cli.output import warn
 from regtool.layout.detect import Layout, detect_layout
 from regtool.location import Location, parse_location
 from regtool.storage.base import Driver
@@ -29,7 +30,10 @@ LocationOption = Annotated[
 ConfigOption = Annotated[
     str | None,
     typer.Option(
-        "--config", metavar="FILE", help="A distribution config.yml to take the storage from."
+        "--config",
+        metavar="FILE",
+        help="A distribution config.yml to take the storage from (its REGISTRY_* variables "
+        "applied, as distribution does).",
     ),
 ]
 IdentityOption = Annotated[
@@ -60,6 +64,8 @@ def open_store(location: str | None, config: str | None, identity: str | None) -
     """The store to read: `LocationError` for a bad or (local) missing LOCATION,
     `StorageError` when storage cannot be reached, `LayoutError` when it holds no registry."""
     loc = parse_location(location, config=config, identity=identity)
+    for warning in loc.warnings:
+        warn(warning)
     driver = loc.open()
     try:
         loc.check_exists(driver)

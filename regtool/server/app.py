@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import URLPath
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regtool.errors import LayoutError, RegtoolError
@@ -28,6 +28,7 @@ from regtool.layout.detect import default_layout, detect_layout
 from regtool.layout.v2 import V2Layout
 from regtool.oci import check_name
 from regtool.server import blobs, manifests, uploads
+from regtool.server.access_log import AccessLog
 from regtool.server.auth.access import Access, needed
 from regtool.server.auth.guard import Guard
 from regtool.server.errors import (
@@ -39,7 +40,9 @@ from regtool.server.errors import (
 )
 from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.http import API_VERSION, State, guard
+from regtool.server.proxy import PathPrefix, PublicUrls
 from regtool.server.registry import Registry
+from regtool.server.search import ping, search
 from regtool.server.settings import ServerSettings
 from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Driver
@@ -329,14 +332,22 @@ def create_app(
         if not isinstance(found, V2Layout):
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
         layout = found
-    app = Starlette(routes=[RegistryRoute()])
+    app = Starlette(routes=[RegistryRoute(), Route("/v1/search", search), Route("/v1/_ping", ping)])
     settings = settings or ServerSettings()
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
     app.state.registry_state = State(registry, uploads or UploadStore(layout))
     gate = guard or Guard(settings)
     gate.wanted_by = wanted_by
     app.state.guard = gate
-    return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
+    inner = ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
+    return public_face(inner, settings)
+
+
+def public_face(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
+    """`app` as clients reach it: each request logged with its id (`access_log`), under
+    `http.prefix`, its URLs made public and `http.headers` added (`proxy`)."""
+    public = PublicUrls(app, settings.http)
+    return AccessLog(PathPrefix(public, settings.http.prefix), settings.log.access_log)
 
 
 __all__ = ["create_app", "default_layout"]

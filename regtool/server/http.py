@@ -4,6 +4,7 @@ numbers and digests from requests, pagination."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +63,8 @@ async def run_to_the_end(fn: Callable[..., T], *args: Any) -> T:
     default executor, which runs these calls, so the process never exits before they
     end."""
     loop = asyncio.get_running_loop()
-    call = loop.run_in_executor(None, partial(fn, *args))
+    # in the request's context, as `run` (anyio) does: its lines carry its request id
+    call = loop.run_in_executor(None, partial(contextvars.copy_context().run, fn, *args))
     cancelled = False
     while True:
         try:

@@ -1,19 +1,115 @@
-"""What a `regtool serve` is set up to do beyond its storage: TLS, authentication, access
-rules, and which writes it takes. One object, filled first from distribution's
-configuration file (`ServerSettings.from_config`) and then from the command's flags
-(`ServerSettings.with_flags`), so both read the same way everywhere below."""
+"""What a `regtool serve` is set up to do beyond its storage: where it listens and how
+its URLs look (`HttpSettings`), what it logs (`LogSettings`), TLS, authentication,
+access rules, and which writes it takes. One object, filled from distribution's
+configuration file with its `REGISTRY_*` environment applied (`ServerSettings.from_config`
+over a `regtool.config.ConfigDocument`), then from the command's flags
+(`ServerSettings.with_flags`: a flag given wins), so all read the same way below."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from regtool.errors import UsageError
 
+if TYPE_CHECKING:  # imported when a config is read: the CLI starts without YAML
+    from regtool.config import ConfigDocument
+
 #: The realm a Basic challenge names when none is configured.
 DEFAULT_REALM = "regtool"
+DEFAULT_ADDR = "127.0.0.1:5000"
+#: How long a stopping server waits for requests under way before it cuts them short,
+#: when neither `http.draintimeout` nor `--shutdown-timeout` says (distribution's 0
+#: would cut every upload at once; uvicorn's default waits for ever).
+DEFAULT_DRAIN = timedelta(seconds=5)
+LOG_FORMATTERS = ("text", "json", "logstash")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """distribution's `http` section: `addr` (HOST:PORT, or a socket path when `net` is
+    `unix`), the path `prefix` every route sits under (`/registry`, no trailing slash;
+    empty for none), the public base URL `host` that absolute URLs start with (else they
+    are built from the request and its `X-Forwarded-*` headers), `relative_urls` (URLs
+    in `Location` are paths only), `secret` (distribution signs upload state with it;
+    regtool keeps upload state in storage and needs none), `drain_timeout` (how long
+    a stopping server waits for requests under way) and `headers` added to every
+    response, as (name, value) pairs."""
+
+    addr: str = DEFAULT_ADDR
+    net: str = "tcp"
+    prefix: str = ""
+    host: str | None = None
+    relative_urls: bool = False
+    secret: str | None = field(default=None, repr=False)
+    drain_timeout: timedelta = DEFAULT_DRAIN
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_config(cls, config: ConfigDocument) -> HttpSettings:
+        """The `http` section; `UsageError` naming the key for `net` other than tcp or
+        unix, a `host` that is not an absolute http(s) URL, or a negative drain time."""
+        net = (config.text("http.net") or "tcp").lower()
+        if net not in ("tcp", "unix"):
+            raise UsageError(f"{config.where('http.net')}: {net[:20]!r} is not tcp or unix")
+        host = config.text("http.host") or None
+        if host is not None:
+            parts = urlsplit(host)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise UsageError(
+                    f"{config.where('http.host')}: {host[:80]!r} is not an absolute URL "
+                    "such as https://registry.example.com"
+                )
+        drain = config.duration("http.draintimeout")
+        if drain is not None and drain < timedelta(0):
+            raise UsageError(f"{config.where('http.draintimeout')} must not be negative")
+        prefix = config.text("http.prefix") or ""
+        if prefix and not prefix.startswith("/"):
+            raise UsageError(f"{config.where('http.prefix')}: {prefix[:40]!r} must start with /")
+        return cls(
+            addr=config.text("http.addr") or DEFAULT_ADDR,
+            net=net,
+            prefix=prefix.rstrip("/"),
+            host=host.rstrip("/") if host else None,
+            relative_urls=config.flag("http.relativeurls"),
+            secret=config.text("http.secret") or None,
+            drain_timeout=DEFAULT_DRAIN if drain is None else drain,
+            headers=tuple(config.headers("http.headers")),
+        )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """distribution's `log` section: `level` (error, warn, info, debug; the deprecated
+    top-level `loglevel` too), `formatter` (text, or json; logstash is written as json),
+    `fields` added to every line, and whether each request gets an access line."""
+
+    level: str = "info"
+    formatter: str = "text"
+    fields: tuple[tuple[str, Any], ...] = ()
+    access_log: bool = True
+
+    @classmethod
+    def from_config(cls, config: ConfigDocument) -> LogSettings:
+        """The `log` section; `UsageError` naming the key for an unknown level or
+        formatter."""
+        formatter = (config.text("log.formatter") or "text").lower()
+        if formatter not in LOG_FORMATTERS:
+            raise UsageError(
+                f"{config.where('log.formatter')}: {formatter[:20]!r} is not text, json or logstash"
+            )
+        level = config.get("log.level") or config.get("loglevel") or "info"
+        key = "log.level" if config.get("log.level") else "loglevel"
+        return cls(
+            level=str(config.checked("loglevel", key, level)),
+            formatter="json" if formatter == "logstash" else formatter,
+            fields=tuple((str(k), v) for k, v in config.section("log.fields").items()),
+            access_log=not config.flag("log.accesslog.disabled"),
+        )
 
 
 @dataclass(frozen=True)
@@ -52,9 +148,11 @@ class ServerSettings:
     access: Path | None = None
     read_only: bool = False
     delete_enabled: bool = True
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
 
     @classmethod
-    def from_config(cls, doc: dict[str, Any]) -> ServerSettings:
+    def from_config(cls, config: ConfigDocument | dict[str, Any]) -> ServerSettings:
         """The settings a distribution config file's top level (`doc`) gives:
         `http.tls.{certificate,key,clientcas,minimumtls}` (tls1.2 or tls1.3),
         `auth.htpasswd.{realm,path}`, `auth.token.{realm,service,issuer,rootcertbundle}`,
@@ -62,7 +160,13 @@ class ServerSettings:
         config file deletes are off unless it enables them, as distribution's default).
         `UsageError` for a section of the wrong shape or one left half-filled, and for
         an authentication regtool does not have (`auth.silly`...), which must not leave
-        the registry open."""
+        the registry open. The `http` and `log` sections: `HttpSettings.from_config`,
+        `LogSettings.from_config`."""
+        from regtool.config import ConfigDocument
+
+        if not isinstance(config, ConfigDocument):
+            config = ConfigDocument(config)
+        doc = config.doc
         http, auth, storage = _section(doc, "http"), _section(doc, "auth"), _section(doc, "storage")
         tls = _section(http, "tls", "http.")
         settings = cls(delete_enabled=False) if doc else cls()
@@ -115,6 +219,8 @@ class ServerSettings:
             settings,
             read_only=readonly.get("enabled") is True,
             delete_enabled=delete.get("enabled") is True if doc else True,
+            http=HttpSettings.from_config(config),
+            log=LogSettings.from_config(config),
         )
 
     def with_flags(
@@ -131,6 +237,9 @@ class ServerSettings:
         token_rootcertbundle: Path | None = None,
         read_only: bool = False,
         no_delete: bool = False,
+        addr: str | None = None,
+        drain_timeout: timedelta | None = None,
+        log_level: str | None = None,
     ) -> ServerSettings:
         """These settings with the command's flags on top: a flag given wins over the
         file; `read_only` and `no_delete` only ever take writes away. `UsageError` for
@@ -170,6 +279,12 @@ class ServerSettings:
             access=access or self.access,
             read_only=self.read_only or read_only,
             delete_enabled=self.delete_enabled and not no_delete,
+            http=dataclasses.replace(
+                self.http,
+                addr=addr or self.http.addr,
+                drain_timeout=self.http.drain_timeout if drain_timeout is None else drain_timeout,
+            ),
+            log=dataclasses.replace(self.log, level=log_level or self.log.level),
         )
         if settings.htpasswd and settings.token:
             raise UsageError("choose one authentication: htpasswd or token, not both")

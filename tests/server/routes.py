@@ -71,7 +71,8 @@ def seed(client: httpx.Client, names: list[str]) -> dict[str, Seeded]:
         r = client.put(f"/v2/{name}/manifests/v1", content=body, headers=headers)
         assert r.status_code == 201, r.text
         layer = json.loads(body)["layers"][0]["digest"]
-        upload = client.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
+        # the path alone: the upload outlives this server, which stops before another starts
+        upload = httpx.URL(client.post(f"/v2/{name}/blobs/uploads/").headers["Location"]).path
         seeded[name] = Seeded(sha(body), body, layer, upload)
     return seeded
 

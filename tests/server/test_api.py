@@ -108,7 +108,7 @@ def test_chunked_upload_and_blob_reads(
     r = client.put(location, params={"digest": sha(data)}, content=data[4000:])
     assert r.status_code == 201, r.text
     assert r.headers["Docker-Content-Digest"] == sha(data)
-    assert r.headers["Location"] == f"/v2/team/app/blobs/{sha(data)}"
+    assert r.headers["Location"] == f"{client.base_url}/v2/team/app/blobs/{sha(data)}"
     assert not local_registry.driver.exists(local_registry.layout.upload_dir("team/app", upload_id))
 
     link = local_registry.layout.layer_link("team/app", Digest.parse(sha(data)))
@@ -203,7 +203,7 @@ def test_cross_repository_mount(client: httpx.Client) -> None:
     digest = push_blob(client, "src/app", b"shared layer")
     r = client.post("/v2/dst/app/blobs/uploads/", params={"mount": digest, "from": "src/app"})
     assert r.status_code == 201
-    assert r.headers["Location"] == f"/v2/dst/app/blobs/{digest}"
+    assert r.headers["Location"] == f"{client.base_url}/v2/dst/app/blobs/{digest}"
     assert client.get(f"/v2/dst/app/blobs/{digest}").content == b"shared layer"
     # not in the source: an ordinary upload starts instead
     r = client.post("/v2/dst/app/blobs/uploads/", params={"mount": sha(b"x"), "from": "src/app"})
@@ -216,7 +216,7 @@ def test_manifest_put_get_delete(client: httpx.Client, local_registry: RunningRe
     r = put_manifest(client, "team/app", "v1", body)
     assert r.status_code == 201, r.text
     assert r.headers["Docker-Content-Digest"] == digest
-    assert r.headers["Location"] == f"/v2/team/app/manifests/{digest}"
+    assert r.headers["Location"] == f"{client.base_url}/v2/team/app/manifests/{digest}"
     layout, drv = local_registry.layout, local_registry.driver
     d = Digest.parse(digest)
     assert drv.get(layout.tag_current_link("team/app", "v1")) == digest.encode()
@@ -523,7 +523,8 @@ def test_response_headers_follow_their_rfcs(client: httpx.Client) -> None:
     for a blob Range `Content-Range: bytes */size` (14.4); errors are JSON."""
     r = client.post("/v2/h/blobs/uploads/")
     location, upload_id = r.headers["Location"], r.headers["Docker-Upload-UUID"]
-    assert location == f"/v2/h/blobs/uploads/{upload_id}" and r.headers["Range"] == "0-0"
+    assert location == f"{client.base_url}/v2/h/blobs/uploads/{upload_id}"
+    assert r.headers["Range"] == "0-0"
     r = client.patch(location, content=b"abc", headers={"Content-Range": "0-2"})
     assert r.status_code == 202 and r.headers["Range"] == "0-2"
     assert r.headers["Content-Length"] == "0"

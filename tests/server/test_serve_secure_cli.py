@@ -52,7 +52,7 @@ def test_plain_http_on_a_non_loopback_address_warns(tmp_path: Path) -> None:
     quiet = run_serve(
         [str(tmp_path / "s"), "--addr", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}", print
     )
-    assert "warning" not in quiet
+    assert "warning: plain HTTP" not in quiet
 
 
 def test_https_with_htpasswd_and_read_only(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_https_with_htpasswd_and_read_only(tmp_path: Path) -> None:
     args += ["--htpasswd", str(passwords), "--read-only"]
     out = run_serve(args, f"https://127.0.0.1:{port}", during)
     assert f"listening on https://0.0.0.0:{port}" in out
-    assert "warning" not in out
+    assert "warning: plain HTTP" not in out
     assert "secret" not in out and "not-her-password" not in out
     assert "failed login for user 'alice' from 127.0.0.1" in out
 

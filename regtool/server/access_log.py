@@ -1,0 +1,215 @@
+"""What `regtool serve` logs: one access line per request, every line of a request with
+its request id, in distribution's `log.formatter` (text or json) with `log.fields`.
+
+distribution gives each request a UUID (`http.request.id` in its context's log lines)
+and writes an Apache combined line per request without it; regtool puts the id in the
+access line too, and in the answer's `X-Request-Id` header, so a client's report finds
+its lines. Credentials never reach a line: `Authorization` is not logged at all, and
+query values that carry secrets (`token`, `access_token`, `password`...) are shown as
+`***`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from regtool.server.settings import LogSettings
+
+access_log = logging.getLogger("regtool.access")
+
+#: The request a line belongs to; worker threads inherit it (anyio copies the context).
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "regtool_request_id", default=None
+)
+REQUEST_ID_HEADER = "X-Request-Id"
+
+_SECRET_QUERY_RE = re.compile(
+    r"(?i)((?:^|&)(?:[a-z_]*token|password|passwd|secret|signature|key|code)=)[^&]*"
+)
+
+
+def redact_query(query: str) -> str:
+    """`query` with the values of parameters that carry credentials replaced by `***`."""
+    return _SECRET_QUERY_RE.sub(r"\1***", query)
+
+
+class AccessLog:
+    """Gives each request an id (`request_id`, `X-Request-Id` on the answer) and, when
+    `enabled`, logs one line when its answer ends: the combined log format's fields
+    (client, time, request line, status, bytes sent, referer, user agent) and the
+    duration, as `extra` fields `http.request.*` / `http.response.*` for json."""
+
+    def __init__(self, app: ASGIApp, enabled: bool = True):
+        self.app = app
+        self.enabled = enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = str(uuid.uuid4())
+        token = request_id.set(rid)
+        start = time.monotonic()
+        status, sent = 0, 0
+
+        async def logged_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logged_send)
+        finally:
+            if self.enabled:
+                self._log(scope, status, sent, time.monotonic() - start)
+            request_id.reset(token)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, sent: int, seconds: float) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client") or ("-", 0)
+        query = scope.get("query_string", b"").decode("latin-1")
+        uri = scope["path"]  # outermost: the path as the client sent it, prefix and all
+        if query:
+            uri += "?" + redact_query(query)
+        version = scope.get("http_version", "1.1")
+        when = datetime.now(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+        referer, agent = headers.get("referer", "-"), headers.get("user-agent", "-")
+        access_log.info(
+            '%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s"',
+            client[0],
+            when,
+            scope["method"],
+            _printable(uri),
+            version,
+            status,
+            sent,
+            _printable(referer),
+            _printable(agent),
+            extra={
+                "fields": {
+                    "http.request.method": scope["method"],
+                    "http.request.uri": _printable(uri),
+                    "http.request.remoteaddr": client[0],
+                    "http.request.useragent": _printable(agent),
+                    "http.response.status": status,
+                    "http.response.written": sent,
+                    "http.response.duration": f"{seconds:.6f}s",
+                }
+            },
+        )
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters escaped, so a request cannot forge log lines."""
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """logrus's text format, as distribution writes it: `time="..." level=info
+    msg="..." key=value ...`, with `http.request.id` and `log.fields` on each line."""
+
+    def __init__(self, fields: tuple[tuple[str, Any], ...]):
+        super().__init__()
+        self.fields = fields
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == access_log.name:  # distribution's access lines: combined format
+            rid = getattr(record, "request_id", None)
+            return record.getMessage() + (f" http.request.id={rid}" if rid else "")
+        pairs = [
+            ("time", _timestamp(record)),
+            ("level", _level(record)),
+            ("msg", record.getMessage()),
+            *_record_fields(record, self.fields),
+        ]
+        line = " ".join(f"{k}={_logfmt(v)}" for k, v in pairs)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, as logrus's JSON formatter: `time`, `level`, `msg` and
+    the fields."""
+
+    def __init__(self, fields: tuple[tuple[str, Any], ...]):
+        super().__init__()
+        self.fields = fields
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": _timestamp(record),
+            "level": _level(record),
+            "msg": record.getMessage(),
+            **dict(_record_fields(record, self.fields)),
+        }
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def configure_logging(settings: LogSettings, level: str) -> None:
+    """Sends every line (regtool's, uvicorn's) through one handler on stderr in
+    `settings.formatter`, at `level` (a Python level name) and above."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RequestIdFilter())
+    formatter = JsonFormatter if settings.formatter == "json" else TextFormatter
+    handler.setFormatter(formatter(settings.fields))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    for name in ("regtool", "uvicorn", "uvicorn.error"):
+        logging.getLogger(name).setLevel(level)
+        if name != "regtool":
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+
+
+def _record_fields(
+    record: logging.LogRecord, fields: tuple[tuple[str, Any], ...]
+) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = list(fields)
+    rid = getattr(record, "request_id", None)
+    if rid:
+        found.append(("http.request.id", rid))
+    found.extend(getattr(record, "fields", {}).items())
+    return found
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
+def _level(record: logging.LogRecord) -> str:
+    return {"WARNING": "warning", "CRITICAL": "fatal"}.get(
+        record.levelname, record.levelname.lower()
+    )
+
+
+def _logfmt(value: Any) -> str:
+    text = str(value)
+    if text and re.fullmatch(r"[A-Za-z0-9._:/@+-]+", text, re.ASCII):
+        return text
+    return json.dumps(text)

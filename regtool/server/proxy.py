@@ -1,0 +1,119 @@
+"""The server's public face behind a path prefix and a proxy: `http.prefix`, `http.host`,
+`http.relativeurls` and `http.headers` of distribution's configuration.
+
+Handlers answer as if the registry sat at `/` of its own host: `Location: /v2/app/...`,
+`Link: </v2/_catalog?...>`. `PublicUrls` turns those into what the client must use:
+the prefix put back, and (unless URLs are relative) the scheme and host the client
+reached, as distribution's `NewURLBuilderFromRequest` finds them: `http.host` when
+configured; else `X-Forwarded-Proto` (or `Forwarded: proto=`), the connection's own
+scheme otherwise; `X-Forwarded-Host` (its first entry) or `Forwarded: host=`, the
+request's `Host` otherwise. (distribution also takes `Forwarded: for=`, a client
+address, as the host: regtool does not.)
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from regtool.server.settings import HttpSettings
+
+# One `key=value` pair of RFC 7239's Forwarded header (its first element), value quoted or not.
+_FORWARDED_PAIR_RE = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
+
+
+class PathPrefix:
+    """Routes below `prefix` only (`/registry/v2/...` reaches the app as `/v2/...`);
+    anything else is 404, as distribution's router with `http.prefix`."""
+
+    def __init__(self, app: ASGIApp, prefix: str):
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.prefix:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path != self.prefix and not path.startswith(self.prefix + "/"):
+            await PlainTextResponse("404 page not found", 404)(scope, receive, send)
+            return
+        inner = path[len(self.prefix) :] or "/"
+        raw = scope.get("raw_path")
+        if isinstance(raw, bytes) and raw.startswith(self.prefix.encode()):
+            raw = raw[len(self.prefix) :] or b"/"
+        scope = {**scope, "path": inner, "raw_path": raw, "root_path": self.prefix}
+        await self.app(scope, receive, send)
+
+
+class PublicUrls:
+    """Rewrites `Location` and `Link` paths of every answer into the URLs the client
+    must use (see the module's docstring), and adds `http.headers`."""
+
+    def __init__(self, app: ASGIApp, http: HttpSettings):
+        self.app = app
+        self.http = http
+        self.extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in http.headers]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        base = "" if self.http.relative_urls else (self.http.host or base_url(scope))
+        root = base + self.http.prefix
+
+        async def public_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = []
+                for name, value in message.get("headers", []):
+                    if name == b"location" and value.startswith(b"/"):
+                        value = root.encode("latin-1") + value
+                    elif name == b"link" and value.startswith(b"</") and self.http.prefix:
+                        value = b"<" + self.http.prefix.encode("latin-1") + value[1:]
+                    headers.append((name, value))
+                message["headers"] = headers + self.extra
+            await send(message)
+
+        await self.app(scope, receive, public_send)
+
+
+def base_url(scope: Scope) -> str:
+    """`scheme://host` the client reached, from the forwarding headers a proxy sets or
+    the request itself (see the module's docstring)."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    forwarded = forwarded_pairs(headers.get("forwarded", ""))
+    scheme = (
+        headers.get("x-forwarded-proto", "").split(",")[0].strip()
+        or forwarded.get("proto")
+        or scope.get("scheme", "http")
+    )
+    host = (
+        headers.get("x-forwarded-host", "").split(",")[0].strip()
+        or forwarded.get("host")
+        or headers.get("host")
+    )
+    if not host:
+        server = scope.get("server") or ("localhost", None)
+        host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+    if not re.fullmatch(r"https?", scheme, re.ASCII | re.IGNORECASE):
+        scheme = "http"  # never echo a header's text as a scheme (`javascript`...)
+    if not re.fullmatch(r"[A-Za-z0-9._:\[\]-]+", host, re.ASCII):
+        host = headers.get("host") or "localhost"
+    return f"{scheme.lower()}://{host}"
+
+
+def forwarded_pairs(header: str) -> dict[str, str]:
+    """The first element of an RFC 7239 `Forwarded` header (`for=...;proto=https;
+    host=example.com`, the proxy nearest the client) as lower-case keys to values."""
+    first = header.split(",", 1)[0]
+    pairs = {}
+    for part in first.split(";"):
+        m = _FORWARDED_PAIR_RE.fullmatch(part)
+        if m:
+            value = m.group(2)
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            pairs[m.group(1).lower()] = value
+    return pairs
