@@ -6,6 +6,7 @@ import contextlib
 import logging
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -195,10 +196,12 @@ def serve(
     if settings.tls is not None:
         tls.check(settings.tls)
     loc = parse_location(location_arg or location, config=config, identity=identity)
+    ops = _operations(settings, f"{host}:{port}")
+    debug_sock = _debug_listen(settings)
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
-        app = create_app(driver, foreign_urls=foreign_urls, settings=settings)
+        app = create_app(driver, foreign_urls=foreign_urls, settings=settings, ops=ops)
         sock = listen(host, port)
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if settings.tls else "http"
@@ -221,10 +224,48 @@ def serve(
         )
         tls.harden(uv_config, settings.tls)
         server = uvicorn.Server(uv_config)
-        with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
-            server.run(sockets=[sock])
+        with sock, _operated(ops, debug_sock), contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])  # uvicorn re-raises Ctrl-C
     finally:
+        if debug_sock is not None:
+            debug_sock.close()
         driver.close()
+
+
+def _operations(settings: Any, addr: str) -> Any:
+    """Metrics, health, notifications and purging as `settings` ask (`Operations`)."""
+    from regtool.server.operations import Operations
+
+    return Operations.from_settings(
+        settings.debug, settings.health, settings.notifications, settings.upload_purging, addr
+    )
+
+
+def _debug_listen(settings: Any) -> socket.socket | None:
+    """The debug listener's socket (`http.debug.addr`), if one is set."""
+    if settings.debug.addr is None:
+        return None
+    host, port = parse_addr(settings.debug.addr)
+    return listen(host, port)
+
+
+@contextlib.contextmanager
+def _operated(ops: Any, debug_sock: socket.socket | None) -> Iterator[None]:
+    """`ops` running (and the debug listener on `debug_sock`) for the block."""
+    from regtool.server.debug_server import DebugServer
+
+    debug = DebugServer(ops, debug_sock) if debug_sock is not None else None
+    if debug is not None:
+        debug.start()
+        shown = debug_sock.getsockname() if debug_sock else ""
+        typer.echo(f"regtool serve: debug listener on {shown[0]}:{shown[1]}", err=True)
+    ops.start()
+    try:
+        yield
+    finally:
+        ops.close()
+        if debug is not None:
+            debug.close()
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -39,6 +39,8 @@ from regtool.server.errors import (
 )
 from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.http import API_VERSION, State, guard
+from regtool.server.metrics import set_route
+from regtool.server.operations import Operations
 from regtool.server.registry import Registry
 from regtool.server.settings import ServerSettings
 from regtool.server.upload_store import UploadStore
@@ -113,6 +115,7 @@ async def dispatch(request: Request, rest: str) -> Response:
             handler = methods.get(request.method)
             if handler is None:
                 raise Unsupported(f"{request.method} is not supported here", list(methods))
+            set_route(request.scope, route)
             args: dict[str, Any] = m.groupdict()
             if "name" in args:
                 check_name(args["name"])
@@ -287,15 +290,20 @@ def create_app(
     foreign_urls: UrlPolicy | None = None,
     settings: ServerSettings | None = None,
     guard: Guard | None = None,
+    ops: Operations | None = None,
 ) -> ASGIApp:
     """The registry over `driver`; the layout is detected (a new store gets
     distribution's naming for the backend) unless given. `uploads` replaces the default
     upload store (its lease terms, its hash states); `foreign_urls` says which layer URLs
     a pushed manifest may list (by default none, as distribution); `settings` who may do
     what (by default anyone anything), or `guard` built from them already (a test's,
-    with its own login throttle). `UsageError` when a file the settings name cannot be
-    used."""
+    with its own login throttle). `ops`: metrics, health, notifications and purging
+    around it (`Operations`; by default none), which count the storage calls of the
+    driver the layout is detected on here. `UsageError` when a file the settings name
+    cannot be used."""
+    ops = ops or Operations()
     if layout is None:
+        driver = ops.observe(driver)
         found = detect_layout(driver)
         if not isinstance(found, V2Layout):
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
@@ -303,10 +311,13 @@ def create_app(
     app = Starlette(routes=[RegistryRoute()])
     settings = settings or ServerSettings()
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
-    app.state.registry_state = State(registry, uploads or UploadStore(layout))
+    upload_store = uploads or UploadStore(layout)
+    app.state.registry_state = State(registry, upload_store, ops.metrics)
+    ops.bind(layout.driver, upload_store)
     gate = guard or Guard(settings)
     app.state.guard = gate
-    return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
+    inner = ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
+    return ops.wrap(inner)
 
 
 __all__ = ["create_app", "default_layout"]

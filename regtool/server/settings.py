@@ -6,11 +6,17 @@ configuration file (`ServerSettings.from_config`) and then from the command's fl
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from regtool.errors import UsageError
+from regtool.server.ops_settings import (
+    DebugSettings,
+    HealthSettings,
+    NotificationSettings,
+    UploadPurgeSettings,
+)
 
 #: The realm a Basic challenge names when none is configured.
 DEFAULT_REALM = "regtool"
@@ -52,6 +58,10 @@ class ServerSettings:
     access: Path | None = None
     read_only: bool = False
     delete_enabled: bool = True
+    debug: DebugSettings = field(default_factory=DebugSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    upload_purging: UploadPurgeSettings = field(default_factory=UploadPurgeSettings)
 
     @classmethod
     def from_config(cls, doc: dict[str, Any]) -> ServerSettings:
@@ -115,6 +125,7 @@ class ServerSettings:
             settings,
             read_only=readonly.get("enabled") is True,
             delete_enabled=delete.get("enabled") is True if doc else True,
+            **_operations_from_config(doc),
         )
 
     def with_flags(
@@ -183,6 +194,17 @@ class ServerSettings:
     @property
     def authenticates(self) -> bool:
         return bool(self.htpasswd or self.token)
+
+
+def _operations_from_config(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields of how the server is operated (`ops_settings`), each section read by
+    its own settings class."""
+    return {
+        "debug": DebugSettings.from_config(doc),
+        "health": HealthSettings.from_config(doc),
+        "notifications": NotificationSettings.from_config(doc),
+        "upload_purging": UploadPurgeSettings.from_config(doc),
+    }
 
 
 def _section(doc: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:

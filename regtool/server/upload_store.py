@@ -21,6 +21,7 @@ import hashlib
 import re
 import threading
 import uuid
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -96,6 +97,36 @@ class UploadStore:
             self.driver.delete(self.layout.upload_dir(name, upload_id))
         except FileNotFoundError:
             raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
+
+    def purge(self, name: str, upload_id: str, limit: datetime) -> bool:
+        """Delete the upload if no request holds its lease and none of its files was
+        written after `limit` (UTC); False if it stays. Takes the lease first, so two
+        purges (or a purge and a request) never act on one upload at once."""
+        try:
+            lease = Lease.take(
+                self.driver, partial(self.layout.upload_lease, name, upload_id), self.lease_terms, 0
+            )
+        except UploadBusy:
+            return False
+        try:
+            walked = self.driver.walk(self.layout.upload_dir(name, upload_id), temporaries=True)
+            if any(
+                e.path != lease.path and (e.modified is None or e.modified > limit) for e in walked
+            ):
+                return False  # written since it was found old
+            try:
+                lease.check()  # still this purge's (Swift)
+            except UploadBusy:
+                return False
+            lease.forsake()
+            self.hash_states.forget(upload_id)
+            try:
+                self.driver.delete(self.layout.upload_dir(name, upload_id))
+            except FileNotFoundError:
+                return False
+            return True
+        finally:
+            lease.release()  # nothing once forsaken
 
     # --- helpers -----------------------------------------------------------------------
     def _check_exists(self, name: str, upload_id: str) -> None:

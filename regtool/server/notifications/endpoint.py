@@ -1,0 +1,174 @@
+"""Delivering events to webhook endpoints, as distribution's `Endpoint` (`endpoint.go`,
+`sinks.go`, `http.go` at release/2.8) does, with one difference: the queue is bounded.
+
+Per endpoint, events its `ignore` rules do not filter out wait in a queue of at most
+`queue_size` events; a thread POSTs them, up to `BATCH` in one envelope, with the
+endpoint's `headers` and `timeout`. A 2xx or 3xx answer delivers them; anything else
+fails the attempt, and the same events are sent again: at once while fewer than
+`threshold` attempts failed in a row, then once every `backoff` seconds, until one
+succeeds (distribution's retrying sink). While an endpoint is slow or dead its queue
+fills; events arriving at a full queue are dropped and counted
+(`regtool_notification_events_total{outcome="dropped"}`), so memory stays bounded and
+no request waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+
+import requests
+
+from regtool.server.notifications.events import EVENTS_MEDIA_TYPE, Event, envelope
+from regtool.server.ops_settings import EndpointSettings, NotificationSettings
+
+log = logging.getLogger(__name__)
+
+#: Most events sent in one envelope.
+BATCH = 100
+
+#: `count(endpoint name, outcome, n)`: outcome is sent, failed or dropped.
+Counter = Callable[[str, str, int], None]
+
+
+class Endpoint:
+    """One endpoint's queue and delivery thread (started by `start`)."""
+
+    def __init__(
+        self,
+        settings: EndpointSettings,
+        queue_size: int,
+        count: Counter | None = None,
+        post: Callable[[bytes], int] | None = None,
+    ):
+        self.settings = settings
+        self.queue_size = queue_size
+        self.count = count or (lambda name, outcome, n: None)
+        self._queue: deque[Event] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._session = requests.Session()
+        self._post = post or self._http_post
+        self.delivered = 0  # events, for tests and logs
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def wants(self, event: Event) -> bool:
+        s = self.settings
+        if event.action in s.ignored_actions:
+            return False
+        return event.target.media_type not in s.ignored_media_types
+
+    def write(self, events: list[Event]) -> None:
+        """Queue `events` this endpoint wants, dropping those past `queue_size`; never
+        blocks beyond a lock held for a few list operations."""
+        wanted = [e for e in events if self.wants(e)]
+        if not wanted:
+            return
+        with self._ready:
+            room = max(self.queue_size - len(self._queue), 0)
+            self._queue.extend(wanted[:room])
+            self._ready.notify()
+        dropped = len(wanted) - room
+        if dropped > 0:
+            self.count(self.name, "dropped", dropped)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"notify-{self.name}", daemon=True)
+        self._thread.start()
+
+    def close(self, wait: float = 1.0) -> None:
+        """Stop delivering (what is queued is given `wait` seconds to go, no more)."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=wait)
+        self._session.close()
+
+    def _next(self) -> list[Event] | None:
+        with self._ready:
+            while not self._queue and not self._closed:
+                self._ready.wait()
+            if not self._queue:
+                return None
+            return [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
+
+    def _run(self) -> None:
+        failures = 0
+        while (batch := self._next()) is not None:
+            try:
+                status = self._post(envelope(batch))
+                error = None if 200 <= status < 400 else f"answered {status}"
+            except (requests.RequestException, OSError) as e:
+                error = type(e).__name__
+            if error is None:
+                failures = 0
+                with self._ready:
+                    for _ in batch:
+                        self._queue.popleft()
+                self.delivered += len(batch)
+                self.count(self.name, "sent", len(batch))
+                continue
+            failures += 1
+            self.count(self.name, "failed", len(batch))
+            if failures == self.settings.threshold:
+                log.warning(
+                    "notification endpoint %s: %s; retrying every %gs",
+                    self.name,
+                    error,
+                    self.settings.backoff,
+                )
+            if failures >= self.settings.threshold:
+                with self._ready:
+                    if not self._closed:
+                        self._ready.wait(self.settings.backoff)
+            if self._closed:
+                return
+
+    def _http_post(self, body: bytes) -> int:
+        headers = {"Content-Type": EVENTS_MEDIA_TYPE}
+        for key, value in self.settings.headers:  # repeated names: joined, as HTTP allows
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        response = self._session.post(
+            self.settings.url, data=body, headers=headers, timeout=self.settings.timeout
+        )
+        response.close()
+        return response.status_code
+
+
+class Notifier:
+    """Every configured endpoint; `write` hands events to each. `source` is this
+    registry as events name it (`addr`: host name and port)."""
+
+    def __init__(
+        self,
+        settings: NotificationSettings,
+        source_addr: str = "",
+        count: Counter | None = None,
+    ):
+        self.settings = settings
+        self.endpoints = [Endpoint(e, settings.queue_size, count) for e in settings.endpoints]
+        host = socket.gethostname()
+        self.source = {"addr": f"{host}:{source_addr.rsplit(':', 1)[-1]}" if source_addr else host}
+
+    def write(self, events: list[Event]) -> None:
+        for endpoint in self.endpoints:
+            endpoint.write(events)
+
+    def start(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.start()
+
+    def close(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.close()
