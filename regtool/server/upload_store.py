@@ -17,6 +17,7 @@ deleted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
@@ -108,11 +109,11 @@ class UploadStore:
             )
         except UploadBusy:
             return False
+        upload_dir = self.layout.upload_dir(name, upload_id)
         try:
-            walked = self.driver.walk(self.layout.upload_dir(name, upload_id), temporaries=True)
-            if any(
-                e.path != lease.path and (e.modified is None or e.modified > limit) for e in walked
-            ):
+            walked = self.driver.walk(upload_dir, temporaries=True)
+            files = [e for e in walked if e.path != lease.path]
+            if any(e.modified is None or e.modified > limit for e in files):
                 return False  # written since it was found old
             try:
                 lease.check()  # still this purge's (Swift)
@@ -120,11 +121,10 @@ class UploadStore:
                 return False
             lease.forsake()
             self.hash_states.forget(upload_id)
-            try:
-                self.driver.delete(self.layout.upload_dir(name, upload_id))
-            except FileNotFoundError:
-                return False
-            return True
+            with contextlib.suppress(FileNotFoundError):
+                # gone meanwhile (another purge), but for the lease just taken: that goes
+                self.driver.delete(upload_dir)
+            return bool(files)
         finally:
             lease.release()  # nothing once forsaken
 
