@@ -360,10 +360,8 @@ def test_endpoint_retries_after_backoff_until_delivered() -> None:
 
 
 def event(action: str) -> Event:
-    from datetime import UTC, datetime
-
     target = Target("blobs", "app", "sha256:" + "1" * 64, "application/octet-stream", 3)
-    return Event(action, target, datetime.now(UTC), "rid", "1.2.3.4:5", "h", "GET", "ua", None)
+    return Event(action, target, time.time(), "rid", "1.2.3.4:5", "h", "GET", "ua", None)
 
 
 # --- health --------------------------------------------------------------------------------

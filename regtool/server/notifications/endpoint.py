@@ -2,7 +2,8 @@
 `sinks.go`, `http.go` at release/2.8) does, with one difference: the queue is bounded.
 
 Per endpoint, events its `ignore` rules do not filter out wait in a queue of at most
-`queue_size` events; a thread POSTs them, up to `BATCH` in one envelope, with the
+`queue_size` events; a thread POSTs them, up to `BATCH` in one envelope (gathered for up to `LINGER`
+seconds), with the
 endpoint's `headers` and `timeout`. A 2xx or 3xx answer delivers them; anything else
 fails the attempt, and the same events are sent again: at once while fewer than
 `threshold` attempts failed in a row, then once every `backoff` seconds, until one
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: Most events sent in one envelope.
 BATCH = 100
+#: Seconds a first event waits for others to share its POST: a busy registry sends
+#: one POST per many events, not one each (the receiver sees them that much later).
+LINGER = 0.05
 
 #: `count(endpoint name, outcome, n)`: outcome is sent, failed or dropped.
 Counter = Callable[[str, str, int], None]
@@ -101,6 +105,8 @@ class Endpoint:
                 self._ready.wait()
             if not self._queue:
                 return None
+            if len(self._queue) < BATCH and not self._closed:
+                self._ready.wait_for(lambda: len(self._queue) >= BATCH or self._closed, LINGER)
             return [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
 
     def _run(self) -> None:

@@ -15,6 +15,7 @@ Which requests make events, as distribution's listeners make them:
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,7 +48,7 @@ class Event:
 
     action: str
     target: Target
-    timestamp: datetime
+    timestamp: float  # Unix seconds: formatted only when sent
     request_id: str
     addr: str
     host: str
@@ -81,7 +82,9 @@ class Event:
         request |= {"method": self.method, "useragent": self.user_agent}
         return {
             "id": self.id,
-            "timestamp": self.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "timestamp": datetime.fromtimestamp(self.timestamp, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ"
+            ),
             "action": self.action,
             "target": target,
             "request": request,
@@ -104,8 +107,14 @@ def record(request: Request, action: str, target: Target) -> None:
 
 
 def stamp(scope: dict[str, Any], action: str, target: Target, source: dict[str, str]) -> Event:
-    """The event for `action` on `target` by the HTTP request of `scope`."""
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    """The event for `action` on `target` by the HTTP request of `scope`. Runs in the
+    request's path: only what the request alone can tell is taken here."""
+    host = agent = ""
+    for key, value in scope.get("headers", ()):
+        if key == b"host":
+            host = value.decode("latin-1")
+        elif key == b"user-agent":
+            agent = value.decode("latin-1")
     client = scope.get("client")
     user = scope.get("user")
     actor = user.display_name if user is not None and user.is_authenticated else None
@@ -113,12 +122,12 @@ def stamp(scope: dict[str, Any], action: str, target: Target, source: dict[str, 
     return Event(
         action,
         target,
-        datetime.now(UTC),
+        time.time(),
         request_id,
         f"{client[0]}:{client[1]}" if client else "",
-        headers.get("host", ""),
+        host,
         scope.get("method", ""),
-        headers.get("user-agent", ""),
+        agent,
         actor,
         "https" if scope.get("scheme") == "https" else "http",
         source,

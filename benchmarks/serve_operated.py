@@ -1,0 +1,313 @@
+"""`regtool serve` operated (metrics and webhook notifications on) against itself with
+them off and against distribution with its own Prometheus metrics on, same small-image
+workload in the same run; then the server's memory with a dead webhook endpoint.
+
+    .venv/bin/python -m benchmarks.serve_operated [--images 200] [--clients 32] [--pushes 10000]
+
+Every registry runs as its own process on loopback over a fresh local directory, with
+the clients of `serve_small_images` (push: HEAD, POST, PUT per blob, then the manifest;
+pull: the manifest and each blob). regtool "on": `http.debug.prometheus` enabled and one
+notification endpoint, a live receiver in this process that answers 200 to every POST
+(scraped once at the end, to check the counters moved). distribution: Debian's
+`docker-registry` with `http.debug.prometheus.enabled`. Targets: on/off >= 0.95,
+on/distribution >= 1.0.
+
+Memory: regtool's app with metrics on and an endpoint nothing listens on, in a process
+of its own, takes IMAGES real pushes from the same clients while a thread of that
+process hands its notifier PUSHES pushes' worth of events (three each: two blobs, one
+manifest) directly; its peak RSS must stay under 150 MiB (the queue holds at most 10,000
+events, the rest are dropped and counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import yaml
+
+from benchmarks.serve_small_images import OCI_MANIFEST as OCI
+from benchmarks.serve_small_images import SmallImage, phase, pull, push
+from benchmarks.serve_throughput import peak_rss_mib
+from tests.services import free_port
+from tests.services.distribution import filesystem_storage, start_distribution
+
+MAIN = "from regtool.cli.main import main; main()"
+
+
+class Receiver:
+    """A webhook receiver: counts the events POSTed to it, answers 200."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.events += len(json.loads(body)["events"])
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/events"
+
+
+def start_regtool(
+    tmp: Path, name: str, *, endpoint: str | None = None, metrics: bool = False
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """`regtool serve --config` over `tmp/name`; returns the process, its URL and its
+    debug listener's URL."""
+    port, debug_port = free_port(), free_port()
+    config: dict[str, object] = {
+        "version": 0.1,
+        "storage": {"filesystem": {"rootdirectory": str(tmp / name)}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }
+    if metrics:
+        config["http"] = {
+            "addr": f"127.0.0.1:{port}",
+            "debug": {"addr": f"127.0.0.1:{debug_port}", "prometheus": {"enabled": True}},
+        }
+    if endpoint:
+        config["notifications"] = {
+            "endpoints": [{"name": "bench", "url": endpoint, "timeout": "1s"}]
+        }
+    path = tmp / f"{name}.yml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", MAIN, "serve", "--config", str(path), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(url + "/v2/", timeout=1).raise_for_status()
+            return proc, url, f"http://127.0.0.1:{debug_port}"
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("regtool serve did not start") from None
+            time.sleep(0.05)
+
+
+def wait_up(proc: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(url + "/v2/", timeout=1).raise_for_status()
+            return
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("regtool serve did not start") from None
+            time.sleep(0.05)
+
+
+def flood(root: Path, port: int, debug_port: int, pushes: int) -> None:
+    """The child of the memory run: regtool's app with a dead endpoint on `port`, its
+    debug listener on `debug_port`, and `pushes` pushes' events handed to its notifier."""
+    import uvicorn
+
+    from regtool.server.app import create_app
+    from regtool.server.debug_server import DebugServer
+    from regtool.server.notifications.events import BLOB_MEDIA_TYPE, Target, stamp
+    from regtool.server.operations import Operations
+    from regtool.server.ops_settings import (
+        DebugSettings,
+        EndpointSettings,
+        HealthSettings,
+        NotificationSettings,
+        UploadPurgeSettings,
+    )
+    from regtool.server.protocol import uvicorn_options
+    from regtool.storage.local import LocalDriver
+
+    root.mkdir(parents=True, exist_ok=True)
+    endpoint = EndpointSettings("dead", dead_url())
+    ops = Operations.from_settings(
+        DebugSettings(f"127.0.0.1:{debug_port}", True),
+        HealthSettings(),
+        NotificationSettings((endpoint,)),
+        UploadPurgeSettings(enabled=False),
+        f"127.0.0.1:{port}",
+    )
+    app = create_app(LocalDriver(root), ops=ops)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", debug_port))
+    sock.listen(64)
+    debug = DebugServer(ops, sock)
+    debug.start()
+    ops.start()
+    notifier = ops.notifier
+    assert notifier is not None
+
+    def drive() -> None:
+        scope = {
+            "headers": [(b"host", f"127.0.0.1:{port}".encode()), (b"user-agent", b"bench")],
+            "client": ("127.0.0.1", 40000),
+            "method": "PUT",
+            "state": {},
+        }
+        for n in range(pushes):
+            digest = f"sha256:{n:064x}"
+            blob = Target("blobs", f"bench/app{n % 20}", digest, BLOB_MEDIA_TYPE, 4096)
+            manifest = Target("manifests", blob.repository, digest, OCI, 600, f"t{n}")
+            notifier.write(
+                [stamp(scope, "push", t, notifier.source) for t in (blob, blob, manifest)]
+            )
+            if n % 100 == 0:
+                time.sleep(0.001)  # as pushes arrive: spread, not all at once
+
+    threading.Thread(target=drive, daemon=True).start()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        **uvicorn_options(5),
+    )
+    uvicorn.Server(config).run()
+
+
+def measure(url: str, images: list[SmallImage], clients: int) -> tuple[float, float]:
+    return (
+        asyncio.run(phase(url, images, clients, push)),
+        asyncio.run(phase(url, images, clients, pull)),
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--pushes", type=int, default=10000)
+    parser.add_argument("--flood", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.flood:
+        root, port, debug_port, pushes = args.flood
+        flood(Path(root), int(port), int(debug_port), int(pushes))
+        return
+    images = [SmallImage.make(n) for n in range(args.images)]
+    results: dict[str, tuple[float, float]] = {}
+    receiver = Receiver()
+    with tempfile.TemporaryDirectory(prefix="regtool-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        dist = start_distribution(
+            tmp / "dist",
+            filesystem_storage(tmp / "dist-store"),
+            log_level="error",
+            debug={"addr": f"127.0.0.1:{free_port()}", "prometheus": {"enabled": True}},
+        )
+        try:
+            results["distribution (metrics on)"] = measure(dist.url, images, args.clients)
+        finally:
+            dist.stop()
+        proc, url, _ = start_regtool(tmp, "off")
+        try:
+            results["regtool off"] = measure(url, images, args.clients)
+        finally:
+            stop(proc)
+        proc, url, debug = start_regtool(tmp, "on", endpoint=receiver.url, metrics=True)
+        try:
+            results["regtool on"] = measure(url, images, args.clients)
+            scraped = httpx.get(f"{debug}/metrics").text
+        finally:
+            stop(proc)
+        requests = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in scraped.splitlines()
+            if line.startswith("regtool_http_requests_total{")
+        )
+        # RSS with a dead endpoint: real pushes, and PUSHES pushes' events driven directly
+        port, debug_port = free_port(), free_port()
+        child = ["--flood", str(tmp / "dead"), str(port), str(debug_port), str(args.pushes)]
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.serve_operated", *child])
+        url, debug = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{debug_port}"
+        try:
+            wait_up(proc, url)
+            more = [SmallImage.make(100_000 + n) for n in range(args.images)]
+            push_rate = asyncio.run(phase(url, more, args.clients, push))
+            while True:
+                lines = httpx.get(f"{debug}/metrics").text.splitlines()
+                events = sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in lines
+                    if (
+                        line.startswith("regtool_notification_events_total{")
+                        and 'outcome="dropped"' in line
+                    )
+                    or line.startswith("regtool_notification_queue_length{")
+                )
+                if events >= 3 * (args.pushes + args.images) or proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+            dropped = [
+                line
+                for line in lines
+                if line.startswith(("regtool_notification_", "regtool_http_requests_total{"))
+                and "POST" not in line
+            ]
+            rss = peak_rss_mib(proc.pid)
+        finally:
+            stop(proc)
+    receiver.close()
+    print(f"{args.images} small images, {args.clients} concurrent clients, local filesystem")
+    for name, (p, q) in results.items():
+        print(f"{name:28} push {p:7.0f} req/s   pull {q:7.0f} req/s")
+    on, off = results["regtool on"], results["regtool off"]
+    dist_r = results["distribution (metrics on)"]
+    print(
+        f"on/off            push {on[0] / off[0]:.2f}  pull {on[1] / off[1]:.2f}  (target >= 0.95)"
+    )
+    print(
+        f"on/distribution   push {on[0] / dist_r[0]:.2f}  pull {on[1] / dist_r[1]:.2f}"
+        "  (target >= 1.0)"
+    )
+    print(f"regtool on: {requests:.0f} requests counted, {receiver.events} events received")
+    print(
+        f"dead endpoint: {args.images} real pushes at {push_rate:.0f} req/s and "
+        f"{args.pushes} pushes' events ({3 * args.pushes}) driven directly: "
+        f"peak RSS {rss:.0f} MiB (target < 150)"
+    )
+    for line in dropped:
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
