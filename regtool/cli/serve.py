@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from regtool.cli.store import ConfigOption, IdentityOption, LocationOption
 from regtool.errors import UsageError
 from regtool.location import parse_location
+
+if TYPE_CHECKING:  # imported late at run time: only serve needs them
+    from regtool.server.operations import Operations
+    from regtool.server.settings import ServerSettings
 
 DEFAULT_ADDR = "127.0.0.1:5000"
 #: Seconds a stopping server waits for requests under way before it cuts them short
@@ -197,11 +202,12 @@ def serve(
         tls.check(settings.tls)
     loc = parse_location(location_arg or location, config=config, identity=identity)
     ops = _operations(settings, f"{host}:{port}")
-    debug_sock = _debug_listen(settings)
+    debug_sock = None
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
         app = create_app(driver, foreign_urls=foreign_urls, settings=settings, ops=ops)
+        debug_sock = _debug_listen(settings)
         sock = listen(host, port)
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if settings.tls else "http"
@@ -232,16 +238,20 @@ def serve(
         driver.close()
 
 
-def _operations(settings: Any, addr: str) -> Any:
-    """Metrics, health, notifications and purging as `settings` ask (`Operations`)."""
+def _operations(settings: ServerSettings, addr: str) -> Operations:
+    """Metrics, health, notifications and purging as `settings` ask (`Operations`). A
+    read-only server purges no uploads: it writes nothing."""
     from regtool.server.operations import Operations
 
+    purging = settings.upload_purging
+    if settings.read_only:
+        purging = dataclasses.replace(purging, enabled=False)
     return Operations.from_settings(
-        settings.debug, settings.health, settings.notifications, settings.upload_purging, addr
+        settings.debug, settings.health, settings.notifications, purging, addr
     )
 
 
-def _debug_listen(settings: Any) -> socket.socket | None:
+def _debug_listen(settings: ServerSettings) -> socket.socket | None:
     """The debug listener's socket (`http.debug.addr`), if one is set."""
     if settings.debug.addr is None:
         return None
@@ -250,15 +260,17 @@ def _debug_listen(settings: Any) -> socket.socket | None:
 
 
 @contextlib.contextmanager
-def _operated(ops: Any, debug_sock: socket.socket | None) -> Iterator[None]:
+def _operated(ops: Operations, debug_sock: socket.socket | None) -> Iterator[None]:
     """`ops` running (and the debug listener on `debug_sock`) for the block."""
     from regtool.server.debug_server import DebugServer
 
-    debug = DebugServer(ops, debug_sock) if debug_sock is not None else None
-    if debug is not None:
+    debug = None
+    if debug_sock is not None:
+        debug = DebugServer(ops, debug_sock)
         debug.start()
-        shown = debug_sock.getsockname() if debug_sock else ""
-        typer.echo(f"regtool serve: debug listener on {shown[0]}:{shown[1]}", err=True)
+        host, port = debug_sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"regtool serve: debug listener on {shown}:{port}", err=True)
     ops.start()
     try:
         yield

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from regtool.server.errors import Unavailable, error_response
@@ -126,18 +127,21 @@ class Health:
 
 
 class HealthGate:
-    """Answers every HTTP request 503 `UNAVAILABLE` while a health check fails."""
+    """Answers every HTTP request 503 `UNAVAILABLE` while a health check fails, and `/`
+    with an empty 200 otherwise: distribution's `health.Handler` around its `alive("/")`,
+    which load balancers probe."""
 
     def __init__(self, app: ASGIApp, health: Health):
         self.app = app
         self.health = health
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.health.checks and self.health.status():
-            failed = Unavailable(
-                "service unavailable", "health check failed: please see /debug/health"
-            )
-            answer = error_response(failed)
-            await answer(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif self.health.checks and self.health.status():
+            detail = "health check failed: please see /debug/health"
+            await error_response(Unavailable("service unavailable", detail))(scope, receive, send)
+        elif scope["path"] == "/":
+            await Response(headers={"Cache-Control": "no-cache"})(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -381,6 +381,8 @@ def test_health_threshold_and_recovery(
     with httpx.Client(base_url=reg.url) as client:
         put_manifest(client, "app", "v1", image_manifest(client, "app"))
         assert check.check_now() is None
+        alive = client.get("/")  # distribution's alive("/"), for load balancers
+        assert (alive.status_code, alive.content) == (200, b"")
         root.rename(tmp_path / "away")
         root.symlink_to(root)
         assert check.check_now() is None  # one failure: below the threshold
@@ -394,6 +396,7 @@ def test_health_threshold_and_recovery(
         assert r.status_code == 503
         assert r.json()["errors"][0]["code"] == "UNAVAILABLE"
         assert "debug/health" in r.json()["errors"][0]["detail"]
+        assert client.get("/").status_code == 503
         samples = scrape(debug)
         assert value(samples, "regtool_health_status", check="storagedriver_local") == 0
         root.unlink()

@@ -282,3 +282,32 @@ def test_serve_config_debug_listener(tmp_path: Path) -> None:
 
     out = run_serve(["--config", str(config)], port, during)
     assert f"debug listener on 127.0.0.1:{debug_port}" in out
+
+
+def test_busy_debug_port_is_one_line_and_exit_2(tmp_path: Path, cli: Any) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        debug_port = busy.getsockname()[1]
+        config = tmp_path / "config.yml"
+        config.write_text(
+            f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'r'}\n"
+            f"http:\n  addr: 127.0.0.1:{free_port()}\n"
+            f"  debug:\n    addr: 127.0.0.1:{debug_port}\n"
+        )
+        r = cli("serve", "--config", str(config))
+    assert r.exit_code == 2, r.output
+    assert f"cannot listen on 127.0.0.1:{debug_port}" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_invalid_operations_key_is_one_line_and_exit_2(tmp_path: Path, cli: Any) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'r'}\n"
+        "health:\n  storagedriver:\n    enabled: true\n    interval: soon\n"
+    )
+    r = cli("serve", "--config", str(config))
+    assert r.exit_code == 2, r.output
+    assert "health.storagedriver.interval" in r.output
+    assert "Traceback" not in r.output
