@@ -68,7 +68,7 @@ async def get_manifest(request: Request, name: str, ref_text: str) -> Response:
     body = b"" if request.method == "HEAD" else stored.data
     tag = reference if isinstance(reference, str) else None
     target = Target("manifests", name, str(stored.digest), stored.media_type, len(stored.data), tag)
-    record(request, "pull", target)
+    record(request, "pull", target, stored.data)
     # A pull is a GET (a HEAD only asks); its record is written after the response.
     registry = state(request).registry
     pulled = registry.pulls.pulled(name, stored.digest) if request.method == "GET" else None
@@ -100,9 +100,8 @@ async def put_manifest(request: Request, name: str, ref_text: str) -> Response:
     )
     tag = reference if isinstance(reference, str) else None
     media_type = content_media_type(request.headers.get("content-type"))
-    record(
-        request, "push", Target("manifests", name, str(result.digest), media_type, len(data), tag)
-    )
+    target = Target("manifests", name, str(result.digest), media_type, len(data), tag)
+    record(request, "push", target, data)
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",
         "Docker-Content-Digest": str(result.digest),

@@ -277,6 +277,29 @@ def test_ignored_actions_and_media_types(
     ]
 
 
+def test_manifest_events_with_references(
+    serve_registry: Serve, tmp_path: Path, receiver: Receiver
+) -> None:
+    endpoint = EndpointSettings(
+        "hook", receiver.url, ignored_media_types=frozenset({"application/octet-stream"})
+    )
+    ops = Operations.from_settings(
+        DebugSettings(),
+        HealthSettings(),
+        NotificationSettings((endpoint,), include_references=True),
+        UploadPurgeSettings(enabled=False),
+    )
+    reg = serve_registry(LocalDriver(tmp_path), ops=ops)
+    with httpx.Client(base_url=reg.url) as client:
+        manifest = image_manifest(client, "app")
+        put_manifest(client, "app", "v1", manifest)
+    doc = json.loads(manifest)
+    (event,) = receiver.wait_for(1)
+    assert event["target"]["references"] == [
+        {k: d[k] for k in ("mediaType", "size", "digest")} for d in [doc["config"], *doc["layers"]]
+    ]
+
+
 def test_a_failing_request_makes_no_event(
     serve_registry: Serve, tmp_path: Path, receiver: Receiver
 ) -> None:

@@ -14,6 +14,7 @@ Which requests make events, as distribution's listeners make them:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -22,6 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
+
+from regtool.errors import ManifestInvalid
+from regtool.oci import parse_manifest
 
 EVENTS_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 #: The media type distribution gives a blob's descriptor in its events.
@@ -40,6 +44,8 @@ class Target:
     size: int | None = None
     tag: str | None = None
     from_repository: str | None = None
+    #: what a manifest references (`notifications.events.includereferences`)
+    references: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,8 @@ class Event:
             target["url"] = f"{self.scheme}://{self.host}/v2/{t.repository}/{t.kind}/{t.digest}"
         if t.tag:
             target["tag"] = t.tag
+        if t.references:
+            target["references"] = list(t.references)
         request = {"id": self.request_id, "addr": self.addr, "host": self.host}
         request |= {"method": self.method, "useragent": self.user_agent}
         return {
@@ -98,12 +106,34 @@ def envelope(events: list[Event]) -> bytes:
     return json.dumps({"events": [e.to_json() for e in events]}).encode()
 
 
-def record(request: Request, action: str, target: Target) -> None:
+def record(request: Request, action: str, target: Target, manifest: bytes | None = None) -> None:
     """Note that `request` did `action` to `target`; it becomes an event if the request
-    succeeds. Nothing when no endpoint listens (no list in the request's state)."""
-    pending = request.scope.get("state", {}).get("events")
-    if pending is not None:
-        pending.append((action, target))
+    succeeds. Nothing when no endpoint listens (no list in the request's state). The
+    `manifest` a manifest event is about gives the target's `references` when endpoints
+    ask for them (`with_references` in the request's state)."""
+    state = request.scope.get("state", {})
+    pending = state.get("events")
+    if pending is None:
+        return
+    if manifest is not None and state.get("with_references"):
+        target = dataclasses.replace(target, references=references(manifest))
+    pending.append((action, target))
+
+
+def references(manifest: bytes) -> tuple[dict[str, Any], ...]:
+    """The descriptors a manifest references, as distribution's `References()`: an
+    image's config then its layers, an index's manifests; none if it does not parse."""
+    try:
+        parsed = parse_manifest(manifest)
+    except ManifestInvalid:
+        return ()
+    found = []
+    for d in parsed.manifests if parsed.is_index else parsed.blobs:
+        desc: dict[str, Any] = {"mediaType": d.media_type, "size": d.size, "digest": str(d.digest)}
+        if d.urls:
+            desc["urls"] = list(d.urls)
+        found.append(desc)
+    return tuple(found)
 
 
 def stamp(scope: dict[str, Any], action: str, target: Target, source: dict[str, str]) -> Event:

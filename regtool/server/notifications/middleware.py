@@ -21,7 +21,9 @@ class NotifyMiddleware:
             await self.app(scope, receive, send)
             return
         pending: list[tuple[str, object]] = []
-        scope.setdefault("state", {})["events"] = pending
+        state = scope.setdefault("state", {})
+        state["events"] = pending
+        state["with_references"] = self.notifier.settings.include_references
         status = 500
 
         async def watching_send(message: Message) -> None:
