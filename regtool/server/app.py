@@ -112,10 +112,10 @@ async def dispatch(request: Request, rest: str) -> Response:
             m = pattern.fullmatch(rest)
             if m is None:
                 continue
+            set_route(request.scope, route)
             handler = methods.get(request.method)
             if handler is None:
                 raise Unsupported(f"{request.method} is not supported here", list(methods))
-            set_route(request.scope, route)
             args: dict[str, Any] = m.groupdict()
             if "name" in args:
                 check_name(args["name"])

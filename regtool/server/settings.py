@@ -49,7 +49,9 @@ class TokenSettings:
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything `create_app` and the command need beyond the store. The defaults are
-    an open registry on plain HTTP: no authentication, every write taken."""
+    an open registry on plain HTTP: no authentication, every write taken. How it is
+    operated (debug listener, health checks, notifications, upload purging) comes from
+    `ops_settings`, one section each."""
 
     tls: TlsSettings | None = None
     htpasswd: Path | None = None
