@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -450,3 +451,35 @@ def test_health_checks_run_on_their_interval(
     root.unlink()
     (tmp_path / "away").rename(root)
     status_becomes(200)
+
+
+@pytest.mark.swift
+def test_health_of_swift_unavailable_and_back(swift_service: Any) -> None:
+    """Swift answering 503 to everything (its proxy down behind a load balancer) fails
+    the check once `threshold` checks in a row failed; the first good answer clears it."""
+    from regtool.server.health import Health, storage_probe
+    from regtool.storage.swift import SwiftDriver
+    from tests.services.swift_faults import SwiftFaultProxy
+
+    container = f"health-{uuid.uuid4().hex[:8]}"
+    swift_service.create_container(container)
+    with SwiftFaultProxy(swift_service.auth_url) as faults:
+        driver = SwiftDriver(faults.credentials(), container)
+        try:
+            check = HealthCheck(
+                "storagedriver_swift",
+                storage_probe(driver),
+                HealthSettings(True, 10.0, threshold=2),
+            )
+            health = Health([check])
+            assert check.check_now() is None
+            faults.answer(None, "", 503, times=None)
+            assert check.check_now() is None
+            assert check.check_now() is not None
+            status, body = health.body()
+            assert status == 503 and "storagedriver_swift" in json.loads(body)
+            faults.clear()
+            assert check.check_now() is None
+            assert health.body() == (200, b"{}")
+        finally:
+            driver.close()
