@@ -17,6 +17,35 @@ _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 
 _GO_UNITS["h"] = 3600.0
 _GO_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 _GO_WHOLE = re.compile(rf"(?:{_GO_PART.pattern})+")
+#: Every key these sections read, dotted from the top level (an endpoint's keys are
+#: those of each item of `notifications.endpoints`), for the config's known-key list.
+KNOWN_KEYS = (
+    "http.debug.addr",
+    "http.debug.prometheus.enabled",
+    "http.debug.prometheus.path",
+    "health.storagedriver.enabled",
+    "health.storagedriver.interval",
+    "health.storagedriver.threshold",
+    "notifications.events.includereferences",
+    "notifications.endpoints",
+    "storage.maintenance.uploadpurging.enabled",
+    "storage.maintenance.uploadpurging.age",
+    "storage.maintenance.uploadpurging.interval",
+    "storage.maintenance.uploadpurging.dryrun",
+)
+ENDPOINT_KEYS = (
+    "name",
+    "disabled",
+    "url",
+    "headers",
+    "timeout",
+    "threshold",
+    "backoff",
+    "ignoredmediatypes",
+    "ignore.mediatypes",
+    "ignore.actions",
+)
+
 #: The longest duration taken (Go's time.Duration ends at about 292 years).
 _MAX_SECONDS = 100 * 365 * 86400.0
 
