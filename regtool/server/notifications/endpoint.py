@@ -16,6 +16,7 @@ no request waits.
 from __future__ import annotations
 
 import http.client
+import itertools
 import logging
 import socket
 import threading
@@ -51,9 +52,12 @@ class Endpoint:
         self.settings = settings
         self.queue_size = queue_size
         self.count = count or (lambda name, outcome, n: None)
+        # One writer at a time (the event loop), one reader (the delivery thread): deque
+        # appends and pops are atomic, so the request's path takes no lock but an
+        # Event's, and that only to wake an idle thread.
         self._queue: deque[Event] = deque()
-        self._ready = threading.Condition()
-        self._closed = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: http.client.HTTPConnection | None = None  # kept alive between POSTs
         self._post = post or self._http_post
@@ -74,14 +78,14 @@ class Endpoint:
 
     def write(self, events: list[Event]) -> None:
         """Queue `events` this endpoint wants, dropping those past `queue_size`; never
-        blocks beyond a lock held for a few list operations."""
+        blocks."""
         wanted = [e for e in events if self.wants(e)]
         if not wanted:
             return
-        with self._ready:
-            room = max(self.queue_size - len(self._queue), 0)
-            self._queue.extend(wanted[:room])
-            self._ready.notify()
+        room = max(self.queue_size - len(self._queue), 0)
+        self._queue.extend(wanted[:room])
+        if not self._wake.is_set():
+            self._wake.set()
         dropped = len(wanted) - room
         if dropped > 0:
             self.count(self.name, "dropped", dropped)
@@ -92,23 +96,24 @@ class Endpoint:
 
     def close(self, wait: float = 1.0) -> None:
         """Stop delivering (what is queued is given `wait` seconds to go, no more)."""
-        with self._ready:
-            self._closed = True
-            self._ready.notify()
+        self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=wait)
             if not self._thread.is_alive() and self._conn is not None:
                 self._conn.close()
 
     def _next(self) -> list[Event] | None:
-        with self._ready:
-            while not self._queue and not self._closed:
-                self._ready.wait()
-            if not self._queue:
+        """The events to send next (they stay queued until sent); None once closed and
+        nothing is left."""
+        while not self._queue:
+            if self._stop.is_set():
                 return None
-            if len(self._queue) < BATCH and not self._closed:
-                self._ready.wait_for(lambda: len(self._queue) >= BATCH or self._closed, LINGER)
-            return [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
+            self._wake.wait()
+            self._wake.clear()  # then the queue is looked at again: no wake-up is lost
+        if len(self._queue) < BATCH:
+            self._stop.wait(LINGER)
+        return list(itertools.islice(self._queue, BATCH))
 
     def _run(self) -> None:
         failures = 0
@@ -120,9 +125,8 @@ class Endpoint:
                 error = type(e).__name__
             if error is None:
                 failures = 0
-                with self._ready:
-                    for _ in batch:
-                        self._queue.popleft()
+                for _ in batch:
+                    self._queue.popleft()
                 self.delivered += len(batch)
                 self.count(self.name, "sent", len(batch))
                 continue
@@ -136,10 +140,8 @@ class Endpoint:
                     self.settings.backoff,
                 )
             if failures >= self.settings.threshold:
-                with self._ready:
-                    if not self._closed:
-                        self._ready.wait(self.settings.backoff)
-            if self._closed:
+                self._stop.wait(self.settings.backoff)
+            if self._stop.is_set():
                 return
 
     def _http_post(self, body: bytes) -> int:

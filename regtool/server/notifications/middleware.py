@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regtool.server.notifications.endpoint import Notifier
-from regtool.server.notifications.events import stamp
+from regtool.server.notifications.events import new_id, stamp
 
 
 class NotifyMiddleware:
@@ -34,5 +34,6 @@ class NotifyMiddleware:
 
         await self.app(scope, receive, watching_send)
         if pending and status < 400:
+            state.setdefault("request_id", new_id())  # one for all of the request's events
             source = self.notifier.source
             self.notifier.write([stamp(scope, a, t, source) for a, t in pending])  # type: ignore[arg-type]
