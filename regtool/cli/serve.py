@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,6 +23,7 @@ from regtool.server.settings import DEFAULT_ADDR, DEFAULT_DRAIN
 if TYPE_CHECKING:
     from regtool.config import ConfigDocument
     from regtool.server.foreign_layers import UrlPolicy
+    from regtool.server.operations import Operations
     from regtool.server.settings import ServerSettings
 
 #: Seconds a stopping server waits for requests under way before it cuts them short.
@@ -232,10 +234,13 @@ def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy) -> No
     python_level = {"trace": "DEBUG", "warn": "WARNING"}.get(level, level.upper())
     configure_logging(settings.log, python_level)
     http = settings.http
+    ops = _operations(settings, http.addr)
+    debug_sock = None
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
-        app = create_app(driver, foreign_urls=foreign_urls, settings=settings)
+        app = create_app(driver, foreign_urls=foreign_urls, settings=settings, ops=ops)
+        debug_sock = _debug_listen(settings)
         scheme = "https" if settings.tls else "http"
         if http.net == "unix":
             sock = listen_unix(http.addr)
@@ -267,10 +272,54 @@ def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy) -> No
         # uvicorn drains on SIGTERM, then raises the signal again once it is done, whose
         # default action would kill the process: a stop asked for is a success (exit 0).
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        with sock, contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C
-            server.run(sockets=[sock])
+        with sock, _operated(ops, debug_sock), contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])  # uvicorn re-raises Ctrl-C
     finally:
+        if debug_sock is not None:
+            debug_sock.close()
         driver.close()
+
+
+def _operations(settings: ServerSettings, addr: str) -> Operations:
+    """Metrics, health, notifications and purging as `settings` ask (`Operations`). A
+    read-only server purges no uploads: it writes nothing."""
+    from regtool.server.operations import Operations
+
+    purging = settings.upload_purging
+    if settings.read_only:
+        purging = dataclasses.replace(purging, enabled=False)
+    return Operations.from_settings(
+        settings.debug, settings.health, settings.notifications, purging, addr
+    )
+
+
+def _debug_listen(settings: ServerSettings) -> socket.socket | None:
+    """The debug listener's socket (`http.debug.addr`), if one is set."""
+    if settings.debug.addr is None:
+        return None
+    host, port = parse_addr(settings.debug.addr)
+    return listen(host, port)
+
+
+@contextlib.contextmanager
+def _operated(ops: Operations, debug_sock: socket.socket | None) -> Iterator[None]:
+    """`ops` running (and the debug listener on `debug_sock`) for the block."""
+    from regtool.server.debug_server import DebugServer
+
+    debug = None
+    if debug_sock is not None:
+        debug = DebugServer(ops, debug_sock)
+        debug.start()
+        host, port = debug_sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"regtool serve: debug listener on {shown}:{port}", err=True)
+    ops.start()
+    try:
+        yield
+    finally:
+        ops.close()
+        if debug is not None:
+            debug.close()
 
 
 def listen(host: str, port: int) -> socket.socket:

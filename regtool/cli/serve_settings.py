@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 #: Sections of the document shown as they are (read by the server's other parts).
 PASSED_ON = ("http.debug", "health", "notifications", "storage.maintenance.uploadpurging")
+#: The settings fields read from those sections (notification headers hold secrets:
+#: the document's redaction knows them).
+OPERATIONS_FIELDS = ("debug", "health", "notifications", "upload_purging")
 #: Fields of the settings object that hold a secret.
 SECRET_FIELDS = ("secret", "password")
 
@@ -32,7 +35,10 @@ def render_settings(
     settings: ServerSettings, loc: Location, document: ConfigDocument | None
 ) -> str:
     """The YAML text `--check-config` prints."""
-    shown: dict[str, Any] = {"storage": loc.redacted(), **_plain(settings)}
+    plain = _plain(settings)
+    for name in OPERATIONS_FIELDS:  # shown from the document below, its secrets hidden
+        plain.pop(name, None)
+    shown: dict[str, Any] = {"storage": loc.redacted(), **plain}
     if document is not None:
         hidden = ConfigDocument(redacted(document.doc))
         for key in PASSED_ON:

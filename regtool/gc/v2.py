@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import PathNotFound, raise_faults
+from regtool.errors import PathNotFound
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
 from regtool.gc.snapshot import SKIPPED, RepositoriesSnapshot, skipped_links, take_snapshot, young
 from regtool.gc.sweep import sweep
+from regtool.gc.uploads import old_uploads
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
 from regtool.layout.v2 import LinkKind, LinkStat, RepositoryIndex, V2Layout
@@ -258,37 +259,15 @@ def _upload_items(
     result: GcResult,
 ) -> list[Doomed]:
     limit = now - max(options.uploads_older_than, options.min_age)
-    uploads = [(n, u, files) for (n, u), files in all_uploads.items()]
-    started_paths = [
-        layout.upload_started_at(n, u)
-        for n, u, files in uploads
-        if any(f.path == layout.upload_started_at(n, u) for f in files)
-    ]
-    started = map_outcomes(layout.driver.get, started_paths, options.jobs)
-    raise_faults(started.values())
-    doomed = []
-    for name, upload_id, files in uploads:
-        raw = started.get(layout.upload_started_at(name, upload_id))
-        times = [f.modified for f in files]
-        began = _parse_time(raw) if isinstance(raw, bytes) else None
-        if any(t is None for t in times) or (not files and began is None):
-            continue  # age unknown: keep
-        # The later of the start and the last write: an upload still being written stays.
-        last = max([began, *times] if began else times)  # type: ignore[type-var]
-        if last is None or last > limit:
-            continue
-        doomed.append((name, upload_id, files, began, last))
-    data = [layout.upload_data(n, u) for n, u, files, *_ in doomed]
+    doomed = old_uploads(layout, all_uploads, limit, options.jobs)
+    data = [layout.upload_data(u.repository, u.upload_id) for u in doomed]
     sizer.head_all(
-        [
-            f.path
-            for n, u, files, *_ in doomed
-            for f in files
-            if f.path in data and sizer.needs_head(f)
-        ]
+        [f.path for u in doomed for f in u.files if f.path in data and sizer.needs_head(f)]
     )
     items = []
-    for name, upload_id, files, began, last in sorted(doomed, key=lambda d: (d[0], d[1])):
+    for upload in doomed:
+        name, upload_id, files = upload.repository, upload.upload_id, upload.files
+        began, last = upload.began, upload.last
         paths: list[str] = []
         size = 0
         for f in files:
@@ -428,11 +407,3 @@ def _listed_state(stat: LinkStat) -> str:
     if stat.size is not None:
         return f"holds {plural(stat.size, 'byte')}, not the digest"
     return "holds another digest or none"
-
-
-def _parse_time(raw: bytes) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(raw.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -40,6 +40,8 @@ from regtool.server.errors import (
 )
 from regtool.server.foreign_layers import UrlPolicy
 from regtool.server.http import API_VERSION, State, guard
+from regtool.server.metrics import set_route
+from regtool.server.operations import Operations
 from regtool.server.proxy import PathPrefix, PublicUrls
 from regtool.server.registry import Registry
 from regtool.server.search import ping, search
@@ -127,6 +129,7 @@ async def dispatch(request: Request, rest: str) -> Response:
         if matched is None:
             raise RouteUnknown(f"no endpoint at /v2/{rest[:200]}")
         route, methods, args = matched
+        set_route(request.scope, route)
         # Who asks comes first, as in distribution: a method the route lacks is
         # answered (405, with what it has) only to whom may use the route.
         guard(request).check(request, _needed(request, route, args.get("name")), list(methods))
@@ -319,15 +322,20 @@ def create_app(
     foreign_urls: UrlPolicy | None = None,
     settings: ServerSettings | None = None,
     guard: Guard | None = None,
+    ops: Operations | None = None,
 ) -> ASGIApp:
     """The registry over `driver`; the layout is detected (a new store gets
     distribution's naming for the backend) unless given. `uploads` replaces the default
     upload store (its lease terms, its hash states); `foreign_urls` says which layer URLs
     a pushed manifest may list (by default none, as distribution); `settings` who may do
     what (by default anyone anything), or `guard` built from them already (a test's,
-    with its own login throttle). `UsageError` when a file the settings name cannot be
-    used."""
+    with its own login throttle). `ops`: metrics, health, notifications and purging
+    around it (`Operations`; by default none), which count the storage calls of the
+    driver the layout is detected on here. `UsageError` when a file the settings name
+    cannot be used."""
+    ops = ops or Operations()
     if layout is None:
+        driver = ops.observe(driver)
         found = detect_layout(driver)
         if not isinstance(found, V2Layout):
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
@@ -335,12 +343,14 @@ def create_app(
     app = Starlette(routes=[RegistryRoute(), Route("/v1/search", search), Route("/v1/_ping", ping)])
     settings = settings or ServerSettings()
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
-    app.state.registry_state = State(registry, uploads or UploadStore(layout))
+    upload_store = uploads or UploadStore(layout)
+    app.state.registry_state = State(registry, upload_store, ops.metrics)
+    ops.bind(layout.driver, upload_store)
     gate = guard or Guard(settings)
     gate.wanted_by = wanted_by
     app.state.guard = gate
     inner = ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
-    return public_face(inner, settings)
+    return public_face(ops.wrap(inner), settings)
 
 
 def public_face(app: ASGIApp, settings: ServerSettings) -> ASGIApp:

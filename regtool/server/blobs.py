@@ -16,6 +16,7 @@ from regtool.errors import StorageError
 from regtool.oci import Digest
 from regtool.server.errors import ApiError
 from regtool.server.http import IO_CHUNK, parse_digest, run, state
+from regtool.server.notifications.events import BLOB_MEDIA_TYPE, Target, record
 
 # One `bytes=` range (RFC 9110 14.1.2): ASCII digits (18 at most, as distribution's
 # int64), matched whole; the unit is case-insensitive.
@@ -98,6 +99,7 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
         status, start, length = 206, span[0], span[1] - span[0] + 1
         headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{size}"
     headers["Content-Length"] = str(length)
+    record(request, "pull", Target("blobs", name, str(digest), BLOB_MEDIA_TYPE, size))
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
     return StreamingResponse(
@@ -111,4 +113,5 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
 async def delete_blob(request: Request, name: str, digest_text: str) -> Response:
     digest: Digest = parse_digest(digest_text)
     await run(state(request).registry.delete_blob, name, digest)
+    record(request, "delete", Target("blobs", name, digest=str(digest)))
     return Response(status_code=202, headers={"Content-Length": "0"})

@@ -123,6 +123,10 @@ class ShuttingDown(ApiError):
     """The server stopped before the request was done."""
 
 
+class Unavailable(ApiError):
+    """A health check fails (`health.py`): every request is refused meanwhile."""
+
+
 #: regtool error class -> (OCI / distribution error code, HTTP status, default message).
 ERROR_TABLE: list[tuple[type[BaseException], str, int, str]] = [
     (BlobUnknown, "BLOB_UNKNOWN", 404, "blob unknown to registry"),
@@ -141,6 +145,7 @@ ERROR_TABLE: list[tuple[type[BaseException], str, int, str]] = [
     (Denied, "DENIED", 403, "requested access to the resource is denied"),
     (RouteUnknown, "NOT_FOUND", 404, "no such endpoint"),
     (ShuttingDown, "UNAVAILABLE", 503, "the server is stopping"),
+    (Unavailable, "UNAVAILABLE", 503, "service unavailable"),
     (DigestInvalid, "DIGEST_INVALID", 400, "provided digest did not match uploaded content"),
     (NameInvalid, "NAME_INVALID", 400, "invalid repository name"),
     (ManifestInvalid, "MANIFEST_INVALID", 400, "manifest invalid"),

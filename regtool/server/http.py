@@ -18,6 +18,7 @@ from starlette.requests import Request
 from regtool.oci import Digest
 from regtool.server.auth.guard import Guard
 from regtool.server.errors import DigestMismatch, PaginationInvalid
+from regtool.server.metrics import Metrics
 from regtool.server.registry import Registry
 from regtool.server.upload_store import UploadStore
 
@@ -38,6 +39,7 @@ _SIGNED_RE = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)
 class State:
     registry: Registry
     uploads: UploadStore
+    metrics: Metrics | None = None  # counts uploads in progress when there are metrics
 
 
 def state(request: Request) -> State:

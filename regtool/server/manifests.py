@@ -10,7 +10,8 @@ from regtool.errors import DigestInvalid
 from regtool.oci import OCI_INDEX, OCI_MANIFEST, Digest, check_tag
 from regtool.server.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
 from regtool.server.http import guard, paginate, parse_digest, parse_number, run, state
-from regtool.server.registry import MAX_MANIFEST_SIZE, catalog_after
+from regtool.server.notifications.events import Target, record
+from regtool.server.registry import MAX_MANIFEST_SIZE, catalog_after, content_media_type
 
 #: Most repositories `_catalog` returns without `n` (distribution: 100, and at most its
 #: `catalog.maxentries`, by default 1000; its `Link` names the `n` to go on with).
@@ -65,6 +66,9 @@ async def get_manifest(request: Request, name: str, ref_text: str) -> Response:
         "Content-Length": str(len(stored.data)),
     }
     body = b"" if request.method == "HEAD" else stored.data
+    tag = reference if isinstance(reference, str) else None
+    target = Target("manifests", name, str(stored.digest), stored.media_type, len(stored.data), tag)
+    record(request, "pull", target, stored.data)
     # A pull is a GET (a HEAD only asks); its record is written after the response.
     registry = state(request).registry
     pulled = registry.pulls.pulled(name, stored.digest) if request.method == "GET" else None
@@ -94,6 +98,10 @@ async def put_manifest(request: Request, name: str, ref_text: str) -> Response:
         data,
         request.headers.get("content-type"),
     )
+    tag = reference if isinstance(reference, str) else None
+    media_type = content_media_type(request.headers.get("content-type"))
+    target = Target("manifests", name, str(result.digest), media_type, len(data), tag)
+    record(request, "push", target, data)
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",
         "Docker-Content-Digest": str(result.digest),
@@ -109,8 +117,10 @@ async def delete_manifest(request: Request, name: str, ref_text: str) -> Respons
     registry = state(request).registry
     if isinstance(reference, Digest):
         await run(registry.delete_manifest, name, reference)
+        record(request, "delete", Target("manifests", name, digest=str(reference)))
     else:
         await run(registry.delete_tag, name, reference)
+        record(request, "delete", Target("manifests", name, tag=reference))
     return Response(status_code=202, headers={"Content-Length": "0"})
 
 

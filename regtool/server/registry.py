@@ -186,7 +186,7 @@ class Registry:
         body is of that type; `ManifestInvalid` otherwise. distribution 2.8 parses a body
         by its Content-Type (`mime.ParseMediaType`: parameters dropped, case ignored) and
         anything else (none, `text/plain`, `application/json`) as schema 1, which fails."""
-        ctype = _media_type(content_type)
+        ctype = content_media_type(content_type)
         if ctype not in ACCEPTED_TYPES:
             # A header's bytes arrive decoded as Latin-1: ascii() shows them as sent
             # (`t\xc3\xa4g`), never as mojibake
@@ -312,7 +312,7 @@ def stored_media_type(data: bytes) -> str:
     return detect_media_type(doc) if isinstance(doc, dict) else OCI_MANIFEST
 
 
-def _media_type(content_type: str | None) -> str:
+def content_media_type(content_type: str | None) -> str:
     """The media type of a `Content-Type` value: parameters dropped, ASCII lowercased."""
     text = (content_type or "").split(";", 1)[0].strip(" \t")
     return text.lower() if text.isascii() else text

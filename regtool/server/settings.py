@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from regtool.errors import UsageError
+from regtool.server.ops_settings import (
+    DebugSettings,
+    HealthSettings,
+    NotificationSettings,
+    UploadPurgeSettings,
+)
 
 if TYPE_CHECKING:  # imported when a config is read: the CLI starts without YAML
     from regtool.config import ConfigDocument
@@ -139,7 +145,9 @@ class TokenSettings:
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything `create_app` and the command need beyond the store. The defaults are
-    an open registry on plain HTTP: no authentication, every write taken."""
+    an open registry on plain HTTP: no authentication, every write taken. How it is
+    operated (debug listener, health checks, notifications, upload purging) comes from
+    `ops_settings`, one section each."""
 
     tls: TlsSettings | None = None
     htpasswd: Path | None = None
@@ -150,6 +158,10 @@ class ServerSettings:
     delete_enabled: bool = True
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
+    debug: DebugSettings = field(default_factory=DebugSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    upload_purging: UploadPurgeSettings = field(default_factory=UploadPurgeSettings)
 
     @classmethod
     def from_config(cls, config: ConfigDocument | dict[str, Any]) -> ServerSettings:
@@ -221,6 +233,7 @@ class ServerSettings:
             delete_enabled=delete.get("enabled") is True if doc else True,
             http=HttpSettings.from_config(config),
             log=LogSettings.from_config(config),
+            **_operations_from_config(doc),
         )
 
     def with_flags(
@@ -298,6 +311,17 @@ class ServerSettings:
     @property
     def authenticates(self) -> bool:
         return bool(self.htpasswd or self.token)
+
+
+def _operations_from_config(doc: dict[str, Any]) -> dict[str, Any]:
+    """The fields of how the server is operated (`ops_settings`), each section read by
+    its own settings class."""
+    return {
+        "debug": DebugSettings.from_config(doc),
+        "health": HealthSettings.from_config(doc),
+        "notifications": NotificationSettings.from_config(doc),
+        "upload_purging": UploadPurgeSettings.from_config(doc),
+    }
 
 
 def _section(doc: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:

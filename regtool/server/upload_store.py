@@ -17,10 +17,12 @@ deleted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
 import uuid
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -96,6 +98,35 @@ class UploadStore:
             self.driver.delete(self.layout.upload_dir(name, upload_id))
         except FileNotFoundError:
             raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
+
+    def purge(self, name: str, upload_id: str, limit: datetime) -> bool:
+        """Delete the upload if no request holds its lease and none of its files was
+        written after `limit` (UTC); False if it stays. Takes the lease first, so two
+        purges (or a purge and a request) never act on one upload at once."""
+        try:
+            lease = Lease.take(
+                self.driver, partial(self.layout.upload_lease, name, upload_id), self.lease_terms, 0
+            )
+        except UploadBusy:
+            return False
+        upload_dir = self.layout.upload_dir(name, upload_id)
+        try:
+            walked = self.driver.walk(upload_dir, temporaries=True)
+            files = [e for e in walked if e.path != lease.path]
+            if any(e.modified is None or e.modified > limit for e in files):
+                return False  # written since it was found old
+            try:
+                lease.check()  # still this purge's (Swift)
+            except UploadBusy:
+                return False
+            lease.forsake()
+            self.hash_states.forget(upload_id)
+            with contextlib.suppress(FileNotFoundError):
+                # gone meanwhile (another purge), but for the lease just taken: that goes
+                self.driver.delete(upload_dir)
+            return bool(files)
+        finally:
+            lease.release()  # nothing once forsaken
 
     # --- helpers -----------------------------------------------------------------------
     def _check_exists(self, name: str, upload_id: str) -> None:

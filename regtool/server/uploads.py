@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from regtool.oci import check_name
+from regtool.oci import Digest, check_name
 from regtool.server.errors import BlobUploadInvalid, RangeInvalid, SizeInvalid, UploadBusy
 from regtool.server.http import (
     IO_CHUNK,
@@ -27,7 +27,8 @@ from regtool.server.http import (
     run_to_the_end,
     state,
 )
-from regtool.server.upload_store import UploadSession, UploadStore
+from regtool.server.notifications.events import BLOB_MEDIA_TYPE, Target, record
+from regtool.server.upload_store import UploadSession
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +96,22 @@ def chunk_range(request: Request) -> tuple[int, int] | None:
 
 @contextlib.asynccontextmanager
 async def upload_session(
-    uploads: UploadStore, name: str, upload_id: str
+    request: Request, name: str, upload_id: str
 ) -> AsyncIterator[UploadSession]:
     """The upload's lease, held (and renewed) for the duration of the block; at its end
     what was not committed is taken away and the lease released, to the end even if the
-    request is cancelled meanwhile (`run_to_the_end`)."""
-    session = await run(uploads.open, name, upload_id)
+    request is cancelled meanwhile (`run_to_the_end`). Counted in
+    `regtool_uploads_in_progress` meanwhile, when there are metrics."""
+    st = state(request)
+    session = await run(st.uploads.open, name, upload_id)
     renewer = _Renewer(session)
+    if st.metrics is not None:
+        st.metrics.uploads.inc()
     try:
         yield session
     finally:
+        if st.metrics is not None:
+            st.metrics.uploads.dec()
         renewer.stop()
         await run_to_the_end(session.close)
 
@@ -202,6 +209,11 @@ async def start_upload(request: Request, name: str) -> Response:
     if mount and source:
         mounted = parse_digest(mount)
         if await run(st.registry.mount_blob, name, check_name(source), mounted):
+            record(
+                request,
+                "mount",
+                Target("blobs", name, str(mounted), BLOB_MEDIA_TYPE, from_repository=source),
+            )
             return _created(name, str(mounted))
         # Not in the source repository: an ordinary upload, as distribution falls back.
     digest_text = request.query_params.get("digest")
@@ -210,30 +222,36 @@ async def start_upload(request: Request, name: str) -> Response:
     if digest is None:
         return _accepted(name, upload_id, 0)
     try:
-        async with upload_session(st.uploads, name, upload_id) as session:
+        async with upload_session(request, name, upload_id) as session:
             await pump(request, session, None)
-            await run(session.complete, digest)
+            size = await run(session.complete, digest)
     except BaseException:
         with contextlib.suppress(Exception):
             await run_to_the_end(st.uploads.cancel, name, upload_id)
         raise
+    _pushed(request, name, digest, size)
     return _created(name, str(digest))
 
 
 async def patch_upload(request: Request, name: str, upload_id: str) -> Response:
     with _range_headers(name, upload_id):
-        async with upload_session(state(request).uploads, name, upload_id) as session:
+        async with upload_session(request, name, upload_id) as session:
             await _receive(request, session)
             return _accepted(name, upload_id, session.size)
 
 
 async def put_upload(request: Request, name: str, upload_id: str) -> Response:
     with _range_headers(name, upload_id):
-        async with upload_session(state(request).uploads, name, upload_id) as session:
+        async with upload_session(request, name, upload_id) as session:
             digest = parse_digest(request.query_params.get("digest"))  # after: 404 first
             await _receive(request, session)
-            await run(session.complete, digest)
+            size = await run(session.complete, digest)
+    _pushed(request, name, digest, size)
     return _created(name, str(digest))
+
+
+def _pushed(request: Request, name: str, digest: Digest, size: int) -> None:
+    record(request, "push", Target("blobs", name, str(digest), BLOB_MEDIA_TYPE, size))
 
 
 async def upload_status(request: Request, name: str, upload_id: str) -> Response:

@@ -12,6 +12,8 @@ reg = serve_registry(driver, settings=ServerSettings(htpasswd=..., tls=...))
                                   # TLS, authentication, read-only... (`reg.url` https://)
 reg = serve_registry(driver, guard=Guard(settings, LoginThrottle(sleep=...)))
                                   # with a guard of the test's
+reg = serve_registry(driver, ops=Operations.from_settings(...))
+                                  # metrics, health, notifications, purging (started)
 local_registry                    # the same over a fresh local directory
 """
 
@@ -33,6 +35,7 @@ from regtool.server import tls
 from regtool.server.app import create_app
 from regtool.server.auth.guard import Guard
 from regtool.server.foreign_layers import UrlPolicy
+from regtool.server.operations import Operations
 from regtool.server.protocol import uvicorn_options
 from regtool.server.settings import ServerSettings
 from regtool.server.upload_store import UploadStore
@@ -54,6 +57,7 @@ class RunningRegistry:
     thread: threading.Thread
     root: Path | None = None
     tls: bool = False
+    ops: Operations | None = None
 
     @property
     def url(self) -> str:
@@ -62,6 +66,8 @@ class RunningRegistry:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        if self.ops is not None:
+            self.ops.close()
 
 
 def start_registry(
@@ -72,18 +78,22 @@ def start_registry(
     shutdown_grace: int = SHUTDOWN_GRACE,
     settings: ServerSettings | None = None,
     guard: Guard | None = None,
+    ops: Operations | None = None,
 ) -> RunningRegistry:
     layout = default_layout(driver)
     port = free_port()
     settings = guard.settings if guard else settings or ServerSettings()
     app = create_app(
         driver,
-        layout,
+        None if ops is not None else layout,  # detected on the driver ops observe
         uploads(layout) if uploads else None,
         foreign_urls,
         settings=settings,
         guard=guard,
+        ops=ops,
     )
+    if ops is not None:
+        ops.start()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -103,7 +113,9 @@ def start_registry(
             raise RuntimeError("regtool serve did not start")
         time.sleep(0.01)
     host = f"127.0.0.1:{port}"
-    return RunningRegistry(host, driver, layout, server, thread, root, settings.tls is not None)
+    return RunningRegistry(
+        host, driver, layout, server, thread, root, settings.tls is not None, ops
+    )
 
 
 @pytest.fixture
@@ -118,8 +130,11 @@ def serve_registry() -> Iterator[Callable[..., RunningRegistry]]:
         shutdown_grace: int = SHUTDOWN_GRACE,
         settings: ServerSettings | None = None,
         guard: Guard | None = None,
+        ops: Operations | None = None,
     ) -> RunningRegistry:
-        reg = start_registry(driver, root, uploads, foreign_urls, shutdown_grace, settings, guard)
+        reg = start_registry(
+            driver, root, uploads, foreign_urls, shutdown_grace, settings, guard, ops
+        )
         started.append(reg)
         return reg
 

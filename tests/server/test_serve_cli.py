@@ -251,3 +251,63 @@ def test_a_client_gone_mid_request_is_one_line_at_the_default_level(tmp_path: Pa
         [store, "--addr", f"127.0.0.1:{port}", "--log-level", "warning"], port, cut_a_patch
     )
     assert "disconnected" not in out, out
+
+
+def test_serve_config_debug_listener(tmp_path: Path) -> None:
+    """`http.debug.addr` of the config file: metrics and health on a second listener."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port, debug_port = free_port(), free_port()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  debug:\n    addr: 127.0.0.1:{debug_port}\n"
+        "    prometheus:\n      enabled: true\n"
+        "health:\n  storagedriver:\n    enabled: true\n    interval: 1s\n"
+    )
+
+    def during(url: str) -> None:
+        debug = f"http://127.0.0.1:{debug_port}"
+        assert httpx.get(f"{url}/v2/_catalog").status_code == 200
+        r = httpx.get(f"{debug}/debug/health")
+        assert (r.status_code, r.json()) == (200, {})
+        assert httpx.get(f"{debug}/").status_code == 200
+        text = httpx.get(f"{debug}/metrics").text
+        samples = {
+            (s.name, s.labels.get("route"), s.labels.get("status")): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+        }
+        assert samples[("regtool_http_requests_total", "catalog", "200")] == 1
+
+    out = run_serve(["--config", str(config)], port, during)
+    assert f"debug listener on 127.0.0.1:{debug_port}" in out
+
+
+def test_busy_debug_port_is_one_line_and_exit_2(tmp_path: Path, cli: Any) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        debug_port = busy.getsockname()[1]
+        config = tmp_path / "config.yml"
+        config.write_text(
+            f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'r'}\n"
+            f"http:\n  addr: 127.0.0.1:{free_port()}\n"
+            f"  debug:\n    addr: 127.0.0.1:{debug_port}\n"
+        )
+        r = cli("serve", "--config", str(config))
+    assert r.exit_code == 2, r.output
+    assert f"cannot listen on 127.0.0.1:{debug_port}" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_invalid_operations_key_is_one_line_and_exit_2(tmp_path: Path, cli: Any) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'r'}\n"
+        "health:\n  storagedriver:\n    enabled: true\n    interval: soon\n"
+    )
+    r = cli("serve", "--config", str(config))
+    assert r.exit_code == 2, r.output
+    assert "health.storagedriver.interval" in r.output
+    assert "Traceback" not in r.output

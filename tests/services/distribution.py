@@ -165,8 +165,10 @@ def write_config(
     redirect: bool = False,
     log_level: str = "info",
     auth: dict[str, Any] | None = None,
+    debug: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write a distribution config.yml; returns the dict written.
+    """Write a distribution config.yml; returns the dict written. `debug` is its
+    `http.debug` section (a debug listener, Prometheus metrics), if given.
 
     No blob descriptor cache (so the registry sees changes other tools make to the
     storage), no auth unless `auth` (the config's `auth` section) is given, upload
@@ -197,6 +199,8 @@ def write_config(
     }
     if auth:
         config["auth"] = auth
+    if debug:
+        config["http"]["debug"] = debug
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return config
 
@@ -210,6 +214,7 @@ def start_distribution(
     log_level: str = "info",
     timeout: float = START_TIMEOUT,
     auth: dict[str, Any] | None = None,
+    debug: dict[str, Any] | None = None,
 ) -> DistributionRegistry:
     """Start `docker-registry serve` with `storage`; return once `GET /v2/` answers 200.
 
@@ -232,6 +237,7 @@ def start_distribution(
         redirect=redirect,
         log_level=log_level,
         auth=auth,
+        debug=debug,
     )
     host = f"127.0.0.1:{port}"
     with open(log_path, "ab") as log:
