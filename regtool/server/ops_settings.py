@@ -10,13 +10,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from regtool.config.values import BadValue
+from regtool.config.values import go_duration as go_timedelta
 from regtool.errors import UsageError
 
-# Go's time.ParseDuration: an optional sign, then numbers each with a unit.
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-_GO_UNITS["h"] = 3600.0
-_GO_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
-_GO_WHOLE = re.compile(rf"(?:{_GO_PART.pattern})+")
 #: Every key these sections read, dotted from the top level (an endpoint's keys are
 #: those of each item of `notifications.endpoints`), for the config's known-key list.
 KNOWN_KEYS = (
@@ -51,20 +48,16 @@ _MAX_SECONDS = 100 * 365 * 86400.0
 
 
 def go_duration(value: Any, key: str, *, strings_only: bool = False) -> float:
-    """Seconds of a duration as distribution's YAML takes it (`10s`, `1h30m`, `300ms`:
-    Go's `time.ParseDuration`; a bare integer is nanoseconds, as yaml.v2 decodes it into
-    a `time.Duration`, unless `strings_only`: `uploadpurging` wants strings). Negative
-    durations are refused. `UsageError` naming `key` otherwise."""
-    if isinstance(value, bool):
-        raise UsageError(f"{key}: {value!r} is not a duration such as 10s or 24h")
-    if isinstance(value, int) and not strings_only:
-        seconds = value / 1e9
-    elif isinstance(value, str) and value == "0":
-        seconds = 0.0
-    elif isinstance(value, str) and _GO_WHOLE.fullmatch(value):
-        seconds = sum(float(n) * _GO_UNITS[u] for n, u in _GO_PART.findall(value))
-    else:
+    """Seconds of a duration as distribution's YAML takes it (`config.values.go_duration`:
+    Go's `time.ParseDuration`, a bare integer nanoseconds, unless `strings_only`:
+    `uploadpurging` wants strings). Negative durations are refused. `UsageError` naming
+    `key` otherwise."""
+    if strings_only and not isinstance(value, str):
         raise UsageError(f"{key}: {str(value)[:40]!r} is not a duration such as 10s or 24h")
+    try:
+        seconds = go_timedelta(value).total_seconds()
+    except BadValue as e:
+        raise UsageError(f"{key}: {e}") from None
     if not 0 <= seconds <= _MAX_SECONDS:
         raise UsageError(f"{key}: {str(value)[:40]!r} is out of range")
     return seconds
