@@ -118,10 +118,14 @@ def settings_with(env: dict[str, str], doc: dict[str, Any] | None = None) -> Any
             lambda s, c: c.get("notifications.events.includereferences"),
             True,
         ),
-        (
-            {"REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE": "168h"},
-            lambda s, c: c.get("storage.maintenance.uploadpurging.age"),
-            "168h",
+        (  # a whole section from one variable, read by the purging's settings
+            {
+                "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING": (
+                    "{enabled: true, age: 72h, interval: 1h, dryrun: false}"
+                )
+            },
+            lambda s, c: (s.upload_purging.age, s.upload_purging.interval),
+            (72 * 3600.0, 3600.0),
         ),
     ],
 )
