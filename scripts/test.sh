@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(skopeo umoci docker-registry openssh-server memcached)
-commands=(skopeo umoci docker-registry sshd memcached)
+packages=(skopeo umoci docker-registry openssh-server memcached chromium chromium-driver)
+commands=(skopeo umoci docker-registry sshd memcached chromium chromedriver)
 missing=()
 for i in "${!commands[@]}"; do
     command -v "${commands[$i]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${commands[$i]}" ] \

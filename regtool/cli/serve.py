@@ -160,6 +160,9 @@ def serve(
     no_delete: Annotated[
         bool, typer.Option("--no-delete", help="Refuse deletes (distribution's default).")
     ] = False,
+    no_ui: Annotated[
+        bool, typer.Option("--no-ui", help="Serve no web UI at /ui/ (the API alone).")
+    ] = False,
 ) -> None:
     """Serve the registry (OCI Distribution API) over HTTP or HTTPS; Ctrl-C stops it."""
     import uvicorn  # imported late: only serve needs it
@@ -198,7 +201,7 @@ def serve(
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
-        app = create_app(driver, foreign_urls=foreign_urls, settings=settings)
+        app = create_app(driver, foreign_urls=foreign_urls, settings=settings, ui=not no_ui)
         sock = listen(host, port)
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if settings.tls else "http"

@@ -287,26 +287,36 @@ def create_app(
     foreign_urls: UrlPolicy | None = None,
     settings: ServerSettings | None = None,
     guard: Guard | None = None,
+    ui: bool = True,
 ) -> ASGIApp:
     """The registry over `driver`; the layout is detected (a new store gets
     distribution's naming for the backend) unless given. `uploads` replaces the default
     upload store (its lease terms, its hash states); `foreign_urls` says which layer URLs
     a pushed manifest may list (by default none, as distribution); `settings` who may do
     what (by default anyone anything), or `guard` built from them already (a test's,
-    with its own login throttle). `UsageError` when a file the settings name cannot be
-    used."""
+    with its own login throttle). `ui`: serve the web UI at `/ui/` (`web_ui`).
+    `UsageError` when a file the settings name cannot be used."""
     if layout is None:
         found = detect_layout(driver)
         if not isinstance(found, V2Layout):
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
         layout = found
-    app = Starlette(routes=[RegistryRoute()])
     settings = settings or ServerSettings()
+    gate = guard or Guard(settings)
+    app = Starlette(routes=[RegistryRoute(), *(web_ui(layout, gate) if ui else [])])
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
     app.state.registry_state = State(registry, uploads or UploadStore(layout))
-    gate = guard or Guard(settings)
     app.state.guard = gate
     return ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
+
+
+def web_ui(layout: V2Layout, gate: Guard) -> list[BaseRoute]:
+    """The web UI's routes (`/ui/`, and `/` sending browsers there), reading the same
+    store under the same guard as the API."""
+    from regtool.ui.app import ui_routes  # imported late: jinja2 only when the UI runs
+    from regtool.ui.data import StoreView
+
+    return ui_routes(StoreView(layout, layout.driver.describe()), gate)
 
 
 __all__ = ["create_app", "default_layout"]
