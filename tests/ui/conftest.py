@@ -177,6 +177,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 def sign_in(driver: Any, shop: Shop, user: str) -> None:
     """Signs in through the UI's form (signing out whoever was signed in)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{shop.ui}/login")
     driver.delete_all_cookies()
@@ -184,4 +186,5 @@ def sign_in(driver: Any, shop: Shop, user: str) -> None:
     driver.find_element(By.ID, "user").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(PASSWORDS[user])
     driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    WebDriverWait(driver, 10).until(ec.url_matches(r"/ui/$"))
     assert driver.find_element(By.CSS_SELECTOR, ".who strong").text == user
