@@ -10,7 +10,7 @@
     GET  /ui/static/...             the UI's own CSS and JavaScript
 
 Names nest (`team/app`), so they travel as query parameters, never as path segments.
-Every response carries a strict Content-Security-Policy: scripts and styles only from
+Every answer carries a strict Content-Security-Policy: scripts and styles only from
 `/ui/static/`, nothing inline, no frames, forms posting only here.
 """
 
@@ -27,10 +27,13 @@ from urllib.parse import parse_qs, urlencode
 from anyio import to_thread
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regtool.errors import NameInvalid, NotFound, RegtoolError, is_fault
 from regtool.oci import Digest, check_name
@@ -100,9 +103,26 @@ def ui_app(view: StoreView, guard: Guard, writable: bool = True, prefix: str = "
         Route("/delete", _page(delete), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.ui = state
     return app
+
+
+class SecurityHeaders:
+    """`SECURITY_HEADERS` on every answer of the UI, static files and errors included."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def ui_routes(view: StoreView, guard: Guard, writable: bool = True) -> list[BaseRoute]:
@@ -180,7 +200,6 @@ def _page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             )
         if loaded is None and COOKIE not in response.headers.get("set-cookie", ""):
             set_session(response, state, session, request)
-        response.headers.update(SECURITY_HEADERS)
         return response
 
     return endpoint

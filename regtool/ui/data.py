@@ -172,17 +172,18 @@ class StoreView:
         pages = max(1, -(-len(names) // PAGE_SIZE))
         page = min(max(page, 1), pages)
         shown = names[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        sizes = map_outcomes(self._repository_size, shown, JOBS)
-        raise_faults(sizes.values())
-        warnings = [f"{n}: {e}" for n, e in sizes.items() if isinstance(e, Exception)]
-        rows = [
-            CatalogRow(n, *everything[n], size=s if isinstance(s, int) else None)
-            for n, s in sizes.items()
-        ]
+        listings = map_outcomes(self.listing, shown, JOBS)
+        raise_faults(listings.values())
+        warnings: list[str] = []
+        rows = []
+        for n, listing in listings.items():
+            if isinstance(listing, Exception):
+                warnings.append(f"{n}: {listing}")
+                rows.append(CatalogRow(n, *everything[n]))
+                continue
+            warnings += listing.warnings
+            rows.append(CatalogRow(n, *everything[n], size=listing.total_size))
         return CatalogPage(rows, len(names), page, pages, warnings)
-
-    def _repository_size(self, name: str) -> int:
-        return self.listing(name).total_size
 
     def listing(self, name: str) -> Listing:
         """`regtool ls LOCATION NAME`'s data; `NotFound` for an unknown repository."""

@@ -1,0 +1,127 @@
+"""The UI's pages over HTTP, without a browser: the catalog reads only the repositories
+on its page, every answer carries the security headers, a session cookie signed by
+anyone else is nobody's, tags sort by name, date and size."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from regtool.layout.detect import default_layout
+from regtool.storage.local import LocalDriver
+from regtool.ui.app import SECURITY_HEADERS
+from regtool.ui.data import PAGE_SIZE
+from regtool.ui.session import COOKIE, SessionSigner
+from tests.server.conftest import RunningRegistry, serve_registry
+from tests.v2store import write_image
+
+__all__ = ["serve_registry"]
+
+
+def names_on(page: str) -> list[str]:
+    return re.findall(r'<a href="/ui/repository\?name=[^"]*">([^<]+)</a>', page)
+
+
+def test_the_catalog_reads_only_the_repositories_on_its_page(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    layout = default_layout(LocalDriver(tmp_path))
+    images = [write_image(layout, f"r{i:02d}", "1", layer=b"x" * i) for i in range(PAGE_SIZE + 10)]
+    # the manifest of a repository on page 2 is gone: only reading it in detail tells
+    (tmp_path / layout.blob_data(images[PAGE_SIZE + 5].manifest)).unlink()
+    reg = serve_registry(LocalDriver(tmp_path), tmp_path)
+    first = httpx.get(f"{reg.url}/ui/").text
+    assert names_on(first) == [f"r{i:02d}" for i in range(PAGE_SIZE)]
+    assert 'class="warning"' not in first
+    assert "Page 1 of 2" in first
+    second = httpx.get(f"{reg.url}/ui/", params={"page": "2"}).text
+    assert names_on(second) == [f"r{i:02d}" for i in range(PAGE_SIZE, PAGE_SIZE + 10)]
+    assert re.search(rf'class="warning">r{PAGE_SIZE + 5}:.*missing from blob storage', second)
+    filtered = httpx.get(f"{reg.url}/ui/", params={"q": "R5"}).text  # case-insensitive
+    assert names_on(filtered) == [f"r5{i}" for i in range(10)]
+
+
+def test_every_answer_carries_the_security_headers(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    write_image(default_layout(LocalDriver(tmp_path)), "app", "1")
+    reg = serve_registry(LocalDriver(tmp_path), tmp_path)
+    with httpx.Client(base_url=reg.url) as client:
+        answers = [
+            client.get("/ui/"),
+            client.get("/ui/repository", params={"name": "app"}),
+            client.get("/ui/repository", params={"name": "no/such"}),
+            client.get("/ui/repository", params={"name": "Not A Name"}),
+            client.get("/ui/image", params={"name": "app", "ref": "sha256:" + "0" * 64}),
+            client.get("/ui/login"),
+            client.post("/ui/delete", data={"name": "app", "tag": "1"}),
+            client.get("/ui/static/ui.js"),
+            client.get("/ui/static/nothing.js"),
+        ]
+    assert [a.status_code for a in answers] == [200, 200, 404, 404, 404, 404, 403, 200, 404]
+    for answer in answers:
+        for header, value in SECURITY_HEADERS.items():
+            assert answer.headers[header] == value
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    cookie = answers[0].headers["set-cookie"].lower()  # the first visit's session
+    assert cookie.startswith(COOKIE) and "httponly" in cookie and "samesite=strict" in cookie
+    assert "path=/ui" in cookie
+    assert all("set-cookie" not in a.headers for a in answers[1:])  # kept, not replaced
+
+
+def test_a_session_signed_by_another_key_is_nobodys(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    from regtool.server.auth.htpasswd import hash_password, write_entry
+    from regtool.server.settings import ServerSettings
+
+    write_image(default_layout(LocalDriver(tmp_path / "store")), "app", "1")
+    htpasswd = tmp_path / "htpasswd"
+    write_entry(htpasswd, "alice", hash_password("pw", cost=4))
+    reg = serve_registry(
+        LocalDriver(tmp_path / "store"), settings=ServerSettings(htpasswd=htpasswd)
+    )
+    forged = SessionSigner(os.urandom(32))
+    cookie = forged.dump(forged.new("alice"))
+    body, _, mac = cookie.rpartition(".")
+    for value in (cookie, body + "." + mac[::-1], body, "x.y", ""):
+        page = httpx.get(f"{reg.url}/ui/", cookies={COOKIE: value})
+        assert "Signed in as" not in page.text
+        assert names_on(page.text) == []
+    with httpx.Client(base_url=reg.url) as client:
+        form = client.get("/ui/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert token is not None
+        signed = client.post(
+            "/ui/login", data={"csrf": token[1], "user": "alice", "password": "pw"}
+        )
+        assert signed.status_code == 303
+        page = client.get("/ui/").text
+        assert "Signed in as <strong>alice</strong>" in page
+        assert names_on(page) == ["app"]
+
+
+def test_tags_sort_by_name_date_and_size(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    layout = default_layout(LocalDriver(tmp_path))
+    for tag, size, age in (("b", 30, 100), ("a", 10, 300), ("c", 20, 200)):
+        write_image(layout, "app", tag, layer=tag.encode() * size)
+        link = tmp_path / layout.tag_current_link("app", tag)
+        os.utime(link, (time.time() - age, time.time() - age))
+    reg = serve_registry(LocalDriver(tmp_path), tmp_path)
+
+    def order(**query: str) -> list[str]:
+        page = httpx.get(f"{reg.url}/ui/repository", params={"name": "app", **query}).text
+        return re.findall(r'ref=sha256%3A[0-9a-f]+">([a-c])</a>', page)
+
+    assert order() == ["a", "b", "c"]
+    assert order(sort="name", order="desc") == ["c", "b", "a"]
+    assert order(sort="pushed") == ["b", "c", "a"]  # newest first
+    assert order(sort="size", order="asc") == ["a", "c", "b"]
+    assert order(sort="anything") == ["a", "b", "c"]
