@@ -61,6 +61,8 @@ SECURITY_HEADERS = {
 #: Largest form body read (a login, a delete).
 MAX_FORM = 16 << 10
 SORTS = ("name", "pushed", "size")
+#: Tags per repository page (a row is about 300 bytes).
+TAGS_PAGE_SIZE = 250
 
 
 @dataclass
@@ -266,6 +268,9 @@ async def repository(page: Page) -> Response:
     sort = sort if sort in SORTS else "name"
     descending = page.param("order", "desc" if sort != "name" else "asc") == "desc"
     tags = sorted(info.tags, key=fmt.tag_sort_key(sort), reverse=descending)
+    pages = max(1, -(-len(tags) // TAGS_PAGE_SIZE))
+    number = page.param("page", "1")
+    at = min(max(int(number) if number.isdigit() and len(number) < 9 else 1, 1), pages)
     sharing: dict[str | None, list[str]] = {}
     for tag in info.tags:
         sharing.setdefault(tag.digest or tag.image_id, []).append(tag.tag)
@@ -274,7 +279,10 @@ async def repository(page: Page) -> Response:
         "repository.html",
         title=name,
         name=name,
-        tags=tags,
+        tags=tags[(at - 1) * TAGS_PAGE_SIZE : at * TAGS_PAGE_SIZE],
+        count=len(tags),
+        page=at,
+        pages=pages,
         sharing=sharing,
         warnings=warnings,
         sort=sort,

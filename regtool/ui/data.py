@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from regtool.concurrency import map_outcomes
-from regtool.errors import NotFound, RegtoolError, is_fault, raise_faults
+from regtool.errors import NotFound, RegtoolError, is_fault
 from regtool.gc import GcOptions, collect
 from regtool.inspect.listing import Listing, RepositoryInfo, list_registry
 from regtool.layout.detect import Layout
+from regtool.layout.manifests import ManifestReader
 from regtool.layout.v1 import V1Layout, canonical_name, check_image_id, client_name
-from regtool.layout.v2 import V2Layout
+from regtool.layout.v2 import Repositories, V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, load_json, parse_manifest
 from regtool.server.registry import Registry
 
@@ -34,6 +34,17 @@ PAGE_SIZE = 50
 MAX_CONFIG_SIZE = 4 << 20
 #: Requests in flight for one page.
 JOBS = 8
+#: Parsed manifests a UI keeps between requests (about a kilobyte each).
+MANIFESTS_KEPT = 200_000
+
+
+@dataclass(frozen=True)
+class Walk:
+    """One walk of `repositories/`: its indexes (V2) and each repository's (tag count,
+    last push), by the name clients use (V1: without `library/`)."""
+
+    repositories: Repositories
+    summaries: dict[str, tuple[int, datetime | None]]
 
 
 @dataclass(frozen=True)
@@ -116,7 +127,11 @@ class StorageSummary:
 
 
 class StoreView:
-    """The store a UI shows: `layout` at `location` (as shown, redacted)."""
+    """The store a UI shows: `layout` at `location` (as shown, redacted).
+
+    Kept between requests: the last walk of `repositories/` (for `ttl` seconds, dropped
+    by `forget`) and every manifest read (by digest: a manifest never changes), at most
+    `MANIFESTS_KEPT` of them."""
 
     def __init__(
         self,
@@ -130,7 +145,8 @@ class StoreView:
         self.ttl = ttl
         self.clock = clock
         self._lock = threading.Lock()
-        self._names: tuple[float, dict[str, tuple[int, datetime | None]]] | None = None
+        self._walked: tuple[float, Walk] | None = None
+        self._manifests: dict[Digest, Manifest] = {}
         self.registry = Registry(layout, JOBS) if isinstance(layout, V2Layout) else None
 
     @property
@@ -138,15 +154,14 @@ class StoreView:
         return isinstance(self.layout, V1Layout)
 
     def forget(self) -> None:
-        """Drop the cached walk (after a delete)."""
+        """Drop the kept walk (after a delete)."""
         with self._lock:
-            self._names = None
+            self._walked = None
 
-    def repositories(self) -> dict[str, tuple[int, datetime | None]]:
-        """Every repository's (tag count, last push), from one walk, sorted by name."""
+    def _walk(self) -> Walk:
         with self._lock:
-            if self._names is not None and self.clock() - self._names[0] < self.ttl:
-                return self._names[1]
+            if self._walked is not None and self.clock() - self._walked[0] < self.ttl:
+                return self._walked[1]
         if isinstance(self.layout, V2Layout):
             scanned = self.layout.scan_repositories()
             names = {n: _summary([t.modified for t in r.tags.values()]) for n, r in scanned.items()}
@@ -156,42 +171,76 @@ class StoreView:
                 client_name(n): _summary([e.modified for e in r.tags.values()])
                 for n, r in v1.items()
             }
-        ordered = dict(sorted(names.items()))
+            scanned = Repositories()
+        walk = Walk(scanned, dict(sorted(names.items())))
         with self._lock:
-            self._names = (self.clock(), ordered)
-        return ordered
+            self._walked = (self.clock(), walk)
+        return walk
+
+    def repositories(self) -> dict[str, tuple[int, datetime | None]]:
+        """Every repository's (tag count, last push), from one walk, sorted by name."""
+        return self._walk().summaries
 
     def catalog(
         self, visible: Callable[[str], bool], query: str = "", page: int = 1
     ) -> CatalogPage:
         """The `page`th page of the repositories `visible` lets through whose name holds
-        `query` (case-insensitive), each read in detail (size) by `list_registry`."""
+        `query` (case-insensitive), only those read in detail (size) by `list_registry`."""
         needle = query.strip().lower()
         everything = self.repositories()
         names = [n for n in everything if needle in n.lower() and visible(n)]
         pages = max(1, -(-len(names) // PAGE_SIZE))
         page = min(max(page, 1), pages)
         shown = names[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        listings = map_outcomes(self.listing, shown, JOBS)
-        raise_faults(listings.values())
-        warnings: list[str] = []
-        rows = []
-        for n, listing in listings.items():
-            if isinstance(listing, Exception):
-                warnings.append(f"{n}: {listing}")
-                rows.append(CatalogRow(n, *everything[n]))
-                continue
-            warnings += listing.warnings
-            rows.append(CatalogRow(n, *everything[n], size=listing.total_size))
-        return CatalogPage(rows, len(names), page, pages, warnings)
+        listing = self.listing(shown)
+        sizes = {
+            _shown_name(r.name, self.v1): sum(
+                dict(p for t in r.tags for p in t.blob_sizes.items()).values()
+            )
+            for r in listing.repositories
+        }
+        rows = [CatalogRow(n, *everything[n], size=sizes.get(n)) for n in shown]
+        return CatalogPage(rows, len(names), page, pages, listing.warnings)
 
-    def listing(self, name: str) -> Listing:
-        """`regtool ls LOCATION NAME`'s data; `NotFound` for an unknown repository."""
-        return list_registry(self.layout, self.location, name, JOBS)
+    def listing(self, names: list[str]) -> Listing:
+        """`regtool ls LOCATION NAME`'s data for each of `names` (V1: `library/` implied),
+        from the kept walk; a name it does not hold is walked on its own (pushed since)
+        and left out if it is not there either."""
+        if not isinstance(self.layout, V2Layout):
+            listing = Listing(self.location, self.layout.kind)
+            for name in names:
+                try:
+                    one = list_registry(self.layout, self.location, name, JOBS)
+                except NotFound:
+                    continue
+                listing.repositories += one.repositories
+                listing.warnings += one.warnings
+            return listing
+        walk = self._walk().repositories
+        scanned = Repositories({n: walk[n] for n in names if n in walk})
+        for name in names:
+            if name not in walk:
+                scanned.update(self.layout.scan_repositories(name))
+        with self._lock:
+            reader = ManifestReader(self.layout, JOBS)
+            reader.cache.update(self._manifests)
+        listing = list_registry(
+            self.layout, self.location, None, JOBS, scanned=scanned, reader=reader
+        )
+        with self._lock:
+            if len(self._manifests) > MANIFESTS_KEPT:
+                self._manifests.clear()
+            self._manifests.update(
+                (d, m) for d, m in reader.cache.items() if isinstance(m, Manifest)
+            )
+        return listing
 
     def repository(self, name: str) -> tuple[RepositoryInfo, list[str]]:
-        """The repository's tags (`TagInfo`) and the warnings listing them gave."""
-        listing = self.listing(name)
+        """The repository's tags (`TagInfo`) and the warnings listing them gave;
+        `NotFound` when the store does not hold it."""
+        listing = self.listing([name])
+        if not listing.repositories:
+            raise NotFound(f"repository {name} not found")
         return listing.repositories[0], listing.warnings
 
     # --- images ----------------------------------------------------------------------
@@ -318,6 +367,10 @@ class StoreView:
             plan.bytes(),
             listing.warnings + plan.warnings,
         )
+
+
+def _shown_name(name: str, v1: bool) -> str:
+    return client_name(name) if v1 else name
 
 
 def _summary(times: list[datetime | None]) -> tuple[int, datetime | None]:

@@ -118,7 +118,7 @@ def test_tags_sort_by_name_date_and_size(
 
     def order(**query: str) -> list[str]:
         page = httpx.get(f"{reg.url}/ui/repository", params={"name": "app", **query}).text
-        return re.findall(r'ref=sha256%3A[0-9a-f]+">([a-c])</a>', page)
+        return re.findall(r'ref=[a-c]">([a-c])</a>', page)
 
     assert order() == ["a", "b", "c"]
     assert order(sort="name", order="desc") == ["c", "b", "a"]

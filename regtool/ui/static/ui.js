@@ -23,14 +23,15 @@ function liveFilter(input) {
   });
 }
 
-// Copy buttons: the pull line to the clipboard.
+// Copy buttons: `docker pull HOST/NAME:TAG` to the clipboard (shown if it cannot be).
 function copyButton(button) {
+  const line = "docker pull " + button.closest("table").dataset.pull + ":" + button.dataset.tag;
   button.addEventListener("click", async () => {
     try {
-      await navigator.clipboard.writeText(button.dataset.copy);
+      await navigator.clipboard.writeText(line);
       button.textContent = "copied";
     } catch (e) {
-      button.textContent = button.dataset.copy;
+      button.textContent = line;
     }
   });
 }
@@ -61,7 +62,7 @@ function verifyProgress(box) {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("input[data-live]").forEach(liveFilter);
-  document.querySelectorAll("button[data-copy]").forEach(copyButton);
+  document.querySelectorAll("table[data-pull] button[data-tag]").forEach(copyButton);
   const box = document.getElementById("verify");
   if (box) verifyProgress(box);
 });
