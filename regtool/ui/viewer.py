@@ -4,8 +4,9 @@
 - No authentication configured: everyone may do everything the server takes.
 - htpasswd: the user signed in through the UI's form (or a Basic header), checked by the
   access rules (`AccessRules.allows`); anonymous grants apply to visitors.
-- token: what the request's Bearer token grants (`repository:<name>:<action>` or `*`);
-  a browser without one sees nothing. The UI itself never issues tokens.
+- token: what the request's Bearer token grants (`repository:<name>:<action>` or `*`),
+  read-only: a token is for clients of the API, and a browser without one sees nothing.
+  The UI itself never issues tokens.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Viewer:
         """Delete buttons: the server takes deletes and the viewer is granted them."""
         settings = self.guard.settings
         if not self.writable or settings.read_only or not settings.delete_enabled:
+            return False
+        if self.guard.verifier is not None:
             return False
         return self.may(name, DELETE)
 

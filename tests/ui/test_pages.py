@@ -125,3 +125,51 @@ def test_tags_sort_by_name_date_and_size(
     assert order(sort="pushed") == ["b", "c", "a"]  # newest first
     assert order(sort="size", order="asc") == ["a", "c", "b"]
     assert order(sort="anything") == ["a", "b", "c"]
+
+
+def test_with_token_auth_the_ui_shows_what_the_token_grants(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    from regtool.server.settings import ServerSettings, TokenSettings
+    from tests.services.certs import self_signed
+    from tests.services.token_issuer import ISSUER, SERVICE, TokenSigner
+
+    layout = default_layout(LocalDriver(tmp_path / "store"))
+    for name in ("team/app", "team/other", "secret/keys"):
+        write_image(layout, name, "1")
+    signer = TokenSigner(self_signed(tmp_path / "signer", "token signer", rsa_key=True))
+    token = TokenSettings("http://127.0.0.1:1/token", SERVICE, ISSUER, signer.signer.cert)
+    reg = serve_registry(LocalDriver(tmp_path / "store"), settings=ServerSettings(token=token))
+    grants = [("repository", "team/app", ["pull"]), ("repository", "team/other", ["*"])]
+    headers = {"Authorization": f"Bearer {signer.sign('alice', grants)}"}
+    with httpx.Client(base_url=reg.url, headers=headers) as client:
+        assert names_on(client.get("/ui/").text) == ["team/app", "team/other"]
+        assert client.get("/ui/repository", params={"name": "secret/keys"}).status_code == 404
+        page = client.get("/ui/repository", params={"name": "team/other"}).text
+        assert "Delete" not in page  # `*` grants delete, but the token is not a session
+    assert names_on(httpx.get(f"{reg.url}/ui/").text) == []  # no token, nothing
+
+
+def test_a_repository_of_many_tags_is_paged_and_says_which_share(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    from regtool.layout import v2_write
+    from regtool.ui.app import TAGS_PAGE_SIZE
+
+    layout = default_layout(LocalDriver(tmp_path))
+    image = write_image(layout, "app", "t0000")
+    count = TAGS_PAGE_SIZE + 5
+    for i in range(1, count):
+        v2_write.write_tag(layout, "app", f"t{i:04d}", image.manifest)
+    reg = serve_registry(LocalDriver(tmp_path), tmp_path)
+    first = httpx.get(f"{reg.url}/ui/repository", params={"name": "app"}).text
+    tags = re.findall(r'ref=(t\d{4})">', first)
+    assert tags == [f"t{i:04d}" for i in range(TAGS_PAGE_SIZE)]
+    assert f"{count} tags" in first and "Page 1 of 2" in first
+    assert f"same as t0001, t0002, t0003 and {count - 4} more" in first
+    second = httpx.get(
+        f"{reg.url}/ui/repository", params={"name": "app", "page": "2", "order": "asc"}
+    ).text
+    assert re.findall(r'ref=(t\d{4})">', second) == [
+        f"t{i:04d}" for i in range(TAGS_PAGE_SIZE, count)
+    ]
