@@ -36,7 +36,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regtool.errors import NameInvalid, NotFound, RegtoolError, is_fault
-from regtool.oci import Digest, check_name
+from regtool.oci import Digest, check_name, check_tag
 from regtool.server.auth.guard import BasicAuth, Guard
 from regtool.server.errors import ManifestUnknown
 from regtool.ui import format as fmt
@@ -236,11 +236,14 @@ def _visible(page: Page, name: str) -> None:
         raise NotFound(f"repository {name} not found")
 
 
-def _name(page: Page) -> str:
+async def _name(page: Page) -> str:
+    """The repository a request names: a valid V2 name, or (V1, whose names no grammar
+    bounds) one the store holds."""
     name = page.param("name")
-    if page.state.view.v1:
-        return name  # checked against what the V1 store holds
-    return check_name(name)
+    view = page.state.view
+    if view.v1 and name not in await run(view.repositories):
+        raise NotFound(f"repository {name[:200]} not found")
+    return name if view.v1 else check_name(name)
 
 
 async def run(fn: Callable[..., Any], *args: Any) -> Any:
@@ -261,7 +264,7 @@ async def catalog(page: Page) -> Response:
 
 
 async def repository(page: Page) -> Response:
-    name = _name(page)
+    name = await _name(page)
     _visible(page, name)
     info, warnings = await run(page.state.view.repository, name)
     sort = page.param("sort", "name")
@@ -294,7 +297,7 @@ async def repository(page: Page) -> Response:
 
 
 async def image(page: Page) -> Response:
-    name = _name(page)
+    name = await _name(page)
     _visible(page, name)
     ref = page.param("ref")
     details = await run(page.state.view.image, name, ref)
@@ -318,7 +321,7 @@ async def storage(page: Page) -> Response:
 
 
 async def verify(page: Page) -> Response:
-    name = _name(page)
+    name = await _name(page)
     _visible(page, name)
     jobs = page.state.verifications
     if page.request.method == "POST":
@@ -329,7 +332,7 @@ async def verify(page: Page) -> Response:
 
 
 async def verify_status(page: Page) -> Response:
-    name = _name(page)
+    name = await _name(page)
     _visible(page, name)
     job = page.state.verifications.get(name)
     return JSONResponse(job.status() if job else {"state": "none"})
@@ -369,7 +372,7 @@ async def delete(page: Page) -> Response:
     """A tag (`tag`) or a manifest with every tag on it (`digest`), through the API's own
     `Registry.delete_tag` / `delete_manifest`; asks first unless `confirm` is given."""
     _check_csrf(page)
-    name = _name(page)
+    name = await _name(page)
     _visible(page, name)
     view = page.state.view
     if not page.viewer.may_delete(name) or view.registry is None:
@@ -383,7 +386,7 @@ async def delete(page: Page) -> Response:
             "confirm.html", title="Delete?", name=name, tag=tag, digest=digest_text, target=target
         )
     if tag:
-        await run(view.registry.delete_tag, name, tag)
+        await run(view.registry.delete_tag, name, check_tag(tag))
     else:
         try:
             digest = Digest.parse(digest_text)

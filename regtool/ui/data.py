@@ -23,7 +23,7 @@ from regtool.layout.detect import Layout
 from regtool.layout.manifests import ManifestReader
 from regtool.layout.v1 import V1Layout, canonical_name, check_image_id, client_name
 from regtool.layout.v2 import Repositories, V2Layout
-from regtool.oci import Descriptor, Digest, Manifest, load_json, parse_manifest
+from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json, parse_manifest
 from regtool.server.registry import Registry
 
 #: Seconds the catalog's walk of `repositories/` is reused; a delete made here drops it.
@@ -252,7 +252,7 @@ class StoreView:
             return self._v1_image(self.layout, name, reference)
         assert self.registry is not None
         try:
-            ref: str | Digest = Digest.parse(reference) if ":" in reference else reference
+            ref = Digest.parse(reference) if ":" in reference else check_tag(reference)
             stored = self.registry.get_manifest(name, ref)
         except (ValueError, RegtoolError) as e:
             if is_fault(e):

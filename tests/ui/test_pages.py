@@ -173,3 +173,57 @@ def test_a_repository_of_many_tags_is_paged_and_says_which_share(
     assert re.findall(r'ref=(t\d{4})">', second) == [
         f"t{i:04d}" for i in range(TAGS_PAGE_SIZE, count)
     ]
+
+
+def test_names_tags_and_references_outside_their_grammar_name_nothing(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    layout = default_layout(LocalDriver(tmp_path))
+    image = write_image(layout, "app", "1")
+    reg = serve_registry(LocalDriver(tmp_path), tmp_path)
+    with httpx.Client(base_url=reg.url) as client:
+        page = client.get("/ui/repository", params={"name": "app"}).text
+        match = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert match is not None
+        for tag in ("../../_layers", "1/../..", "../../../../blobs", ""):
+            form = {"csrf": match[1], "name": "app", "tag": tag, "confirm": "yes"}
+            if tag == "":
+                form["digest"] = "../../blobs"
+            assert client.post("/ui/delete", data=form).status_code == 404, tag
+        for name, ref in (("app", "../../_layers"), ("app", "1/current"), ("../app", "1")):
+            answer = client.get("/ui/image", params={"name": name, "ref": ref})
+            assert answer.status_code == 404, (name, ref)
+    assert (tmp_path / layout.layer_link("app", image.config)).exists()
+    assert (tmp_path / layout.blob_data(image.manifest)).exists()
+    assert (tmp_path / layout.tag_current_link("app", "1")).exists()
+
+
+def test_a_v1_store_names_only_the_repositories_it_holds(
+    serve_registry: Callable[..., RunningRegistry], tmp_path: Path
+) -> None:
+    import asyncio
+
+    from starlette.applications import Starlette
+
+    from regtool.layout.detect import detect_layout
+    from regtool.server.auth.guard import Guard
+    from regtool.server.settings import ServerSettings
+    from regtool.ui.app import ui_routes
+    from regtool.ui.data import StoreView
+    from tests.v1store import V1Store
+
+    store = V1Store(LocalDriver(tmp_path))
+    store.tag("exampleapp", "1.0", store.add_image())
+    view = StoreView(detect_layout(LocalDriver(tmp_path)), str(tmp_path))
+    guard = Guard(ServerSettings(read_only=True))
+    app = Starlette(routes=ui_routes(view, guard, writable=False))
+
+    async def statuses(names: list[str]) -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
+            return [
+                (await client.get("/ui/repository", params={"name": n})).status_code for n in names
+            ]
+
+    names = ["exampleapp", "../exampleapp", "library/../library/exampleapp", "nothing", ""]
+    assert asyncio.run(statuses(names)) == [200, 404, 404, 404, 404]
