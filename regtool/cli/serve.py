@@ -207,6 +207,8 @@ def serve(
         scheme = "https" if settings.tls else "http"
         typer.echo(f"regtool serve: listening on {scheme}://{shown}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
+        if not no_ui:
+            typer.echo(f"regtool serve: web UI at {scheme}://{shown}:{port}/ui/", err=True)
         if settings.tls is None and not tls.is_loopback(host):
             typer.echo(
                 f"regtool serve: warning: plain HTTP on {shown}:{port}, reachable from other "

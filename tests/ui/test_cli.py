@@ -132,6 +132,8 @@ def test_serve_mounts_the_ui_unless_told_not_to(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/v2/").status_code == 200
 
     port = free_port()
-    run_serve([str(store), "--addr", f"127.0.0.1:{port}"], port, with_ui)
+    out = run_serve([str(store), "--addr", f"127.0.0.1:{port}"], port, with_ui)
+    assert f"web UI at http://127.0.0.1:{port}/ui/" in out
     port = free_port()
-    run_serve([str(store), "--addr", f"127.0.0.1:{port}", "--no-ui"], port, without_ui)
+    out = run_serve([str(store), "--addr", f"127.0.0.1:{port}", "--no-ui"], port, without_ui)
+    assert "web UI" not in out
