@@ -284,7 +284,9 @@ class StoreView:
         ]
         return details
 
-    def _describe_image(self, details: ImageDetails, manifest: Manifest, info: Any) -> None:
+    def _describe_image(
+        self, details: ImageDetails, manifest: Manifest, info: RepositoryInfo
+    ) -> None:
         others: dict[str, list[str]] = {}
         for tag in info.tags:
             if tag.digest == details.reference:

@@ -99,3 +99,29 @@ def test_verify_shows_its_progress_and_result(browser: Any, shop: Shop, shots: S
     bar = browser.find_element(By.ID, "verify-progress")
     assert bar.get_attribute("value") == bar.get_attribute("max") != "1"
     shots(browser, "verified")
+
+
+def test_readable_on_a_phone_and_dark_when_asked(browser: Any, shop: Shop, shots: Shots) -> None:
+    sign_in(browser, shop, "alice")
+    size = browser.get_window_size()
+    background = "return getComputedStyle(document.body).backgroundColor"
+    try:
+        browser.set_window_size(390, 844)
+        for page in ("/", "/repository?name=team/app", "/image?name=team/app&ref=1.0"):
+            browser.get(shop.ui + page)
+            # nothing wider than the screen but the tables, which scroll in their box
+            assert browser.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth"
+            ), page
+            shots(browser, "phone")
+        light = browser.execute_script(background)
+        browser.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+        )
+        dark = browser.execute_script(background)
+        shots(browser, "phone-dark")
+        assert light == "rgb(255, 255, 255)" and dark == "rgb(13, 17, 23)"
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        browser.set_window_size(size["width"], size["height"])
