@@ -227,3 +227,22 @@ def test_a_v1_store_names_only_the_repositories_it_holds(
 
     names = ["exampleapp", "../exampleapp", "library/../library/exampleapp", "nothing", ""]
     assert asyncio.run(statuses(names)) == [200, 404, 404, 404, 404]
+
+
+def test_the_walk_is_kept_for_its_time_and_new_repositories_still_open(tmp_path: Path) -> None:
+    from regtool.ui.data import StoreView
+
+    now = [0.0]
+    layout = default_layout(LocalDriver(tmp_path))
+    write_image(layout, "first", "1")
+    view = StoreView(layout, str(tmp_path), ttl=10, clock=lambda: now[0])
+    assert list(view.repositories()) == ["first"]
+    write_image(layout, "second", "1")
+    assert list(view.repositories()) == ["first"]  # the kept walk
+    info, _ = view.repository("second")  # a repository's own page walks it afresh
+    assert [t.tag for t in info.tags] == ["1"]
+    now[0] = 10.0
+    assert list(view.repositories()) == ["first", "second"]
+    write_image(layout, "third", "1")
+    view.forget()
+    assert list(view.repositories()) == ["first", "second", "third"]
