@@ -393,7 +393,7 @@ async def delete(page: Page) -> Response:
         except ValueError:
             raise NotFound(f"no manifest {digest_text[:100]!r}") from None
         await run(view.registry.delete_manifest, name, digest)
-    view.forget()
+    await run(view.forget, name)
     log.info("UI: %s deleted %s", page.viewer.user or "anonymous", target)
     query = urlencode({"name": name, "deleted": target})
     return RedirectResponse(f"{page.state.prefix}/repository?{query}", 303)

@@ -3,12 +3,14 @@
 (what `regtool gc --dry-run` reports). Blocking: call from a worker thread.
 
 The catalog reads in detail only the repositories on the page it shows: one walk of
-`repositories/` (kept for `LISTING_TTL` seconds) gives every name with its tag count and
-last push; sizes come from `list_registry` of the repositories on the page alone.
+`repositories/` (kept, and renewed in the background every `LISTING_TTL` seconds) gives
+every name with its tag count and last push; sizes come from `list_registry` of the
+repositories on the page alone.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +28,9 @@ from regtool.layout.v2 import Repositories, V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json, parse_manifest
 from regtool.server.registry import Registry
 
-#: Seconds the catalog's walk of `repositories/` is reused; a delete made here drops it.
+log = logging.getLogger(__name__)
+
+#: Seconds after which the kept walk of `repositories/` is renewed (in the background).
 LISTING_TTL = 10.0
 #: Repositories per catalog page.
 PAGE_SIZE = 50
@@ -129,9 +133,9 @@ class StorageSummary:
 class StoreView:
     """The store a UI shows: `layout` at `location` (as shown, redacted).
 
-    Kept between requests: the last walk of `repositories/` (for `ttl` seconds, dropped
-    by `forget`) and every manifest read (by digest: a manifest never changes), at most
-    `MANIFESTS_KEPT` of them."""
+    Kept between requests: the last walk of `repositories/` (renewed in the background
+    after `ttl` seconds; `forget` walks one repository again) and every manifest read
+    (by digest: a manifest never changes), at most `MANIFESTS_KEPT` of them."""
 
     def __init__(
         self,
@@ -146,6 +150,7 @@ class StoreView:
         self.clock = clock
         self._lock = threading.Lock()
         self._walked: tuple[float, Walk] | None = None
+        self._refresh: threading.Thread | None = None
         self._manifests: dict[Digest, Manifest] = {}
         self.registry = Registry(layout, JOBS) if isinstance(layout, V2Layout) else None
 
@@ -153,15 +158,63 @@ class StoreView:
     def v1(self) -> bool:
         return isinstance(self.layout, V1Layout)
 
-    def forget(self) -> None:
-        """Drop the kept walk (after a delete)."""
+    def forget(self, name: str) -> None:
+        """Walk repository `name` again now (after a delete), keeping the rest of the
+        kept walk."""
+        if not isinstance(self.layout, V2Layout):
+            with self._lock:
+                self._walked = None
+            return
+        again = self.layout.scan_repositories(name)
         with self._lock:
-            self._walked = None
+            if self._walked is None:
+                return
+            at, walk = self._walked
+            repositories = Repositories({n: r for n, r in walk.repositories.items() if n != name})
+            repositories.update(again)
+            summaries = {n: s for n, s in walk.summaries.items() if n != name}
+            summaries.update(
+                {n: _summary([t.modified for t in r.tags.values()]) for n, r in again.items()}
+            )
+            self._walked = (at, Walk(repositories, dict(sorted(summaries.items()))))
 
     def _walk(self) -> Walk:
+        """The kept walk; past its `ttl`, it is still answered while a new walk runs in
+        the background (one at a time): only the first request ever waits for a walk."""
         with self._lock:
-            if self._walked is not None and self.clock() - self._walked[0] < self.ttl:
-                return self._walked[1]
+            kept = self._walked
+            if kept is not None:
+                if self.clock() - kept[0] >= self.ttl and self._refresh is None:
+                    self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
+                    self._refresh.start()
+                return kept[1]
+        return self._walk_again()
+
+    def _walk_again(self) -> Walk:
+        try:
+            walk = self._walk_now()
+            with self._lock:
+                self._walked = (self.clock(), walk)
+            return walk
+        finally:
+            with self._lock:
+                if self._refresh is threading.current_thread():
+                    self._refresh = None
+
+    def _walk_in_background(self) -> None:
+        try:
+            self._walk_again()
+        except (RegtoolError, OSError) as e:  # the kept walk stays; the next request retries
+            log.warning("walking %s failed: %s", self.location, e)
+
+    def wait_for_walk(self) -> None:
+        """Returns once a background walk under way has ended (for tests)."""
+        with self._lock:
+            running = self._refresh
+        if running is not None:
+            running.join()
+
+    def _walk_now(self) -> Walk:
         if isinstance(self.layout, V2Layout):
             scanned = self.layout.scan_repositories()
             names = {n: _summary([t.modified for t in r.tags.values()]) for n, r in scanned.items()}
@@ -172,10 +225,7 @@ class StoreView:
                 for n, r in v1.items()
             }
             scanned = Repositories()
-        walk = Walk(scanned, dict(sorted(names.items())))
-        with self._lock:
-            self._walked = (self.clock(), walk)
-        return walk
+        return Walk(scanned, dict(sorted(names.items())))
 
     def repositories(self) -> dict[str, tuple[int, datetime | None]]:
         """Every repository's (tag count, last push), from one walk, sorted by name."""

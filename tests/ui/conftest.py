@@ -174,6 +174,19 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         made.registry.stop()
 
 
+def follow(driver: Any, element: Any) -> None:
+    """Clicks a link or a form's button and returns once the next page has replaced
+    this one (a click returns as soon as it is sent, not when the page it asks for is
+    there)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 20).until(ec.staleness_of(page))
+
+
 def sign_in(driver: Any, shop: Shop, user: str) -> None:
     """Signs in through the UI's form (signing out whoever was signed in)."""
     from selenium.webdriver.common.by import By
@@ -185,6 +198,6 @@ def sign_in(driver: Any, shop: Shop, user: str) -> None:
     driver.get(f"{shop.ui}/login")  # a fresh session and its form's CSRF token
     driver.find_element(By.ID, "user").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(PASSWORDS[user])
-    driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]"))
     WebDriverWait(driver, 10).until(ec.url_matches(r"/ui/$"))
     assert driver.find_element(By.CSS_SELECTOR, ".who strong").text == user

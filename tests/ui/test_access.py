@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from selenium.webdriver.common.by import By
 
-from tests.ui.conftest import Shop, Shots, console_errors, sign_in
+from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in
 from tests.ui.test_browse import texts
 
 
@@ -41,7 +41,7 @@ def test_a_wrong_password_is_refused(browser: Any, shop: Shop, shots: Shots) -> 
     browser.get(f"{shop.ui}/login")
     browser.find_element(By.ID, "user").send_keys("bob")
     browser.find_element(By.ID, "password").send_keys("not bob's")
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form.login button"))
     assert "Wrong user name or password" in browser.find_element(By.TAG_NAME, "main").text
     assert browser.find_elements(By.CSS_SELECTOR, ".who strong") == []
     shots(browser, "refused")
@@ -61,7 +61,7 @@ def test_bob_sees_only_what_he_may_pull_and_no_delete(
     assert texts(browser, "table.tags tbody td:first-child a") == ["1.0", "latest", "old"]
     assert browser.find_elements(By.XPATH, "//button[contains(., 'Delete')]") == []
     assert browser.find_elements(By.ID, "delete") == []
-    browser.find_element(By.LINK_TEXT, "1.0").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "1.0"))
     assert browser.find_elements(By.XPATH, "//button[contains(., 'Delete')]") == []
     shots(browser, "image")
 

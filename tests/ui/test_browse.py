@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.ui.conftest import Shop, Shots, console_errors, sign_in
+from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in
 
 
 def texts(driver: Any, css: str) -> list[str]:
@@ -38,7 +38,7 @@ def test_catalog_repository_image_index_referrer(browser: Any, shop: Shop, shots
     shots(browser, "filtered")
 
     browser.get(f"{shop.ui}/")
-    browser.find_element(By.LINK_TEXT, "team/app").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "team/app"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "team/app"
     assert texts(browser, "table.tags tbody td:first-child a") == ["1.0", "latest", "old"]
     first = browser.find_element(By.CSS_SELECTOR, "table.tags tbody tr").text
@@ -46,7 +46,7 @@ def test_catalog_repository_image_index_referrer(browser: Any, shop: Shop, shots
     assert shop.digests["app"][:19] in first
     shots(browser, "repository")
 
-    browser.find_element(By.LINK_TEXT, "1.0").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "1.0"))
     page = browser.find_element(By.TAG_NAME, "main").text
     for expected in (
         "org.opencontainers.image.title",
@@ -64,16 +64,16 @@ def test_catalog_repository_image_index_referrer(browser: Any, shop: Shop, shots
     shots(browser, "image")
 
     browser.get(f"{shop.ui}/repository?name=team/multi")
-    browser.find_element(By.LINK_TEXT, "2.0").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "2.0"))
     assert "index" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
     assert texts(browser, "main table tbody td:first-child") == ["linux/amd64", "linux/arm64"]
     shots(browser, "index")
-    browser.find_element(By.XPATH, "//tr[td='linux/amd64']//a").click()
+    follow(browser, browser.find_element(By.XPATH, "//tr[td='linux/amd64']//a"))
     assert shop.digests["amd64"] in browser.find_element(By.TAG_NAME, "h1").text
     referrers = browser.find_element(By.XPATH, "//h2[text()='Referrers']/following-sibling::div")
     assert "application/spdx+json" in referrers.text
     shots(browser, "child")
-    referrers.find_element(By.TAG_NAME, "a").click()
+    follow(browser, referrers.find_element(By.TAG_NAME, "a"))
     WebDriverWait(browser, 5).until(ec.url_contains(shop.digests["sbom"].replace(":", "%3A")))
     facts = browser.find_element(By.CSS_SELECTOR, "dl.facts").text
     assert "artifact" in facts and "application/spdx+json" in facts
@@ -94,7 +94,7 @@ def test_storage_page_says_what_gc_would_free(browser: Any, shop: Shop, shots: S
 def test_verify_shows_its_progress_and_result(browser: Any, shop: Shop, shots: Shots) -> None:
     sign_in(browser, shop, "alice")
     browser.get(f"{shop.ui}/repository?name=team/app")
-    browser.find_element(By.XPATH, "//button[text()='Verify this repository']").click()
+    follow(browser, browser.find_element(By.XPATH, "//button[text()='Verify this repository']"))
     WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "verify-state").text == "ok")
     bar = browser.find_element(By.ID, "verify-progress")
     assert bar.get_attribute("value") == bar.get_attribute("max") != "1"

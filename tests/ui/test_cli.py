@@ -19,7 +19,7 @@ from regtool.storage.local import LocalDriver
 from tests.clirunner import Cli
 from tests.server.test_serve_cli import run_serve
 from tests.services import free_port
-from tests.ui.conftest import Shots, console_errors
+from tests.ui.conftest import Shots, console_errors, follow
 from tests.ui.test_browse import texts
 from tests.v1store import V1Store
 
@@ -73,12 +73,12 @@ def test_a_v1_store_browsed_with_regtool_ui(browser: Any, tmp_path: Path, shots:
         assert texts(browser, "#results tbody td:first-child") == ["exampleapp", "team/tool"]
         assert "v1 layout" in browser.find_element(By.TAG_NAME, "footer").text
         shots(browser, "catalog")
-        browser.find_element(By.LINK_TEXT, "exampleapp").click()
+        follow(browser, browser.find_element(By.LINK_TEXT, "exampleapp"))
         assert texts(browser, "table.tags tbody td:first-child a") == ["1.0", "base"]
         assert top.image_id[:12] in browser.find_element(By.CSS_SELECTOR, "table.tags").text
         assert browser.find_elements(By.XPATH, "//button[contains(., 'Delete')]") == []
         shots(browser, "repository")
-        browser.find_element(By.LINK_TEXT, "1.0").click()
+        follow(browser, browser.find_element(By.LINK_TEXT, "1.0"))
         main = browser.find_element(By.TAG_NAME, "main").text
         assert "v1 image" in main
         layers = texts(browser, "main table tbody td:first-child")

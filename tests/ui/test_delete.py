@@ -11,7 +11,7 @@ import httpx
 from selenium.webdriver.common.by import By
 
 from tests.services.distribution import DistributionRegistry, filesystem_storage
-from tests.ui.conftest import Shop, Shots, console_errors, sign_in, start_shop
+from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in, start_shop
 from tests.ui.push import push_image
 from tests.ui.test_browse import texts
 
@@ -28,11 +28,11 @@ def test_delete_a_tag_then_a_manifest(
             push_image(c, "team/doomed", tag, layer=b"doomed " + tag.encode())
     sign_in(browser, shop, "alice")
     browser.get(f"{shop.ui}/repository?name=team/doomed")
-    browser.find_element(By.CSS_SELECTOR, "button[form=delete][value=b]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "button[form=delete][value=b]"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Delete team/doomed:b?"
     shots(browser, "confirm")
     assert texts(browser, "table.tags tbody td:first-child a") == []  # not yet
-    browser.find_element(By.ID, "confirm").click()
+    follow(browser, browser.find_element(By.ID, "confirm"))
     assert "Deleted team/doomed:b." in browser.find_element(By.CSS_SELECTOR, ".notice").text
     assert texts(browser, "table.tags tbody td:first-child a") == ["a", "c"]
     shots(browser, "deleted")
@@ -42,9 +42,12 @@ def test_delete_a_tag_then_a_manifest(
         assert sorted(theirs.get("/v2/team/doomed/tags/list").json()["tags"]) == ["a", "c"]
         assert theirs.get("/v2/team/doomed/manifests/b").status_code == 404
 
-    browser.find_element(By.LINK_TEXT, "a").click()
-    browser.find_element(By.XPATH, "//button[text()='Delete this manifest and its tags']").click()
-    browser.find_element(By.ID, "confirm").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "a"))
+    follow(
+        browser,
+        browser.find_element(By.XPATH, "//button[text()='Delete this manifest and its tags']"),
+    )
+    follow(browser, browser.find_element(By.ID, "confirm"))
     assert texts(browser, "table.tags tbody td:first-child a") == ["c"]
     with httpx.Client(base_url=distribution.url, timeout=20) as theirs:
         assert theirs.get(f"/v2/team/doomed/manifests/{first}").status_code == 404

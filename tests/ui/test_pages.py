@@ -229,12 +229,17 @@ def test_a_v1_store_names_only_the_repositories_it_holds(
     assert asyncio.run(statuses(names)) == [200, 404, 404, 404, 404]
 
 
-def test_the_walk_is_kept_for_its_time_and_new_repositories_still_open(tmp_path: Path) -> None:
+def test_the_walk_is_kept_renewed_in_the_background_and_redone_where_deleted(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
     from regtool.ui.data import StoreView
 
     now = [0.0]
     layout = default_layout(LocalDriver(tmp_path))
     write_image(layout, "first", "1")
+    write_image(layout, "first", "2")
     view = StoreView(layout, str(tmp_path), ttl=10, clock=lambda: now[0])
     assert list(view.repositories()) == ["first"]
     write_image(layout, "second", "1")
@@ -242,7 +247,11 @@ def test_the_walk_is_kept_for_its_time_and_new_repositories_still_open(tmp_path:
     info, _ = view.repository("second")  # a repository's own page walks it afresh
     assert [t.tag for t in info.tags] == ["1"]
     now[0] = 10.0
+    assert list(view.repositories()) == ["first"]  # answered while a new walk runs
+    view.wait_for_walk()
     assert list(view.repositories()) == ["first", "second"]
-    write_image(layout, "third", "1")
-    view.forget()
-    assert list(view.repositories()) == ["first", "second", "third"]
+    shutil.rmtree(tmp_path / layout.tag_dir("first", "2"))  # a delete
+    assert view.repositories()["first"][0] == 2
+    view.forget("first")
+    assert view.repositories()["first"][0] == 1
+    assert [t.tag for t in view.repository("first")[0].tags] == ["1"]

@@ -9,7 +9,7 @@ from typing import Any
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
-from tests.ui.conftest import HOSTILE, Shop, Shots, console_errors, sign_in
+from tests.ui.conftest import HOSTILE, Shop, Shots, console_errors, follow, sign_in
 from tests.ui.push import push_image, push_referrer
 
 
@@ -52,7 +52,7 @@ def test_hostile_text_is_shown_escaped(browser: Any, shop: Shop, shots: Shots) -
     assert "javascript-alert-1" in browser.find_element(By.TAG_NAME, "main").text
     shots(browser, "repository")
 
-    browser.find_element(By.LINK_TEXT, "javascript-alert-1").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "javascript-alert-1"))
     assert_inert(browser, f"hostile@{digest[:19]} · regtool")
     main = browser.find_element(By.TAG_NAME, "main").text
     for text in HOSTILE:
@@ -62,7 +62,7 @@ def test_hostile_text_is_shown_escaped(browser: Any, shop: Shop, shots: Shots) -
     shots(browser, "image")
 
     referrer = browser.find_element(By.XPATH, "//h2[text()='Referrers']/following-sibling::div//a")
-    referrer.click()
+    follow(browser, referrer)
     assert_inert(browser, browser.title)
     assert "pwned" not in browser.title
     assert '"><img src=x onerror=alert(1)>' in browser.find_element(By.TAG_NAME, "main").text
