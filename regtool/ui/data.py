@@ -151,6 +151,7 @@ class StoreView:
         self._lock = threading.Lock()
         self._walked: tuple[float, Walk] | None = None
         self._refresh: threading.Thread | None = None
+        self._forgotten = 0  # `forget` calls: a walk begun before one is out of date
         self._manifests: dict[Digest, Manifest] = {}
         self.registry = Registry(layout, JOBS) if isinstance(layout, V2Layout) else None
 
@@ -161,6 +162,8 @@ class StoreView:
     def forget(self, name: str) -> None:
         """Walk repository `name` again now (after a delete), keeping the rest of the
         kept walk."""
+        with self._lock:
+            self._forgotten += 1
         if not isinstance(self.layout, V2Layout):
             with self._lock:
                 self._walked = None
@@ -192,9 +195,12 @@ class StoreView:
 
     def _walk_again(self) -> Walk:
         try:
+            with self._lock:
+                forgotten = self._forgotten
             walk = self._walk_now()
             with self._lock:
-                self._walked = (self.clock(), walk)
+                if forgotten == self._forgotten or self._walked is None:
+                    self._walked = (self.clock(), walk)
             return walk
         finally:
             with self._lock:

@@ -255,3 +255,43 @@ def test_the_walk_is_kept_renewed_in_the_background_and_redone_where_deleted(
     view.forget("first")
     assert view.repositories()["first"][0] == 1
     assert [t.tag for t in view.repository("first")[0].tags] == ["1"]
+
+
+def test_a_walk_begun_before_a_delete_does_not_bring_the_deleted_back(tmp_path: Path) -> None:
+    import shutil
+    import threading
+    from collections.abc import Iterator
+
+    from regtool.storage.base import Entry
+    from regtool.ui.data import StoreView
+
+    class PausedWalks(LocalDriver):
+        """Holds a whole-tree walk of repositories/, once listed, until `go` is set."""
+
+        pause = False
+        listed = threading.Event()
+        go = threading.Event()
+
+        def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+            entries = list(super().walk(prefix, temporaries=temporaries))
+            if self.pause and prefix.endswith("/repositories"):
+                self.listed.set()
+                self.go.wait(10)
+            return iter(entries)
+
+    now = [0.0]
+    driver = PausedWalks(tmp_path)
+    layout = default_layout(driver)
+    write_image(layout, "app", "a")
+    write_image(layout, "app", "b")
+    view = StoreView(layout, str(tmp_path), ttl=10, clock=lambda: now[0])
+    assert view.repositories()["app"][0] == 2
+    driver.pause, now[0] = True, 10.0
+    view.repositories()  # starts a new walk, which lists both tags and waits
+    assert driver.listed.wait(10)
+    shutil.rmtree(tmp_path / layout.tag_dir("app", "b"))
+    view.forget("app")
+    assert view.repositories()["app"][0] == 1
+    driver.go.set()
+    view.wait_for_walk()
+    assert view.repositories()["app"][0] == 1
