@@ -118,7 +118,8 @@ def _list_v2(
     digests.update(read)
     reader = reader or ManifestReader(layout, jobs)
     reader.fetch(d for d in digests.values() if isinstance(d, Digest))
-    schema1_sizes = _schema1_blob_sizes(layout, reader, jobs)
+    roots = {d for d in digests.values() if isinstance(d, Digest)}
+    schema1_sizes = _schema1_blob_sizes(layout, reader, roots, jobs)
 
     for name in sorted(repos):
         info = RepositoryInfo(name)
@@ -180,18 +181,31 @@ def _blob_sizes(blobs: Iterable[Descriptor], schema1_sizes: dict[Digest, int]) -
     }
 
 
-def _schema1_blob_sizes(layout: V2Layout, reader: ManifestReader, jobs: int) -> dict[Digest, int]:
-    """Schema 1 manifests carry no sizes: stat their blobs (rare, old data only)."""
-    unsized = {
-        d.digest
-        for m in reader.cache.values()
-        if isinstance(m, Manifest)
-        for d in m.layers
-        if d.size is None
-    }
+def _schema1_blob_sizes(
+    layout: V2Layout, reader: ManifestReader, roots: set[Digest], jobs: int
+) -> dict[Digest, int]:
+    """Schema 1 manifests carry no sizes: stat their blobs (rare, old data only), for the
+    manifests this listing reaches from `roots` (a reader kept between listings holds
+    others too)."""
+    unsized = {d.digest for m in _reached(reader, roots) for d in m.layers if d.size is None}
     stats = map_outcomes(lambda d: layout.driver.stat(layout.blob_data(d)).size or 0, unsized, jobs)
     raise_faults(stats.values())
     return {d: s for d, s in stats.items() if isinstance(s, int)}
+
+
+def _reached(reader: ManifestReader, roots: Iterable[Digest]) -> Iterable[Manifest]:
+    """The fetched manifests `roots` name and, through indexes, reach; each once."""
+    seen: set[Digest] = set()
+    stack = list(roots)
+    while stack:
+        digest = stack.pop()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        manifest = reader.cache.get(digest)
+        if isinstance(manifest, Manifest):
+            yield manifest
+            stack.extend(child.digest for child in manifest.manifests)
 
 
 def _list_v1(layout: V1Layout, listing: Listing, repository: str | None, jobs: int) -> None:
