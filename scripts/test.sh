@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(skopeo umoci docker-registry openssh-server memcached nginx-light)
-commands=(skopeo umoci docker-registry sshd memcached nginx)
+packages=(skopeo umoci docker-registry openssh-server memcached nginx-light chromium chromium-driver)
+commands=(skopeo umoci docker-registry sshd memcached nginx chromium chromedriver)
 missing=()
 for i in "${!commands[@]}"; do
     command -v "${commands[$i]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${commands[$i]}" ] \

@@ -10,7 +10,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
-from regtool.cli import gc, htpasswd, ls, migrate, prune, rm, serve, verify
+from regtool.cli import gc, htpasswd, ls, migrate, prune, rm, serve, ui, verify
 from regtool.cli.errors import exit_code_for, message_for
 from regtool.cli.output import error, reader_gone
 from regtool.errors import RegtoolError
@@ -53,6 +53,7 @@ app.command("rm")(reporting_errors(rm.rm))
 app.command("prune")(reporting_errors(prune.prune))
 app.command("serve")(reporting_errors(serve.serve))
 app.command("migrate")(reporting_errors(migrate.migrate))
+app.command("ui")(reporting_errors(ui.ui))
 htpasswd.app.command("add")(reporting_errors(htpasswd.add))
 htpasswd.app.command("rm")(reporting_errors(htpasswd.rm))
 app.add_typer(htpasswd.app)

@@ -172,6 +172,9 @@ def serve(
     no_delete: Annotated[
         bool, typer.Option("--no-delete", help="Refuse deletes (distribution's default).")
     ] = False,
+    no_ui: Annotated[
+        bool, typer.Option("--no-ui", help="Serve no web UI at /ui/ (the API alone).")
+    ] = False,
 ) -> None:
     """Serve the registry (OCI Distribution API) over HTTP or HTTPS; Ctrl-C or SIGTERM
     stops it."""
@@ -217,10 +220,10 @@ def serve(
     if check_config:
         typer.echo(render_settings(settings, loc, document), nl=False)
         return
-    _run(settings, loc, foreign_urls)
+    _run(settings, loc, foreign_urls, ui=not no_ui)
 
 
-def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy) -> None:
+def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy, ui: bool) -> None:
     """Serves until Ctrl-C or SIGTERM, then waits up to `http.draintimeout` for the
     requests under way."""
     import uvicorn  # imported late: only serve needs it
@@ -239,7 +242,7 @@ def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy) -> No
     driver = loc.open()
     try:
         driver.create_root()  # the embedded store's first run; a new Swift container
-        app = create_app(driver, foreign_urls=foreign_urls, settings=settings, ops=ops)
+        app = create_app(driver, foreign_urls=foreign_urls, settings=settings, ops=ops, ui=ui)
         debug_sock = _debug_listen(settings)
         scheme = "https" if settings.tls else "http"
         if http.net == "unix":
@@ -251,6 +254,11 @@ def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy) -> No
             shown = f"[{host}]" if ":" in host else host
             typer.echo(f"regtool serve: listening on {scheme}://{shown}:{port}", err=True)
         typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
+        if ui:
+            where = (
+                f"unix socket {http.addr}" if http.net == "unix" else f"{scheme}://{shown}:{port}"
+            )
+            typer.echo(f"regtool serve: web UI at {where}{http.prefix}/ui/", err=True)
         if http.net == "tcp" and settings.tls is None and not tls.is_loopback(host):
             typer.echo(
                 f"regtool serve: warning: plain HTTP on {shown}:{port}, reachable from other "

@@ -20,7 +20,7 @@ from regtool.errors import NotFound, RegtoolError, is_fault, raise_faults
 from regtool.layout.detect import Layout
 from regtool.layout.manifests import ManifestReader
 from regtool.layout.v1 import V1Image, V1Layout, canonical_name
-from regtool.layout.v2 import V2Layout
+from regtool.layout.v2 import Repositories, V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_name
 from regtool.text import plural
 
@@ -69,12 +69,22 @@ class Listing:
 
 
 def list_registry(
-    layout: Layout, location: str, repository: str | None = None, jobs: int = DEFAULT_JOBS
+    layout: Layout,
+    location: str,
+    repository: str | None = None,
+    jobs: int = DEFAULT_JOBS,
+    *,
+    scanned: Repositories | None = None,
+    reader: ManifestReader | None = None,
 ) -> Listing:
-    """List every repository (or one) with its tags. `NotFound` for an unknown repository."""
+    """List every repository (or one) with its tags. `NotFound` for an unknown repository.
+
+    V2 only, for callers that list often (the web UI): `scanned` lists the repositories
+    of this walk (`V2Layout.scan_repositories`) instead of walking again, and `reader`
+    reads manifests through a reader kept between listings (manifests never change)."""
     listing = Listing(location, layout.kind)
     if isinstance(layout, V2Layout):
-        _list_v2(layout, listing, repository, jobs)
+        _list_v2(layout, listing, repository, jobs, scanned, reader)
     else:
         _list_v1(layout, listing, repository, jobs)
     if repository is not None and not listing.repositories:
@@ -82,10 +92,17 @@ def list_registry(
     return listing
 
 
-def _list_v2(layout: V2Layout, listing: Listing, repository: str | None, jobs: int) -> None:
+def _list_v2(
+    layout: V2Layout,
+    listing: Listing,
+    repository: str | None,
+    jobs: int,
+    scanned: Repositories | None = None,
+    reader: ManifestReader | None = None,
+) -> None:
     if repository is not None:
         check_name(repository)
-    repos = layout.scan_repositories(repository)
+    repos = layout.scan_repositories(repository) if scanned is None else scanned
     listing.warnings += repos.skipped_warnings()
     digests: dict[tuple[str, str], Digest | Exception] = {}
     unread: list[tuple[str, str]] = []
@@ -99,9 +116,10 @@ def _list_v2(layout: V2Layout, listing: Listing, repository: str | None, jobs: i
     read = map_outcomes(lambda nt: layout.tag_digest(*nt), unread, jobs)
     raise_faults(read.values())
     digests.update(read)
-    reader = ManifestReader(layout, jobs)
+    reader = reader or ManifestReader(layout, jobs)
     reader.fetch(d for d in digests.values() if isinstance(d, Digest))
-    schema1_sizes = _schema1_blob_sizes(layout, reader, jobs)
+    roots = {d for d in digests.values() if isinstance(d, Digest)}
+    schema1_sizes = _schema1_blob_sizes(layout, reader, roots, jobs)
 
     for name in sorted(repos):
         info = RepositoryInfo(name)
@@ -163,18 +181,31 @@ def _blob_sizes(blobs: Iterable[Descriptor], schema1_sizes: dict[Digest, int]) -
     }
 
 
-def _schema1_blob_sizes(layout: V2Layout, reader: ManifestReader, jobs: int) -> dict[Digest, int]:
-    """Schema 1 manifests carry no sizes: stat their blobs (rare, old data only)."""
-    unsized = {
-        d.digest
-        for m in reader.cache.values()
-        if isinstance(m, Manifest)
-        for d in m.layers
-        if d.size is None
-    }
+def _schema1_blob_sizes(
+    layout: V2Layout, reader: ManifestReader, roots: set[Digest], jobs: int
+) -> dict[Digest, int]:
+    """Schema 1 manifests carry no sizes: stat their blobs (rare, old data only), for the
+    manifests this listing reaches from `roots` (a reader kept between listings holds
+    others too)."""
+    unsized = {d.digest for m in _reached(reader, roots) for d in m.layers if d.size is None}
     stats = map_outcomes(lambda d: layout.driver.stat(layout.blob_data(d)).size or 0, unsized, jobs)
     raise_faults(stats.values())
     return {d: s for d, s in stats.items() if isinstance(s, int)}
+
+
+def _reached(reader: ManifestReader, roots: Iterable[Digest]) -> Iterable[Manifest]:
+    """The fetched manifests `roots` name and, through indexes, reach; each once."""
+    seen: set[Digest] = set()
+    stack = list(roots)
+    while stack:
+        digest = stack.pop()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        manifest = reader.cache.get(digest)
+        if isinstance(manifest, Manifest):
+            yield manifest
+            stack.extend(child.digest for child in manifest.manifests)
 
 
 def _list_v1(layout: V1Layout, listing: Listing, repository: str | None, jobs: int) -> None:

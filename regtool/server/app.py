@@ -323,6 +323,7 @@ def create_app(
     settings: ServerSettings | None = None,
     guard: Guard | None = None,
     ops: Operations | None = None,
+    ui: bool = True,
 ) -> ASGIApp:
     """The registry over `driver`; the layout is detected (a new store gets
     distribution's naming for the backend) unless given. `uploads` replaces the default
@@ -331,8 +332,8 @@ def create_app(
     what (by default anyone anything), or `guard` built from them already (a test's,
     with its own login throttle). `ops`: metrics, health, notifications and purging
     around it (`Operations`; by default none), which count the storage calls of the
-    driver the layout is detected on here. `UsageError` when a file the settings name
-    cannot be used."""
+    driver the layout is detected on here. `ui`: serve the web UI at `/ui/` (`web_ui`).
+    `UsageError` when a file the settings name cannot be used."""
     ops = ops or Operations()
     if layout is None:
         driver = ops.observe(driver)
@@ -340,13 +341,18 @@ def create_app(
         if not isinstance(found, V2Layout):
             raise LayoutError(f"{driver.describe()} holds a V1 registry: serve needs V2")
         layout = found
-    app = Starlette(routes=[RegistryRoute(), Route("/v1/search", search), Route("/v1/_ping", ping)])
     settings = settings or ServerSettings()
+    gate = guard or Guard(settings)
+    routes: list[BaseRoute] = [
+        RegistryRoute(),
+        Route("/v1/search", search),
+        Route("/v1/_ping", ping),
+    ]
+    app = Starlette(routes=[*routes, *(web_ui(layout, gate) if ui else [])])
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
     upload_store = uploads or UploadStore(layout)
     app.state.registry_state = State(registry, upload_store, ops.metrics)
     ops.bind(layout.driver, upload_store)
-    gate = guard or Guard(settings)
     gate.wanted_by = wanted_by
     app.state.guard = gate
     inner = ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
@@ -358,6 +364,15 @@ def public_face(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
     `http.prefix`, its URLs made public and `http.headers` added (`proxy`)."""
     public = PublicUrls(app, settings.http)
     return AccessLog(PathPrefix(public, settings.http.prefix), settings.log.access_log)
+
+
+def web_ui(layout: V2Layout, gate: Guard) -> list[BaseRoute]:
+    """The web UI's routes (`/ui/`, and `/` sending browsers there), reading the same
+    store under the same guard as the API."""
+    from regtool.ui.app import ui_routes  # imported late: jinja2 only when the UI runs
+    from regtool.ui.data import StoreView
+
+    return ui_routes(StoreView(layout, layout.driver.describe()), gate)
 
 
 __all__ = ["create_app", "default_layout"]

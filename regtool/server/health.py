@@ -126,10 +126,17 @@ class Health:
             check.close()
 
 
+def _from_a_browser(scope: Scope) -> bool:
+    """Whether the request asks for a page (`Accept: text/html`): a browser, sent on to
+    the web UI, where load balancers' probes get the empty 200."""
+    accept = dict(scope["headers"]).get(b"accept", b"")
+    return b"text/html" in accept.lower()
+
+
 class HealthGate:
     """Answers every HTTP request 503 `UNAVAILABLE` while a health check fails, and `/`
     with an empty 200 otherwise: distribution's `health.Handler` around its `alive("/")`,
-    which load balancers probe."""
+    which load balancers probe (a browser's `/` goes on to the web UI)."""
 
     def __init__(self, app: ASGIApp, health: Health):
         self.app = app
@@ -141,7 +148,7 @@ class HealthGate:
         elif self.health.checks and self.health.status():
             detail = "health check failed: please see /debug/health"
             await error_response(Unavailable("service unavailable", detail))(scope, receive, send)
-        elif scope["path"] == "/":
+        elif scope["path"] == "/" and not _from_a_browser(scope):
             await Response(headers={"Cache-Control": "no-cache"})(scope, receive, send)
         else:
             await self.app(scope, receive, send)

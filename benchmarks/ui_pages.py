@@ -1,0 +1,257 @@
+"""The web UI's pages against what an API-based UI asks distribution for the same page.
+
+    .venv/bin/python -m benchmarks.ui_pages [--repositories 10000] [--tags 1000] [--rounds 5]
+
+One local store: REPOSITORIES repositories of one tag each, and `big/app` with TAGS tags
+(each its own manifest), written with the layout's own paths as a push stores them.
+`regtool serve` (its UI at /ui/) and distribution (`docker-registry serve`) run on that
+same store, each as its own process. Measured, warm (after one cold request):
+
+- regtool: the catalog's first page (`/ui/`, 50 repositories) and `big/app`'s
+  repository page (its first 250 tags; every tag is listed, sorted and sized): time to
+  first byte, total time and size of the page;
+- an API-based UI (as joxit's docker-registry-ui does) against distribution: for the
+  catalog page, `_catalog` then, for each of the page's repositories, its tags list and
+  one manifest GET per tag; for the repository page, the tags list and one manifest GET
+  per tag, six requests at a time (a browser's connections per host).
+
+The first, cold request of each regtool page (the walk of `repositories/`, kept for
+ten seconds, and the page's manifests, kept by digest) is printed too. Prints each
+figure and distribution's time over regtool's (target >= 5; regtool's first
+byte <= 200 ms and pages < 300 KB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from regtool.layout.detect import default_layout
+from regtool.layout.v2 import V2Layout, link_content
+from regtool.oci import Digest
+from regtool.storage.local import LocalDriver
+from regtool.ui.data import PAGE_SIZE
+from tests.services import free_port
+from tests.services.distribution import filesystem_storage, start_distribution
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+ACCEPT = {"accept": f"{OCI_MANIFEST},application/vnd.oci.image.index.v1+json"}
+CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}})
+
+
+def put(root: Path, path: str, data: bytes) -> None:
+    """A plain write: the driver's atomic put (temp file, fsync, rename) is slow for a
+    store of 100,000 files, and this one is written before anything reads it."""
+    target = root / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def put_blob(layout: V2Layout, root: Path, name: str, data: bytes, seen: set[Digest]) -> Digest:
+    digest = Digest("sha256", hashlib.sha256(data).hexdigest())
+    if digest not in seen:
+        put(root, layout.blob_data(digest), data)
+        seen.add(digest)
+    put(root, layout.layer_link(name, digest), link_content(digest))
+    return digest
+
+
+def put_image(layout: V2Layout, root: Path, name: str, tag: str, n: int, seen: set[Digest]) -> None:
+    config = CONFIG.encode()
+    layer = f"layer {n}".encode() * 64
+    cfg = put_blob(layout, root, name, config, seen)
+    lay = put_blob(layout, root, name, layer, seen)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": str(cfg),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": str(lay),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    digest = Digest("sha256", hashlib.sha256(manifest).hexdigest())
+    put(root, layout.blob_data(digest), manifest)
+    for path in (
+        layout.revision_link(name, digest),
+        layout.tag_index_link(name, tag, digest),
+        layout.tag_current_link(name, tag),
+    ):
+        put(root, path, link_content(digest))
+
+
+def build(root: Path, repositories: int, tags: int) -> None:
+    layout = default_layout(LocalDriver(root))
+    seen: set[Digest] = set()
+    for i in range(repositories):
+        put_image(layout, root, f"org{i % 100:02d}/app{i:05d}", "latest", i, seen)
+    for t in range(tags):
+        put_image(layout, root, "big/app", f"v{t:04d}", repositories + t, seen)
+
+
+def start_regtool(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from regtool.cli.main import main; main()", "serve", str(root),
+         "--addr", f"127.0.0.1:{port}", "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/v2/", timeout=1).raise_for_status()
+            return proc, url
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("regtool serve did not start") from None
+            time.sleep(0.05)
+
+
+def fetch_page(client: httpx.Client, path: str) -> tuple[float, float, int]:
+    """(seconds to the first byte of the body, seconds in all, bytes)."""
+    started = time.perf_counter()
+    with client.stream("GET", path) as response:
+        response.raise_for_status()
+        first = None
+        size = 0
+        for chunk in response.iter_raw():
+            first = first or time.perf_counter()
+            size += len(chunk)
+    ended = time.perf_counter()
+    return (first or ended) - started, ended - started, size
+
+
+def regtool_page(url: str, path: str, rounds: int) -> tuple[float, float, float, int]:
+    """(the first, cold request's seconds; then medians over `rounds` warm requests:
+    seconds to the first byte, seconds in all; bytes)."""
+    with httpx.Client(base_url=url, timeout=120) as client:
+        cold = fetch_page(client, path)[1]  # walks repositories/, reads the manifests
+        runs = [fetch_page(client, path) for _ in range(rounds)]
+    return (
+        cold,
+        statistics.median(r[0] for r in runs),
+        statistics.median(r[1] for r in runs),
+        runs[-1][2],
+    )
+
+
+async def _each(jobs: list[Callable[[], Awaitable[None]]], at_once: int) -> None:
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(job: Callable[[], Awaitable[None]]) -> None:
+        async with gate:
+            await job()
+
+    await asyncio.gather(*(one(j) for j in jobs))
+
+
+async def api_catalog_page(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        # the whole catalog, page by page (distribution: 1,000 at most), to filter it
+        names: list[str] = []
+        path = "/v2/_catalog?n=1000"
+        while path:
+            r = await client.get(path)
+            r.raise_for_status()
+            names += r.json()["repositories"]
+            path = r.links.get("next", {}).get("url", "")
+        names = names[:PAGE_SIZE]
+
+        async def repository(name: str) -> None:
+            tags = (await client.get(f"/v2/{name}/tags/list")).json()["tags"]
+            for tag in tags:
+                (await client.get(f"/v2/{name}/manifests/{tag}", headers=ACCEPT)).raise_for_status()
+
+        await _each([lambda n=n: repository(n) for n in names], 6)
+
+
+async def api_repository_page(url: str, name: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        tags = (await client.get(f"/v2/{name}/tags/list")).json()["tags"]
+
+        async def manifest(tag: str) -> None:
+            (await client.get(f"/v2/{name}/manifests/{tag}", headers=ACCEPT)).raise_for_status()
+
+        await _each([lambda t=t: manifest(t) for t in tags], 6)
+
+
+def api_time(run: Callable[[], Awaitable[None]], rounds: int) -> float:
+    asyncio.run(run())  # warm, as regtool's
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        asyncio.run(run())
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repositories", type=int, default=10_000)
+    parser.add_argument("--tags", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="regtool-ui-bench-") as tmp:
+        root = Path(tmp) / "store"
+        started = time.perf_counter()
+        build(root, args.repositories, args.tags)
+        print(
+            f"store: {args.repositories} repositories + big/app with {args.tags} tags, "
+            f"written in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        proc, url = start_regtool(root)
+        distribution = start_distribution(Path(tmp) / "dist", filesystem_storage(root))
+        try:
+            pages = {
+                "catalog": ("/ui/", lambda: api_catalog_page(distribution.url)),
+                "repository": (
+                    "/ui/repository?name=big/app",
+                    lambda: api_repository_page(distribution.url, "big/app"),
+                ),
+            }
+            for label, (path, api) in pages.items():
+                cold, first, total, size = regtool_page(url, path, args.rounds)
+                print(
+                    f"{label:10} regtool UI: cold {cold * 1000:6.0f} ms; warm: "
+                    f"first byte {first * 1000:6.0f} ms, "
+                    f"page {total * 1000:6.0f} ms, {size / 1000:6.1f} kB",
+                    end=" | ",
+                    flush=True,
+                )
+                theirs = api_time(api, args.rounds)
+                print(
+                    f"API-based UI on distribution: {theirs * 1000:6.0f} ms | "
+                    f"ratio {theirs / total:5.1f}x"
+                )
+        finally:
+            proc.terminate()
+            proc.wait()
+            distribution.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,408 @@
+"""The web UI: Starlette routes rendering Jinja2 templates (autoescaped) over `StoreView`.
+
+    GET  /ui/                       catalog (`q` filter, `page`)
+    GET  /ui/repository?name=N      tags (`sort` name|pushed|size, `order` asc|desc)
+    GET  /ui/image?name=N&ref=R     a manifest (digest or tag) or V1 image
+    GET  /ui/storage                per-repository totals and what gc would free
+    POST /ui/verify                 start verifying a repository; GET shows its progress
+    GET|POST /ui/login, POST /ui/logout
+    POST /ui/delete                 confirm, then delete a tag or manifest (CSRF token)
+    GET  /ui/static/...             the UI's own CSS and JavaScript
+
+Names nest (`team/app`), so they travel as query parameters, never as path segments.
+Every answer carries a strict Content-Security-Policy: scripts and styles only from
+`/ui/static/`, nothing inline, no frames, forms posting only here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from anyio import to_thread
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from regtool.errors import NameInvalid, NotFound, RegtoolError, is_fault
+from regtool.oci import Digest, check_name, check_tag
+from regtool.server.auth.guard import BasicAuth, Guard
+from regtool.server.errors import ManifestUnknown
+from regtool.ui import format as fmt
+from regtool.ui.data import StoreView
+from regtool.ui.jobs import Verifications
+from regtool.ui.session import COOKIE, Session, SessionSigner, same_token
+from regtool.ui.viewer import Viewer, viewer_of
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+#: Largest form body read (a login, a delete).
+MAX_FORM = 16 << 10
+SORTS = ("name", "pushed", "size")
+#: Tags per repository page (a row is about 300 bytes).
+TAGS_PAGE_SIZE = 250
+
+
+@dataclass
+class UiState:
+    view: StoreView
+    guard: Guard
+    signer: SessionSigner
+    env: Environment
+    writable: bool  # deletes possible at all (the registry's UI, not `regtool ui`)
+    prefix: str  # where the UI is mounted: "/ui"
+    verifications: Verifications
+
+
+def templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(size=fmt.size, when=fmt.when, short=fmt.short, json=fmt.json_text)
+    return env
+
+
+def ui_app(view: StoreView, guard: Guard, writable: bool = True, prefix: str = "/ui") -> Starlette:
+    """The UI over `view`, for mounting at `prefix`; `guard` decides who sees what
+    (the registry's own when it serves beside the API)."""
+    state = UiState(
+        view, guard, SessionSigner(), templates(), writable, prefix, Verifications(view)
+    )
+    routes: list[BaseRoute] = [
+        Route("/", _page(catalog)),
+        Route("/repository", _page(repository)),
+        Route("/image", _page(image)),
+        Route("/storage", _page(storage)),
+        Route("/verify", _page(verify), methods=["GET", "POST"]),
+        Route("/verify/status", _page(verify_status)),
+        Route("/login", _page(login), methods=["GET", "POST"]),
+        Route("/logout", _page(logout), methods=["POST"]),
+        Route("/delete", _page(delete), methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    app.state.ui = state
+    return app
+
+
+class SecurityHeaders:
+    """`SECURITY_HEADERS` on every answer of the UI, static files and errors included."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def ui_routes(view: StoreView, guard: Guard, writable: bool = True) -> list[BaseRoute]:
+    """The routes a server adds for its UI: `/ui/` and a redirect from `/` to it."""
+
+    async def to_ui(request: Request) -> Response:
+        return RedirectResponse("/ui/", status_code=302)
+
+    return [Route("/", to_ui), Mount("/ui", ui_app(view, guard, writable))]
+
+
+# --- plumbing ----------------------------------------------------------------------------
+@dataclass
+class Page:
+    """One request as the handlers see it."""
+
+    request: Request
+    state: UiState
+    session: Session
+    viewer: Viewer
+    form: dict[str, str]
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        state = self.state
+        html = state.env.get_template(template).render(
+            ui=state.prefix,
+            viewer=self.viewer,
+            csrf=self.session.csrf,
+            location=state.view.location,
+            layout=state.view.layout.kind,
+            now=datetime.now(UTC),
+            url=_url(state.prefix),
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def param(self, key: str, default: str = "") -> str:
+        return self.form.get(key) or self.request.query_params.get(key) or default
+
+
+Handler = Callable[[Page], Awaitable[Response]]
+
+
+def _url(prefix: str) -> Callable[..., str]:
+    def url(path: str, **query: Any) -> str:
+        given = {k: v for k, v in query.items() if v not in (None, "")}
+        return f"{prefix}{path}" + (f"?{urlencode(given)}" if given else "")
+
+    return url
+
+
+def _page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """`handler` with the session, the viewer, the form, errors as pages and the
+    security headers on every answer."""
+
+    async def endpoint(request: Request) -> Response:
+        state: UiState = request.app.state.ui
+        loaded = state.signer.load(request.cookies.get(COOKIE))
+        session = loaded or state.signer.new()
+        viewer = viewer_of(request, state.guard, session.user, state.writable)
+        page = Page(request, state, session, viewer, {})
+        try:
+            if request.method == "POST":
+                page.form = await _form(request)
+            response = await handler(page)
+        except Forbidden as e:
+            response = page.render("error.html", 403, title="Refused", message=str(e))
+        except (NotFound, NameInvalid, ManifestUnknown) as e:
+            response = page.render("error.html", 404, title="Not found", message=str(e))
+        except RegtoolError as e:
+            status = 503 if is_fault(e) else 400
+            log.error("%s %s: %s", request.method, request.url.path, e)
+            response = page.render(
+                "error.html", status, title="Cannot read storage", message=str(e)
+            )
+        if loaded is None and COOKIE not in response.headers.get("set-cookie", ""):
+            set_session(response, state, session, request)
+        return response
+
+    return endpoint
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form body (what the UI's forms post), first value per key."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise NotFound("form too large")
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in fields.items()}
+
+
+def set_session(response: Response, state: UiState, session: Session, request: Request) -> None:
+    response.set_cookie(
+        COOKIE,
+        state.signer.dump(session),
+        path=state.prefix,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _visible(page: Page, name: str) -> None:
+    """`NotFound` unless the viewer may pull `name`: a repository they may not see is
+    not there for them (its existence is data too)."""
+    if not page.viewer.may_pull(name):
+        raise NotFound(f"repository {name} not found")
+
+
+async def _name(page: Page) -> str:
+    """The repository a request names: a valid V2 name, or (V1, whose names no grammar
+    bounds) one the store holds."""
+    name = page.param("name")
+    view = page.state.view
+    if view.v1 and name not in await run(view.repositories):
+        raise NotFound(f"repository {name[:200]} not found")
+    return name if view.v1 else check_name(name)
+
+
+async def run(fn: Callable[..., Any], *args: Any) -> Any:
+    return await to_thread.run_sync(fn, *args)
+
+
+# --- pages -------------------------------------------------------------------------------
+async def catalog(page: Page) -> Response:
+    query = page.param("q")
+    number = page.param("page", "1")
+    found = await run(
+        page.state.view.catalog,
+        page.viewer.may_pull,
+        query,
+        int(number) if number.isdigit() and len(number) < 9 else 1,
+    )
+    return page.render("catalog.html", title="Repositories", found=found, query=query)
+
+
+async def repository(page: Page) -> Response:
+    name = await _name(page)
+    _visible(page, name)
+    info, warnings = await run(page.state.view.repository, name)
+    sort = page.param("sort", "name")
+    sort = sort if sort in SORTS else "name"
+    descending = page.param("order", "desc" if sort != "name" else "asc") == "desc"
+    tags = sorted(info.tags, key=fmt.tag_sort_key(sort), reverse=descending)
+    pages = max(1, -(-len(tags) // TAGS_PAGE_SIZE))
+    number = page.param("page", "1")
+    at = min(max(int(number) if number.isdigit() and len(number) < 9 else 1, 1), pages)
+    sharing: dict[str | None, list[str]] = {}
+    for tag in info.tags:
+        sharing.setdefault(tag.digest or tag.image_id, []).append(tag.tag)
+    host = page.request.url.netloc if page.state.writable else None
+    return page.render(
+        "repository.html",
+        title=name,
+        name=name,
+        tags=tags[(at - 1) * TAGS_PAGE_SIZE : at * TAGS_PAGE_SIZE],
+        count=len(tags),
+        page=at,
+        pages=pages,
+        sharing=sharing,
+        warnings=warnings,
+        sort=sort,
+        descending=descending,
+        host=host,
+        may_delete=page.viewer.may_delete(name),
+        deleted=page.param("deleted"),
+    )
+
+
+async def image(page: Page) -> Response:
+    name = await _name(page)
+    _visible(page, name)
+    ref = page.param("ref")
+    details = await run(page.state.view.image, name, ref)
+    return page.render(
+        "image.html",
+        title=f"{name}@{fmt.short(details.reference)}",
+        name=name,
+        image=details,
+        may_delete=page.viewer.may_delete(name),
+    )
+
+
+async def storage(page: Page) -> Response:
+    summary = await run(page.state.view.storage)
+    rows = [r for r in summary.repositories if page.viewer.may_pull(r.name)]
+    # gc's plan covers the whole store: only a viewer who may see all of it sees it
+    everything = all(page.viewer.may_pull(r.name) for r in summary.repositories)
+    return page.render(
+        "storage.html", title="Storage", summary=summary, rows=rows, everything=everything
+    )
+
+
+async def verify(page: Page) -> Response:
+    name = await _name(page)
+    _visible(page, name)
+    jobs = page.state.verifications
+    if page.request.method == "POST":
+        _check_csrf(page)
+        jobs.start(name)
+        return RedirectResponse(page.state.prefix + "/verify?" + urlencode({"name": name}), 303)
+    return page.render("verify.html", title=f"Verify {name}", name=name, job=jobs.get(name))
+
+
+async def verify_status(page: Page) -> Response:
+    name = await _name(page)
+    _visible(page, name)
+    job = page.state.verifications.get(name)
+    return JSONResponse(job.status() if job else {"state": "none"})
+
+
+async def login(page: Page) -> Response:
+    backend = page.state.guard.backend
+    if not isinstance(backend, BasicAuth):
+        return page.render(
+            "error.html", 404, title="No sign-in", message="this registry has no htpasswd users"
+        )
+    if page.request.method == "GET":
+        return page.render("login.html", title="Sign in", failed=False)
+    _check_csrf(page)
+    user, password = page.form.get("user", ""), page.form.get("password", "")
+    address = page.request.client.host if page.request.client else "unknown"
+    await backend.throttle.wait(address)
+    ok = bool(user) and await run(backend.htpasswd.verify, user, password)
+    if not ok:
+        backend.throttle.failed(address)
+        log.warning("failed UI login for user %r from %s", user[:100], address)
+        return page.render("login.html", 401, title="Sign in", failed=True)
+    backend.throttle.succeeded(address)
+    response = RedirectResponse(page.state.prefix + "/", 303)
+    set_session(response, page.state, page.state.signer.new(user), page.request)
+    return response
+
+
+async def logout(page: Page) -> Response:
+    _check_csrf(page)
+    response = RedirectResponse(page.state.prefix + "/", 303)
+    set_session(response, page.state, page.state.signer.new(), page.request)
+    return response
+
+
+async def delete(page: Page) -> Response:
+    """A tag (`tag`) or a manifest with every tag on it (`digest`), through the API's own
+    `Registry.delete_tag` / `delete_manifest`; asks first unless `confirm` is given."""
+    _check_csrf(page)
+    name = await _name(page)
+    _visible(page, name)
+    view = page.state.view
+    if not page.viewer.may_delete(name) or view.registry is None:
+        return page.render(
+            "error.html", 403, title="Not allowed", message=f"you may not delete in {name}"
+        )
+    tag, digest_text = page.form.get("tag", ""), page.form.get("digest", "")
+    target = f"{name}:{tag}" if tag else f"{name}@{digest_text}"
+    if page.form.get("confirm") != "yes":
+        return page.render(
+            "confirm.html", title="Delete?", name=name, tag=tag, digest=digest_text, target=target
+        )
+    if tag:
+        await run(view.registry.delete_tag, name, check_tag(tag))
+    else:
+        try:
+            digest = Digest.parse(digest_text)
+        except ValueError:
+            raise NotFound(f"no manifest {digest_text[:100]!r}") from None
+        await run(view.registry.delete_manifest, name, digest)
+    await run(view.forget, name)
+    log.info("UI: %s deleted %s", page.viewer.user or "anonymous", target)
+    query = urlencode({"name": name, "deleted": target})
+    return RedirectResponse(f"{page.state.prefix}/repository?{query}", 303)
+
+
+def _check_csrf(page: Page) -> None:
+    if not same_token(page.form.get("csrf"), page.session):
+        raise Forbidden("the form has expired or did not come from this page: reload and retry")
+
+
+class Forbidden(RegtoolError):
+    """A form without the session's CSRF token; shown as a page saying so."""

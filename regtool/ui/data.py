@@ -1,0 +1,462 @@
+"""What the UI's pages show, read through the same tools as the CLI: `inspect.listing`
+(what `regtool ls` prints), the server's `Registry` (manifests, referrers) and `gc`'s plan
+(what `regtool gc --dry-run` reports). Blocking: call from a worker thread.
+
+The catalog reads in detail only the repositories on the page it shows: one walk of
+`repositories/` (kept, and renewed in the background every `LISTING_TTL` seconds) gives
+every name with its tag count and last push; sizes come from `list_registry` of the
+repositories on the page alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from regtool.errors import NotFound, RegtoolError, is_fault
+from regtool.gc import GcOptions, collect
+from regtool.inspect.listing import Listing, RepositoryInfo, list_registry
+from regtool.layout.detect import Layout
+from regtool.layout.manifests import ManifestReader
+from regtool.layout.v1 import V1Layout, canonical_name, check_image_id, client_name
+from regtool.layout.v2 import Repositories, V2Layout
+from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json, parse_manifest
+from regtool.server.registry import Registry
+
+log = logging.getLogger(__name__)
+
+#: Seconds after which the kept walk of `repositories/` is renewed (in the background).
+LISTING_TTL = 10.0
+#: Repositories per catalog page.
+PAGE_SIZE = 50
+#: Largest image config read for the image page (distribution's manifest limit).
+MAX_CONFIG_SIZE = 4 << 20
+#: Requests in flight for one page.
+JOBS = 8
+#: Parsed manifests a UI keeps between requests (about a kilobyte each).
+MANIFESTS_KEPT = 200_000
+
+
+@dataclass(frozen=True)
+class Walk:
+    """One walk of `repositories/`: its indexes (V2) and each repository's (tag count,
+    last push), by the name clients use (V1: without `library/`)."""
+
+    repositories: Repositories
+    summaries: dict[str, tuple[int, datetime | None]]
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    name: str
+    tags: int
+    pushed: datetime | None
+    size: int | None = None  # bytes of its distinct blobs; None when unread
+
+
+@dataclass
+class CatalogPage:
+    rows: list[CatalogRow]
+    matching: int  # repositories the filter and the viewer's rights let through
+    page: int  # from 1
+    pages: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Layer:
+    digest: str
+    media_type: str
+    size: int | None
+    shared_with: tuple[str, ...]  # other tags of the repository holding this blob
+
+
+@dataclass(frozen=True)
+class Child:
+    digest: str
+    media_type: str
+    platform: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Referrer:
+    digest: str
+    artifact_type: str
+    media_type: str
+    annotations: dict[str, str]
+
+
+@dataclass
+class ImageDetails:
+    """One manifest (V2) or image (V1) of a repository, with what its config says."""
+
+    name: str
+    reference: str  # digest or V1 image id
+    media_type: str
+    kind: str
+    tags: list[str] = field(default_factory=list)  # the repository's tags naming it
+    size: int | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # the image config's `config`
+    platform: str | None = None
+    created: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    layers: list[Layer] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    subject: str | None = None
+    referrers: list[Referrer] = field(default_factory=list)
+    artifact_type: str | None = None
+
+
+@dataclass(frozen=True)
+class RepositoryTotals:
+    name: str
+    own: int  # bytes of blobs no other repository's tags reference
+    shared: int  # bytes of blobs other repositories reference too
+
+
+@dataclass
+class StorageSummary:
+    repositories: list[RepositoryTotals]
+    total: int  # distinct bytes every tag references
+    gc_items: dict[str, int]  # kind -> how many gc --dry-run would delete
+    gc_bytes: int
+    warnings: list[str] = field(default_factory=list)
+
+
+class StoreView:
+    """The store a UI shows: `layout` at `location` (as shown, redacted).
+
+    Kept between requests: the last walk of `repositories/` (renewed in the background
+    after `ttl` seconds; `forget` walks one repository again) and every manifest read
+    (by digest: a manifest never changes), at most `MANIFESTS_KEPT` of them."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        location: str,
+        ttl: float = LISTING_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.layout = layout
+        self.location = location
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._walked: tuple[float, Walk] | None = None
+        self._refresh: threading.Thread | None = None
+        self._forgotten = 0  # `forget` calls: a walk begun before one is out of date
+        self._manifests: dict[Digest, Manifest] = {}
+        self.registry = Registry(layout, JOBS) if isinstance(layout, V2Layout) else None
+
+    @property
+    def v1(self) -> bool:
+        return isinstance(self.layout, V1Layout)
+
+    def forget(self, name: str) -> None:
+        """Walk repository `name` again now (after a delete), keeping the rest of the
+        kept walk."""
+        with self._lock:
+            self._forgotten += 1
+        if not isinstance(self.layout, V2Layout):
+            with self._lock:
+                self._walked = None
+            return
+        again = self.layout.scan_repositories(name)
+        with self._lock:
+            if self._walked is None:
+                return
+            at, walk = self._walked
+            repositories = Repositories({n: r for n, r in walk.repositories.items() if n != name})
+            repositories.update(again)
+            summaries = {n: s for n, s in walk.summaries.items() if n != name}
+            summaries.update(
+                {n: _summary([t.modified for t in r.tags.values()]) for n, r in again.items()}
+            )
+            self._walked = (at, Walk(repositories, dict(sorted(summaries.items()))))
+
+    def _walk(self) -> Walk:
+        """The kept walk; past its `ttl`, it is still answered while a new walk runs in
+        the background (one at a time): only the first request ever waits for a walk."""
+        with self._lock:
+            kept = self._walked
+            if kept is not None:
+                if self.clock() - kept[0] >= self.ttl and self._refresh is None:
+                    self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
+                    self._refresh.start()
+                return kept[1]
+        return self._walk_again()
+
+    def _walk_again(self) -> Walk:
+        try:
+            with self._lock:
+                forgotten = self._forgotten
+            walk = self._walk_now()
+            with self._lock:
+                if forgotten == self._forgotten or self._walked is None:
+                    self._walked = (self.clock(), walk)
+            return walk
+        finally:
+            with self._lock:
+                if self._refresh is threading.current_thread():
+                    self._refresh = None
+
+    def _walk_in_background(self) -> None:
+        try:
+            self._walk_again()
+        except (RegtoolError, OSError) as e:  # the kept walk stays; the next request retries
+            log.warning("walking %s failed: %s", self.location, e)
+
+    def wait_for_walk(self) -> None:
+        """Returns once a background walk under way has ended (for tests)."""
+        with self._lock:
+            running = self._refresh
+        if running is not None:
+            running.join()
+
+    def _walk_now(self) -> Walk:
+        if isinstance(self.layout, V2Layout):
+            scanned = self.layout.scan_repositories()
+            names = {n: _summary([t.modified for t in r.tags.values()]) for n, r in scanned.items()}
+        else:
+            v1 = self.layout.scan_repositories()
+            names = {
+                client_name(n): _summary([e.modified for e in r.tags.values()])
+                for n, r in v1.items()
+            }
+            scanned = Repositories()
+        return Walk(scanned, dict(sorted(names.items())))
+
+    def repositories(self) -> dict[str, tuple[int, datetime | None]]:
+        """Every repository's (tag count, last push), from one walk, sorted by name."""
+        return self._walk().summaries
+
+    def catalog(
+        self, visible: Callable[[str], bool], query: str = "", page: int = 1
+    ) -> CatalogPage:
+        """The `page`th page of the repositories `visible` lets through whose name holds
+        `query` (case-insensitive), only those read in detail (size) by `list_registry`."""
+        needle = query.strip().lower()
+        everything = self.repositories()
+        names = [n for n in everything if needle in n.lower() and visible(n)]
+        pages = max(1, -(-len(names) // PAGE_SIZE))
+        page = min(max(page, 1), pages)
+        shown = names[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        listing = self.listing(shown)
+        sizes = {
+            _shown_name(r.name, self.v1): sum(
+                dict(p for t in r.tags for p in t.blob_sizes.items()).values()
+            )
+            for r in listing.repositories
+        }
+        rows = [CatalogRow(n, *everything[n], size=sizes.get(n)) for n in shown]
+        return CatalogPage(rows, len(names), page, pages, listing.warnings)
+
+    def listing(self, names: list[str]) -> Listing:
+        """`regtool ls LOCATION NAME`'s data for each of `names` (V1: `library/` implied),
+        from the kept walk; a name it does not hold is walked on its own (pushed since)
+        and left out if it is not there either."""
+        if not isinstance(self.layout, V2Layout):
+            listing = Listing(self.location, self.layout.kind)
+            for name in names:
+                try:
+                    one = list_registry(self.layout, self.location, name, JOBS)
+                except NotFound:
+                    continue
+                listing.repositories += one.repositories
+                listing.warnings += one.warnings
+            return listing
+        walk = self._walk().repositories
+        scanned = Repositories({n: walk[n] for n in names if n in walk})
+        for name in names:
+            if name not in walk:
+                scanned.update(self.layout.scan_repositories(name))
+        with self._lock:
+            reader = ManifestReader(self.layout, JOBS)
+            reader.cache.update(self._manifests)
+        listing = list_registry(
+            self.layout, self.location, None, JOBS, scanned=scanned, reader=reader
+        )
+        with self._lock:
+            if len(self._manifests) > MANIFESTS_KEPT:
+                self._manifests.clear()
+            self._manifests.update(
+                (d, m) for d, m in reader.cache.items() if isinstance(m, Manifest)
+            )
+        return listing
+
+    def repository(self, name: str) -> tuple[RepositoryInfo, list[str]]:
+        """The repository's tags (`TagInfo`) and the warnings listing them gave;
+        `NotFound` when the store does not hold it."""
+        listing = self.listing([name])
+        if not listing.repositories:
+            raise NotFound(f"repository {name} not found")
+        return listing.repositories[0], listing.warnings
+
+    # --- images ----------------------------------------------------------------------
+    def image(self, name: str, reference: str) -> ImageDetails:
+        """The manifest `reference` (a digest or a tag) of repository `name` (V1: an image
+        id or a tag), with its config, layers, children and referrers. `NotFound` when
+        the repository does not hold it."""
+        if isinstance(self.layout, V1Layout):
+            return self._v1_image(self.layout, name, reference)
+        assert self.registry is not None
+        try:
+            ref = Digest.parse(reference) if ":" in reference else check_tag(reference)
+            stored = self.registry.get_manifest(name, ref)
+        except (ValueError, RegtoolError) as e:
+            if is_fault(e):
+                raise
+            raise NotFound(f"{name}: no manifest {reference[:100]!r}") from None
+        manifest = parse_manifest(stored.data)
+        info, _ = self.repository(name)
+        details = ImageDetails(
+            name,
+            str(stored.digest),
+            manifest.media_type,
+            manifest.kind,
+            tags=[t.tag for t in info.tags if t.digest == str(stored.digest)],
+            annotations=dict(manifest.annotations),
+            artifact_type=manifest.artifact_type,
+            subject=str(manifest.subject.digest) if manifest.subject else None,
+        )
+        if manifest.is_index:
+            details.children = [_child(c) for c in manifest.manifests]
+            details.size = sum(c.size or 0 for c in manifest.manifests)
+        else:
+            self._describe_image(details, manifest, info)
+        found = self.registry.referrers(name, stored.digest, None)["manifests"]
+        details.referrers = [
+            Referrer(
+                r["digest"], r.get("artifactType", ""), r["mediaType"], r.get("annotations", {})
+            )
+            for r in found
+        ]
+        return details
+
+    def _describe_image(
+        self, details: ImageDetails, manifest: Manifest, info: RepositoryInfo
+    ) -> None:
+        others: dict[str, list[str]] = {}
+        for tag in info.tags:
+            if tag.digest == details.reference:
+                continue
+            for blob in tag.blob_sizes:
+                others.setdefault(blob, []).append(tag.tag)
+        details.layers = [
+            Layer(str(d.digest), d.media_type, d.size, tuple(others.get(str(d.digest), ())))
+            for d in manifest.layers
+        ]
+        details.size = sum(d.size or 0 for d in manifest.blobs)
+        config = manifest.config
+        if config is None or config.size is None or config.size > MAX_CONFIG_SIZE:
+            return
+        if "json" not in config.media_type:  # an artifact's config: not an image's
+            return
+        assert isinstance(self.layout, V2Layout)
+        try:
+            doc = load_json(self.layout.read_blob(config.digest))
+        except (FileNotFoundError, ValueError):
+            return
+        _read_config(details, doc)
+
+    def _v1_image(self, layout: V1Layout, name: str, reference: str) -> ImageDetails:
+        stored = canonical_name(name)
+        try:
+            image_id = check_image_id(reference)
+        except RegtoolError:
+            image_id = layout.tag_image_id(stored, reference)
+        try:
+            ancestry = layout.ancestry(image_id)
+            doc = layout.read_json(image_id, "json")
+        except FileNotFoundError:
+            raise NotFound(f"{name}: no image {reference[:100]!r}") from None
+        info, _ = self.repository(name)
+        ids = {t.image_id for t in info.tags}
+        if image_id not in ids and not any(image_id in t.blob_sizes for t in info.tags):
+            raise NotFound(f"{name}: no image {reference[:100]!r}")  # another repository's
+        details = ImageDetails(
+            name,
+            image_id,
+            "application/vnd.docker.v1.image",
+            "v1 image",
+            tags=[t.tag for t in info.tags if t.image_id == image_id],
+        )
+        _read_config(details, doc, v1=True)
+        sizes = next((t.blob_sizes for t in info.tags if t.image_id == image_id), {})
+        details.layers = [Layer(i, "v1 layer", sizes.get(i), ()) for i in reversed(ancestry)]
+        details.size = sum(sizes.values())
+        return details
+
+    # --- storage ---------------------------------------------------------------------
+    def storage(self) -> StorageSummary:
+        """Bytes each repository holds alone and shares, and what `gc --dry-run` would
+        delete (`gc.collect`, nothing deleted). Reads every manifest: on request only."""
+        listing = list_registry(self.layout, self.location, None, JOBS)
+        holders: dict[str, set[str]] = {}
+        sizes: dict[str, int] = {}
+        for repo in listing.repositories:
+            for tag in repo.tags:
+                for blob, size in tag.blob_sizes.items():
+                    holders.setdefault(blob, set()).add(repo.name)
+                    sizes[blob] = size
+        totals = []
+        for repo in listing.repositories:
+            blobs = {b for t in repo.tags for b in t.blob_sizes}
+            own = sum(sizes[b] for b in blobs if len(holders[b]) == 1)
+            shared = sum(sizes[b] for b in blobs if len(holders[b]) > 1)
+            totals.append(
+                RepositoryTotals(client_name(repo.name) if self.v1 else repo.name, own, shared)
+            )
+        plan = collect(self.layout, self.location, GcOptions(dry_run=True, jobs=JOBS))
+        kinds: dict[str, int] = {}
+        for item in plan.items:
+            kinds[item.kind] = kinds.get(item.kind, 0) + 1
+        return StorageSummary(
+            totals,
+            listing.total_size,
+            kinds,
+            plan.bytes(),
+            listing.warnings + plan.warnings,
+        )
+
+
+def _shown_name(name: str, v1: bool) -> str:
+    return client_name(name) if v1 else name
+
+
+def _summary(times: list[datetime | None]) -> tuple[int, datetime | None]:
+    known = [t for t in times if t is not None]
+    return len(times), max(known) if known else None
+
+
+def _child(d: Descriptor) -> Child:
+    return Child(str(d.digest), d.media_type, str(d.platform) if d.platform else "", d.size)
+
+
+#: The image config's `config` members the image page shows, in its order.
+CONFIG_FIELDS = ("Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts", "Labels")
+
+
+def _read_config(details: ImageDetails, doc: object, v1: bool = False) -> None:
+    """Fill `details` from an image config (OCI image spec `config`, `history`,
+    `os`/`architecture`; a V1 image JSON has the same `config` member)."""
+    if not isinstance(doc, dict):
+        return
+    inner = doc.get("config")
+    if isinstance(inner, dict):
+        details.config = {k: inner[k] for k in CONFIG_FIELDS if inner.get(k) not in (None, "")}
+    os_name, arch = doc.get("os"), doc.get("architecture")
+    if isinstance(os_name, str) and isinstance(arch, str):
+        details.platform = f"{os_name}/{arch}"
+    created = doc.get("created")
+    details.created = created if isinstance(created, str) else None
+    history = doc.get("history")
+    if isinstance(history, list) and not v1:
+        details.history = [h for h in history if isinstance(h, dict)]
