@@ -348,7 +348,7 @@ def create_app(
         Route("/v1/search", search),
         Route("/v1/_ping", ping),
     ]
-    app = Starlette(routes=[*routes, *(web_ui(layout, gate) if ui else [])])
+    app = Starlette(routes=[*routes, *(web_ui(layout, gate, settings.http.prefix) if ui else [])])
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
     upload_store = uploads or UploadStore(layout)
     app.state.registry_state = State(registry, upload_store, ops.metrics)
@@ -366,13 +366,13 @@ def public_face(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
     return AccessLog(PathPrefix(public, settings.http.prefix), settings.log.access_log)
 
 
-def web_ui(layout: V2Layout, gate: Guard) -> list[BaseRoute]:
+def web_ui(layout: V2Layout, gate: Guard, http_prefix: str) -> list[BaseRoute]:
     """The web UI's routes (`/ui/`, and `/` sending browsers there), reading the same
-    store under the same guard as the API."""
+    store under the same guard as the API, linking under `http_prefix`."""
     from regtool.ui.app import ui_routes  # imported late: jinja2 only when the UI runs
     from regtool.ui.data import StoreView
 
-    return ui_routes(StoreView(layout, layout.driver.describe()), gate)
+    return ui_routes(StoreView(layout, layout.driver.describe()), gate, http_prefix=http_prefix)
 
 
 __all__ = ["create_app", "default_layout"]

@@ -44,7 +44,9 @@ class PathPrefix:
         raw = scope.get("raw_path")
         if isinstance(raw, bytes) and raw.startswith(self.prefix.encode()):
             raw = raw[len(self.prefix) :] or b"/"
-        scope = {**scope, "path": inner, "raw_path": raw, "root_path": self.prefix}
+        # No `root_path`: Starlette's mounts (the web UI) match below it only when the
+        # path still holds it; links under the prefix are the UI's to build.
+        scope = {**scope, "path": inner, "raw_path": raw}
         await self.app(scope, receive, send)
 
 

@@ -72,8 +72,9 @@ class UiState:
     signer: SessionSigner
     env: Environment
     writable: bool  # deletes possible at all (the registry's UI, not `regtool ui`)
-    prefix: str  # where the UI is mounted: "/ui"
+    prefix: str  # where the UI is mounted: "/ui"; answers' Location paths start with it
     verifications: Verifications
+    public: str = ""  # what the page's links start with: http.prefix, then `prefix`
 
 
 def templates() -> Environment:
@@ -87,11 +88,26 @@ def templates() -> Environment:
     return env
 
 
-def ui_app(view: StoreView, guard: Guard, writable: bool = True, prefix: str = "/ui") -> Starlette:
+def ui_app(
+    view: StoreView,
+    guard: Guard,
+    writable: bool = True,
+    prefix: str = "/ui",
+    http_prefix: str = "",
+) -> Starlette:
     """The UI over `view`, for mounting at `prefix`; `guard` decides who sees what
-    (the registry's own when it serves beside the API)."""
+    (the registry's own when it serves beside the API). `http_prefix`: the path the
+    server answers under (`http.prefix`), which links start with (the server puts it
+    in front of `Location` paths itself)."""
     state = UiState(
-        view, guard, SessionSigner(), templates(), writable, prefix, Verifications(view)
+        view,
+        guard,
+        SessionSigner(),
+        templates(),
+        writable,
+        prefix,
+        Verifications(view),
+        public=http_prefix + prefix,
     )
     routes: list[BaseRoute] = [
         Route("/", _page(catalog)),
@@ -127,13 +143,17 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def ui_routes(view: StoreView, guard: Guard, writable: bool = True) -> list[BaseRoute]:
-    """The routes a server adds for its UI: `/ui/` and a redirect from `/` to it."""
+def ui_routes(
+    view: StoreView, guard: Guard, writable: bool = True, http_prefix: str = ""
+) -> list[BaseRoute]:
+    """The routes a server adds for its UI: `/ui/` and a redirect from `/` to it;
+    `http_prefix` as `ui_app`'s."""
 
     async def to_ui(request: Request) -> Response:
         return RedirectResponse("/ui/", status_code=302)
 
-    return [Route("/", to_ui), Mount("/ui", ui_app(view, guard, writable))]
+    ui = ui_app(view, guard, writable, http_prefix=http_prefix)
+    return [Route("/", to_ui), Mount("/ui", ui)]
 
 
 # --- plumbing ----------------------------------------------------------------------------
@@ -150,13 +170,13 @@ class Page:
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         state = self.state
         html = state.env.get_template(template).render(
-            ui=state.prefix,
+            ui=state.public,
             viewer=self.viewer,
             csrf=self.session.csrf,
             location=state.view.location,
             layout=state.view.layout.kind,
             now=datetime.now(UTC),
-            url=_url(state.prefix),
+            url=_url(state.public),
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -222,7 +242,7 @@ def set_session(response: Response, state: UiState, session: Session, request: R
     response.set_cookie(
         COOKIE,
         state.signer.dump(session),
-        path=state.prefix,
+        path=state.public,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",

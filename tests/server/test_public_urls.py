@@ -4,6 +4,8 @@ configured response headers, and `docker search` (`/v1/search`) over the catalog
 from __future__ import annotations
 
 import dataclasses
+import html
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +72,24 @@ def test_routes_under_a_prefix(serve_registry: Serve, tmp_path: Path) -> None:
         r = client.put(location, params={"digest": EMPTY})
         assert r.status_code == 201, r.text
         assert client.get("/registrya/v2/").status_code == 404
+
+
+def test_the_web_ui_under_a_prefix(serve_registry: Serve, tmp_path: Path) -> None:
+    """The UI answers below the prefix and its links, redirects and cookie stay there."""
+    reg = start(serve_registry, tmp_path, prefix="/registry")
+    write_image(reg.layout, "a/one", "1.0")
+    with httpx.Client(base_url=reg.url) as client:
+        r = client.get("/registry/", headers={"Accept": "text/html"})
+        assert r.status_code == 302 and r.headers["Location"] == f"{reg.url}/registry/ui/"
+        assert client.get("/registry/").status_code == 200  # a load balancer's probe
+        page = client.get("/registry/ui/")
+        assert page.status_code == 200, page.text
+        links = re.findall(r'(?:href|action|src)="(/[^"]*)"', page.text)
+        assert links and all(link.startswith("/registry/ui/") for link in links), links
+        repository = next(link for link in links if "/repository" in link)
+        r = client.get(html.unescape(repository))
+        assert r.status_code == 200 and "1.0" in r.text
+        assert "Path=/registry/ui" in page.headers["set-cookie"]
 
 
 def test_configured_headers_on_every_answer(serve_registry: Serve, tmp_path: Path) -> None:
