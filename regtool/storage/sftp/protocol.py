@@ -62,14 +62,20 @@ from paramiko.sftp import (
 )
 
 __all__ = [
+    "CMD_CLOSE",
     "CMD_DATA",
+    "CMD_OPENDIR",
     "CMD_READ",
+    "CMD_READDIR",
+    "CMD_REALPATH",
+    "CMD_STAT",
     "CMD_STATUS",
     "CMD_WRITE",
     "SFTP_CONNECTION_LOST",
     "SFTP_NO_CONNECTION",
     "SFTP_OP_UNSUPPORTED",
     "SFTP_PERMISSION_DENIED",
+    "Attributes",
     "EndOfFile",
     "Limits",
     "NoSuchFile",
@@ -81,7 +87,11 @@ __all__ = [
     "SFTPError",
     "SftpChannel",
     "StatusReply",
+    "attrs_reply",
+    "handle_reply",
     "int64",
+    "names_reply",
+    "real_reply",
     "status_error",
 ]
 
@@ -125,6 +135,8 @@ class RequestFailed(StatusReply, OSError):
 
 #: Where a REALPATH says a path really is, or the error status it answered instead.
 Real = str | StatusReply
+#: What a STAT says is at a path, or the error status it answered instead.
+Attributes = paramiko.SFTPAttributes | StatusReply
 
 
 def status_error(code: int, text: str) -> StatusReply | None:
@@ -236,7 +248,7 @@ class SftpChannel(paramiko.SFTPClient):
         pipe = self.pipeline()
         for path in paths:
             pipe.send(None, CMD_REALPATH, path)
-        return [_real(*pipe.reply()[1:]) for _ in paths]
+        return [real_reply(*pipe.reply()[1:]) for _ in paths]
 
     def resolving(self, path: str, cmd: int, *args: Any) -> tuple[Real, int, Message]:
         """REALPATH of `path` and request `cmd` sent together, so that the check costs no
@@ -245,7 +257,7 @@ class SftpChannel(paramiko.SFTPClient):
         pipe = self.pipeline()
         pipe.send(None, CMD_REALPATH, path)
         pipe.send(None, cmd, *args)
-        real = _real(*pipe.reply()[1:])
+        real = real_reply(*pipe.reply()[1:])
         _, t, msg = pipe.reply()
         return real, t, msg
 
@@ -267,30 +279,20 @@ class SftpChannel(paramiko.SFTPClient):
             raise SFTPError(f"unexpected reply type {t} to stat")
         return real, attributes(msg)
 
-    def listdir_resolving(self, path: str) -> tuple[Real, list[paramiko.SFTPAttributes]]:
-        """paramiko's `listdir_attr(path)`, and where `path` really is, asked with the
-        directory's opening."""
-        real, t, msg = self.resolving(path, CMD_OPENDIR, path)
-        if t == CMD_STATUS:
-            self._convert_status(msg)
-        if t != CMD_HANDLE:
-            raise SFTPError(f"unexpected reply type {t} to opendir")
-        handle = msg.get_binary()
-        found: list[paramiko.SFTPAttributes] = []
-        while True:
-            try:
-                t, msg = self.request(CMD_READDIR, handle)
-            except EOFError:
-                break
-            if t != CMD_NAME:
-                raise SFTPError(f"unexpected reply type {t} to readdir")
-            for _ in range(msg.get_int()):
-                name, longname = msg.get_text(), msg.get_text()
-                attr = attributes(msg, name, longname)
-                if name not in (".", ".."):
-                    found.append(attr)
-        self.request(CMD_CLOSE, handle)
-        return real, found
+    def resolve(self, paths: Sequence[str]) -> list[tuple[Real, Attributes]]:
+        """For each path, where it really is (REALPATH) and what is there (STAT, links
+        followed), or the error status each answered; every request in flight at once
+        (one round trip)."""
+        pipe = self.pipeline()
+        for path in paths:
+            pipe.send(None, CMD_REALPATH, path)
+            pipe.send(None, CMD_STAT, path)
+        return [(real_reply(*pipe.reply()[1:]), attrs_reply(*pipe.reply()[1:])) for _ in paths]
+
+    @property
+    def outstanding(self) -> int:
+        """Requests sent on this channel whose reply has not arrived."""
+        return len(cast(Any, self)._expecting)
 
     def hardlink(self, oldpath: str, newpath: str) -> None:
         """`hardlink@openssh.com`: link(2), which refuses an existing `newpath` (status
@@ -318,13 +320,48 @@ def attributes(msg: Message, name: str = "", longname: str = "") -> paramiko.SFT
     return cast(paramiko.SFTPAttributes, from_msg(msg, name, longname))
 
 
-def _real(t: int, msg: Message) -> Real:
+def real_reply(t: int, msg: Message) -> Real:
     """The path in a reply to SSH_FXP_REALPATH (SSH_FXP_NAME with one name), or its error."""
     if t == CMD_STATUS:
         return status_error(msg.get_int(), msg.get_text()) or RequestFailed("no path")
     if t != CMD_NAME or msg.get_int() != 1:
         return RequestFailed(f"unexpected reply type {t} to realpath")
     return msg.get_text()
+
+
+def attrs_reply(t: int, msg: Message) -> Attributes:
+    """The attributes in a reply to SSH_FXP_STAT/LSTAT/FSTAT, or its error status."""
+    if t == CMD_STATUS:
+        return status_error(msg.get_int(), msg.get_text()) or RequestFailed("no attributes")
+    if t != CMD_ATTRS:
+        return RequestFailed(f"unexpected reply type {t} to stat")
+    return attributes(msg)
+
+
+def handle_reply(t: int, msg: Message) -> bytes | StatusReply:
+    """The handle in a reply to SSH_FXP_OPEN/OPENDIR, or its error status."""
+    if t == CMD_STATUS:
+        return status_error(msg.get_int(), msg.get_text()) or RequestFailed("no handle")
+    if t != CMD_HANDLE:
+        return RequestFailed(f"unexpected reply type {t} to open")
+    return msg.get_binary()
+
+
+def names_reply(t: int, msg: Message) -> list[paramiko.SFTPAttributes] | StatusReply:
+    """The entries in a reply to SSH_FXP_READDIR (SSH_FXP_NAME: uint32 count, then
+    filename, longname and attributes each; "." and ".." left out), or its error status
+    (`EndOfFile` once the directory is read to its end)."""
+    if t == CMD_STATUS:
+        return status_error(msg.get_int(), msg.get_text()) or RequestFailed("no names")
+    if t != CMD_NAME:
+        return RequestFailed(f"unexpected reply type {t} to readdir")
+    found = []
+    for _ in range(msg.get_int()):
+        name, longname = msg.get_text(), msg.get_text()
+        attr = attributes(msg, name, longname)
+        if name not in (".", ".."):
+            found.append(attr)
+    return found
 
 
 class RemoteFile:
@@ -364,12 +401,18 @@ class Pipeline:
     paramiko routes each reply by request id to the object given with the request: this
     pipeline (`_async_response`), which holds it until `reply` asks for it. Errors of the
     connection itself (paramiko's SSHException, OSError) leave `reply` and `status` as they
-    are; only error statuses become `StatusReply` values."""
+    are; only error statuses become `StatusReply` values.
+
+    `round_trips` counts what the requests cost in latency: a request sent before any
+    reply was taken is in the first round trip, one sent after taking the reply of a
+    request in round trip n is in round trip n + 1 (as if it waited for that reply)."""
 
     def __init__(self, client: SftpChannel, handle: bytes | None = None):
         self.client, self.handle = client, handle
-        self._order: deque[tuple[int, Any]] = deque()
+        self._order: deque[tuple[int, Any, int]] = deque()
         self._replies: dict[int, tuple[int, Message]] = {}
+        self._after = 0  # the round trip of the last reply taken
+        self.round_trips = 0
 
     def __len__(self) -> int:
         return len(self._order)
@@ -381,14 +424,16 @@ class Pipeline:
         if self.handle is not None:
             args = (self.handle, *args)
         num = self.client._private()._async_request(self, cmd, *args)
-        (self._order.appendleft if first else self._order.append)((num, tag))
+        trip = self._after + 1
+        self.round_trips = max(self.round_trips, trip)
+        (self._order.appendleft if first else self._order.append)((num, tag, trip))
 
     def _async_response(self, t: int, msg: Message, num: int) -> None:
         self._replies[num] = (t, msg)  # paramiko hands our replies over here
 
     def reply(self) -> tuple[Any, int, Message]:
         """The oldest request's tag and reply (type and message after the id)."""
-        num, tag = self._order.popleft()
+        num, tag, self._after = self._order.popleft()
         while num not in self._replies:
             self.client._private()._read_response()
         t, msg = self._replies.pop(num)
