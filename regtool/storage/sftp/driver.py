@@ -25,11 +25,13 @@ from regtool.storage.sftp.connection import Connection, Lease
 from regtool.storage.sftp.errors import channel_survives
 from regtool.storage.sftp.listing import entry
 from regtool.storage.sftp.login import Login, default_known_hosts
-from regtool.storage.sftp.protocol import SftpChannel
+from regtool.storage.sftp.protocol import SftpChannel, StatusReply
 from regtool.storage.sftp.streams import SftpReader, SftpWriter
+from regtool.storage.sftp.transfer import read_whole
 from regtool.storage.sftp.walk import TreeWalk
 
 PIPELINE_DEPTH = 32  # remove and rmdir requests in flight at once
+SMALL = 1024 * 1024  # get() reads files up to this size with all their reads in flight
 Outcomes = list[tuple[str, Exception | None]]
 
 
@@ -200,8 +202,34 @@ class SftpDriver(Driver):
             return entry(path, attr)
 
     def get(self, path: str) -> bytes:
-        with self.open(path) as f:
+        target = self._abs(path)
+        with self.connection.session(path) as lease:
+            data = self._read_small(lease, target, path)
+        if data is not None:
+            return data
+        with self.open(path) as f:  # large, or changing while read
             return f.read()
+
+    def _read_small(self, lease: Lease, target: str, path: str) -> bytes | None:
+        """The content of a file of up to SMALL bytes in two round trips (REALPATH, OPEN
+        and STAT together, then READs and CLOSE together); None for a larger one, or one
+        that changed while read."""
+        real, f, attrs = lease.client.open_stat_resolving(target)
+        try:
+            confine.check(real, self._root(lease.client), path)
+            if isinstance(attrs, StatusReply):
+                raise attrs
+            if stat.S_ISDIR(attrs.st_mode or 0):  # OpenSSH opens directories
+                raise PathNotFound(path, driver=self.name)
+            size = attrs.st_size or 0
+        except BaseException:
+            with suppress(Exception):
+                f.close()
+            raise
+        if size > SMALL:
+            f.close()
+            return None
+        return read_whole(f, size, lease.capabilities.read_chunk)
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         target = self._abs(path)
