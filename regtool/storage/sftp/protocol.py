@@ -4,7 +4,8 @@ replies told apart from a dead connection, and a pipeline of requests in flight.
 paramiko drops the extension pairs of the server's SSH_FXP_VERSION, keeps only a few
 status codes (as errnos), swallows the server's reply to closing a file, and its
 pipelined writes drop the server's error replies. So this module uses paramiko's private
-`SFTPClient` methods: it replaces `_send_version` and `_convert_status`, and calls
+`SFTPClient` methods: it replaces `_send_version`, `_convert_status` and `_write_all`
+(to write several requests at once), and calls
 `_async_request`, `_read_response`, `_send_packet`, `_read_packet` (unchanged from
 paramiko 2.x to 5.x; `_PrivateApi` states the signatures relied on) and
 `SFTPAttributes._from_msg`. No other module touches a private paramiko name; the SFTP
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -172,6 +174,7 @@ class _PrivateApi(Protocol):
     def _read_response(self, waitfor: int | None = None) -> tuple[int | None, Any]: ...
     def _send_packet(self, t: int, packet: Message) -> None: ...
     def _read_packet(self) -> tuple[int, bytes]: ...
+    def _write_all(self, out: bytes) -> None: ...
 
 
 class SftpChannel(paramiko.SFTPClient):
@@ -184,6 +187,7 @@ class SftpChannel(paramiko.SFTPClient):
 
     version: int
     extensions: dict[str, bytes]
+    _held: list[bytes] | None = None  # requests sent inside `together()`, not yet written
 
     def _private(self) -> _PrivateApi:
         return cast(_PrivateApi, self)
@@ -208,6 +212,13 @@ class SftpChannel(paramiko.SFTPClient):
         self.extensions = extensions
         return self.version
 
+    def _write_all(self, out: bytes) -> None:
+        """paramiko writes each request it sends with this (BaseSFTP's, replaced)."""
+        if self._held is None:
+            cast(Any, super())._write_all(out)
+        else:
+            self._held.append(out)
+
     def _convert_status(self, msg: Message) -> None:
         code, text = msg.get_int(), msg.get_text()
         error = status_error(code, text)
@@ -219,6 +230,26 @@ class SftpChannel(paramiko.SFTPClient):
     @property
     def channel(self) -> paramiko.Channel:
         return self.sock
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """The requests sent inside go out in one write as it ends: one SSH packet (of up
+        to 32 KiB) for many requests, not one each, which spares the client's CPU and the
+        GIL what paramiko's sending costs per packet. Nothing inside may wait for a reply
+        (none of the requests has been sent yet). Left by an error, the requests are
+        dropped unsent: the channel must not be used again."""
+        if self._held is not None:  # inside another
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        except BaseException:
+            self._held = None
+            raise
+        out, self._held = b"".join(self._held), None
+        if out:
+            self._write_all(out)
 
     def pipeline(self, handle: bytes | None = None) -> Pipeline:
         """A new pipeline on this channel; with `handle`, each request starts with it."""
@@ -419,36 +450,48 @@ class Pipeline:
     are; only error statuses become `StatusReply` values.
 
     `round_trips` counts what the requests cost in latency: a request sent before any
-    reply was taken is in the first round trip, one sent after taking the reply of a
-    request in round trip n is in round trip n + 1 (as if it waited for that reply)."""
+    reply was taken is in the first round trip, one sent because of the reply to a
+    request in round trip n is in round trip n + 1 (`send(after=n)`; by default n is
+    that of the last reply taken)."""
 
     def __init__(self, client: SftpChannel, handle: bytes | None = None):
         self.client, self.handle = client, handle
         self._order: deque[tuple[int, Any, int]] = deque()
         self._replies: dict[int, tuple[int, Message]] = {}
-        self._after = 0  # the round trip of the last reply taken
+        #: The round trip of the last reply taken.
+        self.trip = 0
         self.round_trips = 0
 
     def __len__(self) -> int:
         return len(self._order)
 
-    def send(self, tag: Any, cmd: int, *args: Any, first: bool = False) -> None:
+    def send(
+        self, tag: Any, cmd: int, *args: Any, first: bool = False, after: int | None = None
+    ) -> None:
         """Send request `cmd` with `args` (int64 for 64-bit fields, int for 32-bit, bytes
         or str for strings); `tag` comes back with its reply. With `first` its reply is
-        taken before those of requests sent earlier."""
+        taken before those of requests sent earlier. `after`: the round trip of the reply
+        that called for this request, if not the last one taken."""
         if self.handle is not None:
             args = (self.handle, *args)
         num = self.client._private()._async_request(self, cmd, *args)
-        trip = self._after + 1
+        trip = (self.trip if after is None else after) + 1
         self.round_trips = max(self.round_trips, trip)
         (self._order.appendleft if first else self._order.append)((num, tag, trip))
 
     def _async_response(self, t: int, msg: Message, num: int) -> None:
         self._replies[num] = (t, msg)  # paramiko hands our replies over here
 
+    def ready(self) -> bool:
+        """Whether the oldest request's reply is here, or on its way in (bytes of it
+        arrived): `reply` takes it without waiting a round trip."""
+        if not self._order:
+            return False
+        return self._order[0][0] in self._replies or self.client.channel.recv_ready()
+
     def reply(self) -> tuple[Any, int, Message]:
         """The oldest request's tag and reply (type and message after the id)."""
-        num, tag, self._after = self._order.popleft()
+        num, tag, self.trip = self._order.popleft()
         while num not in self._replies:
             self.client._private()._read_response()
         t, msg = self._replies.pop(num)

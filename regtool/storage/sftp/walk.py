@@ -78,6 +78,7 @@ class _Reading:
     reads: int = 0  # READDIRs in flight
     eof: bool = False
     attrs: list[paramiko.SFTPAttributes] = field(default_factory=list)
+    after: int = 0  # the round trip of the reply that made it known
     links: list[str] = field(default_factory=list)
     resolved: dict[str, tuple[Real, Attributes]] = field(default_factory=dict)
     answers: dict[str, list[Any]] = field(default_factory=dict)
@@ -116,7 +117,8 @@ class TreeWalk:
         self.pipe = client.pipeline()
         self._top = _Reading(path, target, top_reals, top=True)
         self._known: deque[_Reading] = deque([self._top])  # to open
-        self._outbox: deque[tuple[tuple[str, _Reading, str], int, tuple[Any, ...]]] = deque()
+        #: Follow-up requests: tag, command, arguments, the round trip that called for it.
+        self._outbox: deque[tuple[tuple[str, _Reading, str], int, tuple[Any, ...], int]] = deque()
         self._open = 0  # directories holding a handle (or about to)
         self.most_open = self.in_flight // READS_AHEAD
         if open_handles:
@@ -132,25 +134,34 @@ class TreeWalk:
 
     def __iter__(self) -> Iterator[Entry]:
         while True:
-            self._send()
+            with self.client.together():
+                self._send()
             while self._done:
                 yield self._done.popleft().entry
             if not self.pipe:
                 return
+            # every answer that is here, then what they call for, in one write
             (kind, reading, name), t, msg = self.pipe.reply()
             self._answer(kind, reading, name, t, msg)
+            while self.pipe.ready() and not self._outbox_full():
+                (kind, reading, name), t, msg = self.pipe.reply()
+                self._answer(kind, reading, name, t, msg)
+
+    def _outbox_full(self) -> bool:
+        """Whether enough waits to be sent to fill the pipeline again."""
+        return len(self._outbox) >= self.in_flight
 
     # -- sending --------------------------------------------------------------------------
 
     def _queue(self, kind: str, reading: _Reading, cmd: int, *args: Any, name: str = "") -> None:
-        self._outbox.append(((kind, reading, name), cmd, args))
+        self._outbox.append(((kind, reading, name), cmd, args, self.pipe.trip))
 
     def _send(self) -> None:
         """Send what waits, up to the bounds: follow-ups of open directories first (they
         free handles), then new directories."""
         while self._outbox and len(self.pipe) < self.in_flight:
-            tag, cmd, args = self._outbox.popleft()
-            self.pipe.send(tag, cmd, *args)
+            tag, cmd, args, after = self._outbox.popleft()
+            self.pipe.send(tag, cmd, *args, after=after)
             self._count()
         while self._known and self._open < self.most_open:
             reading = self._known[0]
@@ -159,8 +170,8 @@ class TreeWalk:
             self._known.popleft()
             self._open += 1
             if reading.reals is None:
-                self.pipe.send(("real", reading, ""), CMD_REALPATH, reading.target)
-            self.pipe.send(("open", reading, ""), CMD_OPENDIR, reading.target)
+                self.pipe.send(("real", reading, ""), CMD_REALPATH, reading.target, after=0)
+            self.pipe.send(("open", reading, ""), CMD_OPENDIR, reading.target, after=reading.after)
             self._count()
 
     def _count(self) -> None:
@@ -252,7 +263,8 @@ class TreeWalk:
             if item.real is not None and self.recursive:
                 target = _child(reading.target, item.entry.name)
                 reals = (*reading.reals, item.real)
-                self._known.append(_Reading(item.entry.path, target, reals))
+                known = _Reading(item.entry.path, target, reals, after=self.pipe.trip)
+                self._known.append(known)
         self._done.extend(found)
 
 
