@@ -28,7 +28,7 @@ from regtool.errors import StorageError, TransientError, Unreachable
 from regtool.storage.sftp.capabilities import LIMITS, Capabilities, Renaming
 from regtool.storage.sftp.errors import DRIVER, channel_survives, connection_lost, translate
 from regtool.storage.sftp.login import Login
-from regtool.storage.sftp.protocol import SftpChannel, StatusReply
+from regtool.storage.sftp.protocol import SftpChannel, StatusReply, start_subsystem
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -203,20 +203,24 @@ class Connection:
                 channel = transport.open_session(timeout=self.login.timeout)
             except Exception as e:  # paramiko raises the transport's own error if it died
                 self._refused(transport, e)
+                deadline = time.monotonic() + self.login.timeout  # now wait for a free one
                 continue
             try:
                 return self._start(transport, channel)
             except Exception as e:
                 channel.close()
                 self._refused(transport, e)
+                deadline = time.monotonic() + self.login.timeout
 
     def _refused(self, transport: paramiko.Transport, e: Exception) -> None:
         """A new channel failed with `e`. Over the server's session limit, sshd refuses the
         channel (paramiko raises ChannelException, or a bare SSHException when several
-        opens race) or closes it at once (EOF before the SFTP version): then the limit is
-        lowered and the caller waits for a free channel. Else `e` is raised, translated,
-        once a lost connection is known lost (the open's own send can meet the dead
-        socket before the transport does: paramiko raises EOFError then)."""
+        opens race) or closes it at once (EOF before the SFTP version); a server may also
+        leave its SFTP subsystem request unanswered (`start_subsystem`): then, while other
+        channels work, the limit is lowered and the caller waits for a free channel. Else
+        `e` is raised, translated, once a lost connection is known lost (the open's own
+        send can meet the dead socket before the transport does: paramiko raises EOFError
+        then)."""
         with self._cond:
             self._channels -= 1
             self._cond.notify()
@@ -232,7 +236,7 @@ class Connection:
         """The SFTP session on a new channel; the first one of a connection also learns what
         the server can do."""
         channel.settimeout(self.login.timeout)
-        channel.invoke_subsystem("sftp")
+        start_subsystem(channel, "sftp", self.login.timeout)
         client = SftpChannel(channel)
         with self._cond:
             capabilities = self._capabilities

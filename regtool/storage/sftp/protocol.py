@@ -5,12 +5,13 @@ paramiko drops the extension pairs of the server's SSH_FXP_VERSION, keeps only a
 status codes (as errnos), swallows the server's reply to closing a file, and its
 pipelined writes drop the server's error replies. So this module uses paramiko's private
 `SFTPClient` methods: it replaces `_send_version`, `_convert_status` and `_write_all`
-(to write several requests at once), and calls
-`_async_request`, `_read_response`, `_send_packet`, `_read_packet` (unchanged from
-paramiko 2.x to 5.x; `_PrivateApi` states the signatures relied on) and
-`SFTPAttributes._from_msg`. No other module touches a private paramiko name; the SFTP
-tests check each paramiko upgrade, and pyproject.toml pins paramiko below its next major
-version.
+(to write several requests at once), and calls `_async_request`, `_read_response`,
+`_send_packet`, `_read_packet` (unchanged from paramiko 2.x to 5.x; `_PrivateApi`
+states the signatures relied on) and `SFTPAttributes._from_msg`; to start the SFTP
+subsystem with a timeout (`start_subsystem`), `Channel`'s `lock`, `event`,
+`event_ready`, `_event_pending` and `Transport._send_user_message`. No other module
+touches a private paramiko name; the SFTP tests check each paramiko upgrade, and
+pyproject.toml pins paramiko below its next major version.
 
 Formats: SFTP version 3 (draft-ietf-secsh-filexfer-02, which OpenSSH and most servers
 speak) and OpenSSH's PROTOCOL file, section 4, for the `...@openssh.com` extensions.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import paramiko
+from paramiko.common import cMSG_CHANNEL_REQUEST
 from paramiko.message import Message
 from paramiko.sftp import (
     CMD_ATTRS,
@@ -94,6 +96,7 @@ __all__ = [
     "int64",
     "names_reply",
     "real_reply",
+    "start_subsystem",
     "status_error",
 ]
 
@@ -354,6 +357,31 @@ class SftpChannel(paramiko.SFTPClient):
         if t != CMD_EXTENDED_REPLY:
             raise SFTPError(f"unexpected reply type {t} to limits")
         return Limits(msg.get_int64(), msg.get_int64(), msg.get_int64(), msg.get_int64())
+
+
+def start_subsystem(channel: paramiko.Channel, name: str, timeout: float) -> None:
+    """paramiko's `Channel.invoke_subsystem(name)` (RFC 4254 section 6.5), waiting at most
+    `timeout` seconds for the server's answer. paramiko waits with no end, and clears the
+    channel's event before checking whether the channel closed meanwhile: a request the
+    server never answers, or a channel closed just before it, held the thread, and its
+    place in the connection's pool of channels, for good. SSHException if the server
+    refuses, does not answer in time, or closed the channel."""
+    ch = cast(Any, channel)
+    request = Message()
+    request.add_byte(cMSG_CHANNEL_REQUEST)
+    request.add_int(ch.remote_chanid)
+    request.add_string("subsystem")
+    request.add_boolean(True)
+    request.add_string(name)
+    with ch.lock:  # a close sets the event holding this lock: it cannot slip in between
+        if channel.closed:
+            raise paramiko.SSHException("Channel closed.")
+        ch._event_pending()
+    ch.transport._send_user_message(request)
+    if not ch.event.wait(timeout):
+        raise paramiko.SSHException(f"no answer to the {name} subsystem request in {timeout} s")
+    if not ch.event_ready:
+        raise ch.transport.get_exception() or paramiko.SSHException("Channel closed.")
 
 
 def _no_attributes() -> paramiko.SFTPAttributes:
