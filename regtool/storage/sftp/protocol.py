@@ -4,14 +4,15 @@ replies told apart from a dead connection, and a pipeline of requests in flight.
 paramiko drops the extension pairs of the server's SSH_FXP_VERSION, keeps only a few
 status codes (as errnos), swallows the server's reply to closing a file, and its
 pipelined writes drop the server's error replies. So this module uses paramiko's private
-`SFTPClient` methods: it replaces `_send_version`, `_convert_status` and `_write_all`
-(to write several requests at once), and calls `_async_request`, `_read_response`,
-`_send_packet`, `_read_packet` (unchanged from paramiko 2.x to 5.x; `_PrivateApi`
-states the signatures relied on) and `SFTPAttributes._from_msg`; to start the SFTP
-subsystem with a timeout (`start_subsystem`), `Channel`'s `lock`, `event`,
-`event_ready`, `_event_pending` and `Transport._send_user_message`. No other module
-touches a private paramiko name; the SFTP tests check each paramiko upgrade, and
-pyproject.toml pins paramiko below its next major version.
+`SFTPClient` methods: it replaces `_send_version`, `_convert_status`, `_write_all` (to
+write several requests at once) and `_read_all` (to read many replies at once), and
+calls `_async_request`, `_read_response`, `_send_packet`, `_read_packet` (unchanged
+from paramiko 2.x to 5.x; `_PrivateApi` states the signatures relied on) and
+`SFTPAttributes._from_msg`; to start the SFTP subsystem with a timeout
+(`start_subsystem`), `Channel`'s `lock`, `event`, `event_ready`, `_event_pending` and
+`Transport._send_user_message`. No other module touches a private paramiko name; the
+SFTP tests check each paramiko upgrade, and pyproject.toml pins paramiko below its next
+major version.
 
 Formats: SFTP version 3 (draft-ietf-secsh-filexfer-02, which OpenSSH and most servers
 speak) and OpenSSH's PROTOCOL file, section 4, for the `...@openssh.com` extensions.
@@ -101,6 +102,7 @@ __all__ = [
 ]
 
 CLIENT_VERSION = 3  # the SFTP version paramiko speaks
+READ_AHEAD = 64 * 1024  # bytes asked of the channel at a time when reading replies
 
 #: open() modes: SSH_FXF_* flags (filexfer-02 section 6.3)
 OPEN_FLAGS = {
@@ -191,6 +193,7 @@ class SftpChannel(paramiko.SFTPClient):
     version: int
     extensions: dict[str, bytes]
     _held: list[bytes] | None = None  # requests sent inside `together()`, not yet written
+    _inbox: bytearray | None = None  # bytes read from the channel, not yet parsed
 
     def _private(self) -> _PrivateApi:
         return cast(_PrivateApi, self)
@@ -221,6 +224,23 @@ class SftpChannel(paramiko.SFTPClient):
             cast(Any, super())._write_all(out)
         else:
             self._held.append(out)
+
+    def _read_all(self, n: int) -> bytes:
+        """paramiko reads each reply with this, a field at a time (BaseSFTP's, replaced):
+        here from bytes taken off the channel as many as have arrived, not a `recv` per
+        field, each of which hands the GIL to paramiko's transport thread and back.
+        EOFError once the channel is closed; the channel's timeout as `recv` raises it."""
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = bytearray()
+        while len(inbox) < n:
+            data = self.sock.recv(max(n - len(inbox), READ_AHEAD))
+            if not data:
+                raise EOFError()
+            inbox += data
+        out = bytes(inbox[:n])
+        del inbox[:n]
+        return out
 
     def _convert_status(self, msg: Message) -> None:
         code, text = msg.get_int(), msg.get_text()
@@ -337,6 +357,10 @@ class SftpChannel(paramiko.SFTPClient):
             pipe.send(None, CMD_REALPATH, path)
             pipe.send(None, CMD_STAT, path)
         return [(real_reply(*pipe.reply()[1:]), attrs_reply(*pipe.reply()[1:])) for _ in paths]
+
+    def received(self) -> bool:
+        """Whether bytes of a reply are here, not yet parsed."""
+        return bool(self._inbox) or self.channel.recv_ready()
 
     @property
     def outstanding(self) -> int:
@@ -515,7 +539,7 @@ class Pipeline:
         arrived): `reply` takes it without waiting a round trip."""
         if not self._order:
             return False
-        return self._order[0][0] in self._replies or self.client.channel.recv_ready()
+        return self._order[0][0] in self._replies or self.client.received()
 
     def reply(self) -> tuple[Any, int, Message]:
         """The oldest request's tag and reply (type and message after the id)."""
