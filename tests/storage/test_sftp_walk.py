@@ -231,3 +231,24 @@ def test_a_server_out_of_handles_is_asked_again_with_fewer(
     finally:
         store.driver.close()
         shutil.rmtree(store.disk, ignore_errors=True)
+
+
+def test_reads_during_a_walk_share_its_channel(
+    sshd_service: SshdService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a caller reads while it iterates a walk goes over the walk's channel: on a
+    server that allows one channel, another would be waited for in vain."""
+    monkeypatch.setattr("regtool.storage.sftp.connection.MAX_CHANNELS", 1)
+    store = Store(sshd_service)
+    try:
+        _wide_and_deep(store, width=3)
+        read = {e.path: store.driver.get(e.path) for e in store.driver.walk("") if e.size}
+        assert read == {
+            str(p.relative_to(store.disk)): p.read_bytes()
+            for p in store.disk.rglob("*")
+            if p.is_file() and p.stat().st_size and TEMP_MARK not in p.name
+        }
+        assert store.driver.connection.channel_limit == 1
+    finally:
+        store.driver.close()
+        shutil.rmtree(store.disk, ignore_errors=True)

@@ -53,6 +53,10 @@ class Lease:
         """How to put a file in place over another on this server."""
         return self.connection.renaming(self.capabilities)
 
+    @property
+    def released(self) -> bool:
+        return self._released
+
     def release(self, broken: bool = False) -> None:
         """Give the channel back; `broken` if it cannot carry another request. Only the
         first call counts."""
@@ -90,6 +94,7 @@ class Connection:
         self._channels, self._limit, self._closed = 0, MAX_CHANNELS, False
         self._connected = False  # once connected, a failed reconnect is transient
         self._rename_refused = False
+        self._lent = threading.local()  # the lease `lending` lends to this thread
         with self._cond:
             self._transport()
 
@@ -264,8 +269,29 @@ class Connection:
                 client.close()
 
     @contextmanager
+    def lending(self, lease: Lease) -> Iterator[None]:
+        """While inside, this thread's `session`s use `lease`'s channel: a walk yields
+        with its requests in flight on it, and its caller may read a file meanwhile
+        (paramiko routes each reply to its request), also from a server that allows a
+        single channel, which another lease would wait for in vain."""
+        previous = getattr(self._lent, "lease", None)
+        self._lent.lease = lease
+        try:
+            yield
+        finally:
+            self._lent.lease = previous
+
+    @contextmanager
     def session(self, path: str) -> Iterator[Lease]:
-        """A lease for one operation on `path`; native errors leave as StorageErrors."""
+        """A lease for one operation on `path`; native errors leave as StorageErrors.
+        Inside `lending`, the lent channel (kept by its lender)."""
+        lent: Lease | None = getattr(self._lent, "lease", None)
+        if lent is not None and not lent.released:
+            try:
+                yield lent
+            except BaseException as e:
+                raise (lent.translate(e, path) if isinstance(e, Exception) else e) from None
+            return
         lease = self.lease()
         try:
             yield lease

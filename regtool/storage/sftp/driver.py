@@ -141,7 +141,7 @@ class SftpDriver(Driver):
         read on one channel with every known directory's requests in flight at once
         (`walk.py`); links followed (`follow`) as `listing.py` says, else listed as files.
         A missing `prefix` yields nothing, or raises PathNotFound unless `missing_ok`.
-        Holds one channel while iterated."""
+        Holds one channel while iterated, which the caller's reads share meanwhile."""
         target = self._abs(prefix, allow_root=True)
         lease = self.connection.lease()
         walk: TreeWalk | None = None
@@ -159,7 +159,8 @@ class SftpDriver(Driver):
                 follow=follow,
                 open_handles=lease.capabilities.open_handles,
             )
-            yield from walk
+            with self.connection.lending(lease):  # for what the caller does meanwhile
+                yield from walk
         except BaseException as e:
             error = lease.translate(e, prefix) if isinstance(e, Exception) else e
             in_flight = walk is not None and bool(walk.pipe)  # replies the channel still owes
