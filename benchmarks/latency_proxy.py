@@ -67,7 +67,8 @@ class LatencyProxy:
             assert task is not None
             tasks.add(task)
             try:
-                await self._link(reader, writer)
+                with contextlib.suppress(asyncio.CancelledError):  # closed: end quietly
+                    await self._link(reader, writer)
             finally:
                 tasks.discard(task)
 
