@@ -26,6 +26,7 @@ from __future__ import annotations
 import getpass
 import os
 import pwd
+import resource
 import secrets
 import shutil
 import socket
@@ -86,17 +87,20 @@ class SshdService:
         options.update(overrides)
         return SftpDriver(self.host, str(root), **options)
 
-    def variant(self, sftp_options: str) -> SshdService:
+    def variant(self, sftp_options: str, open_files: int | None = None) -> SshdService:
         """An sshd like this one whose SFTP subsystem runs `internal-sftp <sftp_options>`
-        (e.g. "-P posix-rename"); started on first use, stopped by `stop()`."""
+        (e.g. "-P posix-rename"), with at most `open_files` file descriptors per process
+        if given (RLIMIT_NOFILE: the SFTP server runs out of handles); started on first
+        use, stopped by `stop()`."""
         if self.base is None:
             raise RuntimeError("variants are made from the first sshd")
-        if sftp_options not in self.variants:
+        key = sftp_options if open_files is None else f"{sftp_options} nofile={open_files}"
+        if key not in self.variants:
             user = self._password_user()
-            self.variants[sftp_options] = _launch(
-                self.base, self.username, user, sftp_options, self.known_hosts
+            self.variants[key] = _launch(
+                self.base, self.username, user, sftp_options, self.known_hosts, open_files
             )
-        return self.variants[sftp_options]
+        return self.variants[key]
 
     def trust(self, port: int) -> None:
         """Accept this server's host key on `port` too (a proxy in front of it)."""
@@ -255,6 +259,10 @@ def _wait_for_banner(process: subprocess.Popen[bytes], port: int, log: Path) -> 
     raise RuntimeError(f"sshd did not answer on port {port} ({last}): {log.read_text()}")
 
 
+def _limit_files(most: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (most, most))
+
+
 def _host_key(known_hosts: Path) -> str:
     """`<type> <base64>` of the host key, from the first known_hosts line."""
     return " ".join(known_hosts.read_text().split()[1:3])
@@ -265,7 +273,12 @@ def _keygen(path: Path, comment: str) -> None:
 
 
 def _launch(
-    tmp: Path, username: str, user: PasswordUser | None, sftp_options: str, known_hosts: Path
+    tmp: Path,
+    username: str,
+    user: PasswordUser | None,
+    sftp_options: str,
+    known_hosts: Path,
+    open_files: int | None = None,
 ) -> SshdService:
     """Start one sshd on the keys and directories under `tmp`, on a free port."""
     sshd = os.path.abspath(shutil.which("sshd") or "/usr/sbin/sshd")  # it re-execs itself
@@ -273,7 +286,7 @@ def _launch(
     host_pub = (tmp / "keys" / "host_ed25519.pub").read_text().split()
     with open(known_hosts, "a") as f:
         f.write(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-    suffix = "" if not sftp_options else f"-{port}"
+    suffix = "" if not (sftp_options or open_files) else f"-{port}"
     config = tmp / f"sshd_config{suffix}"
     config.write_text(_config(tmp, port, tmp / "home", user, sftp_options))
     log = tmp / f"sshd{suffix}.log"
@@ -283,6 +296,7 @@ def _launch(
             stdin=subprocess.DEVNULL,
             stdout=err,
             stderr=err,
+            preexec_fn=None if open_files is None else lambda: _limit_files(open_files),
         )
     try:
         _wait_for_banner(process, port, log)

@@ -74,6 +74,14 @@ class Capabilities:
         larger write makes OpenSSH drop the connection)."""
         return _chunk(self.limits.max_write if self.limits else 0)
 
+    @property
+    def open_handles(self) -> int | None:
+        """The most files and directories the server keeps open at once on a channel, if
+        it says (`limits@openssh.com`)."""
+        return (
+            self.limits.max_open_handles if self.limits and self.limits.max_open_handles else None
+        )
+
 
 def _chunk(limit: int) -> int:
     return DEFAULT_CHUNK if limit <= 0 else min(limit, MAX_CHUNK)

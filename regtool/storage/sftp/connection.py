@@ -28,7 +28,7 @@ from regtool.errors import StorageError, TransientError, Unreachable
 from regtool.storage.sftp.capabilities import LIMITS, Capabilities, Renaming
 from regtool.storage.sftp.errors import DRIVER, channel_survives, connection_lost, translate
 from regtool.storage.sftp.login import Login
-from regtool.storage.sftp.protocol import SftpChannel, StatusReply
+from regtool.storage.sftp.protocol import SftpChannel, StatusReply, start_subsystem
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -52,6 +52,10 @@ class Lease:
     def renaming(self) -> Renaming:
         """How to put a file in place over another on this server."""
         return self.connection.renaming(self.capabilities)
+
+    @property
+    def released(self) -> bool:
+        return self._released
 
     def release(self, broken: bool = False) -> None:
         """Give the channel back; `broken` if it cannot carry another request. Only the
@@ -90,6 +94,7 @@ class Connection:
         self._channels, self._limit, self._closed = 0, MAX_CHANNELS, False
         self._connected = False  # once connected, a failed reconnect is transient
         self._rename_refused = False
+        self._lent = threading.local()  # the lease `lending` lends to this thread
         with self._cond:
             self._transport()
 
@@ -203,20 +208,24 @@ class Connection:
                 channel = transport.open_session(timeout=self.login.timeout)
             except Exception as e:  # paramiko raises the transport's own error if it died
                 self._refused(transport, e)
+                deadline = time.monotonic() + self.login.timeout  # now wait for a free one
                 continue
             try:
                 return self._start(transport, channel)
             except Exception as e:
                 channel.close()
                 self._refused(transport, e)
+                deadline = time.monotonic() + self.login.timeout
 
     def _refused(self, transport: paramiko.Transport, e: Exception) -> None:
         """A new channel failed with `e`. Over the server's session limit, sshd refuses the
         channel (paramiko raises ChannelException, or a bare SSHException when several
-        opens race) or closes it at once (EOF before the SFTP version): then the limit is
-        lowered and the caller waits for a free channel. Else `e` is raised, translated,
-        once a lost connection is known lost (the open's own send can meet the dead
-        socket before the transport does: paramiko raises EOFError then)."""
+        opens race) or closes it at once (EOF before the SFTP version); a server may also
+        leave its SFTP subsystem request unanswered (`start_subsystem`): then, while other
+        channels work, the limit is lowered and the caller waits for a free channel. Else
+        `e` is raised, translated, once a lost connection is known lost (the open's own
+        send can meet the dead socket before the transport does: paramiko raises EOFError
+        then)."""
         with self._cond:
             self._channels -= 1
             self._cond.notify()
@@ -232,7 +241,7 @@ class Connection:
         """The SFTP session on a new channel; the first one of a connection also learns what
         the server can do."""
         channel.settimeout(self.login.timeout)
-        channel.invoke_subsystem("sftp")
+        start_subsystem(channel, "sftp", self.login.timeout)
         client = SftpChannel(channel)
         with self._cond:
             capabilities = self._capabilities
@@ -260,8 +269,29 @@ class Connection:
                 client.close()
 
     @contextmanager
+    def lending(self, lease: Lease) -> Iterator[None]:
+        """While inside, this thread's `session`s use `lease`'s channel: a walk yields
+        with its requests in flight on it, and its caller may read a file meanwhile
+        (paramiko routes each reply to its request), also from a server that allows a
+        single channel, which another lease would wait for in vain."""
+        previous = getattr(self._lent, "lease", None)
+        self._lent.lease = lease
+        try:
+            yield
+        finally:
+            self._lent.lease = previous
+
+    @contextmanager
     def session(self, path: str) -> Iterator[Lease]:
-        """A lease for one operation on `path`; native errors leave as StorageErrors."""
+        """A lease for one operation on `path`; native errors leave as StorageErrors.
+        Inside `lending`, the lent channel (kept by its lender)."""
+        lent: Lease | None = getattr(self._lent, "lease", None)
+        if lent is not None and not lent.released:
+            try:
+                yield lent
+            except BaseException as e:
+                raise (lent.translate(e, path) if isinstance(e, Exception) else e) from None
+            return
         lease = self.lease()
         try:
             yield lease

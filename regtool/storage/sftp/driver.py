@@ -13,26 +13,26 @@ import getpass
 import posixpath
 import stat
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import suppress
 from typing import BinaryIO, cast
 
-from paramiko import SFTPAttributes
 from paramiko.sftp import CMD_REMOVE, CMD_RMDIR
 
 from regtool.errors import PathNotFound, StorageError
 from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
 from regtool.storage.sftp import confine, files
 from regtool.storage.sftp.connection import Connection, Lease
-from regtool.storage.sftp.listing import Directory, Listed, entry, list_directory
+from regtool.storage.sftp.errors import channel_survives
+from regtool.storage.sftp.listing import entry
 from regtool.storage.sftp.login import Login, default_known_hosts
-from regtool.storage.sftp.protocol import SftpChannel
+from regtool.storage.sftp.protocol import SftpChannel, StatusReply
 from regtool.storage.sftp.streams import SftpReader, SftpWriter
+from regtool.storage.sftp.transfer import read_whole
+from regtool.storage.sftp.walk import TreeWalk
 
-WALK_THREADS = 8  # each directory listing is a round trip: list several at once
 PIPELINE_DEPTH = 32  # remove and rmdir requests in flight at once
+SMALL = 1024 * 1024  # get() reads files up to this size with all their reads in flight
 Outcomes = list[tuple[str, Exception | None]]
-Reals = tuple[str, ...]  # real paths of a directory's ancestors and its own (listing.py)
 
 
 def _missing(e: Exception | None) -> bool:
@@ -128,64 +128,53 @@ class SftpDriver(Driver):
             self._real_root = client.normalize(self._abs("", allow_root=True))
         return self._real_root
 
-    def _listing(self, client: SftpChannel, prefix: str) -> tuple[Directory, list[SFTPAttributes]]:
-        """The directory `prefix` and what the server lists in it; its real path asked
-        with the listing and checked to be inside the root (`confine`)."""
-        root = self._root(client)
+    def _tree(
+        self,
+        prefix: str,
+        temp: bool = False,
+        follow: bool = True,
+        *,
+        recursive: bool = True,
+        missing_ok: bool = True,
+    ) -> Iterator[Entry]:
+        """Files and directories below `prefix` (only its own with `recursive` False),
+        read on one channel with every known directory's requests in flight at once
+        (`walk.py`); links followed (`follow`) as `listing.py` says, else listed as files.
+        A missing `prefix` yields nothing, or raises PathNotFound unless `missing_ok`.
+        Holds one channel while iterated, which the caller's reads share meanwhile."""
         target = self._abs(prefix, allow_root=True)
-        real, found = client.listdir_resolving(target)
-        confine.check(real, root, prefix)
-        assert isinstance(real, str)
-        reals = (root, real) if prefix else (root,)
-        return Directory(prefix, target, reals), found
-
-    def _tree(self, prefix: str, temp: bool = False, follow: bool = True) -> Iterator[Entry]:
-        """Files and directories below `prefix`, listing WALK_THREADS directories at once;
-        links followed (`follow`) as `listing.py` says, else listed as files."""
-
-        def listing(path: str, reals: Reals | None) -> tuple[Reals, list[Listed]]:
-            """`path`'s entries; `reals`: its real path and those above it, if known."""
-            try:
-                with self.connection.session(path) as lease:
-                    if reals is None:
-                        directory, attrs = self._listing(lease.client, path)
-                    else:
-                        directory = Directory(path, self._abs(path), reals)
-                        attrs = lease.client.listdir_attr(directory.target)
-                    found = list_directory(
-                        lease.client, directory, attrs, temporaries=temp, follow=follow
-                    )
-                    return directory.reals, found
-            except PathNotFound:  # a missing prefix, or removed while we walked
-                return (), []
-
-        self._abs(prefix, allow_root=True)
-        pool = ThreadPoolExecutor(WALK_THREADS, thread_name_prefix="sftp-walk")
+        lease = self.connection.lease()
+        walk: TreeWalk | None = None
         try:
-            pending = {pool.submit(listing, prefix, None)}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    reals, found = future.result()
-                    for item in found:
-                        if item.real is not None:
-                            below = (*reals, item.real)
-                            pending.add(pool.submit(listing, item.entry.path, below))
-                        yield item.entry
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            root = self._root(lease.client)
+            walk = TreeWalk(
+                lease.client,
+                root,
+                prefix,
+                target,
+                lease.translate,
+                top_reals=None if prefix else (root,),
+                recursive=recursive,
+                temporaries=temp,
+                follow=follow,
+                open_handles=lease.capabilities.open_handles,
+            )
+            with self.connection.lending(lease):  # for what the caller does meanwhile
+                yield from walk
+        except BaseException as e:
+            error = lease.translate(e, prefix) if isinstance(e, Exception) else e
+            in_flight = walk is not None and bool(walk.pipe)  # replies the channel still owes
+            lease.release(broken=in_flight or not channel_survives(e))
+            if isinstance(error, PathNotFound) and missing_ok:
+                return
+            raise error from None
+        lease.release()
 
     # -- the Driver contract --------------------------------------------------------------
 
     def list(self, prefix: str = "") -> list[Entry]:
-        self._abs(prefix, allow_root=True)
         try:
-            with self.connection.session(prefix) as lease:
-                directory, attrs = self._listing(lease.client, prefix)
-                return [
-                    item.entry
-                    for item in list_directory(lease.client, directory, attrs, temporaries=False)
-                ]
+            return list(self._tree(prefix, recursive=False, missing_ok=False))
         except PathNotFound:
             if prefix == "":
                 return []
@@ -214,8 +203,34 @@ class SftpDriver(Driver):
             return entry(path, attr)
 
     def get(self, path: str) -> bytes:
-        with self.open(path) as f:
+        target = self._abs(path)
+        with self.connection.session(path) as lease:
+            data = self._read_small(lease, target, path)
+        if data is not None:
+            return data
+        with self.open(path) as f:  # large, or changing while read
             return f.read()
+
+    def _read_small(self, lease: Lease, target: str, path: str) -> bytes | None:
+        """The content of a file of up to SMALL bytes in two round trips (REALPATH, OPEN
+        and STAT together, then READs and CLOSE together); None for a larger one, or one
+        that changed while read."""
+        real, f, attrs = lease.client.open_stat_resolving(target)
+        try:
+            confine.check(real, self._root(lease.client), path)
+            if isinstance(attrs, StatusReply):
+                raise attrs
+            if stat.S_ISDIR(attrs.st_mode or 0):  # OpenSSH opens directories
+                raise PathNotFound(path, driver=self.name)
+            size = attrs.st_size or 0
+        except BaseException:
+            with suppress(Exception):
+                f.close()
+            raise
+        if size > SMALL:
+            f.close()
+            return None
+        return read_whole(f, size, lease.capabilities.read_chunk)
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         target = self._abs(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ import paramiko
 
 from regtool.errors import StorageError
 from regtool.storage.base import TEMP_MARK, Entry
-from regtool.storage.sftp.protocol import SftpChannel
+from regtool.storage.sftp.protocol import Attributes, NoSuchFile, Real, StatusReply
 
 log = logging.getLogger(__name__)
 
@@ -56,34 +57,55 @@ def inside(real: str, root: str) -> bool:
     return root == "/" or real == root or real.startswith(root.rstrip("/") + "/")
 
 
+def _wanted(name: str, temporaries: bool) -> bool:
+    return temporaries or not name.startswith(TEMP_MARK)
+
+
+def links(attrs: Iterable[paramiko.SFTPAttributes], *, temporaries: bool) -> list[str]:
+    """Names of the symbolic links among `attrs` that a listing (with `temporaries`) must
+    resolve to follow them: `list_directory` wants each one's REALPATH and STAT."""
+    return [
+        a.filename
+        for a in attrs
+        if stat.S_ISLNK(a.st_mode or 0) and _wanted(a.filename, temporaries)
+    ]
+
+
 def list_directory(
-    client: SftpChannel,
     directory: Directory,
     attrs: list[paramiko.SFTPAttributes],
     *,
     temporaries: bool,
     follow: bool = True,
+    resolved: Mapping[str, tuple[Real, Attributes]] | None = None,
 ) -> list[Listed]:
     """The entries of `directory`, whose listing gave `attrs` (writers' temporary files
     only with `temporaries`). With `follow`, links are resolved as the module docstring
-    says; without (to delete), every entry but a directory is a file: links, fifos and
-    the like too."""
+    says, from `resolved`: for each name `links` gave, where the server says the link
+    really leads (REALPATH of its path in `directory.target`) and what is there (STAT),
+    or the error status each answered. Without `follow` (to delete), every entry but a
+    directory is a file: links, fifos and the like too.
+
+    `StatusReply` for an error status other than "no such file" in `resolved`;
+    `StorageError` for a link out of the root."""
     listed = []
     for attr in attrs:
         name = attr.filename
-        temporary = name.startswith(TEMP_MARK)
-        if temporary and not temporaries:
+        if not _wanted(name, temporaries):
             continue
+        temporary = name.startswith(TEMP_MARK)
         path = f"{directory.path}/{name}" if directory.path else name
         mode = attr.st_mode or 0
         real: str | None = posixpath.join(directory.reals[-1], name)
         if stat.S_ISLNK(mode) and follow:
-            target = posixpath.join(directory.target, name)
-            try:
-                real = client.normalize(target)
-                attr = client.stat(target)
-            except FileNotFoundError:
+            answer, attr_answer = (resolved or {})[name]
+            if isinstance(answer, NoSuchFile) or isinstance(attr_answer, NoSuchFile):
                 continue  # dangling
+            if isinstance(answer, StatusReply):
+                raise answer
+            if isinstance(attr_answer, StatusReply):
+                raise attr_answer
+            real, attr = answer, attr_answer
             mode = attr.st_mode or 0
             if not inside(real, directory.reals[0]):
                 raise StorageError(
