@@ -1,4 +1,5 @@
-"""Reading manifests from a V2 store, children of indexes included, many at a time."""
+"""Reading manifests from a V2 store, children of indexes included, many at a time,
+through the manifest-facts cache (`regtool.facts`) when one is given."""
 
 from __future__ import annotations
 
@@ -7,27 +8,100 @@ from typing import Any
 
 from regtool.concurrency import DEFAULT_JOBS, map_outcomes
 from regtool.errors import ManifestInvalid, is_fault, raise_faults
+from regtool.facts import ManifestFacts
+from regtool.layout.blobs import walk_blobs
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest, Manifest, parse_manifest
+from regtool.storage.base import Entry
+
+
+def store_identity(layout: V2Layout) -> str:
+    """What names a store in the facts cache: where its driver points (no secrets) and
+    the layout's root in it."""
+    return f"{layout.driver.describe()}#{layout.root}"
+
+
+class ManifestEntries:
+    """The listing entries of manifest blobs, which say whether a cached fact is still
+    valid (`facts.validity`). Where listings carry checksums (Swift), one walk of
+    `blobs/` for the digests announced with `expect`: a listing page names 10,000 objects,
+    where a HEAD names one. Elsewhere, and for a digest not announced, a stat each (local:
+    a system call; SFTP: one round trip, not a read's three)."""
+
+    def __init__(self, layout: V2Layout):
+        self.layout = layout
+        self.listed: dict[Digest, Entry] = {}
+        self._expected: set[Digest] = set()
+        self._walked = False
+
+    def expect(self, digests: Iterable[Digest]) -> None:
+        """Announce digests whose entries will be asked for (before the first `entry`)."""
+        self._expected.update(digests)
+
+    def entry(self, digest: Digest) -> Entry:
+        """The blob's entry: `PathNotFound` when the blob is missing."""
+        if self.layout.driver.listed_checksums and self._expected and not self._walked:
+            self._walk()
+        found = self.listed.get(digest)
+        return (
+            found if found is not None else self.layout.driver.stat(self.layout.blob_data(digest))
+        )
+
+    def _walk(self) -> None:
+        self._walked = True  # one walk, even if a later call races it: it then stats
+        listed = {d: e for d, e in walk_blobs(self.layout) if d in self._expected}
+        self.listed.update(listed)
+        self._expected = set()
 
 
 class ManifestReader:
     """Fetches and parses manifests once each. Damage is kept as `ManifestInvalid`
     (missing blob, not JSON, unknown format) so callers can report and go on; a storage
     fault (see `errors.is_fault`) is raised by `fetch`, since it says nothing about the
-    manifest."""
+    manifest.
 
-    def __init__(self, layout: V2Layout, jobs: int = DEFAULT_JOBS):
+    With `facts`, a manifest whose blob entry (`ManifestEntries`) still matches what the
+    cache kept is not read at all; one read is kept there. Call `expect` with the digests
+    about to be fetched (a repository's revisions) so that Swift lists them at once."""
+
+    def __init__(
+        self, layout: V2Layout, jobs: int = DEFAULT_JOBS, facts: ManifestFacts | None = None
+    ):
         self.layout = layout
         self.jobs = jobs
         self.cache: dict[Digest, Manifest | Exception] = {}
+        self.facts = facts if facts is not None and facts.enabled else None
+        self.entries = ManifestEntries(layout)
 
-    def _read(self, digest: Digest) -> Manifest:
-        data = self.layout.read_manifest_bytes(digest)
+    def expect(self, digests: Iterable[Digest]) -> None:
+        """Announce manifests likely to be fetched (see `ManifestEntries.expect`)."""
+        if self.facts is not None:
+            self.entries.expect(digests)
+
+    def _parse(self, digest: Digest, data: bytes) -> Manifest:
         try:
             return parse_manifest(data)
         except ManifestInvalid as e:
             raise ManifestInvalid(f"manifest {digest}: {e}") from None
+
+    def _manifest(self, digest: Digest) -> Manifest:
+        """The parsed manifest, from the cache where valid, else read (and kept)."""
+        if self.facts is None:
+            return self._parse(digest, self.layout.read_manifest_bytes(digest))
+        try:
+            entry = self.entries.entry(digest)
+        except FileNotFoundError:
+            raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
+        known = self.facts.get(digest, entry)
+        if known is not None:
+            return known
+        manifest = self._parse(digest, self.layout.read_manifest_bytes(digest))
+        self.facts.put(digest, entry, manifest)
+        return manifest
+
+    def _read(self, digest: Digest) -> Any:
+        """What the cache keeps of a manifest (subclasses keep less)."""
+        return self._manifest(digest)
 
     def fetch(self, digests: Iterable[Digest]) -> None:
         """Read `digests` and, level by level, every child of the indexes among them.
