@@ -3,6 +3,7 @@ through the manifest-facts cache (`regtool.facts`) when one is given."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,7 @@ class ManifestEntries:
         self.listed: dict[Digest, Entry] = {}
         self._expected: set[Digest] = set()
         self._walked = False
+        self._lock = threading.Lock()  # the first caller walks; the others wait for it
 
     def expect(self, digests: Iterable[Digest]) -> None:
         """Announce digests whose entries will be asked for (before the first `entry`)."""
@@ -40,18 +42,21 @@ class ManifestEntries:
 
     def entry(self, digest: Digest) -> Entry:
         """The blob's entry: `PathNotFound` when the blob is missing."""
-        if self.layout.driver.listed_checksums and self._expected and not self._walked:
-            self._walk()
+        if self.layout.driver.listed_checksums and not self._walked:
+            with self._lock:
+                if not self._walked:
+                    self._walk()
         found = self.listed.get(digest)
         return (
             found if found is not None else self.layout.driver.stat(self.layout.blob_data(digest))
         )
 
     def _walk(self) -> None:
-        self._walked = True  # one walk, even if a later call races it: it then stats
-        listed = {d: e for d, e in walk_blobs(self.layout) if d in self._expected}
-        self.listed.update(listed)
+        if self._expected:
+            expected = self._expected
+            self.listed.update((d, e) for d, e in walk_blobs(self.layout) if d in expected)
         self._expected = set()
+        self._walked = True
 
 
 class ManifestReader:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from regtool.storage.base import Driver
+from regtool.storage.base import Driver, Entry
 from regtool.storage.retry import RetryingDriver
 
 
@@ -10,10 +10,15 @@ class Recording(RetryingDriver):
     def __init__(self, inner: Driver):
         super().__init__(inner)
         self.read: list[str] = []
+        self.stats: list[str] = []
 
     def get(self, path: str) -> bytes:
         self.read.append(path)
         return super().get(path)
+
+    def stat(self, path: str) -> Entry:
+        self.stats.append(path)
+        return super().stat(path)
 
     def blob_reads(self) -> list[str]:
         return [p for p in self.read if "/blobs/" in p]
