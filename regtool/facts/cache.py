@@ -70,6 +70,11 @@ class ManifestFacts:
             return
         self.file.put(self._store, str(digest), codec.FORMAT, key, codec.encode(manifest))
 
+    def flush(self) -> None:
+        """Write what waits (a long-running process's batches; `close` does it too)."""
+        if self.file is not None:
+            self.file.flush()
+
     def close(self) -> None:
         """Write what waits and release the file."""
         if self.file is not None:

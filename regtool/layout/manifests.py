@@ -104,6 +104,24 @@ class ManifestReader:
         self.facts.put(digest, entry, manifest)
         return manifest
 
+    def sized(self, digest: Digest) -> tuple[Manifest, int]:
+        """A manifest and its size in bytes, from the cache where valid (the size is its
+        blob's, which the validator holds), else read; not kept in `self.cache`.
+        `ManifestInvalid` as `get`, and storage faults."""
+        if self.facts is not None:
+            try:
+                entry = self.entries.entry(digest)
+            except FileNotFoundError:
+                raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
+            known = self.facts.get(digest, entry)
+            if known is not None and entry.size is not None:
+                return known, entry.size
+        data = self.layout.read_manifest_bytes(digest)
+        manifest = self._parse(digest, data)
+        if self.facts is not None:
+            self.facts.put(digest, entry, manifest)
+        return manifest, len(data)
+
     def _read(self, digest: Digest) -> Any:
         """What the cache keeps of a manifest (subclasses keep less)."""
         return self._manifest(digest)
