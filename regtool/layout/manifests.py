@@ -51,6 +51,16 @@ class ManifestEntries:
             found if found is not None else self.layout.driver.stat(self.layout.blob_data(digest))
         )
 
+    def list_small(self, most: int) -> None:
+        """Keep the entry of every blob of 1 to `most` bytes, from one walk of `blobs/`,
+        for digests not known yet (a manifest is never larger than the registry's limit;
+        a large object lists as 0 bytes and is never cached). Meant to run beside the
+        listing that tells which manifests are wanted; `entry` then needs no walk."""
+        small = {d: e for d, e in walk_blobs(self.layout) if e.size and e.size <= most}
+        with self._lock:
+            self.listed.update(small)
+            self._walked = True
+
     def _walk(self) -> None:
         if self._expected:
             expected = self._expected

@@ -296,6 +296,10 @@ class V2Layout:
     def manifests_dir(self, name: str) -> str:
         return join(self.repository_dir(name), "_manifests")
 
+    def revisions_root(self, name: str) -> str:
+        """`_manifests/revisions`: the revision links of every algorithm below it."""
+        return join(self.manifests_dir(name), "revisions")
+
     def revisions_dir(self, name: str, algorithm: str = CANONICAL_ALGORITHM) -> str:
         return join(self.manifests_dir(name), "revisions", algorithm)
 

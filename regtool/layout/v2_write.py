@@ -7,7 +7,6 @@ RFC 3339 UTC time, neither with a newline, as distribution writes them.
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime
 
 from regtool.layout.v2 import CANONICAL_ALGORITHM, RepositoryIndex, V2Layout, link_content
@@ -104,10 +103,10 @@ def list_revisions(layout: V2Layout, name: str) -> list[Digest]:
 
 
 def scan_revisions(layout: V2Layout, name: str) -> RepositoryIndex:
-    """A repository's revision links, of every algorithm, from one walk each: which
-    there are and what the listing tells of each (`RepositoryIndex.listed_link_names`)."""
-    walks = (layout.driver.walk(layout.revisions_dir(name, a)) for a in ALGORITHMS)
-    repos = layout.index_entries(itertools.chain.from_iterable(walks), only=name, include_all=True)
+    """A repository's revision links, of every algorithm, from one walk: which there are
+    and what the listing tells of each (`RepositoryIndex.listed_link_names`)."""
+    walk = layout.driver.walk(layout.revisions_root(name))
+    repos = layout.index_entries(walk, only=name, include_all=True)
     return repos.get(name) or RepositoryIndex(name)
 
 

@@ -7,6 +7,7 @@ first, then its revision link, then the tag's `index/` link, then `current/link`
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -274,9 +275,15 @@ class Registry:
         One listing of the repository's revision links (on Swift their MD5s confirm
         them; elsewhere a link of the right length is read) and the manifests' facts
         through the cache (`ManifestReader`): a warm cache reads no manifest."""
-        links = v2_write.scan_revisions(self.layout, name)
         reader = ManifestReader(self.layout, self.jobs, self.facts)
-        reader.expect(links.revisions)
+        with ThreadPoolExecutor(1) as pool:
+            # on Swift the blobs' listing (for the facts' validity) beside the links'
+            ahead = None
+            if self.facts.enabled and self.driver.listed_checksums:
+                ahead = pool.submit(reader.entries.list_small, MAX_MANIFEST_SIZE)
+            links = v2_write.scan_revisions(self.layout, name)
+            if ahead is not None:
+                ahead.result()
 
         def linked_manifest(digest: Digest) -> tuple[Manifest, int]:
             listed = links.listed_link_names("revision", digest)
