@@ -102,7 +102,8 @@ def _list_v2(
 ) -> None:
     if repository is not None:
         check_name(repository)
-    repos = layout.scan_repositories(repository)
+    reader = ManifestReader(layout, jobs, facts)
+    repos = reader.beside_blob_listing(lambda: layout.scan_repositories(repository))
     listing.warnings += repos.skipped_warnings()
     digests: dict[tuple[str, str], Digest | Exception] = {}
     unread: list[tuple[str, str]] = []
@@ -120,7 +121,6 @@ def _list_v2(
     read = map_outcomes(lambda nt: layout.tag_digest(*nt), unread, jobs)
     raise_faults(read.values())
     digests.update(read)
-    reader = ManifestReader(layout, jobs, facts)
     reader.expect(d for repo in repos.values() for d in repo.revisions)
     reader.fetch(d for d in digests.values() if isinstance(d, Digest))
     schema1_sizes = _schema1_blob_sizes(layout, reader, jobs)

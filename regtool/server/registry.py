@@ -7,7 +7,6 @@ first, then its revision link, then the tag's `index/` link, then `current/link`
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -41,8 +40,6 @@ from regtool.server.errors import (
 from regtool.server.foreign_layers import UrlPolicy, requirements
 from regtool.server.pulls import PullRecorder
 
-#: distribution's limit on a manifest body.
-MAX_MANIFEST_SIZE = 4 << 20
 ACCEPTED_TYPES = frozenset({OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST})
 
 
@@ -276,14 +273,7 @@ class Registry:
         them; elsewhere a link of the right length is read) and the manifests' facts
         through the cache (`ManifestReader`): a warm cache reads no manifest."""
         reader = ManifestReader(self.layout, self.jobs, self.facts)
-        with ThreadPoolExecutor(1) as pool:
-            # on Swift the blobs' listing (for the facts' validity) beside the links'
-            ahead = None
-            if self.facts.enabled and self.driver.listed_checksums:
-                ahead = pool.submit(reader.entries.list_small, MAX_MANIFEST_SIZE)
-            links = v2_write.scan_revisions(self.layout, name)
-            if ahead is not None:
-                ahead.result()
+        links = reader.beside_blob_listing(lambda: v2_write.scan_revisions(self.layout, name))
 
         def linked_manifest(digest: Digest) -> tuple[Manifest, int]:
             listed = links.listed_link_names("revision", digest)
