@@ -199,3 +199,21 @@ def test_facts_keep_what_the_tools_need() -> None:
     assert back == manifest and back.annotations == {"k": "v"}
     plain = parse_manifest(b'{"schemaVersion":2,"manifests":[]}')
     assert decode(encode(plain)) == plain
+
+
+def test_two_connections_write_and_read_one_file(tmp_path: Path) -> None:
+    """Two processes' connections (WAL): each sees what the other wrote, neither waits
+    on the other's open read, and their batches interleave without loss."""
+    path = tmp_path / "facts.sqlite"
+    one, two = FactsFile(path), FactsFile(path)
+    s1, s2 = one.store_id("s"), two.store_id("s")
+    assert s1 == s2 and s1 is not None
+    for i in range(10):
+        (one if i % 2 else two).put(s1, f"d{i}", 1, "v", str(i).encode())
+        (one if i % 2 else two).flush()
+    assert [two.get(s1, f"d{i}") for i in range(10)] == [
+        (1, "v", str(i).encode()) for i in range(10)
+    ]
+    one.close()
+    two.close()
+    assert FactsFile(path).count() == 10
