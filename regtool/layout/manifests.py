@@ -62,7 +62,7 @@ class ManifestEntries:
         for digests not known yet (a manifest is never larger than the registry's limit;
         a large object lists as 0 bytes and is never cached). Meant to run beside the
         listing that tells which manifests are wanted; `entry` then needs no walk."""
-        small = {d: e for d, e in walk_blobs(self.layout) if e.size and e.size <= most}
+        small = {d: _kept(e) for d, e in walk_blobs(self.layout) if e.size and e.size <= most}
         with self._lock:
             self.listed.update(small)
             self._walked = True
@@ -70,9 +70,17 @@ class ManifestEntries:
     def _walk(self) -> None:
         if self._expected:
             expected = self._expected
-            self.listed.update((d, e) for d, e in walk_blobs(self.layout) if d in expected)
+            self.listed.update((d, _kept(e)) for d, e in walk_blobs(self.layout) if d in expected)
         self._expected = set()
         self._walked = True
+
+
+def _kept(entry: Entry) -> Entry:
+    """What validity needs of a listed entry (`facts.validity`): a gc over a million
+    manifests keeps one each, so no path, and no time where a checksum stands for it."""
+    if entry.checksum is not None:
+        return Entry("", size=entry.size, checksum=entry.checksum)
+    return Entry("", size=entry.size, modified=entry.modified)
 
 
 class ManifestReader:
