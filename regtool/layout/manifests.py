@@ -141,6 +141,15 @@ class ManifestReader:
         self.facts.put(digest, entry, manifest)
         return manifest
 
+    def cached_sized(self, digest: Digest) -> tuple[Manifest, int] | None:
+        """`sized` where a listed entry and a valid fact answer it without a request or a
+        thread; None otherwise (then call `sized`)."""
+        entry = self.entries.listed.get(digest)
+        if self.facts is None or entry is None or not entry.size:
+            return None
+        known = self.facts.get(digest, entry)
+        return None if known is None else (known, entry.size)
+
     def sized(self, digest: Digest) -> tuple[Manifest, int]:
         """A manifest and its size in bytes, from the cache where valid (the size is its
         blob's, which the validator holds), else read; not kept in `self.cache`.

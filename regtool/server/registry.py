@@ -281,7 +281,16 @@ class Registry:
                 raise ManifestUnknown(f"manifest {digest} unknown to repository {name}")
             return reader.sized(digest)
 
-        read = map_outcomes(linked_manifest, links.revisions, self.jobs)
+        # what the cache answers at once needs no worker thread; the rest is read
+        read: dict[Digest, tuple[Manifest, int] | Exception] = {}
+        todo = []
+        for digest in links.revisions:
+            confirmed = links.listed_link_names("revision", digest) is True
+            if confirmed and (known := reader.cached_sized(digest)) is not None:
+                read[digest] = known
+            else:
+                todo.append(digest)
+        read.update(map_outcomes(linked_manifest, todo, self.jobs))
         self.facts.flush()
         descriptors = []
         for digest, outcome in sorted(read.items()):
