@@ -51,6 +51,8 @@ def sshd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the user's real default store and credentials out of every test."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    # the manifest cache, beside tmp_path: tests that compare tmp_path's files see none
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path.parent / f"{tmp_path.name}-xdg-cache"))
     for var in list(os.environ):
         if var.startswith(("ST_", "OS_", "REGTOOL_")):
             monkeypatch.delenv(var)

@@ -17,6 +17,8 @@ from regtool.cli.store import (
     JobsOption,
     JsonOption,
     LocationOption,
+    NoCacheOption,
+    open_facts,
     open_store,
 )
 from regtool.concurrency import DEFAULT_JOBS
@@ -69,6 +71,7 @@ def gc(
     identity: IdentityOption = None,
     as_json: JsonOption = False,
     jobs: JobsOption = DEFAULT_JOBS,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Delete blobs no manifest references, links to them, stale uploads, their Swift
     segments, and (V1) images no tag's ancestry reaches.
@@ -96,9 +99,9 @@ def gc(
         settle=settle,
         jobs=jobs,
     )
-    with open_store(location, config, identity) as store:
+    with open_store(location, config, identity) as store, open_facts(store, no_cache) as facts:
         try:
-            result = collect(store.layout, store.location.redacted(), options)
+            result = collect(store.layout, store.location.redacted(), options, facts=facts)
         except (RegtoolError, OSError) as e:
             if not is_fault(e):
                 raise

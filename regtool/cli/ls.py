@@ -21,6 +21,8 @@ from regtool.cli.store import (
     JobsOption,
     JsonOption,
     LocationOption,
+    NoCacheOption,
+    open_facts,
     open_store,
 )
 from regtool.concurrency import DEFAULT_JOBS
@@ -48,6 +50,7 @@ def ls(
     as_json: JsonOption = False,
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Show full digests.")] = False,
     jobs: JobsOption = DEFAULT_JOBS,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """List repositories and tags with digests, types, platforms, sizes and push times.
 
@@ -55,8 +58,13 @@ def ls(
     warning on stderr and the rest is still listed. A storage fault that outlasts the
     retries (a timeout, a dropped connection, throttling) stops the listing: exit 2,
     naming the cause. Exit 0 otherwise."""
-    with open_store(location_arg or location, config, identity) as store:
-        listing = list_registry(store.layout, store.location.redacted(), repository, jobs)
+    with (
+        open_store(location_arg or location, config, identity) as store,
+        open_facts(store, no_cache) as facts,
+    ):
+        listing = list_registry(
+            store.layout, store.location.redacted(), repository, jobs, facts=facts
+        )
     for message in listing.warnings:
         warn(message)
     if as_json:

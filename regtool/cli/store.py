@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 
 from regtool.cli.output import warn
+from regtool.facts import ManifestFacts, open_cache
 from regtool.layout.detect import Layout, detect_layout
+from regtool.layout.manifests import store_identity
+from regtool.layout.v2 import V2Layout
 from regtool.location import Location, parse_location
 from regtool.storage.base import Driver
 
@@ -47,6 +50,14 @@ JobsOption = Annotated[
     typer.Option("--jobs", "-j", metavar="N", min=1, max=256, help="Requests in flight at once."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+NoCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Read every manifest from storage; neither use nor fill the manifest cache "
+        "(also REGTOOL_CACHE=off).",
+    ),
+]
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", "-n", help="Report what would go; delete nothing.")
 ]
@@ -57,6 +68,17 @@ class Store:
     location: Location
     driver: Driver
     layout: Layout
+
+
+@contextmanager
+def open_facts(store: Store, no_cache: bool) -> Iterator[ManifestFacts | None]:
+    """The manifest-facts cache of a V2 store (None for V1), written back when the block
+    ends; disabled by `--no-cache` or `REGTOOL_CACHE=off`."""
+    if not isinstance(store.layout, V2Layout):
+        yield None
+        return
+    with open_cache(store_identity(store.layout), enabled=not no_cache) as facts:
+        yield facts
 
 
 @contextmanager

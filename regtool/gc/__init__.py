@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from regtool.facts import ManifestFacts
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.v1 import collect_v1
 from regtool.gc.v2 import collect_v2
@@ -48,11 +49,16 @@ __all__ = ["Doomed", "GcOptions", "GcResult", "collect"]
 
 
 def collect(
-    layout: Layout, location: str, options: GcOptions, now: datetime | None = None
+    layout: Layout,
+    location: str,
+    options: GcOptions,
+    now: datetime | None = None,
+    facts: ManifestFacts | None = None,
 ) -> GcResult:
-    """Plan (and unless `options.dry_run`, carry out) a garbage collection."""
+    """Plan (and unless `options.dry_run`, carry out) a garbage collection. V2 manifests
+    are read through `facts` where given (`regtool.facts`)."""
     if isinstance(layout, V2Layout):
-        result = collect_v2(layout, location, options, now)
+        result = collect_v2(layout, location, options, now, facts)
     else:
         result = collect_v1(layout, location, options, now)
     result.requests = layout.driver.request_count()

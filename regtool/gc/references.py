@@ -43,8 +43,8 @@ class ReferenceReader(ManifestReader):
     """A `ManifestReader` whose cache keeps only each manifest's `References`: a tenth of
     the memory, for a garbage collection over millions of blobs."""
 
-    def _read(self, digest: Digest) -> References:  # type: ignore[override]
-        return References.of(super()._read(digest))
+    def _read(self, digest: Digest) -> References:
+        return References.of(self._manifest(digest))
 
     def _children(self, manifest: Any) -> Iterable[Digest]:
         return manifest.children  # type: ignore[no-any-return]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
 from regtool.errors import PathNotFound
+from regtool.facts import ManifestFacts
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
@@ -73,7 +74,11 @@ class _Sizer:
 
 
 def collect_v2(
-    layout: V2Layout, location: str, options: GcOptions, now: datetime | None = None
+    layout: V2Layout,
+    location: str,
+    options: GcOptions,
+    now: datetime | None = None,
+    facts: ManifestFacts | None = None,
 ) -> GcResult:
     result = GcResult(location, "v2", options)
     started = now or datetime.now(UTC)
@@ -83,7 +88,8 @@ def collect_v2(
         snapshot = take_snapshot(layout, cutoff)
     repos = snapshot.repositories
     result.warnings += snapshot.everywhere.skipped_warnings(SKIPPED)
-    reader = ReferenceReader(layout, options.jobs)
+    reader = ReferenceReader(layout, options.jobs, facts)
+    reader.expect(d for repo in repos.values() for d in repo.revisions)
     with phase(result, "mark"):
         young_layers = snapshot.young_layers(layout)
         aliases, damaged = read_aliases(layout, links_of(snapshot.everywhere), options.jobs)

@@ -11,18 +11,22 @@ fault (`errors.is_fault`) is raised, ending the listing: it says nothing about t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from regtool.concurrency import DEFAULT_JOBS, map_outcomes
 from regtool.errors import NotFound, RegtoolError, is_fault, raise_faults
+from regtool.facts import ManifestFacts
 from regtool.layout.detect import Layout
 from regtool.layout.manifests import ManifestReader
 from regtool.layout.v1 import V1Image, V1Layout, canonical_name
 from regtool.layout.v2 import Repositories, V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_name
 from regtool.text import plural
+
+log = logging.getLogger(__name__)
 
 V1_MEDIA_TYPE = "application/vnd.docker.v1.image"
 
@@ -53,6 +57,8 @@ class Listing:
     layout: str
     repositories: list[RepositoryInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Tag links read with a request: those the listing did not tell (see the docstring).
+    tag_links_read: int = 0
 
     @property
     def tag_count(self) -> int:
@@ -76,15 +82,17 @@ def list_registry(
     *,
     scanned: Repositories | None = None,
     reader: ManifestReader | None = None,
+    facts: ManifestFacts | None = None,
 ) -> Listing:
     """List every repository (or one) with its tags. `NotFound` for an unknown repository.
+    V2 manifests are read through `facts` where given (`regtool.facts`).
 
     V2 only, for callers that list often (the web UI): `scanned` lists the repositories
     of this walk (`V2Layout.scan_repositories`) instead of walking again, and `reader`
     reads manifests through a reader kept between listings (manifests never change)."""
     listing = Listing(location, layout.kind)
     if isinstance(layout, V2Layout):
-        _list_v2(layout, listing, repository, jobs, scanned, reader)
+        _list_v2(layout, listing, repository, jobs, scanned, reader, facts)
     else:
         _list_v1(layout, listing, repository, jobs)
     if repository is not None and not listing.repositories:
@@ -97,12 +105,17 @@ def _list_v2(
     listing: Listing,
     repository: str | None,
     jobs: int,
-    scanned: Repositories | None = None,
-    reader: ManifestReader | None = None,
+    scanned: Repositories | None,
+    reader: ManifestReader | None,
+    facts: ManifestFacts | None,
 ) -> None:
     if repository is not None:
         check_name(repository)
-    repos = layout.scan_repositories(repository) if scanned is None else scanned
+    reader = reader or ManifestReader(layout, jobs, facts)
+    if scanned is not None:
+        repos = scanned
+    else:
+        repos = reader.beside_blob_listing(lambda: layout.scan_repositories(repository))
     listing.warnings += repos.skipped_warnings()
     digests: dict[tuple[str, str], Digest | Exception] = {}
     unread: list[tuple[str, str]] = []
@@ -113,10 +126,14 @@ def _list_v2(
                 unread.append((name, tag))
             else:
                 digests[(name, tag)] = known
+    for name, tag in unread:
+        if repos[name].tags[tag].checksum is not None:  # a listing that should have told
+            log.debug("%s:%s: no digest has its current link's MD5; reading the link", name, tag)
+    listing.tag_links_read = len(unread)
     read = map_outcomes(lambda nt: layout.tag_digest(*nt), unread, jobs)
     raise_faults(read.values())
     digests.update(read)
-    reader = reader or ManifestReader(layout, jobs)
+    reader.expect(d for repo in repos.values() for d in repo.revisions)
     reader.fetch(d for d in digests.values() if isinstance(d, Digest))
     roots = {d for d in digests.values() if isinstance(d, Digest)}
     schema1_sizes = _schema1_blob_sizes(layout, reader, roots, jobs)

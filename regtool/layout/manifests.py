@@ -1,33 +1,176 @@
-"""Reading manifests from a V2 store, children of indexes included, many at a time."""
+"""Reading manifests from a V2 store, children of indexes included, many at a time,
+through the manifest-facts cache (`regtool.facts`) when one is given."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from regtool.concurrency import DEFAULT_JOBS, map_outcomes
 from regtool.errors import ManifestInvalid, is_fault, raise_faults
+from regtool.facts import ManifestFacts
+from regtool.layout.blobs import walk_blobs
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest, Manifest, parse_manifest
+from regtool.storage.base import Entry
+
+#: distribution's limit on a manifest body: no manifest blob is larger.
+MAX_MANIFEST_SIZE = 4 << 20
+
+T = TypeVar("T")
+
+
+def store_identity(layout: V2Layout) -> str:
+    """What names a store in the facts cache: where its driver points (no secrets) and
+    the layout's root in it."""
+    return f"{layout.driver.describe()}#{layout.root}"
+
+
+class ManifestEntries:
+    """The listing entries of manifest blobs, which say whether a cached fact is still
+    valid (`facts.validity`). Where listings carry checksums (Swift), one walk of
+    `blobs/` for the digests announced with `expect`: a listing page names 10,000 objects,
+    where a HEAD names one. Elsewhere, and for a digest not announced, a stat each (local:
+    a system call; SFTP: one round trip, not a read's three)."""
+
+    def __init__(self, layout: V2Layout):
+        self.layout = layout
+        self.listed: dict[Digest, Entry] = {}
+        self._expected: set[Digest] = set()
+        self._walked = False
+        self._lock = threading.Lock()  # the first caller walks; the others wait for it
+
+    def expect(self, digests: Iterable[Digest]) -> None:
+        """Announce digests whose entries will be asked for (before the first `entry`)."""
+        self._expected.update(digests)
+
+    def entry(self, digest: Digest) -> Entry:
+        """The blob's entry: `PathNotFound` when the blob is missing."""
+        if self.layout.driver.listed_checksums and not self._walked:
+            with self._lock:
+                if not self._walked:
+                    self._walk()
+        found = self.listed.get(digest)
+        return (
+            found if found is not None else self.layout.driver.stat(self.layout.blob_data(digest))
+        )
+
+    def list_small(self, most: int) -> None:
+        """Keep the entry of every blob of 1 to `most` bytes, from one walk of `blobs/`,
+        for digests not known yet (a manifest is never larger than the registry's limit;
+        a large object lists as 0 bytes and is never cached). Meant to run beside the
+        listing that tells which manifests are wanted; `entry` then needs no walk."""
+        small = {d: _kept(e) for d, e in walk_blobs(self.layout) if e.size and e.size <= most}
+        with self._lock:
+            self.listed.update(small)
+            self._walked = True
+
+    def _walk(self) -> None:
+        if self._expected:
+            expected = self._expected
+            self.listed.update((d, _kept(e)) for d, e in walk_blobs(self.layout) if d in expected)
+        self._expected = set()
+        self._walked = True
+
+
+def _kept(entry: Entry) -> Entry:
+    """What validity needs of a listed entry (`facts.validity`): a gc over a million
+    manifests keeps one each, so no path, and no time where a checksum stands for it."""
+    if entry.checksum is not None:
+        return Entry("", size=entry.size, checksum=entry.checksum)
+    return Entry("", size=entry.size, modified=entry.modified)
 
 
 class ManifestReader:
     """Fetches and parses manifests once each. Damage is kept as `ManifestInvalid`
     (missing blob, not JSON, unknown format) so callers can report and go on; a storage
     fault (see `errors.is_fault`) is raised by `fetch`, since it says nothing about the
-    manifest."""
+    manifest.
 
-    def __init__(self, layout: V2Layout, jobs: int = DEFAULT_JOBS):
+    With `facts`, a manifest whose blob entry (`ManifestEntries`) still matches what the
+    cache kept is not read at all; one read is kept there. Call `expect` with the digests
+    about to be fetched (a repository's revisions) so that Swift lists them at once."""
+
+    def __init__(
+        self, layout: V2Layout, jobs: int = DEFAULT_JOBS, facts: ManifestFacts | None = None
+    ):
         self.layout = layout
         self.jobs = jobs
         self.cache: dict[Digest, Manifest | Exception] = {}
+        self.facts = facts if facts is not None and facts.enabled else None
+        self.entries = ManifestEntries(layout)
 
-    def _read(self, digest: Digest) -> Manifest:
-        data = self.layout.read_manifest_bytes(digest)
+    def expect(self, digests: Iterable[Digest]) -> None:
+        """Announce manifests likely to be fetched (see `ManifestEntries.expect`)."""
+        if self.facts is not None:
+            self.entries.expect(digests)
+
+    def beside_blob_listing(self, listing: Callable[[], T]) -> T:
+        """`listing()` (the walk that tells which manifests are wanted), with, where the
+        cache is on and listings carry checksums (Swift), the walk of `blobs/` for the
+        facts' validity running beside it: the two take one listing's time, not two."""
+        if self.facts is None or not self.layout.driver.listed_checksums:
+            return listing()
+        with ThreadPoolExecutor(1) as pool:
+            ahead = pool.submit(self.entries.list_small, MAX_MANIFEST_SIZE)
+            try:
+                return listing()
+            finally:
+                ahead.result()
+
+    def _parse(self, digest: Digest, data: bytes) -> Manifest:
         try:
             return parse_manifest(data)
         except ManifestInvalid as e:
             raise ManifestInvalid(f"manifest {digest}: {e}") from None
+
+    def _manifest(self, digest: Digest) -> Manifest:
+        """The parsed manifest, from the cache where valid, else read (and kept)."""
+        if self.facts is None:
+            return self._parse(digest, self.layout.read_manifest_bytes(digest))
+        try:
+            entry = self.entries.entry(digest)
+        except FileNotFoundError:
+            raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
+        known = self.facts.get(digest, entry)
+        if known is not None:
+            return known
+        manifest = self._parse(digest, self.layout.read_manifest_bytes(digest))
+        self.facts.put(digest, entry, manifest)
+        return manifest
+
+    def cached_sized(self, digest: Digest) -> tuple[Manifest, int] | None:
+        """`sized` where a listed entry and a valid fact answer it without a request or a
+        thread; None otherwise (then call `sized`)."""
+        entry = self.entries.listed.get(digest)
+        if self.facts is None or entry is None or not entry.size:
+            return None
+        known = self.facts.get(digest, entry)
+        return None if known is None else (known, entry.size)
+
+    def sized(self, digest: Digest) -> tuple[Manifest, int]:
+        """A manifest and its size in bytes, from the cache where valid (the size is its
+        blob's, which the validator holds), else read; not kept in `self.cache`.
+        `ManifestInvalid` as `get`, and storage faults."""
+        if self.facts is not None:
+            try:
+                entry = self.entries.entry(digest)
+            except FileNotFoundError:
+                raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
+            known = self.facts.get(digest, entry)
+            if known is not None and entry.size is not None:
+                return known, entry.size
+        data = self.layout.read_manifest_bytes(digest)
+        manifest = self._parse(digest, data)
+        if self.facts is not None:
+            self.facts.put(digest, entry, manifest)
+        return manifest, len(data)
+
+    def _read(self, digest: Digest) -> Any:
+        """What the cache keeps of a manifest (subclasses keep less)."""
+        return self._manifest(digest)
 
     def fetch(self, digests: Iterable[Digest]) -> None:
         """Read `digests` and, level by level, every child of the indexes among them.

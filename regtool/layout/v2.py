@@ -178,20 +178,25 @@ class RepositoryIndex:
     def listed_tag_digest(self, tag: str) -> Digest | None:
         """The tag's digest as the listing alone tells it, or None if its link must be read.
 
-        With a checksum (Swift) this is certain: the digest of the tag's history whose link
-        content has the current link's MD5. Without one (local, SFTP) it is an inference:
-        distribution (and regtool) write `tags/<tag>/index/<digest>/link` before
-        `current/link`, so a tag whose history holds one digest, and whose current link
-        has exactly that digest's length, is taken to point at it; a current link of that
-        length naming another digest is not noticed (good enough to show, never to delete
-        on: `certain_tag_digest`). A re-pointed tag (two or more history entries), an
-        unknown size or any other length means: read the link."""
+        With a checksum (Swift) this is certain: the digest of the tag's history (or,
+        failing that, of the repository's revisions) whose link content has the current
+        link's MD5; None when none has (damaged or foreign data). Without one (local,
+        SFTP) it is an inference: distribution (and regtool) write
+        `tags/<tag>/index/<digest>/link` before `current/link`, so a tag whose history
+        holds one digest, and whose current link has exactly that digest's length, is
+        taken to point at it; a current link of that length naming another digest is not
+        noticed (good enough to show, never to delete on: `certain_tag_digest`). A
+        re-pointed tag (two or more history entries), an unknown size or any other
+        length means: read the link."""
         history = self.tag_history.get(tag, [])
         current = self.tags.get(tag)
-        if current is None or not history:
+        if current is None:
             return None
         if current.checksum is not None:
-            return next((d for d in history if link_checksum(d) == current.checksum), None)
+            return next(
+                (d for d in (*history, *self.revisions) if link_checksum(d) == current.checksum),
+                None,
+            )
         if len(history) != 1:
             return None
         (digest,) = history
@@ -290,6 +295,10 @@ class V2Layout:
 
     def manifests_dir(self, name: str) -> str:
         return join(self.repository_dir(name), "_manifests")
+
+    def revisions_root(self, name: str) -> str:
+        """`_manifests/revisions`: the revision links of every algorithm below it."""
+        return join(self.manifests_dir(name), "revisions")
 
     def revisions_dir(self, name: str, algorithm: str = CANONICAL_ALGORITHM) -> str:
         return join(self.manifests_dir(name), "revisions", algorithm)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from regtool.layout.v2 import CANONICAL_ALGORITHM, V2Layout, link_content
+from regtool.layout.v2 import CANONICAL_ALGORITHM, RepositoryIndex, V2Layout, link_content
 from regtool.oci import ALGORITHMS, Digest, check_tag
 
 
@@ -100,6 +100,14 @@ def list_revisions(layout: V2Layout, name: str) -> list[Digest]:
             except ValueError:
                 continue
     return sorted(out)
+
+
+def scan_revisions(layout: V2Layout, name: str) -> RepositoryIndex:
+    """A repository's revision links, of every algorithm, from one walk: which there are
+    and what the listing tells of each (`RepositoryIndex.listed_link_names`)."""
+    walk = layout.driver.walk(layout.revisions_root(name))
+    repos = layout.index_entries(walk, only=name, include_all=True)
+    return repos.get(name) or RepositoryIndex(name)
 
 
 def list_repositories(layout: V2Layout) -> list[str]:

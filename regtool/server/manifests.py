@@ -7,11 +7,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from regtool.errors import DigestInvalid
+from regtool.layout.manifests import MAX_MANIFEST_SIZE
 from regtool.oci import OCI_INDEX, OCI_MANIFEST, Digest, check_tag
 from regtool.server.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
 from regtool.server.http import guard, paginate, parse_digest, parse_number, run, state
 from regtool.server.notifications.events import Target, record
-from regtool.server.registry import MAX_MANIFEST_SIZE, catalog_after, content_media_type
+from regtool.server.registry import catalog_after, content_media_type
 
 #: Most repositories `_catalog` returns without `n` (distribution: 100, and at most its
 #: `catalog.maxentries`, by default 1000; its `Link` names the `n` to go on with).

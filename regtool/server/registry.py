@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import ManifestInvalid
+from regtool.errors import ManifestInvalid, is_fault
+from regtool.facts import ManifestFacts, open_cache
 from regtool.layout import v2_write
+from regtool.layout.manifests import ManifestReader, store_identity
 from regtool.layout.v2 import CorruptLink, V2Layout, linked_data
 from regtool.layout.v2_write import stored_blob_size
 from regtool.oci import (
@@ -38,8 +40,6 @@ from regtool.server.errors import (
 from regtool.server.foreign_layers import UrlPolicy, requirements
 from regtool.server.pulls import PullRecorder
 
-#: distribution's limit on a manifest body.
-MAX_MANIFEST_SIZE = 4 << 20
 ACCEPTED_TYPES = frozenset({OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST})
 
 
@@ -58,7 +58,8 @@ class PutResult:
 
 class Registry:
     """`foreign_urls`: the layer URLs a pushed manifest may list (see `foreign_layers`);
-    `record_pulls`: whether pulls are recorded (`pulls`; not on a read-only server)."""
+    `record_pulls`: whether pulls are recorded (`pulls`; not on a read-only server);
+    `facts`: the manifest-facts cache referrers read through (default: `open_cache`)."""
 
     def __init__(
         self,
@@ -66,8 +67,11 @@ class Registry:
         jobs: int = 16,
         foreign_urls: UrlPolicy | None = None,
         record_pulls: bool = True,
+        facts: ManifestFacts | None = None,
     ):
         self.layout = layout
+        # Manifest facts for referrers: the shared cache unless REGTOOL_CACHE is off.
+        self.facts = facts if facts is not None else open_cache(store_identity(layout))
         self.driver = layout.driver
         self.jobs = jobs
         self.foreign_urls = foreign_urls or UrlPolicy()
@@ -263,23 +267,38 @@ class Registry:
         return sorted(v2_write.list_repositories(self.layout), key=catalog_order)
 
     def referrers(self, name: str, subject: Digest, artifact_type: str | None) -> dict[str, Any]:
-        """An OCI index of the manifests in `name` whose `subject` is `subject`."""
-        revisions = v2_write.list_revisions(self.layout, name)
+        """An OCI index of the manifests in `name` whose `subject` is `subject`.
 
-        def linked_manifest(digest: Digest) -> bytes:
-            if not self.has_revision(name, digest):  # a listed directory, a bad link
+        One listing of the repository's revision links (on Swift their MD5s confirm
+        them; elsewhere a link of the right length is read) and the manifests' facts
+        through the cache (`ManifestReader`): a warm cache reads no manifest."""
+        reader = ManifestReader(self.layout, self.jobs, self.facts)
+        links = reader.beside_blob_listing(lambda: v2_write.scan_revisions(self.layout, name))
+
+        def linked_manifest(digest: Digest) -> tuple[Manifest, int]:
+            listed = links.listed_link_names("revision", digest)
+            if listed is False or (listed is None and not self.has_revision(name, digest)):
                 raise ManifestUnknown(f"manifest {digest} unknown to repository {name}")
-            return self.layout.read_blob(digest)
+            return reader.sized(digest)
 
-        read = map_outcomes(linked_manifest, revisions, self.jobs)
+        # what the cache answers at once needs no worker thread; the rest is read
+        read: dict[Digest, tuple[Manifest, int] | Exception] = {}
+        todo = []
+        for digest in links.revisions:
+            confirmed = links.listed_link_names("revision", digest) is True
+            if confirmed and (known := reader.cached_sized(digest)) is not None:
+                read[digest] = known
+            else:
+                todo.append(digest)
+        read.update(map_outcomes(linked_manifest, todo, self.jobs))
+        self.facts.flush()
         descriptors = []
-        for digest, data in sorted(read.items()):
-            if isinstance(data, Exception):
+        for digest, outcome in sorted(read.items()):
+            if isinstance(outcome, Exception):
+                if is_fault(outcome):
+                    raise outcome
                 continue
-            try:
-                manifest = parse_manifest(data)
-            except ManifestInvalid:
-                continue
+            manifest, size = outcome
             if manifest.subject is None or manifest.subject.digest != subject:
                 continue
             kind = manifest.artifact_type or (
@@ -290,7 +309,7 @@ class Registry:
             desc: dict[str, Any] = {
                 "mediaType": manifest.media_type,
                 "digest": str(digest),
-                "size": len(data),
+                "size": size,
             }
             if kind:
                 desc["artifactType"] = kind

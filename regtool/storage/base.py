@@ -179,6 +179,9 @@ class Driver(ABC):
     name: str = "driver"
     #: Whether files may be large objects whose listings show 0 bytes (Swift DLOs).
     has_large_objects: bool = False
+    #: Whether `walk` entries carry each object's MD5 (`Entry.checksum`; Swift), so that
+    #: one listing can stand for a request per object.
+    listed_checksums: bool = False
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[Entry]:

@@ -52,6 +52,7 @@ class RetryingDriver(Driver):
         self.inner = inner
         self.name = inner.name
         self.has_large_objects = inner.has_large_objects
+        self.listed_checksums = inner.listed_checksums
         self.backoff = backoff or Backoff()
 
     @property

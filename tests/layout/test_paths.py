@@ -109,6 +109,7 @@ def test_v2_link_of_each_kind(v2: V2Layout) -> None:
         ("repository_dir", ("a/b",), f"{R}/a/b"),
         ("layers_dir", ("app",), f"{R}/app/_layers"),
         ("manifests_dir", ("app",), f"{R}/app/_manifests"),
+        ("revisions_root", ("app",), f"{R}/app/_manifests/revisions"),
         ("revisions_dir", ("app",), f"{R}/app/_manifests/revisions/sha256"),
         ("revisions_dir", ("app", "sha512"), f"{R}/app/_manifests/revisions/sha512"),
         ("tags_dir", ("app",), f"{R}/app/_manifests/tags"),

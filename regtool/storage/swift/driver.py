@@ -53,6 +53,7 @@ class SwiftDriver(Driver):
 
     name = DRIVER
     has_large_objects = True
+    listed_checksums = True
 
     def __init__(
         self,

@@ -1,0 +1,103 @@
+"""`ManifestFacts`: the facts of a store's manifests by digest, used while still valid."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from regtool.facts import codec
+from regtool.facts.store import DEFAULT_MAX_ENTRIES, FactsFile, default_path
+from regtool.facts.validity import validator
+from regtool.oci import Digest, Manifest
+from regtool.storage.base import Entry
+
+#: `REGTOOL_CACHE=off` (or `0`, `no`, `false`) turns the cache off, as `--no-cache` does.
+ENV = "REGTOOL_CACHE"
+
+
+def cache_enabled(flag: bool = True) -> bool:
+    """Whether to use the cache: `flag` (False for `--no-cache`) and `REGTOOL_CACHE` not
+    off."""
+    return flag and os.environ.get(ENV, "").strip().lower() not in ("off", "0", "no", "false")
+
+
+class ManifestFacts:
+    """What regtool needs of each manifest of one store (an `oci.Manifest`: media type,
+    artifact type, subject, config, layers, children with platforms, sizes, annotations),
+    kept across runs and processes by digest and used only while the manifest blob's
+    listing entry matches (`validity`). Thread-safe.
+
+    A disabled instance (`file` None) misses every time and keeps nothing, so callers
+    need no second code path. `hits`/`misses` count `get` answers."""
+
+    def __init__(self, file: FactsFile | None, identity: str):
+        self.file = file
+        self.identity = identity
+        self._store = file.store_id(identity) if file is not None else None
+        self._count_lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self._store is not None
+
+    def get(self, digest: Digest, entry: Entry) -> Manifest | None:
+        """The facts of manifest `digest` if kept with the validator `entry` (its blob's
+        listing entry or stat) gives now, else None."""
+        found = None
+        key = validator(entry)
+        if self.file is not None and self._store is not None and key is not None:
+            row = self.file.get(self._store, str(digest))
+            if row is not None and row[0] == codec.FORMAT and row[1] == key:
+                try:
+                    found = codec.decode(row[2])
+                except (ValueError, KeyError, TypeError, IndexError):
+                    found = None  # a row of some other shape: read it again
+        with self._count_lock:
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return found
+
+    def put(self, digest: Digest, entry: Entry, manifest: Manifest) -> None:
+        """Keep the facts of `manifest`, read from the blob `entry` describes (taken
+        before the read: if the blob changed meanwhile, the next `get` misses)."""
+        key = validator(entry)
+        if self.file is None or self._store is None or key is None:
+            return
+        self.file.put(self._store, str(digest), codec.FORMAT, key, codec.encode(manifest))
+
+    def flush(self) -> None:
+        """Write what waits (a long-running process's batches; `close` does it too)."""
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        """Write what waits and release the file."""
+        if self.file is not None:
+            self.file.close()
+
+    def __enter__(self) -> ManifestFacts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_cache(
+    identity: str,
+    *,
+    enabled: bool = True,
+    path: Path | None = None,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> ManifestFacts:
+    """The manifest facts of the store named `identity` (`layout.store_identity`: the
+    driver's `describe()` and the layout's root), from the facts file at `path` (default
+    `store.default_path()`). Disabled when `enabled` is False or `REGTOOL_CACHE` is off;
+    close it (or use `with`) to write what it learnt."""
+    if not cache_enabled(enabled):
+        return ManifestFacts(None, identity)
+    return ManifestFacts(FactsFile(path or default_path(), max_entries), identity)
