@@ -101,7 +101,7 @@ class SyntheticStore(Driver):
             for d in [digest_of("config", i)] + [self._layer(i, k) for k in range(self.layers)]:
                 yield Entry(self.layout.layer_link(name, d), size=size, modified=OLD)
 
-    def walk(self, prefix: str = "") -> Iterator[Entry]:
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
         if prefix == self.layout.blobs_dir():
             yield from self._blob_entries()
         elif prefix == self.layout.repositories_dir():
