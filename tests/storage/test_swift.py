@@ -625,7 +625,9 @@ def test_throttling_is_a_transient_error_with_the_servers_wait(
     assert info.value.retry_after == 7
     assert str(status) in str(info.value) and "retry after 7 s" in str(info.value)
 
-    faults.answer("GET", rf"/{container}/reg/f(\?|$)", status, headers={"Retry-After": _http_date(30)})
+    faults.answer(
+        "GET", rf"/{container}/reg/f(\?|$)", status, headers={"Retry-After": _http_date(30)}
+    )
     with pytest.raises(TransientError) as info:
         faulty.get("f")
     assert info.value.retry_after is not None and 25 <= info.value.retry_after <= 30
@@ -719,7 +721,9 @@ def test_through_the_retry_wrapper_a_throttled_read_waits_as_asked_and_succeeds(
     driver.backoff = replace(driver.backoff, sleep=waits.append)
     raw.put_object(container, "dir/f", b"content")
     try:
-        faults.answer("GET", rf"/{container}/dir/f(\?|$)", 429, headers={"Retry-After": "7"}, times=2)
+        faults.answer(
+            "GET", rf"/{container}/dir/f(\?|$)", 429, headers={"Retry-After": "7"}, times=2
+        )
         assert driver.get("dir/f") == b"content"
         assert faults.seen.count(f"GET /v1/AUTH_test/{container}/dir/f") == 3
         assert _waited_as_asked(waits, [7, 7]), waits
