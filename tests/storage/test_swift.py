@@ -656,13 +656,29 @@ def _throttle(faults: SwiftFaultProxy, method: str, pattern: str) -> None:
 
 @pytest.mark.parametrize(
     "operation",
-    ["login", "info", "list", "walk", "stat", "get", "open", "put", "move", "delete", "writer"],
+    [
+        "login",
+        "info",
+        "list",
+        "walk",
+        "stat",
+        "get",
+        "open",
+        "segment",
+        "put",
+        "move",
+        "delete",
+        "writer",
+    ],
 )
 def test_every_request_path_reports_throttling(
     faults: SwiftFaultProxy, faulty: SwiftDriver, container: str, operation: str
 ) -> None:
     faulty.put("dir/f", b"content")
+    if operation == "segment":
+        _write(faulty, "dir/large")
     obj = rf"/{container}/reg/dir/f$"
+    obj_get = rf"/{container}/reg/dir/f(\?|$)"
     listing = rf"/{container}\?"
     fresh = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
     calls: dict[str, tuple[tuple[str, str], Callable[[], object]]] = {
@@ -671,8 +687,10 @@ def test_every_request_path_reports_throttling(
         "list": (("GET", listing), lambda: faulty.list("dir")),
         "walk": (("GET", listing), lambda: list(faulty.walk("dir"))),
         "stat": (("HEAD", obj), lambda: faulty.stat("dir/f")),
-        "get": (("GET", obj), lambda: faulty.get("dir/f")),
-        "open": (("GET", obj), lambda: _read(faulty, "dir/f", 2)),
+        "get": (("GET", obj_get), lambda: faulty.get("dir/f")),
+        "open": (("GET", obj_get), lambda: _read(faulty, "dir/f", 2)),
+        # a large object's segments, read directly
+        "segment": (("GET", rf"/{container}/reg/segments/"), lambda: _read(faulty, "dir/large", 0)),
         "put": (("PUT", obj), lambda: faulty.put("dir/f", b"new")),
         "move": (("HEAD", obj), lambda: faulty.move("dir/f", "dir/g")),
         "delete": (("POST", r"bulk-delete"), lambda: faulty.delete("dir")),
@@ -725,7 +743,7 @@ def test_through_the_retry_wrapper_a_throttled_read_waits_as_asked_and_succeeds(
             "GET", rf"/{container}/dir/f(\?|$)", 429, headers={"Retry-After": "7"}, times=2
         )
         assert driver.get("dir/f") == b"content"
-        assert faults.seen.count(f"GET /v1/AUTH_test/{container}/dir/f") == 3
+        assert faults.seen.count(f"GET /v1/AUTH_test/{container}/dir/f?multipart-manifest=get") == 3
         assert _waited_as_asked(waits, [7, 7]), waits
 
         waits.clear()
