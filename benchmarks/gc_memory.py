@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -36,6 +37,8 @@ from regtool.oci import OCI_MANIFEST, Digest
 from regtool.storage.base import BytesReader, DeleteReport, Driver, Entry, Writer
 
 OLD = datetime.now(UTC) - timedelta(days=30)
+_TAG_LINK = re.compile(r"/app(\d+)/_manifests/tags/t(\d+)/current/link$")
+_DIGEST_LINK = re.compile(r"/(sha256|sha512)/([0-9a-f]+)/link$")
 
 
 def digest_of(kind: str, n: int) -> Digest:
@@ -145,6 +148,12 @@ class SyntheticStore(Driver):
         raise FileNotFoundError(prefix)
 
     def get(self, path: str) -> bytes:
+        tag = _TAG_LINK.search(path)
+        if tag:  # team<k>/app<n>/.../tags/t<m>/current/link: image n * tags + m
+            return str(self.manifest_digest(int(tag[1]) * self.tags + int(tag[2]))).encode()
+        link = _DIGEST_LINK.search(path)
+        if link:  # a revision, _layers or tag index link names its digest in its path
+            return f"{link[1]}:{link[2]}".encode()
         digest = self.layout.blob_digest(path)
         i = self._image_of(digest) if digest else None
         if i is None:

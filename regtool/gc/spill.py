@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # model.py holds a Plan: a type here only
     from regtool.gc.model import Doomed
 
 #: Marked blobs or plan items held in memory before spilling to disk.
-IN_MEMORY = 500_000
+IN_MEMORY = 100_000
 #: Rows written to the database at once.
 _BATCH = 50_000
 #: sqlite's page cache per database, in KiB (a negative `cache_size` is KiB).
