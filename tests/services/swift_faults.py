@@ -1,4 +1,4 @@
-"""An HTTP proxy in front of the test Swift that answers chosen requests itself: the
+r"""An HTTP proxy in front of the test Swift that answers chosen requests itself: the
 faults a real Swift cannot produce on demand (5xx, throttling, odd answers, a body cut
 short, another cluster's /info).
 
