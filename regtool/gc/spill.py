@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # model.py holds a Plan: a type here only
+if TYPE_CHECKING:  # model.py holds a Plan and imports this module
     from regtool.gc.model import Doomed
 
 #: Marked blobs or plan items held in memory before spilling to disk.
@@ -38,6 +38,12 @@ def _database() -> tuple[tempfile.TemporaryDirectory[str], sqlite3.Connection]:
         f"PRAGMA cache_size=-{_CACHE_KIB};"
     )
     return where, db
+
+
+def _dump(item: Doomed) -> bytes:
+    # A plain tuple: pickling the dataclass itself walks its fields on every item.
+    fields = (item.kind, item.name, item.paths, item.size, item.reason, item.repository)
+    return pickle.dumps((*fields, item.links_to), 5)
 
 
 class KeySet:
@@ -131,6 +137,7 @@ class Plan:
         self._memory: list[Doomed] | None = []
         self._batches: list[tuple[int, bool]] = []  # (first index, sorted) in memory
         self._batch = 0
+        self._last_sorted = False
         self._seq = 0
         self._where: tempfile.TemporaryDirectory[str] | None = None
         self._db: sqlite3.Connection | None = None
@@ -159,9 +166,13 @@ class Plan:
         self._add(items, True)
 
     def _add(self, items: Iterable[Doomed], by_name: bool) -> None:
-        self._batch += 1
-        if self._memory is not None:
-            self._batches.append((len(self._memory), by_name))
+        # A sorted batch is a batch of its own; unsorted items continue an unsorted one
+        # (their sequence numbers keep their order), so appending item by item is cheap.
+        if by_name or self._last_sorted or not self._batch:
+            self._batch += 1
+            if self._memory is not None:
+                self._batches.append((len(self._memory), by_name))
+        self._last_sorted = by_name
         start = len(self._memory) if self._memory is not None else None
         it = iter(items)
         while chunk := list(islice(it, _BATCH)):
@@ -175,13 +186,14 @@ class Plan:
                     start = None
                 continue
             self._pending.extend(self._row(item, by_name) for item in chunk)
-            self._flush()
+            if len(self._pending) >= _BATCH:
+                self._flush()
         if self._memory is not None and by_name and start is not None:
             self._memory[start:] = sorted(self._memory[start:], key=lambda i: i.name)
 
     def _row(self, item: Doomed, by_name: bool) -> tuple[int, str, int, bytes]:
         self._seq += 1
-        return self._batch, item.name if by_name else "", self._seq, pickle.dumps(item, 5)
+        return self._batch, item.name if by_name else "", self._seq, _dump(item)
 
     def _spill(self) -> None:
         assert self._memory is not None
@@ -198,7 +210,7 @@ class Plan:
             for item in memory[first:end]:
                 self._seq += 1
                 name = item.name if by_name else ""
-                self._pending.append((batch, name, self._seq, pickle.dumps(item, 5)))
+                self._pending.append((batch, name, self._seq, _dump(item)))
             if len(self._pending) >= _BATCH:
                 self._flush()
         memory.clear()
@@ -215,11 +227,13 @@ class Plan:
         if self._memory is not None:
             yield from list(self._memory)  # a copy: adding while iterating is allowed
             return
+        from regtool.gc.model import Doomed  # here: model.py imports this module
+
         assert self._db is not None
         self._flush()
         rows = self._db.execute("SELECT item FROM items ORDER BY batch, name, seq")
         for (raw,) in rows:
-            yield pickle.loads(raw)
+            yield Doomed(*pickle.loads(raw))
 
     def __len__(self) -> int:
         return sum(self.counts.values())

@@ -92,13 +92,18 @@ def test_a_plan_keeps_its_order_and_sorts_its_sorted_batches_across_a_spill() ->
     first = [item("z"), item("a")]
     batch = [item(f"{n:03d}") for n in (5, 3, 9, 1, 7)]
     last = [item("y", "upload", 10), item("b", "upload", 20)]
-    for threshold in (100, 3, 1):
+    one_by_one = [item("m"), item("c")]
+    for threshold in (100, 3, 1, 9):
         plan = Plan(first, threshold=threshold)
         plan.extend_sorted(batch)
         plan += last
-        want = first + sorted(batch, key=lambda i: i.name) + last
-        assert list(plan) == want and plan == want and len(plan) == 9
-        assert plan.spilled == (threshold < 9)
-        assert (plan.counts["blob"], plan.sizes["upload"]) == (7, 30)
+        for each in one_by_one:
+            plan.append(each)
+        plan.extend_sorted(one_by_one)
+        want = first + sorted(batch, key=lambda i: i.name) + last + one_by_one
+        want += sorted(one_by_one, key=lambda i: i.name)
+        assert list(plan) == want and plan == want and len(plan) == 13
+        assert plan.spilled == (threshold < 13)
+        assert (plan.counts["blob"], plan.sizes["upload"]) == (11, 30)
         plan.close()
         assert list(plan) == []
