@@ -1,14 +1,17 @@
-"""Peak memory of `regtool gc --dry-run` over a store of a million blobs.
+"""Peak memory and time of `regtool gc --dry-run` over a simulated store of millions of
+blobs: 1M against 10M in one run shows whether memory stays bounded and time linear.
 
-    .venv/bin/python -m benchmarks.gc_memory [--blobs 1000000] [--layers 10]
+    .venv/bin/python -m benchmarks.gc_memory [--blobs 1000000 10000000] [--manifests ...]
 
-No backend holds a million objects here, so a synthetic driver serves the listing the way
-a store would: distribution's V2 layout, REPOS x TAGS tagged image manifests of LAYERS
-layers each referencing (1 - ORPHAN_SHARE) of the blobs, the rest orphaned blobs (which
-gc must list in its plan, so memory grows with the garbage too). Listings and
-objects are generated on request, so the driver itself holds almost nothing; the figure
-is what gc needs. Prints the peak RSS over the interpreter's baseline (target < 500 MiB)
-and the plan's size.
+No backend holds ten million objects here, so a synthetic driver serves the listing the
+way a store would: distribution's V2 layout, MANIFESTS tagged image manifests (by default
+a tenth of the blobs: "1M manifests-worth of links" at 10M blobs), TAGS a repository,
+each image of as many layers as make (1 - ORPHAN_SHARE) of the blobs referenced, the rest
+orphaned blobs (which gc must list in its plan, so the plan grows with the garbage).
+Listings and manifests are generated on request, not stored: the driver keeps only a
+sorted array of 8-byte digest prefixes to find a manifest by its digest. Each size runs
+in a process of its own; prints its peak RSS (absolute, target <= 1 GiB) and time, and
+the time per blob of the larger run over the smaller.
 """
 
 from __future__ import annotations
@@ -16,8 +19,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import resource
+import subprocess
+import sys
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
@@ -29,6 +37,8 @@ from regtool.oci import OCI_MANIFEST, Digest
 from regtool.storage.base import BytesReader, DeleteReport, Driver, Entry, Writer
 
 OLD = datetime.now(UTC) - timedelta(days=30)
+_TAG_LINK = re.compile(r"/app(\d+)/_manifests/tags/t(\d+)/current/link$")
+_DIGEST_LINK = re.compile(r"/(sha256|sha512)/([0-9a-f]+)/link$")
 
 
 def digest_of(kind: str, n: int) -> Digest:
@@ -40,17 +50,36 @@ class SyntheticStore(Driver):
 
     name = "synthetic"
 
-    def __init__(self, blobs: int, layers: int, orphan_share: float, tags: int = 10):
-        self.layers = layers
+    def __init__(self, blobs: int, manifests: int, orphan_share: float, tags: int = 10):
+        self.images = manifests
         # manifest + config + layers per image; the rest of the blobs are orphans
-        self.images = int(blobs * (1 - orphan_share)) // (layers + 2)
-        self.orphans = blobs - self.images * (layers + 2)
+        self.layers = max(0, int(blobs * (1 - orphan_share)) // manifests - 2)
+        self.orphans = blobs - self.images * (self.layers + 2)
         self.tags = tags
         self.layout = V2Layout(self, FILESYSTEM_ROOT)
-        self.manifests: dict[Digest, int] = {}  # digest -> image number, for get()
-        for i in range(self.images):
-            self.manifests[Digest.of(self._manifest(i))] = i
-        self.by_path = {self.layout.blob_data(d): i for d, i in self.manifests.items()}
+        prefixes = array("Q", (self._prefix(self.manifest_digest(i)) for i in range(manifests)))
+        order = sorted(range(manifests), key=prefixes.__getitem__)
+        self._prefixes = array("Q", (prefixes[i] for i in order))
+        self._images = array("L", order)
+        del prefixes, order
+
+    @staticmethod
+    def _prefix(digest: Digest) -> int:
+        return int(digest.hex[:16], 16)
+
+    def manifest_digest(self, i: int) -> Digest:
+        return Digest.of(self._manifest(i))
+
+    def _image_of(self, digest: Digest) -> int | None:
+        """The image whose manifest has `digest` (prefixes may collide: checked)."""
+        prefix = self._prefix(digest)
+        at = bisect_left(self._prefixes, prefix)
+        while at < len(self._prefixes) and self._prefixes[at] == prefix:
+            i = self._images[at]
+            if self.manifest_digest(i) == digest:
+                return i
+            at += 1
+        return None
 
     def _layer(self, i: int, k: int) -> Digest:
         return digest_of(f"layer-{k}", i)
@@ -79,9 +108,8 @@ class SyntheticStore(Driver):
         return f"team{i // self.tags % 100}/app{i // self.tags}", f"t{i % self.tags}"
 
     def _blob_entries(self) -> Iterator[Entry]:
-        for digest, _ in self.manifests.items():
-            yield Entry(self.layout.blob_data(digest), size=1500, modified=OLD)
         for i in range(self.images):
+            yield Entry(self.layout.blob_data(self.manifest_digest(i)), size=1500, modified=OLD)
             yield Entry(self.layout.blob_data(digest_of("config", i)), size=100, modified=OLD)
             for k in range(self.layers):
                 yield Entry(self.layout.blob_data(self._layer(i, k)), size=1000, modified=OLD)
@@ -89,7 +117,8 @@ class SyntheticStore(Driver):
             yield Entry(self.layout.blob_data(digest_of("orphan", n)), size=1000, modified=OLD)
 
     def _repository_entries(self) -> Iterator[Entry]:
-        for digest, i in self.manifests.items():
+        for i in range(self.images):
+            digest = self.manifest_digest(i)
             name, tag = self._repo(i)
             size = len(str(digest))
             for path in (
@@ -101,7 +130,7 @@ class SyntheticStore(Driver):
             for d in [digest_of("config", i)] + [self._layer(i, k) for k in range(self.layers)]:
                 yield Entry(self.layout.layer_link(name, d), size=size, modified=OLD)
 
-    def walk(self, prefix: str = "") -> Iterator[Entry]:
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
         if prefix == self.layout.blobs_dir():
             yield from self._blob_entries()
         elif prefix == self.layout.repositories_dir():
@@ -119,9 +148,17 @@ class SyntheticStore(Driver):
         raise FileNotFoundError(prefix)
 
     def get(self, path: str) -> bytes:
-        if path in self.by_path:
-            return self._manifest(self.by_path[path])
-        raise FileNotFoundError(path)
+        tag = _TAG_LINK.search(path)
+        if tag:  # team<k>/app<n>/.../tags/t<m>/current/link: image n * tags + m
+            return str(self.manifest_digest(int(tag[1]) * self.tags + int(tag[2]))).encode()
+        link = _DIGEST_LINK.search(path)
+        if link:  # a revision, _layers or tag index link names its digest in its path
+            return f"{link[1]}:{link[2]}".encode()
+        digest = self.layout.blob_digest(path)
+        i = self._image_of(digest) if digest else None
+        if i is None:
+            raise FileNotFoundError(path)
+        return self._manifest(i)
 
     def stat(self, path: str) -> Entry:
         raise FileNotFoundError(path)
@@ -155,29 +192,82 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def run_one(blobs: int, manifests: int, orphan_share: float) -> None:
+    """One size, in this process: prints one JSON line of figures."""
+    start = time.perf_counter()
+    store = SyntheticStore(blobs, manifests, orphan_share)
+    built = time.perf_counter() - start
+    baseline = rss_mib()
+    start, cpu = time.perf_counter(), time.process_time()
+    options = GcOptions(dry_run=True, min_age=timedelta(0), jobs=16)
+    result = collect(store.layout, "synthetic", options)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    planned = result.count("blob")
+    assert planned == store.orphans, (planned, store.orphans)
+    figures = {
+        "blobs": store.images * (store.layers + 2) + store.orphans,
+        "manifests": store.images,
+        "layers": store.layers,
+        "orphans": store.orphans,
+        "planned": planned,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "store_seconds": built,
+        "baseline_mib": baseline,
+        "peak_mib": rss_mib(),
+        "spilled": result.items.spilled,
+    }
+    result.items.close()
+    print(json.dumps(figures))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blobs", type=int, default=1_000_000)
-    parser.add_argument("--layers", type=int, default=10)
+    parser.add_argument("--blobs", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--manifests", type=int, nargs="*", help="default: a tenth of --blobs")
     parser.add_argument(
         "--orphan-share", type=float, default=0.5, help="share of the blobs no manifest references"
     )
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    store = SyntheticStore(args.blobs, args.layers, args.orphan_share)
-    baseline = rss_mib()
-    start = time.perf_counter()
-    options = GcOptions(dry_run=True, min_age=timedelta(0), jobs=16)
-    result = collect(store.layout, "synthetic", options)
-    seconds = time.perf_counter() - start
-    peak = rss_mib() - baseline
-    blobs = sum(1 for i in result.items if i.kind == "blob")
-    print(
-        f"store: {store.images * (args.layers + 2) + store.orphans} blobs "
-        f"({store.images} tagged images of {args.layers} layers, {store.orphans} orphans)"
-    )
-    print(f"gc --dry-run: {seconds:.1f} s, plans to delete {blobs} blobs")
-    print(f"peak RSS over baseline: {peak:.0f} MiB (target < 500 MiB)")
-    assert blobs == store.orphans, (blobs, store.orphans)
+    manifests = args.manifests or [b // 10 for b in args.blobs]
+    if args.one:
+        run_one(args.blobs[0], manifests[0], args.orphan_share)
+        return
+    runs = []
+    for blobs, count in zip(args.blobs, manifests, strict=True):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.gc_memory",
+                "--one",
+                "--blobs",
+                str(blobs),
+                "--manifests",
+                str(count),
+                "--orphan-share",
+                str(args.orphan_share),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        f = json.loads(done.stdout.strip().splitlines()[-1])
+        runs.append(f)
+        print(
+            f"{f['blobs']:>11,} blobs, {f['manifests']:>9,} manifests of {f['layers']} layers, "
+            f"{f['orphans']:,} orphans: gc --dry-run {f['seconds']:7.1f} s, "
+            f"CPU {f['cpu_seconds']:.1f} s ({f['cpu_seconds'] / f['blobs'] * 1e6:.1f} us a blob), "
+            f"peak RSS {f['peak_mib']:6.0f} MiB "
+            f"(store alone {f['baseline_mib']:.0f} MiB; plan spilled: {f['spilled']})"
+        )
+    if len(runs) > 1:
+        small, large = runs[0], runs[-1]
+        for what in ("seconds", "cpu_seconds"):
+            ratio = (large[what] / large["blobs"]) / (small[what] / small["blobs"])
+            print(f"{what} per blob, largest over smallest: {ratio:.2f} (linear: 1.0)")
+        print(f"peak RSS of the largest: {large['peak_mib']:.0f} MiB (target <= 1024 MiB)")
 
 
 if __name__ == "__main__":

@@ -19,13 +19,14 @@ from regtool.concurrency import map_outcomes
 from regtool.errors import raise_faults
 from regtool.gc.aliases import Aliases, reached
 from regtool.gc.references import BlobKey, ReferenceReader, References, blob_key
+from regtool.gc.spill import IN_MEMORY, KeySet
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
 
 
 @dataclass
 class Marks:
-    blobs: set[BlobKey] = field(default_factory=set)  # every blob and manifest kept
+    blobs: KeySet = field(default_factory=KeySet)  # every blob and manifest kept
     manifests: dict[str, set[Digest]] = field(default_factory=dict)  # repo -> kept
     # repo -> blobs its `_layers` links that no kept manifest of it references (usually
     # few: kept instead of every repository's referenced set, which would cost memory)
@@ -73,11 +74,15 @@ def mark(
     young_layers: dict[str, set[Digest]],
     aliases: Aliases | None = None,
     everything_in: Iterable[str] = (),
+    in_memory: int = IN_MEMORY,
 ) -> Marks:
     """Mark what `repos` keep; a blob an alias of theirs reaches (`gc/aliases.py`) is
     kept with the alias. Repositories named in `everything_in` are unsure from the start
-    (the re-check before deleting uses that for repositories that changed)."""
-    marks = Marks(unsure=set(everything_in), aliases=aliases or {})
+    (the re-check before deleting uses that for repositories that changed). Past
+    `in_memory` marked blobs, the mark set spills to disk (`spill.KeySet`)."""
+    marks = Marks(
+        blobs=KeySet(threshold=in_memory), unsure=set(everything_in), aliases=aliases or {}
+    )
     tagged, tag_errors = read_tags(layout, repos, reader.jobs)
     marks.unsure |= set(tag_errors)
     marks.warnings += tag_errors.values()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from regtool.concurrency import DEFAULT_JOBS
+from regtool.gc.spill import IN_MEMORY, Plan
 
 #: Kinds of doomed objects, in the order they are deleted: links first, so the registry
 #: stops serving something before its content goes; uploads last. A revision-link item
@@ -34,6 +35,8 @@ class GcOptions:
     # may take to write its own links, before the re-check that would see them.
     settle: timedelta = timedelta(seconds=5)
     jobs: int = DEFAULT_JOBS
+    # Marked blobs and plan items held in memory; more spill to a temporary sqlite file.
+    in_memory: int = IN_MEMORY
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,7 @@ class GcResult:
     location: str
     layout: str
     options: GcOptions
-    items: list[Doomed] = field(default_factory=list)
+    items: Plan = field(init=False)
     marked_blobs: int = 0
     manifests_read: int = 0
     kept_young: int = 0  # unreferenced, but younger than --min-age
@@ -72,6 +75,9 @@ class GcResult:
     requests: int | None = None  # HTTP requests made (Swift)
     fault: str | None = None  # a storage fault that stopped the sweep part way
 
+    def __post_init__(self) -> None:
+        self.items = Plan(threshold=self.options.in_memory)
+
     @property
     def dry_run(self) -> bool:
         return self.options.dry_run
@@ -80,26 +86,34 @@ class GcResult:
         """Whether every path of `item` was deleted (a real run without failures)."""
         return not self.dry_run and not any(p in self.failed for p in item.paths)
 
+    # Summaries come from the plan's running counts where no item failed: a plan of
+    # millions of items is not read back for them.
     def count(self, kind: str) -> int:
         """Items of `kind` in the plan (deleted, failed or, in a dry run, eligible)."""
-        return sum(1 for i in self.items if i.kind == kind)
+        return self.items.counts[kind]
 
     def count_done(self, kind: str) -> int:
         """Items of `kind` deleted in full (a real run)."""
+        if self.dry_run or not self.failed:
+            return 0 if self.dry_run else self.items.counts[kind]
         return sum(1 for i in self.items if i.kind == kind and self.done(i))
 
     def bytes(self, kind: str | None = None) -> int:
-        return sum(i.size or 0 for i in self.items if kind is None or i.kind == kind)
+        return self.items.sizes[kind] if kind else sum(self.items.sizes.values())
 
     @property
     def bytes_freed(self) -> int:
         """Bytes freed (real run) or that would be (dry run)."""
-        return sum(i.size or 0 for i in self.items if self.dry_run or self.done(i))
+        if self.dry_run or not self.failed:
+            return self.bytes()
+        return sum(i.size or 0 for i in self.items if self.done(i))
 
     @property
     def items_failed(self) -> int:
         """Items of the plan a real run did not delete in full."""
-        return 0 if self.dry_run else sum(1 for i in self.items if not self.done(i))
+        if self.dry_run or not self.failed:
+            return 0
+        return sum(1 for i in self.items if not self.done(i))
 
     @property
     def ok(self) -> bool:

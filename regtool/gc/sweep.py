@@ -16,6 +16,7 @@ from regtool.gc.snapshot import (
     skipped_links,
     walk_repositories,
 )
+from regtool.gc.spill import Plan
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.layout.v2_write import write_link
 from regtool.oci import Digest
@@ -89,7 +90,7 @@ def recheck(
         else:
             drop = False
         (kept if drop else still).append(item)
-    result.items = still
+    result.items = Plan(still, threshold=result.options.in_memory)
     result.kept_changed += len(kept)
     return kept
 

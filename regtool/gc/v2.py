@@ -18,6 +18,7 @@ from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
 from regtool.gc.snapshot import SKIPPED, RepositoriesSnapshot, skipped_links, take_snapshot, young
+from regtool.gc.spill import Plan
 from regtool.gc.sweep import sweep
 from regtool.gc.uploads import old_uploads
 from regtool.layout.blobs import walk_blobs
@@ -104,6 +105,7 @@ def collect_v2(
             young_layers={n: d for n, d in young_layers.items() if n in repos},
             aliases=aliases,
             everything_in=damaged,
+            in_memory=options.in_memory,
         )
     # A link written into a repository without manifests yet (a first push, a mount)
     # makes its blob as wanted as any other young link.
@@ -119,7 +121,7 @@ def collect_v2(
     with phase(result, "blobs"):
         # Streamed: marked blobs are passed over, unmarked ones become plan items at once;
         # only large objects wait, to be sized by a HEAD. Memory follows the garbage.
-        blob_items: list[Doomed] = []
+        blob_items = Plan(threshold=options.in_memory)
         temporaries = list(snapshot.temporaries)  # and those in blobs/, from its walk
         unsized: list[tuple[Digest, Entry]] = []
         large_objects: list[Entry] = []  # for --orphan-segments
@@ -144,7 +146,8 @@ def collect_v2(
     with phase(result, "plan"):
         sizer = _Sizer(layout, sets, options.jobs)
         blob_items += _large_blob_items(unsized, sizer, revisions, result)
-        result.items += sorted(blob_items, key=lambda item: item.name)
+        result.items.extend_sorted(blob_items)
+        blob_items.close()
         result.items += _link_items(layout, repos, marks, options)
         result.items += _links_outside_repositories(layout, snapshot, aliases)
         # Uploads of every directory, also of a first push abandoned before any manifest.

@@ -426,9 +426,8 @@ def _proxy_config(swift_dir: Path, devices: Path, port: int, memcached_port: int
 
         [filter:dlo]
         use = egg:swift#dlo
-        # Tests write DLOs of many tiny segments; the default (after the 10th segment,
-        # one a second) is meant for segments of megabytes.
-        rate_limit_after_segment = 1000000
+        # Swift's defaults, as in production: after the 10th segment of a DLO GET, one
+        # segment a second (rate_limit_after_segment, rate_limit_segments_per_sec).
         """)
 
 

@@ -1,11 +1,11 @@
-"""An HTTP proxy in front of the test Swift that answers chosen requests itself: the
+r"""An HTTP proxy in front of the test Swift that answers chosen requests itself: the
 faults a real Swift cannot produce on demand (5xx, throttling, odd answers, a body cut
 short, another cluster's /info).
 
     with SwiftFaultProxy(swift.auth_url) as faults:
-        faults.answer("GET", r"/c/obj$", 429, headers={"Retry-After": "3"}, times=2)
+        faults.answer("GET", r"/c/obj(\?|$)", 429, headers={"Retry-After": "3"}, times=2)
         faults.answer(None, "", 503, times=2)        # the next two requests, whatever they are
-        faults.cut("GET", r"/c/big$", after=1000)     # the body stops after 1000 bytes
+        faults.cut("GET", r"/c/big(\?|$)", after=1000)     # the body stops after 1000 bytes
         faults.edit_info(lambda info: {**info, "bulk_delete": {"max_deletes_per_request": 4}})
         faults.clear()                                # every rule gone
         SwiftDriver(faults.credentials(), "c")        # talks through the proxy

@@ -601,7 +601,7 @@ def test_a_connection_cut_in_the_middle_of_a_body_is_a_transient_error(
 ) -> None:
     data = os.urandom(300_000)
     faulty.put("big", data)
-    faults.cut("GET", rf"/{container}/reg/big$", after=100_000, times=2)
+    faults.cut("GET", rf"/{container}/reg/big(\?|$)", after=100_000, times=2)
     with faulty.open("big") as f, pytest.raises(TransientError, match="connection"):
         f.read()
     with pytest.raises(TransientError):
@@ -619,18 +619,20 @@ def test_throttling_is_a_transient_error_with_the_servers_wait(
     faults: SwiftFaultProxy, faulty: SwiftDriver, container: str, status: int
 ) -> None:
     faulty.put("f", b"content")
-    faults.answer("GET", rf"/{container}/reg/f$", status, headers={"Retry-After": "7"})
+    faults.answer("GET", rf"/{container}/reg/f(\?|$)", status, headers={"Retry-After": "7"})
     with pytest.raises(TransientError) as info:
         faulty.get("f")
     assert info.value.retry_after == 7
     assert str(status) in str(info.value) and "retry after 7 s" in str(info.value)
 
-    faults.answer("GET", rf"/{container}/reg/f$", status, headers={"Retry-After": _http_date(30)})
+    faults.answer(
+        "GET", rf"/{container}/reg/f(\?|$)", status, headers={"Retry-After": _http_date(30)}
+    )
     with pytest.raises(TransientError) as info:
         faulty.get("f")
     assert info.value.retry_after is not None and 25 <= info.value.retry_after <= 30
 
-    faults.answer("GET", rf"/{container}/reg/f$", status)  # no Retry-After
+    faults.answer("GET", rf"/{container}/reg/f(\?|$)", status)  # no Retry-After
     with pytest.raises(TransientError) as info:
         faulty.get("f")
     assert info.value.retry_after is None
@@ -654,13 +656,29 @@ def _throttle(faults: SwiftFaultProxy, method: str, pattern: str) -> None:
 
 @pytest.mark.parametrize(
     "operation",
-    ["login", "info", "list", "walk", "stat", "get", "open", "put", "move", "delete", "writer"],
+    [
+        "login",
+        "info",
+        "list",
+        "walk",
+        "stat",
+        "get",
+        "open",
+        "segment",
+        "put",
+        "move",
+        "delete",
+        "writer",
+    ],
 )
 def test_every_request_path_reports_throttling(
     faults: SwiftFaultProxy, faulty: SwiftDriver, container: str, operation: str
 ) -> None:
     faulty.put("dir/f", b"content")
+    if operation == "segment":
+        _write(faulty, "dir/large")
     obj = rf"/{container}/reg/dir/f$"
+    obj_get = rf"/{container}/reg/dir/f(\?|$)"
     listing = rf"/{container}\?"
     fresh = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
     calls: dict[str, tuple[tuple[str, str], Callable[[], object]]] = {
@@ -669,8 +687,10 @@ def test_every_request_path_reports_throttling(
         "list": (("GET", listing), lambda: faulty.list("dir")),
         "walk": (("GET", listing), lambda: list(faulty.walk("dir"))),
         "stat": (("HEAD", obj), lambda: faulty.stat("dir/f")),
-        "get": (("GET", obj), lambda: faulty.get("dir/f")),
-        "open": (("GET", obj), lambda: _read(faulty, "dir/f", 2)),
+        "get": (("GET", obj_get), lambda: faulty.get("dir/f")),
+        "open": (("GET", obj_get), lambda: _read(faulty, "dir/f", 2)),
+        # a large object's segments, read directly
+        "segment": (("GET", rf"/{container}/reg/segments/"), lambda: _read(faulty, "dir/large", 0)),
         "put": (("PUT", obj), lambda: faulty.put("dir/f", b"new")),
         "move": (("HEAD", obj), lambda: faulty.move("dir/f", "dir/g")),
         "delete": (("POST", r"bulk-delete"), lambda: faulty.delete("dir")),
@@ -719,9 +739,11 @@ def test_through_the_retry_wrapper_a_throttled_read_waits_as_asked_and_succeeds(
     driver.backoff = replace(driver.backoff, sleep=waits.append)
     raw.put_object(container, "dir/f", b"content")
     try:
-        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "7"}, times=2)
+        faults.answer(
+            "GET", rf"/{container}/dir/f(\?|$)", 429, headers={"Retry-After": "7"}, times=2
+        )
         assert driver.get("dir/f") == b"content"
-        assert faults.seen.count(f"GET /v1/AUTH_test/{container}/dir/f") == 3
+        assert faults.seen.count(f"GET /v1/AUTH_test/{container}/dir/f?multipart-manifest=get") == 3
         assert _waited_as_asked(waits, [7, 7]), waits
 
         waits.clear()
@@ -735,7 +757,7 @@ def test_through_the_retry_wrapper_a_throttled_read_waits_as_asked_and_succeeds(
 
         # A wait past the backoff's budget is not taken: the fault comes back at once.
         waits.clear()
-        faults.answer("GET", rf"/{container}/dir/f$", 429, headers={"Retry-After": "600"})
+        faults.answer("GET", rf"/{container}/dir/f(\?|$)", 429, headers={"Retry-After": "600"})
         with pytest.raises(TransientError) as info:
             driver.get("dir/f")
         assert info.value.retry_after == 600 and waits == []

@@ -8,12 +8,14 @@ the `<container>/<name>` values of `X-Object-Manifest`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import BinaryIO, TypeVar
@@ -21,11 +23,12 @@ from urllib.parse import quote, unquote
 
 from swiftclient import client as sc  # type: ignore[import-untyped]
 
-from regtool.errors import PathNotFound, StorageError
+from regtool.errors import PathNotFound, StorageError, TransientError
 from regtool.storage.base import Entry, check_path, join
 from regtool.storage.swift.errors import (
     DECIMAL,
     DRIVER,
+    NETWORK_ERRORS,
     PreconditionFailed,
     RangeNotSatisfiable,
     status_error,
@@ -36,6 +39,9 @@ from regtool.storage.swift.session import SwiftSession
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+#: HEAD and GET headers (lower case) that make an object a large one.
+MANIFEST_HEADER = "x-object-manifest"
+SLO_HEADER = "x-static-large-object"
 CONTENT_TYPE = "application/octet-stream"  # what distribution stores everything as
 PARALLEL = 8  # HEADs / DELETEs in flight when a request per object is needed
 
@@ -68,6 +74,17 @@ def content_length(headers: dict[str, str]) -> int | None:
     over 10,000 segments has none)."""
     value = headers.get("content-length")
     return int(value) if value is not None and DECIMAL.fullmatch(value) else None
+
+
+@dataclass(frozen=True)
+class LargeObjectManifest:
+    """The object at `path` is a DLO whose segments are the objects named with the
+    `<container>/<name prefix>` `reference` (its `X-Object-Manifest`)."""
+
+    path: str
+    reference: str
+    #: the DLO's HEAD (its joined size and ETag) where it was made already
+    head: dict[str, str] | None = None
 
 
 class Container:
@@ -166,7 +183,19 @@ class Container:
         """Every object below directory `directory` ("" for the root), page by page of
         the cluster's listing limit; nothing if the container is missing. With
         `delimiter`, one level: objects, and directories as `Entry(is_dir=True)`."""
-        prefix = self._listing_prefix(directory)
+        return self._pages(self._listing_prefix(directory), directory, delimiter)
+
+    def named_with(self, reference: str) -> list[Entry] | None:
+        """The objects whose names begin with the name a `<container>/<name prefix>`
+        reference gives (an `X-Object-Manifest` value, which names segments by a plain
+        prefix, not a directory), in name order; None if the reference lies in another
+        container or outside this one's prefix."""
+        path = self.dereference(reference)
+        if path is None or not path:
+            return None
+        return list(self._pages(unquote(reference).partition("/")[2], path, False))
+
+    def _pages(self, prefix: str, directory: str, delimiter: bool) -> Iterator[Entry]:
         marker = None
         while True:
             limit = self.session.capabilities().listing_limit
@@ -211,14 +240,29 @@ class Container:
         """The headers of the object at `path`, lower-case names."""
         return self.session.call(sc.head_object, self.container, self.name(path), path=path)
 
-    def get(self, path: str) -> bytes:
-        """The whole body of the object at `path` (Swift joins a DLO's segments)."""
-        _, body = self.session.call(sc.get_object, self.container, self.name(path), path=path)
+    def get(self, path: str, *, follow: bool = True) -> bytes | LargeObjectManifest:
+        """The whole body of the object at `path`; Swift joins a DLO's segments, or with
+        `follow` False the DLO's manifest is returned instead (see `open`)."""
+        got, body = self.session.call(
+            sc.get_object,
+            self.container,
+            self.name(path),
+            query_string=None if follow else "multipart-manifest=get",
+            path=path,
+        )
+        if not follow and got.get(MANIFEST_HEADER):
+            return LargeObjectManifest(path, got[MANIFEST_HEADER])
+        if not follow and got.get(SLO_HEADER):
+            return self.get(path)  # an SLO's manifest came: Swift joins it
         return bytes(body)
 
-    def open(self, path: str, offset: int, length: int | None) -> BinaryIO:
+    def open(
+        self, path: str, offset: int, length: int | None, *, follow: bool = True
+    ) -> BinaryIO | LargeObjectManifest:
         """A streaming reader of `length` bytes (None: to the end) from `offset`; empty
-        for an offset at or past the end."""
+        for an offset at or past the end. Swift joins a DLO's segments on the way; with
+        `follow` False a DLO is not read but its manifest returned, so that the caller
+        can read the segments itself (one request still, for any other object)."""
         name = self.name(path)
         if length == 0:
             self.head(path)  # PathNotFound if absent
@@ -235,13 +279,48 @@ class Container:
                 name,
                 resp_chunk_size=CHUNK,
                 headers=headers,
+                # the object itself: a DLO's 0-byte manifest rather than its segments
+                query_string=None if follow else "multipart-manifest=get",
                 path=path,
             )
         except RangeNotSatisfiable:
+            if not follow:  # past the end, or any range of a DLO's 0 bytes: HEAD tells
+                head = self.head(path)
+                if head.get(MANIFEST_HEADER):
+                    return LargeObjectManifest(path, head[MANIFEST_HEADER], head)
             return io.BytesIO()
+        if not follow and (got.get(MANIFEST_HEADER) or got.get(SLO_HEADER)):
+            with contextlib.suppress(*NETWORK_ERRORS):
+                body.close()
+            reference = got.get(MANIFEST_HEADER)
+            if reference:
+                return LargeObjectManifest(path, reference)
+            return self.open(path, offset, length)  # an SLO: Swift joins it
         skip = offset if headers and "content-range" not in got else 0
         reader = ObjectReader(body, lambda e: self.session.stream_error(e, path), skip, length)
         return io.BufferedReader(reader, CHUNK)
+
+    def read_range(self, path: str, offset: int, length: int) -> bytes:
+        """The `length` bytes (at least 1) of the plain object at `path` from `offset`,
+        read whole; `TransientError` if fewer come (the object changed under the reader)."""
+        got, body = self.session.call(
+            sc.get_object,
+            self.container,
+            self.name(path),
+            headers={"Range": f"bytes={offset}-{offset + length - 1}"},
+            path=path,
+        )
+        data = bytes(body)
+        if "content-range" not in got:  # a server that ignored the range
+            data = data[offset : offset + length]
+        if len(data) != length:
+            raise TransientError(
+                f"{len(data)} bytes where {length} were expected at offset {offset}: "
+                "the object changed while it was read",
+                path=path,
+                driver=DRIVER,
+            )
+        return data
 
     def put(self, path: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         """Store `data` at `path`, replacing what is there (`PreconditionFailed` if

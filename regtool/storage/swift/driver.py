@@ -1,8 +1,9 @@
 """An OpenStack Swift container as a `Driver`, laid out like distribution's Swift driver.
 
 Driver paths live under `<container>/<prefix>/`. Large objects written by `writer()` are
-DLOs exactly as distribution writes them (see `dlo`). Swift follows DLOs on GET and
-HEAD; this driver follows them on delete, move and append.
+DLOs exactly as distribution writes them (see `dlo`). Swift follows DLOs on HEAD; this
+driver reads them by their segments (see `segmented`: Swift's own GET of a DLO is rate
+limited) and follows them on delete, move and append.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from regtool.storage.base import (
     Writer,
     check_path,
 )
-from regtool.storage.swift.container import Container, header_time
+from regtool.storage.swift.container import Container, LargeObjectManifest, header_time
 from regtool.storage.swift.credentials import SwiftCredentials
 from regtool.storage.swift.dlo import DEFAULT_SEGMENT_SIZE, LargeObjects, manifest
 from regtool.storage.swift.errors import DRIVER, PreconditionFailed
+from regtool.storage.swift.segmented import SegmentReads
 from regtool.storage.swift.session import SwiftSession
 
 
@@ -77,6 +79,7 @@ class SwiftDriver(Driver):
         self.session = SwiftSession(credentials, timeout)
         self.objects = Container(self.session, container, self.prefix)
         self.dlo = LargeObjects(self.objects, check_path(segment_prefix.strip("/")), segment_size)
+        self.segment_reads = SegmentReads(self.objects)
 
     # --- plumbing ----------------------------------------------------------------------
     @property
@@ -104,6 +107,7 @@ class SwiftDriver(Driver):
         return self.objects.describe()
 
     def close(self) -> None:
+        self.segment_reads.close()
         self.objects.close()
         self.session.close()
 
@@ -132,12 +136,19 @@ class SwiftDriver(Driver):
         )
 
     def get(self, path: str) -> bytes:
-        return self.objects.get(path)
+        got = self.objects.get(path, follow=False)
+        if isinstance(got, LargeObjectManifest):
+            with self.segment_reads.open(got, 0, None) as f:
+                return f.read()
+        return got
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         if offset < 0 or (length is not None and length < 0):
             raise StorageError("negative offset or length", path=path, driver=DRIVER)
-        return self.objects.open(path, offset, length)
+        opened = self.objects.open(path, offset, length, follow=False)
+        if isinstance(opened, LargeObjectManifest):
+            return self.segment_reads.open(opened, offset, length)
+        return opened
 
     # --- writing -----------------------------------------------------------------------
     def put(self, path: str, data: bytes) -> None:

@@ -1,0 +1,256 @@
+"""The Swift driver reads a DLO by its segments, several at a time, instead of through
+Swift's DLO middleware (which the test Swift runs with its default rate limit: after the
+10th segment, one a second); it falls back to the middleware where the segments cannot be
+listed or the listing disagrees with the DLO's HEAD.
+
+Which requests reach Swift is seen through `SwiftFaultProxy.seen`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
+from urllib.parse import unquote
+
+import pytest
+from swiftclient.client import Connection  # type: ignore[import-untyped]
+from swiftclient.exceptions import ClientException  # type: ignore[import-untyped]
+
+from regtool.errors import TransientError
+from regtool.storage.retry import RetryingDriver
+from regtool.storage.swift import SwiftDriver
+from regtool.storage.swift.segmented import AHEAD, Piece, PieceReader, dlo_etag, pieces
+from tests.services.swift import SwiftService
+from tests.services.swift_faults import SwiftFaultProxy
+
+pytestmark = pytest.mark.swift
+
+SEGMENT = 1000
+SIZE = 25 * SEGMENT + 500  # 26 segments: 16 s through the rate-limited middleware
+
+
+@pytest.fixture(scope="module")
+def container(swift_service: SwiftService) -> str:
+    name = f"segments-{uuid.uuid4().hex[:8]}"
+    swift_service.create_container(name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def stored(swift_service: SwiftService, container: str) -> Iterator[bytes]:
+    """A DLO of 26 segments at `reg/stored`, read by several tests."""
+    data = os.urandom(SIZE)
+    d = swift_service.driver(container, "reg", segment_size=SEGMENT)
+    _write(d, "stored", data)
+    yield data
+    d.delete("stored")
+    d.close()
+
+
+@pytest.fixture
+def faults(swift_service: SwiftService) -> Iterator[SwiftFaultProxy]:
+    with SwiftFaultProxy(swift_service.auth_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def driver(faults: SwiftFaultProxy, container: str) -> Iterator[SwiftDriver]:
+    d = SwiftDriver(faults.credentials(), container, "reg", segment_size=SEGMENT)
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def raw(swift_service: SwiftService) -> Iterator[Connection]:
+    conn = Connection(swift_service.auth_url, swift_service.user, swift_service.key)
+    yield conn
+    conn.close()
+
+
+def _write(driver: SwiftDriver, path: str, data: bytes) -> None:
+    with driver.writer(path) as w:
+        w.write(data)
+        w.commit()
+
+
+def _joined_gets(faults: SwiftFaultProxy, container: str, path: str) -> list[str]:
+    """GETs of the object at `path` that Swift answered by joining its segments."""
+    target = f"/{container}/reg/{path}"
+    return [
+        s
+        for s in faults.seen
+        if s.startswith("GET ")
+        and unquote(s.split(" ", 1)[1]).split("?")[0].endswith(target)
+        and "multipart-manifest=get" not in s
+    ]
+
+
+def _segment_gets(faults: SwiftFaultProxy) -> list[str]:
+    return [s for s in faults.seen if s.startswith("GET ") and "/reg/segments/" in s]
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"),
+    [
+        (0, None),
+        (0, 1),
+        (SEGMENT - 1, 2),  # across a segment boundary
+        (1500, 10 * SEGMENT),
+        (SIZE - 1, 100),  # past the end: cut short
+        (SIZE - 500, None),  # the last, short segment
+        (SIZE, None),  # at the end: empty
+        (SIZE + 7, 3),
+    ],
+)
+def test_a_dlo_is_read_by_its_segments(
+    driver: SwiftDriver,
+    faults: SwiftFaultProxy,
+    container: str,
+    stored: bytes,
+    offset: int,
+    length: int | None,
+) -> None:
+    with driver.open("stored", offset, length) as f:
+        got = f.read()
+    assert got == stored[offset : None if length is None else offset + length]
+    assert _joined_gets(faults, container, "stored") == []
+    if got:
+        assert _segment_gets(faults)
+
+
+def test_get_of_a_dlo_reads_its_segments_and_of_a_plain_object_one_request(
+    driver: SwiftDriver, faults: SwiftFaultProxy, container: str, stored: bytes
+) -> None:
+    driver.put("small", b"plain")
+    faults.seen.clear()
+    assert driver.get("stored") == stored
+    assert _joined_gets(faults, container, "stored") == []
+    faults.seen.clear()
+    assert driver.get("small") == b"plain"
+    with driver.open("small", 1, 3) as f:
+        assert f.read() == b"lai"
+    assert len(faults.seen) == 2  # one GET each: no HEAD first
+    driver.delete("small")
+
+
+def test_the_segments_are_fetched_several_at_a_time_in_bounded_number() -> None:
+    """At most AHEAD pieces are requested ahead of the reader: memory stays bounded
+    however large the object."""
+    submitted: list[Piece] = []
+
+    def submit(piece: Piece) -> Future[bytes]:
+        submitted.append(piece)
+        done: Future[bytes] = Future()
+        done.set_result(bytes([len(submitted)]) * piece.length)
+        return done
+
+    todo = [Piece(f"s/{i:016d}", 0, 10) for i in range(AHEAD * 3)]
+    reader = PieceReader("blob", todo, submit)
+    assert submitted == todo[:AHEAD]
+    buffer = bytearray(10)
+    assert reader.readinto(buffer) == 10 and buffer == bytes([1]) * 10
+    assert submitted == todo[: AHEAD + 1]
+    reader.close()
+    assert len(submitted) == AHEAD + 1
+
+
+def test_ranges_map_onto_segments_in_pieces() -> None:
+    segments = [("a", 10), ("b", 10), ("c", 5)]
+    assert pieces(segments, 0, None, piece=4) == [
+        Piece("a", 0, 4),
+        Piece("a", 4, 4),
+        Piece("a", 8, 2),
+        Piece("b", 0, 4),
+        Piece("b", 4, 4),
+        Piece("b", 8, 2),
+        Piece("c", 0, 4),
+        Piece("c", 4, 1),
+    ]
+    assert pieces(segments, 9, 3) == [Piece("a", 9, 1), Piece("b", 0, 2)]
+    assert pieces(segments, 20, 100) == [Piece("c", 0, 5)]
+    assert pieces(segments, 25, None) == []
+    assert pieces([("a", 0), ("b", 3)], 0, None) == [Piece("b", 0, 3)]
+
+
+def test_the_dlo_etag_is_swifts(driver: SwiftDriver, raw: Connection, container: str) -> None:
+    _write(driver, "blob", os.urandom(3 * SEGMENT))
+    segment_set = raw.head_object(container, "reg/blob")["x-object-manifest"].split("/", 1)[1]
+    _, listing = raw.get_container(container, prefix=segment_set)
+    head = raw.head_object(container, "reg/blob")
+    assert dlo_etag([item["hash"] for item in listing]) == head["etag"].strip('"')
+    driver.delete("blob")
+
+
+def test_a_listing_that_disagrees_with_the_head_reads_through_swift(
+    driver: SwiftDriver, faults: SwiftFaultProxy, container: str
+) -> None:
+    """A DLO being rewritten (or a lagging listing): the segments listed do not add up
+    to what the HEAD says, so Swift joins them, as it would for any client."""
+    data = os.urandom(5 * SEGMENT)  # few segments: the middleware's limit does not bite
+    _write(driver, "blob", data)
+
+    def bigger(response: tuple[int, dict[str, str], bytes]) -> tuple[int, dict[str, str], bytes]:
+        status, headers, body = response
+        return status, {**headers, "Content-Length": str(len(data) + 1)}, body
+
+    faults.edit("HEAD", rf"/{container}/reg/blob$", bigger)
+    faults.seen.clear()
+    assert driver.get("blob") == data
+    assert len(_joined_gets(faults, container, "blob")) == 1
+    driver.delete("blob")
+
+
+def test_segments_that_cannot_be_listed_are_read_through_swift(
+    driver: SwiftDriver, faults: SwiftFaultProxy, container: str
+) -> None:
+    data = os.urandom(5 * SEGMENT)
+    _write(driver, "blob", data)
+    faults.answer("GET", rf"/{container}\?.*prefix=reg(/|%2F)segments", 403)
+    faults.seen.clear()
+    with driver.open("blob", 10, 2000) as f:
+        assert f.read() == data[10:2010]
+    assert len(_joined_gets(faults, container, "blob")) == 1
+    driver.delete("blob")
+
+
+def test_segments_in_another_container_are_read_through_swift(
+    swift_service: SwiftService, driver: SwiftDriver, raw: Connection, container: str
+) -> None:
+    elsewhere = f"{container}-segs"
+    raw.put_container(elsewhere)
+    raw.put_object(elsewhere, "parts/1", b"abc")
+    raw.put_object(elsewhere, "parts/2", b"def")
+    raw.put_object(
+        container, "reg/joined", b"", headers={"X-Object-Manifest": f"{elsewhere}/parts/"}
+    )
+    assert driver.get("joined") == b"abcdef"
+    with driver.open("joined", 2, 3) as f:
+        assert f.read() == b"cde"
+    driver.delete("joined")
+    for name in ("parts/1", "parts/2"):
+        raw.delete_object(elsewhere, name)
+    raw.delete_container(elsewhere)
+
+
+def test_a_segment_gone_while_read_is_a_transient_fault_and_a_retry_reads_on(
+    driver: SwiftDriver, raw: Connection, container: str
+) -> None:
+    """The DLO is rewritten (same content, a new segment set; the old one deleted) while
+    a reader is part-way: the bare driver raises a `TransientError`, the retry wrapper
+    opens it again at the first byte not yet returned and the content comes out whole."""
+    data = os.urandom(SIZE)
+    _write(driver, "blob", data)
+    segment_set = raw.head_object(container, "reg/blob")["x-object-manifest"].split("/", 1)[1]
+    old = sorted(item["name"] for item in raw.get_container(container, prefix=segment_set)[1])
+    retrying = RetryingDriver(driver)
+    with driver.open("blob") as bare, retrying.open("blob") as resumed:
+        assert bare.read(SEGMENT) == data[:SEGMENT]
+        assert resumed.read(SEGMENT) == data[:SEGMENT]
+        _write(driver, "blob", data)  # a new set; the old one is deleted
+        with pytest.raises(ClientException):
+            raw.head_object(container, old[-1])
+        with pytest.raises(TransientError, match="vanished"):
+            bare.read()
+        assert resumed.read() == data[SEGMENT:]
+    driver.delete("blob")
