@@ -20,6 +20,7 @@ from regtool.cli.store import (
     IdentityOption,
     JobsOption,
     JsonOption,
+    LocationArgument,
     LocationOption,
     NoCacheOption,
     open_facts,
@@ -30,12 +31,7 @@ from regtool.inspect.listing import Listing, list_registry
 
 
 def ls(
-    location_arg: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="LOCATION", help="Where the storage is (as --location).", show_default=False
-        ),
-    ] = None,
+    location_arg: LocationArgument = None,
     repository: Annotated[
         str | None,
         typer.Argument(

@@ -12,20 +12,9 @@ from typing import Any, NoReturn
 import typer
 
 from regtool.cli.errors import EXIT_READER_GONE
-from regtool.text import plural
+from regtool.text import human_size, plural
 
-__all__ = ["plural"]  # the CLI's words come from here too
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+__all__ = ["human_size", "plural"]  # the CLI's words come from here too
 
 
 def iso_time(moment: datetime | None) -> str | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from regtool.cli.store import ConfigOption, IdentityOption, LocationOption
+from regtool.cli.store import ConfigOption, IdentityOption, LocationArgument, LocationOption
 from regtool.errors import UsageError
 from regtool.location import Location, parse_location
 from regtool.server.settings import DEFAULT_ADDR, DEFAULT_DRAIN
@@ -65,12 +65,7 @@ def read_settings(
 
 
 def serve(
-    location_arg: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="LOCATION", help="Where the storage is (as --location).", show_default=False
-        ),
-    ] = None,
+    location_arg: LocationArgument = None,
     location: LocationOption = None,
     config: ConfigOption = None,
     identity: IdentityOption = None,

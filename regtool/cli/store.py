@@ -17,6 +17,13 @@ from regtool.layout.v2 import V2Layout
 from regtool.location import Location, parse_location
 from regtool.storage.base import Driver
 
+#: LOCATION as the command's argument, for commands that take it either way.
+LocationArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="LOCATION", help="Where the storage is (as --location).", show_default=False
+    ),
+]
 LocationOption = Annotated[
     str | None,
     typer.Option(

@@ -10,18 +10,19 @@ from typing import Annotated
 import typer
 
 from regtool.cli.serve import listen, parse_addr
-from regtool.cli.store import ConfigOption, IdentityOption, LocationOption, open_store
+from regtool.cli.store import (
+    ConfigOption,
+    IdentityOption,
+    LocationArgument,
+    LocationOption,
+    open_store,
+)
 
 DEFAULT_ADDR = "127.0.0.1:8080"
 
 
 def ui(
-    location_arg: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="LOCATION", help="Where the storage is (as --location).", show_default=False
-        ),
-    ] = None,
+    location_arg: LocationArgument = None,
     location: LocationOption = None,
     config: ConfigOption = None,
     identity: IdentityOption = None,

@@ -39,6 +39,7 @@ from regtool.errors import NameInvalid, NotFound, RegtoolError, is_fault
 from regtool.oci import Digest, check_name, check_tag
 from regtool.server.auth.guard import BasicAuth, Guard
 from regtool.server.errors import ManifestUnknown
+from regtool.text import human_size
 from regtool.ui import format as fmt
 from regtool.ui.data import StoreView
 from regtool.ui.jobs import Verifications
@@ -84,7 +85,7 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(size=fmt.size, when=fmt.when, short=fmt.short, json=fmt.json_text)
+    env.filters.update(size=human_size, when=fmt.when, short=fmt.short, json=fmt.json_text)
     return env
 
 

@@ -10,18 +10,6 @@ from typing import Any
 from regtool.inspect.listing import TagInfo
 
 
-def size(value: int | None) -> str:
-    """Bytes in SI units, as `regtool ls` prints them: `1.2 MB`; `-` when unknown."""
-    if value is None:
-        return "-"
-    amount = float(value)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if amount < 1000 or unit == "TB":
-            return f"{int(amount)} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1000
-    raise AssertionError("unreachable")
-
-
 def when(moment: datetime | None) -> str:
     """UTC to the minute: `2026-11-30 18:04`; `-` when unknown."""
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
