@@ -1,5 +1,5 @@
-"""`regtool serve` operated (metrics and webhook notifications on) against itself with
-them off and against distribution with its own Prometheus metrics on, same small-image
+"""`regtool serve` operated (metrics, webhook notifications and access logs on) against
+itself with them off and against distribution with its own Prometheus metrics on, same small-image
 workload in the same run; then the server's memory with a dead webhook endpoint.
 
     .venv/bin/python -m benchmarks.serve_operated [--images 200] [--rounds 3] [--pushes 10000]
@@ -8,7 +8,8 @@ Every registry runs as its own process on loopback over a fresh local directory,
 the clients of `serve_small_images` (push: HEAD, POST, PUT per blob, then the manifest;
 pull: the manifest and each blob). regtool "on": `http.debug.prometheus` enabled and one
 notification endpoint, a live receiver in this process that answers 200 to every POST
-(scraped once at the end, to check the counters moved). distribution: Debian's
+(scraped once at the end, to check the counters moved), and an access line per request
+written to a file. distribution: Debian's
 `docker-registry` with `http.debug.prometheus.enabled`. The three run side by side; each
 round pushes and pulls new images on each, in a rotated order, and the best round of
 each counts (others' load on a shared machine only ever slows a round down); so does
@@ -107,11 +108,16 @@ def start_regtool(
         }
     path = tmp / f"{name}.yml"
     path.write_text(yaml.safe_dump(config))
+    # "on" also logs an access line per request (to a file, as a service's journal
+    # would take them); "off" logs warnings only.
+    level = "info" if metrics else "warning"
+    log = (tmp / f"{name}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", MAIN, "serve", "--config", str(path), "--log-level", "warning"],
+        [sys.executable, "-c", MAIN, "serve", "--config", str(path), "--log-level", level],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
+    log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
