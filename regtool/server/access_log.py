@@ -169,10 +169,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to whatever `sys.stderr` is when a line is logged, not
+    what it was when logging was set up (which may have been replaced and closed since:
+    a test's captured stream, a daemon's redirection)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always sys.stderr
+
+
 def configure_logging(settings: LogSettings, level: str) -> None:
     """Sends every line (regtool's, uvicorn's) through one handler on stderr in
     `settings.formatter`, at `level` (a Python level name) and above."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.addFilter(_RequestIdFilter())
     formatter = JsonFormatter if settings.formatter == "json" else TextFormatter
     handler.setFormatter(formatter(settings.fields))
