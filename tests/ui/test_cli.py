@@ -114,15 +114,18 @@ def test_serve_mounts_the_ui_unless_told_not_to(tmp_path: Path) -> None:
     store = tmp_path / "store"
 
     def with_ui(url: str) -> None:
-        first = httpx.get(f"{url}/", follow_redirects=False)
-        assert first.status_code == 302 and first.headers["location"] == "/ui/"
+        browser = {"Accept": "text/html,application/xhtml+xml"}
+        first = httpx.get(f"{url}/", headers=browser, follow_redirects=False)
+        assert first.status_code == 302 and first.headers["location"] == f"{url}/ui/"
+        assert httpx.get(f"{url}/").status_code == 200  # a load balancer's probe
         page = httpx.get(f"{url}/ui/")
         assert page.status_code == 200 and "Repositories" in page.text
         assert "script-src 'self'" in page.headers["content-security-policy"]
 
     def without_ui(url: str) -> None:
         assert httpx.get(f"{url}/ui/").status_code == 404
-        assert httpx.get(f"{url}/").status_code == 404
+        assert httpx.get(f"{url}/", headers={"Accept": "text/html"}).status_code == 404
+        assert httpx.get(f"{url}/").status_code == 200  # a load balancer's probe
         assert httpx.get(f"{url}/v2/").status_code == 200
 
     port = free_port()
