@@ -2,10 +2,10 @@
 # Installs everything the tests need and runs the whole suite:
 #   system packages (as root, via apt-get): skopeo, umoci, docker-registry (distribution
 #   2.8 with its Swift driver), openssh-server, memcached (for OpenStack Swift), nginx-light
-#   (a TLS proxy in front of serve);
+#   (a TLS proxy in front of serve), chromium and chromium-driver (the web UI's tests);
 #   Python packages in .venv: regtool with its test extras (pytest, swift, mypy, ...).
 # Then lint (ruff), formatting (ruff format --check) and types (mypy) before the tests.
-# Arguments are passed to pytest.
+# Arguments are passed to pytest (`-n 0` runs the tests in one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +32,6 @@ fi
 .venv/bin/ruff check regtool tests benchmarks
 .venv/bin/ruff format --check regtool tests benchmarks
 .venv/bin/mypy regtool
-exec .venv/bin/pytest "$@"
+# Two workers, each taking whole test files (their services and fixtures stay together):
+# most tests wait on Swift, sshd or distribution, so two halve the wall time.
+exec .venv/bin/pytest -n 2 --dist loadfile "$@"

@@ -174,6 +174,15 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         made.registry.stop()
 
 
+def wait(driver: Any, seconds: float) -> Any:
+    """A `WebDriverWait` that looks again when the page replaced an element it was
+    reading (the catalog's filter re-renders its rows as it answers)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def follow(driver: Any, element: Any) -> None:
     """Clicks a link or a form's button and returns once the next page has replaced
     this one (a click returns as soon as it is sent, not when the page it asks for is

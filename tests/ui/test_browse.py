@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in
+from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in, wait
 
 
 def texts(driver: Any, css: str) -> list[str]:
@@ -31,9 +31,7 @@ def test_catalog_repository_image_index_referrer(browser: Any, shop: Shop, shots
     # filter as you type: the results change without submitting the form
     box = browser.find_element(By.ID, "q")
     box.send_keys("mul")
-    WebDriverWait(browser, 5).until(
-        lambda d: texts(d, "#results tbody td:first-child") == ["team/multi"]
-    )
+    wait(browser, 15).until(lambda d: texts(d, "#results tbody td:first-child") == ["team/multi"])
     assert "q=mul" in browser.current_url
     shots(browser, "filtered")
 
@@ -95,7 +93,7 @@ def test_verify_shows_its_progress_and_result(browser: Any, shop: Shop, shots: S
     sign_in(browser, shop, "alice")
     browser.get(f"{shop.ui}/repository?name=team/app")
     follow(browser, browser.find_element(By.XPATH, "//button[text()='Verify this repository']"))
-    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "verify-state").text == "ok")
+    wait(browser, 20).until(lambda d: d.find_element(By.ID, "verify-state").text == "ok")
     bar = browser.find_element(By.ID, "verify-progress")
     assert bar.get_attribute("value") == bar.get_attribute("max") != "1"
     shots(browser, "verified")

@@ -10,9 +10,8 @@ from typing import Any
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.ui.conftest import Shop, Shots, sign_in
+from tests.ui.conftest import Shop, Shots, sign_in, wait
 from tests.ui.test_browse import texts
 
 DOM_CHECK = """
@@ -93,9 +92,7 @@ def test_keyboard_alone_filters_and_opens_a_repository(
             break
     assert active.get_attribute("id") == "q"
     active.send_keys("app", Keys.ENTER)
-    WebDriverWait(browser, 5).until(
-        lambda d: texts(d, "#results tbody td:first-child") == ["team/app"]
-    )
+    wait(browser, 15).until(lambda d: texts(d, "#results tbody td:first-child") == ["team/app"])
     active = browser.switch_to.active_element
     for _ in range(15):
         active.send_keys(Keys.TAB)
@@ -103,5 +100,5 @@ def test_keyboard_alone_filters_and_opens_a_repository(
         if active.text == "team/app":
             break
     active.send_keys(Keys.ENTER)
-    WebDriverWait(browser, 5).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "team/app")
+    wait(browser, 15).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "team/app")
     shots(browser, "by-keyboard")
