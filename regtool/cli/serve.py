@@ -230,57 +230,65 @@ def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy, ui: b
 
     level = settings.log.level
     python_level = {"trace": "DEBUG", "warn": "WARNING"}.get(level, level.upper())
-    configure_logging(settings.log, python_level)
-    http = settings.http
-    ops = _operations(settings, http.addr)
-    debug_sock = None
-    driver = loc.open()
-    try:
-        driver.create_root()  # the embedded store's first run; a new Swift container
-        app = create_app(driver, foreign_urls=foreign_urls, settings=settings, ops=ops, ui=ui)
-        debug_sock = _debug_listen(settings)
-        scheme = "https" if settings.tls else "http"
-        if http.net == "unix":
-            sock = listen_unix(http.addr)
-            typer.echo(f"regtool serve: listening on unix socket {http.addr}", err=True)
-        else:
-            host, port = parse_addr(http.addr)
-            sock = listen(host, port)
-            shown = f"[{host}]" if ":" in host else host
-            typer.echo(f"regtool serve: listening on {scheme}://{shown}:{port}", err=True)
-        typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
-        if ui:
-            where = (
-                f"unix socket {http.addr}" if http.net == "unix" else f"{scheme}://{shown}:{port}"
+    restore_logging = configure_logging(settings.log, python_level)
+    try:  # a server run inside a longer process (tests) leaves its logging as it was
+        http = settings.http
+        ops = _operations(settings, http.addr)
+        debug_sock = None
+        on_sigterm = None
+        driver = loc.open()
+        try:
+            driver.create_root()  # the embedded store's first run; a new Swift container
+            app = create_app(driver, foreign_urls=foreign_urls, settings=settings, ops=ops, ui=ui)
+            debug_sock = _debug_listen(settings)
+            scheme = "https" if settings.tls else "http"
+            if http.net == "unix":
+                sock = listen_unix(http.addr)
+                typer.echo(f"regtool serve: listening on unix socket {http.addr}", err=True)
+            else:
+                host, port = parse_addr(http.addr)
+                sock = listen(host, port)
+                shown = f"[{host}]" if ":" in host else host
+                typer.echo(f"regtool serve: listening on {scheme}://{shown}:{port}", err=True)
+            typer.echo(f"regtool serve: storage {loc.redacted()} ({driver.name})", err=True)
+            if ui:
+                where = (
+                    f"unix socket {http.addr}"
+                    if http.net == "unix"
+                    else f"{scheme}://{shown}:{port}"
+                )
+                typer.echo(f"regtool serve: web UI at {where}{http.prefix}/ui/", err=True)
+            if http.net == "tcp" and settings.tls is None and not tls.is_loopback(host):
+                typer.echo(
+                    f"regtool serve: warning: plain HTTP on {shown}:{port}, reachable from other "
+                    "hosts: anyone on the network path can read and change what crosses it, "
+                    "passwords and tokens included; serve TLS (--tls-cert, --tls-key) or put "
+                    "a TLS proxy in front",
+                    err=True,
+                )
+            uv_config = uvicorn.Config(
+                app,
+                log_level=python_level.lower(),
+                log_config=None,  # configure_logging's handler and format
+                access_log=False,  # regtool's own access lines (server.access_log)
+                **uvicorn_options(round(http.drain_timeout.total_seconds())),
+                **tls.uvicorn_options(settings.tls),
             )
-            typer.echo(f"regtool serve: web UI at {where}{http.prefix}/ui/", err=True)
-        if http.net == "tcp" and settings.tls is None and not tls.is_loopback(host):
-            typer.echo(
-                f"regtool serve: warning: plain HTTP on {shown}:{port}, reachable from other "
-                "hosts: anyone on the network path can read and change what crosses it, "
-                "passwords and tokens included; serve TLS (--tls-cert, --tls-key) or put "
-                "a TLS proxy in front",
-                err=True,
-            )
-        uv_config = uvicorn.Config(
-            app,
-            log_level=python_level.lower(),
-            log_config=None,  # configure_logging's handler and format
-            access_log=False,  # regtool's own access lines (server.access_log)
-            **uvicorn_options(round(http.drain_timeout.total_seconds())),
-            **tls.uvicorn_options(settings.tls),
-        )
-        tls.harden(uv_config, settings.tls)
-        server = uvicorn.Server(uv_config)
-        # uvicorn drains on SIGTERM, then raises the signal again once it is done, whose
-        # default action would kill the process: a stop asked for is a success (exit 0).
-        signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        with sock, _operated(ops, debug_sock), contextlib.suppress(KeyboardInterrupt):
-            server.run(sockets=[sock])  # uvicorn re-raises Ctrl-C
+            tls.harden(uv_config, settings.tls)
+            server = uvicorn.Server(uv_config)
+            # uvicorn drains on SIGTERM, then raises the signal again once it is done, whose
+            # default action would kill the process: a stop asked for is a success (exit 0).
+            on_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            with sock, _operated(ops, debug_sock), contextlib.suppress(KeyboardInterrupt):
+                server.run(sockets=[sock])  # uvicorn re-raises Ctrl-C
+        finally:
+            if on_sigterm is not None:
+                signal.signal(signal.SIGTERM, on_sigterm)
+            if debug_sock is not None:
+                debug_sock.close()
+            driver.close()
     finally:
-        if debug_sock is not None:
-            debug_sock.close()
-        driver.close()
+        restore_logging()
 
 
 def _operations(settings: ServerSettings, addr: str) -> Operations:

@@ -18,6 +18,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -186,22 +187,36 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass  # always sys.stderr
 
 
-def configure_logging(settings: LogSettings, level: str) -> None:
+def configure_logging(settings: LogSettings, level: str) -> Callable[[], None]:
     """Sends every line (regtool's, uvicorn's) through one handler on stderr in
-    `settings.formatter`, at `level` (a Python level name) and above."""
+    `settings.formatter`, at `level` (a Python level name) and above. Returns what puts
+    the process's logging back as it was (for a server run inside a longer process)."""
     handler = _StderrHandler()
     handler.addFilter(_RequestIdFilter())
     formatter = JsonFormatter if settings.formatter == "json" else TextFormatter
     handler.setFormatter(formatter(settings.fields))
     root = logging.getLogger()
+    names = ("regtool", "uvicorn", "uvicorn.error")
+    before = [(root, list(root.handlers), root.level, root.propagate)]
+    before += [
+        (lg, list(lg.handlers), lg.level, lg.propagate) for lg in map(logging.getLogger, names)
+    ]
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    for name in ("regtool", "uvicorn", "uvicorn.error"):
+    for name in names:
         logging.getLogger(name).setLevel(level)
         if name != "regtool":
             logging.getLogger(name).handlers.clear()
             logging.getLogger(name).propagate = True
+
+    def restore() -> None:
+        for logger, handlers, old_level, propagate in before:
+            logger.handlers[:] = handlers
+            logger.setLevel(old_level)
+            logger.propagate = propagate
+
+    return restore
 
 
 def _record_fields(

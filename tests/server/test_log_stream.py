@@ -1,12 +1,13 @@
-"""`regtool serve`'s log handler writes to the stderr of the moment a line is logged: a
-stream replaced (and closed) since logging was set up takes nothing and breaks nothing."""
+"""`regtool serve`'s logging: the handler writes to the stderr of the moment a line is
+logged (a stream replaced and closed since takes nothing and breaks nothing), and the
+process's logging is put back as it was when the server stops (a server run inside a
+longer process, as the CLI's tests run it, leaves no format behind)."""
 
 from __future__ import annotations
 
 import io
 import logging
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,26 +15,21 @@ from regtool.server.access_log import configure_logging
 from regtool.server.settings import LogSettings
 
 
-@pytest.fixture
-def root_handlers() -> Iterator[None]:
-    root = logging.getLogger()
-    kept, level = list(root.handlers), logging.getLogger("regtool").level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in kept:
-        root.addHandler(handler)
-    logging.getLogger("regtool").setLevel(level)
-
-
-@pytest.mark.usefixtures("root_handlers")
 def test_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), logging.getLogger("regtool").level
     first = io.StringIO()
     monkeypatch.setattr(sys, "stderr", first)
-    configure_logging(LogSettings(), "INFO")
-    first.close()  # as a test's captured stream is, once the test ends
-    second = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", second)
-    logging.getLogger("regtool.test").warning("one line")
-    written = second.getvalue()
-    assert "one line" in written and "Logging error" not in written, written
+    restore = configure_logging(LogSettings(), "INFO")
+    try:
+        first.close()  # as a test's captured stream is, once the test ends
+        second = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("regtool.test").warning("one line")
+        written = second.getvalue()
+        assert "one line" in written and "Logging error" not in written, written
+        assert "level=warning" in written
+    finally:
+        restore()
+    assert root.handlers == handlers
+    assert logging.getLogger("regtool").level == level
