@@ -35,26 +35,13 @@ import httpx
 import yaml
 
 from benchmarks.serve_small_images import SmallImage, pull, push
-from benchmarks.serve_throughput import MIB, REPO, body
+from benchmarks.serve_throughput import MIB, REPO, body, wait_ready
 from regtool.server.auth.htpasswd import hash_password, write_entry
 from tests.services import free_port
 from tests.services.certs import make_ca
 from tests.services.distribution import filesystem_storage, registry_binary, write_config
 
 USER, PASSWORD = "bench", "bench-password"
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], verify: Any) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/v2/", timeout=1, verify=verify)
-            return
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"{url} did not start") from None
-            time.sleep(0.05)
 
 
 def start_regtool(

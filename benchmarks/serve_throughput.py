@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -72,6 +73,21 @@ def pull(url: str, total: int, digest: str) -> float:
     return elapsed
 
 
+def wait_ready(url: str, proc: subprocess.Popen[bytes], verify: Any = True) -> None:
+    """Returns once the registry at URL answers `/v2/` (any status: it may ask for a
+    login); `RuntimeError` (and PROC killed) if PROC ends first or 30 s pass."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(url + "/v2/", timeout=1, verify=verify)
+            return
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"{url} did not start") from None
+            time.sleep(0.05)
+
+
 def start_regtool(
     root: Path, log_level: str = "warning", log: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -94,16 +110,8 @@ def start_regtool(
         stderr=out,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(url + "/v2/", timeout=1).raise_for_status()
-            return proc, url
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("regtool serve did not start") from None
-            time.sleep(0.05)
+    wait_ready(url, proc)
+    return proc, url
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -27,9 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-from benchmarks.serve_throughput import pull
+from benchmarks.serve_throughput import pull, wait_ready
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
 from regtool.oci import OCI_MANIFEST, Digest
 from regtool.server.registry import Registry
@@ -107,16 +105,8 @@ def start_serve(service: SwiftService, container: str) -> tuple[subprocess.Popen
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/v2/", timeout=1).raise_for_status()
-            return proc, url
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("regtool serve did not start") from None
-            time.sleep(0.1)
+    wait_ready(url, proc)
+    return proc, url
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:

@@ -28,8 +28,6 @@ import asyncio
 import hashlib
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -37,12 +35,12 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.serve_throughput import start_regtool
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout, link_content
 from regtool.oci import Digest
 from regtool.storage.local import LocalDriver
 from regtool.ui.data import PAGE_SIZE
-from tests.services import free_port
 from tests.services.distribution import filesystem_storage, start_distribution
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -107,27 +105,6 @@ def build(root: Path, repositories: int, tags: int) -> None:
         put_image(layout, root, f"org{i % 100:02d}/app{i:05d}", "latest", i, seen)
     for t in range(tags):
         put_image(layout, root, "big/app", f"v{t:04d}", repositories + t, seen)
-
-
-def start_regtool(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from regtool.cli.main import main; main()", "serve", str(root),
-         "--addr", f"127.0.0.1:{port}", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/v2/", timeout=1).raise_for_status()
-            return proc, url
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("regtool serve did not start") from None
-            time.sleep(0.05)
 
 
 def fetch_page(client: httpx.Client, path: str) -> tuple[float, float, int]:
