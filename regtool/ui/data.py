@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from regtool.errors import NotFound, RegtoolError, is_fault
+from regtool.errors import ManifestInvalid, NotFound, RegtoolError, is_fault
+from regtool.facts import ManifestFacts, open_cache
 from regtool.gc import GcOptions, collect
 from regtool.inspect.listing import Listing, RepositoryInfo, list_registry
 from regtool.layout.detect import Layout
-from regtool.layout.manifests import ManifestReader
+from regtool.layout.manifests import ManifestReader, store_identity
 from regtool.layout.v1 import V1Layout, canonical_name, check_image_id, client_name
 from regtool.layout.v2 import Repositories, V2Layout
-from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json, parse_manifest
+from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json
 from regtool.server.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,13 @@ class StoreView:
         self._refresh: threading.Thread | None = None
         self._forgotten = 0  # `forget` calls: a walk begun before one is out of date
         self._manifests: dict[Digest, Manifest] = {}
-        self.registry = Registry(layout, JOBS) if isinstance(layout, V2Layout) else None
+        # manifests are read through the facts cache shared with ls, gc and the server, so
+        # a UI started again reads none it (or they) read before
+        self.facts: ManifestFacts | None = None
+        self.registry: Registry | None = None
+        if isinstance(layout, V2Layout):
+            self.facts = open_cache(store_identity(layout))
+            self.registry = Registry(layout, JOBS, facts=self.facts)
 
     @property
     def v1(self) -> bool:
@@ -277,19 +284,31 @@ class StoreView:
         for name in names:
             if name not in walk:
                 scanned.update(self.layout.scan_repositories(name))
-        with self._lock:
-            reader = ManifestReader(self.layout, JOBS)
-            reader.cache.update(self._manifests)
+        reader = self._reader()
         listing = list_registry(
             self.layout, self.location, None, JOBS, scanned=scanned, reader=reader
         )
+        self._keep(reader)
+        return listing
+
+    def _reader(self) -> ManifestReader:
+        """A reader through the facts cache, holding the manifests kept in memory."""
+        assert isinstance(self.layout, V2Layout)
+        reader = ManifestReader(self.layout, JOBS, self.facts)
+        with self._lock:
+            reader.cache.update(self._manifests)
+        return reader
+
+    def _keep(self, reader: ManifestReader) -> None:
+        """Keep what `reader` read, in memory and (written now) in the facts file."""
+        if self.facts is not None:
+            self.facts.flush()
         with self._lock:
             if len(self._manifests) > MANIFESTS_KEPT:
                 self._manifests.clear()
             self._manifests.update(
                 (d, m) for d, m in reader.cache.items() if isinstance(m, Manifest)
             )
-        return listing
 
     def repository(self, name: str) -> tuple[RepositoryInfo, list[str]]:
         """The repository's tags (`TagInfo`) and the warnings listing them gave;
@@ -307,21 +326,27 @@ class StoreView:
         if isinstance(self.layout, V1Layout):
             return self._v1_image(self.layout, name, reference)
         assert self.registry is not None
+        reader = self._reader()
         try:
             ref = Digest.parse(reference) if ":" in reference else check_tag(reference)
-            stored = self.registry.get_manifest(name, ref)
+            digest = self.registry.resolve(name, ref)
+            if not self.registry.has_revision(name, digest):
+                raise NotFound(f"{name}: no manifest {reference[:100]!r}")
+            manifest = reader.get(digest)
+        except ManifestInvalid as e:
+            raise NotFound(f"{name}: {e}") from None
         except (ValueError, RegtoolError) as e:
             if is_fault(e):
                 raise
             raise NotFound(f"{name}: no manifest {reference[:100]!r}") from None
-        manifest = parse_manifest(stored.data)
+        self._keep(reader)
         info, _ = self.repository(name)
         details = ImageDetails(
             name,
-            str(stored.digest),
+            str(digest),
             manifest.media_type,
             manifest.kind,
-            tags=[t.tag for t in info.tags if t.digest == str(stored.digest)],
+            tags=[t.tag for t in info.tags if t.digest == str(digest)],
             annotations=dict(manifest.annotations),
             artifact_type=manifest.artifact_type,
             subject=str(manifest.subject.digest) if manifest.subject else None,
@@ -331,7 +356,7 @@ class StoreView:
             details.size = sum(c.size or 0 for c in manifest.manifests)
         else:
             self._describe_image(details, manifest, info)
-        found = self.registry.referrers(name, stored.digest, None)["manifests"]
+        found = self.registry.referrers(name, digest, None)["manifests"]
         details.referrers = [
             Referrer(
                 r["digest"], r.get("artifactType", ""), r["mediaType"], r.get("annotations", {})
@@ -398,7 +423,7 @@ class StoreView:
     def storage(self) -> StorageSummary:
         """Bytes each repository holds alone and shares, and what `gc --dry-run` would
         delete (`gc.collect`, nothing deleted). Reads every manifest: on request only."""
-        listing = list_registry(self.layout, self.location, None, JOBS)
+        listing = list_registry(self.layout, self.location, None, JOBS, facts=self.facts)
         holders: dict[str, set[str]] = {}
         sizes: dict[str, int] = {}
         for repo in listing.repositories:
@@ -414,7 +439,9 @@ class StoreView:
             totals.append(
                 RepositoryTotals(client_name(repo.name) if self.v1 else repo.name, own, shared)
             )
-        plan = collect(self.layout, self.location, GcOptions(dry_run=True, jobs=JOBS))
+        plan = collect(
+            self.layout, self.location, GcOptions(dry_run=True, jobs=JOBS), facts=self.facts
+        )
         kinds: dict[str, int] = {}
         for item in plan.items:
             kinds[item.kind] = kinds.get(item.kind, 0) + 1
