@@ -321,7 +321,7 @@ async def image(page: Page) -> Response:
     name = await _name(page)
     _visible(page, name)
     ref = page.param("ref")
-    details = await run(page.state.view.image, name, ref)
+    details = await run(page.state.view.image, name, ref, page.viewer.may_pull)
     return page.render(
         "image.html",
         title=f"{name}@{fmt.short(details.reference)}",

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from regtool.errors import ManifestInvalid, NotFound, RegtoolError, is_fault
@@ -28,6 +28,7 @@ from regtool.layout.v1 import V1Layout, canonical_name, check_image_id, client_n
 from regtool.layout.v2 import Repositories, V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json
 from regtool.server.registry import Registry
+from regtool.ui.sharing import SHOWN, Holder, LayerIndex, index_v1, index_v2
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ class Layer:
     digest: str
     media_type: str
     size: int | None
-    shared_with: tuple[str, ...]  # other tags of the repository holding this blob
+    shared_with: tuple[Holder, ...]  # other images holding this blob (those shown)
+    more: int = 0  # and how many more, not shown
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class ImageDetails:
     subject: str | None = None
     referrers: list[Referrer] = field(default_factory=list)
     artifact_type: str | None = None
+    #: Why "also in" may miss images: the store is still being read, or is indexed in part.
+    sharing_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,35 @@ class RepositoryTotals:
     name: str
     own: int  # bytes of blobs no other repository's tags reference
     shared: int  # bytes of blobs other repositories reference too
+
+
+@dataclass(frozen=True)
+class StoreIndex:
+    """What one listing of the whole store tells the UI: which images hold each layer,
+    each repository's bytes, the distinct bytes every tag references."""
+
+    layers: LayerIndex
+    totals: list[RepositoryTotals]
+    total: int
+    warnings: list[str]
+    made: datetime
+
+
+def _store_index(listing: Listing, layers: LayerIndex, v1: bool) -> StoreIndex:
+    holders: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for repo in listing.repositories:
+        for blob in {b for t in repo.tags for b in t.blob_sizes}:
+            holders[blob] = holders.get(blob, 0) + 1
+        for tag in repo.tags:
+            sizes.update(tag.blob_sizes)
+    totals = []
+    for repo in listing.repositories:
+        blobs = {b for t in repo.tags for b in t.blob_sizes}
+        own = sum(sizes[b] for b in blobs if holders[b] == 1)
+        shared = sum(sizes[b] for b in blobs if holders[b] > 1)
+        totals.append(RepositoryTotals(_shown_name(repo.name, v1), own, shared))
+    return StoreIndex(layers, totals, sum(sizes.values()), listing.warnings, datetime.now(UTC))
 
 
 @dataclass
@@ -154,6 +187,9 @@ class StoreView:
         self._refresh: threading.Thread | None = None
         self._forgotten = 0  # `forget` calls: a walk begun before one is out of date
         self._manifests: dict[Digest, Manifest] = {}
+        self._index: StoreIndex | None = None
+        self._indexing: threading.Thread | None = None
+        self._index_again = False  # a walk ended while indexing: index once more after
         # manifests are read through the facts cache shared with ls, gc and the server, so
         # a UI started again reads none it (or they) read before
         self.facts: ManifestFacts | None = None
@@ -208,6 +244,7 @@ class StoreView:
             with self._lock:
                 if forgotten == self._forgotten or self._walked is None:
                     self._walked = (self.clock(), walk)
+            self._index_soon()
             return walk
         finally:
             with self._lock:
@@ -221,11 +258,73 @@ class StoreView:
             log.warning("walking %s failed: %s", self.location, e)
 
     def wait_for_walk(self) -> None:
-        """Returns once a background walk under way has ended (for tests)."""
+        """Returns once a background walk under way, and the indexing that follows it,
+        have ended (for tests)."""
         with self._lock:
             running = self._refresh
         if running is not None:
             running.join()
+        while True:
+            with self._lock:
+                indexing = self._indexing
+            if indexing is None:
+                return
+            indexing.join()
+
+    # --- the whole store's index -----------------------------------------------------
+    def _index_soon(self) -> None:
+        """Index the store again from the kept walk, in the background, one at a time."""
+        with self._lock:
+            if self._indexing is not None:
+                self._index_again = True
+                return
+            self._indexing = threading.Thread(target=self._index_in_background, daemon=True)
+            self._indexing.start()
+
+    def _index_in_background(self) -> None:
+        try:
+            while True:
+                try:
+                    index = self._index_now()
+                except (RegtoolError, OSError) as e:  # the last index stays
+                    log.warning("indexing %s failed: %s", self.location, e)
+                else:
+                    with self._lock:
+                        self._index = index
+                with self._lock:
+                    if not self._index_again:
+                        self._indexing = None
+                        return
+                    self._index_again = False
+        except BaseException:
+            with self._lock:
+                self._indexing = None
+            raise
+
+    def _index_now(self, through: Layout | None = None) -> StoreIndex:
+        """Every repository listed (`regtool ls`'s data, manifests through the facts
+        cache), as an index of layers and totals per repository: from the kept walk, or
+        from a walk of its own `through` the given layout (this store on another driver,
+        one that counts requests, say)."""
+        layout = through or self.layout
+        if not isinstance(layout, V2Layout):
+            listing = list_registry(layout, self.location, None, JOBS)
+            return _store_index(listing, index_v1(listing, client_name), self.v1)
+        scanned = None if through is not None else self._walk().repositories
+        reader = self._reader(layout)
+        listing = list_registry(layout, self.location, None, JOBS, scanned=scanned, reader=reader)
+        self._keep(reader)
+
+        def manifest(digest: Digest) -> Manifest | None:
+            found = reader.cache.get(digest)
+            return found if isinstance(found, Manifest) else None
+
+        return _store_index(listing, index_v2(listing, manifest), self.v1)
+
+    def store_index(self) -> StoreIndex | None:
+        """The last index of the whole store, if one was made (see `_index_soon`)."""
+        with self._lock:
+            return self._index
 
     def _walk_now(self) -> Walk:
         if isinstance(self.layout, V2Layout):
@@ -291,10 +390,12 @@ class StoreView:
         self._keep(reader)
         return listing
 
-    def _reader(self) -> ManifestReader:
-        """A reader through the facts cache, holding the manifests kept in memory."""
-        assert isinstance(self.layout, V2Layout)
-        reader = ManifestReader(self.layout, JOBS, self.facts)
+    def _reader(self, layout: V2Layout | None = None) -> ManifestReader:
+        """A reader (of `layout`: this store, through another driver) through the facts
+        cache, holding the manifests kept in memory."""
+        store = layout or self.layout
+        assert isinstance(store, V2Layout)
+        reader = ManifestReader(store, JOBS, self.facts)
         with self._lock:
             reader.cache.update(self._manifests)
         return reader
@@ -319,12 +420,15 @@ class StoreView:
         return listing.repositories[0], listing.warnings
 
     # --- images ----------------------------------------------------------------------
-    def image(self, name: str, reference: str) -> ImageDetails:
+    def image(
+        self, name: str, reference: str, visible: Callable[[str], bool] = lambda _: True
+    ) -> ImageDetails:
         """The manifest `reference` (a digest or a tag) of repository `name` (V1: an image
-        id or a tag), with its config, layers, children and referrers. `NotFound` when
+        id or a tag), with its config, layers (and the other images of repositories
+        `visible` lets through that hold each), children and referrers. `NotFound` when
         the repository does not hold it."""
         if isinstance(self.layout, V1Layout):
-            return self._v1_image(self.layout, name, reference)
+            return self._v1_image(self.layout, name, reference, visible)
         assert self.registry is not None
         reader = self._reader()
         try:
@@ -355,7 +459,7 @@ class StoreView:
             details.children = [_child(c) for c in manifest.manifests]
             details.size = sum(c.size or 0 for c in manifest.manifests)
         else:
-            self._describe_image(details, manifest, info)
+            self._describe_image(details, manifest, info, visible)
         found = self.registry.referrers(name, digest, None)["manifests"]
         details.referrers = [
             Referrer(
@@ -366,18 +470,14 @@ class StoreView:
         return details
 
     def _describe_image(
-        self, details: ImageDetails, manifest: Manifest, info: RepositoryInfo
+        self,
+        details: ImageDetails,
+        manifest: Manifest,
+        info: RepositoryInfo,
+        visible: Callable[[str], bool],
     ) -> None:
-        others: dict[str, list[str]] = {}
-        for tag in info.tags:
-            if tag.digest == details.reference:
-                continue
-            for blob in tag.blob_sizes:
-                others.setdefault(blob, []).append(tag.tag)
-        details.layers = [
-            Layer(str(d.digest), d.media_type, d.size, tuple(others.get(str(d.digest), ())))
-            for d in manifest.layers
-        ]
+        layers = [(str(d.digest), d.media_type, d.size) for d in manifest.layers]
+        self._share(details, layers, info, visible)
         details.size = sum(d.size or 0 for d in manifest.blobs)
         config = manifest.config
         if config is None or config.size is None or config.size > MAX_CONFIG_SIZE:
@@ -391,7 +491,9 @@ class StoreView:
             return
         _read_config(details, doc)
 
-    def _v1_image(self, layout: V1Layout, name: str, reference: str) -> ImageDetails:
+    def _v1_image(
+        self, layout: V1Layout, name: str, reference: str, visible: Callable[[str], bool]
+    ) -> ImageDetails:
         stored = canonical_name(name)
         try:
             image_id = check_image_id(reference)
@@ -415,42 +517,66 @@ class StoreView:
         )
         _read_config(details, doc, v1=True)
         sizes = next((t.blob_sizes for t in info.tags if t.image_id == image_id), {})
-        details.layers = [Layer(i, "v1 layer", sizes.get(i), ()) for i in reversed(ancestry)]
+        layers = [(i, "v1 layer", sizes.get(i)) for i in reversed(ancestry)]
+        self._share(details, layers, info, visible)
         details.size = sum(sizes.values())
         return details
 
+    def _share(
+        self,
+        details: ImageDetails,
+        layers: list[tuple[str, str, int | None]],
+        info: RepositoryInfo,
+        visible: Callable[[str], bool],
+    ) -> None:
+        """`details.layers` from (digest, media type, size) each, with the images that
+        hold each layer: of this repository from `info` (just listed), of the others
+        from the store's index where one was made."""
+        listing = Listing(self.location, self.layout.kind, [info])
+        if self.v1:
+            here = index_v1(listing, client_name)
+        else:
+            with self._lock:
+                kept = dict(self._manifests)
+            here = index_v2(listing, kept.get)
+        store = self.store_index()
+        if store is None:
+            details.sharing_note = "other repositories are still being read: not shown yet"
+        elif store.layers.partial:
+            details.sharing_note = "the store is too large to index whole: some images left out"
+        name, digest = details.name, details.reference
+
+        def elsewhere(repository: str) -> bool:
+            return repository != name and visible(repository)
+
+        for layer, media_type, size in layers:
+            shown, more = here.others(layer, name, digest, visible)
+            if store is not None:
+                theirs, more_theirs = store.layers.others(layer, name, digest, elsewhere)
+                shown, more = shown + theirs, more + more_theirs
+            cut = max(0, len(shown) - SHOWN)
+            details.layers.append(Layer(layer, media_type, size, tuple(shown[:SHOWN]), more + cut))
+
     # --- storage ---------------------------------------------------------------------
-    def storage(self) -> StorageSummary:
-        """Bytes each repository holds alone and shares, and what `gc --dry-run` would
-        delete (`gc.collect`, nothing deleted). Reads every manifest: on request only."""
-        listing = list_registry(self.layout, self.location, None, JOBS, facts=self.facts)
-        holders: dict[str, set[str]] = {}
-        sizes: dict[str, int] = {}
-        for repo in listing.repositories:
-            for tag in repo.tags:
-                for blob, size in tag.blob_sizes.items():
-                    holders.setdefault(blob, set()).add(repo.name)
-                    sizes[blob] = size
-        totals = []
-        for repo in listing.repositories:
-            blobs = {b for t in repo.tags for b in t.blob_sizes}
-            own = sum(sizes[b] for b in blobs if len(holders[b]) == 1)
-            shared = sum(sizes[b] for b in blobs if len(holders[b]) > 1)
-            totals.append(
-                RepositoryTotals(client_name(repo.name) if self.v1 else repo.name, own, shared)
-            )
-        plan = collect(
-            self.layout, self.location, GcOptions(dry_run=True, jobs=JOBS), facts=self.facts
-        )
-        kinds: dict[str, int] = {}
-        for item in plan.items:
-            kinds[item.kind] = kinds.get(item.kind, 0) + 1
+    def storage(
+        self, through: Layout | None = None, step: Callable[[str], None] = lambda _: None
+    ) -> StorageSummary:
+        """Bytes each repository holds alone and shares (a new index of the whole store,
+        kept for the image pages too), and what `gc --dry-run` would delete (`gc.collect`,
+        nothing deleted), read `through` the given layout (this store on another driver)
+        where given. `step` is told each step's name as it begins."""
+        step("listing every repository")
+        index = self._index_now(through)
+        with self._lock:
+            self._index = index
+        step("gc --dry-run")
+        layout = through or self.layout
+        plan = collect(layout, self.location, GcOptions(dry_run=True, jobs=JOBS), facts=self.facts)
+        if self.facts is not None:
+            self.facts.flush()
+        kinds = {kind: n for kind, n in plan.items.counts.items() if n}
         return StorageSummary(
-            totals,
-            listing.total_size,
-            kinds,
-            plan.bytes(),
-            listing.warnings + plan.warnings,
+            index.totals, index.total, kinds, plan.bytes(), index.warnings + plan.warnings
         )
 
 

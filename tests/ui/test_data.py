@@ -3,17 +3,27 @@ local store whose driver counts what it reads."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import pytest
+
+from regtool.layout import v2_write
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
+from regtool.oci import Digest
 from regtool.storage.base import Entry
 from regtool.storage.local import LocalDriver
-from regtool.ui.data import StoreView
+from regtool.ui import sharing
+from regtool.ui.data import ImageDetails, StoreView
+from regtool.ui.sharing import SHOWN
 from tests.v2store import write_image
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 class CountingDriver(LocalDriver):
@@ -67,3 +77,100 @@ def test_a_second_start_reads_no_manifest_it_has_shown_before(tmp_path: Path) ->
     browse(again)
     assert not manifests & set(driver.read), driver.read
     assert again.facts is not None and again.facts.hits >= 2
+
+
+def write_index(layout: V2Layout, name: str, tag: str, children: dict[str, Digest]) -> Digest:
+    """An OCI index of `children` ("os/arch" -> a manifest of `name`), tagged `tag`."""
+    manifests = [
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": str(digest),
+            "size": len(layout.read_blob(digest)),
+            "platform": dict(zip(("os", "architecture"), platform.split("/"), strict=True)),
+        }
+        for platform, digest in children.items()
+    ]
+    data = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+    digest = Digest.of(data)
+    v2_write.store_blob(layout, data, digest)
+    v2_write.write_link(layout, layout.revision_link(name, digest), digest)
+    v2_write.write_tag(layout, name, tag, digest)
+    return digest
+
+
+def annotated(layout: V2Layout, name: str, tag: str, of: Digest) -> Digest:
+    """Another manifest of the same config and layers as `of`, tagged `tag`."""
+    doc = json.loads(layout.read_blob(of))
+    data = json.dumps({**doc, "annotations": {"made": tag}}).encode()
+    digest = Digest.of(data)
+    v2_write.store_blob(layout, data, digest)
+    v2_write.write_link(layout, layout.revision_link(name, digest), digest)
+    v2_write.write_tag(layout, name, tag, digest)
+    return digest
+
+
+def test_each_layer_names_the_images_of_other_repositories_that_hold_it(tmp_path: Path) -> None:
+    layout = default_layout(LocalDriver(tmp_path))
+    app = write_image(layout, "team/app", "1.0", layer=b"base")
+    annotated(layout, "team/app", "1.1", app.manifest)  # the same layer, another image
+    write_image(layout, "team/copy", "2", layer=b"base")
+    write_image(layout, "secret/keys", "v1", layer=b"base")
+    write_image(layout, "team/other", "1", layer=b"other")
+    child = write_image(layout, "team/multi", "child", layer=b"base")
+    shutil.rmtree(tmp_path / layout.tag_dir("team/multi", "child"))  # reached by its index
+    write_index(layout, "team/multi", "2.0", {"linux/arm64": child.manifest})
+    view, _, _ = view_of(tmp_path)
+
+    def bob(name: str) -> bool:
+        return name.startswith("team/")
+
+    def also_in(details: ImageDetails) -> list[str]:
+        (layer,) = details.layers
+        shown = [
+            f"{h.repository}:{h.tag}" + (f" {h.platform}" if h.platform else "")
+            for h in layer.shared_with
+        ]
+        return shown + ([f"+{layer.more}"] if layer.more else [])
+
+    # before the store is indexed: this repository's images alone, and a note saying so
+    first = view.image("team/app", "1.0", bob)
+    assert also_in(first) == ["team/app:1.1"]
+    assert first.sharing_note is not None and "still being read" in first.sharing_note
+
+    view.catalog(bob)  # walks the store; the index is made in the background
+    view.wait_for_walk()
+    details = view.image("team/app", "1.0", bob)
+    assert details.reference == str(app.manifest)
+    assert also_in(details) == ["team/app:1.1", "team/copy:2", "team/multi:2.0 linux/arm64"]
+    assert details.sharing_note is None
+    assert also_in(view.image("team/app", "1.0")) == [  # whoever may pull everything
+        "team/app:1.1",
+        "secret/keys:v1",
+        "team/copy:2",
+        "team/multi:2.0 linux/arm64",
+    ]
+    # the index's image is the child, not the index: its own page leaves it out
+    assert also_in(view.image("team/multi", str(child.manifest), bob))[:2] == [
+        "team/app:1.0",
+        "team/app:1.1",
+    ]
+
+
+def test_the_index_is_bounded_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = default_layout(LocalDriver(tmp_path))
+    for i in range(SHOWN + 5):
+        write_image(layout, f"r{i:02d}", "1", layer=b"base")
+    view, _, _ = view_of(tmp_path)
+    view.catalog(lambda _: True)
+    view.wait_for_walk()
+    (layer,) = view.image("r00", "1").layers
+    assert [h.repository for h in layer.shared_with] == [f"r{i:02d}" for i in range(1, SHOWN + 1)]
+    assert layer.more == 4
+
+    monkeypatch.setattr(sharing, "MAX_REFERENCES", 3)
+    view, _, _ = view_of(tmp_path)
+    view.catalog(lambda _: True)
+    view.wait_for_walk()
+    details = view.image("r00", "1")
+    assert [h.repository for h in details.layers[0].shared_with] == ["r01", "r02"]
+    assert details.sharing_note is not None and "too large" in details.sharing_note
