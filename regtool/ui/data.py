@@ -5,7 +5,12 @@
 The catalog reads in detail only the repositories on the page it shows: one walk of
 `repositories/` (kept, and renewed in the background every `LISTING_TTL` seconds) gives
 every name with its tag count and last push; sizes come from `list_registry` of the
-repositories on the page alone.
+repositories on the page alone. Until the first walk has ended, a listing of directories
+alone names the repositories, and those on the page are walked each on its own.
+
+After each walk, the whole store is listed in the background (manifests through the
+facts cache) into an index (`StoreIndex`): which images hold each layer, for the image
+page, and each repository's bytes, for the storage page.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from regtool.errors import ManifestInvalid, NotFound, RegtoolError, is_fault
+from regtool.concurrency import map_outcomes
+from regtool.errors import ManifestInvalid, NotFound, RegtoolError, is_fault, raise_faults
 from regtool.facts import ManifestFacts, open_cache
 from regtool.gc import GcOptions, collect
 from regtool.inspect.listing import Listing, RepositoryInfo, list_registry
@@ -190,6 +196,7 @@ class StoreView:
         self._index: StoreIndex | None = None
         self._indexing: threading.Thread | None = None
         self._index_again = False  # a walk ended while indexing: index once more after
+        self._names: list[str] | None = None  # repository names listed before a walk ended
         # manifests are read through the facts cache shared with ls, gc and the server, so
         # a UI started again reads none it (or they) read before
         self.facts: ManifestFacts | None = None
@@ -234,7 +241,20 @@ class StoreView:
                     self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
                     self._refresh.start()
                 return kept[1]
+            running = self._refresh
+        if running is not None:  # the first walk, begun by a catalog page: wait for it
+            running.join()
+            with self._lock:
+                if self._walked is not None:
+                    return self._walked[1]
         return self._walk_again()
+
+    def _walk_soon(self) -> None:
+        """Begin a walk in the background unless one is under way."""
+        with self._lock:
+            if self._refresh is None:
+                self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
+                self._refresh.start()
 
     def _walk_again(self) -> Walk:
         try:
@@ -347,9 +367,12 @@ class StoreView:
         self, visible: Callable[[str], bool], query: str = "", page: int = 1
     ) -> CatalogPage:
         """The `page`th page of the repositories `visible` lets through whose name holds
-        `query` (case-insensitive), only those read in detail (size) by `list_registry`."""
+        `query` (case-insensitive), only those read in detail (tags, size) by
+        `list_registry`. Before the first walk of the store has ended (it is begun in the
+        background), the names come from `V2Layout.repository_names`, a listing of
+        directories alone."""
         needle = query.strip().lower()
-        everything = self.repositories()
+        everything, summaries = self._catalog_names()
         names = [n for n in everything if needle in n.lower() and visible(n)]
         pages = max(1, -(-len(names) // PAGE_SIZE))
         page = min(max(page, 1), pages)
@@ -361,13 +384,39 @@ class StoreView:
             )
             for r in listing.repositories
         }
-        rows = [CatalogRow(n, *everything[n], size=sizes.get(n)) for n in shown]
+        found = {
+            _shown_name(r.name, self.v1): _summary([t.pushed for t in r.tags])
+            for r in listing.repositories
+        }
+        rows = [
+            CatalogRow(n, *(summaries.get(n) or found.get(n) or (0, None)), size=sizes.get(n))
+            for n in shown
+        ]
         return CatalogPage(rows, len(names), page, pages, listing.warnings)
+
+    def _catalog_names(self) -> tuple[list[str], dict[str, tuple[int, datetime | None]]]:
+        """(every repository's name, sorted; their summaries where a walk gave them)."""
+        with self._lock:
+            walked = self._walked is not None
+        if walked or not isinstance(self.layout, V2Layout):
+            summaries = self._walk().summaries
+            return list(summaries), summaries
+        self._walk_soon()
+        with self._lock:
+            names = self._names
+        if names is None:  # the first catalog: the walk may take a while
+            names = self.layout.repository_names(JOBS, stop=lambda: self._walked is not None)
+            if names is None:  # the walk ended first (one listing page per 10,000: Swift)
+                summaries = self._walk().summaries
+                return list(summaries), summaries
+            with self._lock:
+                self._names = names
+        return names, {}
 
     def listing(self, names: list[str]) -> Listing:
         """`regtool ls LOCATION NAME`'s data for each of `names` (V1: `library/` implied),
-        from the kept walk; a name it does not hold is walked on its own (pushed since)
-        and left out if it is not there either."""
+        from the kept walk; a name it does not hold (pushed since, or no walk has ended
+        yet) is walked on its own and left out if it is not there either."""
         if not isinstance(self.layout, V2Layout):
             listing = Listing(self.location, self.layout.kind)
             for name in names:
@@ -378,11 +427,16 @@ class StoreView:
                 listing.repositories += one.repositories
                 listing.warnings += one.warnings
             return listing
-        walk = self._walk().repositories
+        with self._lock:
+            kept = self._walked
+        walk = kept[1].repositories if kept is not None else Repositories()
         scanned = Repositories({n: walk[n] for n in names if n in walk})
-        for name in names:
-            if name not in walk:
-                scanned.update(self.layout.scan_repositories(name))
+        layout = self.layout
+        alone = map_outcomes(layout.scan_repositories, [n for n in names if n not in walk], JOBS)
+        raise_faults(alone.values())
+        for found in alone.values():
+            if isinstance(found, Repositories):
+                scanned.update(found)
         reader = self._reader()
         listing = list_registry(
             self.layout, self.location, None, JOBS, scanned=scanned, reader=reader

@@ -210,3 +210,14 @@ def sign_in(driver: Any, shop: Shop, user: str) -> None:
     follow(driver, driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]"))
     WebDriverWait(driver, 10).until(ec.url_matches(r"/ui/$"))
     assert driver.find_element(By.CSS_SELECTOR, ".who strong").text == user
+
+
+def storage_page(driver: Any, shop: Shop) -> None:
+    """Opens the storage page and returns once it shows a summary: the first visit
+    starts reading one, and the page shows its result when the run ends."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{shop.ui}/storage")
+    wait(driver, 30).until(
+        lambda d: not d.find_elements(By.ID, "job") and d.find_elements(By.TAG_NAME, "table")
+    )

@@ -19,7 +19,7 @@ from regtool.oci import Digest
 from regtool.storage.base import Entry
 from regtool.storage.local import LocalDriver
 from regtool.ui import sharing
-from regtool.ui.data import ImageDetails, StoreView
+from regtool.ui.data import PAGE_SIZE, ImageDetails, StoreView
 from regtool.ui.sharing import SHOWN
 from tests.v2store import write_image
 
@@ -71,10 +71,12 @@ def test_a_second_start_reads_no_manifest_it_has_shown_before(tmp_path: Path) ->
 
     first, driver, _ = view_of(tmp_path)
     browse(first)
+    first.wait_for_walk()  # and the index made after it
     assert manifests <= set(driver.read)  # read once, and kept in the facts file
 
     again, driver, _ = view_of(tmp_path)  # a new process would start the same way
     browse(again)
+    again.wait_for_walk()
     assert not manifests & set(driver.read), driver.read
     assert again.facts is not None and again.facts.hits >= 2
 
@@ -174,3 +176,46 @@ def test_the_index_is_bounded_and_says_so(tmp_path: Path, monkeypatch: pytest.Mo
     details = view.image("r00", "1")
     assert [h.repository for h in details.layers[0].shared_with] == ["r01", "r02"]
     assert details.sharing_note is not None and "too large" in details.sharing_note
+
+
+def test_the_first_catalog_names_every_repository_without_waiting_for_the_walk(
+    tmp_path: Path,
+) -> None:
+    class HeldWalk(CountingDriver):
+        """Holds the walk of the whole of repositories/ until `go` is set."""
+
+        go = threading.Event()
+
+        def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+            entries = super().walk(prefix, temporaries=temporaries)
+            if prefix.endswith("/repositories"):
+                assert self.go.wait(20)
+            return entries
+
+    layout = default_layout(LocalDriver(tmp_path))
+    images = {
+        f"org{i % 3}/app{i:02d}": write_image(layout, f"org{i % 3}/app{i:02d}", "1", b"x" * i)
+        for i in range(PAGE_SIZE + 3)
+    }
+    write_image(layout, "org0/app00", "2", layer=b"other")
+    write_image(layout, "org1", "1")  # a repository that is a namespace too
+    (tmp_path / layout.repositories_dir() / "org2" / "not-a-repository").mkdir()
+    app03 = images["org0/app03"]
+    size = sum(len(layout.read_blob(d)) for d in (app03.config, *app03.layers))
+
+    driver = HeldWalk(tmp_path)
+    view = StoreView(default_layout(driver), str(tmp_path))
+    try:
+        first = view.catalog(lambda _: True)  # answered while the walk is held
+        assert first.matching == PAGE_SIZE + 4 and first.pages == 2
+        rows = {r.name: r for r in first.rows}
+        assert list(rows)[:3] == ["org0/app00", "org0/app03", "org0/app06"]
+        assert rows["org0/app00"].tags == 2 and rows["org0/app00"].pushed is not None
+        assert rows["org0/app03"].tags == 1 and rows["org0/app03"].size == size
+        assert "org1" in rows and "org2/not-a-repository" not in rows
+        second = view.catalog(lambda _: True, "APP5", 1)
+        assert [r.name for r in second.rows] == ["org0/app51", "org1/app52", "org2/app50"]
+    finally:
+        driver.go.set()
+        view.wait_for_walk()
+    assert len(view.repositories()) == PAGE_SIZE + 4
