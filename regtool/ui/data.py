@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,6 +142,21 @@ class StoreIndex:
     total: int
     warnings: list[str]
     made: datetime
+    #: Of the walk it was made from (`_fingerprint`): the same walk is not indexed again.
+    fingerprint: int | None = None
+
+
+def _fingerprint(walk: Walk) -> int:
+    """What changes when a tag is pushed, moved or deleted: every tag link's listing."""
+    if not walk.repositories:  # V1: the summaries are all a walk keeps
+        return hash(tuple(walk.summaries.items()))
+    return hash(
+        tuple(
+            (name, tag, link.modified, link.size, link.checksum)
+            for name, repo in walk.repositories.items()
+            for tag, link in repo.tags.items()
+        )
+    )
 
 
 def _store_index(listing: Listing, layers: LayerIndex, v1: bool) -> StoreIndex:
@@ -204,6 +219,11 @@ class StoreView:
         if isinstance(layout, V2Layout):
             self.facts = open_cache(store_identity(layout))
             self.registry = Registry(layout, JOBS, facts=self.facts)
+
+    def close(self) -> None:
+        """Write what the facts cache learnt and release its file."""
+        if self.facts is not None:
+            self.facts.close()
 
     @property
     def v1(self) -> bool:
@@ -304,13 +324,16 @@ class StoreView:
     def _index_in_background(self) -> None:
         try:
             while True:
+                with self._lock:
+                    walked, last = self._walked, self._index
+                seen = _fingerprint(walked[1]) if walked is not None else None
                 try:
-                    index = self._index_now()
+                    if seen is None or last is None or last.fingerprint != seen:
+                        index = self._index_now()
+                        with self._lock:
+                            self._index = replace(index, fingerprint=seen)
                 except (RegtoolError, OSError) as e:  # the last index stays
                     log.warning("indexing %s failed: %s", self.location, e)
-                else:
-                    with self._lock:
-                        self._index = index
                 with self._lock:
                     if not self._index_again:
                         self._indexing = None
@@ -587,12 +610,8 @@ class StoreView:
         hold each layer: of this repository from `info` (just listed), of the others
         from the store's index where one was made."""
         listing = Listing(self.location, self.layout.kind, [info])
-        if self.v1:
-            here = index_v1(listing, client_name)
-        else:
-            with self._lock:
-                kept = dict(self._manifests)
-            here = index_v2(listing, kept.get)
+        # this repository's manifests were kept by the listing just made
+        here = index_v1(listing, client_name) if self.v1 else index_v2(listing, self._manifests.get)
         store = self.store_index()
         if store is None:
             details.sharing_note = "other repositories are still being read: not shown yet"

@@ -219,3 +219,29 @@ def test_the_first_catalog_names_every_repository_without_waiting_for_the_walk(
         driver.go.set()
         view.wait_for_walk()
     assert len(view.repositories()) == PAGE_SIZE + 4
+
+
+def test_the_index_is_made_again_only_when_a_walk_finds_tags_changed(tmp_path: Path) -> None:
+    now = [0.0]
+    driver = CountingDriver(tmp_path)
+    layout = default_layout(driver)
+    write_image(layout, "a/one", "1", layer=b"base")
+    view = StoreView(layout, str(tmp_path), ttl=10, clock=lambda: now[0])
+    view.catalog(lambda _: True)
+    view.wait_for_walk()
+    first = view.store_index()
+    assert first is not None
+
+    now[0] = 10.0  # the walk is renewed; nothing changed: the index stays
+    view.catalog(lambda _: True)
+    view.wait_for_walk()
+    assert view.store_index() is first
+
+    write_image(layout, "b/two", "1", layer=b"base")
+    now[0] = 20.0  # the walk that finds b/two is followed by a new index
+    view.catalog(lambda _: True)
+    view.wait_for_walk()
+    made = view.store_index()
+    assert made is not first and made is not None
+    base = str(Digest.of(b"base"))
+    assert [h.repository for h in made.layers.holders(base)] == ["a/one", "b/two"]
