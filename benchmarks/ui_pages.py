@@ -235,9 +235,9 @@ def main() -> None:
             flush=True,
         )
         catalog, repository = "/ui/", "/ui/repository?name=big/app"
+        distribution = start_distribution(Path(tmp) / "dist", filesystem_storage(root))
         proc, url = start_regtool(root)
         started = time.perf_counter()
-        distribution = start_distribution(Path(tmp) / "dist", filesystem_storage(root))
         try:
             for label, path in (("catalog", catalog), ("repository", repository)):
                 first, total = first_request(url, path)

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Literal
 
-from regtool.concurrency import DEFAULT_JOBS, map_outcomes
 from regtool.errors import LayoutError, ManifestInvalid, NameInvalid, NotFound
 from regtool.oci import Digest, check_name
 from regtool.storage.base import Driver, Entry, join
@@ -418,41 +417,30 @@ class V2Layout:
         top = self.repositories_dir() if name is None else self.repository_dir(name)
         return self.index_entries(self.driver.walk(top), only=name)
 
-    def repository_names(
-        self, jobs: int = DEFAULT_JOBS, stop: Callable[[], bool] = lambda: False
-    ) -> list[str] | None:
+    def iter_repository_names(self) -> Iterator[str]:
         """Every repository's name (a directory holding `_manifests`, of a valid name),
-        sorted, from listings of directories level by level (`jobs` at a time), never of
-        what a repository holds below its `_` directories: a listing per namespace and
-        repository, where `scan_repositories` names every link file (on local and SFTP
-        storage, a listing per directory of the whole tree). None once `stop()` is true
-        (asked before each listing). A storage fault is raised."""
-        names: list[str] = []
-        level = [self.repositories_dir()]
-        base = self.repositories_dir() + "/"
+        depth first, each directory's entries in name order, a repository before those
+        below it: the order of the names' components (`a/b` before `a-b`). One listing
+        of a directory at a time, never below a repository's `_` directories, so the
+        first names come after a few listings whatever the size of the store (where
+        `scan_repositories` lists every link file first). A storage fault is raised."""
+        top = self.repositories_dir()
+        base = top + "/"
 
-        def children(directory: str) -> list[Entry]:
-            return [] if stop() else self.driver.list(directory)
+        def below(directory: str) -> Iterator[str]:
+            try:
+                children = self.driver.list(directory)
+            except FileNotFoundError:  # deleted since its parent was listed
+                return
+            if directory != top and any(c.is_dir and c.name == "_manifests" for c in children):
+                name = directory[len(base) :]
+                if _valid_name(name):
+                    yield name
+            subdirectories = (c for c in children if c.is_dir and not c.name.startswith("_"))
+            for child in sorted(subdirectories, key=lambda c: c.name):
+                yield from below(child.path)
 
-        while level:
-            listed = map_outcomes(children, level, jobs)
-            if stop():
-                return None
-            deeper = []
-            for directory, found in listed.items():
-                if isinstance(found, FileNotFoundError):
-                    continue  # deleted since its parent was listed
-                if isinstance(found, Exception):
-                    raise found
-                if directory != self.repositories_dir() and any(
-                    c.is_dir and c.name == "_manifests" for c in found
-                ):
-                    name = directory[len(base) :]
-                    if _valid_name(name):
-                        names.append(name)
-                deeper += [c.path for c in found if c.is_dir and not c.name.startswith("_")]
-            level = deeper
-        return sorted(names)
+        return below(top)
 
     def index_entries(
         self, entries: Iterable[Entry], only: str | None = None, include_all: bool = False

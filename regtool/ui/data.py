@@ -34,6 +34,7 @@ from regtool.layout.v1 import V1Layout, canonical_name, check_image_id, client_n
 from regtool.layout.v2 import Repositories, V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json
 from regtool.server.registry import Registry
+from regtool.ui.names import NameStream, catalog_order
 from regtool.ui.sharing import SHOWN, Holder, LayerIndex, index_v1, index_v2
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class CatalogPage:
     page: int  # from 1
     pages: int
     warnings: list[str] = field(default_factory=list)
+    #: False while the store's names are still being listed: `matching` and `pages`
+    #: count those found so far.
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,7 @@ class StoreView:
         self._index: StoreIndex | None = None
         self._indexing: threading.Thread | None = None
         self._index_again = False  # a walk ended while indexing: index once more after
-        self._names: list[str] | None = None  # repository names listed before a walk ended
+        self._names: NameStream | None = None  # names listed before the first walk ended
         # manifests are read through the facts cache shared with ls, gc and the server, so
         # a UI started again reads none it (or they) read before
         self.facts: ManifestFacts | None = None
@@ -249,7 +253,8 @@ class StoreView:
             summaries.update(
                 {n: _summary([t.modified for t in r.tags.values()]) for n, r in again.items()}
             )
-            self._walked = (at, Walk(repositories, dict(sorted(summaries.items()))))
+            ordered = sorted(summaries.items(), key=lambda s: catalog_order(s[0]))
+            self._walked = (at, Walk(repositories, dict(ordered)))
 
     def _walk(self) -> Walk:
         """The kept walk; past its `ttl`, it is still answered while a new walk runs in
@@ -298,10 +303,12 @@ class StoreView:
             log.warning("walking %s failed: %s", self.location, e)
 
     def wait_for_walk(self) -> None:
-        """Returns once a background walk under way, and the indexing that follows it,
-        have ended (for tests)."""
+        """Returns once a background walk under way, the listing of names beside it and
+        the indexing that follows it have ended (for tests)."""
         with self._lock:
-            running = self._refresh
+            running, names = self._refresh, self._names
+        if names is not None:
+            names.join()
         if running is not None:
             running.join()
         while True:
@@ -380,7 +387,7 @@ class StoreView:
                 for n, r in v1.items()
             }
             scanned = Repositories()
-        return Walk(scanned, dict(sorted(names.items())))
+        return Walk(scanned, dict(sorted(names.items(), key=lambda s: catalog_order(s[0]))))
 
     def repositories(self) -> dict[str, tuple[int, datetime | None]]:
         """Every repository's (tag count, last push), from one walk, sorted by name."""
@@ -391,14 +398,29 @@ class StoreView:
     ) -> CatalogPage:
         """The `page`th page of the repositories `visible` lets through whose name holds
         `query` (case-insensitive), only those read in detail (tags, size) by
-        `list_registry`. Before the first walk of the store has ended (it is begun in the
-        background), the names come from `V2Layout.repository_names`, a listing of
-        directories alone."""
+        `list_registry`. Before the first walk of the store has ended (one is begun in
+        the background), the names come from a depth-first listing of directories
+        (`NameStream`): a page waits for the names up to its last row alone, and the
+        count may not be known yet (`CatalogPage.complete`)."""
         needle = query.strip().lower()
-        everything, summaries = self._catalog_names()
-        names = [n for n in everything if needle in n.lower() and visible(n)]
-        pages = max(1, -(-len(names) // PAGE_SIZE))
-        page = min(max(page, 1), pages)
+
+        def wanted(name: str) -> bool:
+            return needle in name.lower() and visible(name)
+
+        page = max(page, 1)
+        summaries: dict[str, tuple[int, datetime | None]] = {}
+        stream = self._name_stream()
+        found = None if stream is None else stream.matching(wanted, page * PAGE_SIZE + 1)
+        if found is not None and (found[1] is not None or len(found[0]) > page * PAGE_SIZE):
+            names, counted = found
+            matching = counted if counted is not None else len(names)
+            pages = max(1, -(-matching // PAGE_SIZE))
+            complete = counted is not None
+        else:  # a walk has ended (or the listing stopped for it)
+            summaries = self._walk().summaries
+            names = [n for n in summaries if wanted(n)]
+            matching, pages, complete = len(names), max(1, -(-len(names) // PAGE_SIZE)), True
+        page = min(page, pages)
         shown = names[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         listing = self.listing(shown)
         sizes = {
@@ -407,34 +429,32 @@ class StoreView:
             )
             for r in listing.repositories
         }
-        found = {
+        read = {
             _shown_name(r.name, self.v1): _summary([t.pushed for t in r.tags])
             for r in listing.repositories
         }
         rows = [
-            CatalogRow(n, *(summaries.get(n) or found.get(n) or (0, None)), size=sizes.get(n))
+            CatalogRow(n, *(summaries.get(n) or read.get(n) or (0, None)), size=sizes.get(n))
             for n in shown
         ]
-        return CatalogPage(rows, len(names), page, pages, listing.warnings)
+        return CatalogPage(rows, matching, page, pages, listing.warnings, complete)
 
-    def _catalog_names(self) -> tuple[list[str], dict[str, tuple[int, datetime | None]]]:
-        """(every repository's name, sorted; their summaries where a walk gave them)."""
+    def _name_stream(self) -> NameStream | None:
+        """The names being listed while no walk has ended (begun with that walk), or None
+        once one has (and for V1 stores, whose walk is the listing)."""
         with self._lock:
-            walked = self._walked is not None
-        if walked or not isinstance(self.layout, V2Layout):
-            summaries = self._walk().summaries
-            return list(summaries), summaries
-        self._walk_soon()
-        with self._lock:
-            names = self._names
-        if names is None:  # the first catalog: the walk may take a while
-            names = self.layout.repository_names(JOBS, stop=lambda: self._walked is not None)
-            if names is None:  # the walk ended first (one listing page per 10,000: Swift)
-                summaries = self._walk().summaries
-                return list(summaries), summaries
+            if self._walked is not None or not isinstance(self.layout, V2Layout):
+                return None
+            stream = self._names
+        if stream is None:
+            self._walk_soon()
             with self._lock:
-                self._names = names
-        return names, {}
+                if self._names is None:
+                    self._names = NameStream(
+                        self.layout.iter_repository_names(), lambda: self._walked is not None
+                    )
+                stream = self._names
+        return stream
 
     def listing(self, names: list[str]) -> Listing:
         """`regtool ls LOCATION NAME`'s data for each of `names` (V1: `library/` implied),

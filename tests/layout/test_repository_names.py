@@ -1,5 +1,6 @@
-"""`V2Layout.repository_names`: the same names as a walk of the whole tree gives, from
-listings of directories alone, on every backend (Swift lists directories by delimiter)."""
+"""`V2Layout.iter_repository_names`: the names a walk of the whole tree gives, from
+listings of directories alone, in the order of their components, on every backend
+(Swift lists directories by delimiter)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ __all__ = ["driver"]
 
 def test_names_match_a_walk_of_the_whole_tree(driver: Driver) -> None:
     layout = default_layout(driver)
-    for name in ("app", "team/app", "team/app/sub", "deep/a/b/c"):
+    for name in ("app", "team/app-x", "team/app", "team/app/sub", "deep/a/b/c"):
         write_image(layout, name, "1")
     some = Digest("sha256", "0" * 64)
     # not repositories: a name outside the grammar, a first push with no manifest yet
@@ -24,10 +25,9 @@ def test_names_match_a_walk_of_the_whole_tree(driver: Driver) -> None:
     )
     driver.put(layout.layer_link("pushing/app", some), link_content(some))
     try:
-        names = layout.repository_names(jobs=4)
-        assert names == ["app", "deep/a/b/c", "team/app", "team/app/sub"]
-        assert names == sorted(layout.scan_repositories())
-        assert layout.repository_names(stop=lambda: True) is None
-        assert V2Layout(driver, "elsewhere").repository_names() == []
+        names = list(layout.iter_repository_names())
+        assert names == ["app", "deep/a/b/c", "team/app", "team/app/sub", "team/app-x"]
+        assert sorted(names) == sorted(layout.scan_repositories())
+        assert list(V2Layout(driver, "elsewhere").iter_repository_names()) == []
     finally:
         driver.delete(layout.root.split("/")[0])

@@ -207,14 +207,21 @@ def test_the_first_catalog_names_every_repository_without_waiting_for_the_walk(
     view = StoreView(default_layout(driver), str(tmp_path))
     try:
         first = view.catalog(lambda _: True)  # answered while the walk is held
-        assert first.matching == PAGE_SIZE + 4 and first.pages == 2
         rows = {r.name: r for r in first.rows}
         assert list(rows)[:3] == ["org0/app00", "org0/app03", "org0/app06"]
+        assert len(rows) == PAGE_SIZE and first.matching > PAGE_SIZE and first.pages == 2
         assert rows["org0/app00"].tags == 2 and rows["org0/app00"].pushed is not None
         assert rows["org0/app03"].tags == 1 and rows["org0/app03"].size == size
         assert "org1" in rows and "org2/not-a-repository" not in rows
-        second = view.catalog(lambda _: True, "APP5", 1)
-        assert [r.name for r in second.rows] == ["org0/app51", "org1/app52", "org2/app50"]
+        # fewer than a page match: the page waits for every name, and counts them
+        fives = view.catalog(lambda _: True, "APP5", 1)
+        assert [r.name for r in fives.rows] == ["org0/app51", "org1/app52", "org2/app50"]
+        assert fives.complete and fives.matching == 3
+        second = view.catalog(lambda _: True, "", 2)
+        assert second.complete and second.matching == PAGE_SIZE + 4 and second.pages == 2
+        everything = sorted([*images, "org1"], key=lambda n: n.split("/"))
+        assert [r.name for r in first.rows] == everything[:PAGE_SIZE]
+        assert [r.name for r in second.rows] == everything[PAGE_SIZE:]
     finally:
         driver.go.set()
         view.wait_for_walk()
