@@ -16,6 +16,7 @@ page, and each repository's bytes, for the storage page.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds after which the kept walk of `repositories/` is renewed (in the background).
 LISTING_TTL = 10.0
+#: ... or this many times what the last walk took, if longer: a store whose walk takes
+#: seconds is not walked all the time (each walk slows the pages answered beside it).
+RENEW_AFTER = 9
 #: Repositories per catalog page.
 PAGE_SIZE = 50
 #: Largest image config read for the image page (distribution's manifest limit).
@@ -216,6 +220,7 @@ class StoreView:
         self._indexing: threading.Thread | None = None
         self._index_again = False  # a walk ended while indexing: index once more after
         self._names: NameStream | None = None  # names listed before the first walk ended
+        self._walk_seconds = 0.0  # what the last walk took
         # manifests are read through the facts cache shared with ls, gc and the server, so
         # a UI started again reads none it (or they) read before
         self.facts: ManifestFacts | None = None
@@ -262,7 +267,8 @@ class StoreView:
         with self._lock:
             kept = self._walked
             if kept is not None:
-                if self.clock() - kept[0] >= self.ttl and self._refresh is None:
+                due = max(self.ttl, RENEW_AFTER * self._walk_seconds)
+                if self.clock() - kept[0] >= due and self._refresh is None:
                     self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
                     self._refresh.start()
                 return kept[1]
@@ -285,7 +291,9 @@ class StoreView:
         try:
             with self._lock:
                 forgotten = self._forgotten
+            began = self.clock()
             walk = self._walk_now()
+            self._walk_seconds = self.clock() - began
             with self._lock:
                 if forgotten == self._forgotten or self._walked is None:
                     self._walked = (self.clock(), walk)
@@ -306,9 +314,11 @@ class StoreView:
         """Returns once a background walk under way, the listing of names beside it and
         the indexing that follows it have ended (for tests)."""
         with self._lock:
-            running, names = self._refresh, self._names
+            names = self._names
         if names is not None:
-            names.join()
+            names.join()  # which begins the walk
+        with self._lock:
+            running = self._refresh
         if running is not None:
             running.join()
         while True:
@@ -447,14 +457,27 @@ class StoreView:
                 return None
             stream = self._names
         if stream is None:
-            self._walk_soon()
             with self._lock:
                 if self._names is None:
+                    # the walk begins once the names are listed: beside a page's requests,
+                    # a thread parsing a whole tree holds Python's lock at every turn
                     self._names = NameStream(
-                        self.layout.iter_repository_names(), lambda: self._walked is not None
+                        self.layout.iter_repository_names(),
+                        lambda: self._walked is not None,
+                        then=self._walk_soon,
                     )
                 stream = self._names
         return stream
+
+    def names(self) -> list[str]:
+        """Every repository's name, in catalog order: from the kept walk, else from the
+        listing of names (waiting for its end)."""
+        stream = self._name_stream()
+        if stream is not None:
+            found, counted = stream.matching(lambda _: True, sys.maxsize)
+            if counted is not None:
+                return found
+        return list(self._walk().summaries)
 
     def listing(self, names: list[str]) -> Listing:
         """`regtool ls LOCATION NAME`'s data for each of `names` (V1: `library/` implied),

@@ -22,18 +22,26 @@ def catalog_order(name: str) -> tuple[str, ...]:
 
 class NameStream:
     """Gathers `names` in a thread of its own until they end or `stop()` holds (asked
-    after each name); pages wait for as many as they need (`matching`)."""
+    after each name), then calls `then()`; pages wait for as many as they need
+    (`matching`)."""
 
-    def __init__(self, names: Iterator[str], stop: Callable[[], bool]):
+    def __init__(
+        self,
+        names: Iterator[str],
+        stop: Callable[[], bool],
+        then: Callable[[], None] = lambda: None,
+    ):
         self.found: list[str] = []
         self.done = False  # no more names will come
         self.complete = False  # ... and they are every name (not stopped, no fault)
         self.error: Exception | None = None
         self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._run, args=(names, stop), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(names, stop, then), daemon=True)
         self._thread.start()
 
-    def _run(self, names: Iterator[str], stop: Callable[[], bool]) -> None:
+    def _run(
+        self, names: Iterator[str], stop: Callable[[], bool], then: Callable[[], None]
+    ) -> None:
         batch: list[str] = []
         try:
             for name in names:
@@ -53,6 +61,7 @@ class NameStream:
                 self.found += batch
                 self.done = True
                 self._changed.notify_all()
+        then()
 
     def _add(self, batch: list[str]) -> None:
         with self._changed:

@@ -213,11 +213,17 @@ def sign_in(driver: Any, shop: Shop, user: str) -> None:
 
 
 def storage_page(driver: Any, shop: Shop) -> None:
-    """Opens the storage page and returns once it shows a summary: the first visit
-    starts reading one, and the page shows its result when the run ends."""
+    """Opens the storage page once it shows a summary: the first visit starts reading
+    one; its end is awaited through the status the page polls (not while the page's
+    own script reloads it), then the page is opened afresh."""
+    import time
+
     from selenium.webdriver.common.by import By
 
     driver.get(f"{shop.ui}/storage")
-    wait(driver, 30).until(
-        lambda d: not d.find_elements(By.ID, "job") and d.find_elements(By.TAG_NAME, "table")
-    )
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{shop.ui}/storage/status").json()["state"] == "running":
+        assert time.monotonic() < deadline, "the storage summary never ended"
+        time.sleep(0.1)
+    driver.get(f"{shop.ui}/storage")
+    assert driver.find_elements(By.ID, "job") == []

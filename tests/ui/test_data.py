@@ -252,3 +252,28 @@ def test_the_index_is_made_again_only_when_a_walk_finds_tags_changed(tmp_path: P
     assert made is not first and made is not None
     base = str(Digest.of(b"base"))
     assert [h.repository for h in made.layers.holders(base)] == ["a/one", "b/two"]
+
+
+def test_a_store_whose_walk_is_long_is_walked_less_often(tmp_path: Path) -> None:
+    now = [0.0]
+
+    class SlowWalks(CountingDriver):
+        def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+            if prefix.endswith("/repositories"):
+                now[0] += 5.0  # the whole tree takes five seconds
+            return super().walk(prefix, temporaries=temporaries)
+
+    driver = SlowWalks(tmp_path)
+    write_image(default_layout(driver), "app", "1")
+    view = StoreView(default_layout(driver), str(tmp_path), ttl=10, clock=lambda: now[0])
+    view.repositories()
+    walks = driver.walked.count(view.layout.repositories_dir())
+    for at in (20.0, 40.0):  # past the ttl, within nine walks' time (45 s)
+        now[0] = at
+        view.repositories()
+        view.wait_for_walk()
+        assert driver.walked.count(view.layout.repositories_dir()) == walks
+    now[0] = 51.0
+    view.repositories()
+    view.wait_for_walk()
+    assert driver.walked.count(view.layout.repositories_dir()) == walks + 1
