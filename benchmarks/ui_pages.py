@@ -1,6 +1,7 @@
 """The web UI's pages against what an API-based UI asks distribution for the same page.
 
     .venv/bin/python -m benchmarks.ui_pages [--repositories 10000] [--tags 1000] [--rounds 5]
+        [--store DIR]
 
 One local store: REPOSITORIES repositories of one tag each, and `big/app` with TAGS tags
 (each its own manifest), every image of two layers: its own and one base layer they all
@@ -223,17 +224,24 @@ def main() -> None:
     parser.add_argument("--repositories", type=int, default=10_000)
     parser.add_argument("--tags", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="build the store here once and use it again in later runs (else a new one)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="regtool-ui-bench-") as tmp:
-        root = Path(tmp) / "store"
+        root = args.store or Path(tmp) / "store"
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")  # a new facts file
-        started = time.perf_counter()
-        build(root, args.repositories, args.tags)
-        print(
-            f"store: {args.repositories} repositories + big/app with {args.tags} tags, "
-            f"written in {time.perf_counter() - started:.1f} s",
-            flush=True,
-        )
+        shape = f"{args.repositories} repositories + big/app with {args.tags} tags"
+        built = root / "built"
+        if built.exists() and built.read_text() == shape:
+            print(f"store: {shape}, from an earlier run", flush=True)
+        else:
+            started = time.perf_counter()
+            build(root, args.repositories, args.tags)
+            built.write_text(shape)
+            print(f"store: {shape}, written in {time.perf_counter() - started:.1f} s", flush=True)
         catalog, repository = "/ui/", "/ui/repository?name=big/app"
         distribution = start_distribution(Path(tmp) / "dist", filesystem_storage(root))
         proc, url = start_regtool(root)
