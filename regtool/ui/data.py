@@ -197,8 +197,11 @@ class StoreView:
     """The store a UI shows: `layout` at `location` (as shown, redacted).
 
     Kept between requests: the last walk of `repositories/` (renewed in the background
-    after `ttl` seconds; `forget` walks one repository again) and every manifest read
-    (by digest: a manifest never changes), at most `MANIFESTS_KEPT` of them."""
+    after `ttl` seconds, or `RENEW_AFTER` times what the last walk took; `forget` walks
+    one repository again), the names listed before the first walk ended (`NameStream`),
+    the index of the whole store made after a walk (`StoreIndex`), and every manifest
+    read (by digest: a manifest never changes), at most `MANIFESTS_KEPT` of them, all
+    read through the manifest-facts cache (`facts`; `close` it when done)."""
 
     def __init__(
         self,
@@ -262,8 +265,9 @@ class StoreView:
             self._walked = (at, Walk(repositories, dict(ordered)))
 
     def _walk(self) -> Walk:
-        """The kept walk; past its `ttl`, it is still answered while a new walk runs in
-        the background (one at a time): only the first request ever waits for a walk."""
+        """The kept walk; once due for renewal, it is still answered while a new walk
+        runs in the background (one at a time). Before the first walk has ended, waits
+        for it (or makes it)."""
         with self._lock:
             kept = self._walked
             if kept is not None:
