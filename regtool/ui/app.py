@@ -339,6 +339,8 @@ async def storage(page: Page) -> Response:
     jobs = page.state.jobs
     if page.request.method == "POST":
         _check_csrf(page)
+        if not await _sees_everything(page):  # a read of the whole store is no small thing
+            raise Forbidden("only a user who may pull every repository may read it all again")
         jobs.read_storage()
         return RedirectResponse(page.state.prefix + "/storage", 303)
     running, shown = jobs.storage()
