@@ -147,7 +147,6 @@ class CountingDriver(ObservedDriver):
 
     def __init__(self, inner: Driver, job: StorageJob):
         super().__init__(inner, job.observe)
-        self.listed_checksums = inner.listed_checksums
         self.job = job
 
     def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
