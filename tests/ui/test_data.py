@@ -277,3 +277,26 @@ def test_a_store_whose_walk_is_long_is_walked_less_often(tmp_path: Path) -> None
     view.repositories()
     view.wait_for_walk()
     assert driver.walked.count(view.layout.repositories_dir()) == walks + 1
+
+
+def test_a_v1_images_layers_name_the_other_images_holding_them(tmp_path: Path) -> None:
+    from regtool.layout.detect import detect_layout
+    from tests.v1store import V1Store
+
+    store = V1Store(LocalDriver(tmp_path))
+    base = store.add_image()
+    app = store.add_image(base.image_id)
+    store.tag("exampleapp", "1.0", app)
+    store.tag("exampleapp", "base", base)
+    store.tag("team/tool", "2", store.add_image(base.image_id))
+    store.tag("secret/keys", "1", store.add_image(base.image_id))
+    view = StoreView(detect_layout(LocalDriver(tmp_path)), str(tmp_path))
+    view.catalog(lambda _: True)
+    view.wait_for_walk()
+    details = view.image("exampleapp", "1.0", lambda n: not n.startswith("secret/"))
+    assert [layer.digest for layer in details.layers] == [base.image_id, app.image_id]
+    shared = {
+        layer.digest: [f"{h.repository}:{h.tag}" for h in layer.shared_with]
+        for layer in details.layers
+    }
+    assert shared == {base.image_id: ["exampleapp:base", "team/tool:2"], app.image_id: []}
