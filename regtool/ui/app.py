@@ -347,6 +347,7 @@ async def storage(page: Page) -> Response:
     if running is None:
         running = jobs.read_storage()  # the first visit
     summary = shown.result if shown is not None else None
+    everything = await _sees_everything(page)
     rows = [r for r in summary.repositories if page.viewer.may_pull(r.name)] if summary else []
     return page.render(
         "storage.html",
@@ -356,14 +357,19 @@ async def storage(page: Page) -> Response:
         rows=rows,
         job=running if not running.finished else None,
         failed=running.error,
-        everything=await _sees_everything(page),
+        everything=everything,
         verification=jobs.verification(None),
     )
 
 
 async def storage_status(page: Page) -> Response:
     running, _ = page.state.jobs.storage()
-    return JSONResponse(running.status() if running else {"state": "none"})
+    if running is None:
+        return JSONResponse({"state": "none"})
+    status = running.status()
+    if not await _sees_everything(page):  # how big the store is: only for them
+        status = {k: status[k] for k in ("state", "step")}
+    return JSONResponse(status)
 
 
 async def _sees_everything(page: Page) -> bool:

@@ -144,8 +144,10 @@ def test_the_whole_store_is_verified_by_those_who_may_pull_all_of_it(tmp_path: P
         return token[1]
 
     async def body(client: httpx.AsyncClient) -> None:
-        token = await sign_in(client, "bob")
+        token = await sign_in(client, "bob")  # whose first visit began reading the store
         assert "Verify every tag" not in (await client.get("/ui/storage")).text
+        status = (await client.get("/ui/storage/status")).json()
+        assert set(status) == {"state", "step"}  # no counts: how big the store is
         refused = await client.post("/ui/verify", data={"csrf": token, "all": "1"})
         assert refused.status_code == 403
         assert (await client.get("/ui/verify/status", params={"all": "1"})).status_code == 403

@@ -76,8 +76,8 @@ function jobProgress(box) {
       bar.max = s.expected;
       bar.value = s.done;
     }
-    state.textContent = "Reading the store: " + s.step + ": " + s.listed + " files listed, " +
-      s.requests + " requests…";
+    state.textContent = "Reading the store: " + s.step +
+      (s.listed === undefined ? "" : ": " + s.listed + " files listed, " + s.requests + " requests") + "…";
     setTimeout(poll, 500);
   }
   poll();
