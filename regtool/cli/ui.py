@@ -73,4 +73,7 @@ def ui(
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **uvicorn_options(2)))
         with sock, contextlib.suppress(KeyboardInterrupt):
-            server.run(sockets=[sock])
+            try:
+                server.run(sockets=[sock])
+            finally:
+                view.close()

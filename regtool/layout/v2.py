@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Literal
@@ -416,6 +416,31 @@ class V2Layout:
         directories of an invalid name in `skipped`."""
         top = self.repositories_dir() if name is None else self.repository_dir(name)
         return self.index_entries(self.driver.walk(top), only=name)
+
+    def iter_repository_names(self) -> Iterator[str]:
+        """Every repository's name (a directory holding `_manifests`, of a valid name),
+        depth first, each directory's entries in name order, a repository before those
+        below it: the order of the names' components (`a/b` before `a-b`). One listing
+        of a directory at a time, never below a repository's `_` directories, so the
+        first names come after a few listings whatever the size of the store (where
+        `scan_repositories` lists every link file first). A storage fault is raised."""
+        top = self.repositories_dir()
+        base = top + "/"
+
+        def below(directory: str) -> Iterator[str]:
+            try:
+                children = self.driver.list(directory)
+            except FileNotFoundError:  # deleted since its parent was listed
+                return
+            if directory != top and any(c.is_dir and c.name == "_manifests" for c in children):
+                name = directory[len(base) :]
+                if _valid_name(name):
+                    yield name
+            subdirectories = (c for c in children if c.is_dir and not c.name.startswith("_"))
+            for child in sorted(subdirectories, key=lambda c: c.name):
+                yield from below(child.path)
+
+        return below(top)
 
     def index_entries(
         self, entries: Iterable[Entry], only: str | None = None, include_all: bool = False

@@ -26,6 +26,7 @@ class ObservedDriver(Driver):
         self.observe = observe
         self.name = inner.name
         self.has_large_objects = inner.has_large_objects
+        self.listed_checksums = inner.listed_checksums
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:

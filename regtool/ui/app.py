@@ -3,8 +3,11 @@
     GET  /ui/                       catalog (`q` filter, `page`)
     GET  /ui/repository?name=N      tags (`sort` name|pushed|size, `order` asc|desc)
     GET  /ui/image?name=N&ref=R     a manifest (digest or tag) or V1 image
-    GET  /ui/storage                per-repository totals and what gc would free
-    POST /ui/verify                 start verifying a repository; GET shows its progress
+    GET  /ui/storage                per-repository totals and what gc would free (the last
+                                    summary; the first visit starts reading one)
+    POST /ui/storage                read the summary again; GET /ui/storage/status: progress
+    POST /ui/verify                 start verifying a repository (`name`) or the whole
+                                    store (`all`); GET shows its progress
     GET|POST /ui/login, POST /ui/logout
     POST /ui/delete                 confirm, then delete a tag or manifest (CSRF token)
     GET  /ui/static/...             the UI's own CSS and JavaScript
@@ -42,7 +45,7 @@ from regtool.server.errors import ManifestUnknown
 from regtool.text import human_size
 from regtool.ui import format as fmt
 from regtool.ui.data import StoreView
-from regtool.ui.jobs import Verifications
+from regtool.ui.jobs import Jobs
 from regtool.ui.session import COOKIE, Session, SessionSigner, same_token
 from regtool.ui.viewer import Viewer, viewer_of
 
@@ -74,7 +77,7 @@ class UiState:
     env: Environment
     writable: bool  # deletes possible at all (the registry's UI, not `regtool ui`)
     prefix: str  # where the UI is mounted: "/ui"; answers' Location paths start with it
-    verifications: Verifications
+    jobs: Jobs
     public: str = ""  # what the page's links start with: http.prefix, then `prefix`
 
 
@@ -107,14 +110,15 @@ def ui_app(
         templates(),
         writable,
         prefix,
-        Verifications(view),
+        Jobs(view),
         public=http_prefix + prefix,
     )
     routes: list[BaseRoute] = [
         Route("/", _page(catalog)),
         Route("/repository", _page(repository)),
         Route("/image", _page(image)),
-        Route("/storage", _page(storage)),
+        Route("/storage", _page(storage), methods=["GET", "POST"]),
+        Route("/storage/status", _page(storage_status)),
         Route("/verify", _page(verify), methods=["GET", "POST"]),
         Route("/verify/status", _page(verify_status)),
         Route("/login", _page(login), methods=["GET", "POST"]),
@@ -321,7 +325,7 @@ async def image(page: Page) -> Response:
     name = await _name(page)
     _visible(page, name)
     ref = page.param("ref")
-    details = await run(page.state.view.image, name, ref)
+    details = await run(page.state.view.image, name, ref, page.viewer.may_pull)
     return page.render(
         "image.html",
         title=f"{name}@{fmt.short(details.reference)}",
@@ -332,30 +336,76 @@ async def image(page: Page) -> Response:
 
 
 async def storage(page: Page) -> Response:
-    summary = await run(page.state.view.storage)
-    rows = [r for r in summary.repositories if page.viewer.may_pull(r.name)]
-    # gc's plan covers the whole store: only a viewer who may see all of it sees it
-    everything = all(page.viewer.may_pull(r.name) for r in summary.repositories)
+    jobs = page.state.jobs
+    if page.request.method == "POST":
+        _check_csrf(page)
+        if not await _sees_everything(page):  # a read of the whole store is no small thing
+            raise Forbidden("only a user who may pull every repository may read it all again")
+        jobs.read_storage()
+        return RedirectResponse(page.state.prefix + "/storage", 303)
+    running, shown = jobs.storage()
+    if running is None:
+        running = jobs.read_storage()  # the first visit
+    summary = shown.result if shown is not None else None
+    everything = await _sees_everything(page)
+    rows = [r for r in summary.repositories if page.viewer.may_pull(r.name)] if summary else []
     return page.render(
-        "storage.html", title="Storage", summary=summary, rows=rows, everything=everything
+        "storage.html",
+        title="Storage",
+        summary=summary,
+        read_at=datetime.fromtimestamp(shown.started, UTC) if shown is not None else None,
+        rows=rows,
+        job=running if not running.finished else None,
+        failed=running.error,
+        everything=everything,
+        verification=jobs.verification(None),
     )
 
 
-async def verify(page: Page) -> Response:
+async def storage_status(page: Page) -> Response:
+    running, _ = page.state.jobs.storage()
+    if running is None:
+        return JSONResponse({"state": "none"})
+    status = running.status()
+    if not await _sees_everything(page):  # how big the store is: only for them
+        status = {k: status[k] for k in ("state", "step")}
+    return JSONResponse(status)
+
+
+async def _sees_everything(page: Page) -> bool:
+    """Whether the viewer may pull every repository: what covers the whole store (gc's
+    plan, a verification of everything) is shown to such a viewer alone."""
+    names = await run(page.state.view.names)
+    return all(page.viewer.may_pull(n) for n in names)
+
+
+async def _verified(page: Page) -> str | None:
+    """The repository a verify request names, or None for the whole store (`all`);
+    `NotFound` or `Forbidden` where the viewer may not see it all."""
+    if page.param("all"):
+        if not await _sees_everything(page):
+            raise Forbidden("only a user who may pull every repository may verify them all")
+        return None
     name = await _name(page)
     _visible(page, name)
-    jobs = page.state.verifications
+    return name
+
+
+async def verify(page: Page) -> Response:
+    name = await _verified(page)
+    jobs = page.state.jobs
+    query = urlencode({"name": name} if name is not None else {"all": "1"})
     if page.request.method == "POST":
         _check_csrf(page)
-        jobs.start(name)
-        return RedirectResponse(page.state.prefix + "/verify?" + urlencode({"name": name}), 303)
-    return page.render("verify.html", title=f"Verify {name}", name=name, job=jobs.get(name))
+        jobs.verify(name)
+        return RedirectResponse(page.state.prefix + "/verify?" + query, 303)
+    title = f"Verify {name}" if name is not None else "Verify the whole store"
+    return page.render("verify.html", title=title, name=name, job=jobs.verification(name))
 
 
 async def verify_status(page: Page) -> Response:
-    name = await _name(page)
-    _visible(page, name)
-    job = page.state.verifications.get(name)
+    name = await _verified(page)
+    job = page.state.jobs.verification(name)
     return JSONResponse(job.status() if job else {"state": "none"})
 
 

@@ -1,27 +1,66 @@
-"""Verifications started from the UI: `inspect.verify_registry` of one repository in a
-thread of its own, its progress (bytes hashed of bytes to hash) read by the page."""
+"""Long runs started from the UI, each in a thread of its own, whose progress the page
+polls (`status()`):
+
+- `VerifyJob`: `inspect.verify_registry` of one repository or of the whole store;
+  progress in bytes hashed of bytes to hash (the verifier's `Progress`).
+- `StorageJob`: the storage page's summary (`StoreView.storage`: a listing of every
+  repository, then `gc --dry-run`); gc tells no progress of its own, so the store is
+  read through a driver that counts what is asked of it: the files listed and the
+  requests made, against those of the last run where there was one.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from regtool.errors import RegtoolError
 from regtool.inspect.verify import Verification, verify_registry
-from regtool.ui.data import JOBS, StoreView
+from regtool.layout.detect import Layout
+from regtool.layout.v1 import V1Layout
+from regtool.layout.v2 import V2Layout
+from regtool.storage.base import Driver, Entry
+from regtool.storage.observed import ObservedDriver
+from regtool.ui.data import JOBS, StorageSummary, StoreView
+
+#: Problems a verification's status lists at most.
+PROBLEMS_SHOWN = 100
 
 
 @dataclass
-class VerifyJob:
-    name: str
-    started: float = field(default_factory=time.time)
+class Job:
+    """What every job has: when it began, its outcome, a lock for its counters."""
+
+    started: float = field(default_factory=time.time, init=False)
+    error: str | None = field(default=None, init=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        raise NotImplementedError
+
+    def run(self, work: Callable[[], None]) -> None:
+        """`work()`, its expected failures kept as `error` for the page."""
+        try:
+            work()
+        except RegtoolError as e:
+            self.error = str(e)
+        except Exception as e:  # a bug: shown, and the page stops waiting
+            self.error = f"{type(e).__name__}: {e}"
+            raise
+
+
+@dataclass
+class VerifyJob(Job):
+    """A verification of repository `name`, or of the whole store (`name` None)."""
+
+    name: str | None = None
     expected: int = 0
     done: int = 0
     result: Verification | None = None
-    error: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # `inspect.verify.Progress`, called from the verifier's threads
     def expect(self, nbytes: int) -> None:
@@ -48,42 +87,155 @@ class VerifyJob:
             problems = self.result.problems + self.result.faults
             doc.update(
                 state="ok" if self.result.ok else "problems",
-                problems=[f"{p.object}: {p.detail}" for p in problems[:100]],
+                problems=[f"{p.object}: {p.detail}" for p in problems[:PROBLEMS_SHOWN]],
                 tags=len(self.result.results),
             )
         return doc
 
 
-class Verifications:
-    """One verification per repository at a time; the last one's result is kept."""
+@dataclass
+class StorageJob(Job):
+    """The storage page's summary being read; `expected`: the requests and files listed
+    of the last run (0: none yet, so no end is known)."""
+
+    expected: int = 0
+    step: str = "starting"
+    listed: int = 0  # files named by listings
+    requests: int = 0  # calls made to the driver, a listing counting once
+    result: StorageSummary | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    @property
+    def done(self) -> int:
+        with self.lock:
+            return self.listed + self.requests
+
+    def observe(self, operation: str, failed: bool) -> None:
+        with self.lock:
+            self.requests += 1
+
+    def saw(self, count: int) -> None:
+        with self.lock:
+            self.listed += count
+
+    def begin(self, step: str) -> None:
+        with self.lock:
+            self.step = step
+
+    def status(self) -> dict[str, Any]:
+        """What the page polls: `state` running|done|failed, the step, its counts."""
+        with self.lock:
+            doc: dict[str, Any] = {
+                "step": self.step,
+                "listed": self.listed,
+                "requests": self.requests,
+                "done": self.listed + self.requests,
+                "expected": max(self.expected, self.listed + self.requests) if self.expected else 0,
+            }
+        if self.error is not None:
+            doc.update(state="failed", error=self.error)
+        else:
+            doc.update(state="running" if self.result is None else "done")
+        return doc
+
+
+class CountingDriver(ObservedDriver):
+    """A driver that tells `job` of each call and of each file its walks name."""
+
+    def __init__(self, inner: Driver, job: StorageJob):
+        super().__init__(inner, job.observe)
+        self.job = job
+
+    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+        entries = super().walk(prefix, temporaries=temporaries)
+        batch = 0
+        for entry in entries:
+            batch += 1
+            if batch == 256:  # not a lock per file
+                self.job.saw(batch)
+                batch = 0
+            yield entry
+        self.job.saw(batch)
+
+    def list(self, prefix: str = "") -> list[Entry]:
+        entries = super().list(prefix)
+        self.job.saw(len(entries))
+        return entries
+
+
+def _through(layout: Layout, driver: Driver) -> Layout:
+    """The same store as `layout`, read through `driver`."""
+    if isinstance(layout, V2Layout):
+        return V2Layout(driver, layout.root)
+    return V1Layout(driver, layout.root)
+
+
+class Jobs:
+    """The UI's jobs: one verification per repository (and one of the whole store) at a
+    time, one storage summary at a time; each kind's last one is kept."""
 
     def __init__(self, view: StoreView):
         self.view = view
-        self.jobs: dict[str, VerifyJob] = {}
+        self.verifications: dict[str | None, VerifyJob] = {}
+        self.summary: StorageJob | None = None  # the last one begun
+        self.summarised: StorageJob | None = None  # the last one that ended with a result
         self.lock = threading.Lock()
 
-    def get(self, name: str) -> VerifyJob | None:
+    def verification(self, name: str | None) -> VerifyJob | None:
+        """The last verification of `name` (None: of the whole store)."""
         with self.lock:
-            return self.jobs.get(name)
+            return self.verifications.get(name)
 
-    def start(self, name: str) -> VerifyJob:
-        """A new run for `name`, unless one is under way (that one is returned)."""
+    def verify(self, name: str | None) -> VerifyJob:
+        """A new verification of `name` (None: the whole store), unless one is under way
+        (that one is returned)."""
         with self.lock:
-            job = self.jobs.get(name)
+            job = self.verifications.get(name)
             if job is not None and not job.finished:
                 return job
-            job = self.jobs[name] = VerifyJob(name)
-        threading.Thread(target=self._run, args=(job,), daemon=True).start()
+            job = self.verifications[name] = VerifyJob(name)
+        view = self.view
+
+        def work() -> None:
+            targets = [] if name is None else [name]
+            job.result = verify_registry(
+                view.layout,
+                view.location,
+                targets,
+                everything=name is None,
+                jobs=JOBS,
+                progress=job,
+            )
+
+        threading.Thread(target=job.run, args=(work,), daemon=True).start()
         return job
 
-    def _run(self, job: VerifyJob) -> None:
+    def storage(self) -> tuple[StorageJob | None, StorageJob | None]:
+        """(the last storage summary begun, the last one that ended with a result)."""
+        with self.lock:
+            last = self.summary
+            if last is not None and last.result is not None:
+                self.summarised = last
+            return last, self.summarised
+
+    def read_storage(self) -> StorageJob:
+        """A new storage summary, unless one is under way (that one is returned)."""
+        with self.lock:
+            last = self.summary
+            if last is not None and not last.finished:
+                return last
+            if last is not None and last.result is not None:
+                self.summarised = last
+            expected = self.summarised.done if self.summarised is not None else 0
+            job = self.summary = StorageJob(expected=expected)
         view = self.view
-        try:
-            job.result = verify_registry(
-                view.layout, view.location, [job.name], jobs=JOBS, progress=job
-            )
-        except RegtoolError as e:
-            job.error = str(e)
-        except Exception as e:  # a bug: shown, and the page stops waiting
-            job.error = f"{type(e).__name__}: {e}"
-            raise
+
+        def work() -> None:
+            through = _through(view.layout, CountingDriver(view.layout.driver, job))
+            job.result = view.storage(through, job.begin)
+
+        threading.Thread(target=job.run, args=(work,), daemon=True).start()
+        return job

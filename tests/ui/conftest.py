@@ -210,3 +210,20 @@ def sign_in(driver: Any, shop: Shop, user: str) -> None:
     follow(driver, driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]"))
     WebDriverWait(driver, 10).until(ec.url_matches(r"/ui/$"))
     assert driver.find_element(By.CSS_SELECTOR, ".who strong").text == user
+
+
+def storage_page(driver: Any, shop: Shop) -> None:
+    """Opens the storage page once it shows a summary: the first visit starts reading
+    one; its end is awaited through the status the page polls (not while the page's
+    own script reloads it), then the page is opened afresh."""
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{shop.ui}/storage")
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{shop.ui}/storage/status").json()["state"] == "running":
+        assert time.monotonic() < deadline, "the storage summary never ended"
+        time.sleep(0.1)
+    driver.get(f"{shop.ui}/storage")
+    assert driver.find_elements(By.ID, "job") == []

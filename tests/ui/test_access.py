@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 from selenium.webdriver.common.by import By
 
-from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in
+from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in, storage_page
+from tests.ui.push import push_image
 from tests.ui.test_browse import texts
 
 
@@ -74,9 +75,10 @@ def test_bob_sees_only_what_he_may_pull_and_no_delete(
         browser.get(f"{shop.ui}/{page}")
         assert browser.find_element(By.TAG_NAME, "h1").text == "Not found", page
         assert browser.find_elements(By.TAG_NAME, "h2") == []  # no layers, config, referrers
-    browser.get(f"{shop.ui}/storage")
+    storage_page(browser, shop)
     assert texts(browser, "main tbody td:first-child") == ["team/app", "team/multi"]
     assert "would free" not in browser.find_element(By.TAG_NAME, "main").text
+    assert "Verify every tag" not in browser.find_element(By.TAG_NAME, "main").text
     console_errors(browser)  # the 404s above are logged: not script errors
 
 
@@ -114,3 +116,34 @@ def test_a_delete_without_the_sessions_csrf_token_is_refused(browser: Any, shop:
             r = stranger.post("/ui/delete", data={**form, "csrf": token})
             assert r.status_code == 403
     assert tags(shop, "team/app") == ["1.0", "latest", "old"]
+
+
+def test_the_layers_images_elsewhere_are_only_those_the_viewer_may_pull(
+    browser: Any, shop: Shop, shots: Shots
+) -> None:
+    with shop.client() as c:  # team/app:1.0's layer, in two more repositories
+        push_image(c, "team/copy", "1", labels={"copy": "yes"})
+        push_image(c, "secret/keys", "copy", labels={"secret": "yes"})
+    sign_in(browser, shop, "alice")
+    storage_page(browser, shop)
+    follow(browser, browser.find_element(By.XPATH, "//button[text()='Read again']"))
+    storage_page(browser, shop)  # the store read again, and indexed
+    for user, expected in (
+        ("alice", ["secret/keys:copy", "team/copy:1"]),
+        ("bob", ["team/copy:1"]),
+    ):
+        sign_in(browser, shop, user)
+        browser.get(f"{shop.ui}/image?name=team/app&ref=1.0")
+        (also,) = texts(browser, "main table tbody td.holders")
+        assert sorted(texts(browser, "td.holders a")) == expected, also
+        assert "secret" not in also or user == "alice"
+        shots(browser, f"layer-{user}")
+        follow(browser, browser.find_element(By.LINK_TEXT, "team/copy:1"))
+        assert browser.find_element(By.TAG_NAME, "h1").text.startswith("team/copy")
+    storage_page(browser, shop)
+    assert browser.find_elements(By.XPATH, "//button[text()='Read again']") == []
+    client, token = session_client(browser, shop)
+    with client:
+        refused = client.post("/ui/storage", data={"csrf": token})
+        assert refused.status_code == 403
+    assert console_errors(browser) == []

@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in, wait
+from tests.ui.conftest import Shop, Shots, console_errors, follow, sign_in, storage_page, wait
 
 
 def texts(driver: Any, css: str) -> list[str]:
@@ -80,13 +80,28 @@ def test_catalog_repository_image_index_referrer(browser: Any, shop: Shop, shots
     assert console_errors(browser) == []
 
 
-def test_storage_page_says_what_gc_would_free(browser: Any, shop: Shop, shots: Shots) -> None:
+def test_storage_page_says_what_gc_would_free_and_verifies_the_store(
+    browser: Any, shop: Shop, shots: Shots
+) -> None:
     sign_in(browser, shop, "alice")
-    browser.get(f"{shop.ui}/storage")
+    storage_page(browser, shop)
     rows = texts(browser, "main tbody td:first-child")
     assert rows == ["secret/keys", "team/app", "team/multi"]
     assert "would free" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
     shots(browser, "storage")
+    follow(browser, browser.find_element(By.XPATH, "//button[text()='Read again']"))
+    storage_page(browser, shop)
+    assert texts(browser, "main tbody td:first-child") == rows
+
+    follow(
+        browser, browser.find_element(By.XPATH, "//button[text()='Verify every tag of the store']")
+    )
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Verify the whole store"
+    wait(browser, 20).until(lambda d: d.find_element(By.ID, "verify-state").text == "ok")
+    bar = browser.find_element(By.ID, "verify-progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max") != "1"
+    shots(browser, "verified-store")
+    assert console_errors(browser) == []
 
 
 def test_verify_shows_its_progress_and_result(browser: Any, shop: Shop, shots: Shots) -> None:

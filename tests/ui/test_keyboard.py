@@ -11,7 +11,7 @@ from typing import Any
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.ui.conftest import Shop, Shots, sign_in, wait
+from tests.ui.conftest import Shop, Shots, sign_in, storage_page, wait
 from tests.ui.test_browse import texts
 
 DOM_CHECK = """
@@ -68,6 +68,7 @@ def test_every_page_is_labelled_and_tabs_in_order(browser: Any, shop: Shop) -> N
         "/login",
         "/repository?name=no/such",
     ]
+    storage_page(browser, shop)  # a summary read: the page no longer reloads itself
     for page in pages:
         browser.get(shop.ui + page)
         problems, focusable = browser.execute_script(DOM_CHECK)

@@ -38,7 +38,7 @@ def test_the_catalog_reads_only_the_repositories_on_its_page(
     first = httpx.get(f"{reg.url}/ui/").text
     assert names_on(first) == [f"r{i:02d}" for i in range(PAGE_SIZE)]
     assert 'class="warning"' not in first
-    assert "Page 1 of 2" in first
+    assert re.search(r"Page 1( of 2)?</span>", first)  # "of 2" once every name is listed
     second = httpx.get(f"{reg.url}/ui/", params={"page": "2"}).text
     assert names_on(second) == [f"r{i:02d}" for i in range(PAGE_SIZE, PAGE_SIZE + 10)]
     assert re.search(rf'class="warning">r{PAGE_SIZE + 5}:.*missing from blob storage', second)

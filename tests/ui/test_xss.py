@@ -10,7 +10,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 
 from tests.ui.conftest import HOSTILE, Shop, Shots, console_errors, follow, sign_in
-from tests.ui.push import push_image, push_referrer
+from tests.ui.push import OCI_INDEX, OCI_MANIFEST, push_image, push_referrer, put_manifest
 
 
 def assert_inert(driver: Any, title: str) -> None:
@@ -44,6 +44,15 @@ def test_hostile_text_is_shown_escaped(browser: Any, shop: Shop, shots: Shots) -
             layer=b"hostile layer",
         )
         push_referrer(c, "hostile", digest, 'application/x-"><img src=x onerror=alert(1)>')
+        # the same layer in an index's child whose platform is script: "also in" names it
+        child = push_image(c, "hostile", None, labels={"child": "yes"}, layer=b"hostile layer")
+        platform = {"os": HOSTILE[1], "architecture": HOSTILE[0]}
+        size = len(c.get(f"/v2/hostile/manifests/{child}").content)
+        described = {"mediaType": OCI_MANIFEST, "digest": child, "size": size}
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX}
+        put_manifest(
+            c, "hostile", "multi", {**index, "manifests": [{**described, "platform": platform}]}
+        )
     sign_in(browser, shop, "bob")
     console_errors(browser)
 
@@ -59,6 +68,7 @@ def test_hostile_text_is_shown_escaped(browser: Any, shop: Shop, shots: Shots) -
         assert text in main, text
     assert "a hostile key" in main
     assert '"><img src=x onerror=alert(1)>' in main  # the referrer's artifact type
+    assert f"hostile:multi ({HOSTILE[1]}/{HOSTILE[0]})" in main  # a layer's other image
     shots(browser, "image")
 
     referrer = browser.find_element(By.XPATH, "//h2[text()='Referrers']/following-sibling::div//a")

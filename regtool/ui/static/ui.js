@@ -60,9 +60,34 @@ function verifyProgress(box) {
   poll();
 }
 
+// A storage summary being read: show its step and counts; once it ends, show its result.
+function jobProgress(box) {
+  const bar = document.getElementById("job-progress");
+  const state = document.getElementById("job-state");
+  async function poll() {
+    const response = await fetch(box.dataset.status, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const s = await response.json();
+    if (s.state !== "running") {
+      location.reload();
+      return;
+    }
+    if (s.expected) {
+      bar.max = s.expected;
+      bar.value = s.done;
+    }
+    state.textContent = "Reading the store: " + s.step +
+      (s.listed === undefined ? "" : ": " + s.listed + " files listed, " + s.requests + " requests") + "…";
+    setTimeout(poll, 500);
+  }
+  poll();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("input[data-live]").forEach(liveFilter);
   document.querySelectorAll("table[data-pull] button[data-tag]").forEach(copyButton);
   const box = document.getElementById("verify");
   if (box) verifyProgress(box);
+  const job = document.getElementById("job");
+  if (job) jobProgress(job);
 });
