@@ -27,6 +27,7 @@ from regtool.storage.swift.segmented import (
     PIECE,
     READ,
     THREADS,
+    Buffers,
     Fetch,
     Piece,
     PieceReader,
@@ -170,10 +171,11 @@ class Body(io.RawIOBase):
 def _started(opened: list[Piece], fill: int = 0) -> Callable[[Piece], Fetch]:
     """Starts fetches at once, in this thread, from bodies of `fill` bytes (the piece's
     index + 1, by default); records the pieces in `opened`."""
+    buffers = Buffers(keep=4)
 
     def start(piece: Piece) -> Fetch:
         opened.append(piece)
-        fetch = Fetch(piece)
+        fetch = Fetch(piece, buffers)
         byte = bytes([fill or len(opened)])
         fetch.run(lambda path, offset, length: Body(byte * length))
         return fetch
@@ -222,27 +224,57 @@ def test_a_distribution_sized_segment_is_read_with_one_request() -> None:
     assert len(pieces([("a", PIECE * 3)], 0, None)) == 3
 
 
+def _taken(fetch: Fetch) -> bytes:
+    """The next bytes `fetch` hands out; b"" at its end."""
+    chunk = fetch.take()
+    return b"" if chunk is None else bytes(chunk[0][: chunk[1]])
+
+
 def test_a_piece_is_read_as_it_arrives() -> None:
     """The reader gets the first bytes of a piece before the rest has come: a segment is
     not waited for whole."""
     go = threading.Event()
-    fetch = Fetch(Piece("s/1", 0, 3 * READ))
+    fetch = Fetch(Piece("s/1", 0, 3 * READ), Buffers(keep=4))
     data = os.urandom(3 * READ)
     thread = threading.Thread(target=fetch.run, args=(lambda *_: Body(data, go, READ),))
     thread.start()
     try:
-        assert fetch.take() == data[:READ]  # while the rest waits for `go`
+        assert _taken(fetch) == data[:READ]  # while the rest waits for `go`
         assert not go.is_set()
     finally:
         go.set()
         thread.join(5)
-    assert b"".join(iter(fetch.take, b"")) == data[READ:]
+    assert b"".join(iter(lambda: _taken(fetch), b"")) == data[READ:]
+
+
+def test_the_buffers_read_are_used_again() -> None:
+    """Each fetch reads into a buffer the reader gave back: no fresh memory per chunk."""
+    made: set[int] = set()
+
+    class Counted(Buffers):
+        def get(self) -> bytearray:
+            buffer = super().get()
+            made.add(id(buffer))
+            return buffer
+
+    buffers = Counted(keep=4)
+
+    def start(piece: Piece) -> Fetch:
+        fetch = Fetch(piece, buffers)
+        fetch.run(lambda *_: Body(b"x" * piece.length))
+        return fetch
+
+    todo = [Piece(f"s/{i}", 0, READ) for i in range(10)]
+    with PieceReader("blob", todo, start, ahead=1) as reader:
+        assert reader.read(20 * READ) == b"x" * READ  # one chunk a call (a raw reader)
+        assert b"".join(iter(lambda: reader.read(READ), b"")) == b"x" * 9 * READ
+    assert len(made) == 1
 
 
 def test_a_piece_that_comes_short_is_a_transient_fault_after_its_bytes() -> None:
-    fetch = Fetch(Piece("s/1", 0, 10))
+    fetch = Fetch(Piece("s/1", 0, 10), Buffers(keep=4))
     fetch.run(lambda *_: Body(b"12345"))
-    assert fetch.take() == b"12345"
+    assert _taken(fetch) == b"12345"
     with pytest.raises(TransientError, match="5 bytes where 10"):
         fetch.take()
 
@@ -266,7 +298,7 @@ def test_a_reader_does_not_wait_for_a_fetch_the_closed_driver_dropped(
     finally:
         go.set()
         closing.join(10)
-    assert all(f.take() == b"x" * 10 for f in busy)
+    assert all(_taken(f) == b"x" * 10 for f in busy)
 
 
 class Opens:

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from regtool.errors import PathNotFound, StorageError, TransientError
 from regtool.storage.base import Entry
@@ -51,7 +51,8 @@ PIECE = 32 * 1024 * 1024
 WINDOW = 64 * 1024 * 1024
 #: Most pieces in flight per open object (small segments, or a short range).
 AHEAD = 6
-#: Bytes a fetch reads from a response at a time, handed to the reader as they come.
+#: Bytes a fetch reads from a response at a time (one buffer), handed to the reader as
+#: they come.
 READ = 1024 * 1024
 #: Threads that fetch pieces, shared by every reader of a driver.
 THREADS = 32
@@ -94,15 +95,39 @@ def dlo_etag(hashes: Sequence[str]) -> str:
     return md5.hexdigest()
 
 
+class Buffers:
+    """`READ`-byte buffers for fetches, given back once read and used again: fresh
+    memory for every chunk costs the kernel a page fault every 4 KiB. Keeps `keep` at
+    most; safe to use from several threads."""
+
+    def __init__(self, keep: int):
+        self._keep = keep
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> bytearray:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return bytearray(READ)
+
+    def give(self, buffer: bytearray) -> None:
+        with self._lock:
+            if len(self._free) < self._keep:
+                self._free.append(buffer)
+
+
 class Fetch:
     """One piece being read by a pool thread (`run`), its bytes handed to the reader as
-    they arrive (`take`). The whole piece is read however slow the reader: a response
-    left half-read would hold Swift's connection (and this thread) until it timed out."""
+    they arrive (`take`), in buffers of `buffers` the reader gives back. The whole piece
+    is read however slow the reader: a response left half-read would hold Swift's
+    connection (and this thread) until it timed out."""
 
-    def __init__(self, piece: Piece):
+    def __init__(self, piece: Piece, buffers: Buffers):
         self.piece = piece
+        self.buffers = buffers
         self._arrived = threading.Condition()
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[tuple[bytearray, int]] = deque()
         self._done = False
         self._error: BaseException | None = None
         self._cancelled = False
@@ -113,13 +138,15 @@ class Fetch:
         try:
             if not self._cancelled:
                 with open_range(piece.path, piece.offset, piece.length) as body:
+                    reader = cast(io.BufferedIOBase, body)  # Container.open's readers
                     while got < piece.length and not self._cancelled:
-                        chunk = body.read(min(READ, piece.length - got))
-                        if not chunk:
+                        buffer = self.buffers.get()
+                        n = reader.readinto(memoryview(buffer)[: piece.length - got])
+                        if not n:
                             break
-                        got += len(chunk)
+                        got += n
                         with self._arrived:
-                            self._chunks.append(chunk)
+                            self._chunks.append((buffer, n))
                             self._arrived.notify()
             if got < piece.length and not self._cancelled:
                 raise TransientError(
@@ -134,16 +161,17 @@ class Fetch:
             self._done, self._error = True, error
             self._arrived.notify()
 
-    def take(self) -> bytes:
-        """The next bytes of the piece, waiting for them; b"" once it is all taken. Raises
-        what failed the fetch once the bytes that came before the failure are taken."""
+    def take(self) -> tuple[bytearray, int] | None:
+        """The next bytes of the piece (a buffer and how many bytes of it hold them; the
+        buffer goes back to `buffers` once read), waiting for them; None once all are
+        taken. Raises what failed the fetch once the bytes that came before are taken."""
         with self._arrived:
             self._arrived.wait_for(lambda: self._chunks or self._done)
             if self._chunks:
                 return self._chunks.popleft()
             if self._error is not None:
                 raise self._error
-            return b""
+            return None
 
     def ended(self, future: Future[None]) -> None:
         """`run`'s future is done: if it never ran (the driver was closed before a thread
@@ -162,7 +190,9 @@ class Fetch:
         """The reader is gone: stop after the bytes under way, and drop what came."""
         with self._arrived:
             self._cancelled = True
-            self._chunks.clear()
+            chunks, self._chunks = self._chunks, deque()
+        for buffer, _ in chunks:
+            self.buffers.give(buffer)
 
 
 class SegmentReads:
@@ -171,6 +201,7 @@ class SegmentReads:
 
     def __init__(self, objects: Container):
         self.objects = objects
+        self.buffers = Buffers(keep=WINDOW // READ)
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -184,7 +215,7 @@ class SegmentReads:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="swift-segments")
             pool = self._pool
-        fetch = Fetch(piece)
+        fetch = Fetch(piece, self.buffers)
         pool.submit(fetch.run, self._open_range).add_done_callback(fetch.ended)
         return fetch
 
@@ -259,6 +290,8 @@ class PieceReader(io.RawIOBase):
         self._ahead, self._window = ahead, window
         self._flight: deque[Fetch] = deque()  # the first is being read
         self._current = memoryview(b"")
+        # the buffer under `_current`, and where it goes back once read
+        self._buffer: tuple[Buffers, bytearray] | None = None
         self._fill()
 
     def readable(self) -> bool:
@@ -274,6 +307,7 @@ class PieceReader(io.RawIOBase):
             held += fetch.piece.length
 
     def _next(self) -> bool:
+        self._give_back()
         while self._flight:
             try:
                 chunk = self._flight[0].take()
@@ -283,8 +317,10 @@ class PieceReader(io.RawIOBase):
                     path=self._path,
                     driver=DRIVER,
                 ) from None
-            if chunk:
-                self._current = memoryview(chunk)
+            if chunk is not None:
+                buffer, n = chunk
+                self._buffer = self._flight[0].buffers, buffer
+                self._current = memoryview(buffer)[:n]
                 return True
             self._flight.popleft()
             self._fill()
@@ -298,8 +334,15 @@ class PieceReader(io.RawIOBase):
         self._current = self._current[n:]
         return n
 
+    def _give_back(self) -> None:
+        self._current = memoryview(b"")
+        held, self._buffer = self._buffer, None
+        if held is not None:
+            held[0].give(held[1])
+
     def close(self) -> None:
         if not self.closed:
+            self._give_back()
             for fetch in self._flight:
                 fetch.cancel()
             self._flight.clear()
