@@ -185,7 +185,7 @@ def timed(argv: list[str], env: dict[str, str], service: SwiftService, nbytes: i
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     own = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
-    cpu = {Path(argv[0]).name: own, **usage.seconds()}
+    cpu = {f"{Path(argv[0]).name} {argv[1]}": own, **usage.seconds()}
     print(f"  {elapsed:6.2f} s, CPU s/GiB: {cpu_line(cpu, nbytes)}; load {load_average()}")
     return elapsed
 
