@@ -132,6 +132,25 @@ def test_a_dlo_is_read_by_its_segments(
         assert _segment_gets(faults)
 
 
+def test_a_reader_closed_early_leaves_the_driver_reading_right(
+    swift_service: SwiftService, container: str
+) -> None:
+    """Closing a reader drops the segments under way, mid-response (segments of several
+    `READ`s); the connections the fetch threads keep serve the next readers."""
+    driver = swift_service.driver(container, "reg", segment_size=2 * READ)
+    data = os.urandom(3 * 2 * READ)
+    _write(driver, "large", data)
+    try:
+        for _ in range(3):
+            with driver.open("large", 5) as f:
+                assert f.read(10) == data[5:15]
+        with driver.open("large") as f:
+            assert f.read() == data
+    finally:
+        driver.delete("large")
+        driver.close()
+
+
 def test_get_of_a_dlo_reads_its_segments_and_of_a_plain_object_one_request(
     driver: SwiftDriver, faults: SwiftFaultProxy, container: str, stored: bytes
 ) -> None:
