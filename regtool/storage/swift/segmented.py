@@ -18,6 +18,10 @@ plain objects with no such limit. So a read here:
    is read as it arrives, `READ` bytes at a time, so the reader starts on a segment
    before it has come in whole. Memory per reader is bounded by `WINDOW` (or one
    piece) whatever the segment size.
+
+A piece that fails, or comes back short (a segment deleted or rewritten since it was
+listed), raises a `TransientError` when the reader reaches it: the retry wrapper opens
+the object again at the first byte not yet returned, which lists the segments anew.
 """
 
 from __future__ import annotations
