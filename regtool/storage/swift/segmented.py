@@ -13,7 +13,8 @@ plain objects with no such limit. So a read here:
    DLO's ETag (how Swift computes it). A listing that disagrees is a DLO being rewritten
    or a listing that lags: the read then goes through the middleware, as it would;
 3. maps the range asked for onto the segments: one request a segment (a segment over
-   `PIECE` bytes is read in pieces of that size; Swift's cost is largely per request),
+   `PIECE` bytes is read in pieces of that size; each request costs Swift a token check
+   and a connection to an object server),
    several in flight while their bytes stay within `WINDOW`, handed out in order. A piece
    is read as it arrives, `READ` bytes at a time, so the reader starts on a segment
    before it has come in whole. Memory per reader is bounded by `WINDOW` (or one
@@ -147,6 +148,7 @@ class Fetch:
                         buffer = self.buffers.get()
                         n = reader.readinto(memoryview(buffer)[: piece.length - got])
                         if not n:
+                            self.buffers.give(buffer)
                             break
                         got += n
                         with self._arrived:
