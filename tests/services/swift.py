@@ -172,6 +172,11 @@ class SwiftService:
             start_new_session=True,
         )
 
+    def pids(self) -> dict[str, int]:
+        """The process id of each server started (`proxy`, `object`, ...; a server with
+        workers forks its workers below it)."""
+        return {name: proc.pid for name, proc in self._procs.items()}
+
     def logs(self, lines: int = 15) -> str:
         """The last lines of every server's log, for error messages."""
         return "\n".join(
@@ -357,8 +362,9 @@ SWIFT_CONF = textwrap.dedent("""\
     """)
 
 
-def _common(name: str, swift_dir: Path, devices: Path, port: int) -> str:
-    """The [DEFAULT] section every server's config starts with."""
+def _common(name: str, swift_dir: Path, devices: Path, port: int, workers: int = 0) -> str:
+    """The [DEFAULT] section every server's config starts with (`workers` 0: the server
+    answers in the process started, without forking)."""
     return textwrap.dedent(f"""\
         [DEFAULT]
         swift_dir = {swift_dir}
@@ -367,7 +373,7 @@ def _common(name: str, swift_dir: Path, devices: Path, port: int) -> str:
         disable_fallocate = true
         bind_ip = 127.0.0.1
         bind_port = {port}
-        workers = 0
+        workers = {workers}
         user = {getpass.getuser()}
         log_level = INFO
         log_name = {name}
@@ -375,8 +381,10 @@ def _common(name: str, swift_dir: Path, devices: Path, port: int) -> str:
         """)
 
 
-def _proxy_config(swift_dir: Path, devices: Path, port: int, memcached_port: int) -> str:
-    return _common("proxy", swift_dir, devices, port) + textwrap.dedent(f"""\
+def _proxy_config(
+    swift_dir: Path, devices: Path, port: int, memcached_port: int, workers: int = 0
+) -> str:
+    return _common("proxy", swift_dir, devices, port, workers) + textwrap.dedent(f"""\
         [pipeline:main]
         pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
             bulk tempurl tempauth copy slo dlo proxy-logging proxy-server
@@ -431,24 +439,30 @@ def _proxy_config(swift_dir: Path, devices: Path, port: int, memcached_port: int
         """)
 
 
-def _write_configs(tmpdir: Path, ports: dict[str, int], memcached_port: int) -> None:
+def _write_configs(
+    tmpdir: Path, ports: dict[str, int], memcached_port: int, workers: int = 0
+) -> None:
     devices = tmpdir / "devices"
     (devices / DEVICE).mkdir(parents=True, exist_ok=True)
     (tmpdir / "run").mkdir(exist_ok=True)
     (tmpdir / "swift.conf").write_text(SWIFT_CONF)
     for kind in ("account", "container", "object"):
         (tmpdir / f"{kind}-server.conf").write_text(
-            _common(kind, tmpdir, devices, ports[kind])
+            _common(kind, tmpdir, devices, ports[kind], workers)
             + f"[pipeline:main]\npipeline = {kind}-server\n\n"
             + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n"
         )
     (tmpdir / "proxy-server.conf").write_text(
-        _proxy_config(tmpdir, devices, ports["proxy"], memcached_port)
+        _proxy_config(tmpdir, devices, ports["proxy"], memcached_port, workers)
     )
 
 
-def start_swift(tmpdir: Path) -> SwiftService:
+def start_swift(tmpdir: Path, workers: int = 0) -> SwiftService:
     """Start memcached and the four Swift servers on loopback; wait until they answer.
+
+    `workers`: processes each server forks to answer requests (Swift's `workers`); 0,
+    for tests, answers in the one process started, as a production Swift does not (it
+    runs a worker a core). Benchmarks that compare tools on one Swift may ask for more.
 
     Raises RuntimeError (with the servers' last log lines) if Swift cannot start.
     """
@@ -472,7 +486,7 @@ def start_swift(tmpdir: Path) -> SwiftService:
         if getpass.getuser() == "root":
             memcached += ["-u", "root"]  # memcached refuses to run as root without it
         service._spawn("memcached", memcached)
-        _write_configs(tmpdir, ports, memcached_port)
+        _write_configs(tmpdir, ports, memcached_port, workers)
         subprocess.run(
             [
                 sys.executable,

@@ -7,20 +7,33 @@ Which requests reach Swift is seen through `SwiftFaultProxy.seen`."""
 
 from __future__ import annotations
 
+import io
 import os
+import threading
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 from urllib.parse import unquote
 
 import pytest
 from swiftclient.client import Connection  # type: ignore[import-untyped]
 from swiftclient.exceptions import ClientException  # type: ignore[import-untyped]
 
-from regtool.errors import TransientError
+from regtool.errors import StorageError, TransientError
 from regtool.storage.retry import RetryingDriver
 from regtool.storage.swift import SwiftDriver
-from regtool.storage.swift.segmented import AHEAD, Piece, PieceReader, dlo_etag, pieces
+from regtool.storage.swift.segmented import (
+    AHEAD,
+    PIECE,
+    READ,
+    THREADS,
+    Buffers,
+    Fetch,
+    Piece,
+    PieceReader,
+    dlo_etag,
+    pieces,
+)
 from tests.services.swift import SwiftService
 from tests.services.swift_faults import SwiftFaultProxy
 
@@ -119,6 +132,25 @@ def test_a_dlo_is_read_by_its_segments(
         assert _segment_gets(faults)
 
 
+def test_a_reader_closed_early_leaves_the_driver_reading_right(
+    swift_service: SwiftService, container: str
+) -> None:
+    """Closing a reader drops the segments under way, mid-response (segments of several
+    `READ`s); the connections the fetch threads keep serve the next readers."""
+    driver = swift_service.driver(container, "reg", segment_size=2 * READ)
+    data = os.urandom(3 * 2 * READ)
+    _write(driver, "large", data)
+    try:
+        for _ in range(3):
+            with driver.open("large", 5) as f:
+                assert f.read(10) == data[5:15]
+        with driver.open("large") as f:
+            assert f.read() == data
+    finally:
+        driver.delete("large")
+        driver.close()
+
+
 def test_get_of_a_dlo_reads_its_segments_and_of_a_plain_object_one_request(
     driver: SwiftDriver, faults: SwiftFaultProxy, container: str, stored: bytes
 ) -> None:
@@ -134,25 +166,168 @@ def test_get_of_a_dlo_reads_its_segments_and_of_a_plain_object_one_request(
     driver.delete("small")
 
 
-def test_the_segments_are_fetched_several_at_a_time_in_bounded_number() -> None:
-    """At most AHEAD pieces are requested ahead of the reader: memory stays bounded
+class Body(io.RawIOBase):
+    """A response body of `data` whose reads wait, after `before` bytes, for `go`."""
+
+    def __init__(self, data: bytes, go: threading.Event | None = None, before: int = 0):
+        self._data, self._go, self._before = memoryview(data), go, before
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        if self._go is not None and self._before > 0:
+            want = min(want, self._before)
+        elif self._go is not None:
+            self._go.wait(5)
+        n = min(want, len(self._data))
+        buffer[:n] = self._data[:n]
+        self._data, self._before = self._data[n:], self._before - n
+        return n
+
+
+def _started(opened: list[Piece], fill: int = 0) -> Callable[[Piece], Fetch]:
+    """Starts fetches at once, in this thread, from bodies of `fill` bytes (the piece's
+    index + 1, by default); records the pieces in `opened`."""
+    buffers = Buffers(keep=4)
+
+    def start(piece: Piece) -> Fetch:
+        opened.append(piece)
+        fetch = Fetch(piece, buffers)
+        byte = bytes([fill or len(opened)])
+        fetch.run(lambda path, offset, length: Body(byte * length))
+        return fetch
+
+    return start
+
+
+def test_pieces_are_fetched_several_at_a_time_in_bounded_number() -> None:
+    """At most `ahead` pieces are requested ahead of the reader: memory stays bounded
     however large the object."""
-    submitted: list[Piece] = []
-
-    def submit(piece: Piece) -> Future[bytes]:
-        submitted.append(piece)
-        done: Future[bytes] = Future()
-        done.set_result(bytes([len(submitted)]) * piece.length)
-        return done
-
+    opened: list[Piece] = []
     todo = [Piece(f"s/{i:016d}", 0, 10) for i in range(AHEAD * 3)]
-    reader = PieceReader("blob", todo, submit)
-    assert submitted == todo[:AHEAD]
+    reader = PieceReader("blob", todo, _started(opened))
+    assert opened == todo[:AHEAD]
     buffer = bytearray(10)
     assert reader.readinto(buffer) == 10 and buffer == bytes([1]) * 10
-    assert submitted == todo[: AHEAD + 1]
+    assert opened == todo[:AHEAD]  # the first piece is not taken whole yet
+    assert reader.readinto(buffer) == 10 and buffer == bytes([2]) * 10
+    assert opened == todo[: AHEAD + 1]
     reader.close()
-    assert len(submitted) == AHEAD + 1
+    assert len(opened) == AHEAD + 1
+
+
+def test_pieces_in_flight_stay_within_the_window_of_bytes() -> None:
+    """Pieces as large as whole segments: as many in flight as the window holds (one at
+    least, however large)."""
+    opened: list[Piece] = []
+    todo = [Piece(f"s/{i:016d}", 0, 20) for i in range(6)]
+    with PieceReader("blob", todo, _started(opened), ahead=5, window=65) as reader:
+        assert len(opened) == 3
+        assert reader.read() == b"".join(bytes([i + 1]) * 20 for i in range(6))
+    opened.clear()
+    with PieceReader("blob", todo, _started(opened), ahead=5, window=10) as reader:
+        assert len(opened) == 1
+        assert reader.read(20) == bytes([1]) * 20
+
+
+def test_a_distribution_sized_segment_is_read_with_one_request() -> None:
+    """Swift's cost is largely per request: a segment of distribution's default size (20
+    MiB) is one piece; only a larger one is cut."""
+    mib = 1024 * 1024
+    assert pieces([("a", 20 * mib), ("b", 20 * mib)], 0, None) == [
+        Piece("a", 0, 20 * mib),
+        Piece("b", 0, 20 * mib),
+    ]
+    assert len(pieces([("a", PIECE * 3)], 0, None)) == 3
+
+
+def _taken(fetch: Fetch) -> bytes:
+    """The next bytes `fetch` hands out; b"" at its end."""
+    chunk = fetch.take()
+    return b"" if chunk is None else bytes(chunk[0][: chunk[1]])
+
+
+def test_a_piece_is_read_as_it_arrives() -> None:
+    """The reader gets the first bytes of a piece before the rest has come: a segment is
+    not waited for whole."""
+    go = threading.Event()
+    fetch = Fetch(Piece("s/1", 0, 3 * READ), Buffers(keep=4))
+    data = os.urandom(3 * READ)
+    thread = threading.Thread(target=fetch.run, args=(lambda *_: Body(data, go, READ),))
+    thread.start()
+    try:
+        assert _taken(fetch) == data[:READ]  # while the rest waits for `go`
+        assert not go.is_set()
+    finally:
+        go.set()
+        thread.join(5)
+    assert b"".join(iter(lambda: _taken(fetch), b"")) == data[READ:]
+
+
+def test_the_buffers_read_are_used_again() -> None:
+    """Each fetch reads into a buffer the reader gave back: no fresh memory per chunk."""
+    made: set[int] = set()
+
+    class Counted(Buffers):
+        def get(self) -> bytearray:
+            buffer = super().get()
+            made.add(id(buffer))
+            return buffer
+
+    buffers = Counted(keep=4)
+
+    def start(piece: Piece) -> Fetch:
+        fetch = Fetch(piece, buffers)
+        fetch.run(lambda *_: Body(b"x" * piece.length))
+        return fetch
+
+    todo = [Piece(f"s/{i}", 0, READ) for i in range(10)]
+    with PieceReader("blob", todo, start, ahead=1) as reader:
+        assert reader.read(20 * READ) == b"x" * READ  # one chunk a call (a raw reader)
+        assert b"".join(iter(lambda: reader.read(READ), b"")) == b"x" * 9 * READ
+    assert len(made) == 1
+
+
+def test_a_piece_that_comes_short_is_a_transient_fault_after_its_bytes() -> None:
+    fetch = Fetch(Piece("s/1", 0, 10), Buffers(keep=4))
+    fetch.run(lambda *_: Body(b"12345"))
+    assert _taken(fetch) == b"12345"
+    with pytest.raises(TransientError, match="5 bytes where 10"):
+        fetch.take()
+
+
+def test_a_reader_does_not_wait_for_a_fetch_the_closed_driver_dropped(
+    swift_service: SwiftService, container: str
+) -> None:
+    driver = swift_service.driver(container, "reg", segment_size=SEGMENT)
+    go = threading.Event()
+    reads = driver.segment_reads
+    reads.objects = cast(Any, Opens(lambda *_: Body(b"x" * 10, go)))
+    busy = [reads._start(Piece(f"s/{i}", 0, 10)) for i in range(THREADS)]
+    queued = reads._start(Piece("s/queued", 0, 10))
+    # Closing while every thread is busy: the queued fetch never runs (the close waits
+    # for the busy ones, which wait for `go`).
+    closing = threading.Thread(target=driver.close)
+    closing.start()
+    try:
+        with pytest.raises(StorageError, match="closed"):
+            queued.take()
+    finally:
+        go.set()
+        closing.join(10)
+    assert all(_taken(f) == b"x" * 10 for f in busy)
+
+
+class Opens:
+    """Stands in for a `Container` whose `open` returns `body(path, offset, length)`."""
+
+    def __init__(self, body: Callable[[str, int, int], io.RawIOBase]):
+        self._body = body
+
+    def open(self, path: str, offset: int, length: int) -> io.RawIOBase:
+        return self._body(path, offset, length)
 
 
 def test_ranges_map_onto_segments_in_pieces() -> None:

@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote
 
 from swiftclient import client as sc  # type: ignore[import-untyped]
 
-from regtool.errors import PathNotFound, StorageError, TransientError
+from regtool.errors import PathNotFound, StorageError
 from regtool.storage.base import Entry, check_path, join
 from regtool.storage.swift.errors import (
     DECIMAL,
@@ -299,28 +299,6 @@ class Container:
         skip = offset if headers and "content-range" not in got else 0
         reader = ObjectReader(body, lambda e: self.session.stream_error(e, path), skip, length)
         return io.BufferedReader(reader, CHUNK)
-
-    def read_range(self, path: str, offset: int, length: int) -> bytes:
-        """The `length` bytes (at least 1) of the plain object at `path` from `offset`,
-        read whole; `TransientError` if fewer come (the object changed under the reader)."""
-        got, body = self.session.call(
-            sc.get_object,
-            self.container,
-            self.name(path),
-            headers={"Range": f"bytes={offset}-{offset + length - 1}"},
-            path=path,
-        )
-        data = bytes(body)
-        if "content-range" not in got:  # a server that ignored the range
-            data = data[offset : offset + length]
-        if len(data) != length:
-            raise TransientError(
-                f"{len(data)} bytes where {length} were expected at offset {offset}: "
-                "the object changed while it was read",
-                path=path,
-                driver=DRIVER,
-            )
-        return data
 
     def put(self, path: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         """Store `data` at `path`, replacing what is there (`PreconditionFailed` if

@@ -12,13 +12,17 @@ plain objects with no such limit. So a read here:
    HEAD: the sizes must add up, and the MD5 of the segments' ETags joined must be the
    DLO's ETag (how Swift computes it). A listing that disagrees is a DLO being rewritten
    or a listing that lags: the read then goes through the middleware, as it would;
-3. maps the range asked for onto the segments and reads it in pieces of at most `PIECE`
-   bytes, `AHEAD` pieces in flight, handed out in order. Memory per reader is bounded by
-   `AHEAD` x `PIECE` whatever the segment size.
+3. maps the range asked for onto the segments: one request a segment (a segment over
+   `PIECE` bytes is read in pieces of that size; each request costs Swift a token check
+   and a connection to an object server),
+   several in flight while their bytes stay within `WINDOW`, handed out in order. A piece
+   is read as it arrives, `READ` bytes at a time, so the reader starts on a segment
+   before it has come in whole. Memory per reader is bounded by `WINDOW` (or one
+   piece) whatever the segment size.
 
 A piece that fails, or comes back short (a segment deleted or rewritten since it was
-listed), raises a `TransientError`: the retry wrapper opens the object again at the first
-byte not yet returned, which lists the segments anew.
+listed), raises a `TransientError` when the reader reaches it: the retry wrapper opens
+the object again at the first byte not yet returned, which lists the segments anew.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from regtool.errors import PathNotFound, StorageError, TransientError
 from regtool.storage.base import Entry
@@ -45,12 +49,18 @@ from regtool.storage.swift.reader import CHUNK
 
 log = logging.getLogger(__name__)
 
-#: Most bytes one segment request asks for (a large segment is read in several).
-PIECE = 8 * 1024 * 1024
-#: Piece requests in flight (or done, waiting for the reader) per open object.
-AHEAD = 4
+#: Most bytes one request asks for: a larger segment is read in pieces of this size.
+PIECE = 32 * 1024 * 1024
+#: Bytes of the pieces in flight per open object (requested, arriving, or come and not
+#: yet read), unless one piece alone is more.
+WINDOW = 64 * 1024 * 1024
+#: Most pieces in flight per open object (small segments, or a short range).
+AHEAD = 6
+#: Bytes a fetch reads from a response at a time (one buffer), handed to the reader as
+#: they come.
+READ = 1024 * 1024
 #: Threads that fetch pieces, shared by every reader of a driver.
-THREADS = 16
+THREADS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +100,114 @@ def dlo_etag(hashes: Sequence[str]) -> str:
     return md5.hexdigest()
 
 
+class Buffers:
+    """`READ`-byte buffers for fetches, given back once read and used again: fresh
+    memory for every chunk costs the kernel a page fault every 4 KiB. Keeps `keep` at
+    most; safe to use from several threads."""
+
+    def __init__(self, keep: int):
+        self._keep = keep
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> bytearray:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return bytearray(READ)
+
+    def give(self, buffer: bytearray) -> None:
+        with self._lock:
+            if len(self._free) < self._keep:
+                self._free.append(buffer)
+
+
+class Fetch:
+    """One piece being read by a pool thread (`run`), its bytes handed to the reader as
+    they arrive (`take`), in buffers of `buffers` the reader gives back. The whole piece
+    is read however slow the reader: a response left half-read would hold Swift's
+    connection (and this thread) until it timed out."""
+
+    def __init__(self, piece: Piece, buffers: Buffers):
+        self.piece = piece
+        self.buffers = buffers
+        self._arrived = threading.Condition()
+        self._chunks: deque[tuple[bytearray, int]] = deque()
+        self._done = False
+        self._error: BaseException | None = None
+        self._cancelled = False
+
+    def run(self, open_range: Callable[[str, int, int], BinaryIO]) -> None:
+        """Read the piece with `open_range(path, offset, length)` (a streaming reader)."""
+        piece, got, error = self.piece, 0, None
+        try:
+            if not self._cancelled:
+                with open_range(piece.path, piece.offset, piece.length) as body:
+                    reader = cast(io.BufferedIOBase, body)  # Container.open's readers
+                    while got < piece.length and not self._cancelled:
+                        buffer = self.buffers.get()
+                        n = reader.readinto(memoryview(buffer)[: piece.length - got])
+                        if not n:
+                            self.buffers.give(buffer)
+                            break
+                        got += n
+                        with self._arrived:
+                            self._chunks.append((buffer, n))
+                            self._arrived.notify()
+            if got < piece.length and not self._cancelled:
+                raise TransientError(
+                    f"{got} bytes where {piece.length} were expected at offset "
+                    f"{piece.offset}: the object changed while it was read",
+                    path=piece.path,
+                    driver=DRIVER,
+                )
+        except BaseException as e:  # handed to the reader, in its thread
+            error = e
+        with self._arrived:
+            self._done, self._error = True, error
+            self._arrived.notify()
+
+    def take(self) -> tuple[bytearray, int] | None:
+        """The next bytes of the piece (a buffer and how many bytes of it hold them; the
+        buffer goes back to `buffers` once read), waiting for them; None once all are
+        taken. Raises what failed the fetch once the bytes that came before are taken."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: self._chunks or self._done)
+            if self._chunks:
+                return self._chunks.popleft()
+            if self._error is not None:
+                raise self._error
+            return None
+
+    def ended(self, future: Future[None]) -> None:
+        """`run`'s future is done: if it never ran (the driver was closed before a thread
+        took it), the reader must not wait for it."""
+        if future.cancelled():
+            with self._arrived:
+                self._done = True
+                self._error = StorageError(
+                    "the driver was closed while an object was read",
+                    path=self.piece.path,
+                    driver=DRIVER,
+                )
+                self._arrived.notify()
+
+    def cancel(self) -> None:
+        """The reader is gone: stop after the bytes under way, and drop what came."""
+        with self._arrived:
+            self._cancelled = True
+            chunks, self._chunks = self._chunks, deque()
+        for buffer, _ in chunks:
+            self.buffers.give(buffer)
+
+
 class SegmentReads:
     """Opens DLOs of `objects` by their segments (see the module's doc); one pool of
     `THREADS` threads for all of them, made on first use."""
 
     def __init__(self, objects: Container):
         self.objects = objects
+        self.buffers = Buffers(keep=WINDOW // READ)
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -104,12 +216,19 @@ class SegmentReads:
         if pool:
             pool.shutdown(cancel_futures=True)
 
-    def _submit(self, piece: Piece) -> Future[bytes]:
+    def _start(self, piece: Piece) -> Fetch:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="swift-segments")
             pool = self._pool
-        return pool.submit(self.objects.read_range, piece.path, piece.offset, piece.length)
+        fetch = Fetch(piece, self.buffers)
+        pool.submit(fetch.run, self._open_range).add_done_callback(fetch.ended)
+        return fetch
+
+    def _open_range(self, path: str, offset: int, length: int) -> BinaryIO:
+        opened = self.objects.open(path, offset, length)
+        assert not isinstance(opened, LargeObjectManifest)  # only with follow=False
+        return opened
 
     def segments(self, found: LargeObjectManifest) -> list[Entry] | None:
         """The segments of the DLO `found`, if they can be read directly: listed, and the
@@ -154,57 +273,84 @@ class SegmentReads:
             assert not isinstance(opened, LargeObjectManifest)
             return opened
         todo = pieces([(e.path, e.size or 0) for e in listed], offset, length)
-        return io.BufferedReader(PieceReader(found.path, todo, self._submit), CHUNK)
+        return io.BufferedReader(PieceReader(found.path, todo, self._start), CHUNK)
 
 
 class PieceReader(io.RawIOBase):
-    """The bytes of `todo`'s pieces in order, `AHEAD` of them requested at a time through
-    `submit`. A piece whose request failed raises its error when the reader reaches it:
-    a `TransientError` for one that is gone (the object was rewritten meanwhile)."""
+    """The bytes of `todo`'s pieces in order, each fetched through `start`, as many at a
+    time as `ahead` (pieces) and `window` (their bytes in all) allow, at least one. A
+    piece whose fetch failed raises its error when the reader reaches it: a
+    `TransientError` for one that is gone (the object was rewritten meanwhile)."""
 
-    def __init__(self, path: str, todo: list[Piece], submit: Callable[[Piece], Future[bytes]]):
+    def __init__(
+        self,
+        path: str,
+        todo: list[Piece],
+        start: Callable[[Piece], Fetch],
+        ahead: int = AHEAD,
+        window: int = WINDOW,
+    ):
         self._path = path
         self._todo = deque(todo)
-        self._submit = submit
-        self._flight: deque[Future[bytes]] = deque()
+        self._start = start
+        self._ahead, self._window = ahead, window
+        self._flight: deque[Fetch] = deque()  # the first is being read
         self._current = memoryview(b"")
+        # the buffer under `_current`, and where it goes back once read
+        self._buffer: tuple[Buffers, bytearray] | None = None
         self._fill()
 
     def readable(self) -> bool:
         return True
 
     def _fill(self) -> None:
-        while self._todo and len(self._flight) < AHEAD:
-            self._flight.append(self._submit(self._todo.popleft()))
+        held = sum(f.piece.length for f in self._flight)
+        while self._todo and len(self._flight) < self._ahead:
+            if self._flight and held + self._todo[0].length > self._window:
+                break
+            fetch = self._start(self._todo.popleft())
+            self._flight.append(fetch)
+            held += fetch.piece.length
 
     def _next(self) -> bool:
-        if not self._flight:
-            return False
-        future = self._flight.popleft()
-        self._fill()
-        try:
-            self._current = memoryview(future.result())
-        except PathNotFound as e:
-            raise TransientError(
-                f"a segment vanished while it was read ({e.path}): the object was rewritten",
-                path=self._path,
-                driver=DRIVER,
-            ) from None
-        return True
+        self._give_back()
+        while self._flight:
+            try:
+                chunk = self._flight[0].take()
+            except PathNotFound as e:
+                raise TransientError(
+                    f"a segment vanished while it was read ({e.path}): the object was rewritten",
+                    path=self._path,
+                    driver=DRIVER,
+                ) from None
+            if chunk is not None:
+                buffer, n = chunk
+                self._buffer = self._flight[0].buffers, buffer
+                self._current = memoryview(buffer)[:n]
+                return True
+            self._flight.popleft()
+            self._fill()
+        return False
 
     def readinto(self, buffer: Any) -> int:
-        while not self._current:
-            if not self._next():
-                return 0
+        if not self._current and not self._next():
+            return 0
         n = min(len(buffer), len(self._current))
         buffer[:n] = self._current[:n]
         self._current = self._current[n:]
         return n
 
+    def _give_back(self) -> None:
+        self._current = memoryview(b"")
+        held, self._buffer = self._buffer, None
+        if held is not None:
+            held[0].give(held[1])
+
     def close(self) -> None:
         if not self.closed:
-            for future in self._flight:
-                future.cancel()
+            self._give_back()
+            for fetch in self._flight:
+                fetch.cancel()
             self._flight.clear()
             self._todo.clear()
             self._current = memoryview(b"")
