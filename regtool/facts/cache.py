@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from regtool.facts import codec
@@ -60,6 +61,27 @@ class ManifestFacts:
                 self.misses += 1
             else:
                 self.hits += 1
+        return found
+
+    def get_many(self, entries: Mapping[Digest, Entry]) -> dict[Digest, Manifest]:
+        """`get` for many manifests at once (digest -> its blob's entry), in one query per
+        `store.QUERY_CHUNK`: the facts of those kept with the validator their entry gives
+        now. Counts its answers as hits; one it cannot answer counts as a miss when `get`
+        is asked for it (the caller reads it through `get`, as `ManifestReader` does)."""
+        keys = {d: key for d, e in entries.items() if (key := validator(e)) is not None}
+        found: dict[Digest, Manifest] = {}
+        if self.file is not None and self._store is not None and keys:
+            rows = self.file.get_many(self._store, (str(d) for d in keys))
+            for digest, key in keys.items():
+                row = rows.get(str(digest))
+                if row is None or row[0] != codec.FORMAT or row[1] != key:
+                    continue
+                try:
+                    found[digest] = codec.decode(row[2])
+                except (ValueError, KeyError, TypeError, IndexError):
+                    continue  # a row of some other shape: read it again
+        with self._count_lock:
+            self.hits += len(found)
         return found
 
     def put(self, digest: Digest, entry: Entry, manifest: Manifest) -> None:
