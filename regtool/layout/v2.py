@@ -26,6 +26,7 @@ Each kind of path has one method that builds it and one function that reads it b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 from collections.abc import Iterable
@@ -284,6 +285,11 @@ class V2Layout:
     def repositories_dir(self) -> str:
         return join(self.root, "repositories")
 
+    @functools.cached_property
+    def _repositories_base(self) -> str:
+        """`repositories_dir()/`, built once: every walked path is tested against it."""
+        return self.repositories_dir() + "/"
+
     def repository_dir(self, name: str) -> str:
         return join(self.root, "repositories", check_name(name))
 
@@ -347,7 +353,7 @@ class V2Layout:
         """(repository name, the components from its first `_` one) of a path below
         `repositories/`, e.g. ("a/b", ["_layers", "sha256", "<hex>", "link"]); None for a
         path elsewhere or without a `_` component."""
-        base = self.repositories_dir() + "/"
+        base = self._repositories_base
         if not path.startswith(base):
             return None
         # the first "/_" from the slash before the first component starts the `_` one

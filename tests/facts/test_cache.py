@@ -249,3 +249,25 @@ def test_many_facts_are_asked_in_one_query_a_chunk(
         unwritten = Digest.of(b"new")
         facts.put(unwritten, entries[changed], manifests[changed])
         assert facts.get_many({unwritten: entries[changed]}) == {unwritten: manifests[changed]}
+
+
+def test_facts_held_in_memory_obey_the_same_validity(tmp_path: Path) -> None:
+    """A process answers again from memory (no query), and only while the entry matches:
+    a blob replaced under the same digest is a miss there too."""
+    digest, manifest = Digest.of(b"m"), Manifest(OCI_INDEX)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    entry = Entry("", size=10, modified=when)
+    changed = Entry("", size=10, modified=when + timedelta(seconds=1))
+    with open_cache("s", path=tmp_path / "facts.sqlite") as facts:
+        facts.put(digest, entry, manifest)
+        facts.flush()
+        assert facts.file is not None and facts.file._db is not None
+        statements: list[str] = []
+        facts.file._db.set_trace_callback(statements.append)
+        assert facts.get(digest, entry) == manifest
+        assert facts.get_many({digest: entry}) == {digest: manifest}
+        assert statements == []  # from memory
+        assert facts.get(digest, changed) is None
+        assert facts.get_many({digest: changed}) == {}
+    with open_cache("s", path=tmp_path / "facts.sqlite") as facts:  # another process
+        assert facts.get(digest, entry) == manifest and facts.get(digest, changed) is None
