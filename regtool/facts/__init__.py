@@ -5,7 +5,8 @@ Public API:
 - `open_cache(identity, enabled=True) -> ManifestFacts` (`identity`: from
   `layout.manifests.store_identity(layout)`); close it when done.
 - `ManifestFacts.get(digest, entry) -> Manifest | None`, `.put(digest, entry, manifest)`:
-  `entry` is the manifest blob's listing entry (or stat), which decides validity.
+  `entry` is the manifest blob's listing entry (or stat), which decides validity;
+  `.get_many({digest: entry}) -> {digest: Manifest}` asks for many in one query.
 - `cache_enabled(flag)`: `--no-cache` and `REGTOOL_CACHE=off`.
 Most callers read through `layout.manifests.ManifestReader(layout, facts=...)`, which
 does the lookups, the reads and the puts.

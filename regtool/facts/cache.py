@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from regtool.facts import codec
@@ -14,6 +15,8 @@ from regtool.storage.base import Entry
 
 #: `REGTOOL_CACHE=off` (or `0`, `no`, `false`) turns the cache off, as `--no-cache` does.
 ENV = "REGTOOL_CACHE"
+#: Decoded facts a process holds in memory (a few hundred bytes each).
+MEMORY_ENTRIES = 50_000
 
 
 def cache_enabled(flag: bool = True) -> bool:
@@ -29,7 +32,11 @@ class ManifestFacts:
     listing entry matches (`validity`). Thread-safe.
 
     A disabled instance (`file` None) misses every time and keeps nothing, so callers
-    need no second code path. `hits`/`misses` count `get` answers."""
+    need no second code path. `hits`/`misses` count `get` answers.
+
+    The facts found or kept are also held decoded in memory (the last `MEMORY_ENTRIES`),
+    under the same validity rule: a long-running process (the server's referrers)
+    answers again without a query or a JSON parse."""
 
     def __init__(self, file: FactsFile | None, identity: str):
         self.file = file
@@ -38,6 +45,19 @@ class ManifestFacts:
         self._count_lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        #: digest -> (validator, facts), oldest first.
+        self._memory: dict[Digest, tuple[str, Manifest]] = {}
+
+    def _recall(self, digest: Digest, key: str) -> Manifest | None:
+        held = self._memory.get(digest)
+        return held[1] if held is not None and held[0] == key else None
+
+    def _remember(self, digest: Digest, key: str, manifest: Manifest) -> None:
+        with self._count_lock:
+            self._memory.pop(digest, None)
+            self._memory[digest] = (key, manifest)
+            while len(self._memory) > MEMORY_ENTRIES:
+                del self._memory[next(iter(self._memory))]
 
     @property
     def enabled(self) -> bool:
@@ -49,17 +69,46 @@ class ManifestFacts:
         found = None
         key = validator(entry)
         if self.file is not None and self._store is not None and key is not None:
-            row = self.file.get(self._store, str(digest))
+            found = self._recall(digest, key)
+            row = None if found is not None else self.file.get(self._store, str(digest))
             if row is not None and row[0] == codec.FORMAT and row[1] == key:
                 try:
                     found = codec.decode(row[2])
                 except (ValueError, KeyError, TypeError, IndexError):
                     found = None  # a row of some other shape: read it again
+                else:
+                    self._remember(digest, key, found)
         with self._count_lock:
             if found is None:
                 self.misses += 1
             else:
                 self.hits += 1
+        return found
+
+    def get_many(self, entries: Mapping[Digest, Entry]) -> dict[Digest, Manifest]:
+        """`get` for many manifests at once (digest -> its blob's entry), in one query per
+        `store.QUERY_CHUNK`: the facts of those kept with the validator their entry gives
+        now. Counts its answers as hits; one it cannot answer counts as a miss when `get`
+        is asked for it (the caller reads it through `get`, as `ManifestReader` does)."""
+        keys = {d: key for d, e in entries.items() if (key := validator(e)) is not None}
+        found: dict[Digest, Manifest] = {}
+        if self.file is None or self._store is None:
+            return found
+        for digest, key in keys.items():
+            if (held := self._recall(digest, key)) is not None:
+                found[digest] = held
+        rows = self.file.get_many(self._store, (str(d) for d in keys if d not in found))
+        for digest, key in keys.items():
+            row = rows.get(str(digest))
+            if row is None or row[0] != codec.FORMAT or row[1] != key:
+                continue
+            try:
+                found[digest] = manifest = codec.decode(row[2])
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue  # a row of some other shape: read it again
+            self._remember(digest, key, manifest)
+        with self._count_lock:
+            self.hits += len(found)
         return found
 
     def put(self, digest: Digest, entry: Entry, manifest: Manifest) -> None:
@@ -69,6 +118,7 @@ class ManifestFacts:
         if self.file is None or self._store is None or key is None:
             return
         self.file.put(self._store, str(digest), codec.FORMAT, key, codec.encode(manifest))
+        self._remember(digest, key, manifest)
 
     def flush(self) -> None:
         """Write what waits (a long-running process's batches; `close` does it too)."""

@@ -21,6 +21,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ FILE_NAME = "facts.sqlite"
 DEFAULT_MAX_ENTRIES = 250_000
 #: New rows are written once this many wait (and on close).
 FLUSH_EVERY = 512
+#: Digests asked in one query by `get_many` (sqlite allows 32,766 parameters).
+QUERY_CHUNK = 500
 #: Seconds a writer waits for another process's write to end.
 BUSY_TIMEOUT = 30.0
 #: A row's last-used time is refreshed when older than this (seconds): few writes on hits.
@@ -155,6 +158,37 @@ class FactsFile:
             if row[3] < time.time() - TOUCH_AFTER:
                 self._touched.add(key)
             return int(row[0]), str(row[1]), bytes(row[2])
+
+    def get_many(self, store: int, digests: Iterable[str]) -> dict[str, tuple[int, str, bytes]]:
+        """(format, validator, body) of each of `digests` that has a row: one query per
+        `QUERY_CHUNK` digests, not one each."""
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, tuple[int, str, bytes]] = {}
+        old = time.time() - TOUCH_AFTER
+        with self._lock:
+            for digest in wanted:
+                if (pending := self._pending.get((store, digest))) is not None:
+                    found[digest] = pending
+            rest = [d for d in wanted if d not in found]
+            for start in range(0, len(rest), QUERY_CHUNK):
+                if self._db is None:
+                    break
+                chunk = rest[start : start + QUERY_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                try:
+                    rows = self._db.execute(
+                        "SELECT digest, format, validator, body, used FROM facts"
+                        f" WHERE store = ? AND digest IN ({marks})",
+                        (store, *chunk),
+                    ).fetchall()
+                except sqlite3.DatabaseError as e:
+                    self._failed(e)
+                    break
+                for digest, fmt, key, body, used in rows:
+                    if used < old:
+                        self._touched.add((store, digest))
+                    found[digest] = int(fmt), str(key), bytes(body)
+        return found
 
     def put(self, store: int, digest: str, fmt: int, validator: str, body: bytes) -> None:
         """Keep a row (written with the next batch)."""

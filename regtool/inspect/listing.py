@@ -115,7 +115,9 @@ def _list_v2(
     if scanned is not None:
         repos = scanned
     else:
-        repos = reader.beside_blob_listing(lambda: layout.scan_repositories(repository))
+        repos = reader.beside_blob_listing(
+            lambda: layout.scan_repositories(repository, layers=False)
+        )
     listing.warnings += repos.skipped_warnings()
     digests: dict[tuple[str, str], Digest | Exception] = {}
     unread: list[tuple[str, str]] = []

@@ -101,6 +101,8 @@ class ManifestReader:
         self.cache: dict[Digest, Manifest | Exception] = {}
         self.facts = facts if facts is not None and facts.enabled else None
         self.entries = ManifestEntries(layout)
+        #: Facts `known` found, until `_manifest` takes them.
+        self._known: dict[Digest, Manifest] = {}
 
     def expect(self, digests: Iterable[Digest]) -> None:
         """Announce manifests likely to be fetched (see `ManifestEntries.expect`)."""
@@ -128,6 +130,8 @@ class ManifestReader:
 
     def _manifest(self, digest: Digest) -> Manifest:
         """The parsed manifest, from the cache where valid, else read (and kept)."""
+        if (known := self._known.pop(digest, None)) is not None:
+            return known
         if self.facts is None:
             return self._parse(digest, self.layout.read_manifest_bytes(digest))
         try:
@@ -141,14 +145,16 @@ class ManifestReader:
         self.facts.put(digest, entry, manifest)
         return manifest
 
-    def cached_sized(self, digest: Digest) -> tuple[Manifest, int] | None:
-        """`sized` where a listed entry and a valid fact answer it without a request or a
-        thread; None otherwise (then call `sized`)."""
-        entry = self.entries.listed.get(digest)
-        if self.facts is None or entry is None or not entry.size:
-            return None
-        known = self.facts.get(digest, entry)
-        return None if known is None else (known, entry.size)
+    def known(self, digests: Iterable[Digest]) -> dict[Digest, tuple[Manifest, int]]:
+        """The manifests (with their sizes in bytes) among `digests` that listed entries
+        and valid facts tell without a request or a thread: one query of the cache for
+        all. The others must be read (`get`, `sized`)."""
+        if self.facts is None:
+            return {}
+        listed = self.entries.listed
+        entries = {d: e for d in digests if (e := listed.get(d)) is not None and e.size}
+        found = self.facts.get_many(entries)
+        return {d: (m, entries[d].size or 0) for d, m in found.items()}
 
     def sized(self, digest: Digest) -> tuple[Manifest, int]:
         """A manifest and its size in bytes, from the cache where valid (the size is its
@@ -177,7 +183,11 @@ class ManifestReader:
         Raises the first storage fault met (the manifests read so far stay cached)."""
         todo = {d for d in digests if d not in self.cache}
         while todo:
-            outcomes = map_outcomes(self._read, todo, self.jobs)
+            known = self.known(todo)
+            self._known.update((d, m) for d, (m, _) in known.items())
+            # what the cache told needs no worker thread; the rest is read
+            outcomes = map_outcomes(self._read, known, 1)
+            outcomes.update(map_outcomes(self._read, todo - known.keys(), self.jobs))
             self.cache.update((d, o) for d, o in outcomes.items() if not is_fault(o))
             raise_faults(outcomes.values())
             children = {

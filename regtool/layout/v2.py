@@ -26,6 +26,7 @@ Each kind of path has one method that builds it and one function that reads it b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 from collections.abc import Iterable, Iterator
@@ -284,6 +285,11 @@ class V2Layout:
     def repositories_dir(self) -> str:
         return join(self.root, "repositories")
 
+    @functools.cached_property
+    def _repositories_base(self) -> str:
+        """`repositories_dir()/`, built once: every walked path is tested against it."""
+        return self.repositories_dir() + "/"
+
     def repository_dir(self, name: str) -> str:
         return join(self.root, "repositories", check_name(name))
 
@@ -347,14 +353,14 @@ class V2Layout:
         """(repository name, the components from its first `_` one) of a path below
         `repositories/`, e.g. ("a/b", ["_layers", "sha256", "<hex>", "link"]); None for a
         path elsewhere or without a `_` component."""
-        base = self.repositories_dir() + "/"
+        base = self._repositories_base
         if not path.startswith(base):
             return None
-        parts = path[len(base) :].split("/")
-        cut = next((i for i, p in enumerate(parts) if p.startswith("_")), None)
-        if not cut:
+        # the first "/_" from the slash before the first component starts the `_` one
+        cut = path.find("/_", len(base) - 1)
+        if cut < len(base):  # none, or the first component itself
             return None
-        return "/".join(parts[:cut]), parts[cut:]
+        return path[len(base) : cut], path[cut + 1 :].split("/")
 
     def parse_repository_path(self, path: str) -> RepositoryPath | None:
         """The inverse of the repository path methods (`layer_link`, `revision_link`,
@@ -411,11 +417,11 @@ class V2Layout:
         except FileNotFoundError:
             raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
 
-    def scan_repositories(self, name: str | None = None) -> Repositories:
+    def scan_repositories(self, name: str | None = None, *, layers: bool = True) -> Repositories:
         """Every repository (or just `name`) from one walk of the repositories tree;
-        directories of an invalid name in `skipped`."""
+        directories of an invalid name in `skipped`. `layers` as for `index_entries`."""
         top = self.repositories_dir() if name is None else self.repository_dir(name)
-        return self.index_entries(self.driver.walk(top), only=name)
+        return self.index_entries(self.driver.walk(top), only=name, layers=layers)
 
     def iter_repository_names(self) -> Iterator[str]:
         """Every repository's name (a directory holding `_manifests`, of a valid name),
@@ -443,7 +449,12 @@ class V2Layout:
         return below(top)
 
     def index_entries(
-        self, entries: Iterable[Entry], only: str | None = None, include_all: bool = False
+        self,
+        entries: Iterable[Entry],
+        only: str | None = None,
+        include_all: bool = False,
+        *,
+        layers: bool = True,
     ) -> Repositories:
         """Sort walked entries under `repositories/` into per-repository indexes.
 
@@ -451,13 +462,17 @@ class V2Layout:
         rest too); `include_all` keeps the others as well, e.g. an abandoned first push
         with only `_uploads` and `_layers`. One whose path is not a valid repository name
         goes to `Repositories.skipped` instead. Files that fit no known shape are
-        ignored."""
+        ignored. With `layers` False the `_layers` links are passed over (`layers` and
+        their `bad_links` stay empty): what lists tags needs none, and they are most of
+        a registry's links."""
         repos: dict[str, RepositoryIndex] = {}
         for entry in entries:
             split = self.split_repository_path(entry.path)
             if split is None or (only is not None and split[0] != only):
                 continue
             repo_name, rest = split
+            if not layers and rest[0] == "_layers":
+                continue
             _classify(repos.setdefault(repo_name, RepositoryIndex(repo_name)), rest, entry)
         found = Repositories()
         for repo_name, repo in repos.items():

@@ -281,15 +281,10 @@ class Registry:
                 raise ManifestUnknown(f"manifest {digest} unknown to repository {name}")
             return reader.sized(digest)
 
-        # what the cache answers at once needs no worker thread; the rest is read
-        read: dict[Digest, tuple[Manifest, int] | Exception] = {}
-        todo = []
-        for digest in links.revisions:
-            confirmed = links.listed_link_names("revision", digest) is True
-            if confirmed and (known := reader.cached_sized(digest)) is not None:
-                read[digest] = known
-            else:
-                todo.append(digest)
+        # what the cache answers at once (one query) needs no worker thread; the rest is read
+        confirmed = [d for d in links.revisions if links.listed_link_names("revision", d)]
+        read: dict[Digest, tuple[Manifest, int] | Exception] = {**reader.known(confirmed)}
+        todo = [d for d in links.revisions if d not in read]
         read.update(map_outcomes(linked_manifest, todo, self.jobs))
         self.facts.flush()
         descriptors = []

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from regtool.cli.main import app
+from regtool.cli.main import COMMANDS
 
 
-def _commands() -> list[str]:
-    return [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize("command", [None, *_commands()])
+@pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help(cli, command: str | None) -> None:
     result = cli(*([command] if command else []), "--help")
     assert result.exit_code == 0, result.stderr
     assert "Usage: regtool" in result.stdout
-    if command:
+    if command and "\nCommands:" not in result.stdout:  # a group (htpasswd) takes no store
         assert "--location" in result.stdout and "swift://container[/prefix]" in result.stdout

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from regtool.gc import GcOptions, collect
 from regtool.inspect.listing import list_registry
 from regtool.layout.manifests import store_identity
 from regtool.oci import OCI_INDEX, Descriptor, Digest, Manifest, Platform, parse_manifest
+from regtool.storage.base import Entry
 from regtool.storage.local import LocalDriver
 from tests.facts.recording import Recording
 from tests.handstore import HandStore
@@ -217,3 +218,56 @@ def test_two_connections_write_and_read_one_file(tmp_path: Path) -> None:
     one.close()
     two.close()
     assert FactsFile(path).count() == 10
+
+
+def test_many_facts_are_asked_in_one_query_a_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`get_many` answers what `get` answers, digest by digest (a changed entry is a miss,
+    a row not yet written is found), with one query per `QUERY_CHUNK` digests."""
+    monkeypatch.setattr("regtool.facts.store.QUERY_CHUNK", 4)
+    manifests = {Digest.of(str(i).encode()): Manifest(OCI_INDEX) for i in range(10)}
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    entries = {d: Entry("", size=100 + i, modified=when) for i, d in enumerate(manifests)}
+    path = tmp_path / "facts.sqlite"
+    with open_cache("s", path=path) as facts:
+        for d, m in manifests.items():
+            facts.put(d, entries[d], m)
+    now = dict(entries)
+    changed, *_ = manifests
+    now[changed] = Entry("", size=now[changed].size, modified=when + timedelta(seconds=1))
+    with open_cache("s", path=path) as facts:
+        assert facts.file is not None and facts.file._db is not None
+        statements: list[str] = []
+        facts.file._db.set_trace_callback(statements.append)
+        found = facts.get_many(now)
+        facts.file._db.set_trace_callback(None)
+        assert found == {d: m for d, m in manifests.items() if d != changed}
+        one_by_one = {d: facts.get(d, e) for d, e in now.items()}
+        assert found == {d: m for d, m in one_by_one.items() if m is not None}
+        assert len([s for s in statements if s.startswith("SELECT")]) == 3  # 4 + 4 + 2
+        unwritten = Digest.of(b"new")
+        facts.put(unwritten, entries[changed], manifests[changed])
+        assert facts.get_many({unwritten: entries[changed]}) == {unwritten: manifests[changed]}
+
+
+def test_facts_held_in_memory_obey_the_same_validity(tmp_path: Path) -> None:
+    """A process answers again from memory (no query), and only while the entry matches:
+    a blob replaced under the same digest is a miss there too."""
+    digest, manifest = Digest.of(b"m"), Manifest(OCI_INDEX)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    entry = Entry("", size=10, modified=when)
+    changed = Entry("", size=10, modified=when + timedelta(seconds=1))
+    with open_cache("s", path=tmp_path / "facts.sqlite") as facts:
+        facts.put(digest, entry, manifest)
+        facts.flush()
+        assert facts.file is not None and facts.file._db is not None
+        statements: list[str] = []
+        facts.file._db.set_trace_callback(statements.append)
+        assert facts.get(digest, entry) == manifest
+        assert facts.get_many({digest: entry}) == {digest: manifest}
+        assert statements == []  # from memory
+        assert facts.get(digest, changed) is None
+        assert facts.get_many({digest: changed}) == {}
+    with open_cache("s", path=tmp_path / "facts.sqlite") as facts:  # another process
+        assert facts.get(digest, entry) == manifest and facts.get(digest, changed) is None

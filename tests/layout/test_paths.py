@@ -260,6 +260,37 @@ def test_v2_index_entries_sorts_repositories(v2: V2Layout) -> None:
     assert list(repo.uploads) == ["u1"]
 
 
+def test_v2_index_entries_without_layers_keeps_the_rest(v2: V2Layout) -> None:
+    """What lists tags passes `_layers` over: everything else is as a full index has it
+    (a tag may itself be named `_layers`: `[A-Za-z0-9_]` may start it)."""
+    base = "docker/registry/v2/repositories/"
+    paths = [
+        "team/app/_manifests/tags/_layers/current/link",
+        f"team/app/_manifests/tags/_layers/index/sha256/{D.hex}/link",
+        f"team/app/_manifests/revisions/sha256/{D.hex}/link",
+        f"team/app/_layers/sha256/{D.hex}/link",
+        f"team/app/_layers/sha256/{E.hex}/link",
+        "team/app/_uploads/u1/startedat",
+        f"only/_layers/sha256/{D.hex}/link",
+        f"_x/_manifests/revisions/sha256/{D.hex}/link",  # no name before the `_` one
+    ]
+    entries = [Entry(base + p, size=3, checksum="0" * 32) for p in paths]  # every link bad
+    full = v2.index_entries(entries, include_all=True)
+    lean = v2.index_entries(entries, include_all=True, layers=False)
+    assert sorted(full) == ["only", "team/app"] and list(lean) == ["team/app"]
+    kept, all_of = lean["team/app"], full["team/app"]
+    assert all_of.layers == {D, E} and kept.layers == set()
+    assert {k: v for k, v in all_of.bad_links.items() if k[0] == "revision"} == kept.bad_links
+    assert kept.tags == all_of.tags and list(kept.tags) == ["_layers"]
+    assert kept.tag_history == all_of.tag_history == {"_layers": [D]}
+    assert kept.revisions == all_of.revisions == {D}
+    assert kept.uploads == all_of.uploads
+    assert v2.split_repository_path(base + paths[0]) == (
+        "team/app",
+        ["_manifests", "tags", "_layers", "current", "link"],
+    )
+
+
 E = Digest.parse("sha256:" + "ef" * 32)
 
 
