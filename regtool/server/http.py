@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from anyio import to_thread
 from starlette.requests import Request
 
 from regtool.oci import Digest
@@ -51,34 +52,56 @@ def guard(request: Request) -> Guard:
     return request.app.state.guard  # type: ignore[no-any-return]
 
 
+#: Worker threads for blocking storage calls (anyio's default limit): a store with
+#: latency (Swift, SFTP) keeps that many calls in flight.
+WORKER_THREADS = 40
+_executors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ThreadPoolExecutor] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _executor(loop: asyncio.AbstractEventLoop) -> ThreadPoolExecutor:
+    """The loop's default executor, made `WORKER_THREADS` wide on first use: the loop's
+    closing waits for its default executor (`run`)."""
+    executor = _executors.get(loop)
+    if executor is None:
+        executor = _executors[loop] = ThreadPoolExecutor(WORKER_THREADS, "regtool-storage")
+        loop.set_default_executor(executor)
+    return executor
+
+
 async def run(fn: Callable[..., T], *args: Any) -> T:
-    """Blocking storage calls always run in a worker thread."""
-    return await to_thread.run_sync(fn, *args)
-
-
-async def run_to_the_end(fn: Callable[..., T], *args: Any) -> T:
-    """`run` for a clean-up that must not stop half-way (taking a request's bytes away,
-    releasing its upload lease): the call goes on in its thread when the request is
-    cancelled meanwhile, and the request waits for it before the cancellation goes on.
-    A server that stops cancels the requests that outlast its grace period, then,
-    closing its event loop, every task left once more; the loop's closing waits for its
-    default executor, which runs these calls, so the process never exits before they
-    end."""
+    """`fn(*args)` in a worker thread (blocking storage calls always run there), in the
+    request's context: its lines carry its request id. A call runs to its end: when the
+    request is cancelled meanwhile (its client went, the server stops), the call goes on
+    in its thread and the request waits for it before the cancellation goes on, as
+    anyio's `to_thread.run_sync` (which this replaces: it costs twice the CPU a call)
+    does. So a clean-up (taking a request's bytes away, releasing its upload lease) never
+    stops half-way. A server that stops cancels the requests that outlast its grace
+    period, then, closing its event loop, every task left once more; the loop's closing
+    waits for its default executor, which runs these calls, so the process never exits
+    before they end."""
     loop = asyncio.get_running_loop()
-    # in the request's context, as `run` (anyio) does: its lines carry its request id
-    call = loop.run_in_executor(None, partial(contextvars.copy_context().run, fn, *args))
-    cancelled = False
-    while True:
+    call = loop.run_in_executor(_executor(loop), partial(contextvars.copy_context().run, fn, *args))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        if call.cancelled():  # the loop itself is closing: the thread still ends
+            raise
+    while True:  # cancelled while the call goes on: its end first
         try:
-            result = await asyncio.shield(call)
+            await asyncio.shield(call)
         except asyncio.CancelledError:
-            if call.cancelled():  # the loop itself is closing: the thread still ends
+            if call.cancelled():
                 raise
-            cancelled = True
             continue
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
+        except Exception:  # the call's own failure: the cancellation is what goes on
+            pass
+        raise asyncio.CancelledError
+
+
+#: `run`, named where a clean-up relies on running to its end.
+run_to_the_end = run
 
 
 def parse_number(text: str) -> int | None:
