@@ -1,39 +1,33 @@
-"""Turns what a request recorded (`events.record`) into events once it has succeeded."""
+"""A request's events: what it records (`events.record`) becomes events once it has
+succeeded. Called by `request_life` around each request."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from typing import Any
+
+from starlette.types import Scope
 
 from regtool.server.notifications.endpoint import Notifier
-from regtool.server.notifications.events import new_id, stamp
+from regtool.server.notifications.events import Target, stamp
+
+#: What a request recorded: (action, target) pairs.
+Records = list[tuple[str, Target]]
 
 
-class NotifyMiddleware:
-    """Gives each HTTP request a list to `record` into; after a response below 400, its
-    records go to `notifier` as events (queued: never waiting for delivery)."""
+def begin(state: dict[str, Any], notifier: Notifier | None) -> Records | None:
+    """Give a request (its `scope["state"]`) a list to `record` into; None (nothing
+    recorded) when no endpoint listens."""
+    if notifier is None:
+        return None
+    pending: Records = []
+    state["events"] = pending
+    state["with_references"] = notifier.settings.include_references
+    return pending
 
-    def __init__(self, app: ASGIApp, notifier: Notifier):
-        self.app = app
-        self.notifier = notifier
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        pending: list[tuple[str, object]] = []
-        state = scope.setdefault("state", {})
-        state["events"] = pending
-        state["with_references"] = self.notifier.settings.include_references
-        status = 500
-
-        async def watching_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        await self.app(scope, receive, watching_send)
-        if pending and status < 400:
-            state.setdefault("request_id", new_id())  # one for all of the request's events
-            source = self.notifier.source
-            self.notifier.write([stamp(scope, a, t, source) for a, t in pending])  # type: ignore[arg-type]
+def finish(scope: Scope, pending: Records, notifier: Notifier | None) -> None:
+    """After a response below 400: the request's records go to `notifier` as events
+    (queued: never waiting for delivery), all with the request's id."""
+    if pending and notifier is not None:
+        source = notifier.source
+        notifier.write([stamp(scope, action, target, source) for action, target in pending])
