@@ -113,6 +113,32 @@ class _OpenAt2:
             self.available = False
         return None
 
+    def open_dir_making(self, root: int, parts: list[str]) -> int | None:
+        """`open_dir` of the directory `parts` below `root`, making the missing ones
+        below the deepest that is there (each opened without following a link, as the
+        walk makes them); None where the walk must decide (a link, a directory pruned
+        meanwhile...)."""
+        have = len(parts)
+        while True:  # the deepest directory there
+            try:
+                fd = self.open_dir(root, "/".join(parts[:have])) if have else os.dup(root)
+                break
+            except FileNotFoundError:
+                have -= 1
+        if fd is None:
+            return None
+        try:
+            for name in parts[have:]:
+                with contextlib.suppress(FileExistsError):  # made meanwhile: opened below
+                    os.mkdir(name, dir_fd=fd)
+                child = os.open(name, _DIR, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
 
 _openat2 = _OpenAt2()
 
@@ -248,7 +274,8 @@ class Beneath:
     ) -> tuple[bool, T | None]:
         """`at` in one openat2 call for a plain path (no empty, `.` or `..` component)
         whose directories are all real: (True, what `fn` returned); (False, None) where
-        the walk must decide (a link on the way or at the end, a directory to make)."""
+        the walk must decide (a link on the way or at the end). With `create`, the
+        missing directories are made below the deepest one there."""
         if not _openat2.available or not path:
             return False, None
         parts = path.split("/")
@@ -256,16 +283,15 @@ class Beneath:
             return False, None
         root = self._open_root(create)
         try:
-            directory = "/".join(parts[:-1])
-            if directory:
-                try:
-                    fd = _openat2.open_dir(root, directory)
-                except FileNotFoundError:
-                    if create:
-                        return False, None
-                    raise
-                if fd is None:
+            if len(parts) > 1:
+                found = (
+                    _openat2.open_dir_making(root, parts[:-1])
+                    if create
+                    else _openat2.open_dir(root, "/".join(parts[:-1]))
+                )
+                if found is None:
                     return False, None
+                fd = found
             else:
                 fd = root
             try:
@@ -315,6 +341,23 @@ class Beneath:
             return st, p.real(self.real_root())
 
         return self.at(path, lookup)
+
+    def open_parent(self, path: str) -> tuple[int, str] | None:
+        """(descriptor of the directory holding `path`, the name of `path` there), every
+        directory on the way a real one, in one openat2 call; None where that cannot be
+        told so (no openat2, a link on the way): the caller walks (`parents`).
+        `FileNotFoundError` if a directory is missing. The caller closes the descriptor."""
+        parts = path.split("/")
+        if not _openat2.available or "" in parts or "." in parts or ".." in parts:
+            return None
+        root = self._open_root(False)
+        if len(parts) == 1:
+            return root, path
+        try:
+            fd = _openat2.open_dir(root, "/".join(parts[:-1]))
+        finally:
+            os.close(root)
+        return None if fd is None else (fd, parts[-1])
 
     def parents(self, directory: str) -> list[tuple[int, str]]:
         """(descriptor of the parent, name) of each directory on driver path `directory`,

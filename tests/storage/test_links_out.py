@@ -295,6 +295,34 @@ def test_a_path_without_links_takes_one_call_to_reach(
     assert len(opens) == 1  # the root: a missing directory is told by the same call
 
 
+def test_new_directories_are_made_below_the_deepest_there_and_pruned_from_the_deepest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tag's link lies two directories below an existing one: only those are opened,
+    # as they are made; deleting it prunes the empty ones, each found in one call.
+    assert beneath._openat2.available, "Linux 5.6 or later: openat2 is what this tests"
+    repo = "docker/registry/v2/repositories/app"
+    driver = LocalDriver(tmp_path)
+    driver.put(f"{repo}/_layers/sha256/ab/link", b"x")
+    real_open = os.open
+    opens: list[object] = []
+
+    def counting_open(path: object, *args: object, **kwargs: object) -> int:
+        opens.append(path)
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(beneath.os, "open", counting_open)
+    tag = f"{repo}/_manifests/tags/t1/current/link"
+    driver.put(tag, b"sha256:" + b"cd" * 32)
+    assert opens[1:5] == ["_manifests", "tags", "t1", "current"] and len(opens) == 6
+    assert (tmp_path / tag).read_bytes() == b"sha256:" + b"cd" * 32
+    opens.clear()
+    driver.delete(tag)
+    assert not (tmp_path / repo / "_manifests").exists()
+    assert (tmp_path / repo / "_layers" / "sha256" / "ab" / "link").exists()
+    assert set(opens) == {tmp_path}  # the root, for each directory: none walked
+
+
 # -- regtool serve ------------------------------------------------------------------------
 
 
