@@ -276,7 +276,9 @@ def create_app(
     app = Starlette(routes=[*routes, *(web_ui(layout, gate, settings.http.prefix) if ui else [])])
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
     upload_store = uploads or UploadStore(layout)
-    app.state.registry_state = State(registry, upload_store, ops.metrics)
+    app.state.registry_state = State(
+        registry, upload_store, ops.metrics, settings.catalog_max_entries
+    )
     ops.bind(layout.driver, upload_store)
     gate.wanted_by = wanted_by
     app.state.guard = gate

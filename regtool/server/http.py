@@ -41,6 +41,8 @@ class State:
     registry: Registry
     uploads: UploadStore
     metrics: Metrics | None = None  # counts uploads in progress when there are metrics
+    #: The largest `n` a `_catalog` request may ask (`catalog.maxentries`).
+    catalog_max_entries: int = 1000
 
 
 def state(request: Request) -> State:
@@ -104,6 +106,24 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
 run_to_the_end = run
 
 
+def catalog_page_size(request: Request, default_n: int, max_entries: int) -> int:
+    """The number of repositories a `_catalog` page holds, as distribution 2.8.2 tells
+    it (`registry/handlers/catalog.go`): the query's `n` if it is a number from 0 to
+    `max_entries`, `PaginationInvalid` (with `{"n": n}`) past it, `default_n` for
+    anything else (none, negative, not a number); never more than `max_entries`."""
+    text = request.query_params.get("n") or ""
+    n = default_n
+    if _SIGNED_RE.fullmatch(text):
+        asked = int(text)
+        if asked > max_entries:
+            raise PaginationInvalid(
+                f"n must be at most {max_entries} (catalog.maxentries)", {"n": asked}
+            )
+        if asked >= 0:
+            n = asked
+    return min(n, max_entries)
+
+
 def parse_number(text: str) -> int | None:
     """A non-negative decimal number (`Content-Length`, a range bound); None otherwise."""
     return int(text) if _NUMBER_RE.fullmatch(text) else None
@@ -120,18 +140,23 @@ def paginate(
     request: Request,
     default_n: int | None = None,
     after: Callable[[str, str], bool] = str.__gt__,
+    n: int | None = None,
 ) -> tuple[list[str], str | None]:
     """`n` and `last` as distribution takes them: `items` (in the order distribution
-    lists them) after `last` by `after(item, last)`, at most `n` of them. Returns the
-    page and the `Link` header value for the next page, if there is one."""
+    lists them) after `last` by `after(item, last)`, at most `n` of them (the query's
+    `n`, unless the caller decided it). Returns the page and the `Link` header value for
+    the next page, if there is one."""
     text = request.query_params.get("n")
-    n = default_n
-    if text is not None and text != "":
+    if n is not None:
+        pass
+    elif text is not None and text != "":
         if not _SIGNED_RE.fullmatch(text):
             raise PaginationInvalid(f"n must be a number, not {text[:20]!r}")
         n = int(text)
         if n < 0:
             raise PaginationInvalid("n must not be negative")
+    else:
+        n = default_n
     last = request.query_params.get("last")
     if last:
         items = [i for i in items if after(i, last)]
