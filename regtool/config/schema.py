@@ -292,7 +292,7 @@ CONFIGURATION = _struct(
             ),
         ),
     ),
-    catalog=_s("Catalog", _struct(maxentries=_s("MaxEntries", INT, used=False))),
+    catalog=_s("Catalog", _struct(maxentries=_s("MaxEntries", INT))),
     proxy=_s("Proxy", Any(), used=False),
     compatibility=_s("Compatibility", Any(), used=False),
     validation=_s(

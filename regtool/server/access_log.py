@@ -1,5 +1,6 @@
-"""What `regtool serve` logs: one access line per request, every line of a request with
-its request id, in distribution's `log.formatter` (text or json) with `log.fields`.
+"""What `regtool serve` logs: one access line per request (`log_access`, called by
+`request_life`), every line of a request with its request id, in distribution's
+`log.formatter` (text or json) with `log.fields`.
 
 distribution gives each request a UUID (`http.request.id` in its context's log lines)
 and writes an Apache combined line per request without it; regtool puts the id in the
@@ -17,12 +18,11 @@ import logging
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from regtool.server.settings import LogSettings
 
@@ -44,75 +44,61 @@ def redact_query(query: str) -> str:
     return _SECRET_QUERY_RE.sub(r"\1***", query)
 
 
-class AccessLog:
-    """Gives each request an id (`request_id`, `X-Request-Id` on the answer) and, when
-    `enabled`, logs one line when its answer ends: the combined log format's fields
-    (client, time, request line, status, bytes sent, referer, user agent) and the
-    duration, as `extra` fields `http.request.*` / `http.response.*` for json."""
+def log_access(scope: Scope, status: int, sent: int, seconds: float) -> None:
+    """The access line of the request of `scope` (as the client sent it: prefix and all),
+    answered `status` (0: not at all) with `sent` body bytes after `seconds`: the
+    combined log format's fields (client, time, request line, status, bytes sent,
+    referer, user agent) and the duration, as `extra` fields `http.request.*` /
+    `http.response.*` for json. Nothing is built while the line would not be written."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    referer = agent = "-"
+    for name, value in scope["headers"]:
+        if name == b"referer":
+            referer = value.decode("latin-1")
+        elif name == b"user-agent":
+            agent = value.decode("latin-1")
+    client = scope.get("client") or ("-", 0)
+    query = scope.get("query_string", b"").decode("latin-1")
+    uri = scope["path"]
+    if query:
+        uri += "?" + redact_query(query)
+    uri, referer, agent = _printable(uri), _printable(referer), _printable(agent)
+    access_log.info(
+        '%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s"',
+        client[0],
+        _now(),
+        scope["method"],
+        uri,
+        scope.get("http_version", "1.1"),
+        status,
+        sent,
+        referer,
+        agent,
+        extra={
+            "fields": {
+                "http.request.method": scope["method"],
+                "http.request.uri": uri,
+                "http.request.remoteaddr": client[0],
+                "http.request.useragent": agent,
+                "http.response.status": status,
+                "http.response.written": sent,
+                "http.response.duration": f"{seconds:.6f}s",
+            }
+        },
+    )
 
-    def __init__(self, app: ASGIApp, enabled: bool = True):
-        self.app = app
-        self.enabled = enabled
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = str(uuid.uuid4())
-        token = request_id.set(rid)
-        start = time.monotonic()
-        status, sent = 0, 0
+_clock: tuple[int, str] = (0, "")
 
-        async def logged_send(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
 
-        try:
-            await self.app(scope, receive, logged_send)
-        finally:
-            if self.enabled:
-                self._log(scope, status, sent, time.monotonic() - start)
-            request_id.reset(token)
-
-    @staticmethod
-    def _log(scope: Scope, status: int, sent: int, seconds: float) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        client = scope.get("client") or ("-", 0)
-        query = scope.get("query_string", b"").decode("latin-1")
-        uri = scope["path"]  # outermost: the path as the client sent it, prefix and all
-        if query:
-            uri += "?" + redact_query(query)
-        version = scope.get("http_version", "1.1")
-        when = datetime.now(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
-        referer, agent = headers.get("referer", "-"), headers.get("user-agent", "-")
-        access_log.info(
-            '%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s"',
-            client[0],
-            when,
-            scope["method"],
-            _printable(uri),
-            version,
-            status,
-            sent,
-            _printable(referer),
-            _printable(agent),
-            extra={
-                "fields": {
-                    "http.request.method": scope["method"],
-                    "http.request.uri": _printable(uri),
-                    "http.request.remoteaddr": client[0],
-                    "http.request.useragent": _printable(agent),
-                    "http.response.status": status,
-                    "http.response.written": sent,
-                    "http.response.duration": f"{seconds:.6f}s",
-                }
-            },
-        )
+def _now() -> str:
+    """The combined log format's time, made once a second."""
+    global _clock
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock = (second, datetime.fromtimestamp(second, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"))
+    return _clock[1]
 
 
 def _printable(text: str) -> str:

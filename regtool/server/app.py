@@ -9,8 +9,6 @@ reference and makes it invalid, never an end of the text.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -28,22 +26,15 @@ from regtool.layout.detect import default_layout, detect_layout
 from regtool.layout.v2 import V2Layout
 from regtool.oci import check_name
 from regtool.server import blobs, manifests, uploads
-from regtool.server.access_log import AccessLog
 from regtool.server.auth.access import Access, needed
 from regtool.server.auth.guard import Guard
-from regtool.server.errors import (
-    RouteUnknown,
-    ShuttingDown,
-    Unsupported,
-    classify,
-    error_response,
-)
+from regtool.server.errors import RouteUnknown, Unsupported, classify, error_response
 from regtool.server.foreign_layers import UrlPolicy
-from regtool.server.http import API_VERSION, State, guard
+from regtool.server.http import State, guard
 from regtool.server.metrics import set_route
 from regtool.server.operations import Operations
-from regtool.server.proxy import PathPrefix, PublicUrls
 from regtool.server.registry import Registry
+from regtool.server.request_life import RequestLife
 from regtool.server.search import ping, search
 from regtool.server.settings import ServerSettings
 from regtool.server.upload_store import UploadStore
@@ -199,72 +190,6 @@ class RegistryRoute(BaseRoute):
         await response(scope, receive, send)
 
 
-class ApiVersionHeader:
-    """Adds `Docker-Distribution-API-Version` to every response, errors included."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                name, value = API_VERSION
-                message.setdefault("headers", []).append((name.lower().encode(), value.encode()))
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
-
-
-class EndsWithoutTraceback:
-    """How a request that cannot end normally ends, with one line in the log where
-    uvicorn would print a traceback:
-
-    - cancelled, because the server is stopping and its grace period ran out (what the
-      request wrote was taken away, its lease released, on the way out): answered 503
-      if nothing was sent yet, without reading more of its body;
-    - failed after its answer started (a blob whose read from storage failed or came
-      up short): the connection is closed short of the length announced, which is how
-      HTTP tells the client that the body is incomplete (uvicorn adds a line saying the
-      response was not completed).
-
-    Everything else was answered by `dispatch` already."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        what = f"{scope['method']} {scope['path']}"
-        try:
-            await self.app(scope, receive, tracking_send)
-        except asyncio.CancelledError:
-            log.warning("%s cut short: the server is stopping", what)
-            if not started:
-                answer = error_response(ShuttingDown("the server is stopping"))
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await answer(scope, receive, send)
-        except Exception as e:
-            if not started:
-                raise  # not answered at all: a bug, which uvicorn reports with its traceback
-            if isinstance(e, RegtoolError):
-                log.error("%s failed while answering: %s", what, e)
-            else:
-                log.exception("%s failed while answering", what)
-
-
 #: Most of an unread request body read (and dropped) before an early answer, as Go's
 #: net/http does for distribution (`maxPostHandlerReadBytes`).
 DRAIN_LIMIT = 256 << 10
@@ -351,19 +276,13 @@ def create_app(
     app = Starlette(routes=[*routes, *(web_ui(layout, gate, settings.http.prefix) if ui else [])])
     registry = Registry(layout, foreign_urls=foreign_urls, record_pulls=not settings.read_only)
     upload_store = uploads or UploadStore(layout)
-    app.state.registry_state = State(registry, upload_store, ops.metrics)
+    app.state.registry_state = State(
+        registry, upload_store, ops.metrics, settings.catalog_max_entries
+    )
     ops.bind(layout.driver, upload_store)
     gate.wanted_by = wanted_by
     app.state.guard = gate
-    inner = ApiVersionHeader(EndsWithoutTraceback(DrainUnreadBody(gate.middleware(app))))
-    return public_face(ops.wrap(inner), settings)
-
-
-def public_face(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
-    """`app` as clients reach it: each request logged with its id (`access_log`), under
-    `http.prefix`, its URLs made public and `http.headers` added (`proxy`)."""
-    public = PublicUrls(app, settings.http)
-    return AccessLog(PathPrefix(public, settings.http.prefix), settings.log.access_log)
+    return RequestLife(DrainUnreadBody(gate.middleware(app)), settings, ops)
 
 
 def web_ui(layout: V2Layout, gate: Guard, http_prefix: str) -> list[BaseRoute]:

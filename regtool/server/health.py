@@ -3,7 +3,7 @@ store's root every `interval` seconds in a thread; once `threshold` checks in a 
 failed (`threshold` 0: the first), the check reports the last failure until one
 passes again. `/debug/health` answers `{check: reason}` with 503 while any check fails,
 `{}` with 200 otherwise; meanwhile every request on the registry's own address is
-answered 503 `UNAVAILABLE` (distribution's `health.Handler`)."""
+answered 503 `UNAVAILABLE` (distribution's `health.Handler`: `gate`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from regtool.server.errors import Unavailable, error_response
 from regtool.server.ops_settings import HealthSettings
@@ -133,22 +133,14 @@ def _from_a_browser(scope: Scope) -> bool:
     return b"text/html" in accept.lower()
 
 
-class HealthGate:
-    """Answers every HTTP request 503 `UNAVAILABLE` while a health check fails, and `/`
-    with an empty 200 otherwise: distribution's `health.Handler` around its `alive("/")`,
-    which load balancers probe (a browser's `/` goes on to the web UI)."""
-
-    def __init__(self, app: ASGIApp, health: Health):
-        self.app = app
-        self.health = health
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-        elif self.health.checks and self.health.status():
-            detail = "health check failed: please see /debug/health"
-            await error_response(Unavailable("service unavailable", detail))(scope, receive, send)
-        elif scope["path"] == "/" and not _from_a_browser(scope):
-            await Response(headers={"Cache-Control": "no-cache"})(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+def gate(health: Health, scope: Scope) -> Response | None:
+    """The health gate's own answer to a request, if it answers it: 503 `UNAVAILABLE`
+    while a health check fails, an empty 200 to `/` otherwise (distribution's
+    `health.Handler` around its `alive("/")`, which load balancers probe; a browser's `/`
+    goes on to the web UI); None for the app to answer."""
+    if health.checks and health.status():
+        detail = "health check failed: please see /debug/health"
+        return error_response(Unavailable("service unavailable", detail))
+    if scope["path"] == "/" and not _from_a_browser(scope):
+        return Response(headers={"Cache-Control": "no-cache"})
+    return None

@@ -10,13 +10,21 @@ from regtool.errors import DigestInvalid
 from regtool.layout.manifests import MAX_MANIFEST_SIZE
 from regtool.oci import OCI_INDEX, OCI_MANIFEST, Digest, check_tag
 from regtool.server.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
-from regtool.server.http import guard, paginate, parse_digest, parse_number, run, state
+from regtool.server.http import (
+    catalog_page_size,
+    guard,
+    paginate,
+    parse_digest,
+    parse_number,
+    run,
+    state,
+)
 from regtool.server.notifications.events import Target, record
 from regtool.server.registry import catalog_after, content_media_type
 
-#: Most repositories `_catalog` returns without `n` (distribution: 100, and at most its
-#: `catalog.maxentries`, by default 1000; its `Link` names the `n` to go on with).
-CATALOG_DEFAULT_N = 1000
+#: Most repositories `_catalog` returns without `n`, as distribution (at most its
+#: `catalog.maxentries`; its `Link` names the `n` to go on with).
+CATALOG_DEFAULT_N = 100
 
 
 def parse_reference(text: str) -> str | Digest:
@@ -145,6 +153,8 @@ async def catalog(request: Request) -> Response:
     may_pull = guard(request).may_pull(request)
     if may_pull is not None:  # only what the user may pull, filtered before paging
         names = [n for n in names if may_pull(n)]
-    page, link = paginate(names, request, CATALOG_DEFAULT_N, catalog_after)
+    st = state(request)
+    n = catalog_page_size(request, CATALOG_DEFAULT_N, st.catalog_max_entries)
+    page, link = paginate(names, request, after=catalog_after, n=n)
     headers = {"Link": link} if link else {}
     return JSONResponse({"repositories": page}, headers=headers)

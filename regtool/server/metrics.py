@@ -21,12 +21,11 @@ several apps in one process count apart.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 #: HTTP methods counted by name; anything else is `other` (labels stay few).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -107,6 +106,20 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def count_request(
+        self, method: str, route: str, status: int, seconds: float, received: int, sent: int
+    ) -> None:
+        """One HTTP request answered: its `method`, the `route` it matched (`set_route`;
+        `other`), its `status`, `seconds` from its arrival to the end of its answer, and
+        its body bytes each way."""
+        method = method if method in METHODS else "other"
+        self.child(self.requests, method, route, str(status)).inc()
+        self.child(self.latency, method, route).observe(seconds)
+        if received:
+            self.child(self.received, route).inc(received)
+        if sent:
+            self.child(self.sent, route).inc(sent)
+
     def exposition(self) -> tuple[bytes, str]:
         """The text format (version 0.0.4) and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -115,50 +128,3 @@ class Metrics:
 def set_route(scope: Scope, route: str) -> None:
     """Name the route a request matched, for its metrics (`scope["state"]`)."""
     scope.setdefault("state", {})["route"] = route
-
-
-class MetricsMiddleware:
-    """Counts every HTTP request: status, latency, body bytes each way. Reads the route
-    `dispatch` matched from `scope["state"]`."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        m = self.metrics
-        started = time.perf_counter()
-        state = scope.setdefault("state", {})
-        status = 500  # a request that ends without an answer failed
-        received = sent = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            return message
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
-        m.in_progress.inc()
-        try:
-            await self.app(scope, counting_receive, counting_send)
-        finally:
-            m.in_progress.dec()
-            route = state.get("route", "other")
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            m.child(m.requests, method, route, str(status)).inc()
-            m.child(m.latency, method, route).observe(time.perf_counter() - started)
-            if received:
-                m.child(m.received, route).inc(received)
-            if sent:
-                m.child(m.sent, route).inc(sent)

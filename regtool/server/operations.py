@@ -2,7 +2,8 @@
 notifications and upload purging, built from the server's settings (`from_settings`).
 
     ops = Operations.from_settings(settings)
-    app = create_app(driver, settings=settings, ops=ops)   # wraps the app, binds storage
+    app = create_app(driver, settings=settings, ops=ops)   # binds storage; each request's
+                                                           # life (`request_life`) uses it
     ops.start()       # the threads: health checks, notification delivery, purging
     ...
     ops.close()
@@ -14,11 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp
-
-from regtool.server.health import Health, HealthCheck, HealthGate, storage_probe
-from regtool.server.metrics import Metrics, MetricsMiddleware
-from regtool.server.notifications import Notifier, NotifyMiddleware
+from regtool.server.health import Health, HealthCheck, storage_probe
+from regtool.server.metrics import Metrics
+from regtool.server.notifications import Notifier
 from regtool.server.ops_settings import (
     DebugSettings,
     HealthSettings,
@@ -105,16 +104,6 @@ class Operations:
         if self.metrics is not None:
             self.metrics.child(self.metrics.purge_runs, outcome).inc()
             self.metrics.purged.inc(deleted)
-
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        """`app` behind what operating it needs: the health gate, notifications (inside
-        metrics, so that its work is timed too) and metrics outermost."""
-        app = HealthGate(app, self.health)
-        if self.notifier is not None:
-            app = NotifyMiddleware(app, self.notifier)
-        if self.metrics is not None:
-            app = MetricsMiddleware(app, self.metrics)
-        return app
 
     def start(self) -> None:
         self.health.start()

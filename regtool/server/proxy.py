@@ -2,83 +2,75 @@
 `http.relativeurls` and `http.headers` of distribution's configuration.
 
 Handlers answer as if the registry sat at `/` of its own host: `Location: /v2/app/...`,
-`Link: </v2/_catalog?...>`. `PublicUrls` turns those into what the client must use:
-the prefix put back, and (unless URLs are relative) the scheme and host the client
-reached, as distribution's `NewURLBuilderFromRequest` finds them: `http.host` when
-configured; else `X-Forwarded-Proto` (or `Forwarded: proto=`), the connection's own
-scheme otherwise; `X-Forwarded-Host` (its first entry) or `Forwarded: host=`, the
-request's `Host` otherwise. (distribution also takes `Forwarded: for=`, a client
-address, as the host: regtool does not.)
-"""
+`Link: </v2/_catalog?...>`. `PublicUrls` (called by `request_life`) turns those into
+what the client must use: the prefix put back, and (unless URLs are relative) the scheme
+and host the client reached, as distribution's `NewURLBuilderFromRequest` finds them:
+`http.host` when configured; else `X-Forwarded-Proto` (or `Forwarded: proto=`), the
+connection's own scheme otherwise; `X-Forwarded-Host` (its first entry) or `Forwarded:
+host=`, the request's `Host` otherwise. (distribution also takes `Forwarded: for=`, a
+client address, as the host: regtool does not.)"""
 
 from __future__ import annotations
 
 import re
 
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Scope
 
 from regtool.server.settings import HttpSettings
+
+Headers = list[tuple[bytes, bytes]]
 
 # One `key=value` pair of RFC 7239's Forwarded header (its first element), value quoted or not.
 _FORWARDED_PAIR_RE = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
 
 
-class PathPrefix:
-    """Routes below `prefix` only (`/registry/v2/...` reaches the app as `/v2/...`);
-    anything else is 404, as distribution's router with `http.prefix`."""
+def strip_prefix(scope: Scope, prefix: str) -> Scope | None:
+    """The request's scope as the app sees it below `prefix` (`/registry/v2/...` reaches
+    it as `/v2/...`); None for a path outside it, which is 404 (`outside_prefix`), as
+    distribution's router with `http.prefix`."""
+    path: str = scope["path"]
+    if path != prefix and not path.startswith(prefix + "/"):
+        return None
+    inner = path[len(prefix) :] or "/"
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw.startswith(prefix.encode()):
+        raw = raw[len(prefix) :] or b"/"
+    # No `root_path`: Starlette's mounts (the web UI) match below it only when the
+    # path still holds it; links under the prefix are the UI's to build.
+    return {**scope, "path": inner, "raw_path": raw}
 
-    def __init__(self, app: ASGIApp, prefix: str):
-        self.app = app
-        self.prefix = prefix
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.prefix:
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        if path != self.prefix and not path.startswith(self.prefix + "/"):
-            await PlainTextResponse("404 page not found", 404)(scope, receive, send)
-            return
-        inner = path[len(self.prefix) :] or "/"
-        raw = scope.get("raw_path")
-        if isinstance(raw, bytes) and raw.startswith(self.prefix.encode()):
-            raw = raw[len(self.prefix) :] or b"/"
-        # No `root_path`: Starlette's mounts (the web UI) match below it only when the
-        # path still holds it; links under the prefix are the UI's to build.
-        scope = {**scope, "path": inner, "raw_path": raw}
-        await self.app(scope, receive, send)
+def outside_prefix() -> Response:
+    """The answer to a path outside `http.prefix`."""
+    return PlainTextResponse("404 page not found", 404)
 
 
 class PublicUrls:
-    """Rewrites `Location` and `Link` paths of every answer into the URLs the client
-    must use (see the module's docstring), and adds `http.headers`."""
+    """Turns `Location` and `Link` paths of an answer into the URLs the client must use
+    (see the module's docstring), and adds `http.headers`."""
 
-    def __init__(self, app: ASGIApp, http: HttpSettings):
-        self.app = app
+    def __init__(self, http: HttpSettings):
         self.http = http
+        self.prefix = http.prefix.encode("latin-1")
         self.extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in http.headers]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        base = "" if self.http.relative_urls else (self.http.host or base_url(scope))
-        root = base + self.http.prefix
-
-        async def public_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = []
-                for name, value in message.get("headers", []):
-                    if name == b"location" and value.startswith(b"/"):
-                        value = root.encode("latin-1") + value
-                    elif name == b"link" and value.startswith(b"</") and self.http.prefix:
-                        value = b"<" + self.http.prefix.encode("latin-1") + value[1:]
-                    headers.append((name, value))
-                message["headers"] = headers + self.extra
-            await send(message)
-
-        await self.app(scope, receive, public_send)
+    def rewrite(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """`headers` of the answer to the request of `scope`, made public."""
+        root: bytes | None = None
+        out = []
+        for name, value in headers:
+            if name == b"location" and value.startswith(b"/"):
+                if root is None:  # where the client reached: only for answers that link
+                    base = "" if self.http.relative_urls else (self.http.host or base_url(scope))
+                    root = (base + self.http.prefix).encode("latin-1")
+                value = root + value
+            elif name == b"link" and value.startswith(b"</") and self.prefix:
+                value = b"<" + self.prefix + value[1:]
+            out.append((name, value))
+        return out + self.extra if self.extra else out
 
 
 def base_url(scope: Scope) -> str:

@@ -33,6 +33,8 @@ DEFAULT_ADDR = "127.0.0.1:5000"
 #: would cut every upload at once; uvicorn's default waits for ever).
 DEFAULT_DRAIN = timedelta(seconds=5)
 LOG_FORMATTERS = ("text", "json", "logstash")
+#: distribution's `catalog.maxentries` when the file sets none (or 0, or less).
+DEFAULT_CATALOG_MAX_ENTRIES = 1000
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,8 @@ class ServerSettings:
     health: HealthSettings = field(default_factory=HealthSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     upload_purging: UploadPurgeSettings = field(default_factory=UploadPurgeSettings)
+    #: The largest `n` a `_catalog` request may ask (distribution's `catalog.maxentries`).
+    catalog_max_entries: int = DEFAULT_CATALOG_MAX_ENTRIES
 
     @classmethod
     def from_config(cls, config: ConfigDocument | dict[str, Any]) -> ServerSettings:
@@ -169,7 +173,8 @@ class ServerSettings:
         `http.tls.{certificate,key,clientcas,minimumtls}` (tls1.2 or tls1.3),
         `auth.htpasswd.{realm,path}`, `auth.token.{realm,service,issuer,rootcertbundle}`,
         `storage.maintenance.readonly.enabled` and `storage.delete.enabled` (with a
-        config file deletes are off unless it enables them, as distribution's default).
+        config file deletes are off unless it enables them, as distribution's default),
+        `catalog.maxentries` (absent, 0 or negative: 1000, as distribution).
         `UsageError` for a section of the wrong shape or one left half-filled, and for
         an authentication regtool does not have (`auth.silly`...), which must not leave
         the registry open. The `http` and `log` sections: `HttpSettings.from_config`,
@@ -233,6 +238,9 @@ class ServerSettings:
             delete_enabled=delete.get("enabled") is True if doc else True,
             http=HttpSettings.from_config(config),
             log=LogSettings.from_config(config),
+            catalog_max_entries=max_entries
+            if (max_entries := config.number("catalog.maxentries") or 0) > 0
+            else DEFAULT_CATALOG_MAX_ENTRIES,
             **_operations_from_config(doc),
         )
 

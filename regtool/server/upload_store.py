@@ -174,6 +174,8 @@ class UploadSession:
         self.fingerprint = fingerprint
         self._appender: Appender | None = None
         self._appending = threading.Lock()
+        #: Whether `complete` turned the upload into a blob: nothing is left to close.
+        self.completed = False
 
     @property
     def appending(self) -> bool:
@@ -275,6 +277,7 @@ class UploadSession:
         store.hash_states.forget(self.upload_id)
         self.lease.forsake()  # deleted with the upload
         driver.delete(layout.upload_dir(self.name, self.upload_id))
+        self.completed = True
         return size
 
     def renew(self) -> None:

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +33,8 @@ from regtool.server.notifications.events import BLOB_MEDIA_TYPE, Target, record
 from regtool.server.upload_store import UploadSession
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # `Content-Range: <start>-<end>` of a chunk (inclusive, as the OCI spec writes it);
 # distribution's clients may add RFC 9110's unit and length. ASCII, matched whole.
@@ -113,7 +117,8 @@ async def upload_session(
         if st.metrics is not None:
             st.metrics.uploads.dec()
         renewer.stop()
-        await run_to_the_end(session.close)
+        if not session.completed:  # a completed upload is gone, lease and all
+            await run_to_the_end(session.close)
 
 
 class _Renewer:
@@ -153,13 +158,19 @@ class _Renewer:
             self.task.cancel()
 
 
-async def pump(request: Request, session: UploadSession, expected: int | None) -> None:
-    """Stream the request body into the upload, committing it at the end. `expected`, if
-    given, is the length the body must have (`SizeInvalid` otherwise). Bytes are
-    gathered to `IO_CHUNK` and written in a worker thread while the next chunk is
-    received; at most two chunks are held in memory (a small body takes one trip to a
-    worker thread). On any failure (a cancellation too) what this request wrote is
-    taken away again: the upload is as it was."""
+async def pump(
+    request: Request,
+    session: UploadSession,
+    expected: int | None,
+    then: Callable[[], T] | None = None,
+) -> T | None:
+    """Stream the request body into the upload, committing it at the end, then call
+    `then` (completing the upload) in the same worker thread: a small body takes one trip
+    to a worker thread, its completion included. Returns what `then` returned.
+    `expected`, if given, is the length the body must have (`SizeInvalid` otherwise).
+    Bytes are gathered to `IO_CHUNK` and written in a worker thread while the next chunk
+    is received; at most two chunks are held in memory. On any failure (a cancellation
+    too) what this request wrote and did not commit is taken away again."""
     received = 0
     buf = bytearray()
     pending: asyncio.Task[None] | None = None
@@ -182,8 +193,9 @@ async def pump(request: Request, session: UploadSession, expected: int | None) -
             pending = None
         if expected is not None and received != expected:
             raise SizeInvalid(f"body has {received} bytes, Content-Range says {expected}")
-        if received:
-            await run(session.finish, bytes(buf))
+        if not received and then is None:
+            return None  # nothing to commit, nothing to call
+        return await run(_finish, session, bytes(buf), then)
     except BaseException:
         if pending is not None:  # its failure, if any, is this one's cause: not reported
             pending.add_done_callback(_retrieved)
@@ -191,16 +203,26 @@ async def pump(request: Request, session: UploadSession, expected: int | None) -
         raise
 
 
+def _finish(session: UploadSession, rest: bytes, then: Callable[[], T] | None) -> T | None:
+    """The end of `pump`, in its worker thread."""
+    if rest or session.appending:
+        session.finish(rest)
+    return None if then is None else then()
+
+
 def _retrieved(task: asyncio.Future[None]) -> None:
     if not task.cancelled():
         task.exception()
 
 
-async def _receive(request: Request, session: UploadSession) -> None:
-    """Append the request body to the upload, checking its `Content-Range`."""
+async def _receive(
+    request: Request, session: UploadSession, then: Callable[[], T] | None = None
+) -> T | None:
+    """Append the request body to the upload, checking its `Content-Range`; then `then`
+    (`pump`)."""
     chunk = chunk_range(request)
     session.check_offset(chunk[0] if chunk else None)
-    await pump(request, session, chunk[1] if chunk else None)
+    return await pump(request, session, chunk[1] if chunk else None, then)
 
 
 async def start_upload(request: Request, name: str) -> Response:
@@ -223,8 +245,8 @@ async def start_upload(request: Request, name: str) -> Response:
         return _accepted(name, upload_id, 0)
     try:
         async with upload_session(request, name, upload_id) as session:
-            await pump(request, session, None)
-            size = await run(session.complete, digest)
+            size = await pump(request, session, None, partial(session.complete, digest))
+            assert size is not None
     except BaseException:
         with contextlib.suppress(Exception):
             await run_to_the_end(st.uploads.cancel, name, upload_id)
@@ -244,8 +266,8 @@ async def put_upload(request: Request, name: str, upload_id: str) -> Response:
     with _range_headers(name, upload_id):
         async with upload_session(request, name, upload_id) as session:
             digest = parse_digest(request.query_params.get("digest"))  # after: 404 first
-            await _receive(request, session)
-            size = await run(session.complete, digest)
+            size = await _receive(request, session, partial(session.complete, digest))
+            assert size is not None
     _pushed(request, name, digest, size)
     return _created(name, str(digest))
 

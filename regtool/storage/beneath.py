@@ -11,9 +11,15 @@ with O_NOFOLLOW: the kernel follows no link of its own accord, and a link is fol
 here only by reading it and walking its target in turn, which must stay below the root:
 a `..` past the root, or an absolute target outside it, is refused with a `StorageError`
 naming the link. What was checked is what is used: no moment passes between a check and
-the call it guards in which a link swapped in could be followed. (Linux's openat2 with
-RESOLVE_BENEATH does the same in one call, but Python does not offer it, and libpathrs,
-which does, is not packaged for Debian.)
+the call it guards in which a link swapped in could be followed.
+
+Walking costs a system call to open and one to close each directory on the way (ten of
+each for a layer link of distribution's layout), on every storage call. Where Linux has
+openat2 (5.6 and later; Python does not offer it: called through ctypes, as libpathrs,
+which would, is not packaged for Debian), a path without links is reached in one call
+instead: RESOLVE_BENEATH with RESOLVE_NO_SYMLINKS opens its directory only if every
+component is a real directory below the root. Any path that holds a link, or that the
+kernel refuses, is walked as above; the outcome is the same, only slower.
 
 A link is followed like the kernel would inside the root: relative targets from the
 link's directory, absolute ones that name a place below the root (by its real path, or
@@ -32,6 +38,7 @@ root, which is a `StorageError`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import stat
@@ -53,6 +60,87 @@ MAX_MKDIRS = 64
 # O_PATH: a descriptor only to walk from (no read permission needed), where the OS has it.
 _PATH = getattr(os, "O_PATH", os.O_RDONLY)
 _DIR = _PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _OpenHow(ctypes.Structure):
+    """openat2's `struct open_how` (linux/openat2.h)."""
+
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+#: openat2's number, the same on every Linux architecture (added after the tables merged).
+_SYS_OPENAT2 = 437
+#: RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH: no link followed, nothing reached above the fd.
+_RESOLVE_BENEATH_NO_LINKS = 0x04 | 0x08
+#: What says the kernel (or a sandbox's filter) has no openat2: walked from then on.
+_NO_OPENAT2 = frozenset({errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.E2BIG})
+
+
+class _OpenAt2:
+    """openat2(2) through libc's `syscall`, while the kernel answers it."""
+
+    def __init__(self) -> None:
+        self.available = False
+        self._how = _OpenHow(_DIR, 0, _RESOLVE_BENEATH_NO_LINKS)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._syscall = libc.syscall
+        except (OSError, AttributeError):
+            return
+        self._syscall.restype = ctypes.c_long
+        self.available = os.uname().sysname == "Linux"
+
+    def open_dir(self, dir_fd: int, path: str) -> int | None:
+        """A descriptor (O_PATH) of directory `path` below `dir_fd`, every component on
+        the way a real directory; None where the kernel refuses (a link, a missing or
+        special component...): the caller walks instead. `FileNotFoundError` when a
+        component is missing (the walk would only find the same)."""
+        if not self.available:
+            return None
+        fd = self._syscall(
+            _SYS_OPENAT2,
+            ctypes.c_int(dir_fd),
+            ctypes.c_char_p(os.fsencode(path)),
+            ctypes.byref(self._how),
+            ctypes.c_size_t(ctypes.sizeof(self._how)),
+        )
+        if fd >= 0:
+            return int(fd)
+        err = ctypes.get_errno()
+        if err == errno.ENOENT:
+            raise FileNotFoundError(err, os.strerror(err), path)
+        if err in _NO_OPENAT2:
+            self.available = False
+        return None
+
+    def open_dir_making(self, root: int, parts: list[str]) -> int | None:
+        """`open_dir` of the directory `parts` below `root`, making the missing ones
+        below the deepest that is there (each opened without following a link, as the
+        walk makes them); None where the walk must decide (a link, a directory pruned
+        meanwhile...)."""
+        have = len(parts)
+        while True:  # the deepest directory there
+            try:
+                fd = self.open_dir(root, "/".join(parts[:have])) if have else os.dup(root)
+                break
+            except FileNotFoundError:
+                have -= 1
+        if fd is None:
+            return None
+        try:
+            for name in parts[have:]:
+                with contextlib.suppress(FileExistsError):  # made meanwhile: opened below
+                    os.mkdir(name, dir_fd=fd)
+                child = os.open(name, _DIR, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+
+_openat2 = _OpenAt2()
 
 
 @dataclass(frozen=True)
@@ -101,6 +189,9 @@ class Beneath:
         link it found); without, `fn` acts on a link itself. `create` makes missing
         directories on the way (not the last component). Descriptors passed to `fn`
         are closed when it returns."""
+        done, found = self._at_directly(path, fn, follow=follow, create=create)
+        if done:
+            return found  # type: ignore[return-value]
         todo: deque[tuple[str, int]] = deque((name, i) for i, name in enumerate(path.split("/")))
         root = self._open_root(create)
         fds, below = [root], list[str]()
@@ -178,6 +269,43 @@ class Beneath:
             for fd in fds:
                 os.close(fd)
 
+    def _at_directly(
+        self, path: str, fn: Callable[[Place], T], *, follow: bool, create: bool
+    ) -> tuple[bool, T | None]:
+        """`at` in one openat2 call for a plain path (no empty, `.` or `..` component)
+        whose directories are all real: (True, what `fn` returned); (False, None) where
+        the walk must decide (a link on the way or at the end). With `create`, the
+        missing directories are made below the deepest one there."""
+        if not _openat2.available or not path:
+            return False, None
+        parts = path.split("/")
+        if "" in parts or "." in parts or ".." in parts:
+            return False, None
+        root = self._open_root(create)
+        try:
+            if len(parts) > 1:
+                found = (
+                    _openat2.open_dir_making(root, parts[:-1])
+                    if create
+                    else _openat2.open_dir(root, "/".join(parts[:-1]))
+                )
+                if found is None:
+                    return False, None
+                fd = found
+            else:
+                fd = root
+            try:
+                return True, fn(Place(fd, parts[-1], tuple(parts[:-1])))
+            except OSError as e:
+                if follow and e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    return False, None  # perhaps a link at the end: the walk follows it
+                raise
+            finally:
+                if fd != root:
+                    os.close(fd)
+        finally:
+            os.close(root)
+
     def _open_root(self, create: bool) -> int:
         """A descriptor of the root, made first (with its parents) if `create`: the root
         is where the user pointed, so it is reached as the OS resolves it."""
@@ -213,6 +341,23 @@ class Beneath:
             return st, p.real(self.real_root())
 
         return self.at(path, lookup)
+
+    def open_parent(self, path: str) -> tuple[int, str] | None:
+        """(descriptor of the directory holding `path`, the name of `path` there), every
+        directory on the way a real one, in one openat2 call; None where that cannot be
+        told so (no openat2, a link on the way): the caller walks (`parents`).
+        `FileNotFoundError` if a directory is missing. The caller closes the descriptor."""
+        parts = path.split("/")
+        if not _openat2.available or "" in parts or "." in parts or ".." in parts:
+            return None
+        root = self._open_root(False)
+        if len(parts) == 1:
+            return root, path
+        try:
+            fd = _openat2.open_dir(root, "/".join(parts[:-1]))
+        finally:
+            os.close(root)
+        return None if fd is None else (fd, parts[-1])
 
     def parents(self, directory: str) -> list[tuple[int, str]]:
         """(descriptor of the parent, name) of each directory on driver path `directory`,

@@ -580,6 +580,30 @@ class LocalDriver(Driver):
     def _prune(self, directory: str) -> None:
         """Remove now-empty directories from driver path `directory` up to the root, as
         distribution's driver does; never through a link."""
+        parts = directory.split("/") if directory else []
+        while parts:  # from the deepest up, each reached in one call while it can be
+            try:
+                held = self._beneath.open_parent("/".join(parts))
+            except FileNotFoundError:  # gone meanwhile: what holds it may be empty
+                parts.pop()
+                continue
+            except OSError:
+                return
+            if held is None:
+                break  # a link on the way: walked below
+            parent, name = held
+            try:
+                os.rmdir(name, dir_fd=parent)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return  # not empty: nothing above is
+            finally:
+                os.close(parent)
+            parts.pop()
+        if not parts:
+            return
+        directory = "/".join(parts)
         try:
             chain = self._beneath.parents(directory)
         except OSError:

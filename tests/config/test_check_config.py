@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from regtool.server.settings import ServerSettings
 from tests.clirunner import Cli
 
 GOOD = """\
@@ -73,7 +74,7 @@ def test_check_config_prints_the_settings_with_secrets_hidden(cli: Cli, tmp_path
         ("policy: {repository: {classes: [image]}}\n", "policy: regtool does not act"),
         ("htpp:\n  addr: :5000\n", "htpp: unknown key; ignored"),
         ("health:\n  file: [{file: /tmp/x}]\n", "health.file: regtool does not act on this key"),
-        ("catalog: {maxentries: 50}\n", "catalog.maxentries: regtool does not act on this key"),
+        ("catalog: {maxentires: 50}\n", "catalog.maxentires: unknown key; ignored"),
         ("log:\n  hooks: []\n", "log.hooks: regtool does not act on this key"),
         ("log:\n  levle: debug\n", "log.levle: unknown key; ignored"),
     ],
@@ -189,6 +190,11 @@ def test_warnings_inside_sections(
             "storage in .* must name one choice, not swift, filesystem",
         ),
         ("log:\n", "log: verbose\nx:\n", "log in .* must be a mapping"),
+        (
+            "version: 0.1\n",
+            "version: 0.1\ncatalog: {maxentries: lots}\n",
+            "catalog.maxentries in .*: 'lots' is not a whole number",
+        ),
     ],
 )
 def test_an_invalid_value_is_one_line_naming_the_key(
@@ -202,6 +208,24 @@ def test_an_invalid_value_is_one_line_naming_the_key(
     assert pytest.importorskip("re").search(error, lines[0]), lines[0]
     assert result.stdout == ""
     assert "SwiftPassw0rd" not in result.stderr
+
+
+def test_catalog_maxentries_is_acted_on(cli: Cli, tmp_path: Path) -> None:
+    result = check(cli, tmp_path, GOOD + "catalog: {maxentries: 50}\n")
+    assert result.exit_code == 0 and result.stderr == "", result.stderr
+    assert (
+        ServerSettings.from_config(
+            yaml.safe_load(GOOD + "catalog: {maxentries: 50}\n")
+        ).catalog_max_entries
+        == 50
+    )
+    assert (
+        ServerSettings.from_config(
+            yaml.safe_load(GOOD + "catalog: {maxentries: 0}\n")
+        ).catalog_max_entries
+        == 1000
+    )
+    assert ServerSettings.from_config(yaml.safe_load(GOOD)).catalog_max_entries == 1000
 
 
 def test_sftp_storage_section(cli: Cli, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from regtool.server.settings import ServerSettings
 from regtool.storage.local import LocalDriver
 from tests.server.conftest import RunningRegistry
 from tests.services import images as img
@@ -175,3 +176,52 @@ def test_catalog_pages_alike_on_both_servers(
                 a.get("/v2/_catalog", params=params).json()
                 == b.get("/v2/_catalog", params=params).json()
             ), last
+
+
+def test_catalog_maxentries_bounds_n_alike_on_both_servers(
+    serve_registry: Callable[..., RunningRegistry],
+    make_distribution: Callable[..., DistributionRegistry],
+    tmp_path: Path,
+) -> None:
+    """`catalog.maxentries` as distribution 2.8.2 enforces it: an `n` past it is 400
+    `PAGINATION_NUMBER_INVALID` with `{"n": n}` as detail; no `n` (or a negative one,
+    or one that is no number) is 100, and every page at most `maxentries`."""
+    root = tmp_path / "root"
+    ours = serve_registry(LocalDriver(root), root, settings=ServerSettings(catalog_max_entries=3))
+    config = b"{}"
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
+            "layers": [],
+        }
+    ).encode()
+    with httpx.Client(base_url=ours.url, timeout=30) as client:
+        for name in ("a", "b", "c", "d", "e"):
+            r = client.post(
+                f"/v2/{name}/blobs/uploads/", params={"digest": sha(config)}, content=config
+            )
+            assert r.status_code == 201, r.text
+            r = client.put(
+                f"/v2/{name}/manifests/t", content=manifest, headers={"Content-Type": OCI_MANIFEST}
+            )
+            assert r.status_code == 201, r.text
+    theirs = make_distribution(filesystem_storage(root), catalog={"maxentries": 3})
+    with (
+        httpx.Client(base_url=ours.url, timeout=30) as a,
+        httpx.Client(base_url=theirs.url, timeout=30) as b,
+    ):
+        for n in (None, "0", "2", "3", "4", "1000", "-1", "x"):
+            params = {} if n is None else {"n": n}
+            ra, rb = a.get("/v2/_catalog", params=params), b.get("/v2/_catalog", params=params)
+            assert ra.status_code == rb.status_code, n
+            if rb.status_code == 400:
+                (ea,), (eb,) = ra.json()["errors"], rb.json()["errors"]
+                assert (ea["code"], ea["detail"]) == (eb["code"], eb["detail"]), n
+                assert eb["code"] == "PAGINATION_NUMBER_INVALID"
+                continue
+            assert ra.json() == rb.json(), n
+            assert ("Link" in ra.headers) == ("Link" in rb.headers), n
+        assert a.get("/v2/_catalog").json()["repositories"] == ["a", "b", "c"]
+        assert a.get("/v2/_catalog", params={"n": "4"}).status_code == 400

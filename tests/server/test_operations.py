@@ -217,6 +217,7 @@ def test_events_for_push_pull_mount_and_delete(
         layer = sha(blobs[1])
         r = client.post(f"/v2/other/blobs/uploads/?mount={layer}&from=team/app")
         assert r.status_code == 201
+        mount_request = r.headers["X-Request-Id"]
         assert client.delete(f"/v2/team/app/manifests/{digest}").status_code == 202
         events = receiver.wait_for(8)
     headers, body = receiver.posts[0]
@@ -253,6 +254,7 @@ def test_events_for_push_pull_mount_and_delete(
         blobs[1]
     )
     assert events[6]["target"]["fromRepository"] == "team/app"
+    assert events[6]["request"]["id"] == mount_request  # the id its log lines carry
     assert events[6]["target"]["repository"] == "other"
     assert events[7]["target"] == {"digest": digest, "repository": "team/app"}
     assert len({e["id"] for e in events}) == len(events)

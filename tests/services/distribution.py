@@ -166,9 +166,11 @@ def write_config(
     log_level: str = "info",
     auth: dict[str, Any] | None = None,
     debug: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a distribution config.yml; returns the dict written. `debug` is its
-    `http.debug` section (a debug listener, Prometheus metrics), if given.
+    `http.debug` section (a debug listener, Prometheus metrics), `catalog` its `catalog`
+    section, if given.
 
     No blob descriptor cache (so the registry sees changes other tools make to the
     storage), no auth unless `auth` (the config's `auth` section) is given, upload
@@ -201,6 +203,8 @@ def write_config(
         config["auth"] = auth
     if debug:
         config["http"]["debug"] = debug
+    if catalog:
+        config["catalog"] = catalog
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return config
 
@@ -215,6 +219,7 @@ def start_distribution(
     timeout: float = START_TIMEOUT,
     auth: dict[str, Any] | None = None,
     debug: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
 ) -> DistributionRegistry:
     """Start `docker-registry serve` with `storage`; return once `GET /v2/` answers 200.
 
@@ -238,6 +243,7 @@ def start_distribution(
         log_level=log_level,
         auth=auth,
         debug=debug,
+        catalog=catalog,
     )
     host = f"127.0.0.1:{port}"
     with open(log_path, "ab") as log:

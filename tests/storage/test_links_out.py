@@ -222,6 +222,7 @@ def test_a_directory_swapped_for_a_link_after_it_was_checked_is_not_followed(
         return fd
 
     monkeypatch.setattr(beneath.os, "open", open_and_swap)
+    monkeypatch.setattr(beneath._openat2, "available", False)  # the walk, as without openat2
     driver = LocalDriver(store)
     _refused(lambda: driver.get("repositories/app/file"))
     assert swaps == ["app"]
@@ -231,6 +232,95 @@ def test_a_directory_swapped_for_a_link_after_it_was_checked_is_not_followed(
     _refused(lambda: driver.put("repositories/app/new", b"pushed"))
     assert sorted(os.listdir(outside)) == ["file"]
     assert (outside / "file").read_bytes() == b"outside"
+
+
+def test_a_directory_swapped_for_a_link_after_openat2_opened_it_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where the kernel has openat2, a path without links is reached in one call: the
+    # swap right after it cannot send what follows outside, which uses the directory
+    # opened (now `moved-away`), not the name.
+    assert beneath._openat2.available, "Linux 5.6 or later: openat2 is what this tests"
+    store, outside = tmp_path / "store", tmp_path / "outside"
+    (store / "repositories" / "app").mkdir(parents=True)
+    (store / "repositories" / "app" / "file").write_bytes(b"inside")
+    outside.mkdir()
+    (outside / "file").write_bytes(b"outside")
+    real_open_dir = beneath._openat2.open_dir
+    opened: list[str] = []
+
+    def open_and_swap(dir_fd: int, path: str) -> int | None:
+        fd = real_open_dir(dir_fd, path)
+        opened.append(path)
+        if path == "repositories/app" and (store / "repositories" / "app").is_dir():
+            app = store / "repositories" / "app"
+            app.rename(store / "repositories" / "moved-away")
+            app.symlink_to(outside)
+        return fd
+
+    monkeypatch.setattr(beneath._openat2, "open_dir", open_and_swap)
+    driver = LocalDriver(store)
+    assert driver.get("repositories/app/file") == b"inside"
+    (store / "repositories" / "app").unlink()
+    (store / "repositories" / "moved-away").rename(store / "repositories" / "app")
+    driver.put("repositories/app/new", b"pushed")
+    assert opened == ["repositories/app", "repositories/app"]
+    assert sorted(os.listdir(outside)) == ["file"]
+    assert (outside / "file").read_bytes() == b"outside"
+    assert (store / "repositories" / "moved-away" / "new").read_bytes() == b"pushed"
+
+
+def test_a_path_without_links_takes_one_call_to_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A layer link of distribution's layout lies ten directories down: walked, that is
+    # ten opens and ten closes a storage call; with openat2 the root and one open.
+    assert beneath._openat2.available, "Linux 5.6 or later: openat2 is what this tests"
+    deep = "docker/registry/v2/repositories/app/_layers/sha256/" + "ab" * 32 + "/link"
+    driver = LocalDriver(tmp_path)
+    driver.put(deep, b"sha256:" + b"ab" * 32)
+    real_open = os.open
+    opens: list[object] = []
+
+    def counting_open(path: object, *args: object, **kwargs: object) -> int:
+        opens.append(path)
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(beneath.os, "open", counting_open)
+    assert driver.get(deep) == b"sha256:" + b"ab" * 32
+    assert opens[1:] == ["link"]  # the root, then the file in the directory openat2 gave
+    opens.clear()
+    with pytest.raises(PathNotFound):
+        driver.get(deep.replace("app", "nothing-here"))
+    assert len(opens) == 1  # the root: a missing directory is told by the same call
+
+
+def test_new_directories_are_made_below_the_deepest_there_and_pruned_from_the_deepest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tag's link lies two directories below an existing one: only those are opened,
+    # as they are made; deleting it prunes the empty ones, each found in one call.
+    assert beneath._openat2.available, "Linux 5.6 or later: openat2 is what this tests"
+    repo = "docker/registry/v2/repositories/app"
+    driver = LocalDriver(tmp_path)
+    driver.put(f"{repo}/_layers/sha256/ab/link", b"x")
+    real_open = os.open
+    opens: list[object] = []
+
+    def counting_open(path: object, *args: object, **kwargs: object) -> int:
+        opens.append(path)
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(beneath.os, "open", counting_open)
+    tag = f"{repo}/_manifests/tags/t1/current/link"
+    driver.put(tag, b"sha256:" + b"cd" * 32)
+    assert opens[1:5] == ["_manifests", "tags", "t1", "current"] and len(opens) == 6
+    assert (tmp_path / tag).read_bytes() == b"sha256:" + b"cd" * 32
+    opens.clear()
+    driver.delete(tag)
+    assert not (tmp_path / repo / "_manifests").exists()
+    assert (tmp_path / repo / "_layers" / "sha256" / "ab" / "link").exists()
+    assert set(opens) == {tmp_path}  # the root, for each directory: none walked
 
 
 # -- regtool serve ------------------------------------------------------------------------

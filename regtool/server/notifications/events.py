@@ -19,6 +19,7 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -148,7 +149,9 @@ def references(manifest: bytes) -> tuple[dict[str, Any], ...]:
     return tuple(found)
 
 
-def stamp(scope: dict[str, Any], action: str, target: Target, source: dict[str, str]) -> Event:
+def stamp(
+    scope: MutableMapping[str, Any], action: str, target: Target, source: dict[str, str]
+) -> Event:
     """The event for `action` on `target` by the HTTP request of `scope`. Runs in the
     request's path: only what the request alone can tell is taken here."""
     host = agent = ""
