@@ -180,7 +180,7 @@ class KeyMap(Generic[V]):
         if raw is None:
             return None
         row = self._table.query("SELECT value FROM t WHERE key = ?", (raw,)).fetchone()
-        return None if row is None else pickle.loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else pickle.loads(row[0])
 
     def __contains__(self, key: object) -> bool:
         if self._memory is not None:
@@ -248,8 +248,8 @@ class Groups(Generic[V]):
 
     def groups(self) -> Iterator[tuple[str, list[V]]]:
         if self._memory is not None:
-            for key in sorted(self._memory, key=_group_key):
-                yield key, self._memory[key]
+            for name in sorted(self._memory, key=_group_key):
+                yield name, self._memory[name]
             return
         assert self._table is not None
         key: bytes | None = None
