@@ -58,9 +58,11 @@ class ScratchTable:
         self._pending: list[tuple[Any, ...]] = []
 
     def add(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        self._pending.extend(rows)
-        if len(self._pending) >= _BATCH:
-            self.flush()
+        it = iter(rows)
+        while chunk := list(islice(it, _BATCH)):
+            self._pending.extend(chunk)
+            if len(self._pending) >= _BATCH:
+                self.flush()
 
     def flush(self) -> None:
         if self._pending:
@@ -103,13 +105,16 @@ class KeySet:
         self.update((key,))
 
     def update(self, keys: Iterable[str]) -> None:
-        if self._memory is not None:
-            self._memory.update(keys)
+        it = iter(keys)
+        while self._memory is not None:  # a chunk at a time: spill before it gets large
+            chunk = list(islice(it, _BATCH))
+            if not chunk:
+                return
+            self._memory.update(chunk)
             if len(self._memory) > self.threshold:
                 self._spill()
-        else:
-            assert self._table is not None
-            self._table.add((bytes.fromhex(k),) for k in keys)
+        assert self._table is not None
+        self._table.add((bytes.fromhex(k),) for k in it)
 
     def __ior__(self, keys: Iterable[str]) -> KeySet:
         self.update(keys)
@@ -164,13 +169,16 @@ class KeyMap(Generic[V]):
 
     def update(self, pairs: Iterable[tuple[str, V]]) -> None:
         """Set each (key, value); a key set again keeps its first value once spilled."""
-        if self._memory is not None:
-            self._memory.update(pairs)
+        it = iter(pairs)
+        while self._memory is not None:  # a chunk at a time: spill before it gets large
+            chunk = list(islice(it, _BATCH))
+            if not chunk:
+                return
+            self._memory.update(chunk)
             if len(self._memory) > self.threshold:
                 self._spill()
-            return
         assert self._table is not None
-        self._table.add((bytes.fromhex(k), pickle.dumps(v, 5)) for k, v in pairs)
+        self._table.add((bytes.fromhex(k), pickle.dumps(v, 5)) for k, v in it)
 
     def get(self, key: str) -> V | None:
         if self._memory is not None:
