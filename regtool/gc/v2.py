@@ -1,7 +1,11 @@
 """Garbage collection of a V2 (distribution) store: one walk of `repositories/`, one GET
 per distinct manifest (and per tag link the listing cannot tell), one walk of `blobs/`
 and, on Swift, one of `segments/`; HEADs only for the large objects about to be deleted
-(or, with `orphan_segments`, for every large object: see `_orphan_sets`)."""
+(or, with `orphan_segments`, for every large object: see `_orphan_sets`).
+
+Memory is bounded: `repositories/` is marked a batch of directories at a time, and every
+working set that grows with the store is a `KeySet`, `KeyMap`, `Groups` or `Plan`, which
+spill to disk past `GcOptions.in_memory` entries."""
 
 from __future__ import annotations
 
