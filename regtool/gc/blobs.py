@@ -6,17 +6,16 @@ so that ten million blobs spill to disk."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 
-from regtool.gc.spill import IN_MEMORY, KeyMap
+from regtool.gc.spill import IN_MEMORY, KeyMap, pack_time, unpack_time
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest
 from regtool.storage.base import Entry, set_aside_temporaries
 
 #: What is kept of a blob's entry (its path is `V2Layout.blob_data` of its digest):
-#: (algorithm, size, modified, checksum).
-_Kept = tuple[str, int | None, datetime | None, str | None]
+#: (algorithm, size, modified as `spill.pack_time`, checksum).
+_Kept = tuple[str, int | None, int | None, str | None]
 
 
 class BlobListing:
@@ -34,7 +33,7 @@ class BlobListing:
         listing = cls(layout, threshold)
         walk = layout.driver.walk(layout.blobs_dir(), temporaries=True)
         listing._map.update(
-            (d.hex, (d.algorithm, e.size, e.modified, e.checksum))
+            (d.hex, (d.algorithm, e.size, pack_time(e.modified), e.checksum))
             for d, e in walk_blobs(layout, set_aside_temporaries(walk, temporaries))
         )
         return listing
@@ -42,7 +41,7 @@ class BlobListing:
     def _entry(self, digest: Digest, kept: _Kept) -> Entry:
         _, size, modified, checksum = kept
         path = self.layout.blob_data(digest)
-        return Entry(path, size=size, modified=modified, checksum=checksum)
+        return Entry(path, size=size, modified=unpack_time(modified), checksum=checksum)
 
     def entry(self, digest: Digest) -> Entry | None:
         """The blob's entry as listed; None for a blob the walk did not meet."""

@@ -44,13 +44,35 @@ class References:
         )
 
 
+#: `References` as plain data (a dataclass pickles field by field, several times slower):
+#: (blob keys, children as `algorithm:hex`, subject as `algorithm:hex` or None).
+_Packed = tuple[tuple[BlobKey, ...], tuple[str, ...], str | None]
+
+
+def _digest(text: str) -> Digest:
+    algorithm, _, hexpart = text.partition(":")  # written by `_pack`: valid
+    return Digest(algorithm, hexpart)
+
+
+def _pack(refs: References) -> _Packed:
+    subject = str(refs.subject) if refs.subject is not None else None
+    return refs.blobs, tuple(map(str, refs.children)), subject
+
+
+def _unpack(packed: _Packed) -> References:
+    blobs, children, subject = packed
+    return References(
+        blobs, tuple(map(_digest, children)), _digest(subject) if subject is not None else None
+    )
+
+
 class ReferenceCache:
     """manifest digest -> its `References`, or the damage that kept it from being read
     (`ManifestInvalid`, its text kept): the `ManifestReader.cache` of gc, in a `KeyMap`,
     so that a million manifests spill to disk past `threshold`."""
 
     def __init__(self, threshold: int = IN_MEMORY):
-        self._map: KeyMap[References | str] = KeyMap(threshold=threshold)
+        self._map: KeyMap[_Packed | str] = KeyMap(threshold=threshold)
 
     @staticmethod
     def _key(digest: Digest) -> str:
@@ -58,7 +80,9 @@ class ReferenceCache:
 
     def get(self, digest: Digest) -> References | Exception | None:
         found = self._map.get(self._key(digest))
-        return ManifestInvalid(found) if isinstance(found, str) else found
+        if found is None:
+            return None
+        return ManifestInvalid(found) if isinstance(found, str) else _unpack(found)
 
     def __getitem__(self, digest: Digest) -> References | Exception:
         found = self.get(digest)
@@ -74,7 +98,7 @@ class ReferenceCache:
 
     def update(self, pairs: Iterable[tuple[Digest, References | Exception]]) -> None:
         self._map.update(
-            (self._key(d), found if isinstance(found, References) else str(found))
+            (self._key(d), _pack(found) if isinstance(found, References) else str(found))
             for d, found in pairs
         )
 

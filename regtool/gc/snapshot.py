@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from regtool.gc.spill import IN_MEMORY, Groups, KeySet
+from regtool.gc.spill import IN_MEMORY, Groups, KeySet, pack_time, unpack_time
 from regtool.layout.v2 import Repositories, RepositoryIndex, V2Layout
 from regtool.oci import Digest
 from regtool.storage.base import Entry
@@ -62,8 +62,8 @@ def skipped_links(skipped: dict[str, RepositoryIndex]) -> set[Digest]:
 
 
 #: What a listed file of `repositories/` is kept as, until its directory is indexed:
-#: (path, size, modified, temporary, checksum).
-_Listed = tuple[str, int | None, datetime | None, bool, str | None]
+#: (path, size, modified as `spill.pack_time`, temporary, checksum).
+_Listed = tuple[str, int | None, int | None, bool, str | None]
 
 
 @dataclass
@@ -84,7 +84,8 @@ class RepositoriesSnapshot:
         entries: list[Entry] = []
         for _, listed in self.directories.groups():
             entries += (
-                Entry(p, size=s, modified=m, temporary=t, checksum=c) for p, s, m, t, c in listed
+                Entry(p, size=s, modified=unpack_time(m), temporary=t, checksum=c)
+                for p, s, m, t, c in listed
             )
             if len(entries) >= most:
                 yield layout.index_entries(entries, include_all=True)
@@ -149,6 +150,7 @@ def take_snapshot(
             snapshot.temporaries.append(entry)
         split = layout.split_repository_path(entry.path)
         if split is not None:
-            listed = (entry.path, entry.size, entry.modified, entry.temporary, entry.checksum)
+            modified = pack_time(entry.modified)
+            listed = (entry.path, entry.size, modified, entry.temporary, entry.checksum)
             snapshot.directories.add(split[0], listed)
     return snapshot

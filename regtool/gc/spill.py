@@ -22,6 +22,7 @@ import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import islice, pairwise
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -36,6 +37,20 @@ _BATCH = 50_000
 _CACHE_KIB = 16 * 1024
 
 V = TypeVar("V")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def pack_time(when: datetime | None) -> int | None:
+    """An aware time as whole microseconds since the epoch, exactly: what spilled rows
+    keep (pickling an aware `datetime` pickles its time zone too, twenty times slower)."""
+    return None if when is None else (when - _EPOCH) // _MICROSECOND
+
+
+def unpack_time(micros: int | None) -> datetime | None:
+    """The UTC time `pack_time` gave `micros` for."""
+    return None if micros is None else _EPOCH + micros * _MICROSECOND
 
 
 class ScratchTable:

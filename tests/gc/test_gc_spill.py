@@ -24,7 +24,7 @@ from regtool.facts import open_cache
 from regtool.gc import GcOptions, GcResult, collect
 from regtool.gc.model import Doomed
 from regtool.gc.snapshot import take_snapshot
-from regtool.gc.spill import Groups, KeyMap, KeySet, Plan
+from regtool.gc.spill import Groups, KeyMap, KeySet, Plan, pack_time, unpack_time
 from regtool.layout.manifests import store_identity
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
 from regtool.storage.base import Driver, Entry
@@ -172,6 +172,12 @@ def test_on_swift_the_spilled_run_is_the_run_in_memory_with_one_walk_of_blobs(
     if not dry_run:
         assert sorted(_files(left.driver)) == sorted(_files(right.driver))
     spilled.items.close()
+
+
+def test_spilled_times_are_exact() -> None:
+    for when in (datetime(2026, 11, 30, 21, 0, 0, 999_999, UTC), datetime(1969, 1, 1, tzinfo=UTC)):
+        assert unpack_time(pack_time(when)) == when
+    assert unpack_time(pack_time(None)) is None
 
 
 def test_a_key_map_and_groups_spill_and_answer_alike() -> None:
