@@ -208,7 +208,11 @@ class KeyMap(Generic[V]):
     def __contains__(self, key: object) -> bool:
         if self._memory is not None:
             return key in self._memory
-        return isinstance(key, str) and self.get(key) is not None
+        assert self._table is not None
+        raw = _raw(key) if isinstance(key, str) else None
+        if raw is None:
+            return False
+        return self._table.query("SELECT 1 FROM t WHERE key = ?", (raw,)).fetchone() is not None
 
     def __len__(self) -> int:
         if self._memory is not None:
