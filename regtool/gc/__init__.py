@@ -25,13 +25,15 @@ Not guaranteed: a manifest that takes longer than `settle` to store, a blob uplo
 again between the last walk and its deletion, or a link a lagging Swift listing does not
 show yet.
 
-Cost: one walk of `repositories/`, `blobs/` (and `segments/` on Swift), one GET per
+Cost: one walk of `repositories/`, `blobs/` (and `segments/` on Swift; with the facts
+cache on, the walk of `blobs/` comes before the mark and serves it too), one GET per
 distinct manifest and per tag link whose digest the listing does not tell for certain
 (every tag on local and SFTP storage, none on Swift), no per-blob stat; a real run walks
 `repositories/` twice more and waits `settle`. Swift large objects: a listing shows a
 DLO as 0 bytes and not which segment set it uses, so gc HEADs only the objects it is
 about to delete (size = their segments'); finding segment sets no object names
-(`orphan_segments`) needs a HEAD of every large object, so it is opt-in.
+(`orphan_segments`) needs a HEAD of every large object, so it is opt-in. Memory: bounded,
+the large working sets spill to disk past `GcOptions.in_memory` entries (`gc/spill.py`).
 """
 
 from __future__ import annotations

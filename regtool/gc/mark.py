@@ -19,7 +19,7 @@ from regtool.concurrency import map_outcomes
 from regtool.errors import raise_faults
 from regtool.gc.aliases import Aliases, reached
 from regtool.gc.references import BlobKey, ReferenceReader, References, blob_key
-from regtool.gc.spill import IN_MEMORY, KeySet
+from regtool.gc.spill import KeySet
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.oci import Digest
 
@@ -74,14 +74,17 @@ def mark(
     young_layers: dict[str, set[Digest]],
     aliases: Aliases | None = None,
     everything_in: Iterable[str] = (),
-    in_memory: int = IN_MEMORY,
+    blobs: KeySet | None = None,
 ) -> Marks:
     """Mark what `repos` keep; a blob an alias of theirs reaches (`gc/aliases.py`) is
     kept with the alias. Repositories named in `everything_in` are unsure from the start
-    (the re-check before deleting uses that for repositories that changed). Past
-    `in_memory` marked blobs, the mark set spills to disk (`spill.KeySet`)."""
+    (the re-check before deleting uses that for repositories that changed). Marked blobs
+    are added to `blobs` where given (a mark set shared by batches of repositories: it
+    spills to disk past its threshold), else to a new set."""
     marks = Marks(
-        blobs=KeySet(threshold=in_memory), unsure=set(everything_in), aliases=aliases or {}
+        blobs=KeySet() if blobs is None else blobs,
+        unsure=set(everything_in),
+        aliases=aliases or {},
     )
     tagged, tag_errors = read_tags(layout, repos, reader.jobs)
     marks.unsure |= set(tag_errors)

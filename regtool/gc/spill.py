@@ -1,11 +1,18 @@
-"""The mark set and the plan, held in memory while small and in an sqlite file when large.
+"""gc's working sets, held in memory while small and in an sqlite file when large.
 
-A store of ten million blobs has millions of marked blobs and, with much garbage, millions
-of plan items: as Python sets and lists they would take gigabytes. Past `threshold`
-entries each spills to an sqlite database in a temporary directory of its own (removed
-when the object is closed or collected, and at exit), whose page cache is bounded, so
-memory stays bounded and time linear in the listing (each lookup or insert is one
-B-tree step). Below the threshold nothing touches the disk.
+A store of ten million blobs has millions of marked blobs, listed links and manifests and,
+with much garbage, millions of plan items: as Python sets, dicts and lists they would take
+gigabytes. Past `threshold` entries each spills to a `ScratchTable`: an sqlite database in
+a temporary directory of its own (removed when closed or collected, and at exit), whose
+page cache is bounded, so memory stays bounded and time linear in the listing (each
+lookup or insert is one B-tree step). Below the threshold nothing touches the disk.
+
+- `KeySet`: blob keys (digest hex): the mark set, the revisions.
+- `KeyMap`: blob key -> a value (pickled once spilled): what each manifest references,
+  the listing of `blobs/`.
+- `Groups`: values under text keys, given back key by key: the listing of
+  `repositories/`, directory by directory.
+- `Plan`: the plan's items in order, sorted batches sorted by name.
 """
 
 from __future__ import annotations
@@ -15,35 +22,85 @@ import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import islice, pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:  # model.py holds a Plan and imports this module
     from regtool.gc.model import Doomed
 
-#: Marked blobs or plan items held in memory before spilling to disk.
+#: Entries held in memory by each working set before it spills to disk.
 IN_MEMORY = 100_000
 #: Rows written to the database at once.
 _BATCH = 50_000
 #: sqlite's page cache per database, in KiB (a negative `cache_size` is KiB).
 _CACHE_KIB = 16 * 1024
 
+V = TypeVar("V")
 
-def _database() -> tuple[tempfile.TemporaryDirectory[str], sqlite3.Connection]:
-    where = tempfile.TemporaryDirectory(prefix="regtool-gc-", ignore_cleanup_errors=True)
-    db = sqlite3.connect(f"{where.name}/spill.sqlite", check_same_thread=False)
-    # A scratch file: nothing to recover after a crash, so no journal and no syncs.
-    db.executescript(
-        f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
-        f"PRAGMA cache_size=-{_CACHE_KIB};"
-    )
-    return where, db
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _dump(item: Doomed) -> bytes:
-    # A plain tuple: pickling the dataclass itself walks its fields on every item.
-    fields = (item.kind, item.name, item.paths, item.size, item.reason, item.repository)
-    return pickle.dumps((*fields, item.links_to), 5)
+def pack_time(when: datetime | None) -> int | None:
+    """An aware time as whole microseconds since the epoch, exactly: what spilled rows
+    keep (pickling an aware `datetime` pickles its time zone too, twenty times slower)."""
+    return None if when is None else (when - _EPOCH) // _MICROSECOND
+
+
+def unpack_time(micros: int | None) -> datetime | None:
+    """The UTC time `pack_time` gave `micros` for."""
+    return None if micros is None else _EPOCH + micros * _MICROSECOND
+
+
+class ScratchTable:
+    """One sqlite table `t` of `columns` (name and type each) whose primary key is `key`
+    (column names), in a temporary directory of its own: rows are written in batches of
+    `_BATCH` (a row of a key already there is dropped with `ignore`, else an error), read
+    back with `query`, which writes what is pending first."""
+
+    def __init__(self, columns: tuple[str, ...], key: str, *, ignore: bool = False):
+        self._where = tempfile.TemporaryDirectory(prefix="regtool-gc-", ignore_cleanup_errors=True)
+        self._db = sqlite3.connect(f"{self._where.name}/spill.sqlite", check_same_thread=False)
+        # A scratch file: nothing to recover after a crash, so no journal and no syncs.
+        self._db.executescript(
+            f"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            f"PRAGMA cache_size=-{_CACHE_KIB};"
+            f"CREATE TABLE t ({', '.join(columns)}, PRIMARY KEY ({key})) WITHOUT ROWID;"
+        )
+        places = ", ".join("?" * len(columns))
+        self._insert = f"INSERT {'OR IGNORE ' if ignore else ''}INTO t VALUES ({places})"
+        self._pending: list[tuple[Any, ...]] = []
+
+    def add(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        it = iter(rows)
+        while chunk := list(islice(it, _BATCH)):
+            self._pending.extend(chunk)
+            if len(self._pending) >= _BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            with self._db:
+                self._db.executemany(self._insert, self._pending)
+            self._pending.clear()
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        self.flush()
+        return self._db.execute(sql, params)
+
+    def close(self) -> None:
+        """Remove the database."""
+        self._db.close()
+        self._where.cleanup()
+        self._pending.clear()
+
+
+def _raw(key: str) -> bytes | None:
+    try:
+        return bytes.fromhex(key)
+    except ValueError:
+        return None
 
 
 class KeySet:
@@ -52,28 +109,27 @@ class KeySet:
     def __init__(self, keys: Iterable[str] = (), *, threshold: int = IN_MEMORY):
         self.threshold = threshold
         self._memory: set[str] | None = set()
-        self._pending: list[bytes] = []  # added since the last flush to the database
-        self._where: tempfile.TemporaryDirectory[str] | None = None
-        self._db: sqlite3.Connection | None = None
-        self._count = 0
+        self._table: ScratchTable | None = None
         self.update(keys)
 
     @property
     def spilled(self) -> bool:
-        return self._db is not None
+        return self._table is not None
 
     def add(self, key: str) -> None:
         self.update((key,))
 
     def update(self, keys: Iterable[str]) -> None:
-        if self._memory is not None:
-            self._memory.update(keys)
+        it = iter(keys)
+        while self._memory is not None:  # a chunk at a time: spill before it gets large
+            chunk = list(islice(it, _BATCH))
+            if not chunk:
+                return
+            self._memory.update(chunk)
             if len(self._memory) > self.threshold:
                 self._spill()
-            return
-        self._pending.extend(bytes.fromhex(k) for k in keys)
-        if len(self._pending) >= _BATCH:
-            self._flush()
+        assert self._table is not None
+        self._table.add((bytes.fromhex(k),) for k in it)
 
     def __ior__(self, keys: Iterable[str]) -> KeySet:
         self.update(keys)
@@ -82,49 +138,179 @@ class KeySet:
     def __contains__(self, key: object) -> bool:
         if self._memory is not None:
             return key in self._memory
-        if not isinstance(key, str):
+        assert self._table is not None
+        raw = _raw(key) if isinstance(key, str) else None
+        if raw is None:
             return False
-        self._flush()
-        assert self._db is not None
-        try:
-            raw = bytes.fromhex(key)
-        except ValueError:
-            return False
-        return self._db.execute("SELECT 1 FROM k WHERE key = ?", (raw,)).fetchone() is not None
+        return self._table.query("SELECT 1 FROM t WHERE key = ?", (raw,)).fetchone() is not None
 
     def __len__(self) -> int:
         if self._memory is not None:
             return len(self._memory)
-        self._flush()
-        return self._count
+        assert self._table is not None
+        return int(self._table.query("SELECT count(*) FROM t").fetchone()[0])
 
     def _spill(self) -> None:
         assert self._memory is not None
-        self._where, self._db = _database()
-        self._db.execute("CREATE TABLE k (key BLOB PRIMARY KEY) WITHOUT ROWID")
+        self._table = ScratchTable(("key BLOB",), "key", ignore=True)
         memory, self._memory = self._memory, None
-        self._pending = [bytes.fromhex(k) for k in memory]
+        self._table.add((bytes.fromhex(k),) for k in memory)
         memory.clear()
-        self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending or self._db is None:
-            return
-        with self._db:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO k VALUES (?)", ((k,) for k in self._pending)
-            )
-        self._pending.clear()
-        self._count = self._db.execute("SELECT count(*) FROM k").fetchone()[0]
 
     def close(self) -> None:
         """Remove the database, if any; the set is empty afterwards."""
-        if self._db is not None:
-            self._db.close()
-        if self._where is not None:
-            self._where.cleanup()
-        self._db = self._where = None
-        self._memory, self._pending, self._count = set(), [], 0
+        if self._table is not None:
+            self._table.close()
+        self._table, self._memory = None, set()
+
+
+class KeyMap(Generic[V]):
+    """A map from blob keys (digest hex) to values: set, `get`, `in`, `len`, and `items`
+    in key order once spilled (in the order set before). Spilled values are pickled: a
+    value read back is a copy."""
+
+    def __init__(self, *, threshold: int = IN_MEMORY):
+        self.threshold = threshold
+        self._memory: dict[str, V] | None = {}
+        self._table: ScratchTable | None = None
+        self._count = 0
+
+    @property
+    def spilled(self) -> bool:
+        return self._table is not None
+
+    def __setitem__(self, key: str, value: V) -> None:
+        self.update(((key, value),))
+
+    def update(self, pairs: Iterable[tuple[str, V]]) -> None:
+        """Set each (key, value); a key set again keeps its first value once spilled."""
+        it = iter(pairs)
+        while self._memory is not None:  # a chunk at a time: spill before it gets large
+            chunk = list(islice(it, _BATCH))
+            if not chunk:
+                return
+            self._memory.update(chunk)
+            if len(self._memory) > self.threshold:
+                self._spill()
+        assert self._table is not None
+        self._table.add((bytes.fromhex(k), pickle.dumps(v, 5)) for k, v in it)
+
+    def get(self, key: str) -> V | None:
+        if self._memory is not None:
+            return self._memory.get(key)
+        assert self._table is not None
+        raw = _raw(key)
+        if raw is None:
+            return None
+        row = self._table.query("SELECT value FROM t WHERE key = ?", (raw,)).fetchone()
+        return None if row is None else pickle.loads(row[0])
+
+    def __contains__(self, key: object) -> bool:
+        if self._memory is not None:
+            return key in self._memory
+        assert self._table is not None
+        raw = _raw(key) if isinstance(key, str) else None
+        if raw is None:
+            return False
+        return self._table.query("SELECT 1 FROM t WHERE key = ?", (raw,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        if self._memory is not None:
+            return len(self._memory)
+        assert self._table is not None
+        return int(self._table.query("SELECT count(*) FROM t").fetchone()[0])
+
+    def items(self) -> Iterator[tuple[str, V]]:
+        if self._memory is not None:
+            yield from list(self._memory.items())
+            return
+        assert self._table is not None
+        for raw, value in self._table.query("SELECT key, value FROM t ORDER BY key"):
+            yield raw.hex(), pickle.loads(value)
+
+    def _spill(self) -> None:
+        assert self._memory is not None
+        self._table = ScratchTable(("key BLOB", "value BLOB"), "key", ignore=True)
+        memory, self._memory = self._memory, None
+        self._table.add((bytes.fromhex(k), pickle.dumps(v, 5)) for k, v in memory.items())
+        memory.clear()
+
+    def close(self) -> None:
+        """Remove the database, if any; the map is empty afterwards."""
+        if self._table is not None:
+            self._table.close()
+        self._table, self._memory = None, {}
+
+
+def _group_key(name: str) -> bytes:
+    # A directory name that is not UTF-8 holds surrogates: kept byte for byte.
+    return name.encode("utf-8", "surrogateescape")
+
+
+class Groups(Generic[V]):
+    """Values added under text keys, given back key by key (`groups`), keys in byte order
+    of their UTF-8 and each key's values in the order added."""
+
+    def __init__(self, *, threshold: int = IN_MEMORY):
+        self.threshold = threshold
+        self._memory: dict[str, list[V]] | None = {}
+        self._size = 0
+        self._seq = 0
+        self._table: ScratchTable | None = None
+
+    @property
+    def spilled(self) -> bool:
+        return self._table is not None
+
+    def add(self, key: str, value: V) -> None:
+        if self._memory is not None:
+            self._memory.setdefault(key, []).append(value)
+            self._size += 1
+            if self._size > self.threshold:
+                self._spill()
+            return
+        assert self._table is not None
+        self._seq += 1
+        self._table.add(((_group_key(key), self._seq, pickle.dumps(value, 5)),))
+
+    def groups(self) -> Iterator[tuple[str, list[V]]]:
+        if self._memory is not None:
+            for name in sorted(self._memory, key=_group_key):
+                yield name, self._memory[name]
+            return
+        assert self._table is not None
+        key: bytes | None = None
+        values: list[V] = []
+        for raw, value in self._table.query("SELECT key, value FROM t ORDER BY key, seq"):
+            if raw != key:
+                if key is not None:
+                    yield key.decode("utf-8", "surrogateescape"), values
+                key, values = raw, []
+            values.append(pickle.loads(value))
+        if key is not None:
+            yield key.decode("utf-8", "surrogateescape"), values
+
+    def _spill(self) -> None:
+        assert self._memory is not None
+        self._table = ScratchTable(("key BLOB", "seq INTEGER", "value BLOB"), "key, seq")
+        memory, self._memory = self._memory, None
+        for key, values in memory.items():
+            for value in values:
+                self._seq += 1
+                self._table.add(((_group_key(key), self._seq, pickle.dumps(value, 5)),))
+        memory.clear()
+
+    def close(self) -> None:
+        """Remove the database, if any; no groups are left afterwards."""
+        if self._table is not None:
+            self._table.close()
+        self._table, self._memory, self._size = None, {}, 0
+
+
+def _dump(item: Doomed) -> bytes:
+    # A plain tuple: pickling the dataclass itself walks its fields on every item.
+    fields = (item.kind, item.name, item.paths, item.size, item.reason, item.repository)
+    return pickle.dumps((*fields, item.links_to), 5)
 
 
 class Plan:
@@ -139,16 +325,14 @@ class Plan:
         self._batch = 0
         self._last_sorted = False
         self._seq = 0
-        self._where: tempfile.TemporaryDirectory[str] | None = None
-        self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[int, str, int, bytes]] = []
+        self._table: ScratchTable | None = None
         self.counts: Counter[str] = Counter()
         self.sizes: Counter[str] = Counter()
         self.extend(items)
 
     @property
     def spilled(self) -> bool:
-        return self._db is not None
+        return self._table is not None
 
     def append(self, item: Doomed) -> None:
         self.extend((item,))
@@ -185,9 +369,8 @@ class Plan:
                     self._spill()
                     start = None
                 continue
-            self._pending.extend(self._row(item, by_name) for item in chunk)
-            if len(self._pending) >= _BATCH:
-                self._flush()
+            assert self._table is not None
+            self._table.add(self._row(item, by_name) for item in chunk)
         if self._memory is not None and by_name and start is not None:
             self._memory[start:] = sorted(self._memory[start:], key=lambda i: i.name)
 
@@ -197,10 +380,8 @@ class Plan:
 
     def _spill(self) -> None:
         assert self._memory is not None
-        self._where, self._db = _database()
-        self._db.execute(
-            "CREATE TABLE items (batch INTEGER, name TEXT, seq INTEGER, item BLOB, "
-            "PRIMARY KEY (batch, name, seq)) WITHOUT ROWID"
+        self._table = ScratchTable(
+            ("batch INTEGER", "name TEXT", "seq INTEGER", "item BLOB"), "batch, name, seq"
         )
         memory, self._memory = self._memory, None
         bounds = [*self._batches, (len(memory), False)]
@@ -210,18 +391,8 @@ class Plan:
             for item in memory[first:end]:
                 self._seq += 1
                 name = item.name if by_name else ""
-                self._pending.append((batch, name, self._seq, _dump(item)))
-            if len(self._pending) >= _BATCH:
-                self._flush()
+                self._table.add(((batch, name, self._seq, _dump(item)),))
         memory.clear()
-        self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending or self._db is None:
-            return
-        with self._db:
-            self._db.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", self._pending)
-        self._pending.clear()
 
     def __iter__(self) -> Iterator[Doomed]:
         if self._memory is not None:
@@ -229,10 +400,8 @@ class Plan:
             return
         from regtool.gc.model import Doomed  # here: model.py imports this module
 
-        assert self._db is not None
-        self._flush()
-        rows = self._db.execute("SELECT item FROM items ORDER BY batch, name, seq")
-        for (raw,) in rows:
+        assert self._table is not None
+        for (raw,) in self._table.query("SELECT item FROM t ORDER BY batch, name, seq"):
             yield Doomed(*pickle.loads(raw))
 
     def __len__(self) -> int:
@@ -250,11 +419,9 @@ class Plan:
 
     def close(self) -> None:
         """Remove the database, if any; the plan is empty afterwards."""
-        if self._db is not None:
-            self._db.close()
-        if self._where is not None:
-            self._where.cleanup()
-        self._db = self._where = None
-        self._memory, self._batches, self._pending = [], [], []
+        if self._table is not None:
+            self._table.close()
+        self._table = None
+        self._memory, self._batches = [], []
         self.counts.clear()
         self.sizes.clear()

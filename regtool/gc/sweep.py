@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from itertools import islice
 
 from regtool.errors import NameInvalid, RegtoolError, StorageError, is_fault
 from regtool.gc.aliases import links_of, reached, read_aliases
@@ -23,6 +24,8 @@ from regtool.oci import Digest
 from regtool.storage.base import Driver
 
 _LINK_KINDS = ("revision-link", "layer-link")
+#: Plan items deleted at once (Swift's bulk delete takes 10,000 names a request).
+_DELETE_CHUNK = 10_000
 
 
 def recheck(
@@ -35,7 +38,9 @@ def recheck(
     plus GETs for manifests not yet read. (A file deleted meanwhile, gc's own deletions
     included, can only make less reachable, so it needs no keeping.) Returns the items
     dropped."""
-    changed = [e for e in walk_repositories(layout) if fingerprint(e) not in before.fingerprints]
+    assert before.fingerprints is not None, "a snapshot taken for a dry run"
+    seen = before.fingerprints
+    changed = [e for e in walk_repositories(layout) if fingerprint(e) not in seen]
     if not changed:
         return []
     changed_paths = {e.path for e in changed}
@@ -78,7 +83,7 @@ def recheck(
         if i.kind in _LINK_KINDS and i.repository in repos_changed
     }
     kept: list[Doomed] = []
-    still: list[Doomed] = []
+    still = Plan(threshold=result.options.in_memory)  # streamed: the plan may be millions
     for item in result.items:
         if item.kind in ("blob", "manifest"):
             key = blob_key(Digest.parse(item.name))
@@ -89,8 +94,12 @@ def recheck(
             drop = any(p in changed_paths for p in item.paths)
         else:
             drop = False
-        (kept if drop else still).append(item)
-    result.items = Plan(still, threshold=result.options.in_memory)
+        if drop:
+            kept.append(item)
+        else:
+            still.append(item)
+    result.items.close()
+    result.items = still
     result.kept_changed += len(kept)
     return kept
 
@@ -155,21 +164,24 @@ def _restore_links(layout: V2Layout, result: GcResult, items: list[Doomed]) -> N
 
 def delete_items(driver: Driver, result: GcResult, kinds: tuple[str, ...] = KINDS) -> None:
     """Delete the plan's items of `kinds`, kind by kind in `KINDS` order (links first, so
-    the registry stops serving what goes next); a blob whose link could not be deleted is
-    not deleted either."""
+    the registry stops serving what goes next), `_DELETE_CHUNK` items a request batch, read
+    from the plan as they go; a blob whose link could not be deleted is not deleted
+    either."""
+    links_left: set[str] | None = None
     for kind in (k for k in KINDS if k in kinds):
-        items = [i for i in result.items if i.kind == kind]
-        if kind in ("manifest", "blob"):
+        if kind in ("manifest", "blob") and links_left is None:
+            # a link fails seldom: its set is small, whatever the size of the plan
             links_left = {
                 i.content for i in result.items if i.kind in _LINK_KINDS and not result.done(i)
             }
-            for item in [i for i in items if i.name in links_left]:
-                for path in item.paths:
-                    result.failed[path] = "not attempted: a link to it could not be deleted"
-                items.remove(item)
-        if not items:
-            continue
-        # Large objects' manifests before their segments: no reader meets half an object.
-        paths = [i.paths[0] for i in items] + [p for i in items for p in i.paths[1:]]
-        report = driver.delete_many(paths)
-        result.failed.update(report.failed)
+        items = (i for i in result.items if i.kind == kind)
+        while chunk := list(islice(items, _DELETE_CHUNK)):
+            if kind in ("manifest", "blob") and links_left:
+                for item in [i for i in chunk if i.name in links_left]:
+                    for path in item.paths:
+                        result.failed[path] = "not attempted: a link to it could not be deleted"
+                    chunk.remove(item)
+            # Large objects' manifests before their segments: no reader meets half an object.
+            paths = [i.paths[0] for i in chunk] + [p for i in chunk for p in i.paths[1:]]
+            if paths:
+                result.failed.update(driver.delete_many(paths).failed)

@@ -1,29 +1,42 @@
 """Garbage collection of a V2 (distribution) store: one walk of `repositories/`, one GET
 per distinct manifest (and per tag link the listing cannot tell), one walk of `blobs/`
 and, on Swift, one of `segments/`; HEADs only for the large objects about to be deleted
-(or, with `orphan_segments`, for every large object: see `_orphan_sets`)."""
+(or, with `orphan_segments`, for every large object: see `_orphan_sets`).
+
+Memory is bounded: `repositories/` is marked a batch of directories at a time, and every
+working set that grows with the store is a `KeySet`, `KeyMap`, `Groups` or `Plan`, which
+spill to disk past `GcOptions.in_memory` entries."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from regtool.concurrency import map_outcomes
 from regtool.errors import PathNotFound
 from regtool.facts import ManifestFacts
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
+from regtool.gc.blobs import BlobListing
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
-from regtool.gc.snapshot import SKIPPED, RepositoriesSnapshot, skipped_links, take_snapshot, young
-from regtool.gc.spill import Plan
+from regtool.gc.snapshot import (
+    SKIPPED,
+    RepositoriesSnapshot,
+    skipped_links,
+    take_snapshot,
+    uploads_of,
+    young,
+)
+from regtool.gc.spill import KeySet, Plan
 from regtool.gc.sweep import sweep
 from regtool.gc.uploads import old_uploads
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
-from regtool.layout.v2 import LinkKind, LinkStat, RepositoryIndex, V2Layout
+from regtool.layout.v2 import LinkKind, LinkStat, Repositories, RepositoryIndex, V2Layout
 from regtool.oci import Digest
 from regtool.storage.base import Entry, LargeObject, set_aside_temporaries
 from regtool.text import plural
@@ -74,6 +87,74 @@ class _Sizer:
         return (entry.path, *segments), size
 
 
+@dataclass
+class _Marked:
+    """What the mark of every batch of directories leaves for the plan: large sets are
+    `KeySet`s and `Plan`s (spilled to disk past the threshold), the rest is small."""
+
+    blobs: KeySet  # every blob and manifest kept
+    revisions: KeySet  # the blob keys of every repository's revisions: manifests
+    links: Plan  # revision and `_layers` links to delete in repositories, by name
+    outside: Plan  # `_layers` links in directories without manifests
+    uploads: dict[tuple[str, str], list[Entry]] = field(default_factory=dict)
+    skipped: set[str] = field(default_factory=set)  # directories of invalid names
+    # warnings, in the order given: skipped directories, damaged aliases, the mark's,
+    # wrong links kept
+    warnings: tuple[list[str], ...] = field(default_factory=lambda: ([], [], [], []))
+
+    def close(self) -> None:
+        for spilled in (self.blobs, self.revisions, self.links, self.outside):
+            spilled.close()
+
+
+def _mark_all(
+    layout: V2Layout, snapshot: RepositoriesSnapshot, reader: ReferenceReader, options: GcOptions
+) -> _Marked:
+    """Mark what every directory below `repositories/` keeps, a batch of directories at a
+    time (`RepositoriesSnapshot.batches`), and plan the links it does not."""
+    threshold = options.in_memory
+    marked = _Marked(
+        KeySet(threshold=threshold),
+        KeySet(threshold=threshold),
+        Plan(threshold=threshold),
+        Plan(threshold=threshold),
+    )
+    skipped, damaged_warnings, mark_warnings, bad_links = marked.warnings
+    for batch in snapshot.batches(layout, threshold):
+        skipped += batch.skipped_warnings(SKIPPED)
+        marked.skipped.update(batch.skipped)
+        repos = {n: r for n, r in batch.items() if r.has_manifests}
+        young_layers = snapshot.young_layers(layout, batch)
+        aliases, damaged = read_aliases(layout, links_of(batch), options.jobs)
+        damaged = {n: warning for n, warning in damaged.items() if n in repos}
+        damaged_warnings += damaged.values()
+        marks = mark(
+            layout,
+            repos,
+            reader,
+            delete_untagged=options.delete_untagged,
+            young_revisions=snapshot.young_revisions(layout, batch),
+            young_layers={n: d for n, d in young_layers.items() if n in repos},
+            aliases=aliases,
+            everything_in=damaged,
+            blobs=marked.blobs,
+        )
+        # A link written into a repository without manifests yet (a first push, a
+        # mount) makes its blob as wanted as any other young link.
+        for name, layers in young_layers.items():
+            keys = set(map(blob_key, layers))
+            marked.blobs |= keys | reached(aliases.get(name, {}), keys)
+        marked.blobs |= map(blob_key, skipped_links(batch.skipped))
+        for repo in repos.values():
+            marked.revisions |= map(blob_key, repo.revisions)
+        mark_warnings += marks.warnings
+        bad_links += _bad_links_kept(repos, marks, options.delete_untagged)
+        marked.links += _link_items(layout, repos, marks, options)
+        marked.outside += _links_outside_repositories(layout, batch, snapshot.young_paths, aliases)
+        marked.uploads.update(uploads_of(batch))
+    return marked
+
+
 def collect_v2(
     layout: V2Layout,
     location: str,
@@ -85,89 +166,88 @@ def collect_v2(
     started = now or datetime.now(UTC)
     cutoff = started - options.min_age
     driver = layout.driver
-    with phase(result, "repositories"):
-        snapshot = take_snapshot(layout, cutoff)
-    repos = snapshot.repositories
-    result.warnings += snapshot.everywhere.skipped_warnings(SKIPPED)
-    reader = ReferenceReader(layout, options.jobs, facts)
-    reader.expect(d for repo in repos.values() for d in repo.revisions)
-    with phase(result, "mark"):
-        young_layers = snapshot.young_layers(layout)
-        aliases, damaged = read_aliases(layout, links_of(snapshot.everywhere), options.jobs)
-        damaged = {n: warning for n, warning in damaged.items() if n in repos}
-        result.warnings += damaged.values()
-        marks = mark(
-            layout,
-            repos,
-            reader,
-            delete_untagged=options.delete_untagged,
-            young_revisions=snapshot.young_revisions(layout),
-            young_layers={n: d for n, d in young_layers.items() if n in repos},
-            aliases=aliases,
-            everything_in=damaged,
-            in_memory=options.in_memory,
-        )
-    # A link written into a repository without manifests yet (a first push, a mount)
-    # makes its blob as wanted as any other young link.
-    for name, layers in young_layers.items():
-        keys = set(map(blob_key, layers))
-        marks.blobs |= keys | reached(aliases.get(name, {}), keys)
-    marks.blobs |= set(map(blob_key, skipped_links(snapshot.everywhere.skipped)))
-    result.marked_blobs = len(marks.blobs)
-    result.manifests_read = len(reader.cache)
-    result.warnings += marks.warnings
-    result.warnings += _bad_links_kept(repos, marks, options.delete_untagged)
-    revisions = set().union(*(r.revisions for r in repos.values()))
-    with phase(result, "blobs"):
-        # Streamed: marked blobs are passed over, unmarked ones become plan items at once;
-        # only large objects wait, to be sized by a HEAD. Memory follows the garbage.
-        blob_items = Plan(threshold=options.in_memory)
-        temporaries = list(snapshot.temporaries)  # and those in blobs/, from its walk
-        unsized: list[tuple[Digest, Entry]] = []
-        large_objects: list[Entry] = []  # for --orphan-segments
-        blob_walk = driver.walk(layout.blobs_dir(), temporaries=True)
-        for digest, entry in walk_blobs(layout, set_aside_temporaries(blob_walk, temporaries)):
-            is_large = driver.has_large_objects and not entry.size
-            if options.orphan_segments and is_large:
-                large_objects.append(entry)
-            if blob_key(digest) in marks.blobs:
-                continue
-            if young(entry, cutoff):
-                result.kept_young += 1
-            elif is_large:
-                unsized.append((digest, entry))
-            else:
-                blob_items.append(_blob_item(digest, (entry.path,), entry.size, revisions))
-    sets: dict[str, SegmentSet] = {}
-    segments_dir = layout.segments_dir()
-    if segments_dir is not None:
-        with phase(result, "segments"):
-            sets = segment_sets(segments_dir, driver.walk(segments_dir))
-    with phase(result, "plan"):
-        sizer = _Sizer(layout, sets, options.jobs)
-        blob_items += _large_blob_items(unsized, sizer, revisions, result)
-        result.items.extend_sorted(blob_items)
-        blob_items.close()
-        result.items += _link_items(layout, repos, marks, options)
-        result.items += _links_outside_repositories(layout, snapshot, aliases)
-        # Uploads of every directory, also of a first push abandoned before any manifest.
-        all_uploads = snapshot.uploads()
-        result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
-        result.items += _temp_file_items(layout, temporaries, cutoff, result)
-        if options.orphan_segments and sets and segments_dir is not None:
-            result.items += _orphan_sets(
-                layout, segments_dir, large_objects, all_uploads, sizer, result, cutoff
+    with ExitStack() as scratch:  # what spilled to disk goes when gc is done with it
+        with phase(result, "repositories"):
+            snapshot = take_snapshot(
+                layout, cutoff, recheck=not options.dry_run, threshold=options.in_memory
             )
-    if not options.dry_run:
-        with phase(result, "sweep"):
-            sweep(layout, result, snapshot, reader, options.settle.total_seconds())
+            scratch.callback(snapshot.close)
+        reader = ReferenceReader(layout, options.jobs, facts, options.in_memory)
+        scratch.callback(reader.references.close)
+        temporaries = list(snapshot.temporaries)  # and those in blobs/, from its walk
+        listing = None
+        if reader.facts is not None and driver.listed_checksums:
+            # One walk of blobs/ serves the facts' validity (listed MD5s) and the plan.
+            with phase(result, "blobs"):
+                listing = BlobListing.walk(layout, temporaries, options.in_memory)
+                scratch.callback(listing.close)
+            reader.entries.use_listing(listing.entry)
+        with phase(result, "mark"):
+            marked = _mark_all(layout, snapshot, reader, options)
+            scratch.callback(marked.close)
+            snapshot.directories.close()  # indexed: what the sweep needs is kept apart
+        for warnings in marked.warnings:
+            result.warnings += warnings
+        result.marked_blobs = len(marked.blobs)
+        result.manifests_read = len(reader.cache)
+        # nothing in a skipped directory is gc's to delete, its temp files neither
+        skipped = tuple(f"{layout.repositories_dir()}/{name}/" for name in marked.skipped)
+        temporaries = [e for e in temporaries if not e.path.startswith(skipped)]
+        with phase(result, "blobs"):
+            # Marked blobs are passed over, unmarked ones become plan items at once; only
+            # large objects wait, to be sized by a HEAD. Memory follows the garbage.
+            blob_items = Plan(threshold=options.in_memory)
+            scratch.callback(blob_items.close)
+            unsized: list[tuple[Digest, Entry]] = []
+            large_objects: list[Entry] = []  # for --orphan-segments
+            if listing is None:
+                blob_walk = driver.walk(layout.blobs_dir(), temporaries=True)
+                blobs = walk_blobs(layout, set_aside_temporaries(blob_walk, temporaries))
+            else:
+                blobs = iter(listing)
+            for digest, entry in blobs:
+                is_large = driver.has_large_objects and not entry.size
+                if options.orphan_segments and is_large:
+                    large_objects.append(entry)
+                if blob_key(digest) in marked.blobs:
+                    continue
+                if young(entry, cutoff):
+                    result.kept_young += 1
+                elif is_large:
+                    unsized.append((digest, entry))
+                else:
+                    item = _blob_item(digest, (entry.path,), entry.size, marked.revisions)
+                    blob_items.append(item)
+        sets: dict[str, SegmentSet] = {}
+        segments_dir = layout.segments_dir()
+        if segments_dir is not None:
+            with phase(result, "segments"):
+                sets = segment_sets(segments_dir, driver.walk(segments_dir))
+        with phase(result, "plan"):
+            sizer = _Sizer(layout, sets, options.jobs)
+            blob_items += _large_blob_items(unsized, sizer, marked.revisions, result)
+            result.items.extend_sorted(blob_items)
+            result.items += marked.links
+            result.items += marked.outside
+            # Uploads of every directory, also of a first push abandoned before any manifest.
+            all_uploads = marked.uploads
+            result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
+            result.items += _temp_file_items(layout, temporaries, cutoff, result)
+            if options.orphan_segments and sets and segments_dir is not None:
+                result.items += _orphan_sets(
+                    layout, segments_dir, large_objects, all_uploads, sizer, result, cutoff
+                )
+        marked.close()
+        if not options.dry_run:
+            with phase(result, "sweep"):
+                sweep(layout, result, snapshot, reader, options.settle.total_seconds())
     return result
 
 
 def _blob_item(
-    digest: Digest, paths: tuple[str, ...], size: int | None, revisions: set[Digest]
+    digest: Digest, paths: tuple[str, ...], size: int | None, revisions: KeySet
 ) -> Doomed:
-    if digest in revisions:
+    if blob_key(digest) in revisions:
         kind, reason = "manifest", "manifest no tag reaches (untagged)"
     else:
         kind, reason = "blob", "referenced by no kept manifest"
@@ -177,7 +257,7 @@ def _blob_item(
 def _large_blob_items(
     unsized: list[tuple[Digest, Entry]],
     sizer: _Sizer,
-    revisions: set[Digest],
+    revisions: KeySet,
     result: GcResult,
 ) -> list[Doomed]:
     """Unmarked blobs stored as large objects, sized by their segments (one HEAD each)."""
@@ -242,19 +322,19 @@ def _layer_link_item(
 
 
 def _links_outside_repositories(
-    layout: V2Layout, snapshot: RepositoriesSnapshot, aliases: Aliases
+    layout: V2Layout, directories: Repositories, young_paths: set[str], aliases: Aliases
 ) -> list[Doomed]:
     """`_layers` links older than --min-age in directories without manifests (a first push
     abandoned before its manifest, or one that is still to land it: gc deletes every link
     to a blob before the blob, so that manifest is refused rather than left broken)."""
     items = []
-    for name, directory in sorted(snapshot.everywhere.items()):
+    for name, directory in sorted(directories.items()):
         if directory.has_manifests:
             continue
         for digest in sorted(directory.layers):
             why = "directory without manifests: nothing references the blob"
             item = _layer_link_item(layout, name, digest, why, aliases)
-            if item.paths[0] not in snapshot.young_paths:
+            if item.paths[0] not in young_paths:
                 items.append(item)
     return items
 

@@ -41,13 +41,27 @@ class ManifestEntries:
         self._expected: set[Digest] = set()
         self._walked = False
         self._lock = threading.Lock()  # the first caller walks; the others wait for it
+        self._lookup: Callable[[Digest], Entry | None] | None = None
 
     def expect(self, digests: Iterable[Digest]) -> None:
         """Announce digests whose entries will be asked for (before the first `entry`)."""
         self._expected.update(digests)
 
+    def use_listing(self, lookup: Callable[[Digest], Entry | None]) -> None:
+        """Take entries from `lookup`, over a walk of `blobs/` the caller made (gc: one
+        walk serves its plan and this), instead of walking here; a digest it does not
+        find is stat'ed."""
+        self._lookup = lookup
+
     def entry(self, digest: Digest) -> Entry:
         """The blob's entry: `PathNotFound` when the blob is missing."""
+        if self._lookup is not None:
+            found = self._lookup(digest)
+            return (
+                found
+                if found is not None
+                else self.layout.driver.stat(self.layout.blob_data(digest))
+            )
         if self.layout.driver.listed_checksums and not self._walked:
             with self._lock:
                 if not self._walked:
