@@ -46,7 +46,7 @@ from regtool.text import human_size
 from regtool.ui import format as fmt
 from regtool.ui.data import StoreView
 from regtool.ui.jobs import Jobs
-from regtool.ui.session import COOKIE, Session, SessionSigner, same_token
+from regtool.ui.session import COOKIE, Credential, Session, SessionSigner, no_users, same_token
 from regtool.ui.viewer import Viewer, viewer_of
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def ui_app(
     state = UiState(
         view,
         guard,
-        SessionSigner(),
+        SessionSigner(credential=_credentials(guard)),
         templates(),
         writable,
         prefix,
@@ -129,6 +129,15 @@ def ui_app(
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.ui = state
     return app
+
+
+def _credentials(guard: Guard) -> Credential:
+    """A user's htpasswd hash as the file holds it now: what a UI session is bound to."""
+    backend = guard.backend
+    if not isinstance(backend, BasicAuth):
+        return no_users
+    htpasswd = backend.htpasswd
+    return lambda user: htpasswd.entries().get(user)
 
 
 class SecurityHeaders:
@@ -421,6 +430,7 @@ async def login(page: Page) -> Response:
     user, password = page.form.get("user", ""), page.form.get("password", "")
     address = page.request.client.host if page.request.client else "unknown"
     await backend.throttle.wait(address)
+    credential = backend.htpasswd.entries().get(user)  # what the password is checked against
     ok = bool(user) and await run(backend.htpasswd.verify, user, password)
     if not ok:
         backend.throttle.failed(address)
@@ -428,7 +438,7 @@ async def login(page: Page) -> Response:
         return page.render("login.html", 401, title="Sign in", failed=True)
     backend.throttle.succeeded(address)
     response = RedirectResponse(page.state.prefix + "/", 303)
-    set_session(response, page.state, page.state.signer.new(user), page.request)
+    set_session(response, page.state, page.state.signer.new(user, credential), page.request)
     return response
 
 
