@@ -444,6 +444,7 @@ async def login(page: Page) -> Response:
 
 async def logout(page: Page) -> Response:
     _check_csrf(page)
+    page.state.signer.end(page.session)
     response = RedirectResponse(page.state.prefix + "/", 303)
     set_session(response, page.state, page.state.signer.new(), page.request)
     return response

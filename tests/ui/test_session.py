@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from regtool.layout.detect import default_layout
@@ -18,9 +21,10 @@ from regtool.server.auth.guard import Guard
 from regtool.server.auth.htpasswd import hash_password, write_entry
 from regtool.server.settings import ServerSettings
 from regtool.storage.local import LocalDriver
+from regtool.ui import session as sessions
 from regtool.ui.app import ui_routes
 from regtool.ui.data import StoreView
-from regtool.ui.session import COOKIE
+from regtool.ui.session import COOKIE, SessionSigner
 from tests.v2store import write_image
 
 RULES = "rules:\n  - {repositories: ['x/**'], users: [mallory, bob], allow: [pull, delete]}\n"
@@ -123,3 +127,41 @@ def test_a_changed_password_ends_the_sessions_made_with_the_old_one(tmp_path: Pa
 
     store.run(body)
     assert store.tags() == ["1"]
+
+
+def test_signing_out_ends_every_copy_of_the_cookie(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+
+    async def body(client: httpx.AsyncClient) -> None:
+        kept = await sign_in(client, "bob", "bob-pw")
+        token = csrf((await client.get("/ui/")).text)
+        assert (await client.post("/ui/logout", data={"csrf": token})).status_code == 303
+        assert "Sign in" in (await client.get("/ui/")).text
+
+        assert await delete_with(client, kept, token, "1") == 403
+        page = (await client.get("/ui/", cookies={COOKIE: kept})).text
+        assert "<strong>bob</strong>" not in page and "Sign in" in page
+        # a session of his own signed in again is not ended with the old one
+        again = await sign_in(client, "bob", "bob-pw")
+        client.cookies.clear()
+        assert "<strong>bob</strong>" in (await client.get("/ui/", cookies={COOKIE: again})).text
+
+    store.run(body)
+    assert store.tags() == ["1", "2"]
+
+
+def test_the_record_of_ended_sessions_is_bounded_and_forgets_none_too_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sessions, "ENDED_KEPT", 3)
+    signer = SessionSigner(credential=lambda user: "hash")
+    now = int(time.time())
+    made = [replace(signer.new("bob", "hash"), issued=now - 100 + i) for i in range(6)]
+    cookies = [signer.dump(s) for s in made]
+    assert all(signer.load(c) is not None for c in cookies)
+    expired = replace(signer.new("bob", "hash"), issued=now - sessions.LIFETIME - 10)
+    for session in (expired, made[4], made[1], made[2], made[0]):
+        signer.end(session)
+    assert len(signer._ended) <= 3
+    # made[1] was forgotten to stay in bounds: every session issued up to it ended with it
+    assert [signer.load(c) is None for c in cookies] == [True, True, True, False, True, False]
