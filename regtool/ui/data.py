@@ -25,7 +25,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import ManifestInvalid, NotFound, RegtoolError, is_fault, raise_faults
+from regtool.errors import (
+    ManifestInvalid,
+    NotFound,
+    RegtoolError,
+    StorageError,
+    is_fault,
+    raise_faults,
+)
 from regtool.facts import ManifestFacts, open_cache
 from regtool.gc import GcOptions, collect
 from regtool.inspect.listing import Listing, RepositoryInfo, list_registry
@@ -35,6 +42,8 @@ from regtool.layout.v1 import V1Layout, canonical_name, check_image_id, client_n
 from regtool.layout.v2 import Repositories, V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json
 from regtool.server.registry import Registry
+from regtool.storage.base import Driver
+from regtool.storage.rooted import RootKept
 from regtool.ui.names import NameStream, catalog_order
 from regtool.ui.sharing import SHOWN, Holder, LayerIndex, index_v1, index_v2
 
@@ -193,6 +202,13 @@ class StorageSummary:
     warnings: list[str] = field(default_factory=list)
 
 
+def on_driver(layout: Layout, driver: Driver) -> Layout:
+    """The same store as `layout`, read through `driver` (a wrapper of its own)."""
+    if isinstance(layout, V2Layout):
+        return V2Layout(driver, layout.root)
+    return V1Layout(driver, layout.root)
+
+
 class StoreView:
     """The store a UI shows: `layout` at `location` (as shown, redacted).
 
@@ -201,7 +217,10 @@ class StoreView:
     one repository again), the names listed before the first walk ended (`NameStream`),
     the index of the whole store made after a walk (`StoreIndex`), and every manifest
     read (by digest: a manifest never changes), at most `MANIFESTS_KEPT` of them, all
-    read through the manifest-facts cache (`facts`; `close` it when done)."""
+    read through the manifest-facts cache (`facts`; `close` it when done).
+
+    Storage is read through `RootKept`: a store moved away or deleted while the UI runs
+    fails its reads ("cannot read storage ...") instead of reading as an empty one."""
 
     def __init__(
         self,
@@ -210,7 +229,7 @@ class StoreView:
         ttl: float = LISTING_TTL,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.layout = layout
+        self.layout = on_driver(layout, RootKept(layout.driver))
         self.location = location
         self.ttl = ttl
         self.clock = clock
@@ -224,13 +243,14 @@ class StoreView:
         self._index_again = False  # a walk ended while indexing: index once more after
         self._names: NameStream | None = None  # names listed before the first walk ended
         self._walk_seconds = 0.0  # what the last walk took
+        self._walk_failed: str | None = None  # the last walk's fault, if it failed
         # manifests are read through the facts cache shared with ls, gc and the server, so
         # a UI started again reads none it (or they) read before
         self.facts: ManifestFacts | None = None
         self.registry: Registry | None = None
-        if isinstance(layout, V2Layout):
-            self.facts = open_cache(store_identity(layout))
-            self.registry = Registry(layout, JOBS, facts=self.facts)
+        if isinstance(self.layout, V2Layout):
+            self.facts = open_cache(store_identity(self.layout))
+            self.registry = Registry(self.layout, JOBS, facts=self.facts)
 
     def close(self) -> None:
         """Write what the facts cache learnt and release its file."""
@@ -275,6 +295,8 @@ class StoreView:
                 if self.clock() - kept[0] >= due and self._refresh is None:
                     self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
                     self._refresh.start()
+                if self._walk_failed is not None:  # storage failing is not old news
+                    raise StorageError(self._walk_failed)
                 return kept[1]
             running = self._refresh
         if running is not None:  # the first walk, begun by a catalog page: wait for it
@@ -299,6 +321,7 @@ class StoreView:
             walk = self._walk_now()
             self._walk_seconds = self.clock() - began
             with self._lock:
+                self._walk_failed = None
                 if forgotten == self._forgotten or self._walked is None:
                     self._walked = (self.clock(), walk)
             self._index_soon()
@@ -313,6 +336,9 @@ class StoreView:
             self._walk_again()
         except (RegtoolError, OSError) as e:  # the kept walk stays; the next request retries
             log.warning("walking %s failed: %s", self.location, e)
+            if is_fault(e):  # pages answer it until a walk succeeds again
+                with self._lock:
+                    self._walk_failed = str(e)
 
     def wait_for_walk(self) -> None:
         """Returns once a background walk under way, the listing of names beside it and
@@ -498,7 +524,9 @@ class StoreView:
                 listing.warnings += one.warnings
             return listing
         with self._lock:
-            kept = self._walked
+            kept, failed = self._walked, self._walk_failed
+        if failed is not None:  # the kept walk is of a store that cannot be read now
+            raise StorageError(failed)
         walk = kept[1].repositories if kept is not None else Repositories()
         scanned = Repositories({n: walk[n] for n in names if n in walk})
         layout = self.layout

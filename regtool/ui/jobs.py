@@ -11,6 +11,7 @@ polls (`status()`):
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,12 +20,11 @@ from typing import Any
 
 from regtool.errors import RegtoolError
 from regtool.inspect.verify import Verification, verify_registry
-from regtool.layout.detect import Layout
-from regtool.layout.v1 import V1Layout
-from regtool.layout.v2 import V2Layout
 from regtool.storage.base import Driver, Entry
 from regtool.storage.observed import ObservedDriver
-from regtool.ui.data import JOBS, StorageSummary, StoreView
+from regtool.ui.data import JOBS, StorageSummary, StoreView, on_driver
+
+log = logging.getLogger(__name__)
 
 #: Problems a verification's status lists at most.
 PROBLEMS_SHOWN = 100
@@ -42,12 +42,18 @@ class Job:
     def finished(self) -> bool:
         raise NotImplementedError
 
+    @property
+    def what(self) -> str:
+        """The job in a log line."""
+        raise NotImplementedError
+
     def run(self, work: Callable[[], None]) -> None:
-        """`work()`, its expected failures kept as `error` for the page."""
+        """`work()`, its expected failures kept as `error` for the page and logged."""
         try:
             work()
         except RegtoolError as e:
             self.error = str(e)
+            log.error("%s failed: %s", self.what, e)
         except Exception as e:  # a bug: shown, and the page stops waiting
             self.error = f"{type(e).__name__}: {e}"
             raise
@@ -74,6 +80,10 @@ class VerifyJob(Job):
     @property
     def finished(self) -> bool:
         return self.result is not None or self.error is not None
+
+    @property
+    def what(self) -> str:
+        return f"UI: verifying {self.name if self.name is not None else 'the whole store'}"
 
     def status(self) -> dict[str, Any]:
         """What the page polls: `state` running|ok|problems|failed, bytes, problems."""
@@ -107,6 +117,10 @@ class StorageJob(Job):
     @property
     def finished(self) -> bool:
         return self.result is not None or self.error is not None
+
+    @property
+    def what(self) -> str:
+        return "UI: reading the storage summary"
 
     @property
     def done(self) -> int:
@@ -164,13 +178,6 @@ class CountingDriver(ObservedDriver):
         entries = super().list(prefix)
         self.job.saw(len(entries))
         return entries
-
-
-def _through(layout: Layout, driver: Driver) -> Layout:
-    """The same store as `layout`, read through `driver`."""
-    if isinstance(layout, V2Layout):
-        return V2Layout(driver, layout.root)
-    return V1Layout(driver, layout.root)
 
 
 class Jobs:
@@ -234,7 +241,7 @@ class Jobs:
         view = self.view
 
         def work() -> None:
-            through = _through(view.layout, CountingDriver(view.layout.driver, job))
+            through = on_driver(view.layout, CountingDriver(view.layout.driver, job))
             job.result = view.storage(through, job.begin)
 
         threading.Thread(target=job.run, args=(work,), daemon=True).start()
