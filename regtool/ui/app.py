@@ -357,7 +357,8 @@ async def storage(page: Page) -> Response:
         running = jobs.read_storage()  # the first visit
     summary = shown.result if shown is not None else None
     everything = await _sees_everything(page)
-    rows = [r for r in summary.repositories if page.viewer.may_pull(r.name)] if summary else []
+    # split over what the viewer may see: a hidden repository shares no bytes with theirs
+    rows = await run(summary.holdings.totals, page.viewer.may_pull) if summary else []
     return page.render(
         "storage.html",
         title="Storage",

@@ -150,12 +150,41 @@ class RepositoryTotals:
 
 
 @dataclass(frozen=True)
+class Holdings:
+    """The blobs each repository's tags reference (by the name clients use), and each
+    blob's size: what the split of bytes into "only here" and "shared" is made from."""
+
+    blobs: dict[str, frozenset[str]]  # repository -> digests (V1: image ids)
+    sizes: dict[str, int]  # digest -> bytes
+
+    def totals(self, visible: Callable[[str], bool]) -> list[RepositoryTotals]:
+        """Each repository `visible` lets through, with the bytes of its blobs that no
+        other such repository references (`own`) and of those that one does (`shared`):
+        a repository the viewer may not see does not make another's bytes "shared", which
+        would tell that it holds them."""
+        shown = [(name, blobs) for name, blobs in self.blobs.items() if visible(name)]
+        holders: dict[str, int] = {}
+        for _, blobs in shown:
+            for blob in blobs:
+                holders[blob] = holders.get(blob, 0) + 1
+        sizes = self.sizes
+        return [
+            RepositoryTotals(
+                name,
+                sum(sizes[b] for b in blobs if holders[b] == 1),
+                sum(sizes[b] for b in blobs if holders[b] > 1),
+            )
+            for name, blobs in shown
+        ]
+
+
+@dataclass(frozen=True)
 class StoreIndex:
     """What one listing of the whole store tells the UI: which images hold each layer,
-    each repository's bytes, the distinct bytes every tag references."""
+    each repository's blobs, the distinct bytes every tag references."""
 
     layers: LayerIndex
-    totals: list[RepositoryTotals]
+    holdings: Holdings
     total: int
     warnings: list[str]
     made: datetime
@@ -177,25 +206,20 @@ def _fingerprint(walk: Walk) -> int:
 
 
 def _store_index(listing: Listing, layers: LayerIndex, v1: bool) -> StoreIndex:
-    holders: dict[str, int] = {}
     sizes: dict[str, int] = {}
+    blobs: dict[str, frozenset[str]] = {}
     for repo in listing.repositories:
-        for blob in {b for t in repo.tags for b in t.blob_sizes}:
-            holders[blob] = holders.get(blob, 0) + 1
         for tag in repo.tags:
             sizes.update(tag.blob_sizes)
-    totals = []
-    for repo in listing.repositories:
-        blobs = {b for t in repo.tags for b in t.blob_sizes}
-        own = sum(sizes[b] for b in blobs if holders[b] == 1)
-        shared = sum(sizes[b] for b in blobs if holders[b] > 1)
-        totals.append(RepositoryTotals(_shown_name(repo.name, v1), own, shared))
-    return StoreIndex(layers, totals, sum(sizes.values()), listing.warnings, datetime.now(UTC))
+        held = frozenset(b for t in repo.tags for b in t.blob_sizes)
+        blobs[_shown_name(repo.name, v1)] = held
+    holdings = Holdings(blobs, sizes)
+    return StoreIndex(layers, holdings, sum(sizes.values()), listing.warnings, datetime.now(UTC))
 
 
 @dataclass
 class StorageSummary:
-    repositories: list[RepositoryTotals]
+    holdings: Holdings  # each repository's blobs: `holdings.totals(visible)` for a viewer
     total: int  # distinct bytes every tag references
     gc_items: dict[str, int]  # kind -> how many gc --dry-run would delete
     gc_bytes: int
@@ -724,7 +748,7 @@ class StoreView:
             self.facts.flush()
         kinds = {kind: n for kind, n in plan.items.counts.items() if n}
         return StorageSummary(
-            index.totals, index.total, kinds, plan.bytes(), index.warnings + plan.warnings
+            index.holdings, index.total, kinds, plan.bytes(), index.warnings + plan.warnings
         )
 
 
