@@ -45,7 +45,7 @@ from regtool.server.errors import ManifestUnknown
 from regtool.text import human_size
 from regtool.ui import format as fmt
 from regtool.ui.data import StoreView
-from regtool.ui.jobs import Jobs
+from regtool.ui.jobs import Busy, Jobs
 from regtool.ui.session import COOKIE, Credential, Session, SessionSigner, no_users, same_token
 from regtool.ui.viewer import Viewer, viewer_of
 
@@ -228,6 +228,9 @@ def _page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             response = page.render("error.html", 403, title="Refused", message=str(e))
         except (NotFound, NameInvalid, ManifestUnknown) as e:
             response = page.render("error.html", 404, title="Not found", message=str(e))
+        except Busy as e:
+            response = page.render("error.html", 503, title="Busy", message=str(e))
+            response.headers["Retry-After"] = "10"
         except RegtoolError as e:
             status = 503 if is_fault(e) else 400
             log.error("%s %s: %s", request.method, request.url.path, e)
@@ -400,6 +403,8 @@ async def _verified(page: Page) -> str | None:
         return None
     name = await _name(page)
     _visible(page, name)
+    if not await run(page.state.view.holds, name):  # no job for a name the store lacks
+        raise NotFound(f"repository {name} not found")
     return name
 
 

@@ -587,6 +587,13 @@ class StoreView:
                 (d, m) for d, m in reader.cache.items() if isinstance(m, Manifest)
             )
 
+    def holds(self, name: str) -> bool:
+        """Whether the store holds repository `name` now (V2: one `stat` of its
+        `_manifests`; V1: the kept walk names it)."""
+        if isinstance(self.layout, V2Layout):
+            return self.layout.driver.exists(self.layout.manifests_dir(name))
+        return name in self._walk().summaries
+
     def repository(self, name: str) -> tuple[RepositoryInfo, list[str]]:
         """The repository's tags (`TagInfo`) and the warnings listing them gave;
         `NotFound` when the store does not hold it."""

@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 
 #: Problems a verification's status lists at most.
 PROBLEMS_SHOWN = 100
+#: Verifications running at once (each hashes with `JOBS` threads of its own).
+VERIFYING_AT_ONCE = 2
+#: Verifications remembered (their outcome shown); past it, the oldest ended are dropped.
+VERIFICATIONS_KEPT = 100
+
+
+class Busy(RegtoolError):
+    """As many verifications as the UI runs at once are under way."""
 
 
 @dataclass
@@ -182,7 +190,8 @@ class CountingDriver(ObservedDriver):
 
 class Jobs:
     """The UI's jobs: one verification per repository (and one of the whole store) at a
-    time, one storage summary at a time; each kind's last one is kept."""
+    time, `VERIFYING_AT_ONCE` in all, the last `VERIFICATIONS_KEPT` remembered; one
+    storage summary at a time, the last kept."""
 
     def __init__(self, view: StoreView):
         self.view = view
@@ -198,12 +207,24 @@ class Jobs:
 
     def verify(self, name: str | None) -> VerifyJob:
         """A new verification of `name` (None: the whole store), unless one is under way
-        (that one is returned)."""
+        (that one is returned); `Busy` when `VERIFYING_AT_ONCE` are. The caller makes
+        sure that the repository exists."""
         with self.lock:
-            job = self.verifications.get(name)
+            jobs = self.verifications
+            job = jobs.get(name)
             if job is not None and not job.finished:
                 return job
-            job = self.verifications[name] = VerifyJob(name)
+            running = sum(not j.finished for j in jobs.values())
+            if running >= VERIFYING_AT_ONCE:
+                raise Busy(
+                    f"{running} verifications are running, as many as run at once: "
+                    "try again when one has ended"
+                )
+            jobs.pop(name, None)  # the newest last, in the order they are dropped in
+            job = jobs[name] = VerifyJob(name)
+            ended = [n for n, j in jobs.items() if j.finished]
+            for old in ended[: max(0, len(jobs) - VERIFICATIONS_KEPT)]:
+                del jobs[old]
         view = self.view
 
         def work() -> None:
