@@ -64,6 +64,10 @@ SECURITY_HEADERS = {
 }
 #: Largest form body read (a login, a delete).
 MAX_FORM = 16 << 10
+#: A larger form is still read to its end (and dropped) up to this many bytes, so that
+#: the client hears the 413: a server that stops reading and closes the connection
+#: resets it under the client's feet, answer unread.
+MAX_DRAINED = 16 << 20
 SORTS = ("name", "pushed", "size")
 #: Tags per repository page (a row is about 300 bytes).
 TAGS_PAGE_SIZE = 250
@@ -228,6 +232,8 @@ def _page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             response = page.render("error.html", 403, title="Refused", message=str(e))
         except (NotFound, NameInvalid, ManifestUnknown) as e:
             response = page.render("error.html", 404, title="Not found", message=str(e))
+        except FormTooLarge as e:
+            response = page.render("error.html", 413, title="Too large", message=str(e))
         except Busy as e:
             response = page.render("error.html", 503, title="Busy", message=str(e))
             response.headers["Retry-After"] = "10"
@@ -245,12 +251,18 @@ def _page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form body (what the UI's forms post), first value per key."""
+    """An urlencoded form body (what the UI's forms post), first value per key;
+    `FormTooLarge` past `MAX_FORM` bytes."""
     body = bytearray()
+    seen = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise NotFound("form too large")
+        seen += len(chunk)
+        if seen <= MAX_FORM:
+            body += chunk
+        elif seen > MAX_DRAINED:
+            break
+    if seen > MAX_FORM:
+        raise FormTooLarge(f"a form of more than {MAX_FORM // 1024} KiB is not taken")
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in fields.items()}
 
@@ -492,6 +504,10 @@ async def delete(page: Page) -> Response:
 def _check_csrf(page: Page) -> None:
     if not same_token(page.form.get("csrf"), page.session):
         raise Forbidden("the form has expired or did not come from this page: reload and retry")
+
+
+class FormTooLarge(RegtoolError):
+    """A form body larger than any of the UI's forms."""
 
 
 class Forbidden(RegtoolError):
