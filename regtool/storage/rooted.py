@@ -39,7 +39,8 @@ class RootKept(ObservedDriver):
             "(moved or deleted while in use)"
         )
 
-    def _check_root(self) -> None:
+    def check_root(self) -> None:
+        """`StorageError` unless the root still exists (one request)."""
         if not self.inner.root_exists():
             raise self._gone()
 
@@ -47,13 +48,13 @@ class RootKept(ObservedDriver):
         try:
             return read()
         except FileNotFoundError:
-            self._check_root()
+            self.check_root()
             raise
 
     def list(self, prefix: str = "") -> list[Entry]:
         entries = self._found(lambda: self.inner.list(prefix))
         if not entries:
-            self._check_root()
+            self.check_root()
         return entries
 
     def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
@@ -62,7 +63,7 @@ class RootKept(ObservedDriver):
             any_entry = True
             yield entry
         if not any_entry:
-            self._check_root()
+            self.check_root()
 
     def stat(self, path: str) -> Entry:
         return self._found(lambda: self.inner.stat(path))
@@ -76,5 +77,5 @@ class RootKept(ObservedDriver):
     def exists(self, path: str) -> bool:
         found = self.inner.exists(path)
         if not found:
-            self._check_root()
+            self.check_root()
         return found

@@ -253,7 +253,8 @@ class StoreView:
         ttl: float = LISTING_TTL,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.layout = on_driver(layout, RootKept(layout.driver))
+        self._root = RootKept(layout.driver)
+        self.layout = on_driver(layout, self._root)
         self.location = location
         self.ttl = ttl
         self.clock = clock
@@ -312,6 +313,7 @@ class StoreView:
         """The kept walk; once due for renewal, it is still answered while a new walk
         runs in the background (one at a time). Before the first walk has ended, waits
         for it (or makes it)."""
+        renewing = False
         with self._lock:
             kept = self._walked
             if kept is not None:
@@ -319,10 +321,14 @@ class StoreView:
                 if self.clock() - kept[0] >= due and self._refresh is None:
                     self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
                     self._refresh.start()
+                    renewing = True
                 if self._walk_failed is not None:  # storage failing is not old news
                     raise StorageError(self._walk_failed)
-                return kept[1]
             running = self._refresh
+        if kept is not None:
+            if renewing:  # a store gone away is not answered from the walk of it
+                self._root.check_root()
+            return kept[1]
         if running is not None:  # the first walk, begun by a catalog page: wait for it
             running.join()
             with self._lock:

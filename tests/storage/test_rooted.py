@@ -32,6 +32,6 @@ def test_reads_of_a_root_gone_away_fail(tmp_path: Path) -> None:
         lambda: driver.exists("a/b"),
     )
     for read in reads:
-        with pytest.raises(StorageError, match="cannot read storage .*no longer there") as e:
+        with pytest.raises(StorageError, match=r"cannot read storage .*no longer there") as e:
             read()
         assert not isinstance(e.value, FileNotFoundError)

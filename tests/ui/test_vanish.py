@@ -41,8 +41,9 @@ def test_a_store_moved_away_fails_its_reads(
         assert started.status_code == 303
         failed = await until(client, "/ui/verify/status", "failed", all="1")
         assert "cannot read storage" in failed["error"], failed
-        await client.get("/ui/")  # answered from the kept walk, while it is renewed
-        await asyncio.to_thread(view.wait_for_walk)
+        # the kept walk is due for renewal: not answered, the store being gone
+        assert (await client.get("/ui/")).status_code == 503
+        await asyncio.to_thread(view.wait_for_walk)  # the renewal, failed
         for path, query in (("/ui/", {}), ("/ui/image", {"name": "pub", "ref": "latest"})):
             r = await client.get(path, params=query)
             assert r.status_code == 503, (path, r.text[r.text.find("<main") :])
