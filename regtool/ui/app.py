@@ -45,8 +45,8 @@ from regtool.server.errors import ManifestUnknown
 from regtool.text import human_size
 from regtool.ui import format as fmt
 from regtool.ui.data import StoreView
-from regtool.ui.jobs import Jobs
-from regtool.ui.session import COOKIE, Session, SessionSigner, same_token
+from regtool.ui.jobs import Busy, Jobs
+from regtool.ui.session import COOKIE, Credential, Session, SessionSigner, no_users, same_token
 from regtool.ui.viewer import Viewer, viewer_of
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,10 @@ SECURITY_HEADERS = {
 }
 #: Largest form body read (a login, a delete).
 MAX_FORM = 16 << 10
+#: A larger form is still read to its end (and dropped) up to this many bytes, so that
+#: the client hears the 413: a server that stops reading and closes the connection
+#: resets it under the client's feet, answer unread.
+MAX_DRAINED = 16 << 20
 SORTS = ("name", "pushed", "size")
 #: Tags per repository page (a row is about 300 bytes).
 TAGS_PAGE_SIZE = 250
@@ -106,7 +110,7 @@ def ui_app(
     state = UiState(
         view,
         guard,
-        SessionSigner(),
+        SessionSigner(credential=_credentials(guard)),
         templates(),
         writable,
         prefix,
@@ -129,6 +133,15 @@ def ui_app(
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
     app.state.ui = state
     return app
+
+
+def _credentials(guard: Guard) -> Credential:
+    """A user's htpasswd hash as the file holds it now: what a UI session is bound to."""
+    backend = guard.backend
+    if not isinstance(backend, BasicAuth):
+        return no_users
+    htpasswd = backend.htpasswd
+    return lambda user: htpasswd.entries().get(user)
 
 
 class SecurityHeaders:
@@ -219,6 +232,11 @@ def _page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             response = page.render("error.html", 403, title="Refused", message=str(e))
         except (NotFound, NameInvalid, ManifestUnknown) as e:
             response = page.render("error.html", 404, title="Not found", message=str(e))
+        except FormTooLarge as e:
+            response = page.render("error.html", 413, title="Too large", message=str(e))
+        except Busy as e:
+            response = page.render("error.html", 503, title="Busy", message=str(e))
+            response.headers["Retry-After"] = "10"
         except RegtoolError as e:
             status = 503 if is_fault(e) else 400
             log.error("%s %s: %s", request.method, request.url.path, e)
@@ -233,12 +251,18 @@ def _page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form body (what the UI's forms post), first value per key."""
+    """An urlencoded form body (what the UI's forms post), first value per key;
+    `FormTooLarge` past `MAX_FORM` bytes."""
     body = bytearray()
+    seen = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise NotFound("form too large")
+        seen += len(chunk)
+        if seen <= MAX_FORM:
+            body += chunk
+        elif seen > MAX_DRAINED:
+            break
+    if seen > MAX_FORM:
+        raise FormTooLarge(f"a form of more than {MAX_FORM // 1024} KiB is not taken")
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in fields.items()}
 
@@ -348,7 +372,8 @@ async def storage(page: Page) -> Response:
         running = jobs.read_storage()  # the first visit
     summary = shown.result if shown is not None else None
     everything = await _sees_everything(page)
-    rows = [r for r in summary.repositories if page.viewer.may_pull(r.name)] if summary else []
+    # split over what the viewer may see: a hidden repository shares no bytes with theirs
+    rows = await run(summary.holdings.totals, page.viewer.may_pull) if summary else []
     return page.render(
         "storage.html",
         title="Storage",
@@ -375,6 +400,8 @@ async def storage_status(page: Page) -> Response:
 async def _sees_everything(page: Page) -> bool:
     """Whether the viewer may pull every repository: what covers the whole store (gc's
     plan, a verification of everything) is shown to such a viewer alone."""
+    if page.state.guard.backend is None:  # no authentication: everyone may pull anything
+        return True
     names = await run(page.state.view.names)
     return all(page.viewer.may_pull(n) for n in names)
 
@@ -388,6 +415,8 @@ async def _verified(page: Page) -> str | None:
         return None
     name = await _name(page)
     _visible(page, name)
+    if not await run(page.state.view.holds, name):  # no job for a name the store lacks
+        raise NotFound(f"repository {name} not found")
     return name
 
 
@@ -421,6 +450,7 @@ async def login(page: Page) -> Response:
     user, password = page.form.get("user", ""), page.form.get("password", "")
     address = page.request.client.host if page.request.client else "unknown"
     await backend.throttle.wait(address)
+    credential = backend.htpasswd.entries().get(user)  # what the password is checked against
     ok = bool(user) and await run(backend.htpasswd.verify, user, password)
     if not ok:
         backend.throttle.failed(address)
@@ -428,12 +458,13 @@ async def login(page: Page) -> Response:
         return page.render("login.html", 401, title="Sign in", failed=True)
     backend.throttle.succeeded(address)
     response = RedirectResponse(page.state.prefix + "/", 303)
-    set_session(response, page.state, page.state.signer.new(user), page.request)
+    set_session(response, page.state, page.state.signer.new(user, credential), page.request)
     return response
 
 
 async def logout(page: Page) -> Response:
     _check_csrf(page)
+    page.state.signer.end(page.session)
     response = RedirectResponse(page.state.prefix + "/", 303)
     set_session(response, page.state, page.state.signer.new(), page.request)
     return response
@@ -473,6 +504,10 @@ async def delete(page: Page) -> Response:
 def _check_csrf(page: Page) -> None:
     if not same_token(page.form.get("csrf"), page.session):
         raise Forbidden("the form has expired or did not come from this page: reload and retry")
+
+
+class FormTooLarge(RegtoolError):
+    """A form body larger than any of the UI's forms."""
 
 
 class Forbidden(RegtoolError):

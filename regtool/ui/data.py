@@ -25,7 +25,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import ManifestInvalid, NotFound, RegtoolError, is_fault, raise_faults
+from regtool.errors import (
+    ManifestInvalid,
+    NotFound,
+    RegtoolError,
+    StorageError,
+    is_fault,
+    raise_faults,
+)
 from regtool.facts import ManifestFacts, open_cache
 from regtool.gc import GcOptions, collect
 from regtool.inspect.listing import Listing, RepositoryInfo, list_registry
@@ -35,6 +42,8 @@ from regtool.layout.v1 import V1Layout, canonical_name, check_image_id, client_n
 from regtool.layout.v2 import Repositories, V2Layout
 from regtool.oci import Descriptor, Digest, Manifest, check_tag, load_json
 from regtool.server.registry import Registry
+from regtool.storage.base import Driver
+from regtool.storage.rooted import RootKept
 from regtool.ui.names import NameStream, catalog_order
 from regtool.ui.sharing import SHOWN, Holder, LayerIndex, index_v1, index_v2
 
@@ -141,12 +150,41 @@ class RepositoryTotals:
 
 
 @dataclass(frozen=True)
+class Holdings:
+    """The blobs each repository's tags reference (by the name clients use), and each
+    blob's size: what the split of bytes into "only here" and "shared" is made from."""
+
+    blobs: dict[str, frozenset[str]]  # repository -> digests (V1: image ids)
+    sizes: dict[str, int]  # digest -> bytes
+
+    def totals(self, visible: Callable[[str], bool]) -> list[RepositoryTotals]:
+        """Each repository `visible` lets through, with the bytes of its blobs that no
+        other such repository references (`own`) and of those that one does (`shared`):
+        a repository the viewer may not see does not make another's bytes "shared", which
+        would tell that it holds them."""
+        shown = [(name, blobs) for name, blobs in self.blobs.items() if visible(name)]
+        holders: dict[str, int] = {}
+        for _, blobs in shown:
+            for blob in blobs:
+                holders[blob] = holders.get(blob, 0) + 1
+        sizes = self.sizes
+        return [
+            RepositoryTotals(
+                name,
+                sum(sizes[b] for b in blobs if holders[b] == 1),
+                sum(sizes[b] for b in blobs if holders[b] > 1),
+            )
+            for name, blobs in shown
+        ]
+
+
+@dataclass(frozen=True)
 class StoreIndex:
     """What one listing of the whole store tells the UI: which images hold each layer,
-    each repository's bytes, the distinct bytes every tag references."""
+    each repository's blobs, the distinct bytes every tag references."""
 
     layers: LayerIndex
-    totals: list[RepositoryTotals]
+    holdings: Holdings
     total: int
     warnings: list[str]
     made: datetime
@@ -168,29 +206,31 @@ def _fingerprint(walk: Walk) -> int:
 
 
 def _store_index(listing: Listing, layers: LayerIndex, v1: bool) -> StoreIndex:
-    holders: dict[str, int] = {}
     sizes: dict[str, int] = {}
+    blobs: dict[str, frozenset[str]] = {}
     for repo in listing.repositories:
-        for blob in {b for t in repo.tags for b in t.blob_sizes}:
-            holders[blob] = holders.get(blob, 0) + 1
         for tag in repo.tags:
             sizes.update(tag.blob_sizes)
-    totals = []
-    for repo in listing.repositories:
-        blobs = {b for t in repo.tags for b in t.blob_sizes}
-        own = sum(sizes[b] for b in blobs if holders[b] == 1)
-        shared = sum(sizes[b] for b in blobs if holders[b] > 1)
-        totals.append(RepositoryTotals(_shown_name(repo.name, v1), own, shared))
-    return StoreIndex(layers, totals, sum(sizes.values()), listing.warnings, datetime.now(UTC))
+        held = frozenset(b for t in repo.tags for b in t.blob_sizes)
+        blobs[_shown_name(repo.name, v1)] = held
+    holdings = Holdings(blobs, sizes)
+    return StoreIndex(layers, holdings, sum(sizes.values()), listing.warnings, datetime.now(UTC))
 
 
 @dataclass
 class StorageSummary:
-    repositories: list[RepositoryTotals]
+    holdings: Holdings  # each repository's blobs: `holdings.totals(visible)` for a viewer
     total: int  # distinct bytes every tag references
     gc_items: dict[str, int]  # kind -> how many gc --dry-run would delete
     gc_bytes: int
     warnings: list[str] = field(default_factory=list)
+
+
+def on_driver(layout: Layout, driver: Driver) -> Layout:
+    """The same store as `layout`, read through `driver` (a wrapper of its own)."""
+    if isinstance(layout, V2Layout):
+        return V2Layout(driver, layout.root)
+    return V1Layout(driver, layout.root)
 
 
 class StoreView:
@@ -201,7 +241,10 @@ class StoreView:
     one repository again), the names listed before the first walk ended (`NameStream`),
     the index of the whole store made after a walk (`StoreIndex`), and every manifest
     read (by digest: a manifest never changes), at most `MANIFESTS_KEPT` of them, all
-    read through the manifest-facts cache (`facts`; `close` it when done)."""
+    read through the manifest-facts cache (`facts`; `close` it when done).
+
+    Storage is read through `RootKept`: a store moved away or deleted while the UI runs
+    fails its reads ("cannot read storage ...") instead of reading as an empty one."""
 
     def __init__(
         self,
@@ -210,7 +253,8 @@ class StoreView:
         ttl: float = LISTING_TTL,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.layout = layout
+        self._root = RootKept(layout.driver)
+        self.layout = on_driver(layout, self._root)
         self.location = location
         self.ttl = ttl
         self.clock = clock
@@ -224,13 +268,14 @@ class StoreView:
         self._index_again = False  # a walk ended while indexing: index once more after
         self._names: NameStream | None = None  # names listed before the first walk ended
         self._walk_seconds = 0.0  # what the last walk took
+        self._walk_failed: str | None = None  # the last walk's fault, if it failed
         # manifests are read through the facts cache shared with ls, gc and the server, so
         # a UI started again reads none it (or they) read before
         self.facts: ManifestFacts | None = None
         self.registry: Registry | None = None
-        if isinstance(layout, V2Layout):
-            self.facts = open_cache(store_identity(layout))
-            self.registry = Registry(layout, JOBS, facts=self.facts)
+        if isinstance(self.layout, V2Layout):
+            self.facts = open_cache(store_identity(self.layout))
+            self.registry = Registry(self.layout, JOBS, facts=self.facts)
 
     def close(self) -> None:
         """Write what the facts cache learnt and release its file."""
@@ -268,6 +313,7 @@ class StoreView:
         """The kept walk; once due for renewal, it is still answered while a new walk
         runs in the background (one at a time). Before the first walk has ended, waits
         for it (or makes it)."""
+        renewing = False
         with self._lock:
             kept = self._walked
             if kept is not None:
@@ -275,8 +321,14 @@ class StoreView:
                 if self.clock() - kept[0] >= due and self._refresh is None:
                     self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
                     self._refresh.start()
-                return kept[1]
+                    renewing = True
+                if self._walk_failed is not None:  # storage failing is not old news
+                    raise StorageError(self._walk_failed)
             running = self._refresh
+        if kept is not None:
+            if renewing:  # a store gone away is not answered from the walk of it
+                self._root.check_root()
+            return kept[1]
         if running is not None:  # the first walk, begun by a catalog page: wait for it
             running.join()
             with self._lock:
@@ -299,6 +351,7 @@ class StoreView:
             walk = self._walk_now()
             self._walk_seconds = self.clock() - began
             with self._lock:
+                self._walk_failed = None
                 if forgotten == self._forgotten or self._walked is None:
                     self._walked = (self.clock(), walk)
             self._index_soon()
@@ -313,6 +366,9 @@ class StoreView:
             self._walk_again()
         except (RegtoolError, OSError) as e:  # the kept walk stays; the next request retries
             log.warning("walking %s failed: %s", self.location, e)
+            if is_fault(e):  # pages answer it until a walk succeeds again
+                with self._lock:
+                    self._walk_failed = str(e)
 
     def wait_for_walk(self) -> None:
         """Returns once a background walk under way, the listing of names beside it and
@@ -498,7 +554,9 @@ class StoreView:
                 listing.warnings += one.warnings
             return listing
         with self._lock:
-            kept = self._walked
+            kept, failed = self._walked, self._walk_failed
+        if failed is not None:  # the kept walk is of a store that cannot be read now
+            raise StorageError(failed)
         walk = kept[1].repositories if kept is not None else Repositories()
         scanned = Repositories({n: walk[n] for n in names if n in walk})
         layout = self.layout
@@ -534,6 +592,13 @@ class StoreView:
             self._manifests.update(
                 (d, m) for d, m in reader.cache.items() if isinstance(m, Manifest)
             )
+
+    def holds(self, name: str) -> bool:
+        """Whether the store holds repository `name` now (V2: one `stat` of its
+        `_manifests`; V1: the kept walk names it)."""
+        if isinstance(self.layout, V2Layout):
+            return self.layout.driver.exists(self.layout.manifests_dir(name))
+        return name in self._walk().summaries
 
     def repository(self, name: str) -> tuple[RepositoryInfo, list[str]]:
         """The repository's tags (`TagInfo`) and the warnings listing them gave;
@@ -696,7 +761,7 @@ class StoreView:
             self.facts.flush()
         kinds = {kind: n for kind, n in plan.items.counts.items() if n}
         return StorageSummary(
-            index.totals, index.total, kinds, plan.bytes(), index.warnings + plan.warnings
+            index.holdings, index.total, kinds, plan.bytes(), index.warnings + plan.warnings
         )
 
 

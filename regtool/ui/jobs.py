@@ -11,6 +11,7 @@ polls (`status()`):
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,15 +20,22 @@ from typing import Any
 
 from regtool.errors import RegtoolError
 from regtool.inspect.verify import Verification, verify_registry
-from regtool.layout.detect import Layout
-from regtool.layout.v1 import V1Layout
-from regtool.layout.v2 import V2Layout
 from regtool.storage.base import Driver, Entry
 from regtool.storage.observed import ObservedDriver
-from regtool.ui.data import JOBS, StorageSummary, StoreView
+from regtool.ui.data import JOBS, StorageSummary, StoreView, on_driver
+
+log = logging.getLogger(__name__)
 
 #: Problems a verification's status lists at most.
 PROBLEMS_SHOWN = 100
+#: Verifications running at once (each hashes with `JOBS` threads of its own).
+VERIFYING_AT_ONCE = 2
+#: Verifications remembered (their outcome shown); past it, the oldest ended are dropped.
+VERIFICATIONS_KEPT = 100
+
+
+class Busy(RegtoolError):
+    """As many verifications as the UI runs at once are under way."""
 
 
 @dataclass
@@ -42,12 +50,18 @@ class Job:
     def finished(self) -> bool:
         raise NotImplementedError
 
+    @property
+    def what(self) -> str:
+        """The job in a log line."""
+        raise NotImplementedError
+
     def run(self, work: Callable[[], None]) -> None:
-        """`work()`, its expected failures kept as `error` for the page."""
+        """`work()`, its expected failures kept as `error` for the page and logged."""
         try:
             work()
         except RegtoolError as e:
             self.error = str(e)
+            log.error("%s failed: %s", self.what, e)
         except Exception as e:  # a bug: shown, and the page stops waiting
             self.error = f"{type(e).__name__}: {e}"
             raise
@@ -74,6 +88,10 @@ class VerifyJob(Job):
     @property
     def finished(self) -> bool:
         return self.result is not None or self.error is not None
+
+    @property
+    def what(self) -> str:
+        return f"UI: verifying {self.name if self.name is not None else 'the whole store'}"
 
     def status(self) -> dict[str, Any]:
         """What the page polls: `state` running|ok|problems|failed, bytes, problems."""
@@ -107,6 +125,10 @@ class StorageJob(Job):
     @property
     def finished(self) -> bool:
         return self.result is not None or self.error is not None
+
+    @property
+    def what(self) -> str:
+        return "UI: reading the storage summary"
 
     @property
     def done(self) -> int:
@@ -166,16 +188,10 @@ class CountingDriver(ObservedDriver):
         return entries
 
 
-def _through(layout: Layout, driver: Driver) -> Layout:
-    """The same store as `layout`, read through `driver`."""
-    if isinstance(layout, V2Layout):
-        return V2Layout(driver, layout.root)
-    return V1Layout(driver, layout.root)
-
-
 class Jobs:
     """The UI's jobs: one verification per repository (and one of the whole store) at a
-    time, one storage summary at a time; each kind's last one is kept."""
+    time, `VERIFYING_AT_ONCE` in all, the last `VERIFICATIONS_KEPT` remembered; one
+    storage summary at a time, the last kept."""
 
     def __init__(self, view: StoreView):
         self.view = view
@@ -191,12 +207,24 @@ class Jobs:
 
     def verify(self, name: str | None) -> VerifyJob:
         """A new verification of `name` (None: the whole store), unless one is under way
-        (that one is returned)."""
+        (that one is returned); `Busy` when `VERIFYING_AT_ONCE` are. The caller makes
+        sure that the repository exists."""
         with self.lock:
-            job = self.verifications.get(name)
+            jobs = self.verifications
+            job = jobs.get(name)
             if job is not None and not job.finished:
                 return job
-            job = self.verifications[name] = VerifyJob(name)
+            running = sum(not j.finished for j in jobs.values())
+            if running >= VERIFYING_AT_ONCE:
+                raise Busy(
+                    f"{running} verifications are running, as many as run at once: "
+                    "try again when one has ended"
+                )
+            jobs.pop(name, None)  # the newest last, in the order they are dropped in
+            job = jobs[name] = VerifyJob(name)
+            ended = [n for n, j in jobs.items() if j.finished]
+            for old in ended[: max(0, len(jobs) - VERIFICATIONS_KEPT)]:
+                del jobs[old]
         view = self.view
 
         def work() -> None:
@@ -234,7 +262,7 @@ class Jobs:
         view = self.view
 
         def work() -> None:
-            through = _through(view.layout, CountingDriver(view.layout.driver, job))
+            through = on_driver(view.layout, CountingDriver(view.layout.driver, job))
             job.result = view.storage(through, job.begin)
 
         threading.Thread(target=job.run, args=(work,), daemon=True).start()
