@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice, pairwise
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:  # model.py holds a Plan and imports this module
     from regtool.gc.model import Doomed
@@ -37,6 +37,20 @@ _BATCH = 50_000
 _CACHE_KIB = 16 * 1024
 
 V = TypeVar("V")
+#: An item as `update` takes it: a key, or a (key, value) pair.
+R = TypeVar("R")
+
+
+class _Memory(Protocol):
+    """A set or a dict, as `_Keyed` holds one before it spills."""
+
+    def __contains__(self, key: object, /) -> bool: ...
+    def __len__(self) -> int: ...
+    def clear(self) -> None: ...
+    def update(self, items: Any, /) -> None: ...
+
+
+M = TypeVar("M", bound=_Memory)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -103,24 +117,30 @@ def _raw(key: str) -> bytes | None:
         return None
 
 
-class KeySet:
-    """A set of blob keys (digest hex, see `references.blob_key`): add, `in`, `len`."""
+class _Keyed(Generic[M, R]):
+    """What `KeySet` and `KeyMap` share: blob keys (digest hex) held in `memory` (a set
+    or a dict, filled by its `update`) until `threshold`, then in a `ScratchTable` of
+    `columns` keyed by the key's bytes, one row per item by `_row`."""
 
-    def __init__(self, keys: Iterable[str] = (), *, threshold: int = IN_MEMORY):
+    columns: tuple[str, ...]
+
+    def __init__(self, memory: M, threshold: int):
         self.threshold = threshold
-        self._memory: set[str] | None = set()
+        self._memory: M | None = memory
         self._table: ScratchTable | None = None
-        self.update(keys)
 
     @property
     def spilled(self) -> bool:
         return self._table is not None
 
-    def add(self, key: str) -> None:
-        self.update((key,))
+    def _row(self, item: R) -> tuple[Any, ...]:
+        raise NotImplementedError
 
-    def update(self, keys: Iterable[str]) -> None:
-        it = iter(keys)
+    def _memory_items(self, memory: M) -> Iterable[R]:
+        raise NotImplementedError
+
+    def update(self, items: Iterable[R]) -> None:
+        it = iter(items)
         while self._memory is not None:  # a chunk at a time: spill before it gets large
             chunk = list(islice(it, _BATCH))
             if not chunk:
@@ -129,11 +149,7 @@ class KeySet:
             if len(self._memory) > self.threshold:
                 self._spill()
         assert self._table is not None
-        self._table.add((bytes.fromhex(k),) for k in it)
-
-    def __ior__(self, keys: Iterable[str]) -> KeySet:
-        self.update(keys)
-        return self
+        self._table.add(self._row(item) for item in it)
 
     def __contains__(self, key: object) -> bool:
         if self._memory is not None:
@@ -152,48 +168,62 @@ class KeySet:
 
     def _spill(self) -> None:
         assert self._memory is not None
-        self._table = ScratchTable(("key BLOB",), "key", ignore=True)
+        self._table = ScratchTable(self.columns, "key", ignore=True)
         memory, self._memory = self._memory, None
-        self._table.add((bytes.fromhex(k),) for k in memory)
+        self._table.add(self._row(item) for item in self._memory_items(memory))
         memory.clear()
+
+    def _close(self, empty: M) -> None:
+        if self._table is not None:
+            self._table.close()
+        self._table, self._memory = None, empty
+
+
+class KeySet(_Keyed[set[str], str]):
+    """A set of blob keys (digest hex, see `references.blob_key`): add, `in`, `len`."""
+
+    columns = ("key BLOB",)
+
+    def __init__(self, keys: Iterable[str] = (), *, threshold: int = IN_MEMORY):
+        super().__init__(set(), threshold)
+        self.update(keys)
+
+    def _row(self, item: str) -> tuple[Any, ...]:
+        return (bytes.fromhex(item),)
+
+    def _memory_items(self, memory: set[str]) -> Iterable[str]:
+        return memory
+
+    def add(self, key: str) -> None:
+        self.update((key,))
+
+    def __ior__(self, keys: Iterable[str]) -> KeySet:
+        self.update(keys)
+        return self
 
     def close(self) -> None:
         """Remove the database, if any; the set is empty afterwards."""
-        if self._table is not None:
-            self._table.close()
-        self._table, self._memory = None, set()
+        self._close(set())
 
 
-class KeyMap(Generic[V]):
+class KeyMap(_Keyed[dict[str, V], tuple[str, V]]):
     """A map from blob keys (digest hex) to values: set, `get`, `in`, `len`, and `items`
     in key order once spilled (in the order set before). Spilled values are pickled: a
-    value read back is a copy."""
+    value read back is a copy. A key set again keeps its first value once spilled."""
+
+    columns = ("key BLOB", "value BLOB")
 
     def __init__(self, *, threshold: int = IN_MEMORY):
-        self.threshold = threshold
-        self._memory: dict[str, V] | None = {}
-        self._table: ScratchTable | None = None
-        self._count = 0
+        super().__init__({}, threshold)
 
-    @property
-    def spilled(self) -> bool:
-        return self._table is not None
+    def _row(self, item: tuple[str, V]) -> tuple[Any, ...]:
+        return (bytes.fromhex(item[0]), pickle.dumps(item[1], 5))
+
+    def _memory_items(self, memory: dict[str, V]) -> Iterable[tuple[str, V]]:
+        return memory.items()
 
     def __setitem__(self, key: str, value: V) -> None:
         self.update(((key, value),))
-
-    def update(self, pairs: Iterable[tuple[str, V]]) -> None:
-        """Set each (key, value); a key set again keeps its first value once spilled."""
-        it = iter(pairs)
-        while self._memory is not None:  # a chunk at a time: spill before it gets large
-            chunk = list(islice(it, _BATCH))
-            if not chunk:
-                return
-            self._memory.update(chunk)
-            if len(self._memory) > self.threshold:
-                self._spill()
-        assert self._table is not None
-        self._table.add((bytes.fromhex(k), pickle.dumps(v, 5)) for k, v in it)
 
     def get(self, key: str) -> V | None:
         if self._memory is not None:
@@ -205,21 +235,6 @@ class KeyMap(Generic[V]):
         row = self._table.query("SELECT value FROM t WHERE key = ?", (raw,)).fetchone()
         return None if row is None else pickle.loads(row[0])
 
-    def __contains__(self, key: object) -> bool:
-        if self._memory is not None:
-            return key in self._memory
-        assert self._table is not None
-        raw = _raw(key) if isinstance(key, str) else None
-        if raw is None:
-            return False
-        return self._table.query("SELECT 1 FROM t WHERE key = ?", (raw,)).fetchone() is not None
-
-    def __len__(self) -> int:
-        if self._memory is not None:
-            return len(self._memory)
-        assert self._table is not None
-        return int(self._table.query("SELECT count(*) FROM t").fetchone()[0])
-
     def items(self) -> Iterator[tuple[str, V]]:
         if self._memory is not None:
             yield from list(self._memory.items())
@@ -228,18 +243,9 @@ class KeyMap(Generic[V]):
         for raw, value in self._table.query("SELECT key, value FROM t ORDER BY key"):
             yield raw.hex(), pickle.loads(value)
 
-    def _spill(self) -> None:
-        assert self._memory is not None
-        self._table = ScratchTable(("key BLOB", "value BLOB"), "key", ignore=True)
-        memory, self._memory = self._memory, None
-        self._table.add((bytes.fromhex(k), pickle.dumps(v, 5)) for k, v in memory.items())
-        memory.clear()
-
     def close(self) -> None:
         """Remove the database, if any; the map is empty afterwards."""
-        if self._table is not None:
-            self._table.close()
-        self._table, self._memory = None, {}
+        self._close({})
 
 
 def _group_key(name: str) -> bytes:
