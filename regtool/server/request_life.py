@@ -7,7 +7,7 @@ read once, `send` (and, with metrics, `receive`) wrapped once. In order:
 - metrics (`metrics.Metrics.count_request`): requests in progress, then status, route,
   latency and body bytes each way;
 - notifications (`notifications.request_events`): what the request records becomes
-  events once it succeeded;
+  events when its answer ends below 400, queued before the answer's last byte goes out;
 - the health gate (`health.gate`): 503 while a check fails, `/` for load balancers;
 - the app's answer, with `Docker-Distribution-API-Version`, its `Location` and `Link`
   made public and `http.headers` added (`proxy.PublicUrls`); a request that cannot end
@@ -33,7 +33,7 @@ from regtool.server.errors import ShuttingDown, error_response
 from regtool.server.health import gate
 from regtool.server.http import API_VERSION
 from regtool.server.notifications.events import new_id
-from regtool.server.notifications.request_events import begin, finish
+from regtool.server.notifications.request_events import Records, begin, finish
 from regtool.server.operations import Operations
 from regtool.server.proxy import PublicUrls, outside_prefix, strip_prefix
 from regtool.server.settings import ServerSettings
@@ -68,9 +68,10 @@ class RequestLife:
         urls = self.urls
         inner: Scope | None = scope
         api = True  # the registry's answers carry the API version; the gate's do not
+        events: Records | None = None
 
         async def life_send(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, events
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", ()))
@@ -82,6 +83,12 @@ class RequestLife:
                 message["headers"] = headers
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+                if events is not None and not message.get("more_body", False):
+                    # Queued before the answer ends: a client that has its answer can
+                    # send its next request, whose events must come after these.
+                    if status < 400 and inner is not None:
+                        finish(inner, events, self.notifier)
+                    events = None
             await send(message)
 
         async def counting_receive() -> Message:
@@ -110,8 +117,6 @@ class RequestLife:
                 else:
                     counted = receive if metrics is None else counting_receive
                     await self._answer(inner, counted, life_send, lambda: status != 0)
-                if events is not None and status < 400:
-                    finish(inner, events, self.notifier)
             finally:
                 if metrics is not None:
                     metrics.in_progress.dec()

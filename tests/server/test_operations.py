@@ -4,6 +4,7 @@ away and back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -17,11 +18,13 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
 
 from regtool.server.debug_server import DebugServer
 from regtool.server.health import HealthCheck
 from regtool.server.notifications.endpoint import Endpoint
-from regtool.server.notifications.events import EVENTS_MEDIA_TYPE, Event, Target
+from regtool.server.notifications.events import EVENTS_MEDIA_TYPE, Event, Target, record
 from regtool.server.operations import Operations
 from regtool.server.ops_settings import (
     DebugSettings,
@@ -30,6 +33,8 @@ from regtool.server.ops_settings import (
     NotificationSettings,
     UploadPurgeSettings,
 )
+from regtool.server.request_life import RequestLife
+from regtool.server.settings import ServerSettings
 from regtool.storage.local import LocalDriver
 from tests.server.conftest import RunningRegistry
 from tests.server.test_api import OCI_MANIFEST, image_manifest, put_manifest, sha
@@ -313,6 +318,32 @@ def test_a_failing_request_makes_no_event(
         put_manifest(client, "app", "v1", image_manifest(client, "app"))
     events = receiver.wait_for(3)
     assert [e["action"] for e in events] == ["push"] * 3
+
+
+def test_events_are_queued_before_the_answer_ends(tmp_path: Path) -> None:
+    """A client that has its whole answer may send its next request at once: the
+    events of the first must already be queued, or the two could arrive out of order.
+    The endpoint is never started, so its queue shows what was written when."""
+    ops = operations(endpoints=(EndpointSettings("hook", dead_url()),))
+    assert ops.notifier is not None
+    (endpoint,) = ops.notifier.endpoints
+    queued_when: dict[str, int] = {}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        record(Request(scope), "pull", Target("blobs", "app", "sha256:" + "0" * 64))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        queued_when["mid-body"] = len(endpoint)
+        await send({"type": "http.response.body", "body": b"b"})
+        queued_when["answered"] = len(endpoint)
+
+    async def get() -> bytes:
+        transport = httpx.ASGITransport(app=RequestLife(app, ServerSettings(), ops))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+            return (await client.get("/v2/app/blobs/x")).content
+
+    assert asyncio.run(get()) == b"ab"
+    assert queued_when == {"mid-body": 0, "answered": 1}
 
 
 def dead_url() -> str:

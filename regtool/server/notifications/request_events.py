@@ -26,8 +26,9 @@ def begin(state: dict[str, Any], notifier: Notifier | None) -> Records | None:
 
 
 def finish(scope: Scope, pending: Records, notifier: Notifier | None) -> None:
-    """After a response below 400: the request's records go to `notifier` as events
-    (queued: never waiting for delivery), all with the request's id."""
+    """As a response below 400 ends (before its last byte is sent): the request's
+    records go to `notifier` as events (queued: never waiting for delivery), all with
+    the request's id."""
     if pending and notifier is not None:
         source = notifier.source
         notifier.write([stamp(scope, action, target, source) for action, target in pending])
