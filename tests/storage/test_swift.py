@@ -693,7 +693,7 @@ def test_every_request_path_reports_throttling(
         # a large object's segments, read directly
         "segment": (("GET", rf"/{container}/reg/segments/"), lambda: _read(faulty, "dir/large", 0)),
         "put": (("PUT", obj), lambda: faulty.put("dir/f", b"new")),
-        "move": (("HEAD", obj), lambda: faulty.move("dir/f", "dir/g")),
+        "move": (("HEAD", obj_get), lambda: faulty.move("dir/f", "dir/g")),
         "delete": (("POST", r"bulk-delete"), lambda: faulty.delete("dir")),
         "writer": (("PUT", rf"/{container}/reg/segments/"), lambda: _write(faulty, "dir/w")),
     }
