@@ -9,8 +9,8 @@ through the API leaves it. In the same run it times distribution 2.8's
 that both name the same blobs, and prints both times, the ratio and regtool's requests.
 Tags are pushed REPUSHES times each (histories of three, as distribution writes them).
 `regtool gc` runs as an installed command (its bytecode compiled, `benchmarks.installed`)
-cold (no manifest cache) and warm (the cache a run before filled), RUNS times each
-(median and range), against one run of distribution's.
+cold (no manifest cache) and warm (the cache the cold run before it filled), in turns,
+RUNS times each (median and range), against one run of distribution's.
 
 Pushing 100 repositories one blob and link at a time takes about ten minutes here. With
 `--pushed N` only N repositories are pushed; every other one is made by copying, inside
@@ -209,9 +209,11 @@ def main() -> None:
             gc_command = [str(bindir / "regtool"), "gc", "--dry-run", "--min-age", "0"]
             gc_command += ["--json", "-l", f"swift://{container}"]
             command_env = installed_env({**os.environ, **env})
-            colds = timed(gc_command, command_env, args.runs, lambda: _drop(cache))
-            timed(gc_command, command_env, 1)  # fills the cache
-            warms = timed(gc_command, command_env, args.runs)
+            colds: list[float] = []
+            warms: list[float] = []
+            for _ in range(args.runs):  # in turns, so that a change of load hits both
+                colds += timed(gc_command, command_env, 1, lambda: _drop(cache))
+                warms += timed(gc_command, command_env, 1)  # the cache the cold run filled
             cold_time, warm_time = statistics.median(colds), statistics.median(warms)
 
             assert theirs == orphans, (len(theirs), len(orphans))
