@@ -8,10 +8,20 @@ through the API leaves it. In the same run it times distribution 2.8's
 `docker-registry garbage-collect --dry-run` and `regtool gc --dry-run --min-age 0`, checks
 that both name the same blobs, and prints both times, the ratio and regtool's requests.
 Tags are pushed REPUSHES times each (histories of three, as distribution writes them).
-`regtool gc` runs as a command cold (no manifest cache) and warm (the cache a run before
-filled), RUNS times each (median), against one run of distribution's.
+`regtool gc` runs as an installed command (its bytecode compiled, `benchmarks.installed`)
+cold (no manifest cache) and warm (the cache the cold run before it filled), in turns,
+RUNS times each (median and range), against one run of distribution's.
 
-Usage: .venv/bin/python -m benchmarks.gc_swift [--repos 100] [--repushes 3] [--runs 3]
+Pushing 100 repositories one blob and link at a time takes about ten minutes here. With
+`--pushed N` only N repositories are pushed; every other one is made by copying, inside
+Swift (a COPY per object, no bytes through the client), all of `repositories/<source>/`
+of pushed repository `n % N` to its own name. That is the layout distribution writes for
+the same images pushed to another name (a cross-repository push: new links, the same
+blobs), so the copies share the pushed repositories' blobs and manifests: REPOS
+repositories of links over N repositories' worth of blobs. Garbage is added to copies too.
+
+Usage: .venv/bin/python -m benchmarks.gc_swift [--repos 100] [--pushed 10] [--repushes 3]
+    [--runs 3]
 """
 
 from __future__ import annotations
@@ -20,14 +30,23 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
-from benchmarks.ls_swift import LAYER_TYPE, _blob, _drop, populate, timed
+from swiftclient import client as sc  # type: ignore[import-untyped]
+
+from benchmarks.cpu import load_average
+from benchmarks.installed import installed_env
+from benchmarks.ls_swift import LAYER_TYPE, _blob, _drop, populate
 from regtool.gc import GcOptions, collect
 from regtool.layout.detect import detect_layout
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
@@ -41,9 +60,67 @@ from tests.services.distribution import (
     swift_storage,
     write_config,
 )
-from tests.services.swift import start_swift
+from tests.services.swift import SwiftService, start_swift
 
 ELIGIBLE = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
+
+
+def repository_name(n: int) -> str:
+    return f"team{n % 10}/app{n:03d}"  # as `ls_swift.populate` names them
+
+
+def replicate(service: SwiftService, container: str, repos: int, pushed: int) -> int:
+    """Repositories `pushed` .. `repos - 1`, each a server-side copy of the objects of
+    pushed repository `n % pushed` (see the module's doc); returns the objects copied."""
+    url, token = sc.get_auth(service.auth_url, service.user, service.key)
+    root = f"{SWIFT_ROOT}/repositories"
+    local = threading.local()
+
+    def copy(pair: tuple[str, str]) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = sc.http_connection(url)
+        source, target = pair
+        sc.put_object(
+            url,
+            token,
+            container,
+            target,
+            contents=None,
+            content_length=0,
+            headers={"X-Copy-From": quote(f"/{container}/{source}")},
+            http_conn=local.conn,
+        )
+
+    copies = []
+    for n in range(pushed, repos):
+        source = f"{root}/{repository_name(n % pushed)}/"
+        _, names = sc.get_container(
+            url, token, container, prefix=source, full_listing=True, http_conn=None
+        )
+        target = f"{root}/{repository_name(n)}/"
+        copies += [(o["name"], target + o["name"][len(source) :]) for o in names]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(copy, copies))
+    return len(copies)
+
+
+def timed(
+    argv: list[str], env: dict[str, str], runs: int, before: Callable[[], None] | None = None
+) -> list[float]:
+    """Wall seconds of `runs` runs of `argv` (`before` called ahead of each)."""
+    times = []
+    for _ in range(runs):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def spread(times: list[float]) -> str:
+    """`1.23 s (1.10-1.40)`: the median and range of `times`."""
+    return f"{statistics.median(times):7.2f} s ({min(times):.2f}-{max(times):.2f})"
 
 
 def add_garbage(driver: Driver, repos: int) -> set[str]:
@@ -51,7 +128,7 @@ def add_garbage(driver: Driver, repos: int) -> set[str]:
     layout = V2Layout(driver, SWIFT_ROOT)
     orphans: set[str] = set()
     for n in range(0, repos, 4):
-        name = f"team{n % 10}/app{n:03d}"
+        name = repository_name(n)
         blobs = [_blob(driver, layout, os.urandom(2048)) for _ in range(3)]
         doc = {
             "schemaVersion": 2,
@@ -74,6 +151,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=int, default=100)
     parser.add_argument("--repushes", type=int, default=3)
+    parser.add_argument(
+        "--pushed", type=int, default=None, help="repositories pushed; the rest copied"
+    )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="regtool-bench-") as tmp:
@@ -83,12 +163,15 @@ def main() -> None:
             storage = swift_storage(service, container)
             driver = service.driver(container)
             t0 = time.perf_counter()
-            populate(driver, args.repos, args.repushes)
+            pushed = min(args.pushed or args.repos, args.repos)
+            populate(driver, pushed, args.repushes)
+            copied = replicate(service, container, args.repos, pushed)
             orphans = add_garbage(driver, args.repos)
             objects = sum(1 for _ in driver.walk(""))
             driver.close()
             print(
-                f"store: {args.repos} repositories x 3 tags, {objects} objects, "
+                f"store: {args.repos} repositories x 3 tags ({pushed} pushed, the rest "
+                f"{copied} objects copied in Swift), {objects} objects, "
                 f"{len(orphans)} orphaned blobs (built in {time.perf_counter() - t0:.1f} s)"
             )
 
@@ -103,6 +186,7 @@ def main() -> None:
                 check=True,
             )
             theirs_time = time.perf_counter() - start
+            theirs_load = load_average()
             theirs = set(ELIGIBLE.findall(done.stdout))
 
             cache = Path(tmp) / "cache"
@@ -124,17 +208,24 @@ def main() -> None:
             bindir = Path(sys.executable).parent
             gc_command = [str(bindir / "regtool"), "gc", "--dry-run", "--min-age", "0"]
             gc_command += ["--json", "-l", f"swift://{container}"]
-            command_env = {**os.environ, **env}
-            cold_time, _ = timed(gc_command, command_env, args.runs, lambda: _drop(cache))
-            timed(gc_command, command_env, 1)  # fills the cache
-            warm_time, _ = timed(gc_command, command_env, args.runs)
+            command_env = installed_env({**os.environ, **env})
+            colds: list[float] = []
+            warms: list[float] = []
+            for _ in range(args.runs):  # in turns, so that a change of load hits both
+                colds += timed(gc_command, command_env, 1, lambda: _drop(cache))
+                warms += timed(gc_command, command_env, 1)  # the cache the cold run filled
+            cold_time, warm_time = statistics.median(colds), statistics.median(warms)
 
             assert theirs == orphans, (len(theirs), len(orphans))
             assert ours == theirs, (len(ours), len(theirs))
-            print(f"distribution garbage-collect --dry-run: {theirs_time:7.2f} s")
+            print(
+                f"distribution garbage-collect --dry-run: {theirs_time:7.2f} s "
+                f"(load at its end {theirs_load})"
+            )
             print(f"regtool gc --dry-run (in-process, cold): {ours_time:7.2f} s")
-            print(f"regtool gc --dry-run (command, cold):    {cold_time:7.2f} s")
-            print(f"regtool gc --dry-run (command, warm):    {warm_time:7.2f} s")
+            print(f"regtool gc --dry-run (command, cold):    {spread(colds)}")
+            print(f"regtool gc --dry-run (command, warm):    {spread(warms)}")
+            print(f"load at the end: {load_average()}")
             print(
                 f"ratio: {theirs_time / cold_time:.1f}x cold (target >= 40x), "
                 f"{theirs_time / warm_time:.1f}x warm (target >= 100x), "

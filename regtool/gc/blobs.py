@@ -5,7 +5,7 @@ so that ten million blobs spill to disk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from regtool.gc.spill import IN_MEMORY, KeyMap, pack_time, unpack_time
 from regtool.layout.blobs import walk_blobs
@@ -26,12 +26,16 @@ class BlobListing:
         self._map: KeyMap[_Kept] = KeyMap(threshold=threshold)
 
     @classmethod
-    def walk(
-        cls, layout: V2Layout, temporaries: list[Entry], threshold: int = IN_MEMORY
+    def of(
+        cls,
+        layout: V2Layout,
+        temporaries: list[Entry],
+        threshold: int,
+        walk: Iterable[Entry],
     ) -> BlobListing:
-        """Walk `blobs/`; writers' temp files met are appended to `temporaries`."""
+        """The listing of `walk`, a walk of `blobs/` (with temporaries); writers' temp files
+        met are appended to `temporaries`."""
         listing = cls(layout, threshold)
-        walk = layout.driver.walk(layout.blobs_dir(), temporaries=True)
         listing._map.update(
             (d.hex, (d.algorithm, e.size, pack_time(e.modified), e.checksum))
             for d, e in walk_blobs(layout, set_aside_temporaries(walk, temporaries))

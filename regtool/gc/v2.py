@@ -9,15 +9,19 @@ spill to disk past `GcOptions.in_memory` entries."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 from regtool.concurrency import map_outcomes
 from regtool.errors import PathNotFound
 from regtool.facts import ManifestFacts
+from regtool.gc.ahead import Ahead
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.blobs import BlobListing
 from regtool.gc.mark import Marks, mark
@@ -41,6 +45,8 @@ from regtool.oci import Digest
 from regtool.storage.base import Entry, LargeObject, set_aside_temporaries
 from regtool.text import plural
 
+T = TypeVar("T")
+
 
 @contextmanager
 def phase(result: GcResult, name: str) -> Iterator[None]:
@@ -52,8 +58,10 @@ def phase(result: GcResult, name: str) -> Iterator[None]:
 
 
 class _Sizer:
-    """Sizes and segment paths of large objects, from HEADs of only the objects asked for
-    and the one walk of `segments/`."""
+    """Sizes and segment paths of large objects, from the one walk of `segments/` and a
+    HEAD of only the objects asked for: of each object's manifest alone (`segment_set`),
+    which Swift answers without listing the segments, where the walk knows the set; a
+    full HEAD (`large_object`) for the size of any other."""
 
     def __init__(self, layout: V2Layout, sets: dict[str, SegmentSet], jobs: int):
         self.layout, self.sets, self.jobs = layout, sets, jobs
@@ -62,11 +70,19 @@ class _Sizer:
     def head_all(self, paths: list[str]) -> None:
         """HEAD the objects at `paths`. An object deleted since it was listed is remembered
         as such; anything else that fails (a storage fault) is raised."""
+        driver = self.layout.driver
         todo = [p for p in paths if p not in self.heads]
-        heads = map_outcomes(self.layout.driver.large_object, todo, self.jobs)
-        for head in heads.values():
-            if isinstance(head, Exception) and not isinstance(head, PathNotFound):
-                raise head
+        named = map_outcomes(driver.segment_set, todo, self.jobs)
+        _raise_faults(named.values())
+        heads: dict[str, LargeObject | Exception | None] = {}
+        for path, found in named.items():
+            if isinstance(found, Exception):
+                heads[path] = found
+            elif found is not None and found in self.sets:
+                heads[path] = LargeObject(self.sets[found].size, found)
+        unsized = [p for p in todo if p not in heads]  # plain, or segments not walked
+        heads.update(map_outcomes(driver.large_object, unsized, self.jobs))
+        _raise_faults(heads.values())
         self.heads.update(heads)
 
     def needs_head(self, entry: Entry) -> bool:
@@ -167,20 +183,38 @@ def collect_v2(
     cutoff = started - options.min_age
     driver = layout.driver
     with ExitStack() as scratch:  # what spilled to disk goes when gc is done with it
+        # The walks of blobs/ (when the facts need it before the mark) and segments/ begin
+        # now, beside the walk of repositories/: each listing waits on the storage.
+        reader = ReferenceReader(layout, options.jobs, facts, options.in_memory)
+        scratch.callback(reader.references.close)
+        blob_temporaries: list[Entry] = []
+        listing_ahead = None
+        if reader.facts is not None and driver.listed_checksums:
+            # One walk of blobs/ serves the facts' validity (listed MD5s) and the plan.
+            listing_ahead = Ahead(
+                partial(BlobListing.of, layout, blob_temporaries, options.in_memory),
+                driver.walk(layout.blobs_dir(), temporaries=True),
+                "blobs",
+            )
+            scratch.callback(_closing(listing_ahead, BlobListing.close))
+        segments_dir = layout.segments_dir()
+        sets_ahead = None
+        if segments_dir is not None:
+            sets_ahead = Ahead(
+                partial(segment_sets, segments_dir), driver.walk(segments_dir), "segments"
+            )
+            scratch.callback(sets_ahead.stop)
         with phase(result, "repositories"):
             snapshot = take_snapshot(
                 layout, cutoff, recheck=not options.dry_run, threshold=options.in_memory
             )
             scratch.callback(snapshot.close)
-        reader = ReferenceReader(layout, options.jobs, facts, options.in_memory)
-        scratch.callback(reader.references.close)
         temporaries = list(snapshot.temporaries)  # and those in blobs/, from its walk
         listing = None
-        if reader.facts is not None and driver.listed_checksums:
-            # One walk of blobs/ serves the facts' validity (listed MD5s) and the plan.
+        if listing_ahead is not None:
             with phase(result, "blobs"):
-                listing = BlobListing.walk(layout, temporaries, options.in_memory)
-                scratch.callback(listing.close)
+                listing = listing_ahead.result()
+                temporaries += blob_temporaries
             reader.entries.use_listing(listing.entry)
         with phase(result, "mark"):
             marked = _mark_all(layout, snapshot, reader, options)
@@ -219,10 +253,9 @@ def collect_v2(
                     item = _blob_item(digest, (entry.path,), entry.size, marked.revisions)
                     blob_items.append(item)
         sets: dict[str, SegmentSet] = {}
-        segments_dir = layout.segments_dir()
-        if segments_dir is not None:
+        if sets_ahead is not None:
             with phase(result, "segments"):
-                sets = segment_sets(segments_dir, driver.walk(segments_dir))
+                sets = sets_ahead.result()
         with phase(result, "plan"):
             sizer = _Sizer(layout, sets, options.jobs)
             blob_items += _large_blob_items(unsized, sizer, marked.revisions, result)
@@ -242,6 +275,25 @@ def collect_v2(
             with phase(result, "sweep"):
                 sweep(layout, result, snapshot, reader, options.settle.total_seconds())
     return result
+
+
+def _raise_faults(outcomes: Iterable[object]) -> None:
+    """Raises the first failure among `outcomes` other than `PathNotFound` (an object
+    deleted since it was listed)."""
+    for outcome in outcomes:
+        if isinstance(outcome, Exception) and not isinstance(outcome, PathNotFound):
+            raise outcome
+
+
+def _closing(ahead: Ahead[T], close: Callable[[T], None]) -> Callable[[], None]:
+    """Stops `ahead` and closes what it made, if it made it."""
+
+    def stop() -> None:
+        ahead.stop()
+        with contextlib.suppress(Exception):  # what failed the walk: raised elsewhere
+            close(ahead.result())
+
+    return stop
 
 
 def _blob_item(

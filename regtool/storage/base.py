@@ -279,6 +279,14 @@ class Driver(ABC):
         None, without a request, on backends without large objects."""
         return None
 
+    def segment_set(self, path: str) -> str | None:
+        """The segment set (driver path) of the large object at `path` (`PathNotFound` if
+        absent); None for a plain object, and, without a request, on backends without
+        large objects. Cheaper than `large_object` where the sizes of segment sets are
+        known from a walk: on Swift a HEAD of the DLO's manifest, which Swift answers
+        without listing the segments."""
+        return None
+
     def retry_steps(self, backoff: Backoff) -> None:  # noqa: B027 - most have no such steps
         """Retry with `backoff` the idempotent requests inside a call that is not retried
         as a whole (a Swift writer's segment uploads, HEADs and listings); the retry

@@ -82,6 +82,9 @@ class ObservedDriver(Driver):
     def large_object(self, path: str) -> LargeObject | None:
         return self._call("large_object", lambda: self.inner.large_object(path))
 
+    def segment_set(self, path: str) -> str | None:
+        return self._call("segment_set", lambda: self.inner.segment_set(path))
+
     def exists(self, path: str) -> bool:
         return self._call("stat", lambda: self.inner.exists(path))
 

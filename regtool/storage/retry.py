@@ -170,6 +170,9 @@ class RetryingDriver(Driver):
     def large_object(self, path: str) -> LargeObject | None:
         return self._call(lambda: self.inner.large_object(path))
 
+    def segment_set(self, path: str) -> str | None:
+        return self._call(lambda: self.inner.segment_set(path))
+
     def request_count(self) -> int | None:
         return self.inner.request_count()
 

@@ -259,6 +259,16 @@ def test_large_object_info(driver: Driver, segment_size: int) -> None:
         assert len(list(driver.walk(big.segment_set))) == 3
         with pytest.raises(PathNotFound):
             driver.large_object("lo/missing")
+    # the segment set alone: the same as large_object's, one request where there is one
+    before = driver.request_count()
+    assert driver.segment_set("lo/plain") is None
+    assert driver.segment_set("lo/big") == (big.segment_set if big else None)
+    if driver.has_large_objects:
+        assert before is not None and driver.request_count() == before + 2
+        with pytest.raises(PathNotFound):
+            driver.segment_set("lo/missing")
+    else:
+        assert driver.request_count() == before
     driver.delete("lo")
 
 

@@ -38,6 +38,7 @@ from regtool.location import parse_location
 from regtool.storage.base import Entry
 from regtool.storage.retry import RetryingDriver
 from regtool.storage.swift import SwiftCredentials, SwiftDriver, dlo
+from regtool.storage.swift.container import Container
 from regtool.storage.swift.errors import retry_after
 from tests.clirunner import Cli
 from tests.services import free_port
@@ -692,7 +693,7 @@ def test_every_request_path_reports_throttling(
         # a large object's segments, read directly
         "segment": (("GET", rf"/{container}/reg/segments/"), lambda: _read(faulty, "dir/large", 0)),
         "put": (("PUT", obj), lambda: faulty.put("dir/f", b"new")),
-        "move": (("HEAD", obj), lambda: faulty.move("dir/f", "dir/g")),
+        "move": (("HEAD", obj_get), lambda: faulty.move("dir/f", "dir/g")),
         "delete": (("POST", r"bulk-delete"), lambda: faulty.delete("dir")),
         "writer": (("PUT", rf"/{container}/reg/segments/"), lambda: _write(faulty, "dir/w")),
     }
@@ -1087,3 +1088,66 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after("Wed, 01 Jan 2025 11:00:00 GMT", now) == 0.0  # already past
     assert retry_after("soon", now) is None
     assert retry_after("", now) is None and retry_after(None, now) is None
+
+
+# --- what a request costs Swift ------------------------------------------------------
+
+
+def test_a_large_objects_segment_set_move_and_delete_head_its_manifest_alone(
+    faults: SwiftFaultProxy, faulty: SwiftDriver, raw: Connection, container: str
+) -> None:
+    """A HEAD through the DLO middleware makes Swift list the segments (for the size and
+    ETag); where only `X-Object-Manifest` matters, the manifest object itself is asked."""
+    data = os.urandom(3 * SEGMENT)
+    with faulty.writer("blob") as w:
+        w.write(data)
+        w.commit()
+    own = _segment_set(raw, container, "reg/blob").removeprefix("reg/")
+    faults.seen.clear()
+    assert faulty.segment_set("blob") == own
+    faulty.move("blob", "moved")
+    heads = [r for r in faults.seen if r.startswith("HEAD ")]
+    assert faulty.get("moved") == data  # a read HEADs the DLO whole: its size and ETag
+    faults.seen.clear()
+    faulty.delete("moved")
+    heads += [r for r in faults.seen if r.startswith("HEAD ")]
+    assert heads and all(r.endswith("?multipart-manifest=get") for r in heads), heads
+    assert _stored(raw, container) == {}
+
+
+def test_the_next_listing_page_is_asked_for_while_one_is_read(
+    swift_service: SwiftService,
+    small_swift: SwiftProxy,
+    container: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = [f"many/{i:03d}" for i in range(250)]
+    swift_service.add_listing_entries(container, names)
+    d = SwiftDriver(small_swift.credentials(), container)
+    asked: list[str | None] = []
+    second = threading.Event()
+    page = Container._page
+
+    def recorded(self: Container, *args: Any) -> list[object]:
+        asked.append(args[3])  # the marker
+        got = page(self, *args)
+        if len(asked) == 2:
+            second.set()
+        return got
+
+    monkeypatch.setattr(Container, "_page", recorded)
+    try:
+        walk = d.walk("many")
+        assert next(walk).path == names[0]
+        # the first page's first entry is out: the second page is under way already
+        assert second.wait(30), asked
+        assert [e.path for e in walk] == names[1:]
+        assert asked == [None, names[99], names[199]]
+        assert d.requests == 5  # login, /info, pages of 100 + 100 + 50, as before
+        # a walk stopped early leaves nothing behind: the driver lists on as before
+        early = d.walk("many")
+        assert next(early).path == names[0]
+        early.close()
+        assert [e.path for e in d.walk("many")] == names
+    finally:
+        d.close()

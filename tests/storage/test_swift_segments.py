@@ -24,6 +24,7 @@ from regtool.storage.retry import RetryingDriver
 from regtool.storage.swift import SwiftDriver
 from regtool.storage.swift.segmented import (
     AHEAD,
+    FIRST,
     PIECE,
     READ,
     THREADS,
@@ -232,15 +233,23 @@ def test_pieces_in_flight_stay_within_the_window_of_bytes() -> None:
         assert reader.read(20) == bytes([1]) * 20
 
 
-def test_a_distribution_sized_segment_is_read_with_one_request() -> None:
+def test_a_distribution_sized_segment_is_read_with_two_requests() -> None:
     """Swift's cost is largely per request: a segment of distribution's default size (20
-    MiB) is one piece; only a larger one is cut."""
+    MiB) is its first `FIRST` bytes (Swift's object server hashes a read from byte 0) and
+    the rest; only a larger one is cut further."""
     mib = 1024 * 1024
     assert pieces([("a", 20 * mib), ("b", 20 * mib)], 0, None) == [
-        Piece("a", 0, 20 * mib),
-        Piece("b", 0, 20 * mib),
+        Piece("a", 0, FIRST),
+        Piece("a", FIRST, 20 * mib - FIRST),
+        Piece("b", 0, FIRST),
+        Piece("b", FIRST, 20 * mib - FIRST),
     ]
-    assert len(pieces([("a", PIECE * 3)], 0, None)) == 3
+    assert len(pieces([("a", PIECE * 3)], 0, None)) == 4
+    # a range from within a segment asks for no first piece of it
+    assert pieces([("a", 20 * mib), ("b", FIRST)], mib, None) == [
+        Piece("a", mib, 19 * mib),
+        Piece("b", 0, FIRST),
+    ]
 
 
 def _taken(fetch: Fetch) -> bytes:

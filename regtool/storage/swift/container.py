@@ -14,10 +14,11 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import BinaryIO, TypeVar
 from urllib.parse import quote, unquote
 
@@ -44,6 +45,8 @@ MANIFEST_HEADER = "x-object-manifest"
 SLO_HEADER = "x-static-large-object"
 CONTENT_TYPE = "application/octet-stream"  # what distribution stores everything as
 PARALLEL = 8  # HEADs / DELETEs in flight when a request per object is needed
+#: Listings whose next page may be asked for ahead at once (a gc walks three).
+LISTINGS_AHEAD = 4
 
 
 def _listing_time(value: object) -> datetime | None:
@@ -98,11 +101,14 @@ class Container:
         self.prefix = prefix
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._listings: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool:
-            pool.shutdown()
+        listings, self._listings = self._listings, None
+        for each in (pool, listings):
+            if each:
+                each.shutdown()
 
     def map(self, fn: Callable[[str], T], items: Sequence[str]) -> list[T]:
         """`fn` over `items`, PARALLEL at a time, in threads that keep their connections."""
@@ -195,20 +201,44 @@ class Container:
             return None
         return list(self._pages(unquote(reference).partition("/")[2], path, False))
 
+    def _page(
+        self, prefix: str, directory: str, delimiter: bool, marker: str | None, limit: int
+    ) -> list[object]:
+        """One listing request: up to `limit` items after `marker`."""
+        _, page = self.session.call(
+            sc.get_container,
+            self.container,
+            marker=marker,
+            limit=limit,
+            prefix=prefix or None,
+            delimiter="/" if delimiter else None,
+            path=directory,
+        )
+        return list(page)
+
+    def _ask_ahead(self, fetch: Callable[[], list[object]]) -> Future[list[object]]:
+        """`fetch` in a listing thread (made on first use, one per listing in flight)."""
+        with self._lock:
+            if self._listings is None:
+                self._listings = ThreadPoolExecutor(
+                    LISTINGS_AHEAD, thread_name_prefix="swift-listing"
+                )
+            pool = self._listings
+        return pool.submit(fetch)
+
     def _pages(self, prefix: str, directory: str, delimiter: bool) -> Iterator[Entry]:
+        # A full page means more may follow: the next one is asked for at once, so that
+        # Swift prepares it while this one is parsed and the caller works through it.
         marker = None
+        ahead: Future[list[object]] | None = None
         while True:
             limit = self.session.capabilities().listing_limit
             try:
-                _, page = self.session.call(
-                    sc.get_container,
-                    self.container,
-                    marker=marker,
-                    limit=limit,
-                    prefix=prefix or None,
-                    delimiter="/" if delimiter else None,
-                    path=directory,
-                )
+                asked, ahead = ahead, None
+                if asked is not None:
+                    page = asked.result()
+                else:
+                    page = self._page(prefix, directory, delimiter, marker, limit)
             except PathNotFound:
                 return
             except PreconditionFailed as e:
@@ -218,11 +248,21 @@ class Container:
                     raise
                 self.session.lower_listing_limit(allowed)
                 continue
-            entries = [self._entry(item, directory, prefix) for item in page]
-            yield from (e for e in entries if e is not None)
+            if len(page) >= limit:
+                last = page[-1]
+                marker = last.get("name") or last.get("subdir") if isinstance(last, dict) else None
+                ahead = self._ask_ahead(
+                    partial(self._page, prefix, directory, delimiter, marker, limit)
+                )
+            try:
+                entries = [self._entry(item, directory, prefix) for item in page]
+                yield from (e for e in entries if e is not None)
+            except BaseException:  # the caller stopped early, or a bad item
+                if ahead is not None:
+                    ahead.cancel()  # not needed, if not under way yet
+                raise
             if len(page) < limit:
                 return
-            marker = page[-1].get("name") or page[-1].get("subdir")
 
     def has_below(self, directory: str) -> bool:
         """Whether any object lies below directory `directory` (a one-name listing)."""
@@ -236,9 +276,17 @@ class Container:
         return bool(page)
 
     # --- objects -----------------------------------------------------------------------
-    def head(self, path: str) -> dict[str, str]:
-        """The headers of the object at `path`, lower-case names."""
-        return self.session.call(sc.head_object, self.container, self.name(path), path=path)
+    def head(self, path: str, *, follow: bool = True) -> dict[str, str]:
+        """The headers of the object at `path`, lower-case names. With `follow` False, of
+        the object itself: a DLO's manifest (its `X-Object-Manifest`, 0 bytes) without
+        the size and ETag that Swift finds by listing the segments."""
+        return self.session.call(
+            sc.head_object,
+            self.container,
+            self.name(path),
+            query_string=None if follow else "multipart-manifest=get",
+            path=path,
+        )
 
     def get(self, path: str, *, follow: bool = True) -> bytes | LargeObjectManifest:
         """The whole body of the object at `path`; Swift joins a DLO's segments, or with

@@ -169,7 +169,7 @@ class LargeObjects:
     def manifest_of(self, path: str) -> str | None:
         """The own segment set of the DLO at `path`; None if absent or a plain object."""
         try:
-            headers = self.objects.head(path)
+            headers = self.objects.head(path, follow=False)
         except PathNotFound:
             return None
         return self.own_segment_set(manifest(headers))

@@ -103,6 +103,9 @@ class SwiftDriver(Driver):
         headers = self.objects.head(path)
         return LargeObject(self.dlo.size(headers), self.dlo.own_segment_set(manifest(headers)))
 
+    def segment_set(self, path: str) -> str | None:
+        return self.dlo.own_segment_set(manifest(self.objects.head(path, follow=False)))
+
     def describe(self) -> str:
         return self.objects.describe()
 
@@ -165,7 +168,7 @@ class SwiftDriver(Driver):
         return self.dlo.writer(path, append)
 
     def move(self, src: str, dst: str) -> None:
-        headers = self.objects.head(src)
+        headers = self.objects.head(src, follow=False)
         if self.objects.name(src) == self.objects.name(dst):
             return
         replaced = self.dlo.manifest_of(dst)
@@ -182,7 +185,7 @@ class SwiftDriver(Driver):
 
     def delete(self, path: str) -> None:
         try:
-            headers = self.objects.head(path)
+            headers = self.objects.head(path, follow=False)
         except PathNotFound:
             headers = None
         if headers is not None:  # a file: it and its segments
