@@ -1,6 +1,8 @@
 """`regtool ls`: repositories and tags of a store, read straight from storage.
 
-V2: one walk of `repositories/` (every tag link, with its modification time), then one
+V2: one walk of `repositories/` (every tag link, with its modification time; not into
+any repository's `_layers` or `_uploads`, where local and SFTP stores hold most of their
+directories and a tag's listing needs nothing), then one
 GET per distinct manifest (index children included), `jobs` at a time, and one per tag
 link whose digest the listing does not already tell (see
 `RepositoryIndex.listed_tag_digest`: a tag never re-pointed needs no read).
@@ -116,7 +118,7 @@ def _list_v2(
         repos = scanned
     else:
         repos = reader.beside_blob_listing(
-            lambda: layout.scan_repositories(repository, layers=False)
+            lambda: layout.scan_repositories(repository, layers=False, uploads=False)
         )
     listing.warnings += repos.skipped_warnings()
     digests: dict[tuple[str, str], Digest | Exception] = {}

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, TypeVar
 
 from regtool.storage.backoff import Backoff
-from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Writer
+from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Prune, Writer
 
 T = TypeVar("T")
 
@@ -43,8 +43,12 @@ class ObservedDriver(Driver):
     def list(self, prefix: str = "") -> list[Entry]:
         return self._call("list", lambda: self.inner.list(prefix))
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        return self._call("walk", lambda: self.inner.walk(prefix, temporaries=temporaries))
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
+        return self._call(
+            "walk", lambda: self.inner.walk(prefix, temporaries=temporaries, prune=prune)
+        )
 
     def stat(self, path: str) -> Entry:
         return self._call("stat", lambda: self.inner.stat(path))

@@ -9,7 +9,7 @@ from typing import BinaryIO, TypeVar
 
 from regtool.errors import PathNotFound, TransientError
 from regtool.storage.backoff import Backoff, retried
-from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Writer
+from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Prune, Writer
 from regtool.storage.streams import ResumingReader
 
 __all__ = ["Backoff", "RetryingDriver"]
@@ -72,12 +72,14 @@ class RetryingDriver(Driver):
     def list(self, prefix: str = "") -> list[Entry]:
         return self._call(lambda: self.inner.list(prefix))
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         failures, waited = 0, 0.0
         while True:
             started = False
             try:
-                for entry in self.inner.walk(prefix, temporaries=temporaries):
+                for entry in self.inner.walk(prefix, temporaries=temporaries, prune=prune):
                     started = True
                     yield entry
                 return

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO, TypeVar
 
 from regtool.errors import StorageError
-from regtool.storage.base import Driver, Entry
+from regtool.storage.base import Driver, Entry, Prune
 from regtool.storage.observed import ObservedDriver
 
 T = TypeVar("T")
@@ -57,9 +57,11 @@ class RootKept(ObservedDriver):
             self.check_root()
         return entries
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         any_entry = False
-        for entry in self.inner.walk(prefix, temporaries=temporaries):
+        for entry in self.inner.walk(prefix, temporaries=temporaries, prune=prune):
             any_entry = True
             yield entry
         if not any_entry:

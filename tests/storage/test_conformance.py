@@ -98,6 +98,30 @@ def test_walk_is_recursive_and_respects_prefix_boundaries(driver: Driver) -> Non
     driver.delete("wx")
 
 
+def test_walk_passes_over_pruned_directories(driver: Driver) -> None:
+    kept = {"p/a/file", "p/a/skip.txt", "p/b/keep/skip/deep/file", "p/c/file"}
+    pruned = {"p/a/skip/file", "p/a/skip/x/y/file", "p/c/skip/file"}
+    for path in kept | pruned:
+        driver.put(path, b"x")
+    asked: list[str] = []
+
+    def prune(directory: str) -> bool:
+        asked.append(directory)
+        return directory in ("p/a/skip", "p/c/skip")
+
+    found = {e.path for e in driver.walk("p", prune=prune)}
+    if driver.name == "swift":  # one flat listing: the hint spares nothing, and is not asked
+        assert found == kept | pruned and asked == []
+    else:  # every other directory asked once, before it is read; none below a pruned one
+        assert found == kept
+        assert sorted(asked) == sorted(
+            ["p/a", "p/a/skip", "p/b", "p/b/keep", "p/b/keep/skip", "p/b/keep/skip/deep"]
+            + ["p/c", "p/c/skip"]
+        )
+    assert {e.path for e in driver.walk("p")} == kept | pruned  # a walk without the hint
+    driver.delete("p")
+
+
 def test_ranged_reads(driver: Driver) -> None:
     data = bytes(range(256)) * 40
     driver.put("r/blob", data)

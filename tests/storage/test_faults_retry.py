@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from regtool.errors import PathNotFound, StorageError, TransientError
-from regtool.storage.base import DeleteReport, Driver, Entry, Writer
+from regtool.storage.base import DeleteReport, Driver, Entry, Prune, Writer
 from regtool.storage.local import LocalDriver
 from regtool.storage.retry import Backoff, RetryingDriver
 
@@ -75,11 +75,13 @@ class Scripted(Driver):
     def list(self, prefix: str = "") -> list[Entry]:
         return self._run("list", prefix)  # type: ignore[no-any-return]
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         self.calls.append(("walk", (prefix,)))
         if self.before.get("walk"):
             raise self.before["walk"].pop(0)
-        for i, entry in enumerate(self.inner.walk(prefix, temporaries=temporaries)):
+        for i, entry in enumerate(self.inner.walk(prefix, temporaries=temporaries, prune=prune)):
             if i == 1 and self.after.get("walk"):
                 raise self.after["walk"].pop(0)
             yield entry

@@ -19,7 +19,7 @@ from typing import BinaryIO, cast
 from paramiko.sftp import CMD_REMOVE, CMD_RMDIR
 
 from regtool.errors import PathNotFound, StorageError
-from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
+from regtool.storage.base import DeleteReport, Driver, Entry, Prune, Writer, check_path
 from regtool.storage.sftp import confine, files
 from regtool.storage.sftp.connection import Connection, Lease
 from regtool.storage.sftp.errors import channel_survives
@@ -136,8 +136,10 @@ class SftpDriver(Driver):
         *,
         recursive: bool = True,
         missing_ok: bool = True,
+        prune: Prune | None = None,
     ) -> Iterator[Entry]:
-        """Files and directories below `prefix` (only its own with `recursive` False),
+        """Files and directories below `prefix` (only its own with `recursive` False, none
+        below a directory `prune` answers True for),
         read on one channel with every known directory's requests in flight at once
         (`walk.py`); links followed (`follow`) as `listing.py` says, else listed as files.
         A missing `prefix` yields nothing, or raises PathNotFound unless `missing_ok`.
@@ -157,6 +159,7 @@ class SftpDriver(Driver):
                 recursive=recursive,
                 temporaries=temp,
                 follow=follow,
+                prune=prune,
                 open_handles=lease.capabilities.open_handles,
             )
             with self.connection.lending(lease):  # for what the caller does meanwhile
@@ -180,8 +183,10 @@ class SftpDriver(Driver):
                 return []
             raise
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        return (e for e in self._tree(prefix, temporaries) if not e.is_dir)
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
+        return (e for e in self._tree(prefix, temporaries, prune=prune) if not e.is_dir)
 
     def create_root(self) -> None:
         with self.connection.session("") as lease:
