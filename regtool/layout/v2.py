@@ -389,6 +389,27 @@ class V2Layout:
         except FileNotFoundError:
             raise NotFound(f"tag {name}:{tag} not found") from None
 
+    def tag_digests(
+        self, tags: Iterable[tuple[str, str]], jobs: int
+    ) -> dict[tuple[str, str], Digest | Exception]:
+        """What `tag_digest` gives for each (repository, tag), the links read together
+        (`Driver.get_many`): the digest, or the error (`NotFound`, `CorruptLink`, a
+        storage fault)."""
+        paths = {self.tag_current_link(name, tag): (name, tag) for name, tag in tags}
+        found: dict[tuple[str, str], Digest | Exception] = {}
+        for path, data in self.driver.get_many(paths, jobs).items():
+            name, tag = paths[path]
+            if isinstance(data, FileNotFoundError):
+                found[(name, tag)] = NotFound(f"tag {name}:{tag} not found")
+            elif isinstance(data, Exception):
+                found[(name, tag)] = data
+            else:
+                try:
+                    found[(name, tag)] = parse_link(data, path)
+                except CorruptLink as e:
+                    found[(name, tag)] = e
+        return found
+
     def read_blob(self, digest: Digest) -> bytes:
         return self.driver.get(self.blob_data(digest))
 
@@ -416,6 +437,21 @@ class V2Layout:
             return self.read_blob(digest)
         except FileNotFoundError:
             raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
+
+    def read_manifests_bytes(
+        self, digests: Iterable[Digest], jobs: int
+    ) -> dict[Digest, bytes | Exception]:
+        """What `read_manifest_bytes` gives for each digest, the blobs read together
+        (`Driver.get_many`): the bytes, or the error (`ManifestInvalid` for a missing
+        blob, a storage fault)."""
+        paths = {self.blob_data(d): d for d in digests}
+        found: dict[Digest, bytes | Exception] = {}
+        for path, data in self.driver.get_many(paths, jobs).items():
+            digest = paths[path]
+            if isinstance(data, FileNotFoundError):
+                data = ManifestInvalid(f"manifest {digest} is missing from blob storage")
+            found[digest] = data
+        return found
 
     def scan_repositories(
         self, name: str | None = None, *, layers: bool = True, uploads: bool = True

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
+from regtool.concurrency import DEFAULT_JOBS, map_outcomes
 from regtool.errors import InvalidPath, StorageError, TransientError
 
 if TYPE_CHECKING:
@@ -221,6 +222,17 @@ class Driver(ABC):
     @abstractmethod
     def get(self, path: str) -> bytes:
         """The whole content of a (small) file; `PathNotFound` if absent."""
+
+    def get_many(
+        self, paths: Iterable[str], jobs: int = DEFAULT_JOBS
+    ) -> dict[str, bytes | Exception]:
+        """The whole content of each (small) file of `paths`, or what `get` would raise for
+        it (`PathNotFound` for a missing one, any other `StorageError`): one file's
+        failure never stops the others. By default `get` of each, `jobs` at a time on
+        threads; SFTP sends every file's requests together on one channel, so a batch
+        costs about two round trips, not two per file. A fault that ends the whole batch
+        (a dropped connection) may be raised instead."""
+        return map_outcomes(self.get, paths, jobs)
 
     def put(self, path: str, data: bytes) -> None:
         """Write a whole file atomically, replacing any existing one; parent directories

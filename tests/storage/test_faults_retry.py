@@ -92,6 +92,9 @@ class Scripted(Driver):
     def get(self, path: str) -> bytes:
         return self._run("get", path)  # type: ignore[no-any-return]
 
+    def get_many(self, paths: Iterable[str], jobs: int = 16) -> dict[str, bytes | Exception]:
+        return self._run("get_many", list(paths), jobs)  # type: ignore[no-any-return]
+
     def put(self, path: str, data: bytes) -> None:
         self._run("put", path, data)
 
@@ -255,6 +258,44 @@ def test_delete_many_tries_the_paths_that_met_a_transient_fault_again(
     waits.clear()
     report = retrying.delete_many(["d/c"])
     assert list(report.transient) == ["d/c"] and len(waits) == 3  # four attempts, then given
+
+
+def test_get_many_reads_the_files_that_met_a_transient_fault_again(
+    scripted: Scripted,
+    retrying: RetryingDriver,
+    waits: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for path in ("g/a", "g/b", "g/c"):
+        retrying.put(path, path.encode())
+    sent: list[list[str]] = []
+    real = scripted.inner.get_many
+
+    def flaky(paths: Iterable[str], jobs: int = 16) -> dict[str, bytes | Exception]:
+        paths = list(paths)
+        sent.append(paths)
+        if len(sent) == 1:
+            raise fault()  # the whole batch: the connection dropped
+        found = real(paths, jobs)
+        if len(sent) == 2:
+            found["g/b"] = fault(retry_after=3)
+        found["g/c"] = StorageError("permission denied", driver="test")  # for good
+        return found
+
+    monkeypatch.setattr(scripted.inner, "get_many", flaky)
+    found = retrying.get_many(["g/a", "g/b", "g/c"])
+    assert sent == [["g/a", "g/b", "g/c"], ["g/a", "g/b", "g/c"], ["g/b"]]
+    assert found["g/a"] == b"g/a" and found["g/b"] == b"g/b" and list(found)[2] == "g/c"
+    assert isinstance(found["g/c"], StorageError) and "permission" in str(found["g/c"])
+    assert waits == [0.2, 3.75]  # a backoff's, then the server's wait and a quarter
+    monkeypatch.setattr(
+        scripted.inner, "get_many", lambda paths, jobs=16: dict.fromkeys(paths, fault())
+    )
+    waits.clear()
+    found = retrying.get_many(["g/a"])  # given up: the path's fault, not raised
+    assert isinstance(found["g/a"], TransientError) and len(waits) == 3
+    for path in ("g/a", "g/b", "g/c"):
+        retrying.delete(path)
 
 
 def _throttled(paths: list[str]) -> DeleteReport:

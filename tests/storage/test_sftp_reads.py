@@ -15,6 +15,7 @@ import pytest
 from regtool.errors import PathNotFound
 from regtool.storage.sftp import SftpDriver
 from regtool.storage.sftp import driver as sftp_driver
+from regtool.storage.sftp import reads as sftp_reads
 from regtool.storage.sftp.protocol import Pipeline, SftpChannel
 from tests.services.sshd import SshdService
 
@@ -92,3 +93,59 @@ def test_a_directory_or_nothing_is_not_found(store: tuple[SftpDriver, Path]) -> 
             driver.get(path)
     (disk / "dir" / "f").write_bytes(b"still usable")
     assert driver.get("dir/f") == b"still usable"
+
+
+def test_many_files_take_two_round_trips_together(
+    store: tuple[SftpDriver, Path], pipelines: list[Pipeline]
+) -> None:
+    driver, disk = store
+    chunk = 256 * 1024
+    wanted = {}
+    for n, size in enumerate((0, 71, chunk + 1, *([71] * 297))):
+        wanted[f"d{n % 7}/f{n}"] = os.urandom(size)
+        (disk / f"d{n % 7}").mkdir(exist_ok=True)
+        (disk / f"d{n % 7}" / f"f{n}").write_bytes(wanted[f"d{n % 7}/f{n}"])
+    assert driver.list("") is not None  # the root's real path is known from here on
+    pipelines.clear()
+    assert driver.get_many(wanted) == wanted
+    (pipe,) = pipelines  # one channel
+    assert pipe.round_trips == 2  # REALPATH, OPEN and STAT; then READs and CLOSE
+
+
+def test_many_reads_keep_within_the_bound(
+    store: tuple[SftpDriver, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver, disk = store
+    wanted = {f"f{n}": f"file {n}".encode() for n in range(50)}
+    for path, data in wanted.items():
+        (disk / path).write_bytes(data)
+    most = [0]
+    send = Pipeline.send
+
+    def counting(self: Pipeline, *args: Any, **kwargs: Any) -> None:
+        send(self, *args, **kwargs)
+        most[0] = max(most[0], self.client.outstanding)
+
+    monkeypatch.setattr(Pipeline, "send", counting)
+    monkeypatch.setattr(sftp_reads, "IN_FLIGHT", 8)
+    assert driver.get_many(wanted) == wanted
+    assert 6 <= most[0] <= 8
+
+
+def test_a_file_that_changes_in_a_batch_is_read_alone(
+    store: tuple[SftpDriver, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver, disk = store
+    (disk / "growing").write_bytes(b"first part")
+    (disk / "still").write_bytes(b"unchanged")
+    opened = sftp_reads.ManyReads._opened
+
+    def growing(self: sftp_reads.ManyReads, f: Any) -> None:
+        if f.path == "growing":  # after its STAT, before its READs
+            with open(disk / "growing", "ab") as out:
+                out.write(b", and more")
+        opened(self, f)
+
+    monkeypatch.setattr(sftp_reads.ManyReads, "_opened", growing)
+    found = driver.get_many(["growing", "still"])
+    assert found == {"growing": b"first part, and more", "still": b"unchanged"}

@@ -69,6 +69,7 @@ from paramiko.sftp import (
 __all__ = [
     "CMD_CLOSE",
     "CMD_DATA",
+    "CMD_OPEN",
     "CMD_OPENDIR",
     "CMD_READ",
     "CMD_READDIR",
