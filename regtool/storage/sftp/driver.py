@@ -12,7 +12,7 @@ from __future__ import annotations
 import getpass
 import posixpath
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import BinaryIO, cast
 
@@ -22,14 +22,14 @@ from regtool.concurrency import DEFAULT_JOBS
 from regtool.errors import PathNotFound, StorageError
 from regtool.storage.base import DeleteReport, Driver, Entry, Prune, Writer, check_path
 from regtool.storage.sftp import confine, files
+from regtool.storage.sftp.batches import Batches
 from regtool.storage.sftp.connection import Connection, Lease
 from regtool.storage.sftp.errors import channel_survives
 from regtool.storage.sftp.listing import entry
 from regtool.storage.sftp.login import Login, default_known_hosts
-from regtool.storage.sftp.protocol import SftpChannel, StatusReply
-from regtool.storage.sftp.reads import SMALL, ManyReads
+from regtool.storage.sftp.protocol import SftpChannel
+from regtool.storage.sftp.reads import ManyReads, Outcome
 from regtool.storage.sftp.streams import SftpReader, SftpWriter
-from regtool.storage.sftp.transfer import read_whole
 from regtool.storage.sftp.walk import TreeWalk
 
 PIPELINE_DEPTH = 32  # remove and rmdir requests in flight at once
@@ -84,6 +84,7 @@ class SftpDriver(Driver):
         self._base = root.rstrip("/") or "/" if root.startswith("/") else root.strip("/")
         self._real_root: str | None = None  # the root with links resolved, once known
         self.connection = Connection(login)
+        self._batches = Batches(self._read_batch)
 
     def describe(self) -> str:
         login = self.connection.login
@@ -209,11 +210,15 @@ class SftpDriver(Driver):
             return entry(path, attr)
 
     def get(self, path: str) -> bytes:
-        target = self._abs(path)
-        with self.connection.session(path) as lease:
-            data = self._read_small(lease, target, path)
-        if data is not None:
-            return data
+        self._abs(path)
+        if self.connection.lends():  # this thread's walk lends its channel: read on it
+            outcome = self._read_batch([path])[path]
+        else:  # with the reads other threads ask for meanwhile (`batches.py`)
+            outcome = self._batches.read(path)
+        if isinstance(outcome, StorageError):
+            raise outcome
+        if outcome is not None:
+            return outcome
         with self.open(path) as f:  # large, or changing while read
             return f.read()
 
@@ -223,54 +228,36 @@ class SftpDriver(Driver):
         """Every file's requests on one channel, pipelined (`reads.py`); `jobs` does not
         matter. Files found large, or changing while read, are read alone after."""
         found: dict[str, bytes | Exception] = {}
-        files: list[tuple[str, str]] = []
+        valid: list[str] = []
         for path in dict.fromkeys(paths):
             try:
-                files.append((path, self._abs(path)))
+                self._abs(path)
+                valid.append(path)
             except StorageError as e:
                 found[path] = e
-        if not files:
-            return found
-        # a fault of the connection ends the batch: the channel is not used again
+        if valid:
+            for path, outcome in self._read_batch(valid).items():
+                if outcome is None:  # large, or changing while read
+                    try:
+                        found[path] = self.get(path)
+                    except StorageError as e:
+                        found[path] = e
+                else:
+                    found[path] = outcome
+        return {path: found[path] for path in dict.fromkeys(paths)}
+
+    def _read_batch(self, paths: Sequence[str]) -> dict[str, Outcome]:
+        """Each valid driver path's `Outcome`, every file's requests in flight at once on
+        one channel; a fault of the connection is raised (the channel is not used again)."""
         with self.connection.session("") as lease:
-            outcomes = ManyReads(
+            return ManyReads(
                 lease.client,
                 self._root(lease.client),
-                files,
+                [(path, self._abs(path)) for path in paths],
                 lease.translate,
                 read_chunk=lease.capabilities.read_chunk,
                 open_handles=lease.capabilities.open_handles,
             ).run()
-        for path, outcome in outcomes.items():
-            if outcome is None:  # large, or changing while read
-                try:
-                    found[path] = self.get(path)
-                except StorageError as e:
-                    found[path] = e
-            else:
-                found[path] = outcome
-        return {path: found[path] for path in dict.fromkeys(paths)}
-
-    def _read_small(self, lease: Lease, target: str, path: str) -> bytes | None:
-        """The content of a file of up to SMALL bytes in two round trips (REALPATH, OPEN
-        and STAT together, then READs and CLOSE together); None for a larger one, or one
-        that changed while read."""
-        real, f, attrs = lease.client.open_stat_resolving(target)
-        try:
-            confine.check(real, self._root(lease.client), path)
-            if isinstance(attrs, StatusReply):
-                raise attrs
-            if stat.S_ISDIR(attrs.st_mode or 0):  # OpenSSH opens directories
-                raise PathNotFound(path, driver=self.name)
-            size = attrs.st_size or 0
-        except BaseException:
-            with suppress(Exception):
-                f.close()
-            raise
-        if size > SMALL:
-            f.close()
-            return None
-        return read_whole(f, size, lease.capabilities.read_chunk)
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         target = self._abs(path)
