@@ -248,8 +248,9 @@ class SftpDriver(Driver):
 
     def _read_batch(self, paths: Sequence[str]) -> dict[str, Outcome]:
         """Each valid driver path's `Outcome`, every file's requests in flight at once on
-        one channel; a fault of the connection is raised (the channel is not used again)."""
-        with self.connection.session("") as lease:
+        one channel; a fault of the connection is raised (the channel is not used again),
+        naming the path when there is one."""
+        with self.connection.session(paths[0] if len(paths) == 1 else "") as lease:
             return ManyReads(
                 lease.client,
                 self._root(lease.client),
