@@ -2,6 +2,7 @@
 
 Modules, from the wire up:
 
+    deferred.py      what paramiko imports and regtool never uses, loaded on first use
     protocol.py      the paramiko boundary: SFTP channel, error statuses, request pipeline
     capabilities.py  what the server announced (extensions, limits), how it renames
     errors.py        native errors as regtool's StorageErrors (a lost connection: transient)
@@ -13,6 +14,7 @@ Modules, from the wire up:
     driver.py        the Driver contract
 """
 
+from regtool.storage.sftp import deferred  # noqa: F401 - before paramiko is imported
 from regtool.storage.sftp.driver import SftpDriver
 
 __all__ = ["SftpDriver"]
