@@ -9,6 +9,9 @@ Modules, from the wire up:
     login.py         SSH login, host keys
     connection.py    the connection, reconnected when it drops, and its pool of channels
     transfer.py      pipelined reads and writes on an open file; copying a file
+    walk.py          listing a tree, every known directory's requests in flight at once
+    reads.py         reading many small files, every file's requests in flight at once
+    batches.py       the small reads threads ask for at once, read as one batch
     files.py         whole-file operations: makedirs, move, create-if-absent
     streams.py       the streaming reader and writer
     driver.py        the Driver contract
