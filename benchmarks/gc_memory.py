@@ -34,7 +34,7 @@ from regtool.gc import collect
 from regtool.gc.model import GcOptions
 from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
 from regtool.oci import OCI_MANIFEST, Digest
-from regtool.storage.base import BytesReader, DeleteReport, Driver, Entry, Writer
+from regtool.storage.base import BytesReader, DeleteReport, Driver, Entry, Prune, Writer
 
 OLD = datetime.now(UTC) - timedelta(days=30)
 _TAG_LINK = re.compile(r"/app(\d+)/_manifests/tags/t(\d+)/current/link$")
@@ -130,7 +130,9 @@ class SyntheticStore(Driver):
             for d in [digest_of("config", i)] + [self._layer(i, k) for k in range(self.layers)]:
                 yield Entry(self.layout.layer_link(name, d), size=size, modified=OLD)
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         if prefix == self.layout.blobs_dir():
             yield from self._blob_entries()
         elif prefix == self.layout.repositories_dir():

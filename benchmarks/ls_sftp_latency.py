@@ -150,7 +150,9 @@ def main() -> None:
                     env=env,
                 )
             rtt = 2 * args.delay_ms
+            load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
             print(f"round trip: {rtt:.0f} ms through the proxy; median of {args.runs} runs")
+            print(f"load average after the runs: {load} ({os.cpu_count()} CPUs)")
             print(f"ssh find -type f:     {find_time:6.2f} s")
             print(
                 f"regtool ls --json:    {ls_time:6.2f} s  ratio {ls_time / find_time:5.2f}x (<= 3x)"

@@ -18,7 +18,7 @@ import pytest
 
 from regtool.errors import StorageError, TransientError
 from regtool.location import Location
-from regtool.storage.base import Driver, Entry
+from regtool.storage.base import Driver, Entry, Prune
 from regtool.storage.local import LocalDriver
 from regtool.storage.retry import Backoff, RetryingDriver
 
@@ -67,9 +67,11 @@ class FaultyLocal(LocalDriver):
             return _Breaking(reader, fail, offset)  # type: ignore[return-value]
         return reader
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         self._fail("walk", prefix)
-        return super().walk(prefix, temporaries=temporaries)
+        return super().walk(prefix, temporaries=temporaries, prune=prune)
 
 
 class _Breaking(io.RawIOBase):

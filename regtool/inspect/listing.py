@@ -1,9 +1,12 @@
 """`regtool ls`: repositories and tags of a store, read straight from storage.
 
-V2: one walk of `repositories/` (every tag link, with its modification time), then one
-GET per distinct manifest (index children included), `jobs` at a time, and one per tag
-link whose digest the listing does not already tell (see
-`RepositoryIndex.listed_tag_digest`: a tag never re-pointed needs no read).
+V2: one walk of `repositories/` (every tag link, with its modification time; not into
+any repository's `_layers` or `_uploads`, where local and SFTP stores hold most of their
+directories and a tag's listing needs nothing), then a read of each tag link whose
+digest the listing does not already tell (see `RepositoryIndex.listed_tag_digest`: a tag
+never re-pointed needs no read) and of each distinct manifest (index children included,
+a level at a time), each kind together (`Driver.get_many`: `jobs` at a time; SFTP sends
+them all on one channel, two round trips for the lot).
 V1: one walk of `repositories/` and one of `images/`, then one GET per tag file and per
 distinct ancestry. Damaged data becomes a warning; the rest is still listed. A storage
 fault (`errors.is_fault`) is raised, ending the listing: it says nothing about the data.
@@ -116,7 +119,7 @@ def _list_v2(
         repos = scanned
     else:
         repos = reader.beside_blob_listing(
-            lambda: layout.scan_repositories(repository, layers=False)
+            lambda: layout.scan_repositories(repository, layers=False, uploads=False)
         )
     listing.warnings += repos.skipped_warnings()
     digests: dict[tuple[str, str], Digest | Exception] = {}
@@ -132,7 +135,7 @@ def _list_v2(
         if repos[name].tags[tag].checksum is not None:  # a listing that should have told
             log.debug("%s:%s: no digest has its current link's MD5; reading the link", name, tag)
     listing.tag_links_read = len(unread)
-    read = map_outcomes(lambda nt: layout.tag_digest(*nt), unread, jobs)
+    read = layout.tag_digests(unread, jobs)
     raise_faults(read.values())
     digests.update(read)
     reader.expect(d for repo in repos.values() for d in repo.revisions)

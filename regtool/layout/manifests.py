@@ -117,6 +117,8 @@ class ManifestReader:
         self.entries = ManifestEntries(layout)
         #: Facts `known` found, until `_manifest` takes them.
         self._known: dict[Digest, Manifest] = {}
+        #: Manifest bytes (or why not) `fetch` read together, until `_manifest` takes them.
+        self._read_ahead: dict[Digest, bytes | Exception] = {}
 
     def expect(self, digests: Iterable[Digest]) -> None:
         """Announce manifests likely to be fetched (see `ManifestEntries.expect`)."""
@@ -147,7 +149,7 @@ class ManifestReader:
         if (known := self._known.pop(digest, None)) is not None:
             return known
         if self.facts is None:
-            return self._parse(digest, self.layout.read_manifest_bytes(digest))
+            return self._parse(digest, self._bytes(digest))
         try:
             entry = self.entries.entry(digest)
         except FileNotFoundError:
@@ -158,6 +160,15 @@ class ManifestReader:
         manifest = self._parse(digest, self.layout.read_manifest_bytes(digest))
         self.facts.put(digest, entry, manifest)
         return manifest
+
+    def _bytes(self, digest: Digest) -> bytes:
+        """The manifest's bytes: read ahead by `fetch`, else read now."""
+        ahead = self._read_ahead.pop(digest, None)
+        if ahead is None:
+            return self.layout.read_manifest_bytes(digest)
+        if isinstance(ahead, Exception):
+            raise ahead
+        return ahead
 
     def known(self, digests: Iterable[Digest]) -> dict[Digest, tuple[Manifest, int]]:
         """The manifests (with their sizes in bytes) among `digests` that listed entries
@@ -201,7 +212,12 @@ class ManifestReader:
             self._known.update((d, m) for d, (m, _) in known.items())
             # what the cache told needs no worker thread; the rest is read
             outcomes = map_outcomes(self._read, known, 1)
-            outcomes.update(map_outcomes(self._read, todo - known.keys(), self.jobs))
+            rest = todo - known.keys()
+            if self.facts is None:  # no fact spares a read: every manifest read together
+                self._read_ahead = self.layout.read_manifests_bytes(rest, self.jobs)
+                outcomes.update(map_outcomes(self._read, rest, 1))
+            else:
+                outcomes.update(map_outcomes(self._read, rest, self.jobs))
             self.cache.update((d, o) for d, o in outcomes.items() if not is_fault(o))
             raise_faults(outcomes.values())
             children = {

@@ -36,7 +36,7 @@ from typing import BinaryIO, Literal
 
 from regtool.errors import LayoutError, ManifestInvalid, NameInvalid, NotFound
 from regtool.oci import Digest, check_name
-from regtool.storage.base import Driver, Entry, join
+from regtool.storage.base import Driver, Entry, Prune, join
 from regtool.text import plural
 
 FILESYSTEM_ROOT = "docker/registry/v2"
@@ -389,6 +389,27 @@ class V2Layout:
         except FileNotFoundError:
             raise NotFound(f"tag {name}:{tag} not found") from None
 
+    def tag_digests(
+        self, tags: Iterable[tuple[str, str]], jobs: int
+    ) -> dict[tuple[str, str], Digest | Exception]:
+        """What `tag_digest` gives for each (repository, tag), the links read together
+        (`Driver.get_many`): the digest, or the error (`NotFound`, `CorruptLink`, a
+        storage fault)."""
+        paths = {self.tag_current_link(name, tag): (name, tag) for name, tag in tags}
+        found: dict[tuple[str, str], Digest | Exception] = {}
+        for path, data in self.driver.get_many(paths, jobs).items():
+            name, tag = paths[path]
+            if isinstance(data, FileNotFoundError):
+                found[(name, tag)] = NotFound(f"tag {name}:{tag} not found")
+            elif isinstance(data, Exception):
+                found[(name, tag)] = data
+            else:
+                try:
+                    found[(name, tag)] = parse_link(data, path)
+                except CorruptLink as e:
+                    found[(name, tag)] = e
+        return found
+
     def read_blob(self, digest: Digest) -> bytes:
         return self.driver.get(self.blob_data(digest))
 
@@ -417,11 +438,45 @@ class V2Layout:
         except FileNotFoundError:
             raise ManifestInvalid(f"manifest {digest} is missing from blob storage") from None
 
-    def scan_repositories(self, name: str | None = None, *, layers: bool = True) -> Repositories:
+    def read_manifests_bytes(
+        self, digests: Iterable[Digest], jobs: int
+    ) -> dict[Digest, bytes | Exception]:
+        """What `read_manifest_bytes` gives for each digest, the blobs read together
+        (`Driver.get_many`): the bytes, or the error (`ManifestInvalid` for a missing
+        blob, a storage fault)."""
+        paths = {self.blob_data(d): d for d in digests}
+        found: dict[Digest, bytes | Exception] = {}
+        for path, data in self.driver.get_many(paths, jobs).items():
+            digest = paths[path]
+            if isinstance(data, FileNotFoundError):
+                data = ManifestInvalid(f"manifest {digest} is missing from blob storage")
+            found[digest] = data
+        return found
+
+    def scan_repositories(
+        self, name: str | None = None, *, layers: bool = True, uploads: bool = True
+    ) -> Repositories:
         """Every repository (or just `name`) from one walk of the repositories tree;
-        directories of an invalid name in `skipped`. `layers` as for `index_entries`."""
+        directories of an invalid name in `skipped`. `layers` and `uploads` as for
+        `index_entries`: what is left out is not walked either (`prune_parts`)."""
         top = self.repositories_dir() if name is None else self.repository_dir(name)
-        return self.index_entries(self.driver.walk(top), only=name, layers=layers)
+        walk = self.driver.walk(top, prune=self.prune_parts(layers=layers, uploads=uploads))
+        return self.index_entries(walk, only=name, layers=layers, uploads=uploads)
+
+    def prune_parts(self, *, layers: bool = True, uploads: bool = True) -> Prune | None:
+        """A walk's prune hint (`Driver.walk`) that passes over every repository's
+        `_layers` (unless `layers`) and `_uploads` (unless `uploads`) directory; None
+        when both are wanted. A tag of such a name (`_manifests/tags/_layers`) is kept:
+        only a repository's own `_` directories are passed over."""
+        pruned = _left_out(layers, uploads)
+        if not pruned:
+            return None
+
+        def prune(directory: str) -> bool:
+            split = self.split_repository_path(directory)
+            return split is not None and len(split[1]) == 1 and split[1][0] in pruned
+
+        return prune
 
     def iter_repository_names(self) -> Iterator[str]:
         """Every repository's name (a directory holding `_manifests`, of a valid name),
@@ -455,6 +510,7 @@ class V2Layout:
         include_all: bool = False,
         *,
         layers: bool = True,
+        uploads: bool = True,
     ) -> Repositories:
         """Sort walked entries under `repositories/` into per-repository indexes.
 
@@ -464,14 +520,16 @@ class V2Layout:
         goes to `Repositories.skipped` instead. Files that fit no known shape are
         ignored. With `layers` False the `_layers` links are passed over (`layers` and
         their `bad_links` stay empty): what lists tags needs none, and they are most of
-        a registry's links."""
+        a registry's links. With `uploads` False the files of `_uploads` are passed over
+        (`uploads` stays empty)."""
+        left_out = _left_out(layers, uploads)
         repos: dict[str, RepositoryIndex] = {}
         for entry in entries:
             split = self.split_repository_path(entry.path)
             if split is None or (only is not None and split[0] != only):
                 continue
             repo_name, rest = split
-            if not layers and rest[0] == "_layers":
+            if rest[0] in left_out:
                 continue
             _classify(repos.setdefault(repo_name, RepositoryIndex(repo_name)), rest, entry)
         found = Repositories()
@@ -484,6 +542,11 @@ class V2Layout:
             else:
                 found.skipped[repo_name] = repo
         return found
+
+
+def _left_out(layers: bool, uploads: bool) -> frozenset[str]:
+    """A repository's `_` directories a scan leaves out."""
+    return frozenset(n for n, wanted in (("_layers", layers), ("_uploads", uploads)) if not wanted)
 
 
 def _valid_name(name: str) -> bool:

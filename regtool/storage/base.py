@@ -41,11 +41,12 @@ from __future__ import annotations
 import io
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
+from regtool.concurrency import DEFAULT_JOBS, map_outcomes
 from regtool.errors import InvalidPath, StorageError, TransientError
 
 if TYPE_CHECKING:
@@ -56,6 +57,10 @@ _BAD_SEGMENT = re.compile(r"(?:\A|/)(?:\.{1,2})?(?:/|\Z)", re.ASCII)
 
 #: Files being written are named like this until they are committed (local, SFTP).
 TEMP_MARK = ".regtool-tmp-"
+
+#: A walk's prune hint (`Driver.walk`): called with the driver path of a directory below
+#: the walk's prefix, True when the caller needs nothing below that directory.
+Prune = Callable[[str], bool]
 
 
 def check_path(path: str, *, allow_root: bool = False) -> str:
@@ -192,11 +197,22 @@ class Driver(ABC):
         """
 
     @abstractmethod
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         """Every file below directory `prefix` (recursively), never directories, in any
         order, with as few requests as the backend allows. A missing or empty `prefix`
         yields nothing (no error). With `temporaries`, writers' temporary files are
-        yielded as well, marked `Entry.temporary` (see the module docstring)."""
+        yielded as well, marked `Entry.temporary` (see the module docstring).
+
+        `prune` is a hint that spares requests: it is asked once for each directory
+        below `prefix` (never `prefix` itself), before that directory is read, and a
+        directory it answers True for is not descended into. A driver that lists
+        directory by directory (local, SFTP) then yields none of the files below it; one
+        that lists flat (Swift: a listing names 10,000 objects below any depth, and a
+        test per name would cost more than the caller's own) may ignore the hint and
+        yield them. So a caller passes over what it does not need whatever the driver
+        did, and its result does not depend on the backend."""
 
     @abstractmethod
     def stat(self, path: str) -> Entry:
@@ -206,6 +222,17 @@ class Driver(ABC):
     @abstractmethod
     def get(self, path: str) -> bytes:
         """The whole content of a (small) file; `PathNotFound` if absent."""
+
+    def get_many(
+        self, paths: Iterable[str], jobs: int = DEFAULT_JOBS
+    ) -> dict[str, bytes | Exception]:
+        """The whole content of each (small) file of `paths`, or what `get` would raise for
+        it (`PathNotFound` for a missing one, any other `StorageError`): one file's
+        failure never stops the others. By default `get` of each, `jobs` at a time on
+        threads; SFTP sends every file's requests together on one channel, so a batch
+        costs about two round trips, not two per file. A fault that ends the whole batch
+        (a dropped connection) may be raised instead."""
+        return map_outcomes(self.get, paths, jobs)
 
     def put(self, path: str, data: bytes) -> None:
         """Write a whole file atomically, replacing any existing one; parent directories

@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, TypeVar
 
 from regtool.errors import PathNotFound, StorageError, StorageFull
-from regtool.storage.base import TEMP_MARK, DeleteReport, Driver, Entry, Writer, check_path
+from regtool.storage.base import (
+    TEMP_MARK,
+    DeleteReport,
+    Driver,
+    Entry,
+    Prune,
+    Writer,
+    check_path,
+)
 from regtool.storage.beneath import MAX_MKDIRS, Beneath, Place
 from regtool.storage.streams import LimitedReader
 
@@ -46,6 +54,11 @@ log = logging.getLogger(__name__)
 MISSING = frozenset({errno.ENOENT, errno.ENOTDIR})
 #: Errors of a full store, and how to say them.
 FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def _keep(directory: str) -> bool:
+    """The prune hint of a walk that needs everything."""
+    return False
 
 
 def _entry(rel: str, st: os.stat_result, is_dir: bool, temporary: bool = False) -> Entry:
@@ -328,22 +341,31 @@ class LocalDriver(Driver):
             os.close(fd)
         return entries
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         try:
             fd, real = self._open_dir(prefix)
         except OSError as e:
             if e.errno in MISSING:
                 return  # a missing prefix
             raise self._error(e, prefix) from None
-        yield from self._walk(fd, prefix, real, (), temporaries)
+        yield from self._walk(fd, prefix, real, (), temporaries, prune or _keep)
 
     def _walk(
-        self, fd: int, rel_dir: str, real: str, via: tuple[str, ...], temporaries: bool
+        self,
+        fd: int,
+        rel_dir: str,
+        real: str,
+        via: tuple[str, ...],
+        temporaries: bool,
+        prune: Prune,
     ) -> Iterator[Entry]:
         """The files below the directory open as `fd` (closed when done): driver path
         `rel_dir`, real path `real`, reached through links followed in the real
         directories `via` (a link back into any of them, or into `real`, is a loop).
-        Depth first, one descriptor open per level."""
+        Depth first, one descriptor open per level; a directory `prune` answers True
+        for is not opened."""
         try:
             try:
                 it = os.scandir(fd)
@@ -360,17 +382,21 @@ class LocalDriver(Driver):
                     try:
                         around = (real, *via)
                         if de.is_dir(follow_symlinks=False):
+                            if prune(rel):
+                                continue
                             sub = self._subdirectory(fd, de.name)
                             if sub is not None:
                                 yield from self._walk(
-                                    sub, rel, f"{real}/{de.name}", via, temporaries
+                                    sub, rel, f"{real}/{de.name}", via, temporaries, prune
                                 )
                             else:  # turned into a link since it was listed
-                                yield from self._walk_link(rel, around, temporary, temporaries)
+                                yield from self._walk_link(
+                                    rel, around, temporary, temporaries, prune
+                                )
                         elif de.is_file(follow_symlinks=False):
                             yield _entry(rel, de.stat(follow_symlinks=False), False, temporary)
                         elif de.is_symlink():
-                            yield from self._walk_link(rel, around, temporary, temporaries)
+                            yield from self._walk_link(rel, around, temporary, temporaries, prune)
                         else:
                             self._special(rel)
                     except FileNotFoundError:
@@ -381,7 +407,7 @@ class LocalDriver(Driver):
             os.close(fd)
 
     def _walk_link(
-        self, rel: str, around: tuple[str, ...], temporary: bool, temporaries: bool
+        self, rel: str, around: tuple[str, ...], temporary: bool, temporaries: bool, prune: Prune
     ) -> Iterator[Entry]:
         """What the link at `rel` leads to, as the module docstring says; `around` are
         the real directories the walk is inside."""
@@ -390,8 +416,10 @@ class LocalDriver(Driver):
             return
         target, st = found
         if st_mode.S_ISDIR(st.st_mode):
+            if prune(rel):
+                return
             sub, _ = self._beneath.open_dir(rel)
-            yield from self._walk(sub, rel, target, around, temporaries)
+            yield from self._walk(sub, rel, target, around, temporaries, prune)
         elif st_mode.S_ISREG(st.st_mode):
             yield _entry(rel, st, False, temporary)
         else:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, TypeVar
 
+from regtool.concurrency import DEFAULT_JOBS
 from regtool.storage.backoff import Backoff
-from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Writer
+from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Prune, Writer
 
 T = TypeVar("T")
 
@@ -18,7 +19,8 @@ Observer = Callable[[str, bool], None]
 
 class ObservedDriver(Driver):
     """`inner`, with every call reported to `observe`. A stream (`open`, `writer`) and a
-    `walk` count as one call, made when it is opened (its later failures are not seen).
+    `walk` count as one call, made when it is opened (its later failures are not seen);
+    a `get_many` as one call, failed only when the whole batch failed.
     Must be cheap: `observe` runs on the calling thread."""
 
     def __init__(self, inner: Driver, observe: Observer):
@@ -43,14 +45,23 @@ class ObservedDriver(Driver):
     def list(self, prefix: str = "") -> list[Entry]:
         return self._call("list", lambda: self.inner.list(prefix))
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        return self._call("walk", lambda: self.inner.walk(prefix, temporaries=temporaries))
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
+        return self._call(
+            "walk", lambda: self.inner.walk(prefix, temporaries=temporaries, prune=prune)
+        )
 
     def stat(self, path: str) -> Entry:
         return self._call("stat", lambda: self.inner.stat(path))
 
     def get(self, path: str) -> bytes:
         return self._call("get", lambda: self.inner.get(path))
+
+    def get_many(
+        self, paths: Iterable[str], jobs: int = DEFAULT_JOBS
+    ) -> dict[str, bytes | Exception]:
+        return self._call("get_many", lambda: self.inner.get_many(paths, jobs))
 
     def put(self, path: str, data: bytes) -> None:
         self._call("put", lambda: self.inner.put(path, data))

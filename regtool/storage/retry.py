@@ -7,9 +7,10 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, TypeVar
 
+from regtool.concurrency import DEFAULT_JOBS
 from regtool.errors import PathNotFound, TransientError
 from regtool.storage.backoff import Backoff, retried
-from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Writer
+from regtool.storage.base import DeleteReport, Driver, Entry, LargeObject, Prune, Writer
 from regtool.storage.streams import ResumingReader
 
 __all__ = ["Backoff", "RetryingDriver"]
@@ -37,6 +38,7 @@ class RetryingDriver(Driver):
       write (a registry client re-sends the chunk). Only opening one is retried. Inside a
       writer, the driver retries what can be sent again with `backoff` (a Swift segment
       held in memory, a HEAD): the wrapper hands its backoff down (`Driver.retry_steps`).
+    - `get_many` reads again, together, the files whose read met a transient fault.
     - `delete_many` tries the paths whose deletion met a transient fault again (deleting
       is idempotent, and an absent path counts as deleted): the driver reports which
       those are (`DeleteReport.transient`, a bulk-delete request throttled, say), so no
@@ -72,12 +74,14 @@ class RetryingDriver(Driver):
     def list(self, prefix: str = "") -> list[Entry]:
         return self._call(lambda: self.inner.list(prefix))
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         failures, waited = 0, 0.0
         while True:
             started = False
             try:
-                for entry in self.inner.walk(prefix, temporaries=temporaries):
+                for entry in self.inner.walk(prefix, temporaries=temporaries, prune=prune):
                     started = True
                     yield entry
                 return
@@ -92,6 +96,32 @@ class RetryingDriver(Driver):
 
     def get(self, path: str) -> bytes:
         return self._call(lambda: self.inner.get(path))
+
+    def get_many(
+        self, paths: Iterable[str], jobs: int = DEFAULT_JOBS
+    ) -> dict[str, bytes | Exception]:
+        # Reading is idempotent: the files whose read met a transient fault (all of them,
+        # when the batch itself failed) are read again, together.
+        wanted = list(dict.fromkeys(paths))
+        found: dict[str, bytes | Exception] = {}
+        todo, failures, waited = wanted, 0, 0.0
+        while todo:
+            try:
+                got = self.inner.get_many(todo, jobs)
+            except TransientError as e:
+                got = dict.fromkeys(todo, e)
+            found.update(got)
+            faults = [e for e in got.values() if isinstance(e, TransientError)]
+            if not faults:
+                break
+            failures += 1
+            fault = max(faults, key=lambda e: e.retry_after or 0.0)
+            try:
+                waited += self.backoff.pause(fault, failures, waited)
+            except TransientError:
+                break  # what stays unreadable is each path's fault
+            todo = [p for p, r in got.items() if isinstance(r, TransientError)]
+        return {path: found[path] for path in wanted}
 
     def put(self, path: str, data: bytes) -> None:
         self._call(lambda: self.inner.put(path, data))

@@ -12,11 +12,12 @@ store pays one existence check per such answer, which is rare where the root exi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, TypeVar
 
+from regtool.concurrency import DEFAULT_JOBS
 from regtool.errors import StorageError
-from regtool.storage.base import Driver, Entry
+from regtool.storage.base import Driver, Entry, Prune
 from regtool.storage.observed import ObservedDriver
 
 T = TypeVar("T")
@@ -57,9 +58,11 @@ class RootKept(ObservedDriver):
             self.check_root()
         return entries
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         any_entry = False
-        for entry in self.inner.walk(prefix, temporaries=temporaries):
+        for entry in self.inner.walk(prefix, temporaries=temporaries, prune=prune):
             any_entry = True
             yield entry
         if not any_entry:
@@ -70,6 +73,14 @@ class RootKept(ObservedDriver):
 
     def get(self, path: str) -> bytes:
         return self._found(lambda: self.inner.get(path))
+
+    def get_many(
+        self, paths: Iterable[str], jobs: int = DEFAULT_JOBS
+    ) -> dict[str, bytes | Exception]:
+        found = self.inner.get_many(paths, jobs)
+        if any(isinstance(r, FileNotFoundError) for r in found.values()):
+            self.check_root()
+        return found
 
     def open(self, path: str, offset: int = 0, length: int | None = None) -> BinaryIO:
         return self._found(lambda: self.inner.open(path, offset, length))

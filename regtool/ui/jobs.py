@@ -20,7 +20,7 @@ from typing import Any
 
 from regtool.errors import RegtoolError
 from regtool.inspect.verify import Verification, verify_registry
-from regtool.storage.base import Driver, Entry
+from regtool.storage.base import Driver, Entry, Prune
 from regtool.storage.observed import ObservedDriver
 from regtool.ui.data import JOBS, StorageSummary, StoreView, on_driver
 
@@ -171,8 +171,10 @@ class CountingDriver(ObservedDriver):
         super().__init__(inner, job.observe)
         self.job = job
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        entries = super().walk(prefix, temporaries=temporaries)
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
+        entries = super().walk(prefix, temporaries=temporaries, prune=prune)
         batch = 0
         for entry in entries:
             batch += 1

@@ -15,7 +15,7 @@ import pytest
 from regtool.gc import GcOptions, collect
 from regtool.layout.v2 import FILESYSTEM_ROOT, LinkStat, RepositoryIndex, V2Layout
 from regtool.oci import Digest
-from regtool.storage.base import Entry
+from regtool.storage.base import Entry, Prune
 from regtool.storage.local import LocalDriver
 from tests.handstore import HandImage, HandStore
 
@@ -120,12 +120,14 @@ class _LinkDuringGc(LocalDriver):
         super().__init__(root)
         self.walks, self.write, self.at = 0, write, at
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         if prefix.endswith("/repositories"):
             self.walks += 1
             if self.walks == self.at:
                 self.write()
-        return super().walk(prefix, temporaries=temporaries)
+        return super().walk(prefix, temporaries=temporaries, prune=prune)
 
 
 @pytest.mark.parametrize("at", [2, 3])

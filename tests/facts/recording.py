@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from regtool.storage.base import Driver, Entry
 from regtool.storage.retry import RetryingDriver
 
@@ -15,6 +17,11 @@ class Recording(RetryingDriver):
     def get(self, path: str) -> bytes:
         self.read.append(path)
         return super().get(path)
+
+    def get_many(self, paths: Iterable[str], jobs: int = 16) -> dict[str, bytes | Exception]:
+        paths = list(paths)
+        self.read += paths
+        return super().get_many(paths, jobs)
 
     def stat(self, path: str) -> Entry:
         self.stats.append(path)

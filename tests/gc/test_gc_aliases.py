@@ -15,7 +15,7 @@ from pathlib import Path
 from regtool.gc import GcOptions, GcResult, collect
 from regtool.layout.v2_write import write_link
 from regtool.oci import OCI_MANIFEST, Digest
-from regtool.storage.base import DeleteReport, Entry
+from regtool.storage.base import DeleteReport, Entry, Prune
 from regtool.storage.local import LocalDriver
 from tests.handstore import LAYER, HandStore
 
@@ -108,12 +108,14 @@ class _ChangeDuringGc(LocalDriver):
         super().__init__(root)
         self.walks, self.change = 0, change
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         if prefix.endswith("/repositories"):
             self.walks += 1
             if self.walks == 3:
                 self.change()
-        return super().walk(prefix, temporaries=temporaries)
+        return super().walk(prefix, temporaries=temporaries, prune=prune)
 
 
 def test_an_alias_written_back_holds_its_target(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from regtool.errors import StorageError
 from regtool.gc import GcOptions, collect
 from regtool.layout.v2 import FILESYSTEM_ROOT, V2Layout
 from regtool.oci import Digest, parse_manifest
-from regtool.storage.base import Entry
+from regtool.storage.base import Entry, Prune
 from regtool.storage.local import LocalDriver
 from tests.gc.scenario import Scenario, build
 from tests.services.images import pull
@@ -126,12 +126,14 @@ class _PushDuringGc(LocalDriver):
         super().__init__(root)
         self.walks, self.push, self.at = 0, push, at
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         if prefix.endswith("/repositories"):
             self.walks += 1
             if self.walks == self.at:
                 self.push()
-        return super().walk(prefix, temporaries=temporaries)
+        return super().walk(prefix, temporaries=temporaries, prune=prune)
 
 
 @pytest.mark.parametrize("at", [2, 3], ids=["before-deleting", "after-deleting-links"])

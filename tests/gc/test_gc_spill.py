@@ -27,7 +27,7 @@ from regtool.gc.snapshot import take_snapshot
 from regtool.gc.spill import Groups, KeyMap, KeySet, Plan, pack_time, unpack_time
 from regtool.layout.manifests import store_identity
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
-from regtool.storage.base import Driver, Entry
+from regtool.storage.base import Driver, Entry, Prune
 from regtool.storage.retry import RetryingDriver
 from tests.handstore import HandStore
 
@@ -124,9 +124,11 @@ class Walks(RetryingDriver):
         super().__init__(inner)
         self.walked: list[str] = []
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         self.walked.append(prefix)
-        return super().walk(prefix, temporaries=temporaries)
+        return super().walk(prefix, temporaries=temporaries, prune=prune)
 
 
 @pytest.fixture

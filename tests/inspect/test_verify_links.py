@@ -6,6 +6,7 @@ listing's MD5 tells right links without reading them."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,11 @@ class Recording(RetryingDriver):
     def get(self, path: str) -> bytes:
         self.read.append(path)
         return super().get(path)
+
+    def get_many(self, paths: Iterable[str], jobs: int = 16) -> dict[str, bytes | Exception]:
+        paths = list(paths)
+        self.read += paths
+        return super().get_many(paths, jobs)
 
 
 @pytest.mark.swift

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from regtool.oci import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
@@ -109,6 +110,16 @@ def check_listing(doc: dict[str, Any], pushed: list[Pushed]) -> None:
 
 def test_ls_local_and_sftp(cli, distribution_fs, sshd_service, tmp_path: Path) -> None:
     pushed = push_sample(distribution_fs.host, tmp_path)
+    # A tag named as a repository's own directories (which ls does not walk into), and an
+    # upload distribution keeps in progress there: the listing is the same.
+    image = img.build_image(tmp_path / "oci", "app", size=3000, layers=2)
+    digest = img.push(image, distribution_fs.host, "library/exampleapp", "_layers")
+    blobs = {b.digest: b.size for b in image.blobs}
+    pushed.append(Pushed("library/exampleapp", "_layers", digest, OCI_MANIFEST, [], blobs))
+    started = httpx.post(f"http://{distribution_fs.host}/v2/team/sub/app/blobs/uploads/")
+    assert started.status_code == 202
+    uploads = distribution_fs.v2 / "repositories" / "team" / "sub" / "app" / "_uploads"
+    assert any(uploads.iterdir())
     check_listing(cli.json("ls", str(distribution_fs.root)), pushed)
     # distribution's own config file names the same store
     check_listing(cli.json("ls", "--config", str(distribution_fs.registry.config_path)), pushed)

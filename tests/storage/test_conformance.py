@@ -98,6 +98,48 @@ def test_walk_is_recursive_and_respects_prefix_boundaries(driver: Driver) -> Non
     driver.delete("wx")
 
 
+def test_get_many_reads_each_file_or_says_why_not(driver: Driver) -> None:
+    small = {f"many/{n:02d}/link": f"sha256:{n:064x}".encode() for n in range(40)}
+    large = os.urandom(1536 * 1024)  # past what SFTP reads in the batch: read alone
+    for path, data in small.items():
+        driver.put(path, data)
+    driver.put("many/large", large)
+    driver.put("many/empty", b"")
+    asked = [*small, "many/large", "many/empty", "many/absent", "many/00", "many//bad"]
+    found = driver.get_many([*asked, "many/01/link"], jobs=4)
+    assert list(found) == asked  # in the order asked, each once
+    for path, data in small.items():
+        assert found[path] == data
+    assert found["many/large"] == large and found["many/empty"] == b""
+    assert isinstance(found["many/absent"], PathNotFound)
+    assert isinstance(found["many/00"], PathNotFound)  # a directory holds no content
+    assert isinstance(found["many//bad"], InvalidPath)
+    assert driver.get_many([]) == {}
+    driver.delete("many")
+
+
+def test_walk_passes_over_pruned_directories(driver: Driver) -> None:
+    kept = {"p/a/file", "p/a/skip.txt", "p/b/keep/skip/deep/file", "p/c/file"}
+    pruned = {"p/a/skip/file", "p/a/skip/x/y/file", "p/c/skip/file"}
+    for path in kept | pruned:
+        driver.put(path, b"x")
+    asked: list[str] = []
+
+    def prune(directory: str) -> bool:
+        asked.append(directory)
+        return directory in ("p/a/skip", "p/c/skip")
+
+    found = {e.path for e in driver.walk("p", prune=prune)}
+    if driver.name == "swift":  # one flat listing: the hint spares nothing, and is not asked
+        assert found == kept | pruned and asked == []
+    else:  # every other directory asked once, before it is read; none below a pruned one
+        assert found == kept
+        walked = ["p/a", "p/b", "p/b/keep", "p/b/keep/skip", "p/b/keep/skip/deep", "p/c"]
+        assert sorted(asked) == sorted([*walked, "p/a/skip", "p/c/skip"])
+    assert {e.path for e in driver.walk("p")} == kept | pruned  # a walk without the hint
+    driver.delete("p")
+
+
 def test_ranged_reads(driver: Driver) -> None:
     data = bytes(range(256)) * 40
     driver.put("r/blob", data)

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from regtool.errors import PathNotFound, StorageError, TransientError
-from regtool.storage.base import DeleteReport, Driver, Entry, Writer
+from regtool.storage.base import DeleteReport, Driver, Entry, Prune, Writer
 from regtool.storage.local import LocalDriver
 from regtool.storage.retry import Backoff, RetryingDriver
 
@@ -75,11 +75,13 @@ class Scripted(Driver):
     def list(self, prefix: str = "") -> list[Entry]:
         return self._run("list", prefix)  # type: ignore[no-any-return]
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         self.calls.append(("walk", (prefix,)))
         if self.before.get("walk"):
             raise self.before["walk"].pop(0)
-        for i, entry in enumerate(self.inner.walk(prefix, temporaries=temporaries)):
+        for i, entry in enumerate(self.inner.walk(prefix, temporaries=temporaries, prune=prune)):
             if i == 1 and self.after.get("walk"):
                 raise self.after["walk"].pop(0)
             yield entry
@@ -89,6 +91,9 @@ class Scripted(Driver):
 
     def get(self, path: str) -> bytes:
         return self._run("get", path)  # type: ignore[no-any-return]
+
+    def get_many(self, paths: Iterable[str], jobs: int = 16) -> dict[str, bytes | Exception]:
+        return self._run("get_many", list(paths), jobs)  # type: ignore[no-any-return]
 
     def put(self, path: str, data: bytes) -> None:
         self._run("put", path, data)
@@ -253,6 +258,44 @@ def test_delete_many_tries_the_paths_that_met_a_transient_fault_again(
     waits.clear()
     report = retrying.delete_many(["d/c"])
     assert list(report.transient) == ["d/c"] and len(waits) == 3  # four attempts, then given
+
+
+def test_get_many_reads_the_files_that_met_a_transient_fault_again(
+    scripted: Scripted,
+    retrying: RetryingDriver,
+    waits: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for path in ("g/a", "g/b", "g/c"):
+        retrying.put(path, path.encode())
+    sent: list[list[str]] = []
+    real = scripted.inner.get_many
+
+    def flaky(paths: Iterable[str], jobs: int = 16) -> dict[str, bytes | Exception]:
+        paths = list(paths)
+        sent.append(paths)
+        if len(sent) == 1:
+            raise fault()  # the whole batch: the connection dropped
+        found = real(paths, jobs)
+        if len(sent) == 2:
+            found["g/b"] = fault(retry_after=3)
+        found["g/c"] = StorageError("permission denied", driver="test")  # for good
+        return found
+
+    monkeypatch.setattr(scripted.inner, "get_many", flaky)
+    found = retrying.get_many(["g/a", "g/b", "g/c"])
+    assert sent == [["g/a", "g/b", "g/c"], ["g/a", "g/b", "g/c"], ["g/b"]]
+    assert found["g/a"] == b"g/a" and found["g/b"] == b"g/b" and list(found)[2] == "g/c"
+    assert isinstance(found["g/c"], StorageError) and "permission" in str(found["g/c"])
+    assert waits == [0.2, 3.75]  # a backoff's, then the server's wait and a quarter
+    monkeypatch.setattr(
+        scripted.inner, "get_many", lambda paths, jobs=16: dict.fromkeys(paths, fault())
+    )
+    waits.clear()
+    found = retrying.get_many(["g/a"])  # given up: the path's fault, not raised
+    assert isinstance(found["g/a"], TransientError) and len(waits) == 3
+    for path in ("g/a", "g/b", "g/c"):
+        retrying.delete(path)
 
 
 def _throttled(paths: list[str]) -> DeleteReport:

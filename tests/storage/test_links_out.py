@@ -82,6 +82,20 @@ def _refused(call: Callable[[], object]) -> StorageError:
     return info.value
 
 
+def _get_one_of_many(d: Driver, path: str) -> bytes:
+    """`path` read in a batch beside a file that is inside: only `path` fails."""
+    d.put("inside/file", b"inside")
+    try:
+        found = d.get_many([path, "inside/file"])
+    finally:
+        d.delete("inside")
+    assert found["inside/file"] == b"inside"
+    result = found[path]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
 def _read(d: Driver, path: str) -> bytes:
     with d.open(path) as f:
         return f.read()
@@ -101,6 +115,7 @@ def test_a_link_out_to_a_file_is_never_read_nor_written(on_disk: OnDisk) -> None
     link = "blobs/ab/data"
     calls: dict[str, Callable[[], object]] = {
         "get": lambda: d.get(link),
+        "get_many": lambda: _get_one_of_many(d, link),
         "open": lambda: _read(d, link),
         "ranged open": lambda: d.open(link, 3, 5).read(),
         "stat": lambda: d.stat(link),

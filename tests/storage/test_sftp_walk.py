@@ -123,6 +123,31 @@ def test_a_walk_costs_about_two_round_trips_per_level(
     assert directories > 600  # one directory at a time: three round trips each
 
 
+def test_a_pruned_directory_costs_no_request(
+    store: Store, walks: list[sftp_walk.TreeWalk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _wide_and_deep(store)
+    opened: list[str] = []
+    send = Pipeline.send
+
+    def recording(self: Pipeline, tag: Any, cmd: int, *args: Any, **kwargs: Any) -> None:
+        if cmd == CMD_OPENDIR:
+            opened.append(tag[1].path)
+        send(self, tag, cmd, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "send", recording)
+    # what lies below the b* directories is deepest: passing over it leaves two levels
+    found = _files(store.driver.walk("", prune=lambda d: d.count("/") == 1 and "/b" in d))
+    expected = _files(LocalDriver(store.disk).walk(""))
+    assert found == {p: v for p, v in expected.items() if "/b" not in p}
+    a = [f"a{i}" for i in range(10)]
+    beside = [f"{d}/empty" for d in a] + [f"{d}/empty/deeper" for d in a]
+    assert sorted(opened) == sorted(["", *a, *beside, "many"])
+    (walk,) = walks
+    # the top, a*, a*/empty, a*/empty/deeper: an OPENDIR, then READDIRs answered together
+    assert walk.round_trips <= 2 * 4 + 1
+
+
 def test_requests_in_flight_stay_within_the_bound(
     store: Store, walks: list[sftp_walk.TreeWalk], monkeypatch: pytest.MonkeyPatch
 ) -> None:

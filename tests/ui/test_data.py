@@ -16,7 +16,7 @@ from regtool.layout import v2_write
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest
-from regtool.storage.base import Entry
+from regtool.storage.base import Entry, Prune
 from regtool.storage.local import LocalDriver
 from regtool.ui import sharing
 from regtool.ui.data import PAGE_SIZE, ImageDetails, StoreView
@@ -45,10 +45,12 @@ class CountingDriver(LocalDriver):
             self.read.append(path)
         return super().open(path, offset, length)
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
         with self.lock:
             self.walked.append(prefix)
-        return super().walk(prefix, temporaries=temporaries)
+        return super().walk(prefix, temporaries=temporaries, prune=prune)
 
 
 def view_of(root: Path) -> tuple[StoreView, CountingDriver, V2Layout]:
@@ -186,8 +188,10 @@ def test_the_first_catalog_names_every_repository_without_waiting_for_the_walk(
 
         go = threading.Event()
 
-        def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-            entries = super().walk(prefix, temporaries=temporaries)
+        def walk(
+            self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+        ) -> Iterator[Entry]:
+            entries = super().walk(prefix, temporaries=temporaries, prune=prune)
             if prefix.endswith("/repositories"):
                 assert self.go.wait(20)
             return entries
@@ -258,10 +262,12 @@ def test_a_store_whose_walk_is_long_is_walked_less_often(tmp_path: Path) -> None
     now = [0.0]
 
     class SlowWalks(CountingDriver):
-        def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
+        def walk(
+            self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+        ) -> Iterator[Entry]:
             if prefix.endswith("/repositories"):
                 now[0] += 5.0  # the whole tree takes five seconds
-            return super().walk(prefix, temporaries=temporaries)
+            return super().walk(prefix, temporaries=temporaries, prune=prune)
 
     driver = SlowWalks(tmp_path)
     write_image(default_layout(driver), "app", "1")

@@ -19,7 +19,7 @@ from regtool.layout.detect import default_layout
 from regtool.server.auth.guard import Guard
 from regtool.server.auth.htpasswd import hash_password, write_entry
 from regtool.server.settings import ServerSettings
-from regtool.storage.base import Entry
+from regtool.storage.base import Entry, Prune
 from regtool.storage.local import LocalDriver
 from regtool.ui.app import ui_routes
 from regtool.ui.data import StoreView
@@ -36,8 +36,10 @@ class HeldWalks(LocalDriver):
         self.reached = threading.Event()
         self.go = threading.Event()
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        entries = list(super().walk(prefix, temporaries=temporaries))
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
+        entries = list(super().walk(prefix, temporaries=temporaries, prune=prune))
         if self.held and prefix.endswith(self.held):
             self.reached.set()
             assert self.go.wait(20)

@@ -262,7 +262,7 @@ def test_a_walk_begun_before_a_delete_does_not_bring_the_deleted_back(tmp_path: 
     import threading
     from collections.abc import Iterator
 
-    from regtool.storage.base import Entry
+    from regtool.storage.base import Entry, Prune
     from regtool.ui.data import StoreView
 
     class PausedWalks(LocalDriver):
@@ -272,8 +272,10 @@ def test_a_walk_begun_before_a_delete_does_not_bring_the_deleted_back(tmp_path: 
         listed = threading.Event()
         go = threading.Event()
 
-        def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-            entries = list(super().walk(prefix, temporaries=temporaries))
+        def walk(
+            self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+        ) -> Iterator[Entry]:
+            entries = list(super().walk(prefix, temporaries=temporaries, prune=prune))
             if self.pause and prefix.endswith("/repositories"):
                 self.listed.set()
                 self.go.wait(10)

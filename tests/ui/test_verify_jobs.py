@@ -15,7 +15,7 @@ import pytest
 
 from regtool.layout.detect import default_layout
 from regtool.server.settings import ServerSettings
-from regtool.storage.base import Entry
+from regtool.storage.base import Entry, Prune
 from regtool.storage.local import LocalDriver
 from regtool.ui import jobs
 from regtool.ui.data import StoreView
@@ -33,8 +33,10 @@ class HeldRepositories(LocalDriver):
         self.reached = threading.Semaphore(0)
         self.go = threading.Event()
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        entries = list(super().walk(prefix, temporaries=temporaries))
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
+        entries = list(super().walk(prefix, temporaries=temporaries, prune=prune))
         if any(prefix.endswith(f"/repositories/{name}") for name in self.held):
             self.reached.release()
             assert self.go.wait(20)

@@ -281,6 +281,11 @@ class Connection:
         finally:
             self._lent.lease = previous
 
+    def lends(self) -> bool:
+        """Whether this thread is inside `lending`: its `session`s use a lent channel."""
+        lent: Lease | None = getattr(self._lent, "lease", None)
+        return lent is not None and not lent.released
+
     @contextmanager
     def session(self, path: str) -> Iterator[Lease]:
         """A lease for one operation on `path`; native errors leave as StorageErrors.

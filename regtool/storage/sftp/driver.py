@@ -12,26 +12,27 @@ from __future__ import annotations
 import getpass
 import posixpath
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import BinaryIO, cast
 
 from paramiko.sftp import CMD_REMOVE, CMD_RMDIR
 
+from regtool.concurrency import DEFAULT_JOBS
 from regtool.errors import PathNotFound, StorageError
-from regtool.storage.base import DeleteReport, Driver, Entry, Writer, check_path
+from regtool.storage.base import DeleteReport, Driver, Entry, Prune, Writer, check_path
 from regtool.storage.sftp import confine, files
+from regtool.storage.sftp.batches import Batches
 from regtool.storage.sftp.connection import Connection, Lease
 from regtool.storage.sftp.errors import channel_survives
 from regtool.storage.sftp.listing import entry
 from regtool.storage.sftp.login import Login, default_known_hosts
-from regtool.storage.sftp.protocol import SftpChannel, StatusReply
+from regtool.storage.sftp.protocol import SftpChannel
+from regtool.storage.sftp.reads import ManyReads, Outcome
 from regtool.storage.sftp.streams import SftpReader, SftpWriter
-from regtool.storage.sftp.transfer import read_whole
 from regtool.storage.sftp.walk import TreeWalk
 
 PIPELINE_DEPTH = 32  # remove and rmdir requests in flight at once
-SMALL = 1024 * 1024  # get() reads files up to this size with all their reads in flight
 Outcomes = list[tuple[str, Exception | None]]
 
 
@@ -83,6 +84,7 @@ class SftpDriver(Driver):
         self._base = root.rstrip("/") or "/" if root.startswith("/") else root.strip("/")
         self._real_root: str | None = None  # the root with links resolved, once known
         self.connection = Connection(login)
+        self._batches = Batches(self._read_batch)
 
     def describe(self) -> str:
         login = self.connection.login
@@ -136,8 +138,10 @@ class SftpDriver(Driver):
         *,
         recursive: bool = True,
         missing_ok: bool = True,
+        prune: Prune | None = None,
     ) -> Iterator[Entry]:
-        """Files and directories below `prefix` (only its own with `recursive` False),
+        """Files and directories below `prefix` (only its own with `recursive` False, none
+        below a directory `prune` answers True for),
         read on one channel with every known directory's requests in flight at once
         (`walk.py`); links followed (`follow`) as `listing.py` says, else listed as files.
         A missing `prefix` yields nothing, or raises PathNotFound unless `missing_ok`.
@@ -157,6 +161,7 @@ class SftpDriver(Driver):
                 recursive=recursive,
                 temporaries=temp,
                 follow=follow,
+                prune=prune,
                 open_handles=lease.capabilities.open_handles,
             )
             with self.connection.lending(lease):  # for what the caller does meanwhile
@@ -180,8 +185,10 @@ class SftpDriver(Driver):
                 return []
             raise
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        return (e for e in self._tree(prefix, temporaries) if not e.is_dir)
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
+        return (e for e in self._tree(prefix, temporaries, prune=prune) if not e.is_dir)
 
     def create_root(self) -> None:
         with self.connection.session("") as lease:
@@ -203,34 +210,55 @@ class SftpDriver(Driver):
             return entry(path, attr)
 
     def get(self, path: str) -> bytes:
-        target = self._abs(path)
-        with self.connection.session(path) as lease:
-            data = self._read_small(lease, target, path)
-        if data is not None:
-            return data
+        self._abs(path)
+        if self.connection.lends():  # this thread's walk lends its channel: read on it
+            outcome = self._read_batch([path])[path]
+        else:  # with the reads other threads ask for meanwhile (`batches.py`)
+            outcome = self._batches.read(path)
+        if isinstance(outcome, StorageError):
+            raise outcome
+        if outcome is not None:
+            return outcome
         with self.open(path) as f:  # large, or changing while read
             return f.read()
 
-    def _read_small(self, lease: Lease, target: str, path: str) -> bytes | None:
-        """The content of a file of up to SMALL bytes in two round trips (REALPATH, OPEN
-        and STAT together, then READs and CLOSE together); None for a larger one, or one
-        that changed while read."""
-        real, f, attrs = lease.client.open_stat_resolving(target)
-        try:
-            confine.check(real, self._root(lease.client), path)
-            if isinstance(attrs, StatusReply):
-                raise attrs
-            if stat.S_ISDIR(attrs.st_mode or 0):  # OpenSSH opens directories
-                raise PathNotFound(path, driver=self.name)
-            size = attrs.st_size or 0
-        except BaseException:
-            with suppress(Exception):
-                f.close()
-            raise
-        if size > SMALL:
-            f.close()
-            return None
-        return read_whole(f, size, lease.capabilities.read_chunk)
+    def get_many(
+        self, paths: Iterable[str], jobs: int = DEFAULT_JOBS
+    ) -> dict[str, bytes | Exception]:
+        """Every file's requests on one channel, pipelined (`reads.py`); `jobs` does not
+        matter. Files found large, or changing while read, are read alone after."""
+        found: dict[str, bytes | Exception] = {}
+        valid: list[str] = []
+        for path in dict.fromkeys(paths):
+            try:
+                self._abs(path)
+                valid.append(path)
+            except StorageError as e:
+                found[path] = e
+        if valid:
+            for path, outcome in self._read_batch(valid).items():
+                if outcome is None:  # large, or changing while read
+                    try:
+                        found[path] = self.get(path)
+                    except StorageError as e:
+                        found[path] = e
+                else:
+                    found[path] = outcome
+        return {path: found[path] for path in dict.fromkeys(paths)}
+
+    def _read_batch(self, paths: Sequence[str]) -> dict[str, Outcome]:
+        """Each valid driver path's `Outcome`, every file's requests in flight at once on
+        one channel; a fault of the connection is raised (the channel is not used again),
+        naming the path when there is one."""
+        with self.connection.session(paths[0] if len(paths) == 1 else "") as lease:
+            return ManyReads(
+                lease.client,
+                self._root(lease.client),
+                [(path, self._abs(path)) for path in paths],
+                lease.translate,
+                read_chunk=lease.capabilities.read_chunk,
+                open_handles=lease.capabilities.open_handles,
+            ).run()
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         target = self._abs(path)

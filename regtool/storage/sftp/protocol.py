@@ -69,6 +69,7 @@ from paramiko.sftp import (
 __all__ = [
     "CMD_CLOSE",
     "CMD_DATA",
+    "CMD_OPEN",
     "CMD_OPENDIR",
     "CMD_READ",
     "CMD_READDIR",
@@ -323,21 +324,6 @@ class SftpChannel(paramiko.SFTPClient):
         if t != CMD_HANDLE:
             raise SFTPError(f"unexpected reply type {t} to open")
         return real, RemoteFile(self, msg.get_binary())
-
-    def open_stat_resolving(self, path: str) -> tuple[Real, RemoteFile, Attributes]:
-        """`open_file(path, "r")`, where `path` really is and what `stat(path)` says
-        (links followed), in one round trip; an error status of the open is raised, those
-        of the others returned."""
-        pipe = self.pipeline()
-        pipe.send(None, CMD_REALPATH, path)
-        pipe.send(None, CMD_OPEN, path, OPEN_FLAGS["r"], _no_attributes())
-        pipe.send(None, CMD_STAT, path)
-        real = real_reply(*pipe.reply()[1:])
-        handle = handle_reply(*pipe.reply()[1:])
-        attrs = attrs_reply(*pipe.reply()[1:])
-        if isinstance(handle, StatusReply):
-            raise handle
-        return real, RemoteFile(self, handle), attrs
 
     def stat_resolving(self, path: str) -> tuple[Real, paramiko.SFTPAttributes]:
         """`stat(path)` (links followed) and where `path` really is, in one round trip."""

@@ -13,7 +13,6 @@ from contextlib import suppress
 
 from regtool.storage.sftp.capabilities import Capabilities
 from regtool.storage.sftp.protocol import (
-    CMD_CLOSE,
     CMD_DATA,
     CMD_READ,
     CMD_STATUS,
@@ -74,40 +73,6 @@ class RangeReader:
         """Take the replies still due, so the channel is clean for its next user."""
         while self._pipe:
             self._pipe.reply()
-
-
-def read_whole(file: RemoteFile, size: int, chunk: int) -> bytes | None:
-    """The content of `file`, which a STAT said holds `size` bytes, read in one round
-    trip with its CLOSE: READs of `chunk` bytes for [0, size), and one at `size`, which
-    must answer "end of file". None when the file is not as its STAT said (it
-    grew, or a short read left a gap): then its content must be streamed instead. The
-    file is closed either way; the close's error status is raised."""
-    pipe = file.pipeline()
-    offsets = [*range(0, size, chunk), size]
-    for offset in offsets:
-        pipe.send(offset, CMD_READ, int64(offset), chunk)
-    pipe.send(None, CMD_CLOSE)
-    file.closed = True
-    parts: list[bytes] = []
-    at, ended, whole = 0, False, True
-    for _ in offsets:
-        offset, t, msg = pipe.reply()
-        if t == CMD_STATUS:
-            error = status_error(msg.get_int(), msg.get_text())
-            if not isinstance(error, EndOfFile):
-                pipe.reply()  # the CLOSE's, so the channel is clean for its next user
-                raise error or SFTPError("no data in a read reply")
-            ended = True
-            continue
-        data: bytes = msg.get_string() if t == CMD_DATA else b""
-        if ended or offset != at or not data:
-            whole = False  # data after the end, a gap, or a reply of another type
-        parts.append(data)
-        at = offset + len(data)
-    _, closed = pipe.status()
-    if closed is not None:
-        raise closed
-    return b"".join(parts) if whole and ended else None
 
 
 class HandleWriter:

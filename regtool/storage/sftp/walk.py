@@ -19,7 +19,9 @@ server says it keeps fewer handles open (`limits@openssh.com`). A server that sa
 nothing and refuses an OPENDIR while other directories are open (status "Failure")
 has run out of handles: the walk keeps to as many as were open, and asks again.
 
-Links are resolved as `listing.py` says, their REALPATH and STAT sent with the rest once
+A directory the caller's `prune` hint names (`Driver.walk`) is never opened: its name
+comes with its parent's listing, so pruning costs no request and spares its whole
+subtree's. Links are resolved as `listing.py` says, their REALPATH and STAT sent with the rest once
 their directory is read. The top directory's REALPATH goes out with its OPENDIR and is
 checked to be inside the root (`confine`) before anything below it is trusted.
 """
@@ -35,7 +37,7 @@ from typing import Any
 import paramiko
 
 from regtool.errors import StorageError
-from regtool.storage.base import Entry
+from regtool.storage.base import Entry, Prune
 from regtool.storage.sftp import confine
 from regtool.storage.sftp.listing import Directory, Listed, links, list_directory
 from regtool.storage.sftp.protocol import (
@@ -92,7 +94,8 @@ class TreeWalk:
     and directories, as their directories are read: every level with `recursive`, else
     only the directory's own. `root` is the root's real path; `top_reals` the real paths
     of the root and of `path` when known (then the top's REALPATH is not asked), else
-    None. `temporaries` and `follow` as for `listing.list_directory`.
+    None. `temporaries` and `follow` as for `listing.list_directory`; a directory
+    `prune` answers True for (asked with its driver path) is listed, not read.
 
     Iterating raises `translate(error, path)` for an error status about a directory
     (PathNotFound for a missing top; a directory vanishing mid-walk is skipped), and the
@@ -111,11 +114,13 @@ class TreeWalk:
         recursive: bool = True,
         temporaries: bool = False,
         follow: bool = True,
+        prune: Prune | None = None,
         in_flight: int | None = None,
         open_handles: int | None = None,
     ):
         self.client, self.root, self.translate = client, root, translate
         self.recursive, self.temporaries, self.follow = recursive, temporaries, follow
+        self.prune = prune
         self.in_flight = max(in_flight or IN_FLIGHT, 2 * READS_AHEAD)
         self.pipe = client.pipeline()
         self._top = _Reading(path, target, top_reals, top=True)
@@ -264,6 +269,8 @@ class TreeWalk:
             raise self.translate(e, reading.path) from None
         for item in found:
             if item.real is not None and self.recursive:
+                if self.prune is not None and self.prune(item.entry.path):
+                    continue
                 target = _child(reading.target, item.entry.name)
                 reals = (*reading.reals, item.real)
                 known = _Reading(item.entry.path, target, reals, after=self.pipe.trip)

@@ -19,6 +19,7 @@ from regtool.storage.base import (
     Driver,
     Entry,
     LargeObject,
+    Prune,
     Writer,
     check_path,
 )
@@ -121,8 +122,11 @@ class SwiftDriver(Driver):
             raise PathNotFound(prefix, driver=DRIVER)
         return entries
 
-    def walk(self, prefix: str = "", *, temporaries: bool = False) -> Iterator[Entry]:
-        # Swift writers use no temporary names: there is nothing more to yield.
+    def walk(
+        self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+    ) -> Iterator[Entry]:
+        # Swift writers use no temporary names: there is nothing more to yield. One flat
+        # listing names every object below `prefix`: `prune` would spare no request.
         yield from self.objects.listing(prefix)
 
     def stat(self, path: str) -> Entry:
