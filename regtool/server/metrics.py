@@ -97,6 +97,13 @@ class Metrics:
         )  # fmt: skip
         # labels() takes a lock and builds a key each call: children kept by label values
         self._children: dict[tuple[Any, ...], Any] = {}
+        #: Requests being answered and requests writing to an upload: counted by the event
+        #: loop's thread alone, as plain numbers, which the gauges read when scraped (a
+        #: gauge's inc and dec each take a lock and check the metric, twice a request).
+        self.requests_in_progress = 0
+        self.uploads_in_progress = 0
+        self.in_progress.set_function(lambda: self.requests_in_progress)
+        self.uploads.set_function(lambda: self.uploads_in_progress)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered."""

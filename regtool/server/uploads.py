@@ -115,14 +115,14 @@ async def upload_session(
         raise UploadBusy(str(e), e.size) from None
     renewer = _Renewer(session)
     if st.metrics is not None:
-        st.metrics.uploads.inc()
+        st.metrics.uploads_in_progress += 1
     try:
         yield session
     except LeaseBusy as e:
         raise UploadBusy(str(e), e.size) from None
     finally:
         if st.metrics is not None:
-            st.metrics.uploads.dec()
+            st.metrics.uploads_in_progress -= 1
         renewer.stop()
         if not session.completed:  # a completed upload is gone, lease and all
             await run_to_the_end(session.close)
