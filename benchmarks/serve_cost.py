@@ -182,9 +182,9 @@ async def phase(v: Variant, images: list[SmallImage], clients: int, step: Any) -
 
 
 def switches() -> int:
-    """Context switches of every thread of this process so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_nvcsw + usage.ru_nivcsw
+    """Voluntary context switches (a thread waiting: for the GIL, a lock, I/O) of every
+    thread of this process so far; others' load on the machine adds involuntary ones."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
 
 
 def cpu_per_request(
