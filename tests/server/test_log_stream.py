@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from regtool.server.access_log import _StderrHandler, configure_logging
+from regtool.server.access_log import _StderrHandler, configure_logging, redact_query
 from regtool.server.settings import LogSettings
 
 
@@ -92,3 +92,27 @@ def test_gathered_lines_are_written_by_the_writer_thread_and_at_restore(
     finally:
         restore()
     assert "at restore" in stream.getvalue()  # written when logging was put back
+
+
+@pytest.mark.parametrize(
+    ("query", "logged"),
+    [
+        ("digest=sha256:ab12", "digest=sha256:ab12"),
+        ("n=10&last=team/app", "n=10&last=team/app"),
+        ("account=a&access_token=abc&scope=x", "account=a&access_token=***&scope=x"),
+        ("PASSWORD=hunter2&key=k", "PASSWORD=***&key=***"),
+    ],
+)
+def test_query_values_that_carry_credentials_are_hidden(query: str, logged: str) -> None:
+    assert redact_query(query) == logged
+
+
+def test_records_leave_out_thread_and_process_names_while_serving() -> None:
+    restore = configure_logging(LogSettings(), "INFO")
+    try:
+        logger = logging.getLogger("regtool.test")
+        record = logger.makeRecord("x", logging.INFO, "", 0, "m", (), None)
+        assert record.threadName is None and record.processName is None
+    finally:
+        restore()
+    assert logging.logThreads and logging.logProcesses  # put back
