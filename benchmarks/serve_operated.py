@@ -87,10 +87,16 @@ def dead_url() -> str:
 
 
 def start_regtool(
-    tmp: Path, name: str, *, endpoint: str | None = None, metrics: bool = False
+    tmp: Path,
+    name: str,
+    *,
+    endpoint: str | None = None,
+    metrics: bool = False,
+    log_level: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """`regtool serve --config` over `tmp/name`; returns the process, its URL and its
-    debug listener's URL."""
+    debug listener's URL. Its lines at `log_level` and above go to `tmp/name.log`: by
+    default info (an access line per request) with metrics, else warning."""
     port, debug_port = free_port(), free_port()
     config: dict[str, object] = {
         "version": 0.1,
@@ -110,7 +116,7 @@ def start_regtool(
     path.write_text(yaml.safe_dump(config))
     # "on" also logs an access line per request (to a file, as a service's journal
     # would take them); "off" logs warnings only.
-    level = "info" if metrics else "warning"
+    level = log_level or ("info" if metrics else "warning")
     log = (tmp / f"{name}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", MAIN, "serve", "--config", str(path), "--log-level", level],

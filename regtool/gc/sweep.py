@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import datetime
 from itertools import islice
 
 from regtool.errors import NameInvalid, RegtoolError, StorageError, is_fault
@@ -22,6 +23,8 @@ from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.layout.v2_write import write_link
 from regtool.oci import Digest
 from regtool.storage.base import Driver
+from regtool.uploads.lease import LeaseTerms
+from regtool.uploads.purge import purge_upload
 
 _LINK_KINDS = ("revision-link", "layer-link")
 #: Plan items deleted at once (Swift's bulk delete takes 10,000 names a request).
@@ -110,9 +113,12 @@ def sweep(
     before: RepositoriesSnapshot,
     reader: ReferenceReader,
     settle: float,
+    uploads_limit: datetime,
+    lease_terms: LeaseTerms | None = None,
 ) -> None:
     """Re-check, delete the links, let in-flight manifest uploads land, re-check again,
-    then delete content.
+    then delete content; each upload under its lease, if none of its files was written
+    after `uploads_limit` (`purge_uploads`).
 
     A registry accepts a manifest only if the repository links each blob it references,
     and writes the manifest's own links a moment after that check. Every link to a doomed
@@ -140,7 +146,38 @@ def sweep(
                     result.failed[path] = "not attempted: gc stopped at a storage fault"
         return
     _restore_links(layout, result, [i for i in changed if i.kind in _LINK_KINDS])
-    delete_items(layout.driver, result, tuple(k for k in KINDS if k not in _LINK_KINDS))
+    content = tuple(k for k in KINDS if k not in _LINK_KINDS)
+    uploads = content.index("upload")
+    delete_items(layout.driver, result, content[:uploads])
+    purge_uploads(layout, result, uploads_limit, lease_terms or LeaseTerms())
+    delete_items(layout.driver, result, content[uploads + 1 :])
+
+
+def purge_uploads(
+    layout: V2Layout, result: GcResult, limit: datetime, lease_terms: LeaseTerms
+) -> None:
+    """Delete the plan's uploads one by one, each under its lease as the server's
+    purging does (`uploads.purge`): an upload a server is writing (its lease in force),
+    or one written after `limit` (UTC) since it was planned, is kept, and leaves the plan
+    counted with what changed during gc. A storage fault fails that upload's paths."""
+    kept: set[str] = set()
+    for item in result.items:
+        if item.kind != "upload":
+            continue
+        assert item.repository is not None  # every upload item names its repository
+        try:
+            if not purge_upload(layout, item.repository, item.name, limit, lease_terms):
+                kept.add(item.name)
+        except (RegtoolError, OSError) as e:
+            for path in item.paths:
+                result.failed[path] = str(e)
+    if not kept:
+        return
+    still = Plan(threshold=result.options.in_memory)
+    still.extend(i for i in result.items if not (i.kind == "upload" and i.name in kept))
+    result.items.close()
+    result.items = still
+    result.kept_changed += len(kept)
 
 
 def _restore_links(layout: V2Layout, result: GcResult, items: list[Doomed]) -> None:
@@ -166,9 +203,9 @@ def delete_items(driver: Driver, result: GcResult, kinds: tuple[str, ...] = KIND
     """Delete the plan's items of `kinds`, kind by kind in `KINDS` order (links first, so
     the registry stops serving what goes next), `_DELETE_CHUNK` items a request batch, read
     from the plan as they go; a blob whose link could not be deleted is not deleted
-    either."""
+    either. Uploads are not among them: they go under their leases (`purge_uploads`)."""
     links_left: set[str] | None = None
-    for kind in (k for k in KINDS if k in kinds):
+    for kind in (k for k in KINDS if k in kinds and k != "upload"):
         if kind in ("manifest", "blob") and links_left is None:
             # a link fails seldom: its set is small, whatever the size of the plan
             links_left = {

@@ -37,13 +37,13 @@ from regtool.gc.snapshot import (
 )
 from regtool.gc.spill import KeySet, Plan
 from regtool.gc.sweep import sweep
-from regtool.gc.uploads import old_uploads
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
 from regtool.layout.v2 import LinkKind, LinkStat, Repositories, RepositoryIndex, V2Layout
 from regtool.oci import Digest
 from regtool.storage.base import Entry, LargeObject, set_aside_temporaries
 from regtool.text import plural
+from regtool.uploads.age import old_uploads
 
 T = TypeVar("T")
 
@@ -273,7 +273,8 @@ def collect_v2(
         marked.close()
         if not options.dry_run:
             with phase(result, "sweep"):
-                sweep(layout, result, snapshot, reader, options.settle.total_seconds())
+                settle = options.settle.total_seconds()
+                sweep(layout, result, snapshot, reader, settle, _uploads_limit(started, options))
     return result
 
 
@@ -391,6 +392,11 @@ def _links_outside_repositories(
     return items
 
 
+def _uploads_limit(now: datetime, options: GcOptions) -> datetime:
+    """Uploads untouched since this time (UTC) are old enough to delete."""
+    return now - max(options.uploads_older_than, options.min_age)
+
+
 def _upload_items(
     layout: V2Layout,
     all_uploads: dict[tuple[str, str], list[Entry]],
@@ -399,7 +405,7 @@ def _upload_items(
     options: GcOptions,
     result: GcResult,
 ) -> list[Doomed]:
-    limit = now - max(options.uploads_older_than, options.min_age)
+    limit = _uploads_limit(now, options)
     doomed = old_uploads(layout, all_uploads, limit, options.jobs)
     data = [layout.upload_data(u.repository, u.upload_id) for u in doomed]
     sizer.head_all(

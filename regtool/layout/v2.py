@@ -345,7 +345,7 @@ class V2Layout:
     def upload_lease(self, name: str, upload_id: str, generation: int = 0) -> str:
         """The lease of the request appending to an upload (regtool's; distribution
         ignores it): `lease`, then `lease.1`, `lease.2`... for each takeover of an
-        expired one (see `server/upload_lease.py`)."""
+        expired one (see `uploads/lease.py`)."""
         suffix = f".{generation}" if generation else ""
         return join(self.upload_dir(name, upload_id), f"lease{suffix}")
 

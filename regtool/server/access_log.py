@@ -17,7 +17,9 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +43,8 @@ _SECRET_QUERY_RE = re.compile(
 
 def redact_query(query: str) -> str:
     """`query` with the values of parameters that carry credentials replaced by `***`."""
+    if _SECRET_QUERY_RE.search(query) is None:  # most (`digest=`, `n=`): a search is cheaper
+        return query
     return _SECRET_QUERY_RE.sub(r"\1***", query)
 
 
@@ -64,29 +68,25 @@ def log_access(scope: Scope, status: int, sent: int, seconds: float) -> None:
     if query:
         uri += "?" + redact_query(query)
     uri, referer, agent = _printable(uri), _printable(referer), _printable(agent)
-    access_log.info(
-        '%s - - [%s] "%s %s HTTP/%s" %d %d "%s" "%s"',
-        client[0],
-        _now(),
-        scope["method"],
-        uri,
-        scope.get("http_version", "1.1"),
-        status,
-        sent,
-        referer,
-        agent,
-        extra={
-            "fields": {
-                "http.request.method": scope["method"],
-                "http.request.uri": uri,
-                "http.request.remoteaddr": client[0],
-                "http.request.useragent": agent,
-                "http.response.status": status,
-                "http.response.written": sent,
-                "http.response.duration": f"{seconds:.6f}s",
-            }
-        },
+    line = (
+        f'{client[0]} - - [{_now()}] "{scope["method"]} {uri} '
+        f'HTTP/{scope.get("http_version", "1.1")}" {status} {sent} "{referer}" "{agent}"'
     )
+    fields = {
+        "http.request.method": scope["method"],
+        "http.request.uri": uri,
+        "http.request.remoteaddr": client[0],
+        "http.request.useragent": agent,
+        "http.response.status": status,
+        "http.response.written": sent,
+        "http.response.duration": f"{seconds:.6f}s",
+    }
+    # The record made directly: `info()` would look up the caller's frame and file for
+    # every request (a third of the line's cost), which no format here shows.
+    record = access_log.makeRecord(
+        access_log.name, logging.INFO, "", 0, line, (), None, extra={"fields": fields}
+    )
+    access_log.handle(record)
 
 
 _clock: tuple[int, str] = (0, "")
@@ -156,27 +156,84 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler that writes to whatever `sys.stderr` is when a line is logged, not
-    what it was when logging was set up (which may have been replaced and closed since:
-    a test's captured stream, a daemon's redirection)."""
+class _StderrHandler(logging.Handler):
+    """Lines to whatever `sys.stderr` is when they are written, not what it was when
+    logging was set up (which may have been replaced and closed since: a test's captured
+    stream, a daemon's redirection).
+
+    Lines below WARNING (the access lines) are gathered and written by a thread of the
+    handler's own, up to `LINGER` seconds later, many in one write: a write and flush
+    per line on the event loop's thread is a system call per request, during which the
+    storage threads take the GIL and the loop waits to have it back (the access log
+    cost more CPU than the rest of the request's life: `benchmarks/serve_cost`). A
+    warning or worse is written at once, after every line gathered before it, by the
+    thread that logs it; `flush` (at `restore`, and by `logging.shutdown` at exit)
+    writes what is gathered."""
+
+    #: Seconds a gathered line waits for others to share its write.
+    LINGER = 0.05
 
     def __init__(self) -> None:
-        super().__init__(sys.stderr)
+        super().__init__()
+        self._lines: deque[str] = deque()  # appends and pops are atomic: no lock
+        self._write_lock = threading.Lock()  # one writer at a time, lines in order
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING or self._stopping.is_set():
+            self.flush()
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+            self._thread.start()
+        if not self._wake.is_set():
+            self._wake.set()
 
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass  # always sys.stderr
+    def flush(self) -> None:
+        """Write every line gathered so far, in order."""
+        with self._write_lock:
+            parts = []
+            while self._lines:
+                parts.append(self._lines.popleft())
+            if not parts:
+                return
+            stream = sys.stderr
+            try:
+                stream.write("".join(parts))
+                stream.flush()
+            except (OSError, ValueError):  # stderr closed or gone: the lines go with it
+                pass
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+        super().close()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait()
+            self._wake.clear()  # then the lines are looked at again: no wake-up is lost
+            self._stopping.wait(self.LINGER)
+            self.flush()
 
 
 def configure_logging(settings: LogSettings, level: str) -> Callable[[], None]:
     """Sends every line (regtool's, uvicorn's) through one handler on stderr in
     `settings.formatter`, at `level` (a Python level name) and above. Returns what puts
-    the process's logging back as it was (for a server run inside a longer process)."""
+    the process's logging back as it was (for a server run inside a longer process).
+
+    Records leave out the thread's and process's names and the process id, which no
+    format here shows (logging's documented optimisation: each costs every line)."""
     handler = _StderrHandler()
     handler.addFilter(_RequestIdFilter())
     formatter = JsonFormatter if settings.formatter == "json" else TextFormatter
@@ -187,6 +244,8 @@ def configure_logging(settings: LogSettings, level: str) -> Callable[[], None]:
     before += [
         (lg, list(lg.handlers), lg.level, lg.propagate) for lg in map(logging.getLogger, names)
     ]
+    kept = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
@@ -197,6 +256,9 @@ def configure_logging(settings: LogSettings, level: str) -> Callable[[], None]:
             logging.getLogger(name).propagate = True
 
     def restore() -> None:
+        root.removeHandler(handler)
+        handler.close()
+        logging.logThreads, logging.logProcesses, logging.logMultiprocessing = kept
         for logger, handlers, old_level, propagate in before:
             logger.handlers[:] = handlers
             logger.setLevel(old_level)

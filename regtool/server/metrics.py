@@ -97,6 +97,15 @@ class Metrics:
         )  # fmt: skip
         # labels() takes a lock and builds a key each call: children kept by label values
         self._children: dict[tuple[Any, ...], Any] = {}
+        # count_request's four children by (method, route, status), found in one look-up
+        self._by_request: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+        #: Requests being answered and requests writing to an upload: counted by the event
+        #: loop's thread alone, as plain numbers, which the gauges read when scraped (a
+        #: gauge's inc and dec each take a lock and check the metric, twice a request).
+        self.requests_in_progress = 0
+        self.uploads_in_progress = 0
+        self.in_progress.set_function(lambda: self.requests_in_progress)
+        self.uploads.set_function(lambda: self.uploads_in_progress)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered."""
@@ -112,13 +121,23 @@ class Metrics:
         """One HTTP request answered: its `method`, the `route` it matched (`set_route`;
         `other`), its `status`, `seconds` from its arrival to the end of its answer, and
         its body bytes each way."""
-        method = method if method in METHODS else "other"
-        self.child(self.requests, method, route, str(status)).inc()
-        self.child(self.latency, method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._by_request.get(key)
+        if children is None:
+            method = method if method in METHODS else "other"
+            children = self._by_request[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+                self.received.labels(route),
+                self.sent.labels(route),
+            )
+        count, latency, received_bytes, sent_bytes = children
+        count.inc()
+        latency.observe(seconds)
         if received:
-            self.child(self.received, route).inc(received)
+            received_bytes.inc(received)
         if sent:
-            self.child(self.sent, route).inc(sent)
+            sent_bytes.inc(sent)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format (version 0.0.4) and its content type."""

@@ -1,8 +1,9 @@
 """Upload purging in the server, as distribution's `startUploadPurger`: every `interval`
 seconds (the first run after a random delay, so that servers sharing a store spread
-their runs), uploads untouched for `age` are deleted (`gc.uploads`: gc's age rule). Each
-is deleted under its lease (`UploadStore.purge`): never one a request is writing, and
-two purges running at once on one store each take an upload or leave it."""
+their runs), uploads untouched for `age` are deleted (`uploads.age`: gc's age rule). Each
+is deleted under its lease (`uploads.purge`): never one a request is writing, and two
+purges running at once on one store (or one and `regtool gc`) each take an upload or
+leave it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from regtool.errors import RegtoolError
-from regtool.gc.uploads import OldUpload, find_old_uploads
 from regtool.server.ops_settings import UploadPurgeSettings
 from regtool.server.upload_store import UploadStore
+from regtool.uploads.age import OldUpload, find_old_uploads
 
 log = logging.getLogger(__name__)
 

@@ -105,7 +105,7 @@ class RequestLife:
                 return
             metrics = self.metrics
             if metrics is not None:
-                metrics.in_progress.inc()
+                metrics.requests_in_progress += 1
             state = inner.setdefault("state", {})
             state["request_id"] = rid
             events = begin(state, self.notifier)
@@ -119,7 +119,7 @@ class RequestLife:
                     await self._answer(inner, counted, life_send, lambda: status != 0)
             finally:
                 if metrics is not None:
-                    metrics.in_progress.dec()
+                    metrics.requests_in_progress -= 1
                     metrics.count_request(
                         inner["method"],
                         state.get("route", "other"),

@@ -3,8 +3,8 @@ one that another started. Blocking, no HTTP.
 
 An upload is there while its `startedat` is; its `data` appears with the first bytes.
 A request that appends to an upload or completes it first opens an `UploadSession`,
-which holds the upload's lease (`upload_lease.py`): one request at a time, across every
-process sharing the store; another is refused at once with `UploadBusy`.
+which holds the upload's lease (`uploads.lease`): one request at a time, across every
+process sharing the store; another is refused at once with `LeaseBusy`.
 
 Completing checks the digest over the bytes stored, not over what requests said they
 sent: the running hash remembered after an append (`hash_states.py`) is used only while a
@@ -17,7 +17,6 @@ deleted.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import threading
@@ -31,10 +30,11 @@ from regtool.layout.blobs import CHUNK_SIZE
 from regtool.layout.v2 import V2Layout
 from regtool.layout.v2_write import stored_blob_size
 from regtool.oci import Digest
-from regtool.server.errors import BlobUploadUnknown, DigestMismatch, RangeInvalid, UploadBusy
+from regtool.server.errors import BlobUploadUnknown, DigestMismatch, RangeInvalid
 from regtool.server.hash_states import Fingerprint, HashStates, new_hasher
-from regtool.server.upload_lease import Lease, LeaseTerms, committed_size
 from regtool.storage.base import Writer
+from regtool.uploads.lease import Lease, LeaseBusy, LeaseTerms, committed_size
+from regtool.uploads.purge import purge_upload
 
 # Upload ids are the lowercase UUIDs `start` makes, matched whole and in ASCII.
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
@@ -69,7 +69,7 @@ class UploadStore:
 
     def open(self, name: str, upload_id: str) -> UploadSession:
         """Take the upload's lease for one request: `BlobUploadUnknown` if there is no such
-        upload, `UploadBusy` (with the size the upload holds, without what the holder is
+        upload, `LeaseBusy` (with the size the upload holds, without what the holder is
         still appending) while another request holds it."""
         self._check_exists(name, upload_id)
         before = self._data_size(name, upload_id)  # recorded in the lease, checked below
@@ -100,33 +100,12 @@ class UploadStore:
             raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
 
     def purge(self, name: str, upload_id: str, limit: datetime) -> bool:
-        """Delete the upload if no request holds its lease and none of its files was
-        written after `limit` (UTC); False if it stays. Takes the lease first, so two
-        purges (or a purge and a request) never act on one upload at once."""
-        try:
-            lease = Lease.take(
-                self.driver, partial(self.layout.upload_lease, name, upload_id), self.lease_terms, 0
-            )
-        except UploadBusy:
-            return False
-        upload_dir = self.layout.upload_dir(name, upload_id)
-        try:
-            walked = self.driver.walk(upload_dir, temporaries=True)
-            files = [e for e in walked if e.path != lease.path]
-            if any(e.modified is None or e.modified > limit for e in files):
-                return False  # written since it was found old
-            try:
-                lease.check()  # still this purge's (Swift)
-            except UploadBusy:
-                return False
-            lease.forsake()
+        """Delete the upload under its lease if none of its files was written after
+        `limit` (UTC); False if it stays (`uploads.purge.purge_upload`)."""
+        deleted = purge_upload(self.layout, name, upload_id, limit, self.lease_terms)
+        if deleted:
             self.hash_states.forget(upload_id)
-            with contextlib.suppress(FileNotFoundError):
-                # gone meanwhile (another purge), but for the lease just taken: that goes
-                self.driver.delete(upload_dir)
-            return bool(files)
-        finally:
-            lease.release()  # nothing once forsaken
+        return deleted
 
     # --- helpers -----------------------------------------------------------------------
     def _check_exists(self, name: str, upload_id: str) -> None:
@@ -304,7 +283,7 @@ class UploadSession:
                 hasher.update(chunk)
                 size += len(chunk)
         if size != fingerprint[0]:
-            raise UploadBusy("the upload changed while it was being read", size)
+            raise LeaseBusy("the upload changed while it was being read", size)
         return hasher.hexdigest()
 
 
@@ -335,7 +314,7 @@ class Appender:
         fingerprint = store._fingerprint(session.name, session.upload_id)
         session.fingerprint = fingerprint
         if fingerprint is None or fingerprint[0] != self.writer.size:
-            raise UploadBusy("the upload changed under its lease", session.size)
+            raise LeaseBusy("the upload changed under its lease", session.size)
         session.lease.committed = fingerprint[0]
         if self.hasher is not None:
             store.hash_states.put(session.upload_id, fingerprint, self.hasher)
@@ -354,6 +333,6 @@ class Appender:
         if not self.writer.isolated:
             try:
                 self.session.lease.check()
-            except UploadBusy:
+            except LeaseBusy:
                 return
         self.writer.cancel()

@@ -31,6 +31,7 @@ from regtool.server.http import (
 )
 from regtool.server.notifications.events import BLOB_MEDIA_TYPE, Target, record
 from regtool.server.upload_store import UploadSession
+from regtool.uploads.lease import LeaseBusy
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +106,23 @@ async def upload_session(
     """The upload's lease, held (and renewed) for the duration of the block; at its end
     what was not committed is taken away and the lease released, to the end even if the
     request is cancelled meanwhile (`run_to_the_end`). Counted in
-    `regtool_uploads_in_progress` meanwhile, when there are metrics."""
+    `regtool_uploads_in_progress` meanwhile, when there are metrics. A lease another
+    writer holds (or this one lost) is the API's `UploadBusy`."""
     st = state(request)
-    session = await run(st.uploads.open, name, upload_id)
+    try:
+        session = await run(st.uploads.open, name, upload_id)
+    except LeaseBusy as e:
+        raise UploadBusy(str(e), e.size) from None
     renewer = _Renewer(session)
     if st.metrics is not None:
-        st.metrics.uploads.inc()
+        st.metrics.uploads_in_progress += 1
     try:
         yield session
+    except LeaseBusy as e:
+        raise UploadBusy(str(e), e.size) from None
     finally:
         if st.metrics is not None:
-            st.metrics.uploads.dec()
+            st.metrics.uploads_in_progress -= 1
         renewer.stop()
         if not session.completed:  # a completed upload is gone, lease and all
             await run_to_the_end(session.close)
@@ -141,7 +148,7 @@ class _Renewer:
     async def _renew(self) -> None:
         try:
             await run(self.session.renew)
-        except UploadBusy:
+        except LeaseBusy:
             return  # lost: the session's writes refuse by themselves
         except Exception:  # a storage hiccup: the next round tries again
             log.warning("renewing the lease of upload %s failed", self.session.upload_id)

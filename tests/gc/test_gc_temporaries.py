@@ -130,10 +130,18 @@ def test_gc_deletes_a_crashed_uploads_temp_file_with_the_upload(
     assert item["name"] == upload_id
     assert any(p.endswith(temp.name) for p in item["paths"])
     assert item["size"] >= size  # the bytes received count as freed
+    # The crashed server's lease is in force until it expires: gc leaves the upload.
+    kept = cli.json("gc", *ages, "--settle", "0s", "-l", str(store))
+    assert kept["totals"]["kept_changed"] == 1 and _temps(store) == [temp]
+    # Once it has expired (as after `LEASE_TTL`: the lease file says so), the upload goes,
+    # its temp file with it.
+    layout = V2Layout(LocalDriver(store))
+    lease = store / layout.upload_lease("crash/app", upload_id)
+    token, _, committed = lease.read_text().split(" ")
+    lease.write_text(f"{token} {time.time() - 1:.3f} {committed}")
     result = cli("gc", *ages, "--settle", "0s", "-l", str(store))
     assert result.exit_code == 0, result.stderr
     assert _temps(store) == []
-    layout = V2Layout(LocalDriver(store))
     assert not (store / layout.upload_dir("crash/app", upload_id)).exists()
 
 

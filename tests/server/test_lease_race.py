@@ -20,8 +20,8 @@ import pytest
 
 from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest
-from regtool.server.upload_lease import LeaseTerms
 from regtool.server.upload_store import Appender, UploadSession, UploadStore
+from regtool.uploads.lease import LeaseTerms
 from tests.server.conftest import RunningRegistry
 from tests.server.test_uploads import PartialPatch
 

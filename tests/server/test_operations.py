@@ -148,6 +148,31 @@ def test_metrics_count_a_push_and_a_pull(
     assert value(scrape(debug), requests, method="GET", route="blobs", status="404") == 1
 
 
+def test_in_progress_gauges_count_a_request_writing_an_upload(
+    serve_registry: Serve, tmp_path: Path, debug_listener: Callable[[Operations], str]
+) -> None:
+    """While a PATCH's body is still coming, the scrape counts it as a request in
+    progress and an upload being written; once it is answered, neither."""
+    ops = operations()
+    reg = serve_registry(LocalDriver(tmp_path), ops=ops)
+    debug = debug_listener(ops)
+    location = httpx.post(f"{reg.url}/v2/team/app/blobs/uploads/").headers["Location"]
+    path = location.removeprefix(reg.url)
+    host, port = reg.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(f"PATCH {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab".encode())
+        deadline = time.monotonic() + 10
+        while value(scrape(debug), "regtool_uploads_in_progress") != 1:
+            assert time.monotonic() < deadline, "the PATCH never counted as writing an upload"
+            time.sleep(0.01)
+        assert value(scrape(debug), "regtool_http_requests_in_progress") == 1
+        conn.sendall(b"cd")
+        assert conn.recv(100).startswith(b"HTTP/1.1 202 ")
+    after = scrape(debug)
+    assert value(after, "regtool_uploads_in_progress") == 0
+    assert value(after, "regtool_http_requests_in_progress") == 0
+
+
 def test_debug_listener_root_and_metrics_off(
     serve_registry: Serve, tmp_path: Path, debug_listener: Callable[[Operations], str]
 ) -> None:

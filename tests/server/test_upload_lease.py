@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from regtool.layout.v2 import V2Layout
-from regtool.server.errors import UploadBusy
-from regtool.server.upload_lease import Lease, LeaseTerms, committed_size
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
+from regtool.uploads.lease import Lease, LeaseBusy, LeaseTerms, committed_size
 
 UPLOAD = "0b9e1d3c-0000-4000-8000-000000000000"
 
@@ -40,7 +39,7 @@ def test_one_holder_at_a_time(setup: tuple[Driver, V2Layout, Clock, LeaseTerms])
     driver, layout, _clock, terms = setup
     first = take(layout, terms)
     assert not first.doubtful and driver.exists(layout.upload_lease("app", UPLOAD))
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         take(layout, terms)
     first.release()
     assert not driver.exists(layout.upload_lease("app", UPLOAD))
@@ -55,11 +54,11 @@ def test_expired_lease_is_taken_over_by_the_next_generation(
     driver, layout, clock, terms = setup
     crashed = take(layout, terms)
     clock.now += 61
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         crashed.ensure()  # its holder, should it come back, knows it lost
     heir = take(layout, terms)
     assert heir.generation == 1 and heir.doubtful
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         take(layout, terms)  # the heir holds it now
     crashed.release()  # lost: releases nothing
     assert driver.exists(layout.upload_lease("app", UPLOAD, 1))
@@ -77,12 +76,12 @@ def test_renewal_keeps_a_lease_and_its_lapse_loses_it(
         clock.now += 29
         lease.renew()
         lease.ensure()
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         take(layout, terms)
     clock.now += 31  # no renewal for over half its life: the holder counts it lost
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         lease.ensure()
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         lease.renew()  # and cannot renew it back to life
 
 
@@ -92,9 +91,9 @@ def test_check_reads_the_lease_back(setup: tuple[Driver, V2Layout, Clock, LeaseT
     lease = take(layout, terms)
     driver.put(lease.path, f"{'cd' * 16} {clock.now + 60:.3f}".encode())
     lease.ensure()  # in memory, nothing tells
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         lease.check()
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         lease.ensure()  # and it stays lost
     lease.release()
     assert driver.exists(lease.path)  # the other holder's lease is left alone
@@ -118,7 +117,7 @@ def test_forsaken_lease_is_not_written_again(
     lease = take(layout, terms)
     assert lease.forsake()
     driver.delete(layout.upload_dir("app", UPLOAD))
-    with pytest.raises(UploadBusy):
+    with pytest.raises(LeaseBusy):
         lease.renew()
     lease.release()
     assert not driver.exists(layout.upload_dir("app", UPLOAD))
@@ -133,7 +132,7 @@ def test_a_lease_records_what_the_upload_holds(
     driver, layout, _clock, terms = setup
     path_of = partial(layout.upload_lease, "app", UPLOAD)
     holder = Lease.take(driver, path_of, terms, 100)
-    with pytest.raises(UploadBusy) as refused:
+    with pytest.raises(LeaseBusy) as refused:
         Lease.take(driver, path_of, terms, 999)  # what the other stat showed
     assert refused.value.size == 100 and committed_size(driver, path_of, terms) == 100
     holder.committed = 150
@@ -143,6 +142,6 @@ def test_a_lease_records_what_the_upload_holds(
     assert committed_size(driver, path_of, terms) is None
     # One written without a size (by an earlier version): the taker's own stat is used.
     driver.put(path_of(0), f"{'a' * 32} {terms.clock() + 60:.3f}".encode())
-    with pytest.raises(UploadBusy) as refused:
+    with pytest.raises(LeaseBusy) as refused:
         Lease.take(driver, path_of, terms, 7)
     assert refused.value.size == 7 and committed_size(driver, path_of, terms) is None

@@ -24,10 +24,10 @@ from regtool.layout.v2 import V2Layout
 from regtool.oci import Digest
 from regtool.server.hash_states import new_hasher
 from regtool.server.http import IO_CHUNK
-from regtool.server.upload_lease import LeaseTerms
 from regtool.server.upload_store import UploadSession, UploadStore
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
+from regtool.uploads.lease import LeaseTerms
 from tests.server.conftest import RunningRegistry
 
 

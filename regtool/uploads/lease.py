@@ -1,4 +1,5 @@
-"""Leases on uploads: which one request may append to an upload, or complete it.
+"""Leases on uploads: which one writer may append to an upload, complete it, or delete
+it (a request of `regtool serve`, a purge of the server or of `regtool gc`).
 
 Several `regtool serve` processes in front of one store act as one registry, so a lease
 lives in storage beside its upload (`V2Layout.upload_lease`): a small file holding
@@ -35,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from regtool.server.errors import UploadBusy
+from regtool.errors import RegtoolError
 from regtool.storage.base import Driver
 
 #: Seconds a lease lasts without renewal.
@@ -48,6 +49,16 @@ CHECK_EVERY = 1.0
 _CONTENT_RE = re.compile(
     r"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)(?: ([0-9]{1,18}))?", re.ASCII
 )
+
+
+class LeaseBusy(RegtoolError):
+    """Another holder's lease on the upload is in force, or this holder's was lost (or
+    the upload changed under it): refused at once, not waited for. `size`: the bytes the
+    upload holds (committed: without what a holder is still appending), 0 if unknown."""
+
+    def __init__(self, message: str, size: int):
+        super().__init__(message)
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,7 @@ class Lease:
         cls, driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms, committed: int
     ) -> Lease:
         """Take the lease whose generations live at `path_of(0)`, `path_of(1)`...,
-        recording `committed` (bytes) as the upload's size; `UploadBusy` while another
+        recording `committed` (bytes) as the upload's size; `LeaseBusy` while another
         holder's is in force, with the size that one recorded (else `committed`)."""
         generation, retried = 0, False
         busy = committed
@@ -169,16 +180,16 @@ class Lease:
                 busy = committed if current.committed is None else current.committed
                 break
             generation += 1  # expired: its holder is gone; the next generation decides
-        raise UploadBusy("the upload is being written by another request", busy)
+        raise LeaseBusy("the upload is being written by another request", busy)
 
     def ensure(self) -> None:
-        """`UploadBusy` unless the lease is surely still held, without a request: renewed
+        """`LeaseBusy` unless the lease is surely still held, without a request: renewed
         less than `ttl / 2` ago and never found lost. Called before every write."""
         with self._lock:
             if not self._lost and self.terms.clock() - self._renewed > self.terms.ttl / 2:
                 self._lost = True
             if self._lost:
-                raise UploadBusy("the upload was taken over by another request", 0)
+                raise LeaseBusy("the upload was taken over by another request", 0)
 
     def check(self) -> None:
         """`ensure`, then read the lease back: it must still hold this holder's token.
@@ -189,7 +200,7 @@ class Lease:
         with self._lock:
             if current is None or current.token != self.token:
                 self._lost = True
-                raise UploadBusy("the upload was taken over by another request", 0)
+                raise LeaseBusy("the upload was taken over by another request", 0)
             self._checked = max(self._checked, started)
 
     def check_now_and_then(self) -> None:
@@ -202,7 +213,7 @@ class Lease:
             self.ensure()
 
     def renew(self) -> None:
-        """Extend the lease by `ttl` from now, recording `committed`; `UploadBusy` if it
+        """Extend the lease by `ttl` from now, recording `committed`; `LeaseBusy` if it
         was lost."""
         with self._lock:
             self.check()

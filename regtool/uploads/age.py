@@ -1,8 +1,8 @@
 """Which uploads are old enough to delete: gc's rule, also what `regtool serve`'s upload
 purging deletes by. An upload's age runs from the later of its `startedat` and the last
-write to any of its files (data, hash states, a lease being renewed), so an upload still
-being written is never old; one whose age cannot be told (a file without a time, no
-files and no `startedat`) is kept."""
+write to any of its files (data, hash states, a lease being renewed); one whose age cannot
+be told (a file without a time, no files and no `startedat`) is kept. An old one a writer
+still holds (a client resuming a long-idle upload) is kept by its lease (`purge`)."""
 
 from __future__ import annotations
 
