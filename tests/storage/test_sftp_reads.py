@@ -121,7 +121,7 @@ def test_reads_asked_for_at_once_go_out_together(
         go.set()
         got = {"f0": first.result(), **{p: f.result() for p, f in rest.items()}}
     assert got == files
-    assert batches.sizes == [1, len(rest)]  # the first alone, then all the others
+    assert list(batches.sizes) == [1, len(rest)]  # the first alone, then all the others
     assert [p.round_trips for p in pipelines] == [2, 2]  # two batches, two round trips each
 
 

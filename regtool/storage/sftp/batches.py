@@ -12,6 +12,7 @@ per file, on one channel (a database's group commit, applied to reads).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,8 +39,8 @@ class Batches:
         self._cond = threading.Condition()
         self._waiting: list[_Wanted] = []
         self._reading = False  # a batch is being read
-        #: Sizes of the batches read so far, in order.
-        self.sizes: list[int] = []
+        #: Sizes of the last batches read, in order (bounded: a server reads for ever).
+        self.sizes: deque[int] = deque(maxlen=64)
 
     def read(self, path: str) -> Outcome:
         """`path`'s outcome, read in the next batch; what failed the batch is raised."""
