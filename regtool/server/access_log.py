@@ -172,6 +172,8 @@ class _StderrHandler(logging.Handler):
 
     #: Seconds a gathered line waits for others to share its write.
     LINGER = 0.05
+    #: Lines gathered at most; past that, the thread that logs writes them itself.
+    MAX_GATHERED = 10_000
 
     def __init__(self) -> None:
         super().__init__()
@@ -187,7 +189,13 @@ class _StderrHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        if record.levelno >= logging.WARNING or self._stopping.is_set():
+        if (
+            record.levelno >= logging.WARNING
+            or self._stopping.is_set()
+            or len(self._lines) > self.MAX_GATHERED
+        ):
+            # the last: stderr is not keeping up (a stalled pipe); the logging thread
+            # waits for it, as it did before lines were gathered, rather than memory grow
             self.flush()
             return
         if self._thread is None:

@@ -74,6 +74,29 @@ def test_info_lines_are_gathered_and_a_warning_writes_them_in_order(
         restore()
 
 
+def test_past_the_bound_the_logging_thread_writes_what_is_gathered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While stderr does not keep up, lines are not gathered without end: past
+    `MAX_GATHERED` the thread that logs writes them (and waits for stderr), in order."""
+    stream = _Recording()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setattr(_StderrHandler, "LINGER", 3600.0)  # the writer thread never gets to
+    monkeypatch.setattr(_StderrHandler, "MAX_GATHERED", 3)
+    restore = configure_logging(LogSettings(), "INFO")
+    try:
+        log = logging.getLogger("regtool.test")
+        for n in range(3):
+            log.info("line %d", n)
+        assert stream.getvalue() == ""
+        log.info("line 3")
+        lines = stream.getvalue().splitlines()
+        assert [line.split("msg=")[1] for line in lines] == [f'"line {n}"' for n in range(4)]
+        assert stream.writers == [threading.current_thread().name]
+    finally:
+        restore()
+
+
 def test_gathered_lines_are_written_by_the_writer_thread_and_at_restore(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
