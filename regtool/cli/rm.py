@@ -34,7 +34,7 @@ def rm(
     references: Annotated[
         list[str],
         typer.Argument(
-            metavar="REFERENCE",
+            metavar="REFERENCE...",
             help="REPOSITORY:TAG (untag) or REPOSITORY@DIGEST (delete the manifest and "
             "every tag on it); * and ? in repository and tag (** across components).",
             show_default=False,

@@ -33,7 +33,7 @@ def verify(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="TARGET",
+            metavar="TARGET...",
             help="name:tag, name@digest or a repository (V1: library/ is implied).",
             show_default=False,
         ),

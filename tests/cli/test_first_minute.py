@@ -54,7 +54,7 @@ def test_version(cli: Any) -> None:
     ("command", "usage"),
     [
         ("ls", "Usage: regtool ls [OPTIONS] [LOCATION] [REPOSITORY]"),
-        ("verify", "Usage: regtool verify [OPTIONS] [TARGET]..."),
+        ("verify", "Usage: regtool verify [OPTIONS] [TARGET...]"),
         ("gc", "Usage: regtool gc [OPTIONS]"),
     ],
 )
