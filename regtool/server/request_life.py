@@ -116,7 +116,11 @@ class RequestLife:
                     await answer(inner, receive, life_send)
                 else:
                     counted = receive if metrics is None else counting_receive
-                    await self._answer(inner, counted, life_send, lambda: status != 0)
+                    ended = await self._answer(inner, counted, life_send, lambda: status != 0)
+                    if ended and events is not None and status < 400:
+                        # an answer whose last message never went out, its app ending
+                        # normally: the client left once it had the body
+                        finish(inner, events, self.notifier)
             finally:
                 if metrics is not None:
                     metrics.requests_in_progress -= 1
@@ -135,9 +139,9 @@ class RequestLife:
 
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, started: Callable[[], bool]
-    ) -> None:
-        """The app's answer; a request that cannot end normally ends with one line in
-        the log where uvicorn would print a traceback:
+    ) -> bool:
+        """The app's answer; True if the app ended normally. A request that cannot end
+        normally ends with one line in the log where uvicorn would print a traceback:
 
         - cancelled, because the server is stopping and its grace period ran out (what
           the request wrote was taken away, its lease released, on the way out):
@@ -165,3 +169,6 @@ class RequestLife:
                 log.error("%s failed while answering: %s", what, e)
             else:
                 log.exception("%s failed while answering", what)
+        else:
+            return True
+        return False

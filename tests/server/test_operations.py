@@ -19,8 +19,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from regtool.errors import StorageError
 from regtool.server.debug_server import DebugServer
 from regtool.server.health import HealthCheck
 from regtool.server.notifications.endpoint import Endpoint
@@ -369,6 +370,49 @@ def test_events_are_queued_before_the_answer_ends(tmp_path: Path) -> None:
 
     assert asyncio.run(get()) == b"ab"
     assert queued_when == {"mid-body": 0, "answered": 1}
+
+
+@pytest.mark.parametrize(
+    ("ending", "events"),
+    [("client gone after the body", 1), ("storage failed mid-body", 0)],
+)
+def test_an_answer_without_its_last_message(ending: str, events: int) -> None:
+    """A client that closes as soon as it has the body leaves the app to end without
+    sending its last (empty) message, as Starlette's streaming answers do: its events
+    still go out. An app that fails mid-body made no event."""
+    ops = operations(endpoints=(EndpointSettings("hook", dead_url()),))
+    assert ops.notifier is not None
+    (endpoint,) = ops.notifier.endpoints
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        record(Request(scope), "pull", Target("blobs", "app", "sha256:" + "0" * 64))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+        if ending == "storage failed mid-body":
+            raise StorageError("the read came up short")
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v2/app/blobs/x",
+        "raw_path": b"/v2/app/blobs/x",
+        "query_string": b"",
+        "headers": [],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 5000),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    asyncio.run(RequestLife(app, ServerSettings(), ops)(scope, receive, send))
+    assert len(endpoint) == events
 
 
 def dead_url() -> str:
