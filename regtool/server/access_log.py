@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.types import Scope
 
@@ -36,16 +37,37 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 REQUEST_ID_HEADER = "X-Request-Id"
 
-_SECRET_QUERY_RE = re.compile(
-    r"(?i)((?:^|&)(?:[a-z_]*token|password|passwd|secret|signature|key|code)=)[^&]*"
-)
+#: Words that make a query parameter's value a credential when its name (percent-decoded,
+#: any case) contains one: `access_token`, `client_secret`, `api_key`, `X-Amz-Signature`,
+#: `sig`, `auth`, `password`, `pwd`... An innocent name that contains one (`monkey`) only
+#: loses its value from the log.
+_SECRET_WORDS = ("token", "passw", "pwd", "secret", "sig", "key", "code", "auth", "credential")
+_MAYBE_SECRET_RE = re.compile("|".join(_SECRET_WORDS) + "|%", re.IGNORECASE)
+_PARAMETER_RE = re.compile(r"([^&;=]*)(=?)([^&;]*)")
+_USERINFO_RE = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/?#@]*@", re.IGNORECASE)
 
 
 def redact_query(query: str) -> str:
-    """`query` with the values of parameters that carry credentials replaced by `***`."""
-    if _SECRET_QUERY_RE.search(query) is None:  # most (`digest=`, `n=`): a search is cheaper
+    """`query` with the values of parameters that carry credentials replaced by `***`
+    (parameters split at `&` and `;`; see `_SECRET_WORDS`)."""
+    if _MAYBE_SECRET_RE.search(query) is None:  # most (`digest=`, `n=`): one search
         return query
-    return _SECRET_QUERY_RE.sub(r"\1***", query)
+
+    def redact(m: re.Match[str]) -> str:
+        name = unquote(m[1]).lower()
+        if m[2] and any(word in name for word in _SECRET_WORDS):
+            return f"{m[1]}=***"
+        return m[0]
+
+    return _PARAMETER_RE.sub(redact, query)
+
+
+def redact_url(url: str) -> str:
+    """`url` (a Referer) without the user and password before its host, and with its
+    query redacted as `redact_query` does."""
+    url = _USERINFO_RE.sub(r"\1***@", url)
+    path, mark, query = url.partition("?")
+    return f"{path}?{redact_query(query)}" if mark else url
 
 
 def log_access(scope: Scope, status: int, sent: int, seconds: float) -> None:
@@ -59,7 +81,7 @@ def log_access(scope: Scope, status: int, sent: int, seconds: float) -> None:
     referer = agent = "-"
     for name, value in scope["headers"]:
         if name == b"referer":
-            referer = value.decode("latin-1")
+            referer = redact_url(value.decode("latin-1"))
         elif name == b"user-agent":
             agent = value.decode("latin-1")
     client = scope.get("client") or ("-", 0)

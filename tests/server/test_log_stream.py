@@ -15,7 +15,12 @@ import time
 
 import pytest
 
-from regtool.server.access_log import _StderrHandler, configure_logging, redact_query
+from regtool.server.access_log import (
+    _StderrHandler,
+    configure_logging,
+    redact_query,
+    redact_url,
+)
 from regtool.server.settings import LogSettings
 
 
@@ -124,10 +129,28 @@ def test_gathered_lines_are_written_by_the_writer_thread_and_at_restore(
         ("n=10&last=team/app", "n=10&last=team/app"),
         ("account=a&access_token=abc&scope=x", "account=a&access_token=***&scope=x"),
         ("PASSWORD=hunter2&key=k", "PASSWORD=***&key=***"),
+        (
+            "client_secret=s&api_key=k&access-token=t&X-Amz-Signature=x&sig=y&auth=z",
+            "client_secret=***&api_key=***&access-token=***&X-Amz-Signature=***&sig=***&auth=***",
+        ),
+        ("pass%77ord=p;password=q&mount=sha256:ab", "pass%77ord=***;password=***&mount=sha256:ab"),
+        ("a=1&&b&=x&token", "a=1&&b&=x&token"),
     ],
 )
 def test_query_values_that_carry_credentials_are_hidden(query: str, logged: str) -> None:
     assert redact_query(query) == logged
+
+
+@pytest.mark.parametrize(
+    ("referer", "logged"),
+    [
+        ("https://bob:SECRET@host/?token=SECRET&x=1", "https://***@host/?token=***&x=1"),
+        ("http://host/ui/?q=app", "http://host/ui/?q=app"),
+        ("-", "-"),
+    ],
+)
+def test_a_referer_loses_its_user_and_query_credentials(referer: str, logged: str) -> None:
+    assert redact_url(referer) == logged
 
 
 def test_records_leave_out_thread_and_process_names_while_serving() -> None:
