@@ -158,8 +158,9 @@ def purge_uploads(
 ) -> None:
     """Delete the plan's uploads one by one, each under its lease as the server's
     purging does (`uploads.purge`): an upload a server is writing (its lease in force),
-    or one written after `limit` (UTC) since it was planned, is kept, and leaves the plan
-    counted with what changed during gc. A storage fault fails that upload's paths."""
+    or one written after `limit` (UTC) since it was planned, is kept, named in a warning,
+    and leaves the plan counted with what changed during gc. A storage fault fails that
+    upload's paths."""
     kept: set[str] = set()
     for item in result.items:
         if item.kind != "upload":
@@ -168,6 +169,10 @@ def purge_uploads(
         try:
             if not purge_upload(layout, item.repository, item.name, limit, lease_terms):
                 kept.add(item.name)
+                result.warnings.append(
+                    f"upload {item.name} of {item.repository}: kept, a server took its lease"
+                    " or wrote to it since gc planned"
+                )
         except (RegtoolError, OSError) as e:
             for path in item.paths:
                 result.failed[path] = str(e)

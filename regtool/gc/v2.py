@@ -43,7 +43,8 @@ from regtool.layout.v2 import LinkKind, LinkStat, Repositories, RepositoryIndex,
 from regtool.oci import Digest
 from regtool.storage.base import Entry, LargeObject, set_aside_temporaries
 from regtool.text import plural
-from regtool.uploads.age import old_uploads
+from regtool.uploads.age import OldUpload, old_uploads
+from regtool.uploads.lease import LeaseTerms, in_force
 
 T = TypeVar("T")
 
@@ -397,6 +398,33 @@ def _uploads_limit(now: datetime, options: GcOptions) -> datetime:
     return now - max(options.uploads_older_than, options.min_age)
 
 
+def _not_leased(
+    layout: V2Layout, uploads: list[OldUpload], jobs: int, result: GcResult
+) -> list[OldUpload]:
+    """Of `uploads`, those no server is writing. One whose lease is in force stays, as
+    the sweep's purging would keep it (`uploads.purge`), so that a dry run shows what a
+    real run does; each is named in a warning. Only an upload whose listing shows a lease
+    file costs a read."""
+    terms = LeaseTerms()
+    listed = [
+        (u.repository, u.upload_id)
+        for u in uploads
+        if any(f.path == layout.upload_lease(u.repository, u.upload_id) for f in u.files)
+    ]
+
+    def leased(key: tuple[str, str]) -> bool:
+        return in_force(layout.driver, partial(layout.upload_lease, *key), terms)
+
+    held = map_outcomes(leased, listed, jobs)
+    _raise_faults(held.values())
+    kept = {key for key, outcome in held.items() if outcome is True}
+    for name, upload_id in sorted(kept):
+        result.warnings.append(
+            f"upload {upload_id} of {name}: kept, a server is writing it (its lease is in force)"
+        )
+    return [u for u in uploads if (u.repository, u.upload_id) not in kept]
+
+
 def _upload_items(
     layout: V2Layout,
     all_uploads: dict[tuple[str, str], list[Entry]],
@@ -406,7 +434,8 @@ def _upload_items(
     result: GcResult,
 ) -> list[Doomed]:
     limit = _uploads_limit(now, options)
-    doomed = old_uploads(layout, all_uploads, limit, options.jobs)
+    old = old_uploads(layout, all_uploads, limit, options.jobs)
+    doomed = _not_leased(layout, old, options.jobs, result)
     data = [layout.upload_data(u.repository, u.upload_id) for u in doomed]
     sizer.head_all(
         [f.path for u in doomed for f in u.files if f.path in data and sizer.needs_head(f)]

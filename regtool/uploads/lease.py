@@ -99,17 +99,29 @@ def _read(driver: Driver, path: str) -> _Record | None:
     return _Record(m.group(1), float(m.group(2)), None if m.group(3) is None else int(m.group(3)))
 
 
-def committed_size(driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) -> int | None:
-    """The size (bytes) the holder of the lease in force at `path_of(0)`, `path_of(1)`...
-    recorded as committed; None when no lease is in force (or it recorded none)."""
+def _in_force(driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) -> _Record | None:
+    """The lease in force at `path_of(0)`, `path_of(1)`...; None when none is."""
     now = terms.clock()
     for generation in range(MAX_GENERATIONS):
         record = _read(driver, path_of(generation))
         if record is None:
             return None
         if record.expires > now:
-            return record.committed
+            return record
     return None
+
+
+def committed_size(driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) -> int | None:
+    """The size (bytes) the holder of the lease in force at `path_of(0)`, `path_of(1)`...
+    recorded as committed; None when no lease is in force (or it recorded none)."""
+    record = _in_force(driver, path_of, terms)
+    return None if record is None else record.committed
+
+
+def in_force(driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) -> bool:
+    """Whether a lease is in force at `path_of(0)`, `path_of(1)`... (one GET for each
+    generation up to it): someone is writing the upload, and a purge would keep it."""
+    return _in_force(driver, path_of, terms) is not None
 
 
 class Lease:
