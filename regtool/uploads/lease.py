@@ -24,6 +24,10 @@ releases the lease.
   takers could both do: it creates the next generation, `lease.<n+1>`, which again only
   one can create. An upload whose lease was ever taken over is `doubtful`: what its
   crashed holder wrote last is unknown, so its hash is always recomputed from storage.
+- A lease also names its holder process where it can (`holder.py`, Linux): a lease whose
+  holder ran on this host's boot, in this pid namespace, and no longer runs is over at
+  once, not after `ttl`: a server restarted after a crash, or `regtool gc`, need not wait.
+  A holder elsewhere is known only by its lease's expiry.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 
 from regtool.errors import RegtoolError
 from regtool.storage.base import Driver
+from regtool.uploads.holder import current_holder, holder_gone
 
 #: Seconds a lease lasts without renewal.
 LEASE_TTL = 120.0
@@ -47,7 +52,8 @@ MAX_GENERATIONS = 64
 CHECK_EVERY = 1.0
 
 _CONTENT_RE = re.compile(
-    r"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)(?: ([0-9]{1,18}))?", re.ASCII
+    r"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)(?: ([0-9]{1,18}))?(?: ([0-9a-f/-]{1,128}))?",
+    re.ASCII,
 )
 
 
@@ -84,6 +90,11 @@ class _Record:
     token: str
     expires: float
     committed: int | None
+    holder: str | None = None  # `holder.current()` of the process that wrote it
+
+    def in_force(self, now: float) -> bool:
+        """Unexpired at `now` (Unix seconds), and its holder not known to be gone."""
+        return self.expires > now and not holder_gone(self.holder)
 
 
 def _read(driver: Driver, path: str) -> _Record | None:
@@ -96,7 +107,8 @@ def _read(driver: Driver, path: str) -> _Record | None:
     m = _CONTENT_RE.fullmatch(data.decode("ascii", "replace"))
     if m is None:
         return _Record("", 0.0, None)
-    return _Record(m.group(1), float(m.group(2)), None if m.group(3) is None else int(m.group(3)))
+    committed = None if m.group(3) is None else int(m.group(3))
+    return _Record(m.group(1), float(m.group(2)), committed, m.group(4))
 
 
 def _in_force(driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) -> _Record | None:
@@ -106,7 +118,7 @@ def _in_force(driver: Driver, path_of: Callable[[int], str], terms: LeaseTerms) 
         record = _read(driver, path_of(generation))
         if record is None:
             return None
-        if record.expires > now:
+        if record.in_force(now):
             return record
     return None
 
@@ -188,10 +200,10 @@ class Lease:
                 lease = cls(driver, path, generation, token, terms, committed)
                 lease.check()
                 return lease
-            if current.expires > now:
+            if current.in_force(now):
                 busy = committed if current.committed is None else current.committed
                 break
-            generation += 1  # expired: its holder is gone; the next generation decides
+            generation += 1  # over: its holder is gone; the next generation decides
         raise LeaseBusy("the upload is being written by another request", busy)
 
     def ensure(self) -> None:
@@ -251,4 +263,6 @@ class Lease:
 
 
 def _content(token: str, expires: float, committed: int) -> bytes:
-    return f"{token} {expires:.3f} {committed}".encode("ascii")
+    holder = current_holder()
+    named = f" {holder}" if holder else ""
+    return f"{token} {expires:.3f} {committed}{named}".encode("ascii")

@@ -4,6 +4,7 @@ stays, however old its files look; released, the next gc deletes it."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -122,3 +123,28 @@ def test_an_upload_leased_after_gc_planned_is_kept_by_the_sweep(tmp_path: Path) 
     assert result.kept_changed == 1
     assert any(upload_id in w and "since gc planned" in w for w in result.warnings)
     assert exists(layout, "team/app", upload_id)
+
+
+def test_a_lease_held_on_another_host_keeps_its_upload_until_it_expires(
+    cli: Any, tmp_path: Path
+) -> None:
+    """Only a holder on this host's boot and pid namespace can be seen to be gone; one
+    elsewhere (here: another boot id) is known by its lease's expiry alone."""
+    layout = default_layout(LocalDriver(tmp_path))
+    assert isinstance(layout, V2Layout)
+    upload_id = UploadStore(layout).start("team/app")
+    lease = tmp_path / layout.upload_lease("team/app", upload_id)
+    elsewhere = f"{uuid.uuid4()}/4026531836/1/1"
+
+    def write_lease(expires: float) -> None:
+        lease.write_text(f"{uuid.uuid4().hex} {expires:.3f} 0 {elsewhere}")
+
+    write_lease(time.time() + 120)
+    args = ("gc", "-l", str(tmp_path), "--min-age", "0", "--settle", "0")
+    doc = cli.json(*args, "--uploads-older-than", "0s")
+    assert [o for o in doc["objects"] if o["kind"] == "upload"] == []
+    assert exists(layout, "team/app", upload_id)
+    write_lease(time.time() - 1)
+    doc = cli.json(*args, "--uploads-older-than", "0s")
+    assert [o["name"] for o in doc["objects"] if o["kind"] == "upload"] == [upload_id]
+    assert not exists(layout, "team/app", upload_id)
