@@ -313,20 +313,22 @@ class StoreView:
         """The kept walk; once due for renewal, it is still answered while a new walk
         runs in the background (one at a time). Before the first walk has ended, waits
         for it (or makes it)."""
-        renewing = False
+        stale = False
         with self._lock:
             kept = self._walked
             if kept is not None:
                 due = max(self.ttl, RENEW_AFTER * self._walk_seconds)
-                if self.clock() - kept[0] >= due and self._refresh is None:
+                stale = self.clock() - kept[0] >= due
+                if stale and self._refresh is None:
                     self._refresh = threading.Thread(target=self._walk_in_background, daemon=True)
                     self._refresh.start()
-                    renewing = True
                 if self._walk_failed is not None:  # storage failing is not old news
                     raise StorageError(self._walk_failed)
             running = self._refresh
         if kept is not None:
-            if renewing:  # a store gone away is not answered from the walk of it
+            # a store gone away is not answered from the walk of it, whether this page
+            # began the renewal or an earlier one did and it is still under way
+            if stale:
                 self._root.check_root()
             return kept[1]
         if running is not None:  # the first walk, begun by a catalog page: wait for it

@@ -12,6 +12,7 @@ from typing import BinaryIO
 
 import pytest
 
+from regtool.errors import StorageError
 from regtool.layout import v2_write
 from regtool.layout.detect import default_layout
 from regtool.layout.v2 import V2Layout
@@ -306,3 +307,38 @@ def test_a_v1_images_layers_name_the_other_images_holding_them(tmp_path: Path) -
         for layer in details.layers
     }
     assert shared == {base.image_id: ["exampleapp:base", "team/tool:2"], app.image_id: []}
+
+
+def test_a_store_gone_during_a_renewal_begun_earlier_is_not_answered(tmp_path: Path) -> None:
+    """A renewal of the kept walk begun by an earlier page may still be under way when
+    the store goes away: the next page is not answered from the old walk either."""
+
+    class HeldRenewal(LocalDriver):
+        """Holds walks of repositories/ once `hold` is set, until `go` is."""
+
+        hold = False
+        go = threading.Event()
+
+        def walk(
+            self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
+        ) -> Iterator[Entry]:
+            if self.hold and prefix.endswith("/repositories"):
+                assert self.go.wait(20)
+            return super().walk(prefix, temporaries=temporaries, prune=prune)
+
+    root = tmp_path / "store"
+    write_image(default_layout(LocalDriver(root)), "pub", "latest")
+    driver = HeldRenewal(root)
+    now = [0.0]
+    view = StoreView(default_layout(driver), str(root), ttl=60, clock=lambda: now[0])
+    try:
+        view.catalog(lambda _: True)
+        view.wait_for_walk()
+        driver.hold = True
+        now[0] += 3600  # the kept walk is due for renewal
+        assert [r.name for r in view.catalog(lambda _: True).rows] == ["pub"]  # renewal begun
+        root.rename(tmp_path / "gone")
+        with pytest.raises(StorageError, match="no longer there"):
+            view.catalog(lambda _: True)
+    finally:
+        driver.go.set()
