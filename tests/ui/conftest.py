@@ -13,7 +13,7 @@ a registry with htpasswd users and access rules holding pushed images, screensho
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,12 +188,31 @@ def follow(driver: Any, element: Any) -> None:
     this one (a click returns as soon as it is sent, not when the page it asks for is
     there)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 20).until(ec.staleness_of(page))
+    WebDriverWait(driver, 20).until(_replaced(page))
+
+
+def _replaced(page: Any) -> Callable[[Any], bool]:
+    """`ec.staleness_of(page)`, also when chromedriver, asked about a node while the
+    document it belonged to is being replaced, says "Node with given id does not belong
+    to the document" instead of that the element is stale."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def replaced(_: Any) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+        return False
+
+    return replaced
 
 
 def sign_in(driver: Any, shop: Shop, user: str) -> None:
