@@ -285,23 +285,28 @@ def test_a_directory_swapped_for_a_link_after_openat2_opened_it_is_not_followed(
     assert (store / "repositories" / "moved-away" / "new").read_bytes() == b"pushed"
 
 
-def test_a_path_without_links_takes_one_call_to_reach(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def opens(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The paths the local driver's path resolution passes to `os.open`, in order."""
+    real_open = os.open
+    opened: list[object] = []
+
+    def counting_open(path: object, *args: object, **kwargs: object) -> int:
+        opened.append(path)
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(beneath.os, "open", counting_open)
+    return opened
+
+
+def test_a_path_without_links_takes_one_call_to_reach(tmp_path: Path, opens: list[object]) -> None:
     # A layer link of distribution's layout lies ten directories down: walked, that is
     # ten opens and ten closes a storage call; with openat2 the root and one open.
     assert beneath._openat2.available, "Linux 5.6 or later: openat2 is what this tests"
     deep = "docker/registry/v2/repositories/app/_layers/sha256/" + "ab" * 32 + "/link"
     driver = LocalDriver(tmp_path)
     driver.put(deep, b"sha256:" + b"ab" * 32)
-    real_open = os.open
-    opens: list[object] = []
-
-    def counting_open(path: object, *args: object, **kwargs: object) -> int:
-        opens.append(path)
-        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(beneath.os, "open", counting_open)
+    opens.clear()  # what was opened to set the test up
     assert driver.get(deep) == b"sha256:" + b"ab" * 32
     assert opens[1:] == ["link"]  # the root, then the file in the directory openat2 gave
     opens.clear()
@@ -311,7 +316,7 @@ def test_a_path_without_links_takes_one_call_to_reach(
 
 
 def test_new_directories_are_made_below_the_deepest_there_and_pruned_from_the_deepest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, opens: list[object]
 ) -> None:
     # A tag's link lies two directories below an existing one: only those are opened,
     # as they are made; deleting it prunes the empty ones, each found in one call.
@@ -319,14 +324,7 @@ def test_new_directories_are_made_below_the_deepest_there_and_pruned_from_the_de
     repo = "docker/registry/v2/repositories/app"
     driver = LocalDriver(tmp_path)
     driver.put(f"{repo}/_layers/sha256/ab/link", b"x")
-    real_open = os.open
-    opens: list[object] = []
-
-    def counting_open(path: object, *args: object, **kwargs: object) -> int:
-        opens.append(path)
-        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(beneath.os, "open", counting_open)
+    opens.clear()  # what was opened to set the test up
     tag = f"{repo}/_manifests/tags/t1/current/link"
     driver.put(tag, b"sha256:" + b"cd" * 32)
     assert opens[1:5] == ["_manifests", "tags", "t1", "current"] and len(opens) == 6
