@@ -7,6 +7,9 @@ Public API:
 - `ManifestFacts.get(digest, entry) -> Manifest | None`, `.put(digest, entry, manifest)`:
   `entry` is the manifest blob's listing entry (or stat), which decides validity;
   `.get_many({digest: entry}) -> {digest: Manifest}` asks for many in one query.
+- `ManifestFacts.segment_sets(entries) -> {path: set}`, `.put_segment_set(entry, set)`:
+  which segment set each Swift large object's manifest names (gc), by the object's
+  listing entry in the same way (`validity.large_object_validator`).
 - `cache_enabled(flag)`: `--no-cache` and `REGTOOL_CACHE=off`.
 Most callers read through `layout.manifests.ManifestReader(layout, facts=...)`, which
 does the lookups, the reads and the puts.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from regtool.facts import codec
 from regtool.facts.store import DEFAULT_MAX_ENTRIES, FactsFile, default_path
-from regtool.facts.validity import validator
+from regtool.facts.validity import large_object_validator, validator
 from regtool.oci import Digest, Manifest
 from regtool.storage.base import Entry
 
@@ -17,6 +17,9 @@ from regtool.storage.base import Entry
 ENV = "REGTOOL_CACHE"
 #: Decoded facts a process holds in memory (a few hundred bytes each).
 MEMORY_ENTRIES = 50_000
+#: Rows of large objects' segment sets: their own format, keyed by this and the path.
+SEGMENT_SET_FORMAT = 1001
+_SEGMENT_SET_KEY = "dlo:"
 
 
 def cache_enabled(flag: bool = True) -> bool:
@@ -119,6 +122,32 @@ class ManifestFacts:
             return
         self.file.put(self._store, str(digest), codec.FORMAT, key, codec.encode(manifest))
         self._remember(digest, key, manifest)
+
+    def segment_sets(self, entries: Iterable[Entry]) -> dict[str, str | None]:
+        """path -> the segment set (driver path; None: a plain object) kept for each of
+        the large objects listed by `entries` (Swift DLO manifests) while its entry still
+        gives the validator it was kept with (`validity.large_object_validator`). One
+        query per `store.QUERY_CHUNK` entries; those not answered are left out."""
+        keys = {e.path: key for e in entries if (key := large_object_validator(e)) is not None}
+        found: dict[str, str | None] = {}
+        if self.file is None or self._store is None or not keys:
+            return found
+        rows = self.file.get_many(self._store, (_SEGMENT_SET_KEY + p for p in keys))
+        for path, key in keys.items():
+            row = rows.get(_SEGMENT_SET_KEY + path)
+            if row is not None and row[0] == SEGMENT_SET_FORMAT and row[1] == key:
+                found[path] = row[2].decode("utf-8", "surrogateescape") or None
+        return found
+
+    def put_segment_set(self, entry: Entry, segment_set: str | None) -> None:
+        """Keep the segment set that the large object listed by `entry` names (None: a
+        plain object), learnt from a HEAD made after the listing: if the object was
+        rewritten meanwhile, its next listing gives another validator."""
+        key = large_object_validator(entry)
+        if self.file is None or self._store is None or key is None:
+            return
+        body = (segment_set or "").encode("utf-8", "surrogateescape")
+        self.file.put(self._store, _SEGMENT_SET_KEY + entry.path, SEGMENT_SET_FORMAT, key, body)
 
     def flush(self) -> None:
         """Write what waits (a long-running process's batches; `close` does it too)."""

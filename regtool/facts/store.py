@@ -3,7 +3,8 @@
     $XDG_CACHE_HOME/regtool/facts.sqlite       (default ~/.cache/regtool/facts.sqlite)
 
 Tables: `stores` (an id per store identity, see `ManifestFacts`) and `facts` (store id,
-digest, validator, encoded facts, last used in Unix seconds), keyed by (store, digest).
+digest, validator, encoded facts, last used in Unix seconds), keyed by (store, digest);
+a large object's segment set has a row of its own format keyed by `dlo:<path>`.
 Readers never wait for writers (WAL); writers wait for each other up to `BUSY_TIMEOUT`.
 New rows are written in batches (`FLUSH_EVERY`, and on `close`), and the rows used least
 recently are evicted on `close` once there are more than `max_entries`.

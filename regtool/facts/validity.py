@@ -27,3 +27,15 @@ def validator(entry: Entry) -> str | None:
     if entry.modified is not None:
         return f"mtime:{entry.modified.timestamp():.9f}:{entry.size}"
     return None
+
+
+def large_object_validator(entry: Entry) -> str | None:
+    """The validator of a large object's manifest (a Swift DLO, listed as 0 bytes): its
+    listed modification time to the microsecond, MD5 and size. Swift gives every PUT, and
+    every POST (which can change `X-Object-Manifest`), a timestamp newer than the last, and
+    lists it as `last_modified`, so any rewrite of the manifest changes it. None without a
+    listed time."""
+    if entry.modified is None:
+        return None
+    when = entry.modified.isoformat(timespec="microseconds")
+    return f"dlo:{when}:{entry.checksum}:{entry.size or 0}"

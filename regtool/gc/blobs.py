@@ -42,6 +42,15 @@ class BlobListing:
         )
         return listing
 
+    def add(self, digest: Digest, entry: Entry) -> None:
+        """Keep one more blob's entry."""
+        self._map[digest.hex] = (
+            digest.algorithm,
+            entry.size,
+            pack_time(entry.modified),
+            entry.checksum,
+        )
+
     def _entry(self, digest: Digest, kept: _Kept) -> Entry:
         _, size, modified, checksum = kept
         path = self.layout.blob_data(digest)

@@ -74,6 +74,9 @@ class GcResult:
     failed: dict[str, str] = field(default_factory=dict)  # path -> error (real run only)
     requests: int | None = None  # HTTP requests made (Swift)
     fault: str | None = None  # a storage fault that stopped the sweep part way
+    #: Large objects (paths) of the plan deleted without their segments: a kept object
+    #: names them too (gc/large_objects.py).
+    keep_segments: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.items = Plan(threshold=self.options.in_memory)

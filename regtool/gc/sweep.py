@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 from datetime import datetime
 from itertools import islice
 
@@ -19,6 +20,7 @@ from regtool.gc.snapshot import (
     walk_repositories,
 )
 from regtool.gc.spill import Plan
+from regtool.layout.segments import segment_set_of
 from regtool.layout.v2 import RepositoryIndex, V2Layout
 from regtool.layout.v2_write import write_link
 from regtool.oci import Digest
@@ -104,7 +106,32 @@ def recheck(
     result.items.close()
     result.items = still
     result.kept_changed += len(kept)
+    _spare_segments(layout, result, kept)
     return kept
+
+
+def _spare_segments(layout: V2Layout, result: GcResult, kept: list[Doomed]) -> None:
+    """Take out of the plan the segments of the large objects in `kept` (which stay,
+    after all): another doomed object may name the same set (gc/large_objects.py). That
+    one goes without its segments."""
+    segments_dir = layout.segments_dir()
+    if segments_dir is None:
+        return
+    staying = {p for i in kept for p in i.paths if segment_set_of(segments_dir, p)}
+    if not staying:
+        return
+    still = Plan(threshold=result.options.in_memory)
+    for item in result.items:
+        if any(p in staying for p in item.paths):
+            paths = tuple(p for p in item.paths if p not in staying)
+            why = "its segments stay: a large object kept after all names them too"
+            item = replace(item, paths=paths, size=None, reason=f"{item.reason}; {why}")
+            if item.kind == "upload":
+                assert item.repository is not None  # every upload item names its repository
+                result.keep_segments.add(layout.upload_data(item.repository, item.name))
+        still.append(item)
+    result.items.close()
+    result.items = still
 
 
 def sweep(
@@ -167,7 +194,9 @@ def purge_uploads(
             continue
         assert item.repository is not None  # every upload item names its repository
         try:
-            if not purge_upload(layout, item.repository, item.name, limit, lease_terms):
+            alone = [p for p in item.paths if p in result.keep_segments]
+            name = item.repository
+            if not purge_upload(layout, name, item.name, limit, lease_terms, alone):
                 kept.add(item.name)
                 result.warnings.append(
                     f"upload {item.name} of {item.repository}: kept, a server took its lease"

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
+from itertools import chain
 from typing import TypeVar
 
 from regtool.concurrency import map_outcomes
-from regtool.errors import PathNotFound
 from regtool.facts import ManifestFacts
 from regtool.gc.ahead import Ahead
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.blobs import BlobListing
+from regtool.gc.large_objects import SegmentNames, Sizer, raise_faults
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
@@ -41,7 +42,7 @@ from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
 from regtool.layout.v2 import LinkKind, LinkStat, Repositories, RepositoryIndex, V2Layout
 from regtool.oci import Digest
-from regtool.storage.base import Entry, LargeObject, set_aside_temporaries
+from regtool.storage.base import Entry, set_aside_temporaries
 from regtool.text import plural
 from regtool.uploads.age import OldUpload, old_uploads
 from regtool.uploads.lease import LeaseTerms, in_force
@@ -56,52 +57,6 @@ def phase(result: GcResult, name: str) -> Iterator[None]:
         yield
     finally:
         result.phases[name] = result.phases.get(name, 0.0) + time.monotonic() - t0
-
-
-class _Sizer:
-    """Sizes and segment paths of large objects, from the one walk of `segments/` and a
-    HEAD of only the objects asked for: of each object's manifest alone (`segment_set`),
-    which Swift answers without listing the segments, where the walk knows the set; a
-    full HEAD (`large_object`) for the size of any other."""
-
-    def __init__(self, layout: V2Layout, sets: dict[str, SegmentSet], jobs: int):
-        self.layout, self.sets, self.jobs = layout, sets, jobs
-        self.heads: dict[str, LargeObject | Exception | None] = {}
-
-    def head_all(self, paths: list[str]) -> None:
-        """HEAD the objects at `paths`. An object deleted since it was listed is remembered
-        as such; anything else that fails (a storage fault) is raised."""
-        driver = self.layout.driver
-        todo = [p for p in paths if p not in self.heads]
-        named = map_outcomes(driver.segment_set, todo, self.jobs)
-        _raise_faults(named.values())
-        heads: dict[str, LargeObject | Exception | None] = {}
-        for path, found in named.items():
-            if isinstance(found, Exception):
-                heads[path] = found
-            elif found is not None and found in self.sets:
-                heads[path] = LargeObject(self.sets[found].size, found)
-        unsized = [p for p in todo if p not in heads]  # plain, or segments not walked
-        heads.update(map_outcomes(driver.large_object, unsized, self.jobs))
-        _raise_faults(heads.values())
-        self.heads.update(heads)
-
-    def needs_head(self, entry: Entry) -> bool:
-        return self.layout.driver.has_large_objects and not entry.size
-
-    def resolve(self, entry: Entry) -> tuple[tuple[str, ...], int | None] | str:
-        """(paths to delete, size) for the object at `entry`, or why it must stay."""
-        if not self.needs_head(entry):
-            return (entry.path,), entry.size
-        head = self.heads.get(entry.path)
-        if isinstance(head, Exception):  # head_all raised any other failure
-            return "gone since it was listed"
-        if head is None or head.segment_set is None:
-            return (entry.path,), (head.size if head else entry.size)
-        found = self.sets.get(head.segment_set)
-        segments = tuple(e.path for e in found.segments) if found else ()
-        size = found.size if found else head.size
-        return (entry.path, *segments), size
 
 
 @dataclass
@@ -234,7 +189,8 @@ def collect_v2(
             blob_items = Plan(threshold=options.in_memory)
             scratch.callback(blob_items.close)
             unsized: list[tuple[Digest, Entry]] = []
-            large_objects: list[Entry] = []  # for --orphan-segments
+            kept_large = BlobListing(layout, options.in_memory)  # whose sets must stay
+            scratch.callback(kept_large.close)
             if listing is None:
                 blob_walk = driver.walk(layout.blobs_dir(), temporaries=True)
                 blobs = walk_blobs(layout, set_aside_temporaries(blob_walk, temporaries))
@@ -242,12 +198,14 @@ def collect_v2(
                 blobs = iter(listing)
             for digest, entry in blobs:
                 is_large = driver.has_large_objects and not entry.size
-                if options.orphan_segments and is_large:
-                    large_objects.append(entry)
                 if blob_key(digest) in marked.blobs:
+                    if is_large:
+                        kept_large.add(digest, entry)
                     continue
                 if young(entry, cutoff):
                     result.kept_young += 1
+                    if is_large:
+                        kept_large.add(digest, entry)
                 elif is_large:
                     unsized.append((digest, entry))
                 else:
@@ -258,33 +216,37 @@ def collect_v2(
             with phase(result, "segments"):
                 sets = sets_ahead.result()
         with phase(result, "plan"):
-            sizer = _Sizer(layout, sets, options.jobs)
+            names = SegmentNames(driver, reader.facts, options.jobs)
+            sizer = Sizer(layout, sets, names)
+            # Uploads of every directory, also of a first push abandoned before any manifest.
+            all_uploads = marked.uploads
+            uploads = _doomed_uploads(layout, all_uploads, started, options, result)
+            doomed_data = _upload_data(layout, uploads, sizer)
+            sizer.head_all([e for _, e in unsized] + doomed_data)
+            # A doomed object's segments go only if no large object that stays names them.
+            every_set = options.orphan_segments and bool(sets) and segments_dir is not None
+            named = sizer.keep_shared(
+                chain(
+                    (e for _, e in kept_large),
+                    _kept_upload_data(layout, all_uploads, uploads, sizer),
+                ),
+                every_set,
+            )
             blob_items += _large_blob_items(unsized, sizer, marked.revisions, result)
             result.items.extend_sorted(blob_items)
             result.items += marked.links
             result.items += marked.outside
-            # Uploads of every directory, also of a first push abandoned before any manifest.
-            all_uploads = marked.uploads
-            result.items += _upload_items(layout, all_uploads, sizer, started, options, result)
+            result.items += _upload_items(layout, uploads, sizer, result)
             result.items += _temp_file_items(layout, temporaries, cutoff, result)
-            if options.orphan_segments and sets and segments_dir is not None:
-                result.items += _orphan_sets(
-                    layout, segments_dir, large_objects, all_uploads, sizer, result, cutoff
-                )
+            if every_set:
+                assert segments_dir is not None
+                result.items += _orphan_sets(segments_dir, named, sizer, result, cutoff)
         marked.close()
         if not options.dry_run:
             with phase(result, "sweep"):
                 settle = options.settle.total_seconds()
                 sweep(layout, result, snapshot, reader, settle, _uploads_limit(started, options))
     return result
-
-
-def _raise_faults(outcomes: Iterable[object]) -> None:
-    """Raises the first failure among `outcomes` other than `PathNotFound` (an object
-    deleted since it was listed)."""
-    for outcome in outcomes:
-        if isinstance(outcome, Exception) and not isinstance(outcome, PathNotFound):
-            raise outcome
 
 
 def _closing(ahead: Ahead[T], close: Callable[[T], None]) -> Callable[[], None]:
@@ -310,12 +272,12 @@ def _blob_item(
 
 def _large_blob_items(
     unsized: list[tuple[Digest, Entry]],
-    sizer: _Sizer,
+    sizer: Sizer,
     revisions: KeySet,
     result: GcResult,
 ) -> list[Doomed]:
-    """Unmarked blobs stored as large objects, sized by their segments (one HEAD each)."""
-    sizer.head_all([e.path for _, e in unsized])
+    """Unmarked blobs stored as large objects (`Sizer.head_all` read them), sized by their
+    segments; one whose set a kept object names too goes without its segments."""
     items = []
     for digest, entry in unsized:
         resolved = sizer.resolve(entry)
@@ -323,8 +285,18 @@ def _large_blob_items(
             result.warnings.append(f"blob {digest} kept: {resolved}")
             continue
         paths, size = resolved
-        items.append(_blob_item(digest, paths, size, revisions))
+        item = _blob_item(digest, paths, size, revisions)
+        if (sharer := sizer.shared_with(entry)) is not None:
+            item = _without_segments(item, sharer, result)
+        items.append(item)
     return items
+
+
+def _without_segments(item: Doomed, sharer: str, result: GcResult) -> Doomed:
+    """`item`, whose large object's segments stay because `sharer` names them too."""
+    why = f"its segments stay: {sharer} names them too"
+    result.warnings.append(f"{item.kind} {item.name}: deleted without its segments, {why}")
+    return replace(item, reason=f"{item.reason}; {why}")
 
 
 def _link_items(
@@ -416,7 +388,7 @@ def _not_leased(
         return in_force(layout.driver, partial(layout.upload_lease, *key), terms)
 
     held = map_outcomes(leased, listed, jobs)
-    _raise_faults(held.values())
+    raise_faults(held.values())
     kept = {key for key, outcome in held.items() if outcome is True}
     for name, upload_id in sorted(kept):
         result.warnings.append(
@@ -425,49 +397,81 @@ def _not_leased(
     return [u for u in uploads if (u.repository, u.upload_id) not in kept]
 
 
-def _upload_items(
+def _doomed_uploads(
     layout: V2Layout,
     all_uploads: dict[tuple[str, str], list[Entry]],
-    sizer: _Sizer,
     now: datetime,
     options: GcOptions,
     result: GcResult,
+) -> list[OldUpload]:
+    """The uploads the plan deletes: old enough, and no server writing them."""
+    old = old_uploads(layout, all_uploads, _uploads_limit(now, options), options.jobs)
+    return _not_leased(layout, old, options.jobs, result)
+
+
+def _upload_data(layout: V2Layout, uploads: list[OldUpload], sizer: Sizer) -> list[Entry]:
+    """The entries of the `data` files of `uploads` that may be large objects."""
+    return [
+        f
+        for u in uploads
+        for f in u.files
+        if f.path == layout.upload_data(u.repository, u.upload_id) and sizer.needs_head(f)
+    ]
+
+
+def _kept_upload_data(
+    layout: V2Layout,
+    all_uploads: dict[tuple[str, str], list[Entry]],
+    doomed: list[OldUpload],
+    sizer: Sizer,
+) -> list[Entry]:
+    """The entries of the `data` files of the uploads that stay (all but `doomed`) that
+    may be large objects."""
+    going = {(u.repository, u.upload_id) for u in doomed}
+    return [
+        f
+        for (name, upload_id), files in all_uploads.items()
+        if (name, upload_id) not in going
+        for f in files
+        if f.path == layout.upload_data(name, upload_id) and sizer.needs_head(f)
+    ]
+
+
+def _upload_items(
+    layout: V2Layout, doomed: list[OldUpload], sizer: Sizer, result: GcResult
 ) -> list[Doomed]:
-    limit = _uploads_limit(now, options)
-    old = old_uploads(layout, all_uploads, limit, options.jobs)
-    doomed = _not_leased(layout, old, options.jobs, result)
-    data = [layout.upload_data(u.repository, u.upload_id) for u in doomed]
-    sizer.head_all(
-        [f.path for u in doomed for f in u.files if f.path in data and sizer.needs_head(f)]
-    )
+    """The plan's items for the uploads `doomed` (their data read by `Sizer.head_all`).
+    Data whose segments a kept object names too is noted in `GcResult.keep_segments`:
+    the sweep deletes it without them."""
     items = []
     for upload in doomed:
         name, upload_id, files = upload.repository, upload.upload_id, upload.files
         began, last = upload.began, upload.last
         paths: list[str] = []
         size = 0
+        sharer = None
         for f in files:
-            resolved = (
-                sizer.resolve(f)
-                if f.path == layout.upload_data(name, upload_id)
-                else ((f.path,), f.size)
-            )
+            if f.path == layout.upload_data(name, upload_id):
+                resolved = sizer.resolve(f)
+                if (sharer := sizer.shared_with(f)) is not None:
+                    result.keep_segments.add(f.path)
+            else:
+                resolved = (f.path,), f.size
             if isinstance(resolved, str):
                 resolved = (f.path,), None
                 result.warnings.append(f"upload {upload_id}: segments not found ({f.path})")
             paths += resolved[0]
             size += resolved[1] or 0
         why = f"started {began:%Y-%m-%dT%H:%M:%SZ}, " if began else "no startedat, "
-        items.append(
-            Doomed(
-                "upload",
-                upload_id,
-                tuple(paths),
-                size,
-                why + f"last written {last:%Y-%m-%dT%H:%M:%SZ}",
-                name,
-            )
+        item = Doomed(
+            "upload",
+            upload_id,
+            tuple(paths),
+            size,
+            why + f"last written {last:%Y-%m-%dT%H:%M:%SZ}",
+            name,
         )
+        items.append(item if sharer is None else _without_segments(item, sharer, result))
     return items
 
 
@@ -494,29 +498,10 @@ def _temp_file_items(
 
 
 def _orphan_sets(
-    layout: V2Layout,
-    segments_dir: str,
-    large_objects: list[Entry],
-    all_uploads: dict[tuple[str, str], list[Entry]],
-    sizer: _Sizer,
-    result: GcResult,
-    cutoff: datetime,
+    segments_dir: str, named: set[str], sizer: Sizer, result: GcResult, cutoff: datetime
 ) -> list[Doomed]:
-    """Segment sets no large object names. Only a HEAD tells which set an object uses, so
-    this HEADs every 0-byte object in blobs/ and _uploads/ (opt-in: one request each)."""
-    objects = list(large_objects)
-    objects += [
-        f
-        for (name, upload_id), files in all_uploads.items()
-        for f in files
-        if f.path == layout.upload_data(name, upload_id) and sizer.needs_head(f)
-    ]
-    sizer.head_all([e.path for e in objects])
-    live: set[str] = set()
-    for e in objects:
-        head = sizer.heads.get(e.path)
-        if isinstance(head, LargeObject) and head.segment_set:
-            live.add(head.segment_set)
+    """Segment sets that no large object names (`named`: every set a kept or a doomed
+    object in blobs/ and _uploads/ names, `Sizer.keep_shared`), older than `cutoff`."""
     # segments of what the plan deletes already (a deleted large object's own set)
     claimed = {
         owner
@@ -526,7 +511,7 @@ def _orphan_sets(
     }
     items = []
     for path, found in sorted(sizer.sets.items()):
-        if path in live or path in claimed:
+        if path in named or path in claimed:
             continue
         newest = found.newest
         if newest is None or newest > cutoff:

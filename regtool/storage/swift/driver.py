@@ -178,12 +178,17 @@ class SwiftDriver(Driver):
         replaced = self.dlo.manifest_of(dst)
         moved = manifest(headers)
         if moved:
-            # A DLO moves by its manifest alone; the segments stay where they are.
-            self.dlo.link(dst, moved)
+            # A DLO moves by its manifest alone; the segments stay where they are. The old
+            # manifest goes first: a failure between the two leaves no object naming the
+            # segments (garbage, for `gc --orphan-segments`), never two, and deleting one
+            # of two takes the segments from the other (`delete`).
+            with contextlib.suppress(PathNotFound):  # deleted meanwhile: ours to finish
+                self.objects.delete_object(src)
+            self.dlo.step(lambda: self.dlo.link(dst, moved))
         else:
             self.objects.copy(src, dst)
-        with contextlib.suppress(PathNotFound):  # deleted meanwhile: the move still happened
-            self.objects.delete_object(src)
+            with contextlib.suppress(PathNotFound):  # deleted meanwhile: it still moved
+                self.objects.delete_object(src)
         if replaced != self.dlo.own_segment_set(moved):
             self.dlo.delete_segment_set(replaced)
 

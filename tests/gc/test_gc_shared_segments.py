@@ -1,0 +1,255 @@
+"""On Swift, two large objects can name one segment set: a move that writes the new
+manifest before deleting the old one leaves an upload and a blob naming the same set when
+it is cut short, and a server-side COPY with `?multipart-manifest=get` makes another. gc
+deletes a doomed object's segments only if no object it keeps names them, and otherwise
+the manifest alone; the sets of kept objects are cached while their listing entries stay
+the same (real Swift throughout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from regtool.facts import open_cache
+from regtool.gc import GcOptions, collect
+from regtool.gc.model import Doomed, GcResult
+from regtool.gc.sweep import _spare_segments
+from regtool.layout.manifests import store_identity
+from regtool.layout.v2 import SWIFT_ROOT, V2Layout
+from regtool.layout.v2_write import write_link, write_started_at
+from regtool.oci import OCI_MANIFEST, Digest
+from regtool.storage.swift.driver import SwiftDriver
+from tests.gc.test_gc_swift_large_objects import Heads
+from tests.handstore import LAYER, HandStore
+
+pytestmark = pytest.mark.swift
+
+SEGMENT = 64 * 1024
+NOW = timedelta(0)
+
+
+def options(**kw: Any) -> GcOptions:
+    return GcOptions(**{"min_age": NOW, "settle": NOW, **kw})
+
+
+@pytest.fixture
+def store(swift_service: Any) -> Iterator[HandStore]:
+    swift = swift_service.driver(f"gc-shared-{uuid.uuid4().hex[:8]}", segment_size=SEGMENT)
+    driver = Heads(swift)
+    hand = HandStore(driver=driver)
+    hand.layout = V2Layout(driver, SWIFT_ROOT)
+    try:
+        yield hand
+    finally:
+        driver.delete_many([e.path for e in driver.walk("")])
+        driver.close()
+
+
+def _swift(hand: HandStore) -> SwiftDriver:
+    inner = hand.driver.inner  # type: ignore[attr-defined]
+    assert isinstance(inner, SwiftDriver)
+    return inner
+
+
+def _large_blob(hand: HandStore, data: bytes) -> Digest:
+    """A blob stored as distribution's Swift driver stores one: a DLO."""
+    digest = Digest.of(data)
+    with hand.driver.writer(hand.layout.blob_data(digest)) as w:
+        w.write(data)
+        w.commit()
+    return digest
+
+
+def _image_of(hand: HandStore, repo: str, layer: bytes) -> Digest:
+    """An image in `repo` whose one layer is `layer`, stored as a large object."""
+    digest = _large_blob(hand, layer)
+    write_link(hand.layout, hand.layout.layer_link(repo, digest), digest)
+    config = hand.blob(repo, b'{"architecture":"amd64","os":"linux"}')
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": str(config),
+            "size": 37,
+        },
+        "layers": [{"mediaType": LAYER, "digest": str(digest), "size": len(layer)}],
+    }
+    hand.manifest(repo, "1", json.dumps(doc).encode())
+    return digest
+
+
+def _set_of(hand: HandStore, path: str) -> str:
+    found = hand.driver.segment_set(path)
+    assert found is not None
+    return found
+
+
+def _name_set(hand: HandStore, path: str, segment_set: str) -> None:
+    """Make the object at `path` a DLO manifest naming `segment_set`, as a COPY with
+    `?multipart-manifest=get` (or a move cut short) leaves one."""
+    _swift(hand).dlo.put_manifest(path, segment_set)
+
+
+def _segments(hand: HandStore, segment_set: str) -> list[str]:
+    return [e.path for e in hand.driver.walk(segment_set)]
+
+
+def _item(result: GcResult, name: str) -> Doomed:
+    return next(i for i in result.items if i.name == name)
+
+
+@pytest.mark.parametrize("orphan_segments", [False, True])
+def test_a_doomed_blob_naming_a_kept_blobs_segments_goes_without_them(
+    store: HandStore, orphan_segments: bool
+) -> None:
+    layer = os.urandom(3 * SEGMENT + 5)
+    kept = _image_of(store, "app", layer)
+    shared = _set_of(store, store.layout.blob_data(kept))
+    segments = _segments(store, shared)
+    foreign = Digest.of(b"a copy of the manifest alone")
+    _name_set(store, store.layout.blob_data(foreign), shared)
+
+    plan = collect(store.layout, "t", options(dry_run=True, orphan_segments=orphan_segments))
+    item = _item(plan, str(foreign))
+    assert item.paths == (store.layout.blob_data(foreign),) and item.size == 0
+    assert store.layout.blob_data(kept) in item.reason
+    assert any(str(foreign) in w and "without its segments" in w for w in plan.warnings)
+    assert not [i for i in plan.items if i.kind == "segments"]
+
+    result = collect(store.layout, "t", options(orphan_segments=orphan_segments))
+    assert result.ok
+    assert not store.driver.exists(store.layout.blob_data(foreign))
+    assert _segments(store, shared) == segments
+    assert store.driver.get(store.layout.blob_data(kept)) == layer
+
+
+def test_an_old_upload_naming_a_kept_blobs_segments_goes_without_them(
+    store: HandStore,
+) -> None:
+    """What a commit cut short between its two writes leaves: the upload's data and the
+    blob it became name one set. Purging the upload must leave the blob whole."""
+    layer = os.urandom(2 * SEGMENT)
+    kept = _image_of(store, "app", layer)
+    shared = _set_of(store, store.layout.blob_data(kept))
+    upload = str(uuid.uuid4())
+    write_started_at(store.layout, "app", upload)
+    _name_set(store, store.layout.upload_data("app", upload), shared)
+
+    result = collect(store.layout, "t", options(uploads_older_than=NOW))
+    assert result.ok, result.failed
+    assert _item(result, upload).kind == "upload"
+    assert not list(store.driver.walk(store.layout.upload_dir("app", upload)))
+    assert store.driver.get(store.layout.blob_data(kept)) == layer
+
+
+def test_a_doomed_blob_whose_segments_an_upload_in_progress_names_goes_without_them(
+    store: HandStore,
+) -> None:
+    layer = os.urandom(2 * SEGMENT + 1)
+    doomed = _large_blob(store, layer)
+    shared = _set_of(store, store.layout.blob_data(doomed))
+    upload = str(uuid.uuid4())
+    write_started_at(store.layout, "app", upload)
+    data = store.layout.upload_data("app", upload)
+    _name_set(store, data, shared)
+
+    result = collect(store.layout, "t", options(uploads_older_than=timedelta(hours=1)))
+    assert result.ok
+    assert _item(result, str(doomed)).paths == (store.layout.blob_data(doomed),)
+    assert not store.driver.exists(store.layout.blob_data(doomed))
+    assert store.driver.get(data) == layer
+
+
+def test_kept_objects_sets_are_cached_while_their_listing_is_unchanged(
+    store: HandStore,
+) -> None:
+    kept = _image_of(store, "app", os.urandom(SEGMENT + 1))
+    doomed = _large_blob(store, os.urandom(2 * SEGMENT))
+    kept_path, doomed_path = store.layout.blob_data(kept), store.layout.blob_data(doomed)
+    doomed_set = _set_of(store, doomed_path)
+    driver = store.driver
+    assert isinstance(driver, Heads)
+    dry = options(dry_run=True)
+
+    def run() -> GcResult:
+        driver.manifests.clear()
+        with open_cache(store_identity(store.layout)) as facts:
+            return collect(store.layout, "t", dry, facts=facts)
+
+    first = run()
+    assert sorted(driver.manifests) == sorted([kept_path, doomed_path])
+    assert len(_item(first, str(doomed)).paths) == 3  # the manifest and its 2 segments
+    assert run().items.counts == first.items.counts and driver.manifests == []
+
+    # The kept blob rewritten to name the doomed one's set: its listing changed, so it
+    # is asked again, and the doomed blob's segments stay.
+    _name_set(store, kept_path, doomed_set)
+    third = run()
+    assert driver.manifests == [kept_path]
+    assert _item(third, str(doomed)).paths == (doomed_path,)
+
+    with open_cache(store_identity(store.layout), enabled=False) as off:
+        driver.manifests.clear()
+        uncached = collect(store.layout, "t", dry, facts=off)
+    assert sorted(driver.manifests) == sorted([kept_path, doomed_path])
+    assert [(i.kind, i.name, i.paths) for i in uncached.items] == [
+        (i.kind, i.name, i.paths) for i in third.items
+    ]
+
+
+def test_a_kept_objects_set_is_taken_out_of_the_plan_when_the_recheck_keeps_it(
+    store: HandStore,
+) -> None:
+    """Two doomed objects name one set, and a push during gc brings one back (the
+    re-check keeps it): the other goes without the set."""
+    layout = store.layout
+    segments = ("segments/abc/def0/0000000000000001", "segments/abc/def0/0000000000000002")
+    blob = Doomed("blob", str(Digest.of(b"b")), ("blobs/b/data", *segments), 10, "unref")
+    upload = Doomed("upload", "u1", ("u1/startedat", "u1/data", *segments), 10, "old", "app")
+    result = GcResult("t", "v2", options())
+    result.items.extend([upload])
+    _spare_segments(layout, result, [blob])
+    (left,) = list(result.items)
+    assert left.paths == ("u1/startedat", "u1/data")
+    assert "kept after all" in left.reason
+    assert result.keep_segments == {layout.upload_data("app", "u1")}
+
+
+def test_a_large_object_moves_by_deleting_its_old_manifest_first(store: HandStore) -> None:
+    """A move cut short between its two writes leaves no object naming the segments
+    (garbage for --orphan-segments), never two: deleting one of two would take the
+    other's segments."""
+    swift = _swift(store)
+    data = os.urandom(SEGMENT + 3)
+    src, dst = "_uploads/x/data", "blobs/x/data"
+    with swift.writer(src) as w:
+        w.write(data)
+        w.commit()
+    segment_set = _set_of(store, src)
+
+    def cut(path: str, manifest: str) -> None:
+        raise OSError("connection reset")
+
+    original = swift.dlo.link
+    swift.dlo.link = cut  # type: ignore[method-assign]
+    try:
+        with pytest.raises(OSError):
+            swift.move(src, dst)
+    finally:
+        swift.dlo.link = original  # type: ignore[method-assign]
+    assert not swift.exists(src) and not swift.exists(dst)
+    assert len(_segments(store, segment_set)) == 2
+
+    with swift.writer(src) as w:
+        w.write(data)
+        w.commit()
+    swift.move(src, dst)
+    assert not swift.exists(src) and swift.get(dst) == data
+    assert [p for p in (src, dst) if swift.exists(p)] == [dst]
