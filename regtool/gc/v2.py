@@ -1,7 +1,8 @@
 """Garbage collection of a V2 (distribution) store: one walk of `repositories/`, one GET
 per distinct manifest (and per tag link the listing cannot tell), one walk of `blobs/`
-and, on Swift, one of `segments/`; HEADs only for the large objects about to be deleted
-(or, with `orphan_segments`, for every large object: see `_orphan_sets`).
+and, on Swift, one of `segments/`; a HEAD of each large object's manifest that the facts
+cache does not hold, for those kept only when some large object is to be deleted (or with
+`orphan_segments`): `gc/large_objects.py`.
 
 Memory is bounded: `repositories/` is marked a batch of directories at a time, and every
 working set that grows with the store is a `KeySet`, `KeyMap`, `Groups` or `Plan`, which
