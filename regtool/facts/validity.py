@@ -9,7 +9,9 @@ stored. A fact is therefore kept with a *validator* taken from the blob's listin
   a new file into place); one within the same timestamp tick and of the same size is not
   noticed: `verify` never takes anything from the cache.
 A large object (a Swift DLO lists as 0 bytes, its MD5 is its empty manifest's) and an
-entry without size or time give no validator: such a manifest is always read.
+entry without size or time give no validator: such a manifest is always read. What a
+large object's own manifest names (its segment set, for gc) has a validator of its own,
+`large_object_validator`.
 """
 
 from __future__ import annotations
