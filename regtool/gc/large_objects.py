@@ -18,6 +18,7 @@ outside the store's root) is not gc's to know.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -28,8 +29,10 @@ from regtool.layout.segments import SegmentSet
 from regtool.layout.v2 import V2Layout
 from regtool.storage.base import Driver, Entry, LargeObject
 
-#: Kept large objects whose sets are looked up (cache query, then HEADs) at once.
+#: Large objects whose sets are looked up (cache query, then HEADs) at once.
 CHUNK = 1000
+#: Large objects whose sets `SegmentNames.prefetch` finds at most (the rest when asked).
+PREFETCH = 200_000
 
 
 class SegmentNames:
@@ -40,25 +43,72 @@ class SegmentNames:
     def __init__(self, driver: Driver, facts: ManifestFacts | None, jobs: int):
         self.driver, self.facts, self.jobs = driver, facts, jobs
         self.heads = 0  # HEADs made (for tests and the benchmark)
+        self._early: dict[str, tuple[Entry, str | PathNotFound | None]] = {}
+        self._prefetch: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def prefetch(self, entries: list[Entry]) -> None:
+        """Begin finding the sets of `entries` (at most `PREFETCH` of them) in a thread of
+        its own, while gc does other work: on Swift the HEADs wait on the storage, as the
+        walk of `repositories/` and the mark do. `of` takes what it found (asking again
+        what failed) once it ends; `close` stops it."""
+        early = entries[:PREFETCH]
+        self._prefetch = threading.Thread(
+            target=self._find_early, args=(early,), name="gc-segment-names", daemon=True
+        )
+        self._prefetch.start()
+
+    def _find_early(self, entries: list[Entry]) -> None:
+        for chunk in _chunks(entries, CHUNK):
+            if self._stopping.is_set():
+                return
+            found = self._find(chunk)
+            self._early.update(
+                (e.path, (e, outcome))
+                for e in chunk
+                if not isinstance(outcome := found[e.path], Exception)
+                or isinstance(outcome, PathNotFound)
+            )
+
+    def close(self) -> None:
+        """Stop a prefetch still under way and wait for its thread."""
+        self._stopping.set()
+        if self._prefetch is not None:
+            self._prefetch.join()
 
     def of(self, entries: Iterable[Entry]) -> dict[str, str | PathNotFound | None]:
         """path -> the set (driver path), None for a plain object, or `PathNotFound` for
         one deleted since it was listed. Any other failure (a storage fault) is raised."""
-        wanted = {e.path: e for e in entries}
+        if self._prefetch is not None:
+            self._prefetch.join()
         found: dict[str, str | PathNotFound | None] = {}
+        todo = []
+        for entry in entries:
+            early = self._early.get(entry.path)
+            if early is not None and early[0] == entry:
+                found[entry.path] = early[1]
+            else:
+                todo.append(entry)
+        named = self._find(todo)
+        raise_faults(named.values())
+        for path, outcome in named.items():
+            assert not isinstance(outcome, Exception) or isinstance(outcome, PathNotFound)
+            found[path] = outcome
+        return found
+
+    def _find(self, entries: list[Entry]) -> dict[str, str | Exception | None]:
+        """The cache's answers, then a HEAD of each other object; each failure given as
+        the exception it raised. What a HEAD finds is kept in the cache."""
+        wanted = {e.path: e for e in entries}
+        found: dict[str, str | Exception | None] = {}
         if self.facts is not None:
             found.update(self.facts.segment_sets(wanted.values()))
         todo = [e for path, e in wanted.items() if path not in found]
         self.heads += len(todo)
         named = map_outcomes(lambda e: self.driver.segment_set(e.path), todo, self.jobs)
-        raise_faults(named.values())
         for entry, outcome in named.items():
-            if isinstance(outcome, PathNotFound):
-                found[entry.path] = outcome
-                continue
-            assert not isinstance(outcome, Exception)  # raise_faults raised any other
             found[entry.path] = outcome
-            if self.facts is not None:
+            if self.facts is not None and not isinstance(outcome, Exception):
                 self.facts.put_segment_set(entry, outcome)
         return found
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from itertools import chain
+from itertools import chain, islice
 from typing import TypeVar
 
 from regtool.concurrency import map_outcomes
@@ -25,7 +25,7 @@ from regtool.facts import ManifestFacts
 from regtool.gc.ahead import Ahead
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.blobs import BlobListing
-from regtool.gc.large_objects import SegmentNames, Sizer, raise_faults
+from regtool.gc.large_objects import PREFETCH, SegmentNames, Sizer, raise_faults
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
@@ -145,11 +145,13 @@ def collect_v2(
         reader = ReferenceReader(layout, options.jobs, facts, options.in_memory)
         scratch.callback(reader.references.close)
         blob_temporaries: list[Entry] = []
+        names = SegmentNames(driver, reader.facts, options.jobs)
+        scratch.callback(names.close)
         listing_ahead = None
         if reader.facts is not None and driver.listed_checksums:
             # One walk of blobs/ serves the facts' validity (listed MD5s) and the plan.
             listing_ahead = Ahead(
-                partial(BlobListing.of, layout, blob_temporaries, options.in_memory),
+                partial(_blob_listing, layout, blob_temporaries, options.in_memory, names),
                 driver.walk(layout.blobs_dir(), temporaries=True),
                 "blobs",
             )
@@ -217,7 +219,6 @@ def collect_v2(
             with phase(result, "segments"):
                 sets = sets_ahead.result()
         with phase(result, "plan"):
-            names = SegmentNames(driver, reader.facts, options.jobs)
             sizer = Sizer(layout, sets, names)
             # Uploads of every directory, also of a first push abandoned before any manifest.
             all_uploads = marked.uploads
@@ -248,6 +249,23 @@ def collect_v2(
                 settle = options.settle.total_seconds()
                 sweep(layout, result, snapshot, reader, settle, _uploads_limit(started, options))
     return result
+
+
+def _blob_listing(
+    layout: V2Layout,
+    temporaries: list[Entry],
+    threshold: int,
+    names: SegmentNames,
+    walk: Iterable[Entry],
+) -> BlobListing:
+    """The listing of `blobs/` (`BlobListing.of`); then the segment sets of its large
+    objects are looked for beside the mark (`SegmentNames.prefetch`): the plan needs those
+    of the doomed ones and, when any is doomed, those of the kept ones."""
+    listing = BlobListing.of(layout, temporaries, threshold, walk)
+    if layout.driver.has_large_objects:
+        large = (e for _, e in listing if not e.size)
+        names.prefetch(list(islice(large, PREFETCH)))
+    return listing
 
 
 def _closing(ahead: Ahead[T], close: Callable[[T], None]) -> Callable[[], None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,6 +25,7 @@ from regtool.layout.manifests import store_identity
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
 from regtool.layout.v2_write import write_link, write_started_at
 from regtool.oci import OCI_MANIFEST, Digest
+from regtool.storage.base import Entry
 from regtool.storage.swift.driver import SwiftDriver
 from tests.gc.test_gc_swift_large_objects import Heads
 from tests.handstore import LAYER, HandStore
@@ -253,3 +255,43 @@ def test_a_large_object_moves_by_deleting_its_old_manifest_first(store: HandStor
     swift.move(src, dst)
     assert not swift.exists(src) and swift.get(dst) == data
     assert [p for p in (src, dst) if swift.exists(p)] == [dst]
+
+
+class HeadsFirst(Heads):
+    """A real driver whose walk of `repositories/` goes on only once a large object's set
+    is being asked for: gc that asked only after the mark would wait here in vain."""
+
+    def __init__(self, inner: Any):
+        super().__init__(inner)
+        self.asked = threading.Event()
+        self.beside: bool | None = None
+
+    def segment_set(self, path: str) -> str | None:
+        self.asked.set()
+        return super().segment_set(path)
+
+    def walk(self, prefix: str = "", **kw: Any) -> Iterator[Entry]:
+        if prefix.endswith("/repositories"):
+            self.beside = self.asked.wait(10)
+        yield from super().walk(prefix, **kw)
+
+
+def test_large_objects_sets_are_found_beside_the_walk_of_repositories(
+    swift_service: Any,
+) -> None:
+    swift = swift_service.driver(f"gc-early-{uuid.uuid4().hex[:8]}", segment_size=SEGMENT)
+    driver = HeadsFirst(swift)
+    hand = HandStore(driver=driver)
+    hand.layout = V2Layout(driver, SWIFT_ROOT)
+    try:
+        kept = _image_of(hand, "app", os.urandom(SEGMENT + 1))
+        doomed = _large_blob(hand, os.urandom(SEGMENT + 2))
+        with open_cache(store_identity(hand.layout)) as facts:
+            result = collect(hand.layout, "t", options(dry_run=True), facts=facts)
+        assert driver.beside is True
+        assert len(_item(result, str(doomed)).paths) == 3
+        paths = [hand.layout.blob_data(d) for d in (kept, doomed)]
+        assert sorted(driver.manifests) == sorted(paths)  # each asked once
+    finally:
+        driver.delete_many([e.path for e in driver.walk("")])
+        driver.close()
