@@ -151,12 +151,15 @@ class Connection:
     ) -> StorageError:
         """`e` as a StorageError; for a lost connection, what `transport` (the one `e` was
         met on) died of, if it knows. A timeout also drops the connection: the server
-        stopped answering, so the next call connects anew."""
+        stopped answering, so the next call connects anew (the timeout is the cause, not
+        what the transport meets as it is closed)."""
+        cause = ended_by(transport)
         if isinstance(e, TimeoutError):
+            cause = None
             with self._cond:
                 if self._ssh is not None:
                     self._ssh.close()
-        return translate(e, path, self.login.where, cause=ended_by(transport))
+        return translate(e, path, self.login.where, cause=cause)
 
     def await_loss(self, transport: paramiko.Transport) -> None:
         """A channel of `transport` met a dead socket or was closed: give the transport up

@@ -180,8 +180,7 @@ class SftpDriver(Driver):
                         open_handles=lease.capabilities.open_handles,
                     )
                 else:
-                    walk.resume(lease.client)
-                    walk.translate = lease.translate
+                    walk.resume(lease.client, lease.translate)
                 with self.connection.lending(lease):  # for what the caller does meanwhile
                     yield from walk
                 lease.release()

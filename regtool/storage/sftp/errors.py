@@ -70,8 +70,8 @@ def socket_cause(e: BaseException | None) -> BaseException | None:
 
 def reason(e: BaseException) -> str:
     """What an error of the connection says happened, in a few words for a message:
-    "closed by the other end", "connection reset by peer", "timed out", paramiko's own
-    text ("server connection dropped")."""
+    "closed by the other end" (EOF), "connection reset by peer", "no answer in time",
+    paramiko's own text ("server connection dropped")."""
     e = socket_cause(e) or e
     if isinstance(e, EOFError):
         return "closed by the other end"
@@ -118,11 +118,12 @@ def translate(
 
 def login_failed(e: BaseException, where: str, ended_by: BaseException | None) -> StorageError:
     """The `StorageError` for `e`, raised while logging in at `where` once the TCP
-    connection was made (`ended_by`: what ended the SSH transport, if it did). A connection that
-    ended before the login did is lost, whatever paramiko raised for it: it reports an
-    EOF while authenticating as "Authentication failed", and one before the key
-    exchange as "Error reading SSH protocol banner". A server that refuses the key or
-    password, or says so and disconnects (too many attempts), failed authentication."""
+    connection was made (`ended_by`: what ended the SSH transport, if it did). A
+    connection that ended before the login did is lost, whatever paramiko raised for it:
+    it reports an EOF while authenticating as "Authentication failed", and one before
+    the key exchange as "Error reading SSH protocol banner". A server that refuses the
+    key or password, or says so and disconnects (too many attempts), failed
+    authentication."""
     if isinstance(e, StorageError):
         return e
     cause = socket_cause(e) or socket_cause(ended_by)

@@ -155,15 +155,16 @@ class TreeWalk:
         on every connection the walk used."""
         return self._trips_before + self.pipe.round_trips
 
-    def resume(self, client: SftpChannel) -> None:
-        """Go on on `client`, a channel of a new connection, after the walk's own was
-        lost. Directories being read are read again from their start: none of their
+    def resume(self, client: SftpChannel, translate: Translate) -> None:
+        """Go on on `client` (a channel of a new connection, after the walk's own was
+        lost; `translate` as for the constructor, for that channel). Directories being
+        read are read again from their start: none of their
         entries was handed out (a directory's entries go out once it is read to its end,
         its links resolved), nor was it asked to `prune` the directories below them.
         Those not yet opened are opened on `client`, and what was listed stays listed:
         iterating again yields every entry not yet yielded, none twice."""
         self._trips_before += self.pipe.round_trips
-        self.client, self.pipe = client, client.pipeline()
+        self.client, self.pipe, self.translate = client, client.pipeline(), translate
         self._outbox.clear()  # follow-ups on the old connection's handles
         self._open = 0
         for reading in reversed(self._reading):
