@@ -110,8 +110,9 @@ def test_a_reconnect_cut_during_its_login_is_retried_and_the_walk_goes_on(
     sshd_service: SshdService, proxy: TcpFaultProxy, banner: bytes
 ) -> None:
     with _connect(sshd_service, proxy) as sftp:
-        for i in range(30):
+        for i in range(30):  # files on two levels: the walk has more to ask after the first
             sftp.put(f"d{i % 3}/f{i}", b"x")
+            sftp.put(f"d{i % 3}/s/g{i}", b"y")
         expected = sorted(e.path for e in sftp.walk(""))
         waits: list[float] = []
         retrying = RetryingDriver(sftp, Backoff(sleep=waits.append))
