@@ -159,6 +159,21 @@ def test_a_cut_mid_write_is_transient_and_commits_nothing(
     assert sftp.get("written") == b"after"
 
 
+def test_a_cancel_that_meets_a_cut_warns_in_words(
+    sftp: SftpDriver,
+    proxy: TcpFaultProxy,
+    late_notice: LateNotice,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    writer = sftp.writer("cancelled")
+    writer.write(b"x" * 1000)
+    late_notice.arm()
+    proxy.cut_all()
+    writer.cancel()  # the temporary file cannot be removed: a warning, no error
+    (warning,) = [r.getMessage() for r in caplog.records if "could not undo" in r.getMessage()]
+    assert_said_lost(warning, proxy.port)
+
+
 def test_a_cut_while_appending_is_transient(sftp: SftpDriver, proxy: TcpFaultProxy) -> None:
     sftp.put("log", b"start|")
     writer = sftp.writer("log", append=True)
