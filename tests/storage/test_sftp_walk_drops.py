@@ -261,6 +261,24 @@ def test_a_walk_gives_up_after_the_attempts_with_one_line_naming_the_host(
     assert len(seen) == len(set(seen))
 
 
+def test_a_walk_lost_before_its_first_entry_is_not_retried_again_by_the_wrapper(
+    sshd_service: SshdService,
+    proxy: TcpFaultProxy,
+    disk: Path,
+    sleeps: Sleeps,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The driver's own attempts are the walk's attempts: the wrapper, which starts a walk
+    # of another driver again until its first entry, does not multiply them.
+    d = _driver(sshd_service, proxy, disk, sleeps, attempts=3)
+    _cut_after(monkeypatch, "_opened", {1}, proxy.close)
+    with pytest.raises(TransientError) as info:
+        _walk(d)
+    d.close()
+    assert_said_lost(str(info.value), proxy.port)
+    assert len(sleeps.waits) == 2
+
+
 def test_without_a_backoff_a_lost_walk_is_one_transient_error_in_words(
     sshd_service: SshdService, proxy: TcpFaultProxy, disk: Path
 ) -> None:
