@@ -187,6 +187,10 @@ class Driver(ABC):
     #: Whether `walk` entries carry each object's MD5 (`Entry.checksum`; Swift), so that
     #: one listing can stand for a request per object.
     listed_checksums: bool = False
+    #: Whether `walk` itself goes on where it was after a transient fault (a lost
+    #: connection), waiting as the backoff `retry_steps` handed down says, never yielding
+    #: an entry twice (SFTP): the retry wrapper then leaves the walk to it.
+    resumes_walks: bool = False
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[Entry]:
@@ -316,8 +320,9 @@ class Driver(ABC):
 
     def retry_steps(self, backoff: Backoff) -> None:  # noqa: B027 - most have no such steps
         """Retry with `backoff` the idempotent requests inside a call that is not retried
-        as a whole (a Swift writer's segment uploads, HEADs and listings); the retry
-        wrapper hands its own down. By default nothing: a driver without such steps."""
+        as a whole (a Swift writer's segment uploads, HEADs and listings; an SFTP walk's
+        reconnection, `resumes_walks`); the retry wrapper hands its own down. By default
+        nothing: a driver without such steps."""
 
     def request_count(self) -> int | None:
         """Requests made to the backend so far, where it counts them (Swift); else None."""

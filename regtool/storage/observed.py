@@ -29,6 +29,7 @@ class ObservedDriver(Driver):
         self.name = inner.name
         self.has_large_objects = inner.has_large_objects
         self.listed_checksums = inner.listed_checksums
+        self.resumes_walks = inner.resumes_walks
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:

@@ -31,7 +31,9 @@ class RetryingDriver(Driver):
       faults in a row without a byte read in between. What stays unreadable raises the
       `TransientError` (an access error, never a sign of damaged content).
     - `walk` is retried only until its first entry: a listing cannot resume in the middle
-      on every backend, and entries already yielded cannot be taken back.
+      on every backend, and entries already yielded cannot be taken back. A driver that
+      resumes its walks itself (`Driver.resumes_walks`: SFTP, whose walk goes on where it
+      was on a new connection) does so with this backoff, and is left to it.
     - Writers are not retried: the bytes written come from the caller (an HTTP request's
       body, say) and cannot be replayed from here, and a half-written append must not be
       written twice. A failed writer discards what it wrote; the caller retries the whole
@@ -55,6 +57,7 @@ class RetryingDriver(Driver):
         self.name = inner.name
         self.has_large_objects = inner.has_large_objects
         self.listed_checksums = inner.listed_checksums
+        self.resumes_walks = inner.resumes_walks
         self.backoff = backoff or Backoff()
 
     @property
@@ -77,6 +80,9 @@ class RetryingDriver(Driver):
     def walk(
         self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
     ) -> Iterator[Entry]:
+        if self.inner.resumes_walks:  # with our backoff (`retry_steps`)
+            yield from self.inner.walk(prefix, temporaries=temporaries, prune=prune)
+            return
         failures, waited = 0, 0.0
         while True:
             started = False

@@ -13,6 +13,7 @@ made to order, in front of a real sshd or Swift.
     proxy.close()                       # cut every connection, accept no more
 
 SSH clients check the host key of the port they dial: `SshdService.trust(proxy.port)`.
+What a client says about a connection the proxy cut: `assert_said_lost(message, proxy.port)`.
 
 A cut forwards exactly the bytes up to the limit, then resets both sides (SO_LINGER 0),
 as a dead NAT entry or a crashed middlebox would; later connections pass untouched
@@ -23,6 +24,7 @@ not time, makes a cut land at the same place in a transfer on every run.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import struct
 import threading
@@ -30,6 +32,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 UP, DOWN = "up", "down"
+
+#: A Python exception's class name: never part of a message for people.
+CLASS_NAME = re.compile(r"\b[A-Za-z]*(Error|Exception)\b")
+
+
+def assert_said_lost(message: str, port: int, during: str = "") -> None:
+    """`message` is one line saying the connection to the server on `port` was lost
+    (`during` "login": during the login), in words, not as an exception class."""
+    lost = f":{port} lost during {during}:" if during else f":{port} lost"
+    assert "connection to " in message and lost in message, message
+    assert "\n" not in message and not CLASS_NAME.search(message), message
 
 
 @dataclass

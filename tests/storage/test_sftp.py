@@ -21,6 +21,7 @@ from regtool.storage.base import TEMP_MARK
 from regtool.storage.sftp import SftpDriver
 from tests.services import free_port
 from tests.services.sshd import USER_COMMENT, USER_PREFIX, SshdService, start_sshd
+from tests.services.tcp_faults import CLASS_NAME
 
 pytestmark = pytest.mark.sftp
 
@@ -127,10 +128,15 @@ def test_changed_host_key_is_refused(sshd_service: SshdService, tmp_path: Path) 
 
 
 def test_unreachable_port_and_host(sshd_service: SshdService) -> None:
-    with pytest.raises(Unreachable):
-        _connect(sshd_service, port=free_port(), timeout=5)
-    with pytest.raises(Unreachable):
+    port = free_port()
+    with pytest.raises(Unreachable) as refused:
+        _connect(sshd_service, port=port, timeout=5)
+    assert str(refused.value) == (
+        f"sftp: cannot reach {sshd_service.username}@127.0.0.1:{port}: connection refused"
+    )
+    with pytest.raises(Unreachable) as unknown:
         SftpDriver("no-such-host.invalid", "/x", timeout=5)
+    assert "cannot reach" in str(unknown.value) and not CLASS_NAME.search(str(unknown.value))
 
 
 def test_relative_root_is_under_the_login_directory(sshd_service: SshdService) -> None:

@@ -14,6 +14,7 @@ import pytest
 from paramiko.packet import Packetizer
 
 from regtool.errors import PathNotFound, StorageError, TransientError, Unreachable
+from regtool.storage.base import DeleteReport
 from regtool.storage.retry import Backoff, RetryingDriver
 from regtool.storage.sftp import SftpDriver
 from regtool.storage.sftp.errors import translate
@@ -24,7 +25,7 @@ from regtool.storage.sftp.protocol import (
     status_error,
 )
 from tests.services.sshd import SshdService
-from tests.services.tcp_faults import TcpFaultProxy
+from tests.services.tcp_faults import TcpFaultProxy, assert_said_lost
 
 pytestmark = pytest.mark.sftp
 
@@ -62,38 +63,54 @@ def sftp(sshd_service: SshdService, proxy: TcpFaultProxy, root: str) -> Iterator
         d.close()
 
 
+class LateNotice:
+    """Holds the reading thread of an SSH connection through the proxy away from its
+    socket (between two reads that found nothing) until someone waits for the connection
+    to end (`Transport.join`), so a send of the caller's meets a cut before paramiko's
+    transport knows of it. Armed from the start; `arm()` again for the next connection."""
+
+    def __init__(self) -> None:
+        self.away, self.woken = threading.Event(), threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether a reading thread keeps away, within `timeout` seconds."""
+        return self.away.wait(timeout)
+
+    def arm(self) -> None:
+        """Hold the next reading thread that looks, and return once one keeps away."""
+        self.away.clear()
+        self.woken.clear()
+        assert self.away.wait(10)
+
+
 @pytest.fixture
-def late_notice(proxy: TcpFaultProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    """The worst interleaving after a cut, made certain: the reading thread of each SSH
-    connection through `proxy` keeps away from its socket (between two reads that found
-    nothing) until someone waits for the connection to end (`Transport.join`), so a send
-    of the caller's meets the cut before paramiko's transport knows of it. Yields an
-    event set once a reading thread keeps away."""
-    away, woken = threading.Event(), threading.Event()
+def late_notice(proxy: TcpFaultProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[LateNotice]:
+    """The worst interleaving after a cut, made certain (`LateNotice`)."""
+    notice = LateNotice()
     between_reads = Packetizer._check_keepalive  # type: ignore[attr-defined]  # not in the stubs
     join = paramiko.Transport.join
 
     def keep_away(packetizer: Packetizer) -> None:
         reader = threading.current_thread()
         if isinstance(reader, paramiko.Transport) and reader.getpeername()[1] == proxy.port:
-            away.set()
-            woken.wait()
+            notice.away.set()
+            notice.woken.wait()
         between_reads(packetizer)
 
     def wake_and_join(transport: paramiko.Transport, timeout: float | None = None) -> None:
-        woken.set()
+        notice.woken.set()
         join(transport, timeout)
 
     monkeypatch.setattr(Packetizer, "_check_keepalive", keep_away)
     monkeypatch.setattr(paramiko.Transport, "join", wake_and_join)
     try:
-        yield away
+        yield notice
     finally:
-        woken.set()
+        notice.woken.set()
 
 
 def test_a_cut_mid_read_is_transient_and_the_next_call_reconnects(
-    sftp: SftpDriver, proxy: TcpFaultProxy, late_notice: threading.Event
+    sftp: SftpDriver, proxy: TcpFaultProxy, late_notice: LateNotice
 ) -> None:
     reader = sftp.open("blob")
     assert reader.read(10) == BLOB[:10]
@@ -102,6 +119,7 @@ def test_a_cut_mid_read_is_transient_and_the_next_call_reconnects(
     with pytest.raises(TransientError) as info:
         reader.read()
     assert not isinstance(info.value, PathNotFound)
+    assert_said_lost(str(info.value), proxy.port)
     with pytest.raises(TransientError):  # the range stays incomplete
         reader.read(1)
     reader.close()
@@ -139,6 +157,21 @@ def test_a_cut_mid_write_is_transient_and_commits_nothing(
     assert not sftp.exists("written")
     sftp.put("written", b"after")
     assert sftp.get("written") == b"after"
+
+
+def test_a_cancel_that_meets_a_cut_warns_in_words(
+    sftp: SftpDriver,
+    proxy: TcpFaultProxy,
+    late_notice: LateNotice,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    writer = sftp.writer("cancelled")
+    writer.write(b"x" * 1000)
+    late_notice.arm()
+    proxy.cut_all()
+    writer.cancel()  # the temporary file cannot be removed: a warning, no error
+    (warning,) = [r.getMessage() for r in caplog.records if "could not undo" in r.getMessage()]
+    assert_said_lost(warning, proxy.port)
 
 
 def test_a_cut_while_appending_is_transient(sftp: SftpDriver, proxy: TcpFaultProxy) -> None:
@@ -181,21 +214,60 @@ def test_every_call_after_a_cut_is_transient_or_works(
         proxy.cut_all()
         try:
             call()
-        except TransientError:
-            pass
+        except TransientError as e:
+            assert_said_lost(str(e), proxy.port)
         except StorageError as e:
             pytest.fail(f"{name} after a cut raised {type(e).__name__}: {e}")
         call()  # the connection is back
     assert proxy.cuts >= len(calls)
 
 
+def test_every_call_that_meets_a_cut_first_says_the_connection_was_lost_in_words(
+    sftp: SftpDriver, proxy: TcpFaultProxy, late_notice: LateNotice
+) -> None:
+    # Each call's first send meets the cut before the transport knows of it: the error
+    # is the lost connection, in words, whatever paramiko raised (EOFError, "Socket is
+    # closed", "Server connection dropped").
+    sftp.put("m/a", b"1")
+    calls: dict[str, Callable[[], object]] = {
+        "stat": lambda: sftp.stat("blob"),
+        "get": lambda: sftp.get("blob"),
+        "get_many": lambda: sftp.get_many(["blob", "m/a"]),
+        "open": lambda: sftp.open("blob").read(),
+        "list": lambda: sftp.list(""),
+        "walk": lambda: list(sftp.walk("")),
+        "put": lambda: sftp.put("p/f", b"1"),
+        "writer": lambda: sftp.writer("w").write(b"1" * 100_000),
+        "put_if_absent": lambda: sftp.put_if_absent(f"lock-{uuid.uuid4().hex}", b"1"),
+        "move": lambda: sftp.move("m/a", "m/b"),
+        "delete": lambda: sftp.delete("m/a"),
+        "delete_many": lambda: sftp.delete_many(["m/a"]),
+        "create_root": sftp.create_root,
+    }
+    for name, call in calls.items():
+        assert sftp.stat("blob").size == len(BLOB)  # connected again
+        late_notice.arm()
+        proxy.cut_all()
+        try:
+            result = call()
+        except TransientError as e:
+            assert_said_lost(str(e), proxy.port)
+            continue
+        transient = result.transient if isinstance(result, DeleteReport) else {}
+        assert transient, f"{name} did not meet the cut"
+        for error in transient.values():
+            assert_said_lost(str(error), proxy.port)
+    assert proxy.cuts == len(calls)
+
+
 def test_a_cut_met_first_by_opening_a_channel_is_known_before_the_next_call(
-    sftp: SftpDriver, proxy: TcpFaultProxy, late_notice: threading.Event
+    sftp: SftpDriver, proxy: TcpFaultProxy, late_notice: LateNotice
 ) -> None:
     assert late_notice.wait(10)
     proxy.cut_all()
-    with pytest.raises(TransientError):
+    with pytest.raises(TransientError) as info:
         sftp.stat("blob")  # the driver's first channel: the send that opens it fails
+    assert_said_lost(str(info.value), proxy.port)
     assert sftp.stat("blob").size == len(BLOB)  # a new connection, not the dead one
     assert proxy.connections == 2
 
@@ -229,6 +301,8 @@ def test_a_failed_reconnect_is_transient_not_unreachable(
         sftp.stat("blob")
         sftp.stat("blob")
     assert not isinstance(info.value, Unreachable)
+    assert_said_lost(str(info.value), proxy.port)
+    assert "reconnecting failed: connection refused" in str(info.value)
 
 
 @pytest.mark.parametrize("code", [SFTP_NO_CONNECTION, SFTP_CONNECTION_LOST])

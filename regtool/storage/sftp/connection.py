@@ -24,10 +24,10 @@ from typing import TypeVar
 
 import paramiko
 
-from regtool.errors import StorageError, TransientError, Unreachable
+from regtool.errors import StorageError, TransientError
 from regtool.storage.sftp.capabilities import LIMITS, Capabilities, Renaming
 from regtool.storage.sftp.errors import DRIVER, channel_survives, connection_lost, translate
-from regtool.storage.sftp.login import Login
+from regtool.storage.sftp.login import Login, ended_by
 from regtool.storage.sftp.protocol import SftpChannel, StatusReply, start_subsystem
 
 T = TypeVar("T")
@@ -47,6 +47,8 @@ class Lease:
         #: What the server announced on this lease's connection.
         self.capabilities = capabilities
         self._released = False
+        #: The channel met its connection's end: whoever it is lent to takes another.
+        self.lost = False
 
     @property
     def renaming(self) -> Renaming:
@@ -69,9 +71,11 @@ class Lease:
         A send that found the socket dead (also the window adjustment a read sends, which
         paramiko reports as "Server connection dropped") can come before the transport
         notices: then this waits until it does, so the next lease reconnects."""
+        transport = self.client.channel.get_transport()
         if connection_lost(e):
-            self.connection.await_loss(self.client.channel.get_transport())
-        return self.connection.translate(e, path)
+            self.lost = True
+            self.connection.await_loss(transport)
+        return self.connection.translate(e, path, transport)
 
     def fail(self, e: BaseException, path: str) -> BaseException:
         """Give the channel back after its operation on `path` raised `e`, and return what
@@ -134,25 +138,28 @@ class Connection:
             self._ssh, self._idle, self._capabilities = None, [], None
             self._channels, self._limit = 0, MAX_CHANNELS
             try:
-                self._ssh = self.login.connect()
+                self._ssh = self.login.connect(again=self._connected)
             except Exception as e:
-                error = translate(e, "", self.login.where, connecting=True)
-                if self._connected and isinstance(error, Unreachable):
-                    error = TransientError(f"cannot reconnect: {error}", driver=DRIVER)
-                raise error from None
+                raise translate(e, "", self.login.where) from None
             self._connected = True
             transport = self._ssh.get_transport()
         assert transport is not None
         return transport
 
-    def translate(self, e: Exception, path: str) -> StorageError:
-        """`e` as a StorageError. A timeout also drops the connection: the server stopped
-        answering, so the next call connects anew."""
+    def translate(
+        self, e: Exception, path: str, transport: paramiko.Transport | None = None
+    ) -> StorageError:
+        """`e` as a StorageError; for a lost connection, what `transport` (the one `e` was
+        met on) died of, if it knows. A timeout also drops the connection: the server
+        stopped answering, so the next call connects anew (the timeout is the cause, not
+        what the transport meets as it is closed)."""
+        cause = ended_by(transport)
         if isinstance(e, TimeoutError):
+            cause = None
             with self._cond:
                 if self._ssh is not None:
                     self._ssh.close()
-        return translate(e, path, self.login.where)
+        return translate(e, path, self.login.where, cause=cause)
 
     def await_loss(self, transport: paramiko.Transport) -> None:
         """A channel of `transport` met a dead socket or was closed: give the transport up
@@ -235,7 +242,7 @@ class Connection:
                 return
         if connection_lost(e):
             self.await_loss(transport)
-        raise self.translate(e, "") from None
+        raise self.translate(e, "", transport) from None
 
     def _start(self, transport: paramiko.Transport, channel: paramiko.Channel) -> Lease:
         """The SFTP session on a new channel; the first one of a connection also learns what
@@ -281,17 +288,23 @@ class Connection:
         finally:
             self._lent.lease = previous
 
+    def _lent_lease(self) -> Lease | None:
+        """The lease lent to this thread, unless it was given back or its connection is
+        lost (then the thread's next call takes a lease of its own, which reconnects,
+        and the lender finds the loss itself)."""
+        lent: Lease | None = getattr(self._lent, "lease", None)
+        return lent if lent is not None and not (lent.released or lent.lost) else None
+
     def lends(self) -> bool:
         """Whether this thread is inside `lending`: its `session`s use a lent channel."""
-        lent: Lease | None = getattr(self._lent, "lease", None)
-        return lent is not None and not lent.released
+        return self._lent_lease() is not None
 
     @contextmanager
     def session(self, path: str) -> Iterator[Lease]:
         """A lease for one operation on `path`; native errors leave as StorageErrors.
         Inside `lending`, the lent channel (kept by its lender)."""
-        lent: Lease | None = getattr(self._lent, "lease", None)
-        if lent is not None and not lent.released:
+        lent = self._lent_lease()
+        if lent is not None:
             try:
                 yield lent
             except BaseException as e:

@@ -19,7 +19,8 @@ from typing import BinaryIO, cast
 from paramiko.sftp import CMD_REMOVE, CMD_RMDIR
 
 from regtool.concurrency import DEFAULT_JOBS
-from regtool.errors import PathNotFound, StorageError
+from regtool.errors import PathNotFound, StorageError, TransientError
+from regtool.storage.backoff import Backoff
 from regtool.storage.base import DeleteReport, Driver, Entry, Prune, Writer, check_path
 from regtool.storage.sftp import confine, files
 from regtool.storage.sftp.batches import Batches
@@ -54,6 +55,7 @@ class SftpDriver(Driver):
     directory itself). Connects now: a bad host, host key, key or password fails here."""
 
     name = "sftp"
+    resumes_walks = True
 
     def __init__(
         self,
@@ -84,6 +86,8 @@ class SftpDriver(Driver):
         self._base = root.rstrip("/") or "/" if root.startswith("/") else root.strip("/")
         self._real_root: str | None = None  # the root with links resolved, once known
         self.connection = Connection(login)
+        #: How a walk waits out a lost connection (`retry_steps`); None: it does not.
+        self._backoff: Backoff | None = None
         self._batches = Batches(self._read_batch)
 
     def describe(self) -> str:
@@ -139,41 +143,70 @@ class SftpDriver(Driver):
         recursive: bool = True,
         missing_ok: bool = True,
         prune: Prune | None = None,
+        backoff: Backoff | None = None,
     ) -> Iterator[Entry]:
         """Files and directories below `prefix` (only its own with `recursive` False, none
         below a directory `prune` answers True for),
         read on one channel with every known directory's requests in flight at once
         (`walk.py`); links followed (`follow`) as `listing.py` says, else listed as files.
         A missing `prefix` yields nothing, or raises PathNotFound unless `missing_ok`.
-        Holds one channel while iterated, which the caller's reads share meanwhile."""
+        Holds one channel while iterated, which the caller's reads share meanwhile.
+
+        With `backoff`, a transient fault (a lost connection) is waited out as it says
+        and the walk goes on where it was, on a new channel (`TreeWalk.resume`): no entry
+        is yielded twice or missed. The waits start again once the walk lists a
+        directory more, so a walk gives up after `backoff.attempts` faults in a row
+        without a directory listed in between, raising the last one."""
         target = self._abs(prefix, allow_root=True)
-        lease = self.connection.lease()
         walk: TreeWalk | None = None
-        try:
-            root = self._root(lease.client)
-            walk = TreeWalk(
-                lease.client,
-                root,
-                prefix,
-                target,
-                lease.translate,
-                top_reals=None if prefix else (root,),
-                recursive=recursive,
-                temporaries=temp,
-                follow=follow,
-                prune=prune,
-                open_handles=lease.capabilities.open_handles,
-            )
-            with self.connection.lending(lease):  # for what the caller does meanwhile
-                yield from walk
-        except BaseException as e:
-            error = lease.translate(e, prefix) if isinstance(e, Exception) else e
-            in_flight = walk is not None and bool(walk.pipe)  # replies the channel still owes
-            lease.release(broken=in_flight or not channel_survives(e))
-            if isinstance(error, PathNotFound) and missing_ok:
+        failures, waited, listed = 0, 0.0, 0
+        while True:
+            lease: Lease | None = None
+            try:
+                lease = self.connection.lease()
+                if walk is None:
+                    root = self._root(lease.client)
+                    walk = TreeWalk(
+                        lease.client,
+                        root,
+                        prefix,
+                        target,
+                        lease.translate,
+                        top_reals=None if prefix else (root,),
+                        recursive=recursive,
+                        temporaries=temp,
+                        follow=follow,
+                        prune=prune,
+                        open_handles=lease.capabilities.open_handles,
+                    )
+                else:
+                    walk.resume(lease.client, lease.translate)
+                with self.connection.lending(lease):  # for what the caller does meanwhile
+                    yield from walk
+                lease.release()
                 return
-            raise error from None
-        lease.release()
+            except BaseException as e:
+                fault = self._walk_failed(e, lease, walk, prefix)
+            if isinstance(fault, PathNotFound) and missing_ok:
+                return
+            if backoff is None or not isinstance(fault, TransientError):
+                raise fault
+            if walk is not None and walk.listed > listed:  # a new stall: a budget of its own
+                failures, waited, listed = 0, 0.0, walk.listed
+            failures += 1
+            waited += backoff.pause(fault, failures, waited)  # raises `fault` at the end
+
+    def _walk_failed(
+        self, e: BaseException, lease: Lease | None, walk: TreeWalk | None, prefix: str
+    ) -> BaseException:
+        """Give back the channel of a walk that raised `e`, and return what to raise
+        instead (a `StorageError` for any Exception)."""
+        if lease is None:  # no channel: `lease()` raised a StorageError already
+            return e
+        error = lease.translate(e, prefix) if isinstance(e, Exception) else e
+        in_flight = walk is not None and bool(walk.pipe)  # replies the channel still owes
+        lease.release(broken=in_flight or not channel_survives(e))
+        return error
 
     # -- the Driver contract --------------------------------------------------------------
 
@@ -188,7 +221,11 @@ class SftpDriver(Driver):
     def walk(
         self, prefix: str = "", *, temporaries: bool = False, prune: Prune | None = None
     ) -> Iterator[Entry]:
-        return (e for e in self._tree(prefix, temporaries, prune=prune) if not e.is_dir)
+        tree = self._tree(prefix, temporaries, prune=prune, backoff=self._backoff)
+        return (e for e in tree if not e.is_dir)
+
+    def retry_steps(self, backoff: Backoff) -> None:
+        self._backoff = backoff
 
     def create_root(self) -> None:
         with self.connection.session("") as lease:

@@ -6,15 +6,23 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
 
-from regtool.errors import StorageError, UsageError
-from regtool.storage.sftp.errors import DRIVER
+from regtool.errors import StorageError, TransientError, Unreachable, UsageError
+from regtool.storage.sftp.errors import DRIVER, login_failed, reason, socket_cause
 
 log = logging.getLogger(__name__)
+
+#: paramiko's transport logs here (not as "paramiko.transport"). It logs every fault of
+#: the connection at ERROR, traceback and all, before the caller sees it raised; the
+#: driver says in one line what happened, so only CRITICAL records pass (set the level
+#: of this logger lower to see paramiko's own account).
+WIRE_LOG = "regtool.storage.sftp.wire"
+logging.getLogger(WIRE_LOG).setLevel(logging.CRITICAL)
 
 POLICIES = ("strict", "accept-new", "ignore")
 KEEPALIVE = 30  # seconds between keepalives: NAT and firewalls forget idle connections
@@ -51,12 +59,17 @@ class Login:
         """`user@host:port`, for messages (never the password)."""
         return f"{self.username}@{self.host}:{self.port}"
 
-    def connect(self) -> paramiko.SSHClient:
-        """A logged-in SSH connection. Raises paramiko's and socket errors as they come
-        (the caller translates them), StorageError for a bad known_hosts or identity."""
+    def connect(self, *, again: bool = False) -> paramiko.SSHClient:
+        """A logged-in SSH connection; `again` after an earlier one was lost. Raises
+        `Unreachable` if the server cannot be reached (a `TransientError` when `again`),
+        `TransientError` if the connection ends before the login does,
+        `AuthenticationFailed` if the server refuses the key or password, and
+        `StorageError` for a host key or identity that will not do (`errors.login_failed`)."""
         if self.key_filename and not os.path.isfile(self.key_filename):
             raise StorageError(f"identity file not found: {self.key_filename}", driver=DRIVER)
+        sock = self._dial(again)
         ssh = paramiko.SSHClient()
+        ssh.set_log_channel(WIRE_LOG)
         try:
             if self.host_key_policy != "ignore":
                 for path in filter(os.path.isfile, self.known_hosts):
@@ -71,6 +84,8 @@ class Login:
             ssh.connect(
                 self.host,
                 self.port,
+                sock=sock,
+                transport_factory=Transport,  # type: ignore[arg-type]  # stubs: paramiko 3's call
                 username=self.username,
                 password=self.password,
                 key_filename=self.key_filename,
@@ -84,10 +99,54 @@ class Login:
             if transport is None:
                 raise paramiko.SSHException("no transport after connecting")
             transport.set_keepalive(KEEPALIVE)
-        except BaseException:
+        except BaseException as e:
+            ended = ended_by(ssh.get_transport())  # before closing it ends it
             ssh.close()
+            sock.close()
+            if isinstance(e, Exception):
+                raise login_failed(e, self.where, ended) from None
             raise
         return ssh
+
+    def _dial(self, again: bool) -> socket.socket:
+        """The TCP connection (every address of the host in turn): what fails here never
+        reached the server, and what fails after it did."""
+        try:
+            return socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as e:
+            if again:
+                raise TransientError(
+                    f"connection to {self.where} lost; reconnecting failed: {reason(e)}",
+                    driver=DRIVER,
+                ) from None
+            raise Unreachable(f"cannot reach {self.where}: {reason(e)}", driver=DRIVER) from None
+
+
+class Transport(paramiko.Transport):
+    """paramiko's SSH transport, remembering the socket's error that ended it
+    (`socket_error`: EOF, a reset, a timeout). paramiko keeps that in `saved_exception`
+    only until someone calls `get_exception()`, and its authentication does so before it
+    reports an EOF as "Authentication failed"."""
+
+    socket_error: BaseException | None = None
+    _saved: Exception | None = None
+
+    @property
+    def saved_exception(self) -> Exception | None:
+        return self._saved
+
+    @saved_exception.setter
+    def saved_exception(self, e: Exception | None) -> None:
+        self._saved = e
+        if self.socket_error is None:
+            self.socket_error = socket_cause(e)
+
+
+def ended_by(transport: paramiko.Transport | None) -> BaseException | None:
+    """The error that ended `transport`, the socket's own if known, else None."""
+    if transport is None:
+        return None
+    return getattr(transport, "socket_error", None) or transport.saved_exception
 
 
 class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):

@@ -169,6 +169,7 @@ class SftpWriter(Writer):
                     self._lease.client.remove(self._temp or self._target)
         except Exception as e:  # best effort: a stray temp file is invisible to listings
             self._broken = True
-            log.warning("could not undo a cancelled write to %s: %s", self._path, e)
+            why = self._lease.translate(e, self._path)  # in words, not paramiko's EOFError()
+            log.warning("could not undo a cancelled write to %s: %s", self._path, why)
         finally:
             self._lease.release(broken=self._broken)

@@ -88,6 +88,13 @@ class _Reading:
     resolved: dict[str, tuple[Real, Attributes]] = field(default_factory=dict)
     answers: dict[str, list[Any]] = field(default_factory=dict)
 
+    def again(self) -> None:
+        """Forget what was read: to be read anew from its start on another channel."""
+        if self.top and self.reals is None:
+            self.real = None
+        self.handle, self.reads, self.eof = None, 0, False
+        self.attrs, self.links, self.resolved, self.answers = [], [], {}, {}
+
 
 class TreeWalk:
     """The entries below directory `path` (driver path; `target` on the server), files
@@ -100,7 +107,8 @@ class TreeWalk:
     Iterating raises `translate(error, path)` for an error status about a directory
     (PathNotFound for a missing top; a directory vanishing mid-walk is skipped), and the
     connection's own errors as they are. A walk left before its end leaves requests in
-    flight: the channel must not be used again."""
+    flight: the channel must not be used again. A walk whose connection was lost goes
+    on where it was on a channel of a new one (`resume`), then iterated again."""
 
     def __init__(
         self,
@@ -125,6 +133,12 @@ class TreeWalk:
         self.pipe = client.pipeline()
         self._top = _Reading(path, target, top_reals, top=True)
         self._known: deque[_Reading] = deque([self._top])  # to open
+        #: Taken from `_known` and not yet listed, in the order opened (a dict as an
+        #: ordered set): what a lost connection leaves half read.
+        self._reading: dict[_Reading, None] = {}
+        #: Directories listed so far: a walk that lists more makes progress.
+        self.listed = 0
+        self._trips_before = 0  # round trips on the channels of lost connections
         #: Follow-up requests: tag, command, arguments, the round trip that called for it.
         self._outbox: deque[tuple[tuple[str, _Reading, str], int, tuple[Any, ...], int]] = deque()
         self._open = 0  # directories holding a handle (or about to)
@@ -137,8 +151,28 @@ class TreeWalk:
 
     @property
     def round_trips(self) -> int:
-        """Round trips on the longest chain of requests so far (`Pipeline.round_trips`)."""
-        return self.pipe.round_trips
+        """Round trips on the longest chain of requests so far (`Pipeline.round_trips`),
+        on every connection the walk used."""
+        return self._trips_before + self.pipe.round_trips
+
+    def resume(self, client: SftpChannel, translate: Translate) -> None:
+        """Go on on `client` (a channel of a new connection, after the walk's own was
+        lost; `translate` as for the constructor, for that channel). Directories being
+        read are read again from their start: none of their
+        entries was handed out (a directory's entries go out once it is read to its end,
+        its links resolved), nor was it asked to `prune` the directories below them.
+        Those not yet opened are opened on `client`, and what was listed stays listed:
+        iterating again yields every entry not yet yielded, none twice."""
+        self._trips_before += self.pipe.round_trips
+        self.client, self.pipe, self.translate = client, client.pipeline(), translate
+        self._outbox.clear()  # follow-ups on the old connection's handles
+        self._open = 0
+        for reading in reversed(self._reading):
+            reading.again()
+            self._known.appendleft(reading)
+        self._reading.clear()
+        for reading in self._known:
+            reading.after = 0  # round trips count on the new channel from its first
 
     def __iter__(self) -> Iterator[Entry]:
         while True:
@@ -176,6 +210,7 @@ class TreeWalk:
             if len(self.pipe) + (reading.reals is None) >= self.in_flight:
                 break
             self._known.popleft()
+            self._reading[reading] = None
             self._open += 1
             if reading.reals is None:
                 self.pipe.send(("real", reading, ""), CMD_REALPATH, reading.target, after=0)
@@ -208,6 +243,7 @@ class TreeWalk:
     def _opened(self, reading: _Reading, handle: bytes | StatusReply) -> None:
         if isinstance(handle, StatusReply):
             self._open -= 1
+            del self._reading[reading]
             if isinstance(handle, NoSuchFile) and not reading.top:
                 return  # removed since its parent was read
             if isinstance(handle, RequestFailed) and self._open:  # out of handles
@@ -276,6 +312,8 @@ class TreeWalk:
                 known = _Reading(item.entry.path, target, reals, after=self.pipe.trip)
                 self._known.append(known)
         self._done.extend(found)
+        del self._reading[reading]
+        self.listed += 1
 
 
 def _child(target: str, name: str) -> str:
