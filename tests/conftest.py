@@ -47,6 +47,20 @@ def sshd_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         service.stop()
 
 
+@pytest.fixture
+def proxy(sshd_service: Any) -> Iterator[Any]:
+    """A loopback TCP proxy to the test sshd that a test cuts on demand
+    (`tests.services.tcp_faults.TcpFaultProxy`), the sshd's host key trusted at its port."""
+    from tests.services.tcp_faults import TcpFaultProxy
+
+    p = TcpFaultProxy(sshd_service.port)
+    sshd_service.trust(p.port)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the user's real default store and credentials out of every test."""

@@ -31,16 +31,6 @@ COMMANDS = {"ls": ["ls"], "gc": ["gc", "--dry-run", "--json", "-l"]}
 
 
 @pytest.fixture
-def proxy(sshd_service: SshdService) -> Iterator[TcpFaultProxy]:
-    p = TcpFaultProxy(sshd_service.port)
-    sshd_service.trust(p.port)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
-@pytest.fixture
 def store(sshd_service: SshdService) -> Iterator[Path]:
     """Twelve repositories of an image each, and a blob no image references."""
     root = sshd_service.data_root / f"clidrop-{uuid.uuid4().hex[:8]}"

@@ -33,16 +33,6 @@ BLOB = os.urandom(6_000_000)  # more than a reader requests ahead (transfer.IN_F
 
 
 @pytest.fixture
-def proxy(sshd_service: SshdService) -> Iterator[TcpFaultProxy]:
-    p = TcpFaultProxy(sshd_service.port)
-    sshd_service.trust(p.port)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
-@pytest.fixture
 def root(sshd_service: SshdService) -> Iterator[str]:
     """A root of the test's own, with BLOB at `blob`, written without the proxy."""
     name = f"drop-{uuid.uuid4().hex[:8]}"

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,6 @@ from tests.services.sshd import SshdService
 from tests.services.tcp_faults import TcpFaultProxy, assert_said_lost
 
 pytestmark = pytest.mark.sftp
-
-
-@pytest.fixture
-def proxy(sshd_service: SshdService) -> Iterator[TcpFaultProxy]:
-    p = TcpFaultProxy(sshd_service.port)
-    sshd_service.trust(p.port)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 @pytest.fixture(scope="module")

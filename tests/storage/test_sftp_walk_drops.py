@@ -28,16 +28,6 @@ pytestmark = pytest.mark.sftp
 
 
 @pytest.fixture
-def proxy(sshd_service: SshdService) -> Iterator[TcpFaultProxy]:
-    p = TcpFaultProxy(sshd_service.port)
-    sshd_service.trust(p.port)
-    try:
-        yield p
-    finally:
-        p.close()
-
-
-@pytest.fixture
 def disk(sshd_service: SshdService) -> Iterator[Path]:
     """A tree of 3 levels, 8 wide, files at each level, a directory of 300 entries (more
     than one READDIR answer) and a link to a directory (resolved with two requests more)."""
