@@ -19,6 +19,7 @@ outside the store's root) is not gc's to know.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
@@ -144,27 +145,37 @@ class Sizer:
         return self.layout.driver.has_large_objects and not entry.size
 
     def keep_shared(self, kept: Iterable[Entry], every_set: bool = False) -> set[str]:
-        """Read the set of each kept large object `kept` lists, `CHUNK` at a time, and
-        note in `kept_sets` each set that an object `head_all` read names too. Returns
-        every set named by a kept or a doomed object when `every_set` (what orphaned sets
-        are told from), else an empty set; without doomed sets and `every_set`, nothing
-        is read."""
-        doomed = {
-            h.segment_set
-            for h in self.heads.values()
-            if isinstance(h, LargeObject) and h.segment_set is not None
+        """Read what each kept large object `kept` lists names, `CHUNK` at a time, and
+        note in `kept_sets` each set of a doomed object (one `head_all` read) with a
+        segment it reads too. An `X-Object-Manifest` names a prefix: every object whose
+        name begins with it is a segment of that object, also of another set (a prefix
+        cut short names several). Returns every prefix named by a kept or a doomed object
+        when `every_set` (what orphaned sets are told from), else an empty set; without
+        doomed sets and `every_set`, nothing is read."""
+        owners = {  # each doomed segment -> its set
+            segment.path: set_path
+            for head in self.heads.values()
+            if isinstance(head, LargeObject)
+            and (set_path := head.segment_set) is not None
+            and (found := self.sets.get(set_path)) is not None
+            for segment in found.segments
         }
+        doomed = sorted(owners)
         if not doomed and not every_set:
             return set()
-        named = set(doomed) if every_set else set()
+        named = {
+            h.segment_set
+            for h in self.heads.values()
+            if every_set and isinstance(h, LargeObject) and h.segment_set is not None
+        }
         for chunk in _chunks(kept, CHUNK):
-            for path, found in self.names.of(chunk).items():
-                if not isinstance(found, str):
+            for path, prefix in self.names.of(chunk).items():
+                if not isinstance(prefix, str):
                     continue  # a plain object, or gone: it names nothing
-                if found in doomed:
-                    self.kept_sets.setdefault(found, path)
+                for segment in _beginning_with(doomed, prefix):
+                    self.kept_sets.setdefault(owners[segment], path)
                 if every_set:
-                    named.add(found)
+                    named.add(prefix)
         return named
 
     def resolve(self, entry: Entry) -> tuple[tuple[str, ...], int | None] | str:
@@ -180,9 +191,9 @@ class Sizer:
         if head.segment_set in self.kept_sets:
             return (entry.path,), 0
         found = self.sets.get(head.segment_set)
-        segments = tuple(e.path for e in found.segments) if found else ()
-        size = found.size if found else head.size
-        return (entry.path, *segments), size
+        if found is None:  # no segments of its own (or a prefix of others'): none go
+            return (entry.path,), 0
+        return (entry.path, *(e.path for e in found.segments)), found.size
 
     def shared_with(self, entry: Entry) -> str | None:
         """The kept large object that names the set of the doomed one at `entry`, if any:
@@ -199,6 +210,21 @@ def raise_faults(outcomes: Iterable[object]) -> None:
     for outcome in outcomes:
         if isinstance(outcome, Exception) and not isinstance(outcome, PathNotFound):
             raise outcome
+
+
+def _beginning_with(paths: list[str], prefix: str) -> Iterator[str]:
+    """The paths of sorted `paths` that begin with `prefix`."""
+    at = bisect_left(paths, prefix)
+    while at < len(paths) and paths[at].startswith(prefix):
+        yield paths[at]
+        at += 1
+
+
+def named_segment(named: set[str], path: str, segments_dir: str) -> bool:
+    """Whether one of the prefixes `named` (what large objects' manifests name, each
+    below `segments_dir`) begins the segment at `path`."""
+    start = len(segments_dir.rstrip("/")) + 1
+    return any(path[:end] in named for end in range(start, len(path) + 1))
 
 
 def _chunks(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:

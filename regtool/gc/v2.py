@@ -25,7 +25,13 @@ from regtool.facts import ManifestFacts
 from regtool.gc.ahead import Ahead
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.blobs import BlobListing
-from regtool.gc.large_objects import PREFETCH, SegmentNames, Sizer, raise_faults
+from regtool.gc.large_objects import (
+    PREFETCH,
+    SegmentNames,
+    Sizer,
+    named_segment,
+    raise_faults,
+)
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
@@ -519,8 +525,9 @@ def _temp_file_items(
 def _orphan_sets(
     segments_dir: str, named: set[str], sizer: Sizer, result: GcResult, cutoff: datetime
 ) -> list[Doomed]:
-    """Segment sets that no large object names (`named`: every set a kept or a doomed
-    object in blobs/ and _uploads/ names, `Sizer.keep_shared`), older than `cutoff`."""
+    """Segment sets none of whose segments a large object names (`named`: the prefix
+    every kept or doomed object in blobs/ and _uploads/ names, `Sizer.keep_shared`),
+    older than `cutoff`."""
     # segments of what the plan deletes already (a deleted large object's own set)
     claimed = {
         owner
@@ -530,7 +537,9 @@ def _orphan_sets(
     }
     items = []
     for path, found in sorted(sizer.sets.items()):
-        if path in named or path in claimed:
+        if path in claimed or any(
+            named_segment(named, e.path, segments_dir) for e in found.segments
+        ):
             continue
         newest = found.newest
         if newest is None or newest > cutoff:

@@ -295,3 +295,45 @@ def test_large_objects_sets_are_found_beside_the_walk_of_repositories(
     finally:
         driver.delete_many([e.path for e in driver.walk("")])
         driver.close()
+
+
+@pytest.mark.parametrize("orphan_segments", [False, True])
+def test_a_kept_blob_naming_its_segments_by_a_shorter_prefix_keeps_them(
+    store: HandStore, orphan_segments: bool
+) -> None:
+    """`X-Object-Manifest` names a prefix: Swift reads every object whose name begins
+    with it. A kept blob whose manifest names its set cut short reads the same segments,
+    which a doomed object naming the whole set must not take."""
+    layer = os.urandom(2 * SEGMENT + 7)
+    kept = _image_of(store, "app", layer)
+    kept_path = store.layout.blob_data(kept)
+    whole = _set_of(store, kept_path)
+    _name_set(store, kept_path, whole[:-4])
+    assert store.driver.get(kept_path) == layer
+    doomed = Digest.of(b"names the whole set")
+    _name_set(store, store.layout.blob_data(doomed), whole)
+
+    result = collect(store.layout, "t", options(orphan_segments=orphan_segments))
+    assert result.ok
+    item = _item(result, str(doomed))
+    assert item.paths == (store.layout.blob_data(doomed),) and kept_path in item.reason
+    assert not [i for i in result.items if i.kind == "segments"]
+    assert store.driver.get(kept_path) == layer
+
+
+def test_a_doomed_blob_naming_a_prefix_of_others_segments_goes_alone_and_frees_nothing(
+    store: HandStore,
+) -> None:
+    layer = os.urandom(2 * SEGMENT)
+    kept = _image_of(store, "app", layer)
+    whole = _set_of(store, store.layout.blob_data(kept))
+    doomed = Digest.of(b"names a prefix")
+    _name_set(store, store.layout.blob_data(doomed), whole[:-4])
+
+    for orphan_segments in (False, True):
+        plan = collect(store.layout, "t", options(dry_run=True, orphan_segments=orphan_segments))
+        item = _item(plan, str(doomed))
+        assert item.paths == (store.layout.blob_data(doomed),) and item.size == 0
+        assert plan.bytes_freed == 0
+    result = collect(store.layout, "t", options(orphan_segments=True))
+    assert result.ok and store.driver.get(store.layout.blob_data(kept)) == layer
