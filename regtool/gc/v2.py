@@ -25,13 +25,7 @@ from regtool.facts import ManifestFacts
 from regtool.gc.ahead import Ahead
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
 from regtool.gc.blobs import BlobListing
-from regtool.gc.large_objects import (
-    PREFETCH,
-    SegmentNames,
-    Sizer,
-    named_segment,
-    raise_faults,
-)
+from regtool.gc.large_objects import Sizer
 from regtool.gc.mark import Marks, mark
 from regtool.gc.model import Doomed, GcOptions, GcResult
 from regtool.gc.references import ReferenceReader, blob_key
@@ -49,6 +43,7 @@ from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
 from regtool.layout.v2 import LinkKind, LinkStat, Repositories, RepositoryIndex, V2Layout
 from regtool.oci import Digest
+from regtool.segment_names import PREFETCH, SegmentNames, named_segment, raise_faults
 from regtool.storage.base import Entry, set_aside_temporaries
 from regtool.text import plural
 from regtool.uploads.age import OldUpload, old_uploads

@@ -279,7 +279,7 @@ def create_app(
     app.state.registry_state = State(
         registry, upload_store, ops.metrics, settings.catalog_max_entries
     )
-    ops.bind(layout.driver, upload_store)
+    ops.bind(layout.driver, upload_store, registry.facts)
     gate.wanted_by = wanted_by
     app.state.guard = gate
     return RequestLife(DrainUnreadBody(gate.middleware(app)), settings, ops)

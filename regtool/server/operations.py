@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from regtool.facts import ManifestFacts
 from regtool.server.health import Health, HealthCheck, storage_probe
 from regtool.server.metrics import Metrics
 from regtool.server.notifications import Notifier
@@ -82,8 +83,11 @@ class Operations:
 
         return ObservedDriver(driver, observe)
 
-    def bind(self, driver: Driver, uploads: UploadStore) -> None:
-        """The storage the checks probe and the purger cleans."""
+    def bind(
+        self, driver: Driver, uploads: UploadStore, facts: ManifestFacts | None = None
+    ) -> None:
+        """The storage the checks probe and the purger cleans (`facts`: the cache of what
+        its large objects name)."""
         if self.health_settings.enabled:
             check = HealthCheck(
                 f"storagedriver_{driver.name}",
@@ -93,7 +97,7 @@ class Operations:
             )
             self.health = Health([check])
         if self.upload_purging.enabled:
-            self.purger = UploadPurger(uploads, self.upload_purging, self._purged)
+            self.purger = UploadPurger(uploads, self.upload_purging, self._purged, facts=facts)
 
     def _health_changed(self, ok: bool) -> None:
         if self.metrics is not None:

@@ -3,7 +3,8 @@ seconds (the first run after a random delay, so that servers sharing a store spr
 their runs), uploads untouched for `age` are deleted (`uploads.age`: gc's age rule). Each
 is deleted under its lease (`uploads.purge`): never one a request is writing, and two
 purges running at once on one store (or one and `regtool gc`) each take an upload or
-leave it."""
+leave it. An upload whose data's segments a blob reads too (what a distribution commit cut
+short leaves) goes without them (`uploads.shared`)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from regtool.concurrency import DEFAULT_JOBS
 from regtool.errors import RegtoolError
+from regtool.facts import ManifestFacts
+from regtool.segment_names import SegmentNames
 from regtool.server.ops_settings import UploadPurgeSettings
 from regtool.server.upload_store import UploadStore
 from regtool.uploads.age import OldUpload, find_old_uploads
+from regtool.uploads.shared import blobs_reading
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,7 @@ class UploadPurger:
     """Purges `uploads` on the schedule `settings` give, in a thread (`start`, `close`);
     `run_once()` is one run. `on_run(outcome, deleted)` is told each run's outcome ("ok"
     or "failed") and number deleted; `after_find` runs between finding and deleting
-    (a hook for tests)."""
+    (a hook for tests). `facts` keeps what large objects name (`segment_names`)."""
 
     def __init__(
         self,
@@ -46,11 +51,13 @@ class UploadPurger:
         settings: UploadPurgeSettings,
         on_run: Callable[[str, int], None] | None = None,
         after_find: Callable[[], None] | None = None,
+        facts: ManifestFacts | None = None,
     ):
         self.uploads = uploads
         self.settings = settings
         self.on_run = on_run
         self.after_find = after_find
+        self.facts = facts
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -64,14 +71,25 @@ class UploadPurger:
         if self.after_find is not None:
             self.after_find()
         limit = now - age
+        names = SegmentNames(layout.driver, self.facts, DEFAULT_JOBS)
+        shared = blobs_reading(layout, run.old, names)
         for old in run.old:
+            key = (old.repository, old.upload_id)
+            alone = [layout.upload_data(*key)] if key in shared else []
+            if alone:
+                log.warning(
+                    "upload purge: upload %s of %s goes without its segments: %s reads them too",
+                    old.upload_id,
+                    old.repository,
+                    shared[key],
+                )
             if self.settings.dry_run:
                 log.info(
                     "upload purge (dry run) would delete upload %s of %s",
                     old.upload_id,
                     old.repository,
                 )
-            elif self.uploads.purge(old.repository, old.upload_id, limit):
+            elif self.uploads.purge(old.repository, old.upload_id, limit, alone):
                 run.deleted.append((old.repository, old.upload_id))
         return run
 

@@ -21,6 +21,7 @@ import hashlib
 import re
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -99,10 +100,11 @@ class UploadStore:
         except FileNotFoundError:
             raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
 
-    def purge(self, name: str, upload_id: str, limit: datetime) -> bool:
+    def purge(self, name: str, upload_id: str, limit: datetime, alone: Sequence[str] = ()) -> bool:
         """Delete the upload under its lease if none of its files was written after
-        `limit` (UTC); False if it stays (`uploads.purge.purge_upload`)."""
-        deleted = purge_upload(self.layout, name, upload_id, limit, self.lease_terms)
+        `limit` (UTC), the large objects at `alone` without their segments; False if it
+        stays (`uploads.purge.purge_upload`)."""
+        deleted = purge_upload(self.layout, name, upload_id, limit, self.lease_terms, alone)
         if deleted:
             self.hash_states.forget(upload_id)
         return deleted

@@ -2,8 +2,8 @@
 manifest before deleting the old one leaves an upload and a blob naming the same set when
 it is cut short, and a server-side COPY with `?multipart-manifest=get` makes another. gc
 deletes a doomed object's segments only if no object it keeps names them, and otherwise
-the manifest alone; the sets of kept objects are cached while their listing entries stay
-the same (real Swift throughout)."""
+the manifest alone, and so does the server's upload purging; the sets of kept objects
+are cached while their listing entries stay the same (real Swift throughout)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +25,9 @@ from regtool.layout.manifests import store_identity
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
 from regtool.layout.v2_write import write_link, write_started_at
 from regtool.oci import OCI_MANIFEST, Digest
+from regtool.server.ops_settings import UploadPurgeSettings
+from regtool.server.purge import UploadPurger
+from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Entry
 from regtool.storage.swift.driver import SwiftDriver
 from tests.gc.test_gc_swift_large_objects import Heads
@@ -337,3 +340,27 @@ def test_a_doomed_blob_naming_a_prefix_of_others_segments_goes_alone_and_frees_n
         assert plan.bytes_freed == 0
     result = collect(store.layout, "t", options(orphan_segments=True))
     assert result.ok and store.driver.get(store.layout.blob_data(kept)) == layer
+
+
+def test_the_servers_upload_purging_leaves_segments_a_kept_blob_reads(
+    store: HandStore,
+) -> None:
+    """The server's purging meets the same leftover: the upload goes, the blob's
+    segments stay; an old upload of segments of its own goes with them."""
+    layer = os.urandom(2 * SEGMENT)
+    kept = _image_of(store, "app", layer)
+    shared = _set_of(store, store.layout.blob_data(kept))
+    leftover, abandoned = str(uuid.uuid4()), str(uuid.uuid4())
+    for upload in (leftover, abandoned):
+        write_started_at(store.layout, "app", upload)
+    _name_set(store, store.layout.upload_data("app", leftover), shared)
+    with store.driver.writer(store.layout.upload_data("app", abandoned)) as w:
+        w.write(os.urandom(SEGMENT + 1))
+        w.commit()
+    own = _set_of(store, store.layout.upload_data("app", abandoned))
+
+    purger = UploadPurger(UploadStore(store.layout), UploadPurgeSettings(age=0))
+    run = purger.run_once(now=datetime.now(UTC) + timedelta(seconds=1))
+    assert sorted(run.deleted) == sorted([("app", leftover), ("app", abandoned)])
+    assert store.driver.get(store.layout.blob_data(kept)) == layer
+    assert _segments(store, own) == []
