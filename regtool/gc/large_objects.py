@@ -30,6 +30,7 @@ class Sizer:
         self.heads: dict[str, LargeObject | Exception | None] = {}
         #: doomed segment set -> a kept large object that names it too
         self.kept_sets: dict[str, str] = {}
+        self._counted: set[str] = set()  # sets whose size an item carries
 
     def head_all(self, entries: Iterable[Entry]) -> None:
         """Learn the sets and sizes of the objects `entries` list. An object deleted since
@@ -98,7 +99,11 @@ class Sizer:
         found = self.sets.get(head.segment_set)
         if found is None:  # no segments of its own (or a prefix of others'): none go
             return (entry.path,), 0
-        return (entry.path, *(e.path for e in found.segments)), found.size
+        # Two doomed objects naming one set both list its segments (the re-check may
+        # keep either, `sweep`), but its bytes are counted once.
+        size = 0 if found.path in self._counted else found.size
+        self._counted.add(found.path)
+        return (entry.path, *(e.path for e in found.segments)), size
 
     def shared_with(self, entry: Entry) -> str | None:
         """The kept large object that names the set of the doomed one at `entry`, if any:

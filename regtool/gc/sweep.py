@@ -124,7 +124,7 @@ def _spare_segments(layout: V2Layout, result: GcResult, kept: list[Doomed]) -> N
     for item in result.items:
         if any(p in staying for p in item.paths):
             paths = tuple(p for p in item.paths if p not in staying)
-            why = "its segments stay: a large object kept after all names them too"
+            why = "its segments stay (a large object kept after all reads them)"
             item = replace(item, paths=paths, size=None, reason=f"{item.reason}; {why}")
             if item.kind == "upload":
                 assert item.repository is not None  # every upload item names its repository

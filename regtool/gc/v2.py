@@ -313,10 +313,10 @@ def _large_blob_items(
 
 
 def _without_segments(item: Doomed, sharer: str, result: GcResult) -> Doomed:
-    """`item`, whose large object's segments stay because `sharer` names them too."""
-    why = f"its segments stay: {sharer} names them too"
-    result.warnings.append(f"{item.kind} {item.name}: deleted without its segments, {why}")
-    return replace(item, reason=f"{item.reason}; {why}")
+    """`item`, whose large object's segments stay because `sharer` reads them too (named
+    in a warning; the reason stays short, for the table)."""
+    result.warnings.append(f"{item.kind} {item.name}: its segments stay, {sharer} reads them too")
+    return replace(item, reason=f"{item.reason}; its segments stay (another object reads them)")
 
 
 def _link_items(
