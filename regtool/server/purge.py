@@ -21,8 +21,8 @@ from regtool.facts import ManifestFacts
 from regtool.segment_names import SegmentNames
 from regtool.server.ops_settings import UploadPurgeSettings
 from regtool.server.upload_store import UploadStore
-from regtool.uploads.age import OldUpload, find_old_uploads
-from regtool.uploads.shared import blobs_reading
+from regtool.uploads.age import OldUpload, all_uploads, old_uploads
+from regtool.uploads.shared import readers_of
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +67,28 @@ class UploadPurger:
         layout = self.uploads.layout
         now = now or datetime.now(UTC)
         age = timedelta(seconds=self.settings.age)
-        run = PurgeRun(find_old_uploads(layout, age, now), dry_run=self.settings.dry_run)
+        uploads = all_uploads(layout)
+        run = PurgeRun(old_uploads(layout, uploads, now - age), dry_run=self.settings.dry_run)
         if self.after_find is not None:
             self.after_find()
         limit = now - age
         names = SegmentNames(layout.driver, self.facts, DEFAULT_JOBS)
-        shared = blobs_reading(layout, run.old, names)
+        going = {(u.repository, u.upload_id) for u in run.old}
+        staying = [
+            f
+            for key, files in uploads.items()
+            if key not in going
+            for f in files
+            if f.path == layout.upload_data(*key) and not f.size
+        ]
+        shared = readers_of(layout, run.old, names, staying)
         for old in run.old:
             key = (old.repository, old.upload_id)
             alone = [layout.upload_data(*key)] if key in shared else []
             if alone:
                 log.warning(
-                    "upload purge: upload %s of %s goes without its segments: %s reads them too",
+                    "upload purge%s: the segments of upload %s of %s stay, %s reads them too",
+                    " (dry run)" if self.settings.dry_run else "",
                     old.upload_id,
                     old.repository,
                     shared[key],

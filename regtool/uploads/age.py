@@ -7,7 +7,7 @@ still holds (a client resuming a long-idle upload) is kept by its lease (`purge`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from regtool.concurrency import DEFAULT_JOBS, map_outcomes
 from regtool.errors import raise_faults
@@ -57,20 +57,16 @@ def old_uploads(
     return found
 
 
-def find_old_uploads(
-    layout: V2Layout, older_than: timedelta, now: datetime | None = None, jobs: int = DEFAULT_JOBS
-) -> list[OldUpload]:
-    """Every upload below `repositories/` untouched for `older_than`: one walk of
-    `repositories/`, then `old_uploads`."""
-    limit = (now or datetime.now(UTC)) - older_than
+def all_uploads(layout: V2Layout) -> dict[tuple[str, str], list[Entry]]:
+    """(repository, upload id) -> the upload's files, of every upload below
+    `repositories/` (one walk)."""
     walked = layout.driver.walk(layout.repositories_dir(), temporaries=True)
     index = layout.index_entries(walked, include_all=True)
-    uploads = {
+    return {
         (name, upload_id): files
         for name, repo in index.items()
         for upload_id, files in repo.uploads.items()
     }
-    return old_uploads(layout, uploads, limit, jobs)
 
 
 def parse_started_at(raw: bytes) -> datetime | None:

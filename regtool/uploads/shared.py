@@ -1,23 +1,28 @@
-"""Uploads whose data's segments a blob reads too: what a distribution commit cut short
-between its two writes leaves (the blob's manifest written, the upload's not yet deleted;
-`regtool.segment_names`). Deleting such an upload with its segments would empty the
-blob, so its data manifest goes alone (`purge.purge_upload`'s `alone`)."""
+"""Uploads whose data's segments a blob or another upload reads too: what a distribution
+commit cut short between its two writes leaves (the blob's manifest written, the
+upload's not yet deleted; `regtool.segment_names`). Deleting such an upload with its
+segments would empty the other, so its data manifest goes alone (`purge.purge_upload`'s
+`alone`)."""
 
 from __future__ import annotations
+
+from itertools import chain
 
 from regtool.layout.blobs import walk_blobs
 from regtool.layout.v2 import V2Layout
 from regtool.segment_names import CHUNK, SegmentNames, chunks
+from regtool.storage.base import Entry
 from regtool.uploads.age import OldUpload
 
 
-def blobs_reading(
-    layout: V2Layout, uploads: list[OldUpload], names: SegmentNames
+def readers_of(
+    layout: V2Layout, uploads: list[OldUpload], names: SegmentNames, staying: list[Entry]
 ) -> dict[tuple[str, str], str]:
-    """(repository, upload id) -> the path of a blob that reads segments of the upload's
-    data, for each of `uploads` that has one. One HEAD per upload whose data may be a
-    large object; only if one is, a walk of `blobs/` and a HEAD of each large blob the
-    cache of `names` does not hold. Storage faults are raised."""
+    """(repository, upload id) -> the path of a blob, or of the data of an upload that
+    stays (`staying`: their entries), that reads segments of the upload's data, for each
+    of `uploads` that has one. One HEAD per upload whose data may be a large object; only
+    if one is, a walk of `blobs/` and a HEAD of each large blob and of each of `staying`
+    that the cache of `names` does not hold. Storage faults are raised."""
     if not layout.driver.has_large_objects:
         return {}
     data = {
@@ -33,7 +38,8 @@ def blobs_reading(
     }
     if not sets:
         return {}
-    large = (e for _, e in walk_blobs(layout, layout.driver.walk(layout.blobs_dir())) if not e.size)
+    blobs = walk_blobs(layout, layout.driver.walk(layout.blobs_dir()))
+    large = chain((e for _, e in blobs if not e.size), staying)
     found: dict[tuple[str, str], str] = {}
     for chunk in chunks(large, CHUNK):
         for path, prefix in names.of(chunk).items():

@@ -388,3 +388,51 @@ def test_a_set_two_doomed_objects_name_is_counted_once(store: HandStore) -> None
     assert all(set(segments) <= set(i.paths) for i in dry.items if i.kind in ("blob", "upload"))
     result = collect(store.layout, "t", options(uploads_older_than=NOW))
     assert result.ok and _segments(store, shared) == []
+
+
+def test_the_servers_upload_purging_leaves_segments_an_upload_that_stays_reads(
+    store: HandStore,
+) -> None:
+    layout = store.layout
+    young, old = str(uuid.uuid4()), str(uuid.uuid4())
+    write_started_at(layout, "app", young)
+    data = os.urandom(SEGMENT + 5)
+    with store.driver.writer(layout.upload_data("app", young)) as w:
+        w.write(data)
+        w.commit()
+    write_started_at(layout, "app", old)
+    _name_set(
+        store, layout.upload_data("app", old), _set_of(store, layout.upload_data("app", young))
+    )
+    write_started_at(layout, "app", young)  # touched again after the old one's last write
+
+    def last(upload: str) -> datetime:
+        times = [e.modified for e in store.driver.walk(layout.upload_dir("app", upload))]
+        assert all(t is not None for t in times)
+        return max(t for t in times if t is not None)
+
+    # `age` parts the two uploads' last writes, whatever the clock says
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    limit = last(old) + (last(young) - last(old)) / 2
+    purger = UploadPurger(
+        UploadStore(layout), UploadPurgeSettings(age=(now - limit).total_seconds())
+    )
+    run = purger.run_once(now=now)
+    assert run.deleted == [("app", old)]
+    assert store.driver.get(layout.upload_data("app", young)) == data
+
+
+@pytest.mark.parametrize("prefix", ["abc//def", "abc/../def"])
+def test_a_manifest_naming_an_invalid_prefix_does_not_stop_gc(
+    store: HandStore, prefix: str
+) -> None:
+    layer = os.urandom(SEGMENT + 9)
+    kept = _image_of(store, "app", layer)
+    doomed = Digest.of(b"an invalid prefix")
+    swift = _swift(store)  # as Swift takes it: no path of regtool's
+    swift.dlo.link(store.layout.blob_data(doomed), f"{swift.objects.container}/segments/{prefix}")
+    for orphan_segments in (False, True):
+        result = collect(store.layout, "t", options(orphan_segments=orphan_segments))
+        assert result.ok
+    assert not store.driver.exists(store.layout.blob_data(doomed))
+    assert store.driver.get(store.layout.blob_data(kept)) == layer

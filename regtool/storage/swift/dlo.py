@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from regtool.errors import PathNotFound, StorageError, TransientError
+from regtool.errors import InvalidPath, PathNotFound, StorageError, TransientError
 from regtool.storage.backoff import Backoff, retried
 from regtool.storage.base import Writer
 from regtool.storage.swift.container import Container, content_length
@@ -143,6 +143,11 @@ class LargeObjects:
             return None
         path = self.objects.dereference(manifest)
         if path is not None and path.startswith(self.segment_root + "/"):
+            try:
+                self.objects.name(path.rstrip("/"))
+            except InvalidPath:  # `a//b`, `..`: Swift takes it, it names no segment here
+                log.warning("large object naming an invalid segment prefix: %s", manifest)
+                return None
             return path.rstrip("/")
         log.warning("large object with segments outside %s: %s", self.objects.describe(), manifest)
         return None
