@@ -82,6 +82,8 @@ class UploadPurger:
             if f.path == layout.upload_data(*key) and not f.size
         ]
         shared = readers_of(layout, run.old, names, staying)
+        if self.facts is not None:
+            self.facts.flush()  # what the HEADs learnt, for the next run and a restart
         for old in run.old:
             key = (old.repository, old.upload_id)
             alone = [layout.upload_data(*key)] if key in shared else []

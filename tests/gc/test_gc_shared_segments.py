@@ -363,11 +363,21 @@ def test_the_servers_upload_purging_leaves_segments_a_kept_blob_reads(
         w.commit()
     own = _set_of(store, store.layout.upload_data("app", abandoned))
 
-    purger = UploadPurger(UploadStore(store.layout), UploadPurgeSettings(age=0))
+    identity = store_identity(store.layout)
+    facts = open_cache(identity)  # the server's, open while it runs
+    purger = UploadPurger(UploadStore(store.layout), UploadPurgeSettings(age=0), facts=facts)
     run = purger.run_once(now=datetime.now(UTC) + timedelta(seconds=1))
     assert sorted(run.deleted) == sorted([("app", leftover), ("app", abandoned)])
     assert store.driver.get(store.layout.blob_data(kept)) == layer
     assert _segments(store, own) == []
+    # what the run learnt is written at once: a restart (another process) has it
+    kept_entry = store.driver.stat(store.layout.blob_data(kept))
+    listed = next(
+        e for e in store.driver.walk(store.layout.blobs_dir()) if e.path == kept_entry.path
+    )
+    with open_cache(identity) as again:
+        assert again.segment_sets([listed]) == {listed.path: shared}
+    facts.close()
 
 
 def test_a_set_two_doomed_objects_name_is_counted_once(store: HandStore) -> None:
