@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from regtool.errors import PathNotFound
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -45,3 +47,11 @@ def map_outcomes(
         for done, future in pending:
             results[done] = future.result()
     return results
+
+
+def raise_unless_missing(outcomes: Iterable[object]) -> None:
+    """Raises the first failure among `outcomes` other than `PathNotFound` (an object
+    deleted since it was listed)."""
+    for outcome in outcomes:
+        if isinstance(outcome, Exception) and not isinstance(outcome, PathNotFound):
+            raise outcome

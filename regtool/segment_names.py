@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from regtool.concurrency import map_outcomes
+from regtool.concurrency import map_outcomes, raise_unless_missing
 from regtool.errors import PathNotFound
 from regtool.facts import ManifestFacts
 from regtool.storage.base import Driver, Entry
@@ -87,7 +87,7 @@ class SegmentNames:
             else:
                 todo.append(entry)
         named = self._find(todo)
-        raise_faults(named.values())
+        raise_unless_missing(named.values())
         for path, outcome in named.items():
             assert not isinstance(outcome, Exception) or isinstance(outcome, PathNotFound)
             found[path] = outcome
@@ -108,14 +108,6 @@ class SegmentNames:
             if self.facts is not None and not isinstance(outcome, Exception):
                 self.facts.put_segment_set(entry, outcome)
         return found
-
-
-def raise_faults(outcomes: Iterable[object]) -> None:
-    """Raises the first failure among `outcomes` other than `PathNotFound` (an object
-    deleted since it was listed)."""
-    for outcome in outcomes:
-        if isinstance(outcome, Exception) and not isinstance(outcome, PathNotFound):
-            raise outcome
 
 
 def beginning_with(paths: list[str], prefix: str) -> Iterator[str]:

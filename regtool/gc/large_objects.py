@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from regtool.concurrency import map_outcomes
+from regtool.concurrency import map_outcomes, raise_unless_missing
 from regtool.errors import PathNotFound
 from regtool.layout.segments import SegmentSet
 from regtool.layout.v2 import V2Layout
-from regtool.segment_names import CHUNK, SegmentNames, beginning_with, chunks, raise_faults
+from regtool.segment_names import CHUNK, SegmentNames, beginning_with, chunks
 from regtool.storage.base import Entry, LargeObject
 
 
@@ -44,7 +44,7 @@ class Sizer:
                 heads[path] = LargeObject(self.sets[found].size, found)
         unsized = [e.path for e in todo if e.path not in heads]  # plain, or not walked
         heads.update(map_outcomes(self.layout.driver.large_object, unsized, self.names.jobs))
-        raise_faults(heads.values())
+        raise_unless_missing(heads.values())
         self.heads.update(heads)
 
     def needs_head(self, entry: Entry) -> bool:

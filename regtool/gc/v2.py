@@ -20,7 +20,7 @@ from functools import partial
 from itertools import chain, islice
 from typing import TypeVar
 
-from regtool.concurrency import map_outcomes
+from regtool.concurrency import map_outcomes, raise_unless_missing
 from regtool.facts import ManifestFacts
 from regtool.gc.ahead import Ahead
 from regtool.gc.aliases import Aliases, links_of, reached, read_aliases
@@ -43,7 +43,7 @@ from regtool.layout.blobs import walk_blobs
 from regtool.layout.segments import SegmentSet, segment_set_of, segment_sets
 from regtool.layout.v2 import LinkKind, LinkStat, Repositories, RepositoryIndex, V2Layout
 from regtool.oci import Digest
-from regtool.segment_names import PREFETCH, SegmentNames, named_segment, raise_faults
+from regtool.segment_names import PREFETCH, SegmentNames, named_segment
 from regtool.storage.base import Entry, set_aside_temporaries
 from regtool.text import plural
 from regtool.uploads.age import OldUpload, old_uploads
@@ -408,7 +408,7 @@ def _not_leased(
         return in_force(layout.driver, partial(layout.upload_lease, *key), terms)
 
     held = map_outcomes(leased, listed, jobs)
-    raise_faults(held.values())
+    raise_unless_missing(held.values())
     kept = {key for key, outcome in held.items() if outcome is True}
     for name, upload_id in sorted(kept):
         result.warnings.append(
