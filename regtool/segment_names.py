@@ -39,19 +39,17 @@ class SegmentNames:
 
     def __init__(self, driver: Driver, facts: ManifestFacts | None, jobs: int):
         self.driver, self.facts, self.jobs = driver, facts, jobs
-        self.heads = 0  # HEADs made (for tests and the benchmark)
         self._early: dict[str, tuple[Entry, str | PathNotFound | None]] = {}
         self._prefetch: threading.Thread | None = None
         self._stopping = threading.Event()
 
     def prefetch(self, entries: list[Entry]) -> None:
-        """Begin finding the sets of `entries` (at most `PREFETCH` of them) in a thread of
+        """Begin finding the sets of `entries` (the caller keeps them to `PREFETCH`) in a thread of
         its own, while gc does other work: on Swift the HEADs wait on the storage, as the
         walk of `repositories/` and the mark do. `of` takes what it found (asking again
         what failed) once it ends; `close` stops it."""
-        early = entries[:PREFETCH]
         self._prefetch = threading.Thread(
-            target=self._find_early, args=(early,), name="gc-segment-names", daemon=True
+            target=self._find_early, args=(entries,), name="gc-segment-names", daemon=True
         )
         self._prefetch.start()
 
@@ -101,7 +99,6 @@ class SegmentNames:
         if self.facts is not None:
             found.update(self.facts.segment_sets(wanted.values()))
         todo = [e for path, e in wanted.items() if path not in found]
-        self.heads += len(todo)
         named = map_outcomes(lambda e: self.driver.segment_set(e.path), todo, self.jobs)
         for entry, outcome in named.items():
             found[entry.path] = outcome

@@ -61,6 +61,23 @@ class HandStore:
         write_link(layout, layout.tag_current_link(repo, tag), digest)
         return digest
 
+    def image_of(self, repo: str, tag: str, layer: Digest, size: int) -> Digest:
+        """An OCI image manifest in `repo` as `tag` whose one layer is the blob `layer` of
+        `size` bytes, stored already (of any kind: a large object, an alias), and a
+        config of its own; returns the manifest's digest."""
+        config = self.blob(repo, b'{"architecture":"amd64","os":"linux"}')
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": str(config),
+                "size": 37,
+            },
+            "layers": [{"mediaType": LAYER, "digest": str(layer), "size": size}],
+        }
+        return self.manifest(repo, tag, json.dumps(doc).encode())
+
     def image(self, repo: str, tag: str, layers: int = 1, size: int = 1000) -> HandImage:
         """An OCI image of random layers, pushed into `repo` as `tag`."""
         unique = os.urandom(4).hex()

@@ -5,7 +5,6 @@ its target again; the data stays while an alias to it could not be deleted."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -14,10 +13,10 @@ from pathlib import Path
 
 from regtool.gc import GcOptions, GcResult, collect
 from regtool.layout.v2_write import write_link
-from regtool.oci import OCI_MANIFEST, Digest
+from regtool.oci import Digest
 from regtool.storage.base import DeleteReport, Entry, Prune
 from regtool.storage.local import LocalDriver
-from tests.handstore import LAYER, HandStore
+from tests.handstore import HandStore
 
 NOW = GcOptions(min_age=timedelta(0), settle=timedelta(0))
 
@@ -36,21 +35,6 @@ def aliased(store: HandStore, repo: str, data: bytes, canonical_link: bool = Tru
     return sha512
 
 
-def image_of(store: HandStore, repo: str, tag: str, layer: Digest, size: int) -> Digest:
-    config = store.blob(repo, b'{"architecture":"amd64","os":"linux"}')
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": str(config),
-            "size": 37,
-        },
-        "layers": [{"mediaType": LAYER, "digest": str(layer), "size": size}],
-    }
-    return store.manifest(repo, tag, json.dumps(doc).encode())
-
-
 def data_of(store: HandStore, data: bytes) -> Path:
     return store.path(store.layout.blob_data(Digest.of(data)))
 
@@ -58,7 +42,7 @@ def data_of(store: HandStore, data: bytes) -> Path:
 def test_a_kept_alias_keeps_its_data_and_link(tmp_path: Path) -> None:
     store = HandStore(tmp_path)
     layer = os.urandom(500)
-    image_of(store, "app", "1", aliased(store, "app", layer), len(layer))
+    store.image_of("app", "1", aliased(store, "app", layer), len(layer))
     result = gc(store, delete_untagged=True)
     assert result.ok and result.items == [] and result.warnings == []
     assert data_of(store, layer).exists()
@@ -68,7 +52,7 @@ def test_a_kept_alias_keeps_its_data_and_link(tmp_path: Path) -> None:
 def test_an_unsure_repository_keeps_what_its_aliases_reach(tmp_path: Path) -> None:
     store = HandStore(tmp_path)
     layer = os.urandom(500)
-    manifest = image_of(store, "app", "1", aliased(store, "app", layer, False), len(layer))
+    manifest = store.image_of("app", "1", aliased(store, "app", layer, False), len(layer))
     store.path(store.layout.blob_data(manifest)).write_bytes(b"{damaged")
     result = gc(store, delete_untagged=True)
     assert result.items == [] and data_of(store, layer).exists()
@@ -79,7 +63,7 @@ def test_an_alias_naming_no_blob_keeps_its_repository(tmp_path: Path) -> None:
     store = HandStore(tmp_path)
     layer, stray = os.urandom(500), os.urandom(300)
     sha512 = aliased(store, "app", layer)
-    image_of(store, "app", "1", sha512, len(layer))
+    store.image_of("app", "1", sha512, len(layer))
     store.blob("app", stray)  # linked, referenced by nothing
     alias = store.path(store.layout.layer_link("app", sha512))
     alias.write_bytes(b"sha256:damaged")
@@ -122,7 +106,7 @@ def test_an_alias_written_back_holds_its_target(tmp_path: Path) -> None:
     layer = os.urandom(500)
     store = HandStore(tmp_path)
     sha512 = aliased(store, "app", layer)
-    manifest = image_of(store, "app", "1", sha512, len(layer))
+    manifest = store.image_of("app", "1", sha512, len(layer))
     store.driver.delete(store.layout.tag_dir("app", "1"))  # untagged: all of it goes
 
     def tag_again() -> None:

@@ -7,7 +7,6 @@ are cached while their listing entries stay the same (real Swift throughout)."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import uuid
@@ -24,14 +23,14 @@ from regtool.gc.sweep import _spare_segments
 from regtool.layout.manifests import store_identity
 from regtool.layout.v2 import SWIFT_ROOT, V2Layout
 from regtool.layout.v2_write import write_link, write_started_at
-from regtool.oci import OCI_MANIFEST, Digest
+from regtool.oci import Digest
 from regtool.server.ops_settings import UploadPurgeSettings
 from regtool.server.purge import UploadPurger
 from regtool.server.upload_store import UploadStore
 from regtool.storage.base import Entry
 from regtool.storage.swift.driver import SwiftDriver
 from tests.gc.test_gc_swift_large_objects import Heads
-from tests.handstore import LAYER, HandStore
+from tests.handstore import HandStore
 
 pytestmark = pytest.mark.swift
 
@@ -75,18 +74,7 @@ def _image_of(hand: HandStore, repo: str, layer: bytes) -> Digest:
     """An image in `repo` whose one layer is `layer`, stored as a large object."""
     digest = _large_blob(hand, layer)
     write_link(hand.layout, hand.layout.layer_link(repo, digest), digest)
-    config = hand.blob(repo, b'{"architecture":"amd64","os":"linux"}')
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": str(config),
-            "size": 37,
-        },
-        "layers": [{"mediaType": LAYER, "digest": str(digest), "size": len(layer)}],
-    }
-    hand.manifest(repo, "1", json.dumps(doc).encode())
+    hand.image_of(repo, "1", digest, len(layer))
     return digest
 
 
