@@ -20,8 +20,14 @@ the same images pushed to another name (a cross-repository push: new links, the 
 blobs), so the copies share the pushed repositories' blobs and manifests: REPOS
 repositories of links over N repositories' worth of blobs. Garbage is added to copies too.
 
+Swift's servers run `--swift-workers` worker processes each (default: one a core, Swift's
+own default `workers = auto`, as `verify_swift` and `swift_segments` run it; the tests'
+Swift runs none), the same for both tools. A cold run is bound by Swift's CPU (one HEAD
+of each large blob's manifest, beside the walk); `--swift-workers 0` shows it on a proxy
+held to one core.
+
 Usage: .venv/bin/python -m benchmarks.gc_swift [--repos 100] [--pushed 10] [--repushes 3]
-    [--runs 3]
+    [--runs 3] [--swift-workers N]
 """
 
 from __future__ import annotations
@@ -155,9 +161,13 @@ def main() -> None:
         "--pushed", type=int, default=None, help="repositories pushed; the rest copied"
     )
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--swift-workers", type=int, default=os.cpu_count() or 1, help="per Swift server"
+    )
     args = parser.parse_args()
+    print(f"Swift: {args.swift_workers} workers a server (proxy, object, ...) for both tools")
     with tempfile.TemporaryDirectory(prefix="regtool-bench-") as tmp:
-        service = start_swift(Path(tmp))
+        service = start_swift(Path(tmp), workers=args.swift_workers)
         try:
             container = "docker_registry"
             storage = swift_storage(service, container)
