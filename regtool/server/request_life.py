@@ -5,7 +5,7 @@ read once, `send` (and, with metrics, `receive`) wrapped once. In order:
 - `http.prefix`: a path outside it is 404, a path inside reaches the app without it
   (`proxy.strip_prefix`);
 - metrics (`metrics.Metrics.count_request`): requests in progress, then status, route,
-  latency and body bytes each way;
+  latency and body bytes each way, counted as the answer's last byte goes out;
 - notifications (`notifications.request_events`): what the request records becomes
   events when its answer ends below 400, queued before the answer's last byte goes out;
 - the health gate (`health.gate`): 503 while a check fails, `/` for load balancers;
@@ -69,6 +69,24 @@ class RequestLife:
         inner: Scope | None = scope
         api = True  # the registry's answers carry the API version; the gate's do not
         events: Records | None = None
+        metrics = self.metrics
+        state: dict[str, object] = {}
+        in_progress = False  # counted in progress, not yet counted as done
+
+        def count_done() -> None:
+            nonlocal in_progress
+            if metrics is None or not in_progress or inner is None:
+                return
+            in_progress = False
+            metrics.requests_in_progress -= 1
+            metrics.count_request(
+                inner["method"],
+                str(state.get("route", "other")),
+                status or 500,  # a request that ends without an answer failed
+                time.perf_counter() - started,
+                received,
+                sent,
+            )
 
         async def life_send(message: Message) -> None:
             nonlocal status, sent, events
@@ -83,10 +101,12 @@ class RequestLife:
                 message["headers"] = headers
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
-                if events is not None and not message.get("more_body", False):
-                    # Queued before the answer ends: a client that has its answer can
-                    # send its next request, whose events must come after these.
-                    if status < 400 and inner is not None:
+                if not message.get("more_body", False):
+                    # Counted and queued before the answer ends: a client that has its
+                    # answer can scrape the metrics or send its next request, whose
+                    # events must come after these.
+                    count_done()
+                    if events is not None and status < 400 and inner is not None:
                         finish(inner, events, self.notifier)
                     events = None
             await send(message)
@@ -103,9 +123,9 @@ class RequestLife:
             if inner is None:
                 await outside_prefix()(scope, receive, life_send)
                 return
-            metrics = self.metrics
             if metrics is not None:
                 metrics.requests_in_progress += 1
+                in_progress = True
             state = inner.setdefault("state", {})
             state["request_id"] = rid
             events = begin(state, self.notifier)
@@ -122,16 +142,7 @@ class RequestLife:
                         # normally: the client left once it had the body
                         finish(inner, events, self.notifier)
             finally:
-                if metrics is not None:
-                    metrics.requests_in_progress -= 1
-                    metrics.count_request(
-                        inner["method"],
-                        state.get("route", "other"),
-                        status or 500,  # a request that ends without an answer failed
-                        time.perf_counter() - started,
-                        received,
-                        sent,
-                    )
+                count_done()  # if its answer never ended
         finally:
             if self.access_log:
                 log_access(scope, status, sent, time.perf_counter() - started)

@@ -25,8 +25,9 @@ from regtool.storage.local import LocalDriver
 from tests.server.conftest import start_registry
 from tests.services.images import Image, ToolError, build_image, delete, pull, push
 
-# Longer than a registry takes to store a manifest here, and short enough for many runs.
-SETTLE = timedelta(seconds=0.5)
+# Longer than a registry takes to store a manifest here, also on a loaded machine beside
+# the other tests' servers, and short enough for many runs.
+SETTLE = timedelta(seconds=2)
 MIN_AGES = pytest.mark.parametrize(
     "min_age", [timedelta(0), timedelta(minutes=10)], ids=["min-age-0", "min-age-10m"]
 )

@@ -37,7 +37,8 @@ def sha(data: bytes) -> str:
 
 class HookedUploads(UploadStore):
     """Puts ("open", upload id) on `events` once a request holds an upload's lease,
-    ("renew", clock) after each renewal, and ("write", bytes) after each append."""
+    ("renew", clock) after each renewal (stamped at that clock), and ("write", bytes)
+    after each append."""
 
     def __init__(self, layout: V2Layout, **kwargs: Any):
         super().__init__(layout, **kwargs)
@@ -48,8 +49,13 @@ class HookedUploads(UploadStore):
         renew = session.renew
 
         def reported_renew() -> None:
+            # reported only if the clock stood still throughout, so the time given is
+            # the one the renewal stamped (a test moving the clock meanwhile waits for
+            # the next renewal)
+            before = self.lease_terms.clock()
             renew()
-            self.events.put(("renew", self.lease_terms.clock()))
+            if self.lease_terms.clock() == before:
+                self.events.put(("renew", before))
 
         session.renew = reported_renew  # type: ignore[method-assign]
         write = session.write

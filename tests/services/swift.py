@@ -439,6 +439,13 @@ def _proxy_config(
         """)
 
 
+# The object server waits up to `container_update_timeout` (1 s by default) for the
+# container server to list a new object, then answers and leaves the update to the
+# object-updater, which no test runs: a container server starved that long (a loaded
+# machine) would leave objects written but never listed.
+OBJECT_UPDATES = "container_update_timeout = 30\nnode_timeout = 30\n"
+
+
 def _write_configs(
     tmpdir: Path, ports: dict[str, int], memcached_port: int, workers: int = 0
 ) -> None:
@@ -451,6 +458,7 @@ def _write_configs(
             _common(kind, tmpdir, devices, ports[kind], workers)
             + f"[pipeline:main]\npipeline = {kind}-server\n\n"
             + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n"
+            + (OBJECT_UPDATES if kind == "object" else "")
         )
     (tmpdir / "proxy-server.conf").write_text(
         _proxy_config(tmpdir, devices, ports["proxy"], memcached_port, workers)

@@ -561,8 +561,8 @@ def test_commit_waits_for_lagging_segments(
     second = max(stored)
     raw.delete_object(container, second)
     timer = threading.Timer(0.5, lambda: raw.put_object(container, second, b"2" * SEGMENT))
-    timer.start()
     started = time.monotonic()
+    timer.start()
     w.commit()
     timer.join()
     assert time.monotonic() - started >= 0.5

@@ -53,6 +53,7 @@ def test_a_store_moved_away_fails_its_reads(
         r = await client.get("/ui/repository", params={"name": "pub"})
         assert r.status_code == 503
 
+        await asyncio.to_thread(view.wait_for_walk)  # the renewals these pages began end
         (tmp_path / "gone").rename(root)  # back: the next walk ends the failure
         await client.get("/ui/")
         await asyncio.to_thread(view.wait_for_walk)
