@@ -372,6 +372,38 @@ def test_events_are_queued_before_the_answer_ends(tmp_path: Path) -> None:
     assert queued_when == {"mid-body": 0, "answered": 1}
 
 
+def test_a_request_is_counted_before_its_answer_ends() -> None:
+    """A client that has its whole answer may scrape the metrics at once: the request
+    must no longer be in progress there, and its status and bytes must be counted."""
+    ops = operations()
+    metrics = ops.metrics
+    assert metrics is not None
+    requests = metrics.registry.get_sample_value
+    labels = {"method": "GET", "route": "other", "status": "200"}
+    counted_when: dict[str, tuple[int, float | None]] = {}
+
+    def now() -> tuple[int, float | None]:
+        assert metrics is not None
+        return metrics.requests_in_progress, requests("regtool_http_requests_total", labels)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        counted_when["mid-body"] = now()
+        await send({"type": "http.response.body", "body": b"b"})
+        counted_when["answered"] = now()
+
+    async def get() -> bytes:
+        transport = httpx.ASGITransport(app=RequestLife(app, ServerSettings(), ops))
+        async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+            return (await client.get("/somewhere")).content
+
+    assert asyncio.run(get()) == b"ab"
+    assert counted_when == {"mid-body": (1, None), "answered": (0, 1.0)}
+    sent = metrics.registry.get_sample_value("regtool_http_sent_bytes_total", {"route": "other"})
+    assert sent == 2.0
+
+
 @pytest.mark.parametrize(
     ("ending", "events"),
     [("client gone after the body", 1), ("storage failed mid-body", 0)],
