@@ -17,6 +17,7 @@ import yaml
 
 from regtool.config import ConfigDocument
 from regtool.config.redact import REDACTED, redacted
+from regtool.url_secrets import redact_url
 
 if TYPE_CHECKING:
     from regtool.location import Location
@@ -52,7 +53,7 @@ def render_settings(
 
 def _plain(value: Any) -> Any:
     """Dataclasses, paths, durations and tuples as YAML's plain types; secret fields
-    (`secret`, `password`) redacted."""
+    (`secret`, `password`) redacted, and so are the credentials in URLs."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
         for f in dataclasses.fields(value):
@@ -67,4 +68,6 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)

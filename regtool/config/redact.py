@@ -1,13 +1,17 @@
 """A configuration document with its secrets hidden, for showing: every value the schema
 marks `secret` (`http.secret`, storage passwords and keys, notification headers, which
 carry `Authorization`) becomes `<redacted>`, and so does every value of a section
-regtool does not read (`redis`, `proxy`) under a key that names a secret."""
+regtool does not read (`redis`, `proxy`) under a key that names a secret. Any other
+value that is a URL loses the user and password before its host and the credentials in
+its query (`url_secrets.redact_url`): a notification endpoint's
+`https://user:password@host/` is how distribution's users give it Basic auth."""
 
 from __future__ import annotations
 
 from typing import Any as AnyValue
 
 from regtool.config.schema import CONFIGURATION, Any, Field, ListOf, Map, Node, Struct
+from regtool.url_secrets import redact_url
 
 REDACTED = "<redacted>"
 #: Keys whose values are hidden where the schema does not say (free-form sections).
@@ -23,6 +27,8 @@ def _walk(value: AnyValue, node: Node) -> AnyValue:
     if isinstance(value, list):
         item = node.item if isinstance(node, ListOf) else Any()
         return [_walk(v, item) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
     if not isinstance(value, dict):
         return value
     fields: dict[str, Field] = {}

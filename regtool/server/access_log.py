@@ -23,11 +23,11 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 
 from starlette.types import Scope
 
 from regtool.server.settings import LogSettings
+from regtool.url_secrets import redact_query, redact_url
 
 access_log = logging.getLogger("regtool.access")
 
@@ -36,38 +36,6 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "regtool_request_id", default=None
 )
 REQUEST_ID_HEADER = "X-Request-Id"
-
-#: Words that make a query parameter's value a credential when its name (percent-decoded,
-#: any case) contains one: `access_token`, `client_secret`, `api_key`, `X-Amz-Signature`,
-#: `sig`, `auth`, `password`, `pwd`... An innocent name that contains one (`monkey`) only
-#: loses its value from the log.
-_SECRET_WORDS = ("token", "passw", "pwd", "secret", "sig", "key", "code", "auth", "credential")
-_MAYBE_SECRET_RE = re.compile("|".join(_SECRET_WORDS) + "|%", re.IGNORECASE)
-_PARAMETER_RE = re.compile(r"([^&;=]*)(=?)([^&;]*)")
-_USERINFO_RE = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/?#@]*@", re.IGNORECASE)
-
-
-def redact_query(query: str) -> str:
-    """`query` with the values of parameters that carry credentials replaced by `***`
-    (parameters split at `&` and `;`; see `_SECRET_WORDS`)."""
-    if _MAYBE_SECRET_RE.search(query) is None:  # most (`digest=`, `n=`): one search
-        return query
-
-    def redact(m: re.Match[str]) -> str:
-        name = unquote(m[1]).lower()
-        if m[2] and any(word in name for word in _SECRET_WORDS):
-            return f"{m[1]}=***"
-        return m[0]
-
-    return _PARAMETER_RE.sub(redact, query)
-
-
-def redact_url(url: str) -> str:
-    """`url` (a Referer) without the user and password before its host, and with its
-    query redacted as `redact_query` does."""
-    url = _USERINFO_RE.sub(r"\1***@", url)
-    path, mark, query = url.partition("?")
-    return f"{path}?{redact_query(query)}" if mark else url
 
 
 def log_access(scope: Scope, status: int, sent: int, seconds: float) -> None:

@@ -6,6 +6,7 @@ with distribution's defaults; `UsageError` naming the key for an invalid value."
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from regtool.config.values import BadValue
 from regtool.config.values import go_duration as go_timedelta
 from regtool.errors import UsageError
+from regtool.url_secrets import split_userinfo
 
 #: Every key these sections read, dotted from the top level (an endpoint's keys are
 #: those of each item of `notifications.endpoints`), for the config's known-key list.
@@ -154,7 +156,9 @@ class EndpointSettings:
     """One of `notifications.endpoints` (distribution's `configuration.Endpoint`, with
     its defaults: timeout 1 s, threshold 10, backoff 1 s). `headers` are sent with every
     POST; events whose target media type is in `ignored_media_types` (both of
-    distribution's spellings, merged) or whose action is in `ignored_actions` are not."""
+    distribution's spellings, merged) or whose action is in `ignored_actions` are not.
+    `url` carries no user or password: those of the configured URL are sent as Basic
+    `Authorization`, as distribution sends them, unless `headers` give one."""
 
     name: str
     url: str
@@ -205,6 +209,7 @@ def _endpoint(item: dict[str, Any], where: str) -> EndpointSettings:
         raise UsageError(f"{where}.name is missing")
     if not isinstance(url, str) or not re.match(r"https?://[^/?#\s]+", url, re.ASCII):
         raise UsageError(f"{where}.url must be an http:// or https:// URL")
+    url, userinfo = split_userinfo(url)
     headers = []
     raw = item.get("headers") or {}
     if not isinstance(raw, dict):
@@ -214,6 +219,10 @@ def _endpoint(item: dict[str, Any], where: str) -> EndpointSettings:
         if not isinstance(key, str) or not all(isinstance(v, str) for v in listed):
             raise UsageError(f"{where}.headers.{key}: values must be strings")
         headers += [(key, v) for v in listed]
+    if userinfo is not None and not any(k.lower() == "authorization" for k, _ in headers):
+        # as distribution's HTTP client (Go's) sends a URL's user and password
+        credentials = base64.b64encode(":".join(userinfo).encode()).decode()
+        headers.append(("Authorization", f"Basic {credentials}"))
     ignore = item.get("ignore") or {}
     if not isinstance(ignore, dict):
         raise UsageError(f"{where}.ignore must be a mapping")

@@ -63,6 +63,22 @@ def test_check_config_prints_the_settings_with_secrets_hidden(cli: Cli, tmp_path
     assert result.stderr == ""
 
 
+def test_check_config_hides_the_password_of_a_url(cli: Cli, tmp_path: Path) -> None:
+    """distribution's users give a webhook Basic auth in its URL; a token realm may carry
+    a key in its query."""
+    text = GOOD.replace(
+        "url: https://hooks.example.com/event", "url: https://hook:Hookp4ss@hooks.example.com/e"
+    ) + (
+        "auth:\n  token:\n    realm: https://auth.example/token?api_key=Re4lmKey\n"
+        "    service: registry\n    issuer: auth\n    rootcertbundle: /dev/null\n"
+    )
+    result = check(cli, tmp_path, text)
+    for secret in ("Hookp4ss", "Re4lmKey"):
+        assert secret not in result.stdout + result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["notifications"]["endpoints"][0]["url"] == "https://***@hooks.example.com/e"
+
+
 @pytest.mark.parametrize(
     "extra, warning",
     [

@@ -15,13 +15,9 @@ import time
 
 import pytest
 
-from regtool.server.access_log import (
-    _StderrHandler,
-    configure_logging,
-    redact_query,
-    redact_url,
-)
+from regtool.server.access_log import _StderrHandler, configure_logging
 from regtool.server.settings import LogSettings
+from regtool.url_secrets import redact_query, redact_url
 
 
 def test_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ away and back."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import threading
@@ -344,6 +345,27 @@ def test_a_failing_request_makes_no_event(
         put_manifest(client, "app", "v1", image_manifest(client, "app"))
     events = receiver.wait_for(3)
     assert [e["action"] for e in events] == ["push"] * 3
+
+
+@pytest.mark.parametrize("given", [None, "Bearer t0ken"], ids=["from-url", "header-wins"])
+def test_an_endpoint_url_with_a_user_and_password_gets_basic_auth(
+    serve_registry: Serve, tmp_path: Path, receiver: Receiver, given: str | None
+) -> None:
+    """As distribution's (Go's) client does: `http://user:pass@host/` is POSTed to
+    `host` with `Authorization: Basic`, unless the endpoint's headers give one."""
+    url = receiver.url.replace("http://", "http://hook%20user:p%40ss:w@")
+    item: dict[str, Any] = {"name": "hook", "url": url}
+    if given:
+        item["headers"] = {"Authorization": [given]}
+    settings = NotificationSettings.from_config({"notifications": {"endpoints": [item]}})
+    assert settings.endpoints[0].url == receiver.url
+    reg = serve_registry(LocalDriver(tmp_path), ops=operations(endpoints=settings.endpoints))
+    with httpx.Client(base_url=reg.url) as client:
+        push_and_pull(client, "team/app")
+    receiver.wait_for(1)
+    headers, _ = receiver.posts[0]
+    expected = given or "Basic " + base64.b64encode(b"hook user:p@ss:w").decode()
+    assert headers["Authorization"] == expected
 
 
 def test_events_are_queued_before_the_answer_ends(tmp_path: Path) -> None:
