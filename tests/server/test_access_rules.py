@@ -15,6 +15,7 @@ from regtool.server.settings import ServerSettings
 from regtool.storage.local import LocalDriver
 from tests.server.conftest import RunningRegistry
 from tests.server.routes import ROUTES, Route, seed, sha
+from tests.services import images as img
 
 RULES = """
 rules:
@@ -101,7 +102,9 @@ def test_base_and_catalog(registry: RunningRegistry, admin: httpx.Client) -> Non
     seen = {}
     for user in ("alice", "bob", None):
         with client(registry, user) as c:
-            assert c.get("/v2/").status_code == 200  # anonymous too: the rules grant it some
+            # without a login the probe is challenged, so that clients holding one send
+            # it; the catalog answers anonymous requests, listing what they may pull
+            assert c.get("/v2/").status_code == (401 if user is None else 200)
             r = c.get("/v2/_catalog")
             assert r.status_code == 200
             seen[user] = r.json()["repositories"]
@@ -168,3 +171,33 @@ def test_rules_are_re_read_when_their_file_changes(
         assert bob.get("/v2/other/x/manifests/v1").status_code == 200
     with client(registry, None) as anonymous:
         assert anonymous.get("/v2/public/base/manifests/v1").status_code == 200
+
+
+@pytest.mark.usefixtures("image_tools")
+def test_with_anonymous_grants_clients_still_log_in(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """skopeo (as Docker) sends the login it holds only once `/v2/` asks for one: alice
+    pushes where she may, a wrong password fails its login, and skopeo without a login
+    still pulls what anonymous may."""
+    image = img.build_image(tmp_path / "oci", "v1", size=1500)
+    dest = f"docker://{registry.host}"
+    flags = ["--retry-times", "0", "--preserve-digests"]
+    img._skopeo(
+        "copy", *flags, "--dest-tls-verify=false", "--dest-creds", f"alice:{PASSWORDS['alice']}",
+        image.oci_ref, f"{dest}/team/app:v1",
+    )  # fmt: skip
+    img._skopeo(
+        "copy", *flags, "--dest-tls-verify=false", "--dest-creds", "admin:admin-pw",
+        image.oci_ref, f"{dest}/public/base:v1",
+    )  # fmt: skip
+    with pytest.raises(img.ToolError, match=r"401|nauthorized|invalid username"):
+        img._skopeo(
+            "login", "--tls-verify=false", "-u", "alice", "-p", "wrong",
+            "--authfile", str(tmp_path / "auth.json"), registry.host,
+        )  # fmt: skip
+    img._skopeo(
+        "copy", "--retry-times", "0", "--src-tls-verify=false", "--src-no-creds",
+        f"{dest}/public/base:v1", f"oci:{tmp_path / 'pulled'}:v1",
+    )  # fmt: skip
+    assert img.load_image(tmp_path / "pulled", "v1").digest == image.digest

@@ -186,7 +186,7 @@ class Guard:
             if self.verifier is not None:
                 self._check_token(request, user, wanted)
             else:
-                self._check_rules(user, wanted)
+                self._check_rules(request, user, wanted)
         self._check_writes(wanted, methods)
 
     def _check_token(self, request: Request, user: str | None, wanted: list[Access]) -> None:
@@ -204,11 +204,15 @@ class Guard:
                     self.challenge(wanted, "insufficient_scope"),
                 )
 
-    def _check_rules(self, user: str | None, wanted: list[Access]) -> None:
-        # With anonymous grants `/v2/` answers anyone (clients probe it first, and pull
-        # without credentials only if it does); each route below still checks its own.
+    def _check_rules(self, request: Request, user: str | None, wanted: list[Access]) -> None:
+        # `/v2/` (nothing wanted) challenges a request that brings no credentials even
+        # when the rules grant anonymous pulls: Docker and skopeo send a login they hold
+        # only once this probe asks for one, and take a 200 for "no login here". An empty
+        # login (`Basic Og==`, what skopeo and podman send without one) is anonymous and
+        # answered, as every route's anonymous grants are below.
         rules = self.rules
-        if user is None and not rules.anonymous_grants:
+        probe_without_login = not wanted and "authorization" not in request.headers
+        if user is None and (not rules.anonymous_grants or probe_without_login):
             raise Unauthorized("authentication required", self.challenge(wanted))
         for access in wanted:
             if access is CATALOG:
