@@ -111,3 +111,19 @@ def forwarded_pairs(header: str) -> dict[str, str]:
                 value = re.sub(r"\\(.)", r"\1", value[1:-1])
             pairs[m.group(1).lower()] = value
     return pairs
+
+
+def unix_socket_client(scope: Scope) -> None:
+    """On a Unix socket, which gives no peer address, the client is the last address
+    of `X-Forwarded-For`: the one the proxy in front added (nginx's
+    `$proxy_add_x_forwarded_for` or `$remote_addr`), not any the client sent before it.
+    Sets `scope["client"]` (port 0); without the header the client stays unknown. Only
+    a local process can reach the socket, as only the loopback proxy is believed on TCP
+    (uvicorn's `forwarded_allow_ips`)."""
+    if scope.get("client"):
+        return
+    forwarded = [v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"]
+    if forwarded:
+        last = forwarded[-1].decode("latin-1").rpartition(",")[2].strip()
+        if last:
+            scope["client"] = (last, 0)

@@ -1,6 +1,7 @@
 """The life of each HTTP request around the registry's app, in one ASGI layer: the scope
 read once, `send` (and, with metrics, `receive`) wrapped once. In order:
 
+- on a Unix socket, the client from `X-Forwarded-For` (`proxy.unix_socket_client`);
 - its id (`access_log.request_id`, `X-Request-Id` on the answer, the id of its events);
 - `http.prefix`: a path outside it is 404, a path inside reaches the app without it
   (`proxy.strip_prefix`);
@@ -35,7 +36,7 @@ from regtool.server.http import API_VERSION
 from regtool.server.notifications.events import new_id
 from regtool.server.notifications.request_events import Records, begin, finish
 from regtool.server.operations import Operations
-from regtool.server.proxy import PublicUrls, outside_prefix, strip_prefix
+from regtool.server.proxy import PublicUrls, outside_prefix, strip_prefix, unix_socket_client
 from regtool.server.settings import ServerSettings
 
 log = logging.getLogger("regtool.server.app")
@@ -60,6 +61,7 @@ class RequestLife:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        unix_socket_client(scope)  # the login throttle, logs and events name the client
         rid = new_id()
         token = request_id.set(rid)
         started = time.perf_counter()

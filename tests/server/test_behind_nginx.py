@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from regtool.server.auth.htpasswd import hash_password, write_entry
 from tests.server.serve_proc import start_serve, stop_serve
 from tests.services import images as img
 from tests.services.certs import make_ca
@@ -81,3 +82,39 @@ def test_skopeo_through_nginx_with_tls(unix_registry: Path, tmp_path: Path) -> N
     pulled = img.load_image(tmp_path / "pulled", "1.0")
     assert pulled.layer_digests == image.layer_digests
     assert pulled.config_digest == image.config_digest
+
+
+def test_the_client_behind_nginx_on_a_unix_socket(tmp_path: Path) -> None:
+    """A Unix socket gives no peer address: the client is the address nginx adds to
+    `X-Forwarded-For` (for the login throttle, the logs and events), never one the
+    client wrote there itself; without the header it is unknown."""
+    htpasswd = tmp_path / "htpasswd"
+    write_entry(htpasswd, "alice", hash_password("secret", cost=4))
+    ca = make_ca(tmp_path / "ca", "Test CA")
+    server = ca.issue(tmp_path / "server", "127.0.0.1")
+    with tempfile.TemporaryDirectory(prefix="rt-") as short:
+        sock = Path(short) / "r.sock"
+        cfg = tmp_path / "config.yml"
+        cfg.write_text(
+            f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 'store'}}}\n"
+            f"http:\n  net: unix\n  addr: {sock}\n"
+            f"auth:\n  htpasswd: {{realm: r, path: {htpasswd}}}\n"
+        )
+        proc = start_serve(["--config", str(cfg)], sock.exists)
+        try:
+            with running_nginx(tmp_path / "nginx", sock, server.cert, server.key) as proxy:
+                r = httpx.get(
+                    f"https://{proxy.host}/v2/",
+                    auth=("alice", "wrong"),
+                    headers={"X-Forwarded-For": "203.0.113.9"},
+                    verify=str(ca.cert),
+                )
+                assert r.status_code == 401
+            direct = httpx.HTTPTransport(uds=str(sock))
+            with httpx.Client(transport=direct, base_url="http://registry") as c:
+                assert c.get("/v2/", auth=("bob", "wrong")).status_code == 401
+        finally:
+            out = stop_serve(proc)
+    assert "failed login for user 'alice' from 127.0.0.1" in out, out
+    assert "203.0.113.9" not in out
+    assert "failed login for user 'bob' from unknown" in out, out
