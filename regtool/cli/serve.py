@@ -176,6 +176,7 @@ def serve(
     from regtool.cli.serve_settings import render_settings
     from regtool.location import location_from_document
     from regtool.server import tls
+    from regtool.server.auth.guard import Guard
     from regtool.server.foreign_layers import UrlPolicy
 
     if (location_arg or location) and config:
@@ -208,6 +209,7 @@ def serve(
     foreign_urls = UrlPolicy.from_config(document.doc.get("validation") if document else None)
     if settings.tls is not None:
         tls.check(settings.tls)
+    Guard(settings)  # an htpasswd file, rules file or token bundle that cannot be used
     if document is not None:
         loc = location_from_document(document)
     else:
@@ -224,6 +226,7 @@ def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy, ui: b
     import uvicorn  # imported late: only serve needs it
 
     from regtool.server import tls
+    from regtool.server.auth.guard import Guard
     from regtool.server.access_log import configure_logging
     from regtool.server.app import create_app
     from regtool.server.protocol import uvicorn_options

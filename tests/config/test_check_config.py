@@ -11,6 +11,7 @@ import yaml
 
 from regtool.server.settings import ServerSettings
 from tests.clirunner import Cli
+from tests.services.certs import self_signed
 
 GOOD = """\
 version: 0.1
@@ -70,9 +71,10 @@ def test_check_config_hides_the_password_of_a_url(cli: Cli, tmp_path: Path) -> N
         "url: https://hooks.example.com/event", "url: https://hook:Hookp4ss@hooks.example.com/e"
     ) + (
         "auth:\n  token:\n    realm: https://auth.example/token?api_key=Re4lmKey\n"
-        "    service: registry\n    issuer: auth\n    rootcertbundle: /dev/null\n"
-    )
+        "    service: registry\n    issuer: auth\n    rootcertbundle: BUNDLE\n"
+    ).replace("BUNDLE", str(self_signed(tmp_path, "signer").cert))
     result = check(cli, tmp_path, text)
+    assert result.exit_code == 0, result.stderr
     for secret in ("Hookp4ss", "Re4lmKey"):
         assert secret not in result.stdout + result.stderr
     shown = yaml.safe_load(result.stdout)
@@ -127,7 +129,7 @@ def test_each_key_regtool_does_not_act_on_is_one_warning(
         (
             "version: 0.1\n",
             "version: 0.1\nauth:\n  token: {realm: https://a/token, service: s, issuer: i,"
-            " rootcertbundle: /b.pem, autoredirect: true}\n",
+            " rootcertbundle: BUNDLE, autoredirect: true}\n",
             "auth.token.autoredirect: regtool does not act",
         ),
     ],
@@ -135,6 +137,7 @@ def test_each_key_regtool_does_not_act_on_is_one_warning(
 def test_warnings_inside_sections(
     cli: Cli, tmp_path: Path, old: str, new: str, warning: str
 ) -> None:
+    new = new.replace("BUNDLE", str(self_signed(tmp_path, "signer").cert))
     result = check(cli, tmp_path, GOOD.replace(old, new))
     assert result.exit_code == 0, result.stderr
     assert [line for line in result.stderr.splitlines() if warning in line], result.stderr
@@ -277,3 +280,31 @@ def test_other_commands_read_the_storage_as_serve_does(cli: Cli, tmp_path: Path)
     assert result.stderr.splitlines() == [
         "warning: storage.filesystem.rootdirecotry: unknown key; ignored"
     ]
+
+
+@pytest.mark.parametrize(
+    "auth, error",
+    [
+        ("htpasswd: {realm: r, path: MISSING}", "cannot read htpasswd file"),
+        ("htpasswd: {realm: r, path: SHA}", "is not a bcrypt hash"),
+        (
+            "token: {realm: https://a/t, service: s, issuer: i, rootcertbundle: NOTPEM}",
+            "no PEM certificates",
+        ),
+    ],
+    ids=["htpasswd-missing", "htpasswd-not-bcrypt", "bundle-not-pem"],
+)
+def test_check_config_refuses_what_serve_would(
+    cli: Cli, tmp_path: Path, auth: str, error: str
+) -> None:
+    """A file the server could not use fails the check as it would fail the start."""
+    (tmp_path / "sha").write_text("x:{SHA}abc\n")
+    (tmp_path / "notpem").write_text("not a certificate\n")
+    paths = {"MISSING": tmp_path / "missing", "SHA": tmp_path / "sha"}
+    paths["NOTPEM"] = tmp_path / "notpem"
+    for word, path in paths.items():
+        auth = auth.replace(word, str(path))
+    text = f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path}}}\nauth:\n  {auth}\n"
+    result = check(cli, tmp_path, text)
+    assert result.exit_code == 2, result.stdout
+    assert error in result.stderr
