@@ -226,7 +226,6 @@ def _run(settings: ServerSettings, loc: Location, foreign_urls: UrlPolicy, ui: b
     import uvicorn  # imported late: only serve needs it
 
     from regtool.server import tls
-    from regtool.server.auth.guard import Guard
     from regtool.server.access_log import configure_logging
     from regtool.server.app import create_app
     from regtool.server.protocol import uvicorn_options

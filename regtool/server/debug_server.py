@@ -45,7 +45,11 @@ class DebugServer:
 
     def __init__(self, ops: Operations, sock: socket.socket):
         config = uvicorn.Config(
-            debug_app(ops), log_level="warning", access_log=False, lifespan="off"
+            debug_app(ops),
+            log_level="warning",
+            log_config=None,  # uvicorn's own would take its loggers from the server's format
+            access_log=False,
+            lifespan="off",
         )
         self.server = uvicorn.Server(config)
         self.sock = sock

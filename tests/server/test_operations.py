@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import socket
 import threading
 import time
@@ -173,6 +174,18 @@ def test_in_progress_gauges_count_a_request_writing_an_upload(
     after = scrape(debug)
     assert value(after, "regtool_uploads_in_progress") == 0
     assert value(after, "regtool_http_requests_in_progress") == 0
+
+
+def test_the_debug_listener_leaves_the_servers_log_format(
+    debug_listener: Callable[[Operations], str],
+) -> None:
+    """uvicorn's loggers are shared by both listeners: the registry's warnings (a TLS
+    handshake on its plain port...) stay in `log.formatter`'s format, through regtool's
+    handlers, once the debug listener has started."""
+    uvicorn_logger = logging.getLogger("uvicorn")
+    before = (list(uvicorn_logger.handlers), uvicorn_logger.propagate)
+    debug_listener(operations())
+    assert (list(uvicorn_logger.handlers), uvicorn_logger.propagate) == before
 
 
 def test_debug_listener_root_and_metrics_off(
