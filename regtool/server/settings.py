@@ -346,7 +346,8 @@ def _section(doc: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
 def _text(section: dict[str, Any], key: str, where: str) -> str:
     value = section.get(key)
     if value is None or value == "":
-        raise UsageError(f"{where}{key} is missing from the config file")
+        variable = "REGISTRY_" + f"{where}{key}".replace(".", "_").upper()
+        raise UsageError(f"{where}{key} is missing: set it in the config file or as {variable}")
     return str(value)
 
 

@@ -132,7 +132,8 @@ def test_settings_from_a_distribution_config_then_the_flags(tmp_path: Path) -> N
     assert settings.delete_enabled
     assert not settings.with_flags(no_delete=True).delete_enabled
     assert ServerSettings.from_config({}).delete_enabled  # no config file: deletes on
-    with pytest.raises(UsageError, match=r"auth\.token\.issuer is missing"):
+    missing = r"auth\.token\.issuer is missing: .* or as REGISTRY_AUTH_TOKEN_ISSUER"
+    with pytest.raises(UsageError, match=missing):
         ServerSettings.from_config({"auth": {"token": {**token, "issuer": ""}}})
     # An auth section present but empty must never leave the registry open.
     for empty in (None, {}):
