@@ -28,8 +28,12 @@ def v2_destination(driver: Driver) -> V2Layout:
 
 
 def detect_layout(driver: Driver) -> Layout:
-    """The layout at the driver's root, or one directory down (a V1 `storage_path` such as
-    `docker-registry/`). An empty store is a new V2 store. `LayoutError` otherwise."""
+    """The layout at the driver's root, or a V1 store one directory down (a V1
+    `storage_path` such as `docker-registry/`). An empty store is a new V2 store.
+    `LayoutError` otherwise, also for distribution's tree one directory down: a
+    container or directory may hold several registries side by side (distribution's
+    `prefix`), and a V2 store's segments and uploads are found from the location's root,
+    so its path must be given."""
     top = _names(driver, "")
     if not top:
         return default_layout(driver)
@@ -40,10 +44,19 @@ def detect_layout(driver: Driver) -> Layout:
         (n for n, is_dir in top.items() if is_dir),
         key=lambda n: (n not in _V1_PREFIX_HINTS, n),
     )[:_MAX_SUBDIRS_PROBED]
+    nested: list[str] = []
     for sub in subdirs:
         found = _layout_at(driver, sub, _names(driver, sub))
-        if found is not None:
+        if isinstance(found, V1Layout):
             return found
+        if found is not None:
+            nested.append(sub)
+    if nested:
+        where, first = ", ".join(f"{n}/" for n in sorted(nested)), min(nested)
+        raise LayoutError(
+            f"{driver.describe()} holds no registry at its top, but distribution's tree lies "
+            f"under {where}: give that path in the LOCATION ({driver.describe()}/{first})"
+        )
     shown = ", ".join(sorted(top)[:10])
     raise LayoutError(
         f"{driver.describe()} holds no registry: expected docker/registry/v2/ (distribution), "

@@ -157,3 +157,13 @@ def test_a_reader_gone_away_ends_quietly(tmp_path: Path, command: list[str]) -> 
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (141, b"")
+
+
+def test_registries_one_directory_down_are_named_not_picked(cli, tmp_path: Path) -> None:
+    """Two stores side by side under a directory: neither is taken for the whole (each
+    command would act on the first alone); the error names the paths to give."""
+    for name in ("alpha", "zeta"):
+        (tmp_path / name / "docker/registry/v2/repositories").mkdir(parents=True)
+    result = cli("ls", str(tmp_path))
+    assert_one_line_error(result, "distribution's tree lies under alpha/, zeta/")
+    assert f"({tmp_path}/alpha)" in result.stderr

@@ -434,3 +434,38 @@ def test_a_manifest_naming_an_invalid_prefix_does_not_stop_gc(
         assert result.ok
     assert not store.driver.exists(store.layout.blob_data(doomed))
     assert store.driver.get(store.layout.blob_data(kept)) == layer
+
+
+def test_a_store_under_a_prefix_is_not_taken_from_the_container_root(
+    swift_service: Any, cli: Any
+) -> None:
+    """distribution's `prefix` puts a store (and its segments) one level down in a
+    container that may hold others beside it: `swift://c` is refused, naming the path to
+    give, and gc at that path keeps the store's segments, `--orphan-segments` too."""
+    container = f"gc-prefixed-{uuid.uuid4().hex[:8]}"
+    driver = swift_service.driver(container, prefix="pre", segment_size=SEGMENT)
+    hand = HandStore(driver=driver)
+    hand.layout = V2Layout(driver, SWIFT_ROOT)
+    try:
+        _image_of(hand, "app", os.urandom(3 * SEGMENT))
+        segments = [e.path for e in driver.walk("segments")]
+        assert segments
+        env = {
+            "ST_AUTH": swift_service.auth_url,
+            "ST_USER": swift_service.user,
+            "ST_KEY": swift_service.key,
+        }
+        flags = ["--orphan-segments", "--min-age", "0s"]
+        at_root = cli("gc", *flags, "-l", f"swift://{container}", env=env)
+        assert at_root.exit_code == 2, at_root.stdout
+        assert f"under pre/: give that path in the LOCATION (swift://{container}/pre)" in (
+            at_root.stderr
+        )
+        at_prefix = cli("gc", *flags, "-l", f"swift://{container}/pre", env=env)
+        assert at_prefix.exit_code == 0, at_prefix.stderr
+        assert [e.path for e in driver.walk("segments")] == segments
+        verified = cli("verify", "--all", "-l", f"swift://{container}/pre", env=env)
+        assert verified.exit_code == 0, verified.stdout
+    finally:
+        driver.delete_many([e.path for e in driver.walk("")])
+        driver.close()
