@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from regtool.cli.duration_option import DURATION
+from regtool.cli.output import warn
 from regtool.cli.retention_report import (
     GcOption,
     KeepReferrersOption,
@@ -149,12 +150,15 @@ def prune(
         )
         policy = Policy((rule,), keep_referrers)
     options = RetentionOptions(dry_run=dry_run, jobs=jobs)
+    selector = PolicySelector(policy)
     with open_store(location, config, identity) as store:
         pulled_for = _pull_records(store.layout) if policy.needs_pull_records else _none
         result = run_retention(
-            store.layout, store.location.redacted(), PolicySelector(policy), options, pulled_for
+            store.layout, store.location.redacted(), selector, options, pulled_for
         )
         after = run_gc(store, min_age, settle, jobs) if gc and not dry_run else None
+    for text in selector.unmatched:
+        warn(f"no repository matches {text}")
     report(result, after, as_json)
 
 

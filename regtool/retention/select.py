@@ -53,14 +53,21 @@ class PolicySelector:
     def __init__(self, policy: Policy):
         self.policy = policy
         self.keep_referrers = policy.keep_referrers
+        #: Patterns that matched no repository: not an error (a nightly prune of `ci/*`
+        #: before the first CI push), but said.
+        self.unmatched: list[str] = []
 
     def repositories(self, names: Iterable[str]) -> list[str]:
+        """The repositories of `names` some rule covers; `NotFound` for a repository a
+        rule names (not a pattern) that is not there."""
         names = sorted(names)
         for rule in self.policy.rules:
             for glob in rule.repositories:
-                if glob.text != "**" and not any(glob.matches(n) for n in names):
-                    what = "repository" if not is_pattern(glob.text) else "repository matches"
-                    raise NotFound(f"no {what} {glob.text} in this registry")
+                if glob.text == "**" or any(glob.matches(n) for n in names):
+                    continue
+                if not is_pattern(glob.text):
+                    raise NotFound(f"no repository {glob.text} in this registry")
+                self.unmatched.append(glob.text)
         return [n for n in names if self.policy.rules_for(n)]
 
     def choose(
