@@ -424,8 +424,12 @@ def _doomed_uploads(
     options: GcOptions,
     result: GcResult,
 ) -> list[OldUpload]:
-    """The uploads the plan deletes: old enough, and no server writing them."""
-    old = old_uploads(layout, all_uploads, _uploads_limit(now, options), options.jobs)
+    """The uploads the plan deletes: old enough, and no server writing them. Those old
+    enough for `--uploads-older-than` but not for `--min-age` count as kept young."""
+    limit = _uploads_limit(now, options)
+    old = old_uploads(layout, all_uploads, now - options.uploads_older_than, options.jobs)
+    result.kept_young += sum(1 for u in old if u.last > limit)
+    old = [u for u in old if u.last <= limit]
     return _not_leased(layout, old, options.jobs, result)
 
 

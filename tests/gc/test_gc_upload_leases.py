@@ -148,3 +148,18 @@ def test_a_lease_held_on_another_host_keeps_its_upload_until_it_expires(
     doc = cli.json(*args, "--uploads-older-than", "0s")
     assert [o["name"] for o in doc["objects"] if o["kind"] == "upload"] == [upload_id]
     assert not exists(layout, "team/app", upload_id)
+
+
+def test_an_upload_too_young_for_min_age_is_counted_kept(cli: Any, tmp_path: Path) -> None:
+    """Old enough for --uploads-older-than, not for --min-age: kept, and counted so."""
+    layout = default_layout(LocalDriver(tmp_path))
+    store = UploadStore(layout)
+    upload_id = store.start("team/app")
+    age_upload(tmp_path, layout, "team/app", upload_id, hours=2)
+    args = ("gc", "--dry-run", "-l", str(tmp_path), "--uploads-older-than", "0s")
+    held = cli.json(*args, "--min-age", "3h")
+    assert [o for o in held["objects"] if o["kind"] == "upload"] == []
+    assert held["totals"]["kept_young"] == 1
+    doomed = cli.json(*args, "--min-age", "1h")
+    assert [o["name"] for o in doomed["objects"] if o["kind"] == "upload"] == [upload_id]
+    assert doomed["totals"]["kept_young"] == 0
