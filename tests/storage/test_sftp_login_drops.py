@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,35 @@ def test_the_installed_command_says_one_line_for_a_cut_during_login(
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: sftp: connection to ")
     assert_said_lost(line, proxy.port, during="login")
+
+
+def test_a_server_that_stops_answering_during_login_is_a_lost_connection(
+    banner: bytes,
+) -> None:
+    """A server that sends its banner and then nothing (stopped, hung): paramiko gives
+    up on the key exchange at the timeout and says "No existing session"; said in words
+    as a connection lost during login. (A stand-in server: the shared sshd cannot be
+    stopped on demand.)"""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.sendall(banner)
+        held.append(conn)  # and then nothing, until the test ends
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(TransientError) as info:
+            SftpDriver("127.0.0.1", "/srv", port=port, timeout=1.0, host_key_policy="ignore")
+        assert_said_lost(str(info.value), port, during="login")
+        assert "no answer in time" in str(info.value)
+    finally:
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()

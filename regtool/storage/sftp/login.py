@@ -100,7 +100,12 @@ class Login:
                 raise paramiko.SSHException("no transport after connecting")
             transport.set_keepalive(KEEPALIVE)
         except BaseException as e:
-            ended = ended_by(ssh.get_transport())  # before closing it ends it
+            transport = ssh.get_transport()
+            ended = ended_by(transport)  # before closing it ends it
+            if ended is None and transport is not None and not transport.initial_kex_done:
+                # paramiko stops waiting for the key exchange at the timeout without a
+                # word, then says "No existing session": the server stopped answering
+                ended = TimeoutError("no answer to the key exchange")
             ssh.close()
             sock.close()
             if isinstance(e, Exception):
