@@ -5,6 +5,7 @@ back what it pushed."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,21 +23,29 @@ from tests.services.nginx import running_nginx
 pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("image_tools")]
 
 
-@pytest.fixture
-def unix_registry(tmp_path: Path) -> Iterator[Path]:
-    """`regtool serve --config` on a Unix socket (a short path: sun_path is 108 bytes)."""
+@contextlib.contextmanager
+def serving_on_unix(tmp_path: Path, more: str = "") -> Iterator[tuple[Path, list[str]]]:
+    """`regtool serve --config` on a Unix socket (a short path: sun_path is 108 bytes),
+    `more` added to its config file; yields the socket and, once stopped, its output."""
+    output: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rt-") as short:
         sock = Path(short) / "r.sock"
         cfg = tmp_path / "config.yml"
         cfg.write_text(
             f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 'store'}}}\n"
-            f"http:\n  net: unix\n  addr: {sock}\n"
+            f"http:\n  net: unix\n  addr: {sock}\n{more}"
         )
         proc = start_serve(["--config", str(cfg)], sock.exists)
         try:
-            yield sock
+            yield sock, output
         finally:
-            stop_serve(proc)
+            output.append(stop_serve(proc))
+
+
+@pytest.fixture
+def unix_registry(tmp_path: Path) -> Iterator[Path]:
+    with serving_on_unix(tmp_path) as (sock, _):
+        yield sock
 
 
 def skopeo(*args: str) -> None:
@@ -92,29 +101,20 @@ def test_the_client_behind_nginx_on_a_unix_socket(tmp_path: Path) -> None:
     write_entry(htpasswd, "alice", hash_password("secret", cost=4))
     ca = make_ca(tmp_path / "ca", "Test CA")
     server = ca.issue(tmp_path / "server", "127.0.0.1")
-    with tempfile.TemporaryDirectory(prefix="rt-") as short:
-        sock = Path(short) / "r.sock"
-        cfg = tmp_path / "config.yml"
-        cfg.write_text(
-            f"version: 0.1\nstorage:\n  filesystem: {{rootdirectory: {tmp_path / 'store'}}}\n"
-            f"http:\n  net: unix\n  addr: {sock}\n"
-            f"auth:\n  htpasswd: {{realm: r, path: {htpasswd}}}\n"
-        )
-        proc = start_serve(["--config", str(cfg)], sock.exists)
-        try:
-            with running_nginx(tmp_path / "nginx", sock, server.cert, server.key) as proxy:
-                r = httpx.get(
-                    f"https://{proxy.host}/v2/",
-                    auth=("alice", "wrong"),
-                    headers={"X-Forwarded-For": "203.0.113.9"},
-                    verify=str(ca.cert),
-                )
-                assert r.status_code == 401
-            direct = httpx.HTTPTransport(uds=str(sock))
-            with httpx.Client(transport=direct, base_url="http://registry") as c:
-                assert c.get("/v2/", auth=("bob", "wrong")).status_code == 401
-        finally:
-            out = stop_serve(proc)
+    auth = f"auth:\n  htpasswd: {{realm: r, path: {htpasswd}}}\n"
+    with serving_on_unix(tmp_path, auth) as (sock, output):
+        with running_nginx(tmp_path / "nginx", sock, server.cert, server.key) as proxy:
+            r = httpx.get(
+                f"https://{proxy.host}/v2/",
+                auth=("alice", "wrong"),
+                headers={"X-Forwarded-For": "203.0.113.9"},
+                verify=str(ca.cert),
+            )
+            assert r.status_code == 401
+        direct = httpx.HTTPTransport(uds=str(sock))
+        with httpx.Client(transport=direct, base_url="http://registry") as c:
+            assert c.get("/v2/", auth=("bob", "wrong")).status_code == 401
+    (out,) = output
     assert "failed login for user 'alice' from 127.0.0.1" in out, out
     assert "203.0.113.9" not in out
     assert "failed login for user 'bob' from unknown" in out, out
