@@ -65,18 +65,9 @@ class HandStore:
         """An OCI image manifest in `repo` as `tag` whose one layer is the blob `layer` of
         `size` bytes, stored already (of any kind: a large object, an alias), and a
         config of its own; returns the manifest's digest."""
-        config = self.blob(repo, b'{"architecture":"amd64","os":"linux"}')
-        doc = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": str(config),
-                "size": 37,
-            },
-            "layers": [{"mediaType": LAYER, "digest": str(layer), "size": size}],
-        }
-        return self.manifest(repo, tag, json.dumps(doc).encode())
+        config_bytes = b'{"architecture":"amd64","os":"linux"}'
+        config = self.blob(repo, config_bytes)
+        return self._image_manifest(repo, tag, config, len(config_bytes), [(layer, size)])
 
     def image(self, repo: str, tag: str, layers: int = 1, size: int = 1000) -> HandImage:
         """An OCI image of random layers, pushed into `repo` as `tag`."""
@@ -84,14 +75,28 @@ class HandStore:
         config_bytes = json.dumps({"architecture": "amd64", "os": "linux", "id": unique})
         config = self.blob(repo, config_bytes.encode())
         blobs = [self.blob(repo, os.urandom(size)) for _ in range(layers)]
+        layered = [(d, size) for d in blobs]
+        manifest = self._image_manifest(repo, tag, config, len(config_bytes), layered)
+        return HandImage(manifest, config, blobs)
+
+    def _image_manifest(
+        self,
+        repo: str,
+        tag: str,
+        config: Digest,
+        config_size: int,
+        layers: list[tuple[Digest, int]],
+    ) -> Digest:
+        """An OCI image manifest of `config` and `layers` ((digest, size) each), stored
+        in `repo` as `tag`."""
         doc = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {
                 "mediaType": "application/vnd.oci.image.config.v1+json",
                 "digest": str(config),
-                "size": len(config_bytes),
+                "size": config_size,
             },
-            "layers": [{"mediaType": LAYER, "digest": str(d), "size": size} for d in blobs],
+            "layers": [{"mediaType": LAYER, "digest": str(d), "size": n} for d, n in layers],
         }
-        return HandImage(self.manifest(repo, tag, json.dumps(doc).encode()), config, blobs)
+        return self.manifest(repo, tag, json.dumps(doc).encode())

@@ -6,12 +6,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
 from regtool.storage.retry import RetryingDriver
+from regtool.storage.sftp import driver as sftp_driver
+from regtool.storage.sftp import walk as sftp_walk
 
 #: Small segments so that "an object over two segments" stays cheap on Swift.
 TEST_SEGMENT_SIZE = 64 * 1024
@@ -52,3 +55,18 @@ def assert_empty(d: Driver) -> None:
     for path in leftover:
         d.delete(path)
     assert leftover == [], f"test leaked files: {leftover[:10]}"
+
+
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[sftp_walk.TreeWalk]:
+    """Every TreeWalk the SFTP driver makes, to read its counts: a walk that goes on
+    where it was (after a lost connection) makes one, a walk started again another."""
+    made: list[sftp_walk.TreeWalk] = []
+
+    class Recorded(sftp_walk.TreeWalk):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(sftp_driver, "TreeWalk", Recorded)
+    return made

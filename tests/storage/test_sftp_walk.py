@@ -20,7 +20,6 @@ from regtool.errors import PathNotFound, StorageError
 from regtool.storage.base import TEMP_MARK, Entry
 from regtool.storage.local import LocalDriver
 from regtool.storage.sftp import SftpDriver
-from regtool.storage.sftp import driver as sftp_driver
 from regtool.storage.sftp import walk as sftp_walk
 from regtool.storage.sftp.capabilities import Capabilities
 from regtool.storage.sftp.protocol import CMD_OPENDIR, CMD_READDIR, Pipeline
@@ -52,20 +51,6 @@ def store(sshd_service: SshdService) -> Iterator[Store]:
     finally:
         s.driver.close()
         shutil.rmtree(s.disk, ignore_errors=True)
-
-
-@pytest.fixture
-def walks(monkeypatch: pytest.MonkeyPatch) -> list[sftp_walk.TreeWalk]:
-    """Every TreeWalk the driver makes, to read its counts."""
-    made: list[sftp_walk.TreeWalk] = []
-
-    class Recorded(sftp_walk.TreeWalk):
-        def __init__(self, *args: Any, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(sftp_driver, "TreeWalk", Recorded)
-    return made
 
 
 def _files(entries: Iterator[Entry]) -> dict[str, tuple[int | None, bool]]:

@@ -19,7 +19,6 @@ from regtool.errors import TransientError
 from regtool.storage.base import Driver
 from regtool.storage.local import LocalDriver
 from regtool.storage.retry import Backoff, RetryingDriver
-from regtool.storage.sftp import driver as sftp_driver
 from regtool.storage.sftp import walk as sftp_walk
 from tests.services.sshd import SshdService
 from tests.services.tcp_faults import TcpFaultProxy, assert_said_lost
@@ -47,21 +46,6 @@ def disk(sshd_service: SshdService) -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def walks(monkeypatch: pytest.MonkeyPatch) -> list[sftp_walk.TreeWalk]:
-    """Every TreeWalk the driver makes: a walk that goes on where it was makes one, a
-    walk started again from the top another."""
-    made: list[sftp_walk.TreeWalk] = []
-
-    class Recorded(sftp_walk.TreeWalk):
-        def __init__(self, *args: Any, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(sftp_driver, "TreeWalk", Recorded)
-    return made
 
 
 class Sleeps:
